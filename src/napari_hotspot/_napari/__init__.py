@@ -1,0 +1,1 @@
+"""The thin napari/Qt layer: reader, writer, sample data, widgets."""

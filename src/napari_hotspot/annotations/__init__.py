@@ -1,0 +1,1 @@
+"""The Qt-free annotation data model, project storage, imports and exports."""

@@ -1,0 +1,1 @@
+"""Batch pre-annotation on Dask."""

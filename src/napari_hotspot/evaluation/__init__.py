@@ -1,0 +1,1 @@
+"""Evaluation: DAVIS J/F, hotspot and saliency metrics, interactive protocols."""

@@ -1,0 +1,1 @@
+"""Networks (encoder, EG-Net, Gaze2Mask-Net, WCS tracker) and their weights."""

@@ -1,0 +1,1 @@
+"""Training code; never imported at run time."""

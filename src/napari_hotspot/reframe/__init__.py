@@ -1,0 +1,1 @@
+"""Reframing: crop-path optimisation and rendering."""

@@ -1,0 +1,1 @@
+"""Video sources: lazy frame access for files and frame folders."""
