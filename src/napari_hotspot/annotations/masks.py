@@ -1,0 +1,85 @@
+"""Compressed storage of one binary mask: cropped to its bounding box, bit-packed, then zlib'd."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from napari_hotspot.errors import AnnotationError
+
+# Fast zlib level: the bit-packed crop is already small, higher levels buy little and cost time.
+_ZLIB_LEVEL = 1
+
+
+@dataclass(frozen=True, eq=False)
+class CompressedMask:
+    """An immutable (H, W) boolean mask kept as zlib(packbits(crop to bounding box)).
+
+    ``bbox`` is ``(y0, x0, y1, x1)`` half-open in pixels, or ``None`` for an all-False mask.
+    """
+
+    shape: tuple[int, int]
+    bbox: tuple[int, int, int, int] | None
+    data: bytes = field(repr=False)
+    area: int = 0
+
+    @classmethod
+    def from_array(cls, mask: np.ndarray) -> CompressedMask:
+        """Compress a 2-D array; any non-zero value counts as foreground."""
+        array = np.asarray(mask)
+        if array.ndim != 2:
+            raise AnnotationError(f"mask must be 2-D (H, W), got shape {array.shape}")
+        if array.dtype == object or not (
+            array.dtype == bool or np.issubdtype(array.dtype, np.number)
+        ):
+            raise AnnotationError(f"mask must be boolean or numeric, got dtype {array.dtype}")
+        binary = array if array.dtype == bool else array != 0
+        shape = (int(binary.shape[0]), int(binary.shape[1]))
+        rows = np.flatnonzero(binary.any(axis=1))
+        if rows.size == 0:
+            return cls(shape=shape, bbox=None, data=b"", area=0)
+        cols = np.flatnonzero(binary.any(axis=0))
+        y0, y1 = int(rows[0]), int(rows[-1]) + 1
+        x0, x1 = int(cols[0]), int(cols[-1]) + 1
+        crop = binary[y0:y1, x0:x1]
+        data = zlib.compress(np.packbits(crop, axis=None).tobytes(), _ZLIB_LEVEL)
+        return cls(shape=shape, bbox=(y0, x0, y1, x1), data=data, area=int(crop.sum()))
+
+    def crop(self) -> np.ndarray:
+        """The boolean crop inside ``bbox`` (empty (0, 0) array for an empty mask)."""
+        if self.bbox is None:
+            return np.zeros((0, 0), dtype=bool)
+        y0, x0, y1, x1 = self.bbox
+        count = (y1 - y0) * (x1 - x0)
+        bits = np.unpackbits(np.frombuffer(zlib.decompress(self.data), dtype=np.uint8), count=count)
+        return bits.reshape(y1 - y0, x1 - x0).view(bool)
+
+    def to_array(self) -> np.ndarray:
+        """A fresh (H, W) boolean array."""
+        out = np.zeros(self.shape, dtype=bool)
+        if self.bbox is not None:
+            y0, x0, y1, x1 = self.bbox
+            out[y0:y1, x0:x1] = self.crop()
+        return out
+
+    def paint(self, target: np.ndarray, value: int) -> None:
+        """Write ``value`` into ``target`` wherever this mask is set (only touches the bbox)."""
+        if self.bbox is None:
+            return
+        y0, x0, y1, x1 = self.bbox
+        target[y0:y1, x0:x1][self.crop()] = value
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the compressed payload plus a fixed small overhead for the header."""
+        return len(self.data) + 64
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CompressedMask):
+            return NotImplemented
+        return self.shape == other.shape and self.bbox == other.bbox and self.data == other.data
+
+    def __hash__(self) -> int:
+        return hash((self.shape, self.bbox, self.data))

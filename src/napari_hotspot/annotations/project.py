@@ -1,0 +1,552 @@
+"""Project folders on disk: atomic save, load, and a Qt-free autosaver.
+
+A project folder holds ``project.json`` (format version, video path, frame size, objects, one
+record per (object, frame) entry, annotator hotspot records, an ``extra`` dict other modules own)
+and ``masks/object_XXXXX.npz`` with each object's compressed masks. Saving writes a complete
+temporary sibling folder, fsyncs it, then swaps it into place, so a crash or a full disk mid-save
+leaves the previous project intact. Files other modules put in the folder (e.g. adapted model
+weights listed in ``extra``) are carried over to the new folder on every save.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import shutil
+import time
+import uuid
+import zipfile
+import zlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_hotspot.annotations.masks import CompressedMask
+from napari_hotspot.annotations.model import AnnotationStore, Hotspot
+from napari_hotspot.errors import AnnotationError, ProjectIOError
+
+PROJECT_FILE = "project.json"
+MASK_DIR = "masks"
+FORMAT_NAME = "napari-hotspot-project"
+FORMAT_VERSION = 1
+_SAVING_TAG = ".saving-"
+_OLD_TAG = ".old-"
+
+
+def mask_file_name(obj_id: int) -> str:
+    """Relative path of an object's mask archive inside a project folder."""
+    return f"{MASK_DIR}/object_{obj_id:05d}.npz"
+
+
+def is_project_dir(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a folder holding a napari-hotspot ``project.json``."""
+    project_file = Path(path) / PROJECT_FILE
+    try:
+        with open(project_file, encoding="utf-8") as handle:
+            head = handle.read(256)
+    except OSError:
+        return False
+    return f'"format": "{FORMAT_NAME}"' in head
+
+
+# ---------------------------------------------------------------------------- encoding
+def _hotspot_record(hotspot: Hotspot | None) -> dict | None:
+    if hotspot is None:
+        return None
+    return {"x": hotspot.x, "y": hotspot.y, "visible": hotspot.visible}
+
+
+def _video_record(video_source: Any, project_dir: Path) -> dict | None:
+    if video_source is None:
+        return None
+    source = getattr(video_source, "path", video_source)  # a video-source object or a path
+    try:
+        absolute = Path(os.fspath(source)).expanduser().absolute()
+    except TypeError:
+        raise ProjectIOError(
+            f"video_source must be a path or an object with a .path, got {video_source!r}"
+        ) from None
+    try:
+        relative = os.path.relpath(absolute, project_dir.absolute())
+    except ValueError:  # different drive on Windows
+        relative = None
+    return {"path": str(absolute), "relative": relative}
+
+
+def _encode_masks(entries: Mapping[int, Any]) -> bytes | None:
+    """One object's masks as .npz bytes (frames, bboxes, areas, offsets, concatenated payloads)."""
+    frames, bboxes, areas, chunks = [], [], [], []
+    for frame, entry in entries.items():
+        packed: CompressedMask | None = entry.packed_mask
+        if packed is None:
+            continue
+        frames.append(frame)
+        bboxes.append(packed.bbox if packed.bbox is not None else (-1, -1, -1, -1))
+        areas.append(packed.area)
+        chunks.append(packed.data)
+    if not frames:
+        return None
+    offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(c) for c in chunks])
+    buffer = io.BytesIO()
+    # The payloads are already zlib-compressed; a second compression would only cost time.
+    np.savez(
+        buffer,
+        frames=np.asarray(frames, dtype=np.int64),
+        bboxes=np.asarray(bboxes, dtype=np.int64).reshape(-1, 4),
+        areas=np.asarray(areas, dtype=np.int64),
+        offsets=offsets,
+        data=np.frombuffer(b"".join(chunks), dtype=np.uint8),
+    )
+    return buffer.getvalue()
+
+
+def _build_payload(
+    store: AnnotationStore, path: Path, video_source: Any, extra: Mapping | None
+) -> tuple[bytes, dict[str, bytes]]:
+    """Serialise the store to (project.json bytes, {relative mask path: npz bytes}); no I/O."""
+    from napari_hotspot import __version__
+
+    mask_files: dict[str, bytes] = {}
+    mask_index: dict[str, str] = {}
+    frame_records = []
+    for info in store.objects:
+        entries = store.entries(info.id)
+        encoded = _encode_masks(entries)
+        if encoded is not None:
+            name = mask_file_name(info.id)
+            mask_files[name] = encoded
+            mask_index[str(info.id)] = name
+        for frame, entry in entries.items():
+            frame_records.append(
+                {
+                    "object_id": info.id,
+                    "frame": frame,
+                    "has_mask": entry.has_mask,
+                    "hotspot": _hotspot_record(entry.hotspot),
+                    "confidence": entry.confidence,
+                    "provenance": entry.provenance.value,
+                    "annotator": entry.annotator,
+                    "timestamp": entry.timestamp,
+                }
+            )
+    annotator_records = []
+    for annotator in store.annotators():
+        for (obj_id, frame), record in store.annotator_hotspots(annotator).items():
+            annotator_records.append(
+                {
+                    "annotator": annotator,
+                    "object_id": obj_id,
+                    "frame": frame,
+                    "hotspot": _hotspot_record(record.hotspot),
+                    "provenance": record.provenance.value,
+                    "seconds_spent": record.seconds_spent,
+                    "timestamp": record.timestamp,
+                }
+            )
+    document = {
+        "format": FORMAT_NAME,  # first key: is_project_dir only reads the head of the file
+        "version": FORMAT_VERSION,
+        "app_version": __version__,
+        "saved_at": time.time(),
+        "video": _video_record(video_source, path),
+        "num_frames": store.num_frames,
+        "height": store.height,
+        "width": store.width,
+        "objects": [
+            {"id": o.id, "name": o.name, "color": list(o.color)} for o in store.objects
+        ],
+        "mask_files": mask_index,
+        "frames": frame_records,
+        "annotator_hotspots": annotator_records,
+        "extra": dict(extra) if extra is not None else {},
+    }
+    try:
+        text = json.dumps(document, indent=1, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ProjectIOError(
+            f"cannot save project {path}: 'extra' must be JSON-serialisable ({err})"
+        ) from None
+    return text.encode("utf-8"), mask_files
+
+
+# ---------------------------------------------------------------------------- low-level I/O
+def _write_file(path: Path, data: bytes) -> None:
+    """Write bytes and fsync them (every project file goes through here)."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some platforms/filesystems cannot open directories; best effort
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _describe_os_error(err: OSError) -> str:
+    if err.errno == errno.ENOSPC:
+        return "disk full (no space left on device)"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "not writable (permission denied or read-only file system)"
+    if err.errno in (errno.ENOTDIR, errno.EEXIST):
+        return "a parent of this path is a file, not a folder"
+    return err.strerror or str(err)
+
+
+def _siblings(path: Path, tag: str) -> list[Path]:
+    try:
+        return sorted(path.parent.glob(f".{path.name}{tag}*"))
+    except OSError:
+        return []
+
+
+def _recover_interrupted_swap(path: Path) -> None:
+    """If a save died between moving the old folder away and moving the new one in, undo that."""
+    if path.exists():
+        return
+    for old in _siblings(path, _OLD_TAG):
+        if is_project_dir(old):
+            os.rename(old, path)
+            return
+
+
+def _copy_preserved(old_dir: Path, new_dir: Path, written: set[str]) -> None:
+    """Carry files other modules keep in the project folder over to the new folder."""
+    for source in old_dir.rglob("*"):
+        relative = source.relative_to(old_dir).as_posix()
+        if relative == PROJECT_FILE or relative.startswith(MASK_DIR + "/") or relative == MASK_DIR:
+            continue
+        if relative in written:
+            continue
+        target = new_dir / relative
+        if source.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)  # cheap; the old folder is deleted after the swap anyway
+        except OSError:
+            shutil.copy2(source, target)
+
+
+def save_project(
+    store: AnnotationStore,
+    path: str | os.PathLike,
+    video_source: Any = None,
+    extra: Mapping[str, Any] | None = None,
+    extra_files: Mapping[str, bytes | str | os.PathLike] | None = None,
+) -> Path:
+    """Save ``store`` as a project folder at ``path`` atomically; returns the folder path.
+
+    ``video_source``: the video path (or an object with ``.path``), stored absolute and relative.
+    ``extra``: JSON-serialisable dict for other modules (e.g. adapted model state file names).
+    ``extra_files``: ``{relative name: bytes or source file path}`` written into the project in
+    the same atomic step. Files already in the project folder that this save does not write are
+    kept. On any failure the in-memory store and the old project on disk are untouched.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ProjectIOError(f"cannot save project to {path}: it is a file, not a folder")
+    if path.is_dir() and any(path.iterdir()) and not is_project_dir(path):
+        raise ProjectIOError(
+            f"refusing to save a project into {path}: the folder is not empty and holds no "
+            f"{PROJECT_FILE}; choose an empty or new folder"
+        )
+    project_bytes, mask_files = _build_payload(store, path, video_source, extra)
+    extra_items = dict(extra_files or {})
+    for name in extra_items:
+        relative = Path(name)
+        if relative.is_absolute() or ".." in relative.parts or relative.as_posix() in (
+            PROJECT_FILE,
+        ) or relative.parts[0] == MASK_DIR:
+            raise ProjectIOError(
+                f"extra file name {name!r} must be a relative path inside the project, "
+                f"not {PROJECT_FILE} or under {MASK_DIR}/"
+            )
+
+    temp = path.parent / f".{path.name}{_SAVING_TAG}{uuid.uuid4().hex[:8]}"
+    current = path.parent  # the file or folder being written, for the error message
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _recover_interrupted_swap(path)
+        for stale in _siblings(path, _SAVING_TAG):  # leftovers of a crashed earlier save
+            shutil.rmtree(stale, ignore_errors=True)
+        current = temp
+        temp.mkdir()
+        (temp / MASK_DIR).mkdir()
+        for name, data in mask_files.items():
+            current = temp / name
+            _write_file(current, data)
+        for name, content in extra_items.items():
+            current = temp / name
+            current.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, (bytes, bytearray, memoryview)):
+                _write_file(current, bytes(content))
+            else:
+                _write_file(current, Path(content).read_bytes())
+        if path.is_dir():
+            _copy_preserved(path, temp, {Path(n).as_posix() for n in extra_items})
+        current = temp / PROJECT_FILE
+        _write_file(current, project_bytes)  # last: a folder with project.json is complete
+        _fsync_dir(temp / MASK_DIR)
+        _fsync_dir(temp)
+        current = path
+        _swap_into_place(temp, path)
+    except OSError as err:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise ProjectIOError(
+            f"cannot save project {path}: writing {current} failed: {_describe_os_error(err)}"
+        ) from err
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return path
+
+
+def _swap_into_place(temp: Path, path: Path) -> None:
+    if not path.exists():
+        os.rename(temp, path)
+        _fsync_dir(path.parent)
+        return
+    old = path.parent / f".{path.name}{_OLD_TAG}{uuid.uuid4().hex[:8]}"
+    os.rename(path, old)
+    try:
+        os.rename(temp, path)
+    except BaseException:
+        os.rename(old, path)
+        raise
+    _fsync_dir(path.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- loading
+def _decode_masks(
+    data: bytes | Path, obj_id: int, shape: tuple[int, int], source: Path
+) -> dict[int, CompressedMask]:
+    try:
+        with np.load(data, allow_pickle=False) as archive:
+            frames = archive["frames"]
+            bboxes = archive["bboxes"]
+            areas = archive["areas"]
+            offsets = archive["offsets"]
+            payload = archive["data"].tobytes()
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise ProjectIOError(f"mask file {source} is unreadable or corrupt: {err}") from None
+    if not (len(frames) == len(bboxes) == len(areas) == len(offsets) - 1):
+        raise ProjectIOError(f"mask file {source} is corrupt: array lengths disagree")
+    masks = {}
+    for i, frame in enumerate(frames.tolist()):
+        bbox = tuple(int(v) for v in bboxes[i])
+        chunk = payload[int(offsets[i]) : int(offsets[i + 1])]
+        packed = CompressedMask(
+            shape=shape, bbox=None if bbox[0] < 0 else bbox, data=chunk, area=int(areas[i])
+        )
+        if packed.bbox is not None:
+            y0, x0, y1, x1 = packed.bbox
+            if not (0 <= y0 < y1 <= shape[0] and 0 <= x0 < x1 <= shape[1]):
+                raise ProjectIOError(
+                    f"mask file {source} is corrupt: frame {frame} box {packed.bbox} lies outside "
+                    f"the {shape[0]}x{shape[1]} frame"
+                )
+            try:  # decompressing is cheap (~10 us) and catches a damaged payload at load time
+                expected = ((y1 - y0) * (x1 - x0) + 7) // 8
+                if len(zlib.decompress(chunk)) != expected:
+                    raise zlib.error("wrong payload length")
+            except zlib.error as err:
+                raise ProjectIOError(
+                    f"mask file {source} is corrupt: object {obj_id} frame {frame}: {err}"
+                ) from None
+        masks[frame] = packed
+    return masks
+
+
+def _hotspot_from(record: dict | None) -> Hotspot | None:
+    if record is None:
+        return None
+    return Hotspot(record["x"], record["y"], record.get("visible", True))
+
+
+def _resolve_video(record: dict | None, project_dir: Path) -> str | None:
+    if not record:
+        return None
+    relative = record.get("relative")
+    if relative:
+        candidate = (project_dir / relative).resolve()
+        if candidate.exists():
+            return str(candidate)
+    return record.get("path")
+
+
+def load_project(path: str | os.PathLike) -> tuple[AnnotationStore, dict[str, Any]]:
+    """Load a project folder; returns ``(store, meta)`` with an empty undo history.
+
+    ``meta`` keys: ``path``, ``version``, ``app_version``, ``saved_at``, ``video_path`` (resolved,
+    relative location preferred when it exists; None if the project has no video), ``extra``.
+    """
+    path = Path(path)
+    try:
+        _recover_interrupted_swap(path)
+    except OSError:
+        pass
+    project_file = path / PROJECT_FILE
+    if not path.is_dir():
+        raise ProjectIOError(f"no project folder at {path}")
+    try:
+        text = project_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProjectIOError(f"{path} is not a napari-hotspot project: {project_file} is missing") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ProjectIOError(f"cannot read {project_file}: {err}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ProjectIOError(
+            f"{project_file} is corrupt (invalid JSON at line {err.lineno}, column {err.colno}: {err.msg})"
+        ) from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise ProjectIOError(f"{project_file} is not a napari-hotspot project file")
+    version = document.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ProjectIOError(
+            f"{project_file} has format version {version!r}; this napari-hotspot reads up to "
+            f"version {FORMAT_VERSION} (update napari-hotspot)"
+        )
+    try:
+        store = _build_store(document, path, project_file)
+    except ProjectIOError:
+        raise
+    except (KeyError, TypeError, ValueError, AnnotationError) as err:
+        detail = f"missing field {err}" if isinstance(err, KeyError) else str(err)
+        raise ProjectIOError(f"{project_file} is corrupt: {detail}") from None
+    meta = {
+        "path": str(path),
+        "version": version,
+        "app_version": document.get("app_version"),
+        "saved_at": document.get("saved_at"),
+        "video_path": _resolve_video(document.get("video"), path),
+        "extra": document.get("extra") or {},
+    }
+    return store, meta
+
+
+def _build_store(document: dict, path: Path, project_file: Path) -> AnnotationStore:
+    store = AnnotationStore(document["num_frames"], document["height"], document["width"])
+    shape = (store.height, store.width)
+    with store.batch("load project"):
+        for obj in document["objects"]:
+            store.add_object(name=obj["name"], color=tuple(obj["color"]), obj_id=obj["id"])
+        masks: dict[int, dict[int, CompressedMask]] = {}
+        for key, name in document.get("mask_files", {}).items():
+            obj_id = int(key)
+            mask_path = path / name
+            if not mask_path.is_file():
+                raise ProjectIOError(f"{project_file} lists mask file {mask_path}, which is missing")
+            masks[obj_id] = _decode_masks(mask_path, obj_id, shape, mask_path)
+        for record in document["frames"]:
+            obj_id, frame = record["object_id"], record["frame"]
+            packed = None
+            if record["has_mask"]:
+                packed = masks.get(obj_id, {}).pop(frame, None)
+                if packed is None:
+                    raise ProjectIOError(
+                        f"{project_file}: object {obj_id} frame {frame} has a mask but its mask "
+                        f"file holds none for that frame"
+                    )
+            store.set_frame(
+                obj_id,
+                frame,
+                mask=packed,
+                hotspot=_hotspot_from(record["hotspot"]),
+                confidence=record["confidence"],
+                provenance=record["provenance"],
+                annotator=record["annotator"],
+                timestamp=record["timestamp"],
+            )
+        for record in document.get("annotator_hotspots", []):
+            store.set_annotator_hotspot(
+                record["annotator"],
+                record["object_id"],
+                record["frame"],
+                _hotspot_from(record["hotspot"]),
+                provenance=record["provenance"],
+                seconds_spent=record["seconds_spent"],
+                timestamp=record["timestamp"],
+            )
+    store.clear_history()
+    store.revision = 0
+    return store
+
+
+# ---------------------------------------------------------------------------- autosave
+class Autosaver:
+    """Save a store to a project folder when it changed and ``interval_s`` has passed (no Qt).
+
+    Call ``maybe_save()`` from any timer; ``save_now()`` saves unconditionally. ``extra`` may be a
+    dict or a zero-argument callable returning one (called at each save).
+    """
+
+    def __init__(
+        self,
+        store: AnnotationStore,
+        path: str | os.PathLike,
+        interval_s: float = 120.0,
+        *,
+        video_source: Any = None,
+        extra: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if interval_s < 0:
+            raise ValueError(f"interval_s must be >= 0, got {interval_s}")
+        self.store = store
+        self.path = Path(path)
+        self.interval_s = float(interval_s)
+        self.video_source = video_source
+        self.extra = extra
+        self._clock = clock
+        self._saved_revision = store.revision
+        self._last_attempt = clock()
+        self.last_saved_at: float | None = None  # clock time of the last successful save
+        self.last_error: ProjectIOError | None = None
+
+    @property
+    def dirty(self) -> bool:
+        """True when the store changed since the last successful save (or since creation)."""
+        return self.store.revision != self._saved_revision
+
+    def maybe_save(self, now: float | None = None) -> bool:
+        """Save if dirty and the interval has elapsed; returns True when it saved.
+
+        A failed save raises ProjectIOError, stays dirty, and is retried after another interval.
+        """
+        now = self._clock() if now is None else now
+        if not self.dirty or now - self._last_attempt < self.interval_s:
+            return False
+        self._last_attempt = now
+        self.save_now()
+        return True
+
+    def save_now(self) -> Path:
+        revision = self.store.revision
+        extra = self.extra() if callable(self.extra) else self.extra
+        try:
+            saved = save_project(self.store, self.path, video_source=self.video_source, extra=extra)
+        except ProjectIOError as err:
+            self.last_error = err
+            raise
+        self._saved_revision = revision
+        self.last_saved_at = self._clock()
+        self.last_error = None
+        return saved

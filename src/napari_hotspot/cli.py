@@ -1,0 +1,109 @@
+"""Command-line interface: argument parsing only; every sub-command calls the package's modules."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _xy(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y (two numbers), got {text!r}") from None
+    return x, y
+
+
+def _box(text: str) -> tuple[float, float, float, float]:
+    try:
+        x0, y0, x1, y1 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X0,Y0,X1,Y1 (four numbers), got {text!r}") from None
+    return x0, y0, x1, y1
+
+
+def _add_prompt_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--frame", type=int, default=0, help="frame of the prompt (0-based, default 0)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--mask", type=Path, help="PNG mask of the object on --frame (non-zero = object)")
+    g.add_argument("--click", type=_xy, action="append", help="positive click X,Y (repeatable)")
+    g.add_argument("--box", type=_box, help="box X0,Y0,X1,Y1")
+    g.add_argument("--auto", action="store_true", help="EG-Net picks the target automatically")
+    p.add_argument("--negative", type=_xy, action="append", default=[], help="negative click X,Y (with --click)")
+
+
+def _prompt_from_args(args, frame_size):
+    from .pipeline import Prompt, read_mask_png
+
+    if args.mask is not None:
+        return Prompt("mask", args.frame, mask=read_mask_png(args.mask, frame_size))
+    if args.click:
+        return Prompt("click", args.frame, points=list(args.click), negative=list(args.negative))
+    if args.box is not None:
+        return Prompt("box", args.frame, box=args.box)
+    return Prompt("auto", args.frame)
+
+
+def cmd_track(args) -> int:
+    from .errors import PromptError
+    from .models.weights import ModelBundle
+    from .pipeline import terminal_progress, track_video
+    from .session import HotspotSession
+    from .video import open_source
+
+    if args.negative and not args.click:
+        raise PromptError("--negative needs at least one --click")
+    source = open_source(args.source)
+    session = HotspotSession(source, ModelBundle.load(args.weights))
+    prompt = _prompt_from_args(args, session.frame_size)
+    progress, close = terminal_progress("track")
+    try:
+        run = track_video(session, [prompt], args.out, progress)
+    finally:
+        close()
+    print(f"tracked {run.frames} frames in {run.seconds:.1f}s ({run.fps:.1f} fps); wrote {args.out}/masks and "
+          f"{args.out}/hotspots.csv")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .models.training.train import main as train_main
+
+    train_main(args.rest)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="napari-hotspot", description="Video object segmentation with joint hotspot tracking")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("track", help="track one object through a video from a prompt")
+    p.add_argument("source", type=Path, help="video file or folder of frames")
+    p.add_argument("--out", type=Path, required=True, help="output folder (masks/, hotspots.csv)")
+    _add_prompt_args(p)
+    p.add_argument("--weights", type=Path, default=None, help="model weights (default: the shipped ones)")
+    p.set_defaults(func=cmd_track)
+
+    p = sub.add_parser("train", help="train the heads (see python -m napari_hotspot.train --help)", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_train)
+    return ap
+
+
+def main(argv=None) -> int:
+    from .errors import HotspotError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HotspotError as exc:
+        print(f"napari-hotspot {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"napari-hotspot {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

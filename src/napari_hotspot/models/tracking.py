@@ -1,0 +1,140 @@
+"""One tracking step of the WCS tracker, shared by the inference session and training validation.
+
+Everything here works at the working resolution (h, w); the session maps to and from frame pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .backbone import FrameFeatures
+from .heads import WCSTracker, matching_keys, weighted_correlation
+
+HOTSPOT_SIGMA_CELLS = 1.5  # template hotspot weight: Gaussian of 1.5 stride-8 cells
+
+
+def deepest_point(mask: np.ndarray) -> tuple[float, float] | None:
+    """(x, y) of the interior point farthest from the mask boundary (None for an empty mask)."""
+    if not mask.any():
+        return None
+    dist = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return float(x), float(y)
+
+
+def hotspot_weights(xy: tuple[float, float] | None, grid: tuple[int, int], stride: int = 8) -> torch.Tensor:
+    """Gaussian weights (h8*w8,) around a working-pixel hotspot on the stride-8 grid."""
+    h8, w8 = grid
+    if xy is None:
+        return torch.zeros(h8 * w8)
+    cx, cy = (xy[0] + 0.5) / stride - 0.5, (xy[1] + 0.5) / stride - 0.5
+    ys = torch.arange(h8, dtype=torch.float32)[:, None]
+    xs = torch.arange(w8, dtype=torch.float32)[None, :]
+    g = torch.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * HOTSPOT_SIGMA_CELLS**2))
+    return g.flatten()
+
+
+def mask_to_grid(mask_prob: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(h, w) mask probability -> (1, 1, h8, w8) by area averaging."""
+    m = mask_prob.float()[None, None]
+    return F.adaptive_avg_pool2d(m, grid)
+
+
+@dataclass
+class Reference:
+    """A template for the weighted correlation: keys, mask and hotspot weights on the stride-8 grid."""
+
+    keys: torch.Tensor  # (1, D, M)
+    mask: torch.Tensor  # (1, M)
+    hotspot: torch.Tensor  # (1, M)
+    mask_map: torch.Tensor  # (1, 1, h8, w8)
+
+
+def make_reference(feats: FrameFeatures, mask_prob: torch.Tensor, hotspot_xy) -> Reference:
+    keys = matching_keys(feats)
+    grid = tuple(keys.shape[-2:])
+    m8 = mask_to_grid(mask_prob, grid)
+    return Reference(keys.flatten(2), m8.flatten(1), hotspot_weights(hotspot_xy, grid)[None], m8)
+
+
+def stack_references(refs: list[Reference]) -> Reference:
+    return Reference(*(torch.cat([getattr(r, k) for r in refs], 0) for k in ("keys", "mask", "hotspot", "mask_map")))
+
+
+def correlation_input(search_keys: torch.Tensor, anchor: Reference, prev: Reference) -> torch.Tensor:
+    c_anchor = weighted_correlation(search_keys, anchor.keys, anchor.mask, anchor.hotspot)
+    c_prev = weighted_correlation(search_keys, prev.keys, prev.mask, prev.hotspot)
+    return torch.cat([c_anchor, c_prev], 1)
+
+
+@dataclass
+class StepResult:
+    mask_prob: torch.Tensor  # (h, w) at working resolution
+    hotspot_xy: tuple[float, float] | None  # working pixels
+    confidence: float
+    reference: Reference  # this frame as the next step's "previous" template
+    heat: torch.Tensor  # (h8, w8) hotspot heat map (softmax)
+
+
+def hotspot_from_heat(heat_logits: torch.Tensor, mask_prob: torch.Tensor, stride: int = 8):
+    """Peak of the hotspot heat map, constrained to the object: returns (heat, (x, y) working px)."""
+    h8, w8 = heat_logits.shape[-2:]
+    heat = torch.softmax(heat_logits.flatten(), 0).reshape(h8, w8)
+    inside = mask_to_grid(mask_prob, (h8, w8))[0, 0]
+    if float(inside.max()) < 0.5:
+        return heat, None
+    score = heat * (inside >= 0.5 * float(inside.max())).float()
+    idx = int(torch.argmax(score))
+    y, x = divmod(idx, w8)
+    # Sub-cell refinement: heat-weighted centroid of the 3x3 neighbourhood.
+    y0, y1, x0, x1 = max(0, y - 1), min(h8, y + 2), max(0, x - 1), min(w8, x + 2)
+    win = score[y0:y1, x0:x1]
+    yy, xx = torch.meshgrid(torch.arange(y0, y1), torch.arange(x0, x1), indexing="ij")
+    s = float(win.sum())
+    cy = float((win * yy).sum()) / s if s > 0 else y
+    cx = float((win * xx).sum()) / s if s > 0 else x
+    xy = ((cx + 0.5) * stride - 0.5, (cy + 0.5) * stride - 0.5)
+    # The point must lie on the object at full resolution too; else snap to the nearest object pixel.
+    mp = mask_prob > 0.5
+    xi, yi = int(round(min(max(xy[0], 0), mp.shape[1] - 1))), int(round(min(max(xy[1], 0), mp.shape[0] - 1)))
+    if not bool(mp[yi, xi]):
+        ys, xs = torch.nonzero(mp, as_tuple=True)
+        if len(ys):
+            k = int(torch.argmin((xs - xy[0]) ** 2 + (ys - xy[1]) ** 2))
+            xy = (float(xs[k]), float(ys[k]))
+    return heat, xy
+
+
+def confidence_score(mask_prob: torch.Tensor, corr: torch.Tensor) -> float:
+    """Per-frame confidence in [0, 1]: certainty of the mask times its agreement with the anchor's
+    attention-propagated mask (low when the tracker and pure matching disagree, or the mask is unsure)."""
+    fg = mask_prob > 0.5
+    if not bool(fg.any()):
+        return 0.0
+    certainty = float((2 * mask_prob[fg] - 1).mean())
+    prop = F.interpolate(corr[:, :1], size=mask_prob.shape, mode="bilinear", align_corners=False)[0, 0] > 0.5
+    inter = float((prop & fg).sum())
+    union = float((prop | fg).sum())
+    agreement = inter / union if union else 0.0
+    return float(np.clip(certainty * (0.5 + 0.5 * agreement), 0.0, 1.0))
+
+
+@torch.no_grad()
+def track_step(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, prev: Reference,
+               size: tuple[int, int]) -> StepResult:
+    feats = feats.to(torch.float32)
+    keys = matching_keys(feats)
+    corr = correlation_input(keys, anchor, prev)
+    m4, _m8, hot = tracker(feats, corr, prev.mask_map)
+    mask_prob = torch.sigmoid(F.interpolate(m4, size=size, mode="bilinear", align_corners=False))[0, 0]
+    heat, xy = hotspot_from_heat(hot[0, 0], mask_prob)
+    conf = confidence_score(mask_prob, corr)
+    ref = Reference(keys.flatten(2), mask_to_grid(mask_prob, tuple(keys.shape[-2:])).flatten(1),
+                    hotspot_weights(xy, tuple(keys.shape[-2:]))[None],
+                    mask_to_grid(mask_prob, tuple(keys.shape[-2:])))
+    return StepResult(mask_prob, xy, conf, ref, heat)

@@ -1,0 +1,261 @@
+"""Train EG-Net, Gaze2Mask-Net and the WCS tracker on cached encoder features (CPU or GPU).
+
+    python -m napari_hotspot.train --davis-root ../shared/data/davis2016-dev --head all \
+        --val-sequences breakdance cows kite-surf parkour --out runs/lso
+
+`--val-sequences` are held out of training and scored (leave-sequences-out); with none, every
+sequence trains (the shipped weights). `--fixations-root` retrains EG-Net on real eye-tracking data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..heads import EGNet, Gaze2MaskNet, WCSTracker, matching_keys
+from ..tracking import correlation_input, deepest_point, make_reference, stack_references, track_step
+from . import samplers
+from .data import EncodedSequence, build_cache, list_sequences
+
+
+def train_tracker(model, seqs, steps, batch_size, lr, rng, device, log, log_every=50):
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    model.train().to(device)
+    t0 = time.perf_counter()
+    for step in range(steps):
+        feats, refs_a, refs_p, target, hot_xy, hot_valid = samplers.tracker_batch(seqs, rng, batch_size)
+        with torch.no_grad():
+            ref_p = stack_references(refs_p)
+            # Crop the search side first: matching against whole templates is unchanged.
+            ys, xs, crop = samplers.search_window(target, rng)
+            feats_c = samplers.crop_features(feats, ys, xs)
+            keys = matching_keys(feats_c)
+            corr = correlation_input(keys, stack_references(refs_a), ref_p)
+            prev_map = ref_p.mask_map[..., ys, xs]
+            target, hot_xy, hot_valid = samplers.crop_targets(target, hot_xy, hot_valid, ys, xs)
+            feats = feats_c
+        feats = feats_to(feats, device)
+        m4, m8, hot = model(feats, corr.to(device), prev_map.to(device))
+        target = target.to(device)
+        loss = samplers.seg_loss(m4, target) + 0.4 * samplers.seg_loss(m8, F.adaptive_avg_pool2d(target, m8.shape[-2:]))
+        if hot_valid.any():
+            tgt = samplers.hotspot_target_grid(hot_xy[hot_valid], hot.shape[-2:]).to(device)
+            logp = torch.log_softmax(hot[hot_valid.to(device)].flatten(1), 1)
+            loss = loss + 0.5 * -(tgt * logp).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % log_every == 0 or step == steps - 1:
+            log(f"tracker step {step}/{steps} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
+    return model.eval()
+
+
+def train_gaze2mask(model, seqs, steps, batch_size, lr, rng, device, log, log_every=50):
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    model.train().to(device)
+    t0 = time.perf_counter()
+    for step in range(steps):
+        feats, guid, target = samplers.gaze2mask_batch(seqs, rng, batch_size)
+        out, aux = model(feats_to(feats, device), guid.to(device))
+        target = target.to(device)
+        loss = samplers.seg_loss(out, target) + 0.4 * samplers.seg_loss(aux, F.adaptive_avg_pool2d(target, aux.shape[-2:]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % log_every == 0 or step == steps - 1:
+            log(f"gaze2mask step {step}/{steps} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
+    return model.eval()
+
+
+def train_egnet(model, seqs, steps, batch_size, lr, rng, device, log, batch_fn=None, log_every=50):
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    model.train().to(device)
+    t0 = time.perf_counter()
+    batch_fn = batch_fn or samplers.egnet_batch
+    for step in range(steps):
+        feats, target = batch_fn(seqs, rng, batch_size)
+        logits = model(feats_to(feats, device))
+        logp = torch.log_softmax(logits.flatten(1), 1)
+        tgt = target.to(device).flatten(1)
+        loss = (tgt * (torch.log(tgt.clamp_min(1e-12)) - logp)).sum(1).mean()  # KL(target || pred)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % log_every == 0 or step == steps - 1:
+            log(f"egnet step {step}/{steps} KL {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
+    return model.eval()
+
+
+def feats_to(feats, device):
+    from ..backbone import FrameFeatures
+
+    return FrameFeatures(*(feats[k].to(device, torch.float32) for k in ("s4", "s8", "s16", "s32")))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    u = np.logical_or(a, b).sum()
+    return 1.0 if u == 0 else float(np.logical_and(a, b).sum() / u)
+
+
+@torch.no_grad()
+def validate_tracker(model, seq: EncodedSequence) -> dict:
+    """Track a held-out sequence from its frame-0 mask (view 0); J at working resolution, first and
+    last frame excluded as in DAVIS."""
+    model.eval().cpu()
+    m0 = torch.from_numpy(seq.masks[0, 0].astype(np.float32))
+    f0 = seq.feats[0][0].to(torch.float32)
+    anchor = make_reference(f0, m0, deepest_point(seq.masks[0, 0]))
+    prev = anchor
+    js, inside = [], []
+    for t in range(1, seq.num_frames):
+        r = track_step(model, seq.feats[t][0], anchor, prev, seq.size)
+        pred = (r.mask_prob > 0.5).numpy()
+        gt = seq.masks[t, 0]
+        js.append(_iou(pred, gt))
+        if r.hotspot_xy is not None and gt.any():
+            x, y = int(round(r.hotspot_xy[0])), int(round(r.hotspot_xy[1]))
+            inside.append(bool(gt[min(y, gt.shape[0] - 1), min(x, gt.shape[1] - 1)]))
+        prev = r.reference
+    return {"J": float(np.mean(js[:-1])) if len(js) > 1 else float(np.mean(js)),
+            "hotspot_inside": float(np.mean(inside)) if inside else 0.0}
+
+
+@torch.no_grad()
+def validate_gaze2mask(model, seq: EncodedSequence, every: int = 5) -> float:
+    """J of one click at the deepest interior point, on every `every`-th frame."""
+    from ..guidance import make_guidance
+
+    js = []
+    for t in range(0, seq.num_frames, every):
+        gt = seq.masks[t, 0]
+        dp = deepest_point(gt)
+        if dp is None:
+            continue
+        g = torch.from_numpy(make_guidance(seq.size, positive_xy=[dp]))[None]
+        out, _ = model(seq.feats[t][0].to(torch.float32), g)
+        pred = F.interpolate(out, size=seq.size, mode="bilinear", align_corners=False)[0, 0] > 0
+        js.append(_iou(pred.numpy(), gt))
+    return float(np.mean(js))
+
+
+@torch.no_grad()
+def validate_egnet(model, seq: EncodedSequence, every: int = 5) -> float:
+    """Share of frames whose gaze-map peak falls inside the object."""
+    hits = []
+    for t in range(0, seq.num_frames, every):
+        logits = model(seq.feats[t][0].to(torch.float32))[0, 0]
+        y, x = divmod(int(torch.argmax(logits)), logits.shape[1])
+        gt = seq.masks[t, 0]
+        hits.append(bool(gt[min(int((y + 0.5) * 8), gt.shape[0] - 1), min(int((x + 0.5) * 8), gt.shape[1] - 1)]))
+    return float(np.mean(hits))
+
+
+def save_weights(path: Path, heads: dict, meta: dict):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {name: {k: v.half() for k, v in m.state_dict().items()} for name, m in heads.items()}
+    tmp = path.with_suffix(".tmp")
+    torch.save({"heads": state, "meta": meta}, tmp)
+    tmp.replace(path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="napari-hotspot train", description=__doc__.split("\n")[0])
+    ap.add_argument("--davis-root", required=True, type=Path)
+    ap.add_argument("--head", choices=["all", "tracker", "gaze2mask", "egnet"], default="all")
+    ap.add_argument("--sequences", nargs="*", default=None, help="training+validation sequences (default: all)")
+    ap.add_argument("--val-sequences", nargs="*", default=[], help="held out of training and scored")
+    ap.add_argument("--steps-tracker", type=int, default=1500)
+    ap.add_argument("--steps-gaze2mask", type=int, default=800)
+    ap.add_argument("--steps-egnet", type=int, default=400)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--views", type=int, default=2, help="augmented views cached per frame")
+    ap.add_argument("--cache", type=Path, default=Path("runs/cache"))
+    ap.add_argument("--init", type=Path, default=None, help="start from these weights")
+    ap.add_argument("--fixations-root", type=Path, default=None,
+                    help="real eye-tracking data for EG-Net: images/*.jpg + maps/<stem>.png fixation maps")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, required=True, help="folder for weights.pt and report.json")
+    args = ap.parse_args(argv)
+
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    log_path = args.out / "train.log"
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def log(msg):
+        print(msg, flush=True)
+        with open(log_path, "a") as fh:
+            fh.write(msg + "\n")
+
+    all_seqs = args.sequences or list_sequences(args.davis_root)
+    train_names = [s for s in all_seqs if s not in set(args.val_sequences)]
+    t_start = time.perf_counter()
+    cached = build_cache(args.davis_root, args.cache, all_seqs, n_views=args.views, log=log)
+    by_name = {s.name: s for s in cached}
+    train_seqs = [by_name[n] for n in train_names]
+    val_seqs = [by_name[n] for n in args.val_sequences]
+    log(f"train on {train_names}; validate on {args.val_sequences}; device {args.device}")
+
+    heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(), "tracker": WCSTracker()}
+    if args.init:
+        from ..weights import load_heads_into
+
+        load_heads_into(heads, args.init)
+    todo = ["egnet", "gaze2mask", "tracker"] if args.head == "all" else [args.head]
+    report = {"command": " ".join(sys.argv), "train_sequences": train_names,
+              "val_sequences": list(args.val_sequences), "device": args.device,
+              "machine": f"{platform.machine()} {platform.processor()} threads={torch.get_num_threads()}",
+              "validation": {}}
+    for name in todo:
+        t0 = time.perf_counter()
+        if name == "tracker":
+            train_tracker(heads[name], train_seqs, args.steps_tracker, args.batch_size, args.lr, rng, args.device, log)
+        elif name == "gaze2mask":
+            train_gaze2mask(heads[name], train_seqs, args.steps_gaze2mask, args.batch_size, args.lr, rng, args.device, log)
+        else:
+            batch_fn = None
+            if args.fixations_root:
+                from .fixations import fixation_batch_fn
+
+                batch_fn = fixation_batch_fn(args.fixations_root, args.cache, log)
+            train_egnet(heads[name], train_seqs, args.steps_egnet, args.batch_size, args.lr, rng, args.device, log, batch_fn)
+        heads[name].cpu()
+        report[f"{name}_train_seconds"] = round(time.perf_counter() - t0, 1)
+    for seq in val_seqs:
+        v = {}
+        if "tracker" in todo:
+            v.update({f"tracker_{k}": round(x, 4) for k, x in validate_tracker(heads["tracker"], seq).items()})
+        if "gaze2mask" in todo:
+            v["click_J"] = round(validate_gaze2mask(heads["gaze2mask"], seq), 4)
+        if "egnet" in todo:
+            v["egnet_peak_inside"] = round(validate_egnet(heads["egnet"], seq), 4)
+        report["validation"][seq.name] = v
+        log(f"val {seq.name}: {v}")
+    if val_seqs:
+        keys = report["validation"][val_seqs[0].name].keys()
+        report["validation_mean"] = {k: round(float(np.mean([report["validation"][s.name][k] for s in val_seqs])), 4) for k in keys}
+        log(f"val mean: {report['validation_mean']}")
+    report["total_seconds"] = round(time.perf_counter() - t_start, 1)
+    save_weights(args.out / "weights.pt", heads, report)
+    (args.out / "report.json").write_text(json.dumps(report, indent=2))
+    log(f"wrote {args.out / 'weights.pt'}")
+
+
+if __name__ == "__main__":
+    main()

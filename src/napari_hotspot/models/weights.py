@@ -1,0 +1,46 @@
+"""The shipped weights: where they live, how they load into the heads, and their metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .backbone import Encoder
+from .heads import EGNet, Gaze2MaskNet, WCSTracker
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "wcs_lite0.pt"
+
+
+def load_heads_into(heads: dict, path: Path) -> dict:
+    """Load the state of each head in `heads` (name -> module) from a weights file; returns its meta."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model weights not found: {path}")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    for name, module in heads.items():
+        if name in blob["heads"]:
+            module.load_state_dict({k: v.float() for k, v in blob["heads"][name].items()})
+    return blob.get("meta", {})
+
+
+@dataclass
+class ModelBundle:
+    """The encoder and the three heads, ready for inference (eval mode, float32, CPU)."""
+
+    encoder: Encoder
+    egnet: EGNet
+    gaze2mask: Gaze2MaskNet
+    tracker: WCSTracker
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> "ModelBundle":
+        path = Path(path) if path else DEFAULT_WEIGHTS
+        heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(), "tracker": WCSTracker()}
+        meta = load_heads_into(heads, path)
+        for m in heads.values():
+            m.eval().requires_grad_(False)
+        return cls(Encoder(), heads["egnet"], heads["gaze2mask"], heads["tracker"], meta)

@@ -1,0 +1,165 @@
+"""Whole-video tracking runs: prompt -> propagate both ways -> masks and hotspots, streamed to disk.
+
+The one place that `napari-hotspot track`, the evaluator and the batch runner share.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .errors import ProjectIOError, PromptError
+from .session import HotspotSession
+
+HOTSPOT_COLUMNS = ["frame", "object_id", "x", "y", "visible", "confidence", "source"]
+
+
+@dataclass
+class Prompt:
+    """A prompt for one object on one frame, in original-frame pixels."""
+
+    kind: str  # mask | click | box | auto | gaze
+    frame: int = 0
+    object_id: int = 1
+    mask: np.ndarray | None = None
+    points: list[tuple[float, float]] = field(default_factory=list)
+    negative: list[tuple[float, float]] = field(default_factory=list)
+    box: tuple[float, float, float, float] | None = None
+    gaze: list[tuple[float, float]] = field(default_factory=list)
+
+    def apply(self, session: HotspotSession):
+        if self.kind == "mask":
+            return session.add_prompt(self.frame, self.object_id, mask=self.mask)
+        if self.kind == "click":
+            pts = list(self.points) + list(self.negative)
+            labels = [1] * len(self.points) + [0] * len(self.negative)
+            return session.add_prompt(self.frame, self.object_id, points=pts, labels=labels)
+        if self.kind == "box":
+            return session.add_prompt(self.frame, self.object_id, box=self.box)
+        if self.kind == "gaze":
+            return session.add_prompt(self.frame, self.object_id, gaze=self.gaze)
+        if self.kind == "auto":
+            return session.auto_prompt(self.frame, self.object_id)
+        raise PromptError(f"unknown prompt kind {self.kind!r}")
+
+
+def read_mask_png(path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
+    """A prompt mask from a PNG: any non-zero pixel is the object."""
+    path = Path(path)
+    if not path.is_file():
+        raise PromptError(f"mask file not found: {path}")
+    m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if m is None:
+        raise PromptError(f"cannot read mask image {path}: not a valid PNG")
+    if m.ndim == 3:
+        m = m.max(axis=2)
+    if frame_size is not None and m.shape != tuple(frame_size):
+        raise PromptError(f"mask {path} has size {m.shape[1]}x{m.shape[0]} but the frames are "
+                          f"{frame_size[1]}x{frame_size[0]}")
+    return m > 0
+
+
+def _check_writable(out_dir: Path) -> None:
+    try:
+        (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ProjectIOError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from exc
+
+
+@dataclass
+class TrackRun:
+    frames: int
+    seconds: float
+    fps: float
+    timings: dict
+
+
+def track_video(
+    session: HotspotSession,
+    prompts: list[Prompt],
+    out_dir: Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> TrackRun:
+    """Apply the prompts, propagate forward and backward over the whole video, and write
+    `out_dir/masks/<stem>.png` (uint8 object ids) and `out_dir/hotspots.csv`."""
+    out_dir = Path(out_dir)
+    _check_writable(out_dir)
+    t0 = time.perf_counter()
+    names = list(session.source.frame_names)
+    H, W = session.frame_size
+    per_frame: dict[int, dict[int, tuple]] = {}
+    for p in prompts:
+        r = p.apply(session)
+        per_frame.setdefault(r.frame, {})[r.object_id] = (r.mask, r.hotspot, r.confidence, r.source)
+    total = session.num_frames
+    done = set(per_frame)
+
+    def flush(t):
+        label = np.zeros((H, W), np.uint8)
+        for oid in sorted(per_frame.get(t, {})):
+            label[per_frame[t][oid][0]] = oid
+        _write_png(out_dir / "masks" / f"{names[t]}.png", label)
+
+    rows = []
+    for t in sorted(per_frame):
+        flush(t)
+    for r in session.propagate(direction="both"):
+        entry = per_frame.setdefault(r.frame, {})
+        entry[r.object_id] = (r.mask, r.hotspot, r.confidence, "propagated")
+        if len(entry) == len({p.object_id for p in prompts}):
+            flush(r.frame)
+            done.add(r.frame)
+            if progress:
+                progress(len(done), total)
+    for t in range(total):  # frames no object reached (cannot happen with "both", kept for safety)
+        if t not in per_frame:
+            flush(t)
+    for t in sorted(per_frame):
+        for oid, (_m, hot, conf, src) in sorted(per_frame[t].items()):
+            vis = hot is not None
+            rows.append([t, oid, f"{hot[0]:.2f}" if vis else "", f"{hot[1]:.2f}" if vis else "",
+                         int(vis), f"{conf:.4f}", src])
+    tmp = out_dir / "hotspots.csv.tmp"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(HOTSPOT_COLUMNS)
+        w.writerows(rows)
+    os.replace(tmp, out_dir / "hotspots.csv")
+    secs = time.perf_counter() - t0
+    return TrackRun(total, secs, total / secs if secs > 0 else 0.0, dict(session.timings))
+
+
+def _write_png(path: Path, label: np.ndarray) -> None:
+    try:
+        ok = cv2.imwrite(str(path), label)
+    except cv2.error as exc:
+        raise ProjectIOError(f"cannot write {path}: {exc}") from exc
+    if not ok:
+        raise ProjectIOError(f"cannot write {path} (disk full or folder not writable?)")
+
+
+def terminal_progress(desc: str):
+    """A tqdm progress callback on a terminal, a no-op otherwise."""
+    if not sys.stderr.isatty():
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit="frame")
+
+    def update(done, total):
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return update, bar.close

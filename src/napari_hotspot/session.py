@@ -1,0 +1,375 @@
+"""The inference session: prompts on any frame, propagation as a generator, corrections that re-anchor.
+
+Shaped like SAM2's video predictor. Coordinates in and out are pixels of the original frames
+(x = column, y = row); the networks run at a working resolution (long side 512 by default).
+One encoder pass per frame serves every head and every object; features are kept in a small LRU
+cache so a new click on an encoded frame re-runs only the Gaze2Mask decoder.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import PromptError
+from .models.backbone import FrameFeatures, frame_to_tensor, working_size
+from .models.guidance import make_guidance
+from .models.tracking import Reference, deepest_point, make_reference, track_step
+from .models.weights import ModelBundle
+
+SOURCES = ("click", "box", "mask", "gaze", "auto", "correction")
+
+
+@dataclass
+class PromptResult:
+    """The mask and hotspot a prompt produced on its frame (original-frame pixels)."""
+
+    frame: int
+    object_id: int
+    mask: np.ndarray  # (H, W) bool
+    hotspot: tuple[float, float] | None
+    confidence: float
+    source: str
+
+
+@dataclass
+class TrackResult:
+    """One propagated frame of one object."""
+
+    frame: int
+    object_id: int
+    mask: np.ndarray  # (H, W) bool
+    hotspot: tuple[float, float] | None
+    confidence: float
+
+
+@dataclass
+class _Anchor:
+    mask_work: torch.Tensor  # (h, w) float in [0, 1]
+    hotspot_work: tuple[float, float] | None
+    source: str
+
+
+@dataclass
+class _ObjectState:
+    anchors: dict[int, _Anchor] = field(default_factory=dict)
+
+
+class _ArrayFrames:
+    """A (T, H, W, 3) uint8 array seen as a frame source."""
+
+    def __init__(self, frames: np.ndarray):
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"expected frames of shape (T, H, W, 3), got {frames.shape}")
+        self._frames = frames
+        self.num_frames, self.height, self.width = frames.shape[:3]
+        self.frame_names = [f"{i:05d}" for i in range(self.num_frames)]
+
+    def get_frame(self, i: int) -> np.ndarray:
+        return np.asarray(self._frames[i])
+
+
+class HotspotSession:
+    """Prompt objects on any frame and propagate their masks and hotspots through a video."""
+
+    def __init__(self, source, models: ModelBundle | None = None, long_side: int = 512,
+                 feature_cache_frames: int = 48, threads: int | None = None):
+        self.source = _ArrayFrames(source) if isinstance(source, np.ndarray) else source
+        self.models = models or ModelBundle.load()
+        if threads:
+            torch.set_num_threads(threads)
+        self.num_frames = int(self.source.num_frames)
+        self.frame_size = (int(self.source.height), int(self.source.width))
+        self.work_size = working_size(*self.frame_size, long_side=long_side)
+        self._features: OrderedDict[int, FrameFeatures] = OrderedDict()
+        self._cache_frames = feature_cache_frames
+        self._objects: dict[int, _ObjectState] = {}
+        self.timings = {"decode": 0.0, "encoder": 0.0, "heads": 0.0}
+
+    # ---- frames and features -------------------------------------------------------------
+    def _check_frame(self, frame: int) -> int:
+        if not 0 <= int(frame) < self.num_frames:
+            raise PromptError(f"frame {frame} is out of range: the video has frames 0..{self.num_frames - 1}")
+        return int(frame)
+
+    def features(self, frame: int) -> FrameFeatures:
+        """The encoder's features of a frame (computed once, then cached)."""
+        frame = self._check_frame(frame)
+        if frame in self._features:
+            self._features.move_to_end(frame)
+            return self._features[frame]
+        t0 = time.perf_counter()
+        img = self.source.get_frame(frame)
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            feats = self.models.encoder(frame_to_tensor(img, self.work_size))
+        self.timings["decode"] += t1 - t0
+        self.timings["encoder"] += time.perf_counter() - t1
+        self._features[frame] = feats
+        while len(self._features) > self._cache_frames:
+            self._features.popitem(last=False)
+        return feats
+
+    # ---- coordinates ------------------------------------------------------------------------
+    def _to_work(self, x: float, y: float) -> tuple[float, float]:
+        (H, W), (h, w) = self.frame_size, self.work_size
+        return (x + 0.5) * w / W - 0.5, (y + 0.5) * h / H - 0.5
+
+    def _to_frame(self, xy):
+        if xy is None:
+            return None
+        (H, W), (h, w) = self.frame_size, self.work_size
+        return (float((xy[0] + 0.5) * W / w - 0.5), float((xy[1] + 0.5) * H / h - 0.5))
+
+    def _mask_to_frame(self, mask_prob: torch.Tensor) -> np.ndarray:
+        up = F.interpolate(mask_prob[None, None].float(), size=self.frame_size, mode="bilinear", align_corners=False)
+        return (up[0, 0] > 0.5).numpy()
+
+    def _mask_to_work(self, mask: np.ndarray) -> torch.Tensor:
+        m = torch.from_numpy(mask.astype(np.float32))[None, None]
+        return F.interpolate(m, size=self.work_size, mode="area")[0, 0]
+
+    def _check_point(self, x: float, y: float, what: str) -> None:
+        H, W = self.frame_size
+        if not (np.isfinite(x) and np.isfinite(y)) or not (0 <= x <= W - 1 and 0 <= y <= H - 1):
+            raise PromptError(f"{what} ({x:g}, {y:g}) is off the image: x must be in [0, {W - 1}], y in [0, {H - 1}]")
+
+    # ---- prompts -----------------------------------------------------------------------------
+    @property
+    def object_ids(self) -> list[int]:
+        return sorted(self._objects)
+
+    def anchors(self, object_id: int) -> list[int]:
+        """Frames where the object has a prompt or correction (keyframes propagation never overwrites)."""
+        return sorted(self._objects[object_id].anchors) if object_id in self._objects else []
+
+    def gaze_map(self, frame: int) -> np.ndarray:
+        """EG-Net's eye-gaze distribution on a frame, (H, W) float32 summing to 1."""
+        feats = self.features(frame)
+        with torch.no_grad():
+            logits = self.models.egnet(feats)
+        prob = torch.softmax(logits.flatten(), 0).reshape(1, 1, *logits.shape[-2:])
+        up = F.interpolate(prob, size=self.frame_size, mode="bilinear", align_corners=False)[0, 0].clamp_min(0)
+        return (up / up.sum()).numpy().astype(np.float32)
+
+    def _segment(self, frame: int, guidance: np.ndarray) -> torch.Tensor:
+        feats = self.features(frame)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out, _ = self.models.gaze2mask(feats, torch.from_numpy(guidance)[None])
+            prob = torch.sigmoid(F.interpolate(out, size=self.work_size, mode="bilinear", align_corners=False))[0, 0]
+        self.timings["heads"] += time.perf_counter() - t0
+        return prob
+
+    def _egnet_peak_inside(self, frame: int, mask_work: torch.Tensor):
+        feats = self.features(frame)
+        with torch.no_grad():
+            logits = self.models.egnet(feats)
+        heat = F.interpolate(logits, size=self.work_size, mode="bilinear", align_corners=False)[0, 0]
+        inside = mask_work > 0.5
+        if not bool(inside.any()):
+            return None
+        heat = heat.masked_fill(~inside, float("-inf"))
+        y, x = divmod(int(torch.argmax(heat)), self.work_size[1])
+        return float(x), float(y)
+
+    def add_prompt(
+        self,
+        frame: int,
+        object_id: int,
+        points: Sequence[Sequence[float]] | None = None,
+        labels: Sequence[int] | None = None,
+        box: Sequence[float] | None = None,
+        mask: np.ndarray | None = None,
+        gaze: Sequence[Sequence[float]] | None = None,
+        hotspot: Sequence[float] | None = None,
+        source: str | None = None,
+    ) -> PromptResult:
+        """Prompt object `object_id` on `frame`; the frame becomes one of its anchors (keyframes).
+
+        points: (N, 2) clicks (x, y) with labels 1 (positive) / 0 (negative); box: (x0, y0, x1, y1);
+        mask: (H, W) bool, used as is; gaze: (N, 2) fixations (x, y). An explicit `hotspot` (x, y)
+        overrides the hotspot chosen from the prompt.
+        """
+        frame = self._check_frame(frame)
+        object_id = int(object_id)
+        if object_id < 1:
+            raise PromptError(f"object id must be a positive integer, got {object_id}")
+        n_kinds = sum(v is not None for v in (points, box, mask, gaze))
+        if n_kinds == 0:
+            raise PromptError("a prompt needs clicks, a box, a mask or gaze fixations")
+        hot_work = None
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.shape != self.frame_size:
+                raise PromptError(f"mask shape {mask.shape} does not match the frame size {self.frame_size}")
+            mask = mask.astype(bool)
+            if not mask.any():
+                raise PromptError(f"the mask for object {object_id} on frame {frame} is empty")
+            mask_work = self._mask_to_work(mask)
+            if float(mask_work.max()) < 0.5:  # a sliver thinner than a working pixel
+                mask_work = (mask_work > 0).float()
+            kind = source or "mask"
+        else:
+            pos, neg, box_w, gaze_map = [], [], None, None
+            if points is not None:
+                pts = np.asarray(points, float).reshape(-1, 2)
+                lab = np.ones(len(pts), int) if labels is None else np.asarray(labels, int).reshape(-1)
+                if len(lab) != len(pts):
+                    raise PromptError(f"{len(pts)} clicks but {len(lab)} labels")
+                for (x, y), lb in zip(pts, lab):
+                    self._check_point(x, y, "click")
+                    (pos if lb > 0 else neg).append(self._to_work(x, y))
+                if not pos:
+                    raise PromptError("at least one positive click is needed to pick an object")
+                hot_work = pos[0]  # the first positive click marks the salient spot (paper, supp. 1)
+            if box is not None:
+                x0, y0, x1, y1 = (float(v) for v in box)
+                if abs(x1 - x0) < 1 or abs(y1 - y0) < 1:
+                    raise PromptError(f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) has zero area")
+                H, W = self.frame_size
+                x0, x1 = sorted((np.clip(x0, 0, W - 1), np.clip(x1, 0, W - 1)))
+                y0, y1 = sorted((np.clip(y0, 0, H - 1), np.clip(y1, 0, H - 1)))
+                if x1 - x0 < 1 or y1 - y0 < 1:
+                    raise PromptError(f"box {tuple(box)} lies off the image of size {W}x{H}")
+                box_w = (*self._to_work(x0, y0), *self._to_work(x1, y1))
+            if gaze is not None:
+                from .models.guidance import click_sigma, gaussian_points
+
+                g = np.asarray(gaze, float).reshape(-1, 2)
+                H, W = self.frame_size
+                g = g[(g[:, 0] >= 0) & (g[:, 0] <= W - 1) & (g[:, 1] >= 0) & (g[:, 1] <= H - 1)]
+                if len(g) == 0:
+                    raise PromptError("no gaze fixation lies on the image")
+                gw = np.array([self._to_work(x, y) for x, y in g])
+                gaze_map = gaussian_points(gw, self.work_size, 2 * click_sigma(self.work_size))
+                if hot_work is None:
+                    hot_work = tuple(np.unravel_index(np.argmax(gaze_map), gaze_map.shape)[::-1])
+            guidance = make_guidance(self.work_size, pos, neg, box_w, gaze_map)
+            mask_work = self._segment(frame, guidance)
+            if not bool((mask_work > 0.5).any()):
+                raise PromptError(f"the prompt on frame {frame} produced an empty mask: click inside the object")
+            mask_work = (mask_work > 0.5).float()
+            kind = source or ("click" if points is not None else "box" if box is not None else "gaze")
+        if hotspot is not None:
+            self._check_point(hotspot[0], hotspot[1], "hotspot")
+            hot_work = self._to_work(*hotspot)
+        if hot_work is None or not _inside(mask_work, hot_work):
+            hot_work = self._egnet_peak_inside(frame, mask_work) or deepest_point(mask_work.numpy() > 0.5)
+        self._objects.setdefault(object_id, _ObjectState()).anchors[frame] = _Anchor(mask_work, hot_work, kind)
+        return PromptResult(frame, object_id, self._mask_to_frame(mask_work), self._to_frame(hot_work), 1.0, kind)
+
+    def auto_prompt(self, frame: int = 0, object_id: int = 1) -> PromptResult:
+        """Automatic target selection: EG-Net's gaze map guides Gaze2Mask-Net (no user input)."""
+        frame = self._check_frame(frame)
+        feats = self.features(frame)
+        with torch.no_grad():
+            logits = self.models.egnet(feats)
+        prob = torch.softmax(logits.flatten(), 0).reshape(1, 1, *logits.shape[-2:])
+        gm = F.interpolate(prob, size=self.work_size, mode="bilinear", align_corners=False)[0, 0].numpy()
+        mask_work = self._segment(frame, make_guidance(self.work_size, gaze_map=gm))
+        if not bool((mask_work > 0.5).any()):
+            raise PromptError(f"EG-Net found no salient object on frame {frame}; prompt it with a click or box")
+        mask_work = (mask_work > 0.5).float()
+        hot = self._egnet_peak_inside(frame, mask_work) or deepest_point(mask_work.numpy() > 0.5)
+        self._objects.setdefault(int(object_id), _ObjectState()).anchors[frame] = _Anchor(mask_work, hot, "auto")
+        return PromptResult(frame, int(object_id), self._mask_to_frame(mask_work), self._to_frame(hot), 1.0, "auto")
+
+    def remove_anchor(self, object_id: int, frame: int) -> None:
+        self._objects[object_id].anchors.pop(frame, None)
+
+    def reset_object(self, object_id: int) -> None:
+        self._objects.pop(object_id, None)
+
+    def reset(self) -> None:
+        self._objects.clear()
+
+    # ---- propagation -------------------------------------------------------------------------
+    def propagate(
+        self,
+        object_ids: Sequence[int] | None = None,
+        start_frame: int | None = None,
+        end_frame: int | None = None,
+        direction: str = "forward",
+        stop_at_keyframe: bool = False,
+    ) -> Iterator[TrackResult]:
+        """Yield TrackResults frame by frame.
+
+        direction "forward" sweeps from `start_frame` (default: each object's first anchor) to
+        `end_frame` (default: the last frame); "backward" sweeps the other way; "both" runs forward
+        from the first anchor, then backward from it to frame 0. Anchor frames are never overwritten:
+        reaching one re-anchors the sweep (or stops it, with `stop_at_keyframe`).
+        Objects are stepped inside each frame so each frame is encoded once for all of them.
+        """
+        if direction not in ("forward", "backward", "both"):
+            raise ValueError(f"direction must be forward, backward or both, not {direction!r}")
+        ids = [int(i) for i in (object_ids if object_ids is not None else self.object_ids)]
+        for i in ids:
+            if not self._objects.get(i) or not self._objects[i].anchors:
+                raise PromptError(f"object {i} has no prompt yet: click, draw a box or give a mask first")
+        if direction == "both":
+            yield from self._sweep(ids, start_frame, end_frame, +1, stop_at_keyframe)
+            firsts = {i: min(self._objects[i].anchors) for i in ids}
+            yield from self._sweep(ids, start_frame if start_frame is not None else max(firsts.values()),
+                                   0, -1, stop_at_keyframe)
+            return
+        step = +1 if direction == "forward" else -1
+        yield from self._sweep(ids, start_frame, end_frame, step, stop_at_keyframe)
+
+    def _sweep(self, ids, start_frame, end_frame, step, stop_at_keyframe) -> Iterator[TrackResult]:
+        last = self.num_frames - 1
+        if start_frame is None:
+            firsts = [min(self._objects[i].anchors) if step > 0 else max(self._objects[i].anchors) for i in ids]
+            start_frame = min(firsts) if step > 0 else max(firsts)
+        start_frame = self._check_frame(start_frame)
+        end = (last if step > 0 else 0) if end_frame is None else self._check_frame(end_frame)
+        # Per object: (anchor reference, previous reference), set once the sweep meets an anchor.
+        state: dict[int, tuple[Reference, Reference] | None] = {i: None for i in ids}
+        active = set(ids)
+        for t in range(start_frame, end + step, step):
+            if not active:
+                return
+            for i in sorted(active):
+                anchors = self._objects[i].anchors
+                if t in anchors:
+                    if state[i] is not None and stop_at_keyframe:
+                        active.discard(i)
+                        continue
+                    a = anchors[t]
+                    ref = make_reference(self.features(t), a.mask_work, a.hotspot_work)
+                    state[i] = (ref, ref)
+                    continue
+                if state[i] is None:
+                    state[i] = self._state_from_behind(i, t, step)
+                    if state[i] is None:
+                        continue  # no anchor behind t in this direction: nothing to propagate from
+                anchor_ref, prev_ref = state[i]
+                feats = self.features(t)
+                t0 = time.perf_counter()
+                r = track_step(self.models.tracker, feats, anchor_ref, prev_ref, self.work_size)
+                self.timings["heads"] += time.perf_counter() - t0
+                state[i] = (anchor_ref, r.reference)
+                yield TrackResult(t, i, self._mask_to_frame(r.mask_prob), self._to_frame(r.hotspot_xy), r.confidence)
+
+    def _state_from_behind(self, object_id: int, t: int, step: int):
+        """Start a sweep at a non-anchor frame: re-anchor on the nearest anchor behind it (in the
+        sweep direction) and seed the previous template with it."""
+        behind = [a for a in self._objects[object_id].anchors if (a < t if step > 0 else a > t)]
+        if not behind:
+            return None
+        a = max(behind) if step > 0 else min(behind)
+        anc = self._objects[object_id].anchors[a]
+        ref = make_reference(self.features(a), anc.mask_work, anc.hotspot_work)
+        return ref, ref
+
+
+def _inside(mask_work: torch.Tensor, xy) -> bool:
+    x, y = int(round(xy[0])), int(round(xy[1]))
+    h, w = mask_work.shape
+    return 0 <= x < w and 0 <= y < h and bool(mask_work[y, x] > 0.5)
