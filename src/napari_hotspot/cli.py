@@ -74,6 +74,23 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from .evaluation.report import evaluate_predictions, write_results
+
+    from .data_paths import davis_root
+
+    root = args.davis_root or davis_root()
+    if args.predictions is not None:
+        rows = evaluate_predictions(root, args.predictions, args.sequences)
+    else:
+        from .evaluation.tracker_eval import evaluate_tracker
+        from .models.weights import ModelBundle
+
+        rows = evaluate_tracker(root, args.out, args.sequences, args.init, ModelBundle.load(args.weights))
+    print(write_results(rows, args.out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="napari-hotspot", description="Video object segmentation with joint hotspot tracking")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -84,6 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prompt_args(p)
     p.add_argument("--weights", type=Path, default=None, help="model weights (default: the shipped ones)")
     p.set_defaults(func=cmd_track)
+
+    p = sub.add_parser("eval", help="score the tracker (or existing predictions) on DAVIS-layout data")
+    p.add_argument("--davis-root", type=Path, default=None,
+                   help="DAVIS-layout root (default: $NAPARI_HOTSPOT_DATA/davis2016-dev)")
+    p.add_argument("--sequences", nargs="+", default=None, help="sequences to score (default: all)")
+    p.add_argument("--init", choices=["mask", "click", "box", "auto"], default="mask",
+                   help="simulated prompt on frame 0 (mask: ground truth; click: deepest interior point)")
+    p.add_argument("--predictions", type=Path, default=None, help="score these DAVIS-format predictions instead")
+    p.add_argument("--weights", type=Path, default=None)
+    p.add_argument("--out", type=Path, required=True, help="writes results.csv, summary.md (and predictions/)")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("train", help="train the heads (see python -m napari_hotspot.train --help)", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)

@@ -103,33 +103,45 @@ def track_video(
         r = p.apply(session)
         per_frame.setdefault(r.frame, {})[r.object_id] = (r.mask, r.hotspot, r.confidence, r.source)
     total = session.num_frames
-    done = set(per_frame)
+
+    write_seconds = 0.0
 
     def flush(t):
+        nonlocal write_seconds
+        tw = time.perf_counter()
         label = np.zeros((H, W), np.uint8)
         for oid in sorted(per_frame.get(t, {})):
             label[per_frame[t][oid][0]] = oid
         _write_png(out_dir / "masks" / f"{names[t]}.png", label)
+        write_seconds += time.perf_counter() - tw
 
-    rows = []
-    for t in sorted(per_frame):
+    n_objects = len({p.object_id for p in prompts})
+    rows: list[list] = []
+
+    def finish(t):
+        # Write the frame's label PNG, keep only its hotspot rows: memory stays flat with video length.
         flush(t)
-    for r in session.propagate(direction="both"):
-        entry = per_frame.setdefault(r.frame, {})
-        entry[r.object_id] = (r.mask, r.hotspot, r.confidence, "propagated")
-        if len(entry) == len({p.object_id for p in prompts}):
-            flush(r.frame)
-            done.add(r.frame)
-            if progress:
-                progress(len(done), total)
-    for t in range(total):  # frames no object reached (cannot happen with "both", kept for safety)
-        if t not in per_frame:
-            flush(t)
-    for t in sorted(per_frame):
-        for oid, (_m, hot, conf, src) in sorted(per_frame[t].items()):
+        for oid, (_m, hot, conf, src) in sorted(per_frame.pop(t).items()):
             vis = hot is not None
             rows.append([t, oid, f"{hot[0]:.2f}" if vis else "", f"{hot[1]:.2f}" if vis else "",
                          int(vis), f"{conf:.4f}", src])
+        done.add(t)
+        if progress:
+            progress(len(done), total)
+
+    done = set()
+    for t in [t for t in sorted(per_frame) if len(per_frame[t]) == n_objects]:
+        finish(t)
+    for r in session.propagate(direction="both"):
+        entry = per_frame.setdefault(r.frame, {})
+        entry[r.object_id] = (r.mask, r.hotspot, r.confidence, "propagated")
+        if len(entry) == n_objects:
+            finish(r.frame)
+    for t in range(total):  # frames some object never reached: write what there is
+        if t not in done:
+            per_frame.setdefault(t, {})
+            finish(t)
+    rows.sort(key=lambda r: (r[0], r[1]))
     tmp = out_dir / "hotspots.csv.tmp"
     with open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -137,7 +149,7 @@ def track_video(
         w.writerows(rows)
     os.replace(tmp, out_dir / "hotspots.csv")
     secs = time.perf_counter() - t0
-    return TrackRun(total, secs, total / secs if secs > 0 else 0.0, dict(session.timings))
+    return TrackRun(total, secs, total / secs if secs > 0 else 0.0, {**session.timings, "write": write_seconds})
 
 
 def _write_png(path: Path, label: np.ndarray) -> None:

@@ -1,4 +1,5 @@
-"""npe2 reader: opens a video file or a frame folder as a lazy napari Image layer (+ DAVIS ground truth)."""
+"""npe2 reader: opens a video file or a frame folder as a lazy napari Image layer (+ DAVIS ground truth),
+and a napari-hotspot project folder with its layers (see ``project_reader``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from napari_hotspot.annotations.project import is_project_dir
 from napari_hotspot.video import (
     LazyVideoArray,
     find_davis_annotations,
@@ -29,10 +31,13 @@ def _single_path(path) -> Path | None:
 
 
 def get_reader(path) -> Callable[[object], list[LayerData]] | None:
-    """Return ``read_video`` for a video file or a folder holding jpg/png frames, else None."""
+    """Return ``read_video`` for a video file or a folder holding jpg/png frames, ``read_project`` for a
+    napari-hotspot project folder, else None."""
     single = _single_path(path)
     if single is None:
         return None
+    if single.is_dir() and is_project_dir(single):
+        return read_project
     if single.is_dir():
         try:
             has_frames = bool(list_frame_files(single))
@@ -40,6 +45,13 @@ def get_reader(path) -> Callable[[object], list[LayerData]] | None:
             return None
         return read_video if has_frames else None
     return read_video if is_video_path(single) else None
+
+
+def read_project(path) -> list[LayerData]:
+    """Layer data for a project folder: its video plus masks, hotspots, tracks, clicks and boxes."""
+    from napari_hotspot._napari.project_reader import read_project as _read_project
+
+    return _read_project(path)
 
 
 def read_video(path) -> list[LayerData]:

@@ -39,7 +39,8 @@ def _labels_volume(data: Any) -> Any:
 def write_labels(path: str, data: Any, meta: Mapping[str, Any]) -> list[str]:
     """Write a (T, H, W) Labels layer as one DAVIS palette PNG per frame in folder ``path``.
 
-    File names: stems of ``meta["metadata"]["frame_names"]`` when present, else ``00000.png``...
+    File names: stems of ``meta["metadata"]["napari_hotspot"]["frame_names"]`` (or
+    ``meta["metadata"]["frame_names"]``) when present, else ``00000.png``...
     Label values must be integers 0..255. Returns the written file paths.
     """
     volume = _labels_volume(data)
@@ -47,7 +48,9 @@ def write_labels(path: str, data: Any, meta: Mapping[str, Any]) -> list[str]:
     if not (np.issubdtype(dtype, np.integer) or dtype == bool):
         raise ProjectIOError(f"cannot write Labels as DAVIS PNGs: expected integer labels, got dtype {dtype}")
     num_frames = int(volume.shape[0])
-    names = ((meta or {}).get("metadata") or {}).get("frame_names")
+    md = (meta or {}).get("metadata") or {}
+    # The reader stores frame names under metadata["napari_hotspot"]; accept the flat key too.
+    names = md.get("frame_names") or (md.get("napari_hotspot") or {}).get("frame_names")
     stems = frame_stems(names, num_frames)
     folder = Path(path)
     try:

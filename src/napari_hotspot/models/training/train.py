@@ -26,7 +26,7 @@ from . import samplers
 from .data import EncodedSequence, build_cache, list_sequences
 
 
-def train_tracker(model, seqs, steps, batch_size, lr, rng, device, log, log_every=50):
+def train_tracker(model, seqs, steps, batch_size, lr, rng, device, log, log_every=50, checkpoint=None):
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     model.train().to(device)
@@ -55,12 +55,14 @@ def train_tracker(model, seqs, steps, batch_size, lr, rng, device, log, log_ever
         loss.backward()
         opt.step()
         sched.step()
+        if checkpoint and step and step % 250 == 0:
+            checkpoint(step)
         if step % log_every == 0 or step == steps - 1:
             log(f"tracker step {step}/{steps} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
     return model.eval()
 
 
-def train_gaze2mask(model, seqs, steps, batch_size, lr, rng, device, log, log_every=50):
+def train_gaze2mask(model, seqs, steps, batch_size, lr, rng, device, log, log_every=50, checkpoint=None):
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     model.train().to(device)
@@ -74,12 +76,15 @@ def train_gaze2mask(model, seqs, steps, batch_size, lr, rng, device, log, log_ev
         loss.backward()
         opt.step()
         sched.step()
+        if checkpoint and step and step % 250 == 0:
+            checkpoint(step)
         if step % log_every == 0 or step == steps - 1:
             log(f"gaze2mask step {step}/{steps} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
     return model.eval()
 
 
-def train_egnet(model, seqs, steps, batch_size, lr, rng, device, log, batch_fn=None, log_every=50):
+def train_egnet(model, seqs, steps, batch_size, lr, rng, device, log, batch_fn=None, log_every=50,
+                checkpoint=None):
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     model.train().to(device)
@@ -95,6 +100,8 @@ def train_egnet(model, seqs, steps, batch_size, lr, rng, device, log, batch_fn=N
         loss.backward()
         opt.step()
         sched.step()
+        if checkpoint and step and step % 250 == 0:
+            checkpoint(step)
         if step % log_every == 0 or step == steps - 1:
             log(f"egnet step {step}/{steps} KL {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
     return model.eval()
@@ -190,9 +197,12 @@ def main(argv=None):
                     help="real eye-tracking data for EG-Net: images/*.jpg + maps/<stem>.png fixation maps")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--out", type=Path, required=True, help="folder for weights.pt and report.json")
     args = ap.parse_args(argv)
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     log_path = args.out / "train.log"
@@ -222,19 +232,27 @@ def main(argv=None):
               "val_sequences": list(args.val_sequences), "device": args.device,
               "machine": f"{platform.machine()} {platform.processor()} threads={torch.get_num_threads()}",
               "validation": {}}
+    def checkpoint_for(name):
+        def save(step):
+            save_weights(args.out / "checkpoint.pt", heads, {**report, "checkpoint": f"{name} step {step}"})
+        return save
+
     for name in todo:
         t0 = time.perf_counter()
         if name == "tracker":
-            train_tracker(heads[name], train_seqs, args.steps_tracker, args.batch_size, args.lr, rng, args.device, log)
+            train_tracker(heads[name], train_seqs, args.steps_tracker, args.batch_size, args.lr, rng, args.device, log,
+                          checkpoint=checkpoint_for(name))
         elif name == "gaze2mask":
-            train_gaze2mask(heads[name], train_seqs, args.steps_gaze2mask, args.batch_size, args.lr, rng, args.device, log)
+            train_gaze2mask(heads[name], train_seqs, args.steps_gaze2mask, args.batch_size, args.lr, rng, args.device,
+                            log, checkpoint=checkpoint_for(name))
         else:
             batch_fn = None
             if args.fixations_root:
                 from .fixations import fixation_batch_fn
 
                 batch_fn = fixation_batch_fn(args.fixations_root, args.cache, log)
-            train_egnet(heads[name], train_seqs, args.steps_egnet, args.batch_size, args.lr, rng, args.device, log, batch_fn)
+            train_egnet(heads[name], train_seqs, args.steps_egnet, args.batch_size, args.lr, rng, args.device, log,
+                        batch_fn, checkpoint=checkpoint_for(name))
         heads[name].cpu()
         report[f"{name}_train_seconds"] = round(time.perf_counter() - t0, 1)
     for seq in val_seqs:

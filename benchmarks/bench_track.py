@@ -1,0 +1,140 @@
+"""Tracking speed and memory: `napari-hotspot track` end to end at DAVIS 480p, time split into decode /
+encoder / heads / write, click latency on an encoded frame, peak memory against video length, and the
+OpenCV DIS optical-flow peer measured in the same process (ratios are stable on shared machines).
+
+    python benchmarks/bench_track.py [--sequences blackswan dog] [--threads 2] [--memory] --out docs/bench_track.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_hotspot.data_paths import davis_root
+from napari_hotspot.evaluation.baselines import propagate_mask_dis
+from napari_hotspot.evaluation.report import read_label_png
+from napari_hotspot.models.weights import ModelBundle
+from napari_hotspot.pipeline import Prompt, track_video
+from napari_hotspot.session import HotspotSession
+from napari_hotspot.video import open_source
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def encoder_only_ms(models: ModelBundle, size, n=10) -> float:
+    from napari_hotspot.models.backbone import frame_to_tensor
+
+    x = frame_to_tensor(np.zeros((480, 854, 3), np.uint8), size)
+    models.encoder(x)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        models.encoder(x)
+    return 1000 * (time.perf_counter() - t0) / n
+
+
+def bench_sequence(models, root: Path, seq: str, out: Path) -> dict:
+    gt_files = sorted((root / "Annotations" / "480p" / seq).glob("*.png"))
+    gt0 = read_label_png(gt_files[0], ground_truth=True) > 0
+    with open_source(root / "JPEGImages" / "480p" / seq) as src:
+        session = HotspotSession(src, models)
+        run = track_video(session, [Prompt("mask", 0, mask=gt0)], out / seq)
+        # Click latency: the frame is encoded (cached), a click re-runs only the Gaze2Mask decoder.
+        session.features(0)
+        from napari_hotspot.models.tracking import deepest_point
+
+        x, y = deepest_point(gt0)
+        lat = []
+        for k in range(5):
+            t0 = time.perf_counter()
+            session.add_prompt(0, 2, points=[(x + k, y)])
+            lat.append(time.perf_counter() - t0)
+        # Peer: DIS optical-flow propagation over the same frames, same process.
+        t0 = time.perf_counter()
+        n = sum(1 for _ in propagate_mask_dis(src.iter_frames(), gt0))
+        dis_s = time.perf_counter() - t0
+    n_frames = run.frames
+    return {"sequence": seq, "frames": n_frames, "fps": run.fps,
+            **{f"{k}_ms": 1000 * v / n_frames for k, v in run.timings.items()},
+            "click_ms": 1000 * float(np.median(lat)), "dis_fps": n / dis_s}
+
+
+def peak_rss_mib(num_frames: int) -> float:
+    """Track a synthetic video of `num_frames` frames in a fresh process; its peak RSS in MiB."""
+    code = f"""
+import resource, tempfile, numpy as np
+from pathlib import Path
+from napari_hotspot.sample_data import make_sample_video, write_mp4
+from napari_hotspot.session import HotspotSession
+from napari_hotspot.pipeline import Prompt, track_video
+from napari_hotspot.video import open_source
+s = make_sample_video(num_frames=48)
+d = Path(tempfile.mkdtemp())
+reps = -(-{num_frames} // 48)
+frames = np.concatenate([s.frames] * reps)[:{num_frames}]
+p = write_mp4(frames, d / 'v.mp4', fps=24)
+del frames
+with open_source(p) as src:
+    track_video(HotspotSession(src), [Prompt('mask', 0, mask=s.masks[0] == 1)], d / 'out')
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(r.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sequences", nargs="+", default=["blackswan", "car-shadow", "dog"])
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--memory", action="store_true", help="also measure peak RSS for 300 vs 3000 frames")
+    ap.add_argument("--out", type=Path, default=None, help="write the Markdown table here too")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    root = davis_root()
+    models = ModelBundle.load()
+    enc_ms = encoder_only_ms(models, (288, 512))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seq in args.sequences:
+            rows.append(bench_sequence(models, root, seq, Path(tmp)))
+    cols = ["sequence", "frames", "fps", "decode_ms", "encoder_ms", "heads_ms", "write_ms", "click_ms", "dis_fps"]
+    lines = [f"Command: `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  ",
+             f"Data: DAVIS-2016 480p ({', '.join(args.sequences)}), prompt = frame-0 ground-truth mask  ",
+             f"Machine: {machine()}  ",
+             f"Encoder alone (one 288x512 pass, same run): {enc_ms:.1f} ms", "",
+             "| " + " | ".join(cols) + " | ratio fps / DIS fps |", "|" + "---|" * (len(cols) + 1)]
+    for r in rows:
+        lines.append("| " + " | ".join(str(r[c]) if isinstance(r[c], (str, int)) else f"{r[c]:.1f}" for c in cols)
+                     + f" | {r['fps'] / r['dis_fps']:.2f} |")
+    if args.memory:
+        m300, m3000 = peak_rss_mib(300), peak_rss_mib(3000)
+        lines += ["", f"Peak RSS tracking a 240x320 synthetic video: 300 frames {m300:.0f} MiB, "
+                      f"3000 frames {m3000:.0f} MiB (ratio {m3000 / m300:.2f})"]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1621 @@
+"""The coordinator between napari layers and the Qt-free core (HotspotSession + AnnotationStore).
+
+One ``HotspotController`` per viewer owns the layers it makes for the chosen video layer (masks,
+hotspots, hotspot tracks, clicks, boxes, gaze map), turns layer edits into session prompts and
+store changes, runs propagation in thread workers and streams the results back, and refreshes
+the layers from the store after every change (so undo is the store's undo). It holds no
+QWidgets: the dock widget (``widget.py``) is a thin shell over it, and tests drive it directly.
+
+The store is the truth; the session's anchors are derived from the store's keyframes
+(``_sync_anchors``), so undoing a correction also removes its anchor before the next run.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from psygnal import Signal
+
+from napari_hotspot.annotations import AnnotationStore, Autosaver, Provenance, load_project, save_project
+from napari_hotspot.annotations.model import KEEP, FrameAnnotation
+from napari_hotspot.errors import AnnotationError, HotspotError, ProjectIOError, PromptError, VideoError
+
+logger = logging.getLogger(__name__)
+
+META_KEY = "napari_hotspot"
+EXTRA_KEY = "napari_hotspot_widget"
+
+ROLE_VIDEO = "video"
+ROLE_MASKS = "masks"
+ROLE_HOTSPOTS = "hotspots"
+ROLE_TRACKS = "hotspot tracks"
+ROLE_CLICKS = "clicks"
+ROLE_BOXES = "boxes"
+ROLE_GAZE = "gaze map"
+OUTPUT_ROLES = (ROLE_MASKS, ROLE_HOTSPOTS, ROLE_TRACKS, ROLE_CLICKS, ROLE_BOXES, ROLE_GAZE)
+
+POSITIVE_COLOR = (0.1, 0.95, 0.2, 1.0)
+NEGATIVE_COLOR = (1.0, 0.15, 0.15, 1.0)
+#: Layers are refreshed at most this often while a propagation run streams in (seconds).
+REFRESH_SECONDS = 0.15
+DIRECTIONS = ("forward", "backward", "both")
+
+_models_lock = threading.Lock()
+_shared_models = None
+
+
+def shared_models():
+    """The model bundle, loaded once per process (about a second) and shared by every controller."""
+    global _shared_models
+    with _models_lock:
+        if _shared_models is None:
+            from napari_hotspot.models.weights import ModelBundle
+
+            _shared_models = ModelBundle.load()
+        return _shared_models
+
+
+# ---------------------------------------------------------------------------- pure helpers
+@dataclass(frozen=True)
+class PromptGroup:
+    """The prompts of one object on one frame: clicks ``(x, y, label)`` and at most one box."""
+
+    clicks: tuple[tuple[float, float, int], ...] = ()
+    box: tuple[float, float, float, float] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.clicks and self.box is None
+
+    def to_json(self) -> dict:
+        return {"clicks": [list(c) for c in self.clicks], "box": None if self.box is None else list(self.box)}
+
+    @classmethod
+    def from_json(cls, record: dict) -> PromptGroup:
+        clicks = tuple((float(x), float(y), int(label)) for x, y, label in record.get("clicks", []))
+        box = record.get("box")
+        return cls(clicks, None if box is None else tuple(float(v) for v in box))
+
+
+def label_volume(store: AnnotationStore) -> np.ndarray:
+    """The (T, H, W) label volume of the store (uint8, uint16 above 255 objects).
+
+    Memory: T*H*W bytes (e.g. 410 MB for 1000 frames of 854x480); the store itself keeps masks
+    compressed, only this napari view is dense.
+    """
+    dtype = np.uint8 if max(store.object_ids, default=0) <= 255 else np.uint16
+    volume = np.zeros(store.shape, dtype=dtype)
+    for t in range(store.num_frames):
+        volume[t] = store.label_frame(t)
+    return volume
+
+
+def hotspot_table(store: AnnotationStore) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Hotspots as napari Points data ``(N, 3)`` rows ``(t, y, x)`` plus features
+    ``object_id``, ``confidence`` (NaN when unknown), ``source`` (provenance value) and ``keyframe``."""
+    rows, ids, conf, source, key = [], [], [], [], []
+    for oid, frame, entry in store.iter_entries():
+        if entry.hotspot is None or not entry.hotspot.visible:
+            continue
+        rows.append((frame, entry.hotspot.y, entry.hotspot.x))
+        ids.append(oid)
+        conf.append(np.nan if entry.confidence is None else entry.confidence)
+        source.append(entry.provenance.value)
+        key.append(entry.is_keyframe)
+    data = np.asarray(rows, dtype=float).reshape(-1, 3)
+    features = {
+        "object_id": np.asarray(ids, dtype=int),
+        "confidence": np.asarray(conf, dtype=float),
+        "source": np.asarray(source, dtype=object),
+        "keyframe": np.asarray(key, dtype=bool),
+    }
+    return data, features
+
+
+def track_table(store: AnnotationStore) -> np.ndarray:
+    """Hotspot trajectories as napari Tracks data ``(N, 4)`` rows ``(object_id, t, y, x)``."""
+    data, features = hotspot_table(store)
+    if not len(data):
+        return np.zeros((0, 4))
+    table = np.column_stack([features["object_id"].astype(float), data])
+    order = np.lexsort((table[:, 1], table[:, 0]))
+    return table[order]
+
+
+def read_fixations_csv(path: str | os.PathLike) -> dict[int, list[tuple[float, float]]]:
+    """Eye-gaze fixations from a CSV of ``t,x,y`` rows (a header line is optional): ``{frame: [(x, y)]}``."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = [r for r in csv.reader(handle) if r and any(c.strip() for c in r)]
+    except FileNotFoundError:
+        raise PromptError(f"gaze file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise PromptError(f"cannot read gaze file {path}: {err}") from None
+    if rows and rows[0] and rows[0][0].strip().lower() in ("t", "frame", "time"):
+        header = [c.strip().lower() for c in rows[0]]
+        rows = rows[1:]
+        try:
+            cols = [header.index(n) for n in (header[0], "x", "y")]
+        except ValueError:
+            raise PromptError(f"gaze file {path}: header must name columns t,x,y, got {rows and header}") from None
+    else:
+        cols = [0, 1, 2]
+    fixations: dict[int, list[tuple[float, float]]] = {}
+    for line, row in enumerate(rows, start=2 if cols != [0, 1, 2] else 1):
+        try:
+            t, x, y = (float(row[c]) for c in cols)
+        except (IndexError, ValueError):
+            raise PromptError(f"gaze file {path}, line {line}: expected numbers t,x,y, got {row}") from None
+        if not (np.isfinite(t) and np.isfinite(x) and np.isfinite(y)) or t < 0 or not float(t).is_integer():
+            raise PromptError(f"gaze file {path}, line {line}: t must be a frame number >= 0, got {row}")
+        fixations.setdefault(int(t), []).append((x, y))
+    if not fixations:
+        raise PromptError(f"gaze file {path} holds no fixations")
+    return fixations
+
+
+class _LayerFrames:
+    """Frames of an image layer's array as the session's frame source (RGB uint8)."""
+
+    def __init__(self, data: Any, rgb: bool, name: str):
+        shape = tuple(data.shape)
+        core = shape[:-1] if rgb else shape
+        if len(core) == 2:
+            core, self._single = (1, *core), True
+        else:
+            self._single = False
+        if len(core) != 3:
+            raise VideoError(f"layer {name!r} has shape {shape}; expected a video (T, H, W) or (T, H, W, 3)")
+        self._data, self._rgb, self.name = data, rgb, name
+        self.num_frames, self.height, self.width = (int(v) for v in core)
+        self.frame_names = [f"{i:05d}" for i in range(self.num_frames)]
+
+    def get_frame(self, i: int) -> np.ndarray:
+        frame = np.asarray(self._data if self._single else self._data[i])
+        if not self._rgb:
+            frame = np.repeat(frame[..., None], 3, axis=-1)
+        frame = frame[..., :3]
+        if frame.dtype != np.uint8:
+            f = frame.astype(np.float32)
+            lo, hi = float(np.nanmin(f)), float(np.nanmax(f))
+            frame = np.clip((f - lo) * (255.0 / max(hi - lo, 1e-6)), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(frame)
+
+
+def frame_source_for(layer) -> Any:
+    """What the session reads frames from: the reader's FrameSource, the array itself, or an adapter."""
+    from napari_hotspot.video import LazyVideoArray
+
+    data = layer.data
+    if getattr(layer, "multiscale", False):
+        raise VideoError(f"layer {layer.name!r} is multiscale; open the video itself with napari-hotspot")
+    if isinstance(data, LazyVideoArray):
+        return data.source
+    if isinstance(data, np.ndarray) and data.ndim == 4 and data.shape[-1] == 3 and data.dtype == np.uint8:
+        return data
+    return _LayerFrames(data, bool(layer.rgb), layer.name)
+
+
+def _meta(layer) -> dict:
+    md = getattr(layer, "metadata", None) or {}
+    value = md.get(META_KEY)
+    return value if isinstance(value, dict) else {}
+
+
+def _rgba(color: Sequence[int], alpha: float = 1.0) -> tuple[float, float, float, float]:
+    return (color[0] / 255.0, color[1] / 255.0, color[2] / 255.0, alpha)
+
+
+# ---------------------------------------------------------------------------- the controller
+class HotspotController:
+    """Owns one video's session, annotation store and output layers in a napari viewer."""
+
+    objects_changed = Signal()  # object list (ids, names, colours) changed
+    selection_changed = Signal(int)  # selected object id (0 = none)
+    annotations_changed = Signal()  # masks / hotspots / confidences changed (QA plot redraws)
+    run_state_changed = Signal(bool)  # a propagation run started (True) or ended (False)
+    run_progress = Signal(int)  # frames done in the current run
+    video_changed = Signal()  # a (new) video layer is in use, or none
+    click_label_changed = Signal(int)  # 1 = next click positive, 0 = negative
+    status = Signal(str)  # one-line status for the dock
+    ready_changed = Signal(bool)  # models loaded and session made
+
+    def __init__(
+        self,
+        viewer,
+        *,
+        models=None,
+        long_side: int | None = None,
+        autosave_dir: str | os.PathLike | None = None,
+        autosave_interval_s: float = 180.0,
+    ) -> None:
+        self.viewer = viewer
+        self.models = models
+        self.long_side = long_side
+        self.autosave_dir = Path(autosave_dir) if autosave_dir is not None else None
+        self.autosave_interval_s = autosave_interval_s
+        self.lock = threading.Lock()
+        self.video_layer = None
+        self.session = None
+        self.store: AnnotationStore | None = None
+        self.frame_names: list[str] | None = None
+        self.project_path: Path | None = None
+        self.autosaver: Autosaver | None = None
+        self.selected_id = 0
+        self.click_label = 1
+        # tracking settings the widget edits
+        self.track_direction = "forward"
+        self.track_scope = "selected"  # or "all"
+        self.track_range: tuple[int, int] | None = None
+        self.low_confidence_threshold = 0.5
+        self.show_gaze_map = False
+        #: Called with no arguments to ask the user for a project folder (the widget sets a dialog).
+        self.ask_project_path: Callable[[], str | None] | None = None
+        self.last_error: Exception | None = None
+        self._layers: dict[str, Any] = {}
+        self._updating = 0
+        self._muted = False
+        self._dragging = False
+        self._applied: dict[tuple[int, int], PromptGroup] = {}
+        self._anchor_entries: dict[tuple[int, int], FrameAnnotation] = {}
+        self._worker = None
+        self._run_batch = None
+        self._run_frames = 0
+        self._run_cancelled = False
+        self._run_error: Exception | None = None
+        self._last_refresh = 0.0
+        self._encode_worker = None
+        self._pending_encode: int | None = None
+        self._gaze_worker = None
+        self._model_worker = None
+        self._j_cache: dict[tuple[int, int], tuple[FrameAnnotation, float]] = {}
+        viewer.dims.events.current_step.connect(self._on_frame_changed)
+        viewer.layers.events.removed.connect(self._on_layer_removed)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def ready(self) -> bool:
+        """True when a video is chosen and its session is made (models loaded)."""
+        return self.session is not None
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    @property
+    def busy(self) -> bool:
+        """A propagation or gaze-prompt job is running (edits are refused meanwhile)."""
+        return self._worker is not None or self._gaze_worker is not None
+
+    @property
+    def num_frames(self) -> int:
+        return self.store.num_frames if self.store is not None else 0
+
+    def layer(self, role: str):
+        """The output layer of ``role`` (None when it does not exist or was deleted)."""
+        layer = self._layers.get(role)
+        if layer is not None and layer in self.viewer.layers:
+            return layer
+        return None
+
+    @contextmanager
+    def _updating_layers(self):
+        """Ignore the layer events our own writes cause."""
+        self._updating += 1
+        try:
+            yield
+        finally:
+            self._updating -= 1
+
+    def _report(self, err: Exception, warning: bool = False) -> None:
+        from napari.utils.notifications import show_error, show_warning
+
+        self.last_error = err
+        (show_warning if warning else show_error)(str(err))
+        self.status.emit(str(err))
+
+    def _info(self, text: str) -> None:
+        from napari.utils.notifications import show_info
+
+        show_info(text)
+        self.status.emit(text)
+
+    # ------------------------------------------------------------------ video
+    def set_video(self, layer) -> None:
+        """Use ``layer`` (an Image layer of the viewer) as the video; None detaches.
+
+        A layer opened from a project folder brings its store and adopts the project's layers;
+        otherwise existing output layers made for this video (same name) are adopted, or new ones made.
+        """
+        if layer is self.video_layer:
+            return
+        if self.running:
+            raise AnnotationError("cannot switch the video while tracking; cancel the run first")
+        self.flush_autosave()
+        self._detach()
+        if layer is None:
+            self.video_changed.emit()
+            return
+        source = frame_source_for(layer)
+        T = int(getattr(source, "num_frames", None) or source.shape[0])
+        H, W = (int(source.height), int(source.width)) if hasattr(source, "height") else source.shape[1:3]
+        meta = _meta(layer)
+        project = meta.get("project")
+        extra: dict = {}
+        if project:
+            store, pmeta = load_project(project)
+            if store.shape != (T, H, W):
+                raise ProjectIOError(
+                    f"project {project} is for a video of {store.shape} (frames, height, width) but layer "
+                    f"{layer.name!r} is {(T, H, W)}"
+                )
+            self.project_path = Path(project)
+            extra = (pmeta.get("extra") or {}).get(EXTRA_KEY) or {}
+        else:
+            store = AnnotationStore(T, H, W)
+        self.video_layer = layer
+        self.store = store
+        self._source = source
+        names = meta.get("frame_names")
+        self.frame_names = list(names) if names and len(names) == T else None
+        self._applied = {}
+        for record in extra.get("prompts", []):
+            key = (int(record["frame"]), int(record["object_id"]))
+            self._applied[key] = PromptGroup.from_json(record)
+        store.events.connect(self._on_store_changed)
+        self._make_layers()
+        self._make_autosaver()
+        self.selected_id = store.object_ids[0] if store.object_ids else 0
+        self._apply_selection()
+        self.video_changed.emit()
+        self.objects_changed.emit()
+        self.annotations_changed.emit()
+        self._make_session()
+
+    def _detach(self) -> None:
+        if self.store is not None:
+            self.store.events.disconnect(self._on_store_changed)
+        self.video_layer = None
+        self.session = None
+        self.store = None
+        self.autosaver = None
+        self.project_path = None
+        self._layers = {}
+        self._applied = {}
+        self._anchor_entries = {}
+        self._j_cache = {}
+        self.selected_id = 0
+
+    def _make_session(self) -> None:
+        if self.models is None:
+            global _shared_models
+            if _shared_models is not None:
+                self.models = _shared_models
+        if self.models is not None:
+            self._create_session()
+            return
+        self.status.emit("loading the models…")
+        from napari.qt.threading import create_worker
+
+        def done(models):
+            self.models = models
+            self._model_worker = None
+            if self.video_layer is not None and self.session is None:
+                self._create_session()
+
+        def failed(err):
+            self._model_worker = None
+            self._report(err)
+
+        self._model_worker = create_worker(shared_models, _connect={"returned": done, "errored": failed},
+                                           _ignore_errors=True)
+
+    def _create_session(self) -> None:
+        from napari_hotspot.session import HotspotSession
+
+        kwargs = {} if self.long_side is None else {"long_side": int(self.long_side)}
+        self.session = HotspotSession(self._source, self.models, **kwargs)
+        self._anchor_entries = {}
+        self.ready_changed.emit(True)
+        self.status.emit(f"ready: {self.video_layer.name}, {self.num_frames} frames")
+        self._request_encode(self.current_frame)
+
+    def _on_layer_removed(self, event) -> None:
+        if event.value is self.video_layer and self.video_layer is not None and not self.running:
+            self.flush_autosave()
+            self._detach()
+            self.video_changed.emit()
+            self.objects_changed.emit()
+
+    # ------------------------------------------------------------------ layers
+    def _layer_meta(self, role: str) -> dict:
+        return {META_KEY: {"role": role, "video": self.video_layer.name,
+                           "project": None if self.project_path is None else str(self.project_path)}}
+
+    def _find_layer(self, role: str):
+        for layer in self.viewer.layers:
+            m = _meta(layer)
+            if m.get("role") == role and m.get("video") == self.video_layer.name:
+                return layer
+        return None
+
+    def _make_layers(self) -> None:
+        """Adopt the output layers already made for this video (a reopened project) or create them."""
+        store = self.store
+        base = self.video_layer.name
+        spatial = {"scale": tuple(self.video_layer.scale)[-3:], "translate": tuple(self.video_layer.translate)[-3:]}
+        with self._updating_layers():
+            masks = self._find_layer(ROLE_MASKS)
+            if masks is None or tuple(masks.data.shape) != store.shape:
+                masks = self.viewer.add_labels(label_volume(store), name=f"{base} masks", opacity=0.5,
+                                               metadata=self._layer_meta(ROLE_MASKS), **spatial)
+            else:
+                masks.data = label_volume(store)
+            self._layers[ROLE_MASKS] = masks
+            clicks = self._find_layer(ROLE_CLICKS)
+            if clicks is None:
+                clicks = self.viewer.add_points(
+                    np.zeros((0, 3)), ndim=3, name=f"{base} clicks", size=max(4, store.width / 60),
+                    features={"label": np.zeros(0, int), "object_id": np.zeros(0, int)},
+                    metadata=self._layer_meta(ROLE_CLICKS), border_width=0.25, out_of_slice_display=False,
+                    **spatial)
+            self._layers[ROLE_CLICKS] = clicks
+            boxes = self._find_layer(ROLE_BOXES)
+            if boxes is None:
+                boxes = self.viewer.add_shapes(
+                    None, ndim=3, name=f"{base} boxes", features={"object_id": np.zeros(0, int)},
+                    face_color="transparent", edge_width=max(1, store.width / 300),
+                    metadata=self._layer_meta(ROLE_BOXES), **spatial)
+            self._layers[ROLE_BOXES] = boxes
+            hotspots = self._find_layer(ROLE_HOTSPOTS)
+            if hotspots is None:
+                hotspots = self.viewer.add_points(
+                    np.zeros((0, 3)), ndim=3, name=f"{base} hotspots", size=max(5, store.width / 45),
+                    features={"object_id": np.zeros(0, int), "confidence": np.zeros(0),
+                              "source": np.zeros(0, object), "keyframe": np.zeros(0, bool)},
+                    border_color="white", border_width=0.2, out_of_slice_display=False,
+                    metadata=self._layer_meta(ROLE_HOTSPOTS), **spatial)
+            self._layers[ROLE_HOTSPOTS] = hotspots
+            tracks = self._find_layer(ROLE_TRACKS)
+            if tracks is not None:
+                self._layers[ROLE_TRACKS] = tracks
+            gaze = self._find_layer(ROLE_GAZE)
+            if gaze is not None:
+                self._layers[ROLE_GAZE] = gaze
+        self._spatial = spatial
+        self._rebuild_prompt_layers(self._applied)
+        self._connect_layer_events()
+        self._refresh_all()
+        from napari_hotspot._napari.keybindings import bind_layer_keys
+
+        bind_layer_keys([masks], self)
+        self.viewer.layers.selection.active = clicks
+        clicks.mode = "add"
+
+    def _connect_layer_events(self) -> None:
+        from napari.layers.base._base_constants import ActionType
+
+        self._action_type = ActionType
+        masks, clicks = self._layers[ROLE_MASKS], self._layers[ROLE_CLICKS]
+        boxes, hotspots = self._layers[ROLE_BOXES], self._layers[ROLE_HOTSPOTS]
+        masks.events.paint.connect(self._on_paint)
+        clicks.events.data.connect(self._on_prompt_data)
+        boxes.events.data.connect(self._on_prompt_data)
+        hotspots.events.data.connect(self._on_hotspot_data)
+        for layer in (clicks, boxes, hotspots):
+            self._install_drag_guard(layer)
+            layer.events.mode.connect(functools.partial(self._on_mode_changed, layer))
+
+    def _install_drag_guard(self, layer) -> None:
+        """Defer syncing point/box edits to the mouse release, so a drag is one correction."""
+        guard = getattr(layer, "_hotspot_drag_guard", None)
+        if guard is None:
+            def guard(_layer, event):
+                self._dragging = True
+                yield
+                while event.type == "mouse_move":
+                    yield
+                self._dragging = False
+                self._after_drag(_layer)
+
+            layer._hotspot_drag_guard = guard
+        if guard in layer.mouse_drag_callbacks:
+            layer.mouse_drag_callbacks.remove(guard)
+        layer.mouse_drag_callbacks.append(guard)  # after napari's own mode callback
+
+    def _on_mode_changed(self, layer, _event=None) -> None:
+        self._install_drag_guard(layer)  # napari appends the new mode's callback: move ours behind it
+
+    def _after_drag(self, layer) -> None:
+        if layer is self.layer(ROLE_HOTSPOTS):
+            self._commit_hotspot_edits()
+        else:
+            self._sync_prompts()
+
+    def _labels_colormap(self):
+        from napari.utils.colormaps import DirectLabelColormap
+
+        colors: dict = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0)}
+        for info in self.store.objects:
+            colors[info.id] = _rgba(info.color)
+        return DirectLabelColormap(color_dict=colors)
+
+    def _refresh_all(self) -> None:
+        masks = self.layer(ROLE_MASKS)
+        if masks is not None:
+            needed = np.uint8 if max(self.store.object_ids, default=0) <= 255 else np.uint16
+            with self._updating_layers():
+                if masks.data.dtype != needed:
+                    masks.data = label_volume(self.store)
+                masks.colormap = self._labels_colormap()
+                masks.refresh()
+        self._refresh_points()
+
+    def _refresh_frames(self, frames: Iterable[int]) -> None:
+        masks = self.layer(ROLE_MASKS)
+        if masks is None:
+            return
+        with self._updating_layers():
+            for t in frames:
+                masks.data[t] = self.store.label_frame(t)
+
+    def _refresh_points(self) -> None:
+        """Rebuild the hotspots and tracks layers from the store (cheap: one row per object and frame)."""
+        hotspots = self.layer(ROLE_HOTSPOTS)
+        data, features = hotspot_table(self.store)
+        colors = {o.id: _rgba(o.color) for o in self.store.objects}
+        face = np.array([colors.get(int(i), (1, 1, 0, 1)) for i in features["object_id"]]).reshape(-1, 4)
+        with self._updating_layers():
+            if hotspots is not None:
+                hotspots.data = data
+                hotspots.features = features
+                if len(data):
+                    hotspots.face_color = face
+                    hotspots.symbol = np.where(features["keyframe"], "star", "disc")
+                hotspots.feature_defaults = {"object_id": self.selected_id, "confidence": np.nan,
+                                             "source": Provenance.USER_CORRECTED.value, "keyframe": True}
+                hotspots.current_face_color = colors.get(self.selected_id, (1, 1, 0, 1))
+            self._refresh_tracks(colors)
+
+    def _refresh_tracks(self, colors: dict) -> None:
+        table = track_table(self.store)
+        tracks = self.layer(ROLE_TRACKS)
+        if not len(table):
+            if tracks is not None:  # napari's Tracks layer cannot be empty
+                self.viewer.layers.remove(tracks)
+                self._layers.pop(ROLE_TRACKS, None)
+            return
+        from napari.utils.colormaps import Colormap
+
+        ids = sorted(colors) or [1]
+        lo, hi = min(ids), max(ids)
+        span = max(hi - lo, 1)
+        # A step colormap whose bins sit on the object ids, so each track has its object's colour.
+        positions = [(i - lo) / span for i in ids]
+        controls = [0.0] + [(a + b) / 2 for a, b in zip(positions, positions[1:])] + [1.0]
+        cmap = Colormap(colors=[colors[i] for i in ids] if len(ids) > 1 or ids[0] in colors else [(1, 1, 0, 1)],
+                        controls=controls, interpolation="zero", name="hotspot objects")
+        properties = {"object_id": table[:, 0]}
+        if tracks is None:
+            selection = list(self.viewer.layers.selection)
+            active = self.viewer.layers.selection.active
+            tracks = self.viewer.add_tracks(
+                table, name=f"{self.video_layer.name} hotspot tracks", properties=properties,
+                colormaps_dict={"object_id": cmap}, color_by="object_id", tail_length=self.num_frames,
+                head_length=0, tail_width=2, metadata=self._layer_meta(ROLE_TRACKS), **self._spatial)
+            self._layers[ROLE_TRACKS] = tracks
+            self.viewer.layers.selection.update(selection)
+            self.viewer.layers.selection.active = active  # adding a layer selects it: keep the user's
+        else:
+            tracks.data = table
+            tracks.properties = properties
+            tracks.colormaps_dict = {"object_id": cmap}
+            tracks.color_by = "object_id"
+
+    def _rebuild_prompt_layers(self, groups: dict[tuple[int, int], PromptGroup]) -> None:
+        clicks, boxes = self.layer(ROLE_CLICKS), self.layer(ROLE_BOXES)
+        rows, labels, ids, rects, box_ids = [], [], [], [], []
+        for (t, oid), group in sorted(groups.items()):
+            for x, y, label in group.clicks:
+                rows.append((t, y, x))
+                labels.append(label)
+                ids.append(oid)
+            if group.box is not None:
+                x0, y0, x1, y1 = group.box
+                rects.append(np.array([[t, y0, x0], [t, y0, x1], [t, y1, x1], [t, y1, x0]], float))
+                box_ids.append(oid)
+        with self._updating_layers():
+            if clicks is not None:
+                clicks.data = np.asarray(rows, float).reshape(-1, 3)
+                clicks.features = {"label": np.asarray(labels, int), "object_id": np.asarray(ids, int)}
+                self._color_clicks()
+            if boxes is not None:
+                boxes.data = []
+                if rects:
+                    boxes.add_rectangles(rects)
+                boxes.features = {"object_id": np.asarray(box_ids, int)}
+                self._color_boxes()
+
+    def _color_clicks(self) -> None:
+        clicks = self.layer(ROLE_CLICKS)
+        if clicks is None:
+            return
+        colors = {o.id: _rgba(o.color) for o in self.store.objects}
+        labels = np.asarray(clicks.features["label"]) if len(clicks.data) else np.zeros(0, int)
+        ids = np.asarray(clicks.features["object_id"]) if len(clicks.data) else np.zeros(0, int)
+        with self._updating_layers():
+            if len(clicks.data):
+                clicks.face_color = np.array([POSITIVE_COLOR if lb > 0 else NEGATIVE_COLOR for lb in labels])
+                clicks.border_color = np.array([colors.get(int(i), (1, 1, 1, 1)) for i in ids])
+            clicks.current_face_color = POSITIVE_COLOR if self.click_label > 0 else NEGATIVE_COLOR
+            clicks.current_border_color = colors.get(self.selected_id, (1, 1, 1, 1))
+            clicks.feature_defaults = {"label": self.click_label, "object_id": self.selected_id}
+
+    def _color_boxes(self) -> None:
+        boxes = self.layer(ROLE_BOXES)
+        if boxes is None:
+            return
+        colors = {o.id: _rgba(o.color) for o in self.store.objects}
+        with self._updating_layers():
+            if boxes.nshapes:
+                ids = np.asarray(boxes.features["object_id"])
+                boxes.edge_color = np.array([colors.get(int(i), (1, 1, 1, 1)) for i in ids])
+            boxes.current_edge_color = colors.get(self.selected_id, (1, 1, 1, 1))
+            boxes.feature_defaults = {"object_id": self.selected_id}
+
+    # ------------------------------------------------------------------ store -> layers
+    def _on_store_changed(self, obj_id: int, frames: tuple[int, ...]) -> None:
+        if self._muted or self.store is None:
+            return
+        if frames:
+            self._refresh_frames(frames)
+            for t in frames:
+                self._j_cache.pop((obj_id, t), None)
+        if not frames or not self.store.has_object(obj_id):
+            self._refresh_all()
+            self._color_clicks()
+            self._color_boxes()
+            self.objects_changed.emit()
+            if self.selected_id and not self.store.has_object(self.selected_id):
+                self.select_object(self.store.object_ids[0] if self.store.object_ids else 0)
+        else:
+            layer = self.layer(ROLE_MASKS)
+            if layer is not None:
+                layer.refresh()
+            self._refresh_points()
+        self.annotations_changed.emit()
+
+    # ------------------------------------------------------------------ frames
+    @property
+    def current_frame(self) -> int:
+        if self.video_layer is None:
+            return 0
+        try:
+            t = self.video_layer.world_to_data(self.viewer.dims.point)[0]
+        except (IndexError, ValueError):
+            t = self.viewer.dims.current_step[0]
+        return int(min(max(round(float(t)), 0), max(self.num_frames - 1, 0)))
+
+    def go_to_frame(self, frame: int) -> None:
+        if self.video_layer is None:
+            return
+        frame = int(min(max(frame, 0), self.num_frames - 1))
+        world = self.video_layer.data_to_world([frame, 0, 0])[0]
+        self.viewer.dims.set_point(0, world)
+
+    def _on_frame_changed(self, _event=None) -> None:
+        if self.session is not None and not self.running:
+            self._request_encode(self.current_frame)
+
+    def _request_encode(self, frame: int) -> None:
+        """Encode the frame the user looks at in a thread, so the next click only runs the decoder."""
+        if self.session is None:
+            return
+        if self._encode_worker is not None:
+            self._pending_encode = frame
+            return
+        from napari_hotspot._napari.workers import start_encode
+
+        self._pending_encode = None
+        self._encode_worker = start_encode(
+            self.session, self.lock, frame, self.show_gaze_map,
+            connect={"returned": self._on_encoded, "errored": self._on_encode_error,
+                     "finished": self._on_encode_finished})
+
+    def _on_encoded(self, value) -> None:
+        frame, gaze = value
+        if gaze is not None and self.show_gaze_map and self.video_layer is not None:
+            self._show_gaze(frame, gaze)
+
+    def _on_encode_error(self, err) -> None:
+        self._report(err, warning=True)
+
+    def _on_encode_finished(self) -> None:
+        self._encode_worker = None
+        if self._pending_encode is not None and not self.running:
+            self._request_encode(self._pending_encode)
+
+    def _show_gaze(self, frame: int, gaze: np.ndarray) -> None:
+        layer = self.layer(ROLE_GAZE)
+        image = (gaze / max(float(gaze.max()), 1e-12)).astype(np.float32)
+        if layer is None:
+            active = self.viewer.layers.selection.active
+            layer = self.viewer.add_image(
+                image, name=f"{self.video_layer.name} gaze map", colormap="inferno", blending="additive",
+                opacity=0.6, contrast_limits=(0, 1), metadata=self._layer_meta(ROLE_GAZE),
+                scale=self._spatial["scale"][-2:], translate=self._spatial["translate"][-2:])
+            self._layers[ROLE_GAZE] = layer
+            self.viewer.layers.selection.active = active
+        else:
+            layer.data = image
+        layer.metadata[META_KEY]["frame"] = frame
+        layer.visible = True
+
+    def set_show_gaze_map(self, show: bool) -> None:
+        self.show_gaze_map = bool(show)
+        layer = self.layer(ROLE_GAZE)
+        if not show and layer is not None:
+            layer.visible = False
+        if show:
+            self._request_encode(self.current_frame)
+
+    # ------------------------------------------------------------------ objects
+    def _require_video(self) -> None:
+        if self.store is None:
+            raise PromptError("choose a video layer first (open a video, a frame folder or the sample)")
+
+    def _require_session(self) -> None:
+        self._require_video()
+        if self.session is None:
+            raise PromptError("the models are still loading; try again in a moment")
+
+    def _require_idle(self, what: str) -> None:
+        if self.busy:
+            raise PromptError(f"cannot {what} while tracking; wait for the run to end or cancel it")
+
+    def add_object(self, name: str | None = None):
+        """Add an object (next free id, default colour) and select it; returns its ObjectInfo."""
+        try:
+            self._require_video()
+            self._require_idle("add an object")
+            info = self.store.add_object(name=name)
+        except HotspotError as err:
+            self._report(err)
+            return None
+        self.select_object(info.id)
+        return info
+
+    def select_object(self, obj_id: int) -> None:
+        if self.store is not None and obj_id and not self.store.has_object(obj_id):
+            self._report(AnnotationError(f"no object with id {obj_id}"))
+            return
+        self.selected_id = int(obj_id)
+        self._apply_selection()
+        self.selection_changed.emit(self.selected_id)
+
+    def _apply_selection(self) -> None:
+        masks = self.layer(ROLE_MASKS)
+        if masks is not None and self.selected_id:
+            masks.selected_label = self.selected_id
+        self._color_clicks()
+        self._color_boxes()
+        hotspots = self.layer(ROLE_HOTSPOTS)
+        if hotspots is not None:
+            with self._updating_layers():
+                hotspots.feature_defaults = {"object_id": self.selected_id, "confidence": np.nan,
+                                             "source": Provenance.USER_CORRECTED.value, "keyframe": True}
+
+    def _cycle_object(self, step: int) -> None:
+        if self.store is None or not self.store.object_ids:
+            return
+        ids = self.store.object_ids
+        pos = ids.index(self.selected_id) if self.selected_id in ids else -step
+        self.select_object(ids[(pos + step) % len(ids)])
+
+    def select_next_object(self) -> None:
+        self._cycle_object(+1)
+
+    def select_previous_object(self) -> None:
+        self._cycle_object(-1)
+
+    def rename_object(self, obj_id: int, name: str) -> None:
+        try:
+            self._require_video()
+            self.store.rename_object(obj_id, name)
+        except HotspotError as err:
+            self._report(err)
+
+    def recolor_object(self, obj_id: int, color: tuple[int, int, int]) -> None:
+        try:
+            self._require_video()
+            self.store.recolor_object(obj_id, color)
+        except HotspotError as err:
+            self._report(err)
+
+    def delete_object(self, obj_id: int | None = None) -> None:
+        """Remove an object, its masks and hotspots (one undo step) and its clicks and boxes."""
+        obj_id = self.selected_id if obj_id is None else obj_id
+        try:
+            self._require_video()
+            self._require_idle("delete an object")
+            self.store.remove_object(obj_id)
+        except HotspotError as err:
+            self._report(err)
+            return
+        if self.session is not None:
+            with self.lock:
+                self.session.reset_object(obj_id)
+        self._anchor_entries = {k: v for k, v in self._anchor_entries.items() if k[0] != obj_id}
+        self._applied = {k: v for k, v in self._applied.items() if k[1] != obj_id}
+        self._rebuild_prompt_layers(self._applied)
+
+    def _ensure_object(self) -> int:
+        """The selected object, adding "object 1" when there is none yet."""
+        if self.selected_id and self.store.has_object(self.selected_id):
+            return self.selected_id
+        info = self.store.add_object()
+        self.select_object(info.id)
+        return info.id
+
+    # ------------------------------------------------------------------ prompts
+    def toggle_click_label(self) -> int:
+        """Make the next click negative if it was positive and vice versa; returns the new label."""
+        self.set_click_label(0 if self.click_label > 0 else 1)
+        return self.click_label
+
+    def set_click_label(self, label: int) -> None:
+        self.click_label = 1 if label else 0
+        self._color_clicks()
+        self.click_label_changed.emit(self.click_label)
+
+    def add_click(self, frame: int, x: float, y: float, positive: bool | None = None) -> None:
+        """Click like the user does: add a point to the clicks layer (the layer event prompts)."""
+        if positive is not None:
+            self.set_click_label(1 if positive else 0)
+        layer = self.layer(ROLE_CLICKS)
+        if layer is None:
+            self._report(PromptError("choose a video layer first"))
+            return
+        layer.add(np.array([[frame, y, x]], float))
+
+    def add_box(self, frame: int, x0: float, y0: float, x1: float, y1: float) -> None:
+        """Draw a box like the user does: add a rectangle to the boxes layer (the layer event prompts)."""
+        layer = self.layer(ROLE_BOXES)
+        if layer is None:
+            self._report(PromptError("choose a video layer first"))
+            return
+        layer.add_rectangles(np.array([[frame, y0, x0], [frame, y0, x1], [frame, y1, x1], [frame, y1, x0]], float))
+
+    def _on_prompt_data(self, event) -> None:
+        if self._updating or self.store is None:
+            return
+        action = getattr(event, "action", None)
+        if action not in (self._action_type.ADDED, self._action_type.REMOVED, self._action_type.CHANGED):
+            return
+        boxes = self.layer(ROLE_BOXES)
+        if self._dragging or (boxes is not None and getattr(boxes, "_is_creating", False)):
+            return  # finish the stroke first (mouse release or napari's own "finish drawing")
+        self._sync_prompts()
+
+    def _layer_groups(self) -> dict[tuple[int, int], PromptGroup]:
+        """The prompt groups the clicks and boxes layers hold now (the last box of a group wins)."""
+        clicks, boxes = self.layer(ROLE_CLICKS), self.layer(ROLE_BOXES)
+        found: dict[tuple[int, int], tuple[list, Any]] = {}
+        fallback = self.selected_id
+        if clicks is not None and len(clicks.data):
+            labels = np.asarray(clicks.features["label"])
+            ids = np.asarray(clicks.features["object_id"])
+            for (t, y, x), label, oid in zip(clicks.data, labels, ids):
+                key = (int(round(t)), int(oid) or fallback)
+                found.setdefault(key, ([], None))[0].append((float(x), float(y), 1 if label > 0 else 0))
+        if boxes is not None and boxes.nshapes:
+            ids = np.asarray(boxes.features["object_id"]) if len(boxes.features) else np.zeros(boxes.nshapes, int)
+            for verts, oid in zip(boxes.data, ids):
+                verts = np.asarray(verts, float)
+                key = (int(round(verts[0, 0])), int(oid) or fallback)
+                ys, xs = verts[:, 1], verts[:, 2]
+                box = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+                entry = found.setdefault(key, ([], None))
+                found[key] = (entry[0], box)
+        return {k: PromptGroup(tuple(c), b) for k, (c, b) in found.items()}
+
+    def _sync_prompts(self) -> None:
+        """Prompt every (frame, object) whose clicks or box changed since it was last applied."""
+        if self.store is None:
+            return
+        groups = self._layer_groups()
+        changed = sorted(k for k in set(groups) | set(self._applied) if groups.get(k) != self._applied.get(k))
+        if not changed:
+            return
+        rebuild = any(k[1] == 0 for k in groups)  # clicks made before any object existed
+        n_boxes = self.layer(ROLE_BOXES).nshapes if self.layer(ROLE_BOXES) is not None else 0
+        rebuild |= n_boxes != sum(g.box is not None for g in groups.values())  # a box replaced another
+        for key in changed:
+            group = groups.get(key, PromptGroup())
+            t, oid = key
+            if group.empty:
+                self._applied.pop(key, None)  # prompts deleted: the mask they made stays (undo removes it)
+                continue
+            try:
+                self._require_session()
+                self._require_idle("prompt")
+                if not oid or not self.store.has_object(oid):
+                    oid = self._ensure_object()
+                if not any(label > 0 for *_xy, label in group.clicks) and group.box is None:
+                    raise PromptError("at least one positive click (or a box) is needed to pick an object; "
+                                      "press N to switch back to positive clicks")
+                kwargs: dict[str, Any] = {}
+                if group.clicks:
+                    kwargs["points"] = [(x, y) for x, y, _ in group.clicks]
+                    kwargs["labels"] = [label for *_xy, label in group.clicks]
+                if group.box is not None:
+                    kwargs["box"] = group.box
+                with self.lock:
+                    result = self.session.add_prompt(t, oid, source="click" if group.clicks else "box", **kwargs)
+                self._write_prompt(result)
+            except HotspotError as err:
+                self._report(err)
+                old = self._applied.get(key)  # back to the prompts that worked (or none)
+                if old is None:
+                    groups.pop(key, None)
+                else:
+                    groups[key] = old
+                rebuild = True
+                continue
+            if key[1] != oid:
+                groups.pop(key, None)
+                rebuild = True
+            self._applied[(t, oid)] = group
+            groups[(t, oid)] = group
+        if rebuild:
+            self._rebuild_prompt_layers({k: v for k, v in groups.items() if k[1]})
+        else:
+            self._color_clicks()
+            self._color_boxes()
+
+    def _write_prompt(self, result, correction: bool = False) -> None:
+        """Store a prompt's mask and hotspot on its frame as a keyframe."""
+        t, oid = result.frame, result.object_id
+        prev = self.store.get(oid, t)
+        if correction or (prev is not None and prev.provenance not in (Provenance.KEYFRAME,)):
+            provenance = Provenance.USER_CORRECTED
+        else:
+            provenance = Provenance.KEYFRAME
+        self.store.set_frame(oid, t, mask=result.mask, hotspot=self._clip_hotspot(result.hotspot),
+                             confidence=1.0, provenance=provenance)
+        self._anchor_entries[(oid, t)] = self.store.get(oid, t)
+
+    def _clip_hotspot(self, xy):
+        if xy is None:
+            return None
+        H, W = self.store.height, self.store.width
+        return (float(np.clip(xy[0], -0.5, W - 0.5)), float(np.clip(xy[1], -0.5, H - 0.5)))
+
+    def auto_prompt(self, frame: int | None = None) -> None:
+        """Auto: EG-Net's gaze map picks the salient object on the frame, for the selected object."""
+        t = self.current_frame if frame is None else int(frame)
+        try:
+            self._require_session()
+            self._require_idle("prompt")
+            oid = self._ensure_object()
+            with self.lock:
+                result = self.session.auto_prompt(t, oid)
+            self._write_prompt(result)
+        except HotspotError as err:
+            self._report(err)
+
+    def load_gaze(self, path: str | os.PathLike) -> None:
+        """Prompt the selected object with recorded fixations (CSV ``t,x,y``), in a thread worker."""
+        from napari_hotspot._napari.workers import start_gaze_prompts
+
+        try:
+            self._require_session()
+            self._require_idle("prompt")
+            fixations = read_fixations_csv(path)
+            bad = [t for t in fixations if not 0 <= t < self.num_frames]
+            if bad:
+                raise PromptError(f"gaze file {path}: frames {bad[:5]} are outside 0..{self.num_frames - 1}")
+            oid = self._ensure_object()
+        except HotspotError as err:
+            self._report(err)
+            return
+        self._gaze_errors: list[str] = []
+        self._gaze_batch = self.store.batch(f"gaze prompts from {Path(path).name}")
+        self._gaze_batch.__enter__()
+        self._set_editable(False)
+        self._gaze_worker = start_gaze_prompts(
+            self.session, self.lock, oid, fixations,
+            connect={"yielded": self._on_gaze_result, "finished": self._on_gaze_finished,
+                     "errored": self._on_gaze_failed})
+        self.run_state_changed.emit(True)
+
+    def _on_gaze_result(self, value) -> None:
+        if isinstance(value, Exception):
+            self._gaze_errors.append(str(value))
+            return
+        self._write_prompt(value)
+        self._refresh_frames([value.frame])
+
+    def _on_gaze_failed(self, err) -> None:
+        self._gaze_errors.append(str(err))
+
+    def _on_gaze_finished(self) -> None:
+        self._gaze_worker = None
+        self._muted = True
+        try:
+            self._gaze_batch.__exit__(None, None, None)
+        finally:
+            self._muted = False
+        self._set_editable(True)
+        self._refresh_all()
+        self.annotations_changed.emit()
+        self.run_state_changed.emit(False)
+        if self._gaze_errors:
+            self._report(PromptError("gaze prompts failed on some frames: " + "; ".join(self._gaze_errors[:3])),
+                         warning=True)
+
+    # ------------------------------------------------------------------ corrections
+    def _on_paint(self, event) -> None:
+        if self._updating or self.store is None:
+            return
+        frames = self._painted_frames(getattr(event, "value", None))
+        self._commit_label_edits(frames)
+
+    def _painted_frames(self, atoms) -> list[int]:
+        frames: set[int] = set()
+        for atom in atoms or []:
+            key = getattr(atom, "slice_key", None)
+            try:
+                if key is not None:
+                    first = key[0]
+                    if isinstance(first, slice):
+                        frames.update(range(*first.indices(self.num_frames)))
+                    else:
+                        frames.add(int(first))
+                else:
+                    frames.update(int(v) for v in np.unique(np.asarray(atom[0][0])))
+            except (TypeError, ValueError, IndexError):
+                frames.add(self.current_frame)
+        return sorted(f for f in frames if 0 <= f < self.num_frames) or [self.current_frame]
+
+    def _commit_label_edits(self, frames: Iterable[int]) -> None:
+        """Masks painted or erased on the labels layer become USER_CORRECTED keyframes (one undo step)."""
+        masks = self.layer(ROLE_MASKS)
+        for t in frames:
+            new = np.asarray(masks.data[t])
+            old = self.store.label_frame(t)
+            diff = new != old
+            if not diff.any():
+                continue
+            ids = sorted((set(np.unique(new[diff]).tolist()) | set(np.unique(old[diff]).tolist())) - {0})
+            try:
+                self._require_session()
+                self._require_idle("correct masks")
+                with self.store.batch(f"correct frame {t}"):
+                    for oid in ids:
+                        if not self.store.has_object(oid):
+                            self.store.add_object(obj_id=int(oid))  # a new label painted: a new object
+                        mask = new == oid
+                        if not mask.any():
+                            raise PromptError(
+                                f"erasing object {oid} entirely on frame {t} is not a correction the tracker can "
+                                f"use (an empty mask); the frame was restored")
+                        prev = self.store.get(oid, t)
+                        hot = None
+                        if prev is not None and prev.hotspot is not None:
+                            hx, hy = int(round(prev.hotspot.x)), int(round(prev.hotspot.y))
+                            if 0 <= hy < mask.shape[0] and 0 <= hx < mask.shape[1] and mask[hy, hx]:
+                                hot = (prev.hotspot.x, prev.hotspot.y)
+                        self._anchor_entries.pop((oid, t), None)
+                        with self.lock:
+                            result = self.session.add_prompt(t, oid, mask=mask, hotspot=hot, source="correction")
+                        self.store.set_frame(oid, t, mask=mask, hotspot=self._clip_hotspot(result.hotspot),
+                                             confidence=1.0, provenance=Provenance.USER_CORRECTED)
+            except HotspotError as err:
+                self._report(err)
+                self._refresh_frames([t])  # the store rolled back: show it again
+                masks.refresh()
+                continue
+            for oid in ids:
+                self._anchor_entries[(oid, t)] = self.store.get(oid, t)
+
+    def _on_hotspot_data(self, event) -> None:
+        if self._updating or self.store is None:
+            return
+        if getattr(event, "action", None) not in (self._action_type.ADDED, self._action_type.REMOVED,
+                                                  self._action_type.CHANGED):
+            return
+        if self._dragging:
+            return
+        self._commit_hotspot_edits()
+
+    def _commit_hotspot_edits(self) -> None:
+        """Hotspots dragged (or placed) on a frame become USER_CORRECTED keyframes; removals are undone."""
+        layer = self.layer(ROLE_HOTSPOTS)
+        if layer is None or self.store is None:
+            return
+        data = np.asarray(layer.data, float).reshape(-1, 3)
+        ids = np.asarray(layer.features["object_id"]) if len(data) else np.zeros(0, int)
+        expected, _ = hotspot_table(self.store)
+        moves = []
+        for (t, y, x), oid in zip(data, ids):
+            t, oid = int(round(t)), int(oid) or self.selected_id
+            if not oid or not self.store.has_object(oid) or not 0 <= t < self.num_frames:
+                continue
+            h = self.store.hotspot(oid, t)
+            if h is not None and abs(h.x - x) < 1e-6 and abs(h.y - y) < 1e-6:
+                continue
+            moves.append((t, oid, float(x), float(y)))
+        if len(data) < len(expected) and not moves:
+            self._report(PromptError("hotspots follow the masks: to remove one, erase the object's mask on that "
+                                     "frame or undo"), warning=True)
+        done = []
+        try:
+            if moves:
+                self._require_session()
+                self._require_idle("move hotspots")
+                with self.store.batch("move hotspot"):
+                    for t, oid, x, y in moves:
+                        entry = self.store.get(oid, t)
+                        if entry is None or entry.packed_mask is None:
+                            raise PromptError(f"object {oid} has no mask on frame {t}: prompt or paint it first, "
+                                              f"then place its hotspot")
+                        self._anchor_entries.pop((oid, t), None)
+                        with self.lock:
+                            result = self.session.add_prompt(t, oid, mask=entry.mask, hotspot=(x, y),
+                                                             source="correction")
+                        hx, hy = result.hotspot
+                        if abs(hx - x) > 1.5 or abs(hy - y) > 1.5:
+                            self._report(PromptError(
+                                f"the hotspot of object {oid} on frame {t} must lie inside its mask; "
+                                f"placed at ({hx:.0f}, {hy:.0f}) instead of ({x:.0f}, {y:.0f})"), warning=True)
+                        self.store.set_frame(oid, t, hotspot=self._clip_hotspot(result.hotspot), confidence=1.0,
+                                             provenance=Provenance.USER_CORRECTED)
+                        done.append((oid, t))
+        except HotspotError as err:
+            self._report(err)
+            done = []
+        for key in done:
+            self._anchor_entries[key] = self.store.get(*key)
+        self._refresh_points()  # a rejected edit or removal snaps back to the store
+
+    def _set_editable(self, editable: bool) -> None:
+        for role in (ROLE_MASKS, ROLE_CLICKS, ROLE_BOXES, ROLE_HOTSPOTS):
+            layer = self.layer(role)
+            if layer is not None:
+                layer.editable = editable
+
+    # ------------------------------------------------------------------ session anchors
+    def _sync_anchors(self, object_ids: Iterable[int]) -> None:
+        """Make the session's anchors of these objects match the store's keyframes (after undo/load)."""
+        for oid in object_ids:
+            keyframes = {}
+            for t in self.store.keyframes(oid):
+                entry = self.store.get(oid, t)
+                if entry is not None and entry.packed_mask is not None:
+                    keyframes[t] = entry
+            with self.lock:
+                for t in self.session.anchors(oid):
+                    if t not in keyframes:
+                        self.session.remove_anchor(oid, t)
+                        self._anchor_entries.pop((oid, t), None)
+                for t, entry in keyframes.items():
+                    if self._anchor_entries.get((oid, t)) is entry and t in self.session.anchors(oid):
+                        continue
+                    hot = None
+                    if entry.hotspot is not None and entry.hotspot.visible:
+                        hot = (min(max(entry.hotspot.x, 0), self.store.width - 1),
+                               min(max(entry.hotspot.y, 0), self.store.height - 1))
+                    self.session.add_prompt(t, oid, mask=entry.mask, hotspot=hot, source="mask")
+                    self._anchor_entries[(oid, t)] = entry
+
+    # ------------------------------------------------------------------ tracking
+    def _track_ids(self) -> list[int]:
+        if self.track_scope == "all":
+            ids = [o for o in self.store.object_ids if self.store.keyframes(o)]
+            if not ids:
+                raise PromptError("no object has a prompt yet: click, draw a box or press Auto first")
+            return ids
+        oid = self.selected_id
+        if not oid or not self.store.has_object(oid):
+            raise PromptError("select an object first (or set Objects to 'all')")
+        if not self.store.keyframes(oid):
+            name = self.store.get_object(oid).name
+            raise PromptError(f"{name} has no prompt yet: click, draw a box or press Auto first")
+        return [oid]
+
+    def track(self, direction: str | None = None, start_frame: int | None = None,
+              stop_at_keyframe: bool = False):
+        """Propagate the objects (widget settings) in ``direction``; returns the worker or None.
+
+        With ``start_frame`` the sweep starts there (re-propagation) and, with ``stop_at_keyframe``,
+        ends at the next keyframe; otherwise it covers ``track_range`` (all frames by default).
+        Results stream into the store (one undo step per run) and the layers while it runs.
+        """
+        from napari_hotspot._napari.workers import Sweep, start_propagation
+
+        direction = direction or self.track_direction
+        try:
+            if direction not in DIRECTIONS:
+                raise PromptError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+            self._require_session()
+            self._require_idle("start another run")
+            ids = self._track_ids()
+            self._sync_anchors(ids)
+        except HotspotError as err:
+            self._report(err)
+            return None
+        last = self.num_frames - 1
+        a, b = self.track_range if self.track_range is not None else (0, last)
+        a, b = sorted((int(min(max(a, 0), last)), int(min(max(b, 0), last))))
+        common = {"object_ids": ids, "stop_at_keyframe": stop_at_keyframe}
+        sweeps = []
+        if start_frame is not None:
+            s = int(start_frame)
+            if direction in ("forward", "both"):
+                sweeps.append(Sweep({**common, "start_frame": s, "end_frame": b if not stop_at_keyframe else last,
+                                     "direction": "forward"}, max(last - s, 1)))
+            if direction in ("backward", "both"):
+                sweeps.append(Sweep({**common, "start_frame": s, "end_frame": a if not stop_at_keyframe else 0,
+                                     "direction": "backward"}, max(s, 1)))
+        else:
+            if direction in ("forward", "both"):
+                sweeps.append(Sweep({**common, "start_frame": a, "end_frame": b, "direction": "forward"}, b - a + 1))
+            if direction in ("backward", "both"):
+                sweeps.append(Sweep({**common, "start_frame": b, "end_frame": a, "direction": "backward"}, b - a + 1))
+        label = f"track {direction}" if start_frame is None else f"re-propagate {direction} from frame {start_frame}"
+        self._run_batch = self.store.batch(label)
+        self._run_batch.__enter__()
+        self._run_frames = 0
+        self._run_cancelled = False
+        self._run_error = None
+        self._last_refresh = time.perf_counter()
+        self._set_editable(False)
+        self._worker = start_propagation(
+            self.session, self.lock, sweeps, desc=label,
+            connect={"yielded": self._on_run_batch, "errored": self._on_run_error,
+                     "finished": self._on_run_finished})
+        self.run_state_changed.emit(True)
+        self.status.emit(f"{label}…")
+        return self._worker
+
+    def repropagate_from_here(self, direction: str | None = None):
+        """Propagate from the current frame until the next keyframe in the direction (widget setting)."""
+        return self.track(direction or self.track_direction, start_frame=self.current_frame, stop_at_keyframe=True)
+
+    def cancel(self) -> None:
+        """Stop the running propagation; frames done so far are kept (as one undo step)."""
+        if self._worker is not None:
+            self._run_cancelled = True
+            self._worker.quit()
+        if self._gaze_worker is not None:
+            self._gaze_worker.quit()
+
+    def _on_run_batch(self, results) -> None:
+        """Apply one frame's results (main thread): store first, then the labels slice."""
+        frames = set()
+        for r in results:
+            if not self.store.has_object(r.object_id):
+                continue
+            entry = self.store.get(r.object_id, r.frame)
+            if entry is not None and entry.is_keyframe:
+                continue  # never overwrite what the user made or confirmed
+            self.store.set_frame(r.object_id, r.frame, mask=r.mask, hotspot=self._clip_hotspot(r.hotspot),
+                                 confidence=float(np.clip(r.confidence, 0.0, 1.0)),
+                                 provenance=Provenance.PROPAGATED)
+            self._j_cache.pop((r.object_id, r.frame), None)
+            frames.add(r.frame)
+        self._refresh_frames(frames)
+        self._run_frames += 1
+        self.run_progress.emit(self._run_frames)
+        now = time.perf_counter()
+        if now - self._last_refresh >= REFRESH_SECONDS:  # stream into the layers in small batches
+            self._last_refresh = now
+            masks = self.layer(ROLE_MASKS)
+            if masks is not None:
+                masks.refresh()
+            self._refresh_points()
+            self.annotations_changed.emit()
+
+    def _on_run_error(self, err) -> None:
+        self._run_error = err
+
+    def _on_run_finished(self) -> None:
+        self._worker = None
+        self._muted = True  # the layers already show every result: skip the batch's full refresh
+        try:
+            if self._run_batch is not None:
+                self._run_batch.__exit__(None, None, None)
+        finally:
+            self._muted = False
+            self._run_batch = None
+        self._set_editable(True)
+        masks = self.layer(ROLE_MASKS)
+        if masks is not None:
+            masks.refresh()
+        self._refresh_points()
+        self.annotations_changed.emit()
+        self.run_state_changed.emit(False)
+        if self._run_error is not None:
+            self._report(self._run_error)
+        elif self._run_cancelled:
+            self._info(f"tracking cancelled after {self._run_frames} frames; they are kept (undo removes them)")
+        else:
+            self._info(f"tracked {self._run_frames} frames")
+        self._request_encode(self.current_frame)
+
+    def wait(self, timeout_s: float = 120.0) -> bool:
+        """Process Qt events until the running job ends (scripts and tests); True if it ended."""
+        from qtpy.QtWidgets import QApplication
+
+        end = time.monotonic() + timeout_s
+        while (self.busy or self._encode_worker is not None or self._model_worker is not None) and \
+                time.monotonic() < end:
+            QApplication.processEvents()
+            time.sleep(0.005)
+        QApplication.processEvents()
+        return not self.busy
+
+    # ------------------------------------------------------------------ undo
+    def undo(self) -> bool:
+        try:
+            self._require_video()
+            self._require_idle("undo")
+            done = self.store.undo()
+        except HotspotError as err:
+            self._report(err)
+            return False
+        if not done:
+            self.status.emit("nothing to undo")
+        return done
+
+    def redo(self) -> bool:
+        try:
+            self._require_video()
+            self._require_idle("redo")
+            done = self.store.redo()
+        except HotspotError as err:
+            self._report(err)
+            return False
+        if not done:
+            self.status.emit("nothing to redo")
+        return done
+
+    # ------------------------------------------------------------------ QA
+    def _qa_ids(self) -> list[int]:
+        if self.store is None:
+            return []
+        if self.selected_id and self.store.has_object(self.selected_id):
+            return [self.selected_id]
+        return self.store.object_ids
+
+    def confidence_series(self) -> dict[int, np.ndarray]:
+        """Per object: (T,) confidence per frame, NaN where the object has no entry or no confidence."""
+        out = {}
+        for oid in (self.store.object_ids if self.store is not None else []):
+            values = np.full(self.num_frames, np.nan)
+            for t, entry in self.store.entries(oid).items():
+                if entry.confidence is not None:
+                    values[t] = entry.confidence
+            out[oid] = values
+        return out
+
+    def ground_truth_layer(self):
+        """A Labels layer named '... ground truth' with the video's shape, if the viewer has one."""
+        if self.store is None:
+            return None
+        for layer in self.viewer.layers:
+            if type(layer).__name__ == "Labels" and layer.name.endswith("ground truth") and \
+                    tuple(layer.data.shape) == self.store.shape:
+                return layer
+        return None
+
+    def jaccard_series(self) -> dict[int, np.ndarray] | None:
+        """Per object: (T,) region similarity J against the ground-truth layer (label = object id); None
+        without ground truth. Cached per entry, so only changed frames are recomputed."""
+        from napari_hotspot.evaluation.davis import jaccard
+
+        gt = self.ground_truth_layer()
+        if gt is None:
+            return None
+        out = {}
+        gt_frames: dict[int, np.ndarray] = {}
+        for oid in self.store.object_ids:
+            values = np.full(self.num_frames, np.nan)
+            for t, entry in self.store.entries(oid).items():
+                if entry.packed_mask is None:
+                    continue
+                cached = self._j_cache.get((oid, t))
+                if cached is not None and cached[0] is entry:
+                    values[t] = cached[1]
+                    continue
+                if t not in gt_frames:
+                    gt_frames[t] = np.asarray(gt.data[t])
+                j = float(jaccard(entry.mask, gt_frames[t] == oid))
+                self._j_cache[(oid, t)] = (entry, j)
+                values[t] = j
+            out[oid] = values
+        return out
+
+    def keyframes(self) -> list[int]:
+        frames: set[int] = set()
+        for oid in self._qa_ids():
+            frames.update(self.store.keyframes(oid))
+        return sorted(frames)
+
+    def low_confidence_frames(self) -> list[int]:
+        series = self.confidence_series()
+        ids = self._qa_ids()
+        low = set()
+        for oid in ids:
+            values = series.get(oid)
+            if values is not None:
+                low.update(np.flatnonzero(values < self.low_confidence_threshold).tolist())
+        return sorted(low)
+
+    def _jump(self, frames: list[int], step: int, what: str) -> int | None:
+        t = self.current_frame
+        candidates = [f for f in frames if (f > t if step > 0 else f < t)]
+        if not candidates:
+            self.status.emit(f"no {what} {'after' if step > 0 else 'before'} frame {t}")
+            return None
+        target = min(candidates) if step > 0 else max(candidates)
+        self.go_to_frame(target)
+        return target
+
+    def next_keyframe(self) -> int | None:
+        return self._jump(self.keyframes(), +1, "keyframe")
+
+    def previous_keyframe(self) -> int | None:
+        return self._jump(self.keyframes(), -1, "keyframe")
+
+    def next_low_confidence(self) -> int | None:
+        return self._jump(self.low_confidence_frames(), +1, "low-confidence frame")
+
+    def previous_low_confidence(self) -> int | None:
+        return self._jump(self.low_confidence_frames(), -1, "low-confidence frame")
+
+    # ------------------------------------------------------------------ save, load, export
+    def _video_record(self) -> tuple[Any, dict]:
+        """(video path for the project, description for the project reader)."""
+        meta = _meta(self.video_layer)
+        source = meta.get("source")
+        if source == "sample":
+            return None, {"kind": "sample"}
+        path = getattr(self._source, "path", None) or source
+        if path and Path(str(path)).exists():
+            return Path(str(path)), {"kind": "path"}
+        return None, {"kind": "none"}
+
+    def _project_extra(self) -> dict:
+        _path, video = self._video_record()
+        prompts = [{"frame": t, "object_id": oid, **g.to_json()} for (t, oid), g in sorted(self._applied.items())]
+        return {EXTRA_KEY: {"video": {**video, "name": self.video_layer.name}, "prompts": prompts,
+                            "frame_names": self.frame_names}}
+
+    def _make_autosaver(self) -> None:
+        path = self.project_path
+        if path is None:
+            root = self.autosave_dir or Path(os.environ.get("NAPARI_HOTSPOT_AUTOSAVE_DIR",
+                                                            Path.home() / ".napari-hotspot" / "autosave"))
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.video_layer.name) or "video"
+            path = Path(root) / f"{safe}.hotspot"
+        video_path, _ = self._video_record()
+        self.autosaver = Autosaver(self.store, path, self.autosave_interval_s, video_source=video_path,
+                                   extra=self._project_extra)
+
+    def autosave_tick(self) -> bool:
+        """Save if the store changed and the interval passed (a QTimer calls this); never while tracking."""
+        if self.autosaver is None or self.store is None or self.store.in_batch:
+            return False
+        try:
+            return self.autosaver.maybe_save()
+        except ProjectIOError as err:
+            self._report(err, warning=True)
+            return False
+
+    def flush_autosave(self) -> None:
+        """Save now if there are unsaved changes (on close, before switching videos)."""
+        if self.autosaver is None or self.store is None or not self.autosaver.dirty or self.store.in_batch:
+            return
+        try:
+            self.autosaver.save_now()
+        except ProjectIOError as err:
+            self._report(err, warning=True)
+
+    def save_project(self, path: str | os.PathLike | None = None) -> Path | None:
+        """Save the project folder (video path, objects, masks, hotspots, prompts); returns its path."""
+        try:
+            self._require_video()
+            if self.store.in_batch:
+                raise ProjectIOError("cannot save while tracking; wait for the run to end or cancel it")
+            if path is None:
+                path = self.project_path
+            if path is None and self.ask_project_path is not None:
+                path = self.ask_project_path()
+            if not path:
+                raise ProjectIOError("no project folder chosen; use 'Save project as…'")
+            video_path, _ = self._video_record()
+            saved = save_project(self.store, path, video_source=video_path, extra=self._project_extra())
+        except HotspotError as err:
+            self._report(err)
+            return None
+        self.project_path = Path(saved)
+        for role in OUTPUT_ROLES:
+            layer = self.layer(role)
+            if layer is not None:
+                layer.metadata.setdefault(META_KEY, {})["project"] = str(saved)
+        self._make_autosaver()
+        self._info(f"saved project {saved}")
+        return self.project_path
+
+    def open_project(self, path: str | os.PathLike) -> bool:
+        """Open a project folder through the napari-hotspot reader and continue working on it."""
+        from napari_hotspot.annotations.project import is_project_dir
+
+        try:
+            if self.running:
+                raise ProjectIOError("cannot open a project while tracking; cancel the run first")
+            if not is_project_dir(path):
+                raise ProjectIOError(f"{path} is not a napari-hotspot project folder (no project.json)")
+            self.flush_autosave()
+            if self.video_layer is not None:  # the old output layers are saved with their store: drop them
+                for role in OUTPUT_ROLES:
+                    layer = self.layer(role)
+                    if layer is not None:
+                        self.viewer.layers.remove(layer)
+                self.set_video(None)
+            layers = self.viewer.open(str(path), plugin="napari-hotspot")
+            video = next(la for la in layers if _meta(la).get("role") == ROLE_VIDEO)
+            self.set_video(video)
+        except (HotspotError, StopIteration) as err:
+            self._report(err if isinstance(err, HotspotError) else ProjectIOError(f"{path}: no video layer"))
+            return False
+        self._info(f"opened project {path}")
+        return True
+
+    def export(self, kind: str, path: str | os.PathLike) -> Path | None:
+        """Export the annotations: ``kind`` "davis" (PNG folder), "csv"/"json" (hotspots) or "coco"."""
+        from napari_hotspot.annotations import io_coco, io_davis, io_hotspots
+
+        try:
+            self._require_video()
+            if self.store.in_batch:
+                raise ProjectIOError("cannot export while tracking; wait for the run to end or cancel it")
+            if kind == "davis":
+                io_davis.export_davis_png(self.store, path, frame_names=self.frame_names)
+            elif kind == "csv":
+                io_hotspots.export_hotspots_csv(self.store, path)
+            elif kind == "json":
+                io_hotspots.export_hotspots_json(self.store, path)
+            elif kind == "coco":
+                io_coco.export_coco(self.store, path, frame_names=self.frame_names)
+            else:
+                raise ProjectIOError(f"unknown export kind {kind!r}; use davis, csv, json or coco")
+        except HotspotError as err:
+            self._report(err)
+            return None
+        self._info(f"exported {kind} to {path}")
+        return Path(path)
+
+    def close(self) -> None:
+        """Cancel work, autosave, and stop listening to the viewer (the widget is closing)."""
+        self.cancel()
+        self.flush_autosave()
+        try:
+            self.viewer.dims.events.current_step.disconnect(self._on_frame_changed)
+            self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
+        except (TypeError, RuntimeError, ValueError):
+            pass

@@ -1,0 +1,547 @@
+"""The "Hotspot tracking" dock widget: a thin Qt shell over HotspotController (the npe2 widget).
+
+Sections: video and objects (prompt tools), tracking, QA plot, project and export. Every button
+calls one controller method; the controller's signals update the widgets. The widget also owns
+the autosave timer and saves on close. The ``menu_*`` functions are npe2 commands for the File menu.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from pathlib import Path
+
+from napari.viewer import Viewer
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer
+from qtpy.QtGui import QColor, QIcon, QPixmap
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_hotspot._napari.controller import ROLE_BOXES, ROLE_CLICKS, HotspotController, _meta
+from napari_hotspot._napari.keybindings import bind_keys, unbind_keys
+from napari_hotspot._napari.qa_plot import QAPlot
+
+#: The autosave timer checks this often (ms); the Autosaver itself saves every ``autosave_interval_s``.
+AUTOSAVE_CHECK_MS = 15_000
+
+_CONTROLLERS: weakref.WeakValueDictionary[int, HotspotController] = weakref.WeakValueDictionary()
+
+
+def controller_for(viewer) -> HotspotController | None:
+    """The controller of the hotspot widget docked in ``viewer`` (None when the widget is not open)."""
+    return _CONTROLLERS.get(id(viewer))
+
+
+class _CloseWatcher(QObject):
+    """Autosave when the main window closes (dock widgets get no close event of their own)."""
+
+    def __init__(self, callback, parent=None):
+        super().__init__(parent)
+        self._callback = callback
+
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt name)
+        if event.type() == QEvent.Close:
+            self._callback()
+        return False
+
+
+class HotspotWidget(QWidget):
+    """Prompt objects, track them, correct, check quality and save, in one dock."""
+
+    def __init__(self, napari_viewer, *, models=None, long_side: int | None = None,
+                 autosave_dir: str | os.PathLike | None = None, autosave_interval_s: float = 180.0,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.controller = HotspotController(napari_viewer, models=models, long_side=long_side,
+                                            autosave_dir=autosave_dir, autosave_interval_s=autosave_interval_s)
+        self.controller.ask_project_path = self._ask_project_folder
+        _CONTROLLERS[id(napari_viewer)] = self.controller
+        self._closing = False
+        self._build()
+        self._connect()
+        bind_keys(napari_viewer, self.controller)
+        self._autosave_timer = QTimer(self)
+        self._autosave_timer.timeout.connect(self.controller.autosave_tick)
+        self._autosave_timer.start(AUTOSAVE_CHECK_MS)
+        self._watched_window = None
+        self._refresh_video_choices()
+        QTimer.singleShot(0, self._watch_main_window)
+        self._auto_pick_video()
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        outer.addWidget(scroll)
+        body = QWidget()
+        scroll.setWidget(body)
+        layout = QVBoxLayout(body)
+
+        # video + objects
+        box = QGroupBox("Video and objects")
+        grid = QGridLayout(box)
+        self.video_combo = QComboBox()
+        self.video_combo.setToolTip("The Image layer to segment and track")
+        grid.addWidget(QLabel("Video"), 0, 0)
+        grid.addWidget(self.video_combo, 0, 1, 1, 3)
+        self.object_list = QListWidget()
+        self.object_list.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.object_list.setEditTriggers(QAbstractItemView.DoubleClicked | QAbstractItemView.EditKeyPressed)
+        self.object_list.setMaximumHeight(90)
+        self.object_list.setToolTip("Objects: select one to prompt it; double-click to rename")
+        grid.addWidget(self.object_list, 1, 0, 1, 4)
+        self.add_button = QPushButton("Add object")
+        self.delete_button = QPushButton("Delete")
+        grid.addWidget(self.add_button, 2, 0, 1, 2)
+        grid.addWidget(self.delete_button, 2, 2, 1, 2)
+        self.click_button = QPushButton("Click")
+        self.click_button.setToolTip("Click on the video to prompt the selected object (clicks layer)")
+        self.box_button = QPushButton("Box")
+        self.box_button.setToolTip("Draw a rectangle around the selected object (boxes layer)")
+        self.auto_button = QPushButton("Auto")
+        self.auto_button.setToolTip("EG-Net picks the salient object on this frame (G)")
+        self.label_button = QPushButton("positive click")
+        self.label_button.setCheckable(True)
+        self.label_button.setToolTip("The label of the next click; N toggles it")
+        grid.addWidget(self.click_button, 3, 0)
+        grid.addWidget(self.box_button, 3, 1)
+        grid.addWidget(self.auto_button, 3, 2)
+        grid.addWidget(self.label_button, 3, 3)
+        self.gaze_button = QPushButton("Gaze file…")
+        self.gaze_button.setToolTip("Prompt the selected object with recorded fixations (CSV t,x,y)")
+        self.gaze_map_check = QCheckBox("EG-Net gaze map")
+        grid.addWidget(self.gaze_button, 4, 0, 1, 2)
+        grid.addWidget(self.gaze_map_check, 4, 2, 1, 2)
+        layout.addWidget(box)
+
+        # tracking
+        box = QGroupBox("Tracking")
+        grid = QGridLayout(box)
+        self.direction_combo = QComboBox()
+        self.direction_combo.addItems(["forward", "backward", "both"])
+        self.scope_combo = QComboBox()
+        self.scope_combo.addItems(["selected object", "all objects"])
+        grid.addWidget(self.direction_combo, 0, 0, 1, 2)
+        grid.addWidget(self.scope_combo, 0, 2, 1, 2)
+        self.range_check = QCheckBox("frames")
+        self.range_from = QSpinBox()
+        self.range_to = QSpinBox()
+        for spin in (self.range_from, self.range_to):
+            spin.setEnabled(False)
+        grid.addWidget(self.range_check, 1, 0)
+        grid.addWidget(self.range_from, 1, 1)
+        grid.addWidget(QLabel("to"), 1, 2, alignment=Qt.AlignCenter)
+        grid.addWidget(self.range_to, 1, 3)
+        self.track_button = QPushButton("Track")
+        self.track_button.setToolTip("Propagate (Shift+F forward, Shift+B backward, Shift+T both)")
+        self.repropagate_button = QPushButton("Re-propagate from here")
+        self.repropagate_button.setToolTip("From the current frame to the next keyframe (Shift+R)")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        grid.addWidget(self.track_button, 2, 0, 1, 2)
+        grid.addWidget(self.cancel_button, 2, 2, 1, 2)
+        grid.addWidget(self.repropagate_button, 3, 0, 1, 4)
+        self.undo_button = QPushButton("Undo")
+        self.redo_button = QPushButton("Redo")
+        grid.addWidget(self.undo_button, 4, 0, 1, 2)
+        grid.addWidget(self.redo_button, 4, 2, 1, 2)
+        layout.addWidget(box)
+
+        # QA
+        box = QGroupBox("Quality")
+        vbox = QVBoxLayout(box)
+        self.qa_plot = QAPlot()
+        vbox.addWidget(self.qa_plot)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("low below"))
+        self.threshold_spin = QDoubleSpinBox()
+        self.threshold_spin.setRange(0.0, 1.0)
+        self.threshold_spin.setSingleStep(0.05)
+        self.threshold_spin.setValue(self.controller.low_confidence_threshold)
+        row.addWidget(self.threshold_spin)
+        vbox.addLayout(row)
+        row = QHBoxLayout()
+        self.prev_key_button = QPushButton("◀ key")
+        self.next_key_button = QPushButton("key ▶")
+        self.prev_low_button = QPushButton("◀ low")
+        self.next_low_button = QPushButton("low ▶")
+        for b, tip in ((self.prev_key_button, "Previous keyframe (Shift+K)"), (self.next_key_button, "Next keyframe (K)"),
+                       (self.prev_low_button, "Previous low-confidence frame (Shift+J)"),
+                       (self.next_low_button, "Next low-confidence frame (J)")):
+            b.setToolTip(tip)
+            row.addWidget(b)
+        vbox.addLayout(row)
+        layout.addWidget(box)
+
+        # project
+        box = QGroupBox("Project")
+        grid = QGridLayout(box)
+        self.save_button = QPushButton("Save")
+        self.save_as_button = QPushButton("Save as…")
+        self.open_button = QPushButton("Open…")
+        self.export_button = QToolButton()
+        self.export_button.setText("Export ▾")
+        self.export_button.setPopupMode(QToolButton.InstantPopup)
+        menu = QMenu(self.export_button)
+        self.export_actions = {
+            "davis": menu.addAction("DAVIS PNG masks…"),
+            "csv": menu.addAction("Hotspots CSV…"),
+            "json": menu.addAction("Hotspots JSON…"),
+            "coco": menu.addAction("COCO JSON…"),
+        }
+        self.export_button.setMenu(menu)
+        grid.addWidget(self.save_button, 0, 0)
+        grid.addWidget(self.save_as_button, 0, 1)
+        grid.addWidget(self.open_button, 0, 2)
+        grid.addWidget(self.export_button, 0, 3)
+        self.project_label = QLabel("")
+        self.project_label.setWordWrap(True)
+        grid.addWidget(self.project_label, 1, 0, 1, 4)
+        layout.addWidget(box)
+
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        layout.addWidget(self.status_label)
+        layout.addStretch(1)
+
+    def _connect(self) -> None:
+        c = self.controller
+        self.video_combo.activated.connect(self._on_video_chosen)
+        self.viewer.layers.events.inserted.connect(self._on_layers_changed)
+        self.viewer.layers.events.removed.connect(self._on_layers_changed)
+        self.add_button.clicked.connect(lambda: c.add_object())
+        self.delete_button.clicked.connect(lambda: c.delete_object())
+        self.object_list.currentItemChanged.connect(self._on_item_selected)
+        self.object_list.itemChanged.connect(self._on_item_renamed)
+        self.click_button.clicked.connect(self._activate_clicks)
+        self.box_button.clicked.connect(self._activate_boxes)
+        self.auto_button.clicked.connect(lambda: c.auto_prompt())
+        self.label_button.toggled.connect(lambda checked: c.set_click_label(0 if checked else 1))
+        self.gaze_button.clicked.connect(self._choose_gaze_file)
+        self.gaze_map_check.toggled.connect(c.set_show_gaze_map)
+        self.direction_combo.currentTextChanged.connect(lambda text: setattr(c, "track_direction", text))
+        self.scope_combo.currentIndexChanged.connect(
+            lambda i: setattr(c, "track_scope", "selected" if i == 0 else "all"))
+        self.range_check.toggled.connect(self._on_range_changed)
+        self.range_from.valueChanged.connect(self._on_range_changed)
+        self.range_to.valueChanged.connect(self._on_range_changed)
+        self.track_button.clicked.connect(lambda: c.track())
+        self.repropagate_button.clicked.connect(lambda: c.repropagate_from_here())
+        self.cancel_button.clicked.connect(c.cancel)
+        self.undo_button.clicked.connect(c.undo)
+        self.redo_button.clicked.connect(c.redo)
+        self.qa_plot.frame_clicked.connect(c.go_to_frame)
+        self.threshold_spin.valueChanged.connect(self._on_threshold)
+        self.prev_key_button.clicked.connect(c.previous_keyframe)
+        self.next_key_button.clicked.connect(c.next_keyframe)
+        self.prev_low_button.clicked.connect(c.previous_low_confidence)
+        self.next_low_button.clicked.connect(c.next_low_confidence)
+        self.save_button.clicked.connect(lambda: c.save_project())
+        self.save_as_button.clicked.connect(self._save_as)
+        self.open_button.clicked.connect(self._open_project)
+        for kind, action in self.export_actions.items():
+            action.triggered.connect(lambda _checked=False, k=kind: self.export_dialog(k))
+
+        c.objects_changed.connect(self._refresh_objects)
+        c.selection_changed.connect(self._show_selection)
+        c.annotations_changed.connect(self._refresh_plot)
+        c.run_state_changed.connect(self._on_run_state)
+        c.run_progress.connect(lambda n: self.status_label.setText(f"tracking… {n} frames"))
+        c.video_changed.connect(self._on_video_changed)
+        c.click_label_changed.connect(self._show_click_label)
+        c.status.connect(self.status_label.setText)
+        self.viewer.dims.events.current_step.connect(self._on_frame)
+
+    # ------------------------------------------------------------------ video choice
+    def _image_layers(self):
+        return [la for la in self.viewer.layers if type(la).__name__ == "Image" and _meta(la).get("role") is None
+                or (type(la).__name__ == "Image" and _meta(la).get("role") == "video")]
+
+    def _refresh_video_choices(self) -> None:
+        self.video_combo.blockSignals(True)
+        self.video_combo.clear()
+        self.video_combo.addItem("(choose a video layer)")
+        current = self.controller.video_layer
+        for layer in self._image_layers():
+            self.video_combo.addItem(layer.name)
+            if layer is current:
+                self.video_combo.setCurrentIndex(self.video_combo.count() - 1)
+        self.video_combo.blockSignals(False)
+
+    def _on_layers_changed(self, _event=None) -> None:
+        if self._closing:
+            return
+        self._refresh_video_choices()
+        # Let one viewer.open() insert all its layers before picking (a project brings several).
+        QTimer.singleShot(0, self._auto_pick_video)
+
+    def _auto_pick_video(self) -> None:
+        """Use a newly opened project's video, or the only/first video while none is chosen."""
+        if self._closing or self.controller.running:
+            return
+        layers = self._image_layers()
+        current = self.controller.video_layer
+        projects = [la for la in layers if _meta(la).get("project") and la is not current]
+        if projects and current is None:
+            self.use_video(projects[-1])
+        elif current is None and layers:
+            self.use_video(layers[0])
+
+    def _on_video_chosen(self, index: int) -> None:
+        layers = self._image_layers()
+        self.use_video(layers[index - 1] if index > 0 and index - 1 < len(layers) else None)
+
+    def use_video(self, layer) -> None:
+        """Work on ``layer`` (errors are shown in napari, not raised)."""
+        from napari_hotspot.errors import HotspotError
+
+        try:
+            self.controller.set_video(layer)
+        except HotspotError as err:
+            self.controller._report(err)
+        self._refresh_video_choices()
+
+    def _on_video_changed(self) -> None:
+        c = self.controller
+        n = c.num_frames
+        for spin in (self.range_from, self.range_to):
+            spin.setRange(0, max(n - 1, 0))
+        self.range_to.setValue(max(n - 1, 0))
+        self._refresh_objects()
+        self._refresh_plot()
+        self._show_project()
+
+    def _show_project(self) -> None:
+        c = self.controller
+        if c.project_path is not None:
+            self.project_label.setText(f"project: {c.project_path}")
+        elif c.autosaver is not None:
+            self.project_label.setText(f"not saved yet; autosave to {c.autosaver.path}")
+        else:
+            self.project_label.setText("")
+
+    # ------------------------------------------------------------------ objects
+    def _refresh_objects(self) -> None:
+        c = self.controller
+        self.object_list.blockSignals(True)
+        self.object_list.clear()
+        if c.store is not None:
+            for info in c.store.objects:
+                pix = QPixmap(12, 12)
+                pix.fill(QColor(*info.color))
+                item = QListWidgetItem(QIcon(pix), info.name)
+                item.setData(Qt.UserRole, info.id)
+                item.setFlags(item.flags() | Qt.ItemIsEditable)
+                self.object_list.addItem(item)
+                if info.id == c.selected_id:
+                    self.object_list.setCurrentItem(item)
+        self.object_list.blockSignals(False)
+        self._refresh_plot()
+
+    def _show_selection(self, obj_id: int) -> None:
+        self.object_list.blockSignals(True)
+        for i in range(self.object_list.count()):
+            item = self.object_list.item(i)
+            if item.data(Qt.UserRole) == obj_id:
+                self.object_list.setCurrentItem(item)
+        self.object_list.blockSignals(False)
+        self._refresh_plot()
+
+    def _on_item_selected(self, item, _previous=None) -> None:
+        if item is not None:
+            self.controller.select_object(int(item.data(Qt.UserRole)))
+
+    def _on_item_renamed(self, item) -> None:
+        oid = int(item.data(Qt.UserRole))
+        store = self.controller.store
+        if store is not None and store.has_object(oid) and store.get_object(oid).name != item.text():
+            self.controller.rename_object(oid, item.text())
+
+    def _show_click_label(self, label: int) -> None:
+        self.label_button.blockSignals(True)
+        self.label_button.setChecked(label == 0)
+        self.label_button.setText("negative click" if label == 0 else "positive click")
+        self.label_button.blockSignals(False)
+
+    def _activate_clicks(self) -> None:
+        layer = self.controller.layer(ROLE_CLICKS)
+        if layer is not None:
+            self.viewer.layers.selection.active = layer
+            layer.mode = "add"
+
+    def _activate_boxes(self) -> None:
+        layer = self.controller.layer(ROLE_BOXES)
+        if layer is not None:
+            self.viewer.layers.selection.active = layer
+            layer.mode = "add_rectangle"
+
+    def _choose_gaze_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Gaze fixations (CSV t,x,y)", "", "CSV (*.csv);;All files (*)")
+        if path:
+            self.controller.load_gaze(path)
+
+    # ------------------------------------------------------------------ tracking
+    def _on_range_changed(self, *_args) -> None:
+        on = self.range_check.isChecked()
+        for spin in (self.range_from, self.range_to):
+            spin.setEnabled(on)
+        self.controller.track_range = (self.range_from.value(), self.range_to.value()) if on else None
+
+    def _on_run_state(self, running: bool) -> None:
+        self.cancel_button.setEnabled(running)
+        for b in (self.track_button, self.repropagate_button, self.auto_button, self.add_button,
+                  self.delete_button, self.undo_button, self.redo_button, self.save_button, self.open_button,
+                  self.gaze_button):
+            b.setEnabled(not running)
+        self._refresh_plot()
+        self._show_project()
+
+    # ------------------------------------------------------------------ QA
+    def _on_threshold(self, value: float) -> None:
+        self.controller.low_confidence_threshold = float(value)
+        self._refresh_plot()
+
+    def _on_frame(self, _event=None) -> None:
+        self.qa_plot.set_current_frame(self.controller.current_frame)
+
+    def _refresh_plot(self, immediate: bool = False) -> None:
+        c = self.controller
+        if c.store is None:
+            self.qa_plot.set_data({}, {}, {}, [], c.low_confidence_threshold, None, 0, 0, immediate=immediate)
+            return
+        ids = c._qa_ids()
+        conf = {k: v for k, v in c.confidence_series().items() if k in ids}
+        j = None if c.running else c.jaccard_series()  # J after the run: ground truth may be slow to read
+        if j is not None:
+            j = {k: v for k, v in j.items() if k in ids}
+        colors = {o.id: o.color for o in c.store.objects}
+        names = {o.id: o.name for o in c.store.objects}
+        self.qa_plot.set_data(conf, colors, names, c.keyframes(), c.low_confidence_threshold, j, c.num_frames,
+                              c.current_frame, immediate=immediate)
+
+    # ------------------------------------------------------------------ project
+    def _ask_project_folder(self) -> str | None:
+        path = QFileDialog.getSaveFileName(self, "Save hotspot project as (a folder)", "", "")[0]
+        return path or None
+
+    def _save_as(self) -> None:
+        path = self._ask_project_folder()
+        if path:
+            self.controller.save_project(path)
+            self._show_project()
+
+    def _open_project(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open hotspot project folder")
+        if path:
+            self.controller.open_project(path)
+            self._show_project()
+
+    def export_dialog(self, kind: str) -> None:
+        if kind == "davis":
+            path = QFileDialog.getExistingDirectory(self, "Export DAVIS PNG masks into folder")
+        else:
+            suffix = {"csv": "CSV (*.csv)", "json": "JSON (*.json)", "coco": "COCO JSON (*.json)"}[kind]
+            path = QFileDialog.getSaveFileName(self, f"Export {kind}", "", suffix)[0]
+        if path:
+            self.controller.export(kind, path)
+
+    # ------------------------------------------------------------------ closing
+    def _watch_main_window(self) -> None:
+        window = self.window()
+        if window is not None and window is not self and self._watched_window is None:
+            self._close_watcher = _CloseWatcher(self._on_main_window_close, self)
+            window.installEventFilter(self._close_watcher)
+            self._watched_window = window
+
+    def _on_main_window_close(self) -> None:
+        self.controller.flush_autosave()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        self._watch_main_window()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop timers and workers, autosave, unbind keys (idempotent)."""
+        if self._closing:
+            return
+        self._closing = True
+        self._autosave_timer.stop()
+        self.controller.close()
+        try:
+            self.viewer.layers.events.inserted.disconnect(self._on_layers_changed)
+            self.viewer.layers.events.removed.disconnect(self._on_layers_changed)
+            self.viewer.dims.events.current_step.disconnect(self._on_frame)
+        except (TypeError, RuntimeError, ValueError):
+            pass
+        unbind_keys(self.viewer)
+        if _CONTROLLERS.get(id(self.viewer)) is self.controller:
+            del _CONTROLLERS[id(self.viewer)]
+
+
+# ---------------------------------------------------------------------------- File-menu commands (npe2)
+def _controller_or_dock(viewer: Viewer) -> HotspotController | None:
+    controller = controller_for(viewer)
+    if controller is None:
+        _dock, widget = viewer.window.add_plugin_dock_widget("napari-hotspot", "Hotspot tracking")
+        controller = getattr(widget, "controller", None)
+    return controller
+
+
+def _widget_for(viewer: Viewer) -> HotspotWidget | None:
+    controller = _controller_or_dock(viewer)
+    if controller is None:
+        return None
+    for dock in viewer.window._dock_widgets.values():  # the docked HotspotWidget that owns it
+        widget = dock.widget()
+        if isinstance(widget, HotspotWidget) and widget.controller is controller:
+            return widget
+        inner = widget.findChild(HotspotWidget) if widget is not None else None
+        if inner is not None and inner.controller is controller:
+            return inner
+    return None
+
+
+def menu_save_project(viewer: Viewer) -> None:
+    """File > Save hotspot project (asks for a folder the first time)."""
+    controller = _controller_or_dock(viewer)
+    if controller is not None:
+        controller.save_project()
+
+
+def menu_open_project(viewer: Viewer) -> None:
+    """File > Open hotspot project…"""
+    widget = _widget_for(viewer)
+    if widget is not None:
+        widget._open_project()
+
+
+def menu_export(viewer: Viewer) -> None:
+    """File > Export hotspot annotations: shows the export choices of the dock."""
+    widget = _widget_for(viewer)
+    if widget is not None:
+        widget.export_button.showMenu()

@@ -1,0 +1,33 @@
+"""Synthetic motion and appearance changes (random affine views, colour jitter), used by training and
+by per-video adaptation at run time."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def random_affine(rng: np.random.Generator, size: tuple[int, int], strength: float = 1.0) -> np.ndarray:
+    """A random 2x3 affine (scale, rotation, shear, translation, flip) about the image centre."""
+    h, w = size
+    s = np.exp(rng.uniform(-0.25, 0.25) * strength)
+    a = np.deg2rad(rng.uniform(-15, 15) * strength)
+    sh = rng.uniform(-0.1, 0.1) * strength
+    tx, ty = rng.uniform(-0.12, 0.12, 2) * strength * np.array([w, h])
+    flip = -1.0 if rng.random() < 0.5 else 1.0
+    lin = s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) @ np.array([[1, sh], [0, 1]])
+    lin = lin @ np.diag([flip, 1.0])
+    c = np.array([w / 2, h / 2])
+    t = c - lin @ c + np.array([tx, ty])
+    return np.concatenate([lin, t[:, None]], 1).astype(np.float32)
+
+
+def colour_jitter(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    x = img.astype(np.float32)
+    x = x * rng.uniform(0.7, 1.3) + rng.uniform(-25, 25)  # contrast, brightness
+    grey = x.mean(2, keepdims=True)
+    x = grey + (x - grey) * rng.uniform(0.6, 1.4)  # saturation
+    x = x * rng.uniform(0.9, 1.1, size=3)  # white balance
+    if rng.random() < 0.3:
+        x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 1.5))
+    return np.clip(x, 0, 255).astype(np.uint8)

@@ -1,0 +1,240 @@
+"""`napari-hotspot reframe`: arguments and the run that tracks (or loads tracks), plans, renders, reports.
+
+    napari-hotspot reframe SOURCE --out OUT.mp4 --aspect W:H [--zoom Z|auto] [--mode auto|steady|track|pan]
+        (--mask PNG | --click X,Y | --box X0,Y0,X1,Y1 | --auto | --tracks DIR) [--report REPORT.json] [--frame N]
+
+The lead's ``cli.py`` wires ``add_arguments`` / ``run`` as the ``reframe`` sub-command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from napari_hotspot.errors import HotspotError, ProjectIOError, PromptError
+
+
+def _xy(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y (two numbers), got {text!r}") from None
+    return x, y
+
+
+def _box(text: str) -> tuple[float, float, float, float]:
+    try:
+        x0, y0, x1, y1 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X0,Y0,X1,Y1 (four numbers), got {text!r}") from None
+    return x0, y0, x1, y1
+
+
+def _zoom(text: str) -> float | None:
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"zoom must be a number >= 1 or 'auto', got {text!r}") from None
+    if not 1.0 <= value <= 20.0:
+        raise argparse.ArgumentTypeError(f"zoom must be between 1 (widest window) and 20, got {text!r}")
+    return value
+
+
+def _ids(text: str) -> list[int]:
+    try:
+        ids = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected object ids like 2,1 (priority first), got {text!r}") from None
+    if not ids:
+        raise argparse.ArgumentTypeError("expected at least one object id")
+    return ids
+
+
+def _keyframe(text: str):
+    from napari_hotspot.reframe.path import Keyframe
+
+    try:
+        values = [float(v) for v in text.split(",")]
+        if len(values) not in (3, 4) or values[0] != int(values[0]):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FRAME,CX,CY[,HEIGHT], got {text!r}") from None
+    return Keyframe(int(values[0]), values[1], values[2], values[3] if len(values) == 4 else None)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``reframe`` arguments to ``parser``."""
+    parser.add_argument("source", type=Path, help="video file or folder of frames")
+    parser.add_argument("--out", type=Path, required=True, help="reframed video (.mp4, .mov, .mkv or .m4v)")
+    parser.add_argument("--aspect", required=True, help="output aspect ratio W:H, e.g. 9:16, 1:1, 16:9")
+    parser.add_argument("--zoom", type=_zoom, default=1.0,
+                        help="zoom factor >= 1 (1 = the largest window of that aspect) or 'auto' (frames the masks)")
+    parser.add_argument("--mode", choices=("auto", "steady", "track", "pan"), default="auto",
+                        help="camera mode (auto: chosen per shot from the subject's motion)")
+    g = parser.add_mutually_exclusive_group(required=True)
+    g.add_argument("--mask", type=Path, help="PNG mask of the object on --frame (runs the tracker)")
+    g.add_argument("--click", type=_xy, action="append", help="positive click X,Y on --frame (repeatable; runs the tracker)")
+    g.add_argument("--box", type=_box, help="box X0,Y0,X1,Y1 on --frame (runs the tracker)")
+    g.add_argument("--auto", action="store_true", help="EG-Net picks the target on --frame (runs the tracker)")
+    g.add_argument("--tracks", type=Path,
+                   help="saved project folder or `napari-hotspot track` output folder (masks/ + hotspots.csv)")
+    parser.add_argument("--negative", type=_xy, action="append", default=[], help="negative click X,Y (with --click)")
+    parser.add_argument("--frame", type=int, default=0, help="frame of the prompt (0-based, default 0)")
+    parser.add_argument("--objects", type=_ids, default=None,
+                        help="with --tracks: object ids to keep in view, priority first (default: all)")
+    parser.add_argument("--report", type=Path, default=None, help="write the JSON quality report here")
+    parser.add_argument("--margin", type=float, default=0.1, help="hotspot margin, fraction of the window (0.1)")
+    parser.add_argument("--max-speed", type=float, default=None, help="cap on the window's speed, px/frame")
+    parser.add_argument("--keyframe", type=_keyframe, action="append", default=[],
+                        help="FRAME,CX,CY[,HEIGHT]: a window the path must pass through (repeatable)")
+    parser.add_argument("--cuts", default="auto",
+                        help="shot cuts: 'auto' (detect from colour histograms), 'none', or frame list like 120,480")
+    parser.add_argument("--height", type=int, default=None, help="output height in pixels (default: the zoom-1 window's)")
+    parser.add_argument("--fps", type=float, default=None, help="frame rate for frame folders (default 24)")
+    parser.add_argument("--weights", type=Path, default=None, help="model weights for the tracker")
+
+
+def _cuts(args, source) -> list[int]:
+    from napari_hotspot.reframe.shots import detect_cuts_in_frames
+
+    text = str(args.cuts).strip().lower()
+    if text == "none":
+        return []
+    if text == "auto":
+        return detect_cuts_in_frames(source.iter_frames())
+    try:
+        cuts = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise HotspotError(f"--cuts must be 'auto', 'none' or frame numbers like 120,480, got {args.cuts!r}") from None
+    bad = [c for c in cuts if not 0 < c < source.num_frames]
+    if bad:
+        raise HotspotError(f"--cuts {bad} are outside 1..{source.num_frames - 1}")
+    return cuts
+
+
+def _tracks(args, source):
+    from napari_hotspot.reframe.inputs import load_tracks, run_tracker
+
+    frame_size = (source.height, source.width)
+    if args.tracks is not None:
+        return load_tracks(args.tracks, source.frame_names, frame_size, args.objects)
+    if args.negative and not args.click:
+        raise PromptError("--negative needs at least one --click")
+    if args.objects:
+        raise PromptError("--objects selects objects of --tracks; a prompt tracks one object")
+    from napari_hotspot.models.weights import ModelBundle
+    from napari_hotspot.pipeline import Prompt, read_mask_png, terminal_progress
+    from napari_hotspot.session import HotspotSession
+
+    if args.mask is not None:
+        prompt = Prompt("mask", args.frame, mask=read_mask_png(args.mask, frame_size))
+    elif args.click:
+        prompt = Prompt("click", args.frame, points=list(args.click), negative=list(args.negative))
+    elif args.box is not None:
+        prompt = Prompt("box", args.frame, box=args.box)
+    else:
+        prompt = Prompt("auto", args.frame)
+    session = HotspotSession(source, ModelBundle.load(args.weights))
+    progress, close = terminal_progress("track")
+    try:
+        return run_tracker(session, [prompt], progress)
+    finally:
+        close()
+
+
+def write_report(report: dict, path: Path) -> None:
+    """Write the report as JSON, atomically (NaN becomes null)."""
+    def clean(v):
+        if isinstance(v, float) and v != v:
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(clean(report), indent=1, allow_nan=False), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ProjectIOError(f"cannot write report {path}: {exc.strerror or exc}") from exc
+
+
+def run(args) -> int:
+    """Track (or load tracks), plan the crop path, render the video, write the report. Returns 0."""
+    from napari_hotspot.pipeline import terminal_progress
+    from napari_hotspot.reframe.metrics import reframe_report
+    from napari_hotspot.reframe.path import ReframeConfig, parse_aspect, plan_crop_path
+    from napari_hotspot.reframe.render import output_size, render_reframed
+    from napari_hotspot.video import open_source
+
+    t0 = time.perf_counter()
+    config = ReframeConfig(aspect=parse_aspect(args.aspect), zoom=args.zoom, mode=args.mode, margin=args.margin,
+                           max_speed=args.max_speed)
+    if args.out.suffix.lower() not in (".mp4", ".mov", ".mkv", ".m4v"):
+        raise ProjectIOError(f"--out {args.out}: use a .mp4, .mov, .mkv or .m4v file name")
+    source = open_source(args.source)
+    try:
+        if not 0 <= args.frame < source.num_frames:
+            raise PromptError(f"--frame {args.frame} is outside the video (frames 0..{source.num_frames - 1})")
+        tracks = _tracks(args, source)
+        t_tracks = time.perf_counter()
+        cuts = _cuts(args, source)
+        path = plan_crop_path(tracks, (source.height, source.width), config, cuts, args.keyframe)
+        t_plan = time.perf_counter()
+        size = output_size(path.frame_size, config.aspect, args.height)
+        fps = source.fps or args.fps
+        audio = source.path if source.path.is_file() else None
+        progress, close = terminal_progress("render")
+        try:
+            summary = render_reframed(source.iter_frames(), path, args.out, size, fps, audio, progress)
+        finally:
+            close()
+        t_render = time.perf_counter()
+    finally:
+        source.close()
+    report = reframe_report(path.centers, path.heights, path.aspect, path.frame_size, tracks, path.cuts)
+    report.update({
+        "source": str(args.source), "out": str(args.out), "aspect": args.aspect, "zoom": args.zoom or "auto",
+        "mode": args.mode, "object_ids": [t.object_id for t in tracks], "frames": path.num_frames,
+        "frame_size": list(path.frame_size), "output_size": [summary["width"], summary["height"]],
+        "fps": summary["fps"], "audio": summary["audio"], "render_notes": summary["notes"],
+        "cuts": path.cuts, "shots": [s.as_dict() for s in path.shots],
+        "seconds": {"tracks": t_tracks - t0, "plan": t_plan - t_tracks, "render": t_render - t_plan},
+        "windows": [[round(float(v), 3) for v in row] for row in path.windows],
+    })
+    if args.report is not None:
+        write_report(report, args.report)
+    modes = ", ".join(f"{s.start}-{s.stop - 1}: {s.mode_x}/{s.mode_y}" for s in path.shots)
+    print(f"reframed {path.num_frames} frames to {summary['width']}x{summary['height']} ({modes}); "
+          f"hotspot in window {report['hotspot_in_window']:.1%}, mask coverage {report['mask_coverage']:.1%}, "
+          f"jerk {report['jerk']:.3f} vs naive {report['baseline']['jerk']:.3f} px/frame^3; wrote {args.out}")
+    for shot in path.shots:
+        for note in shot.notes:
+            print(f"note (frames {shot.start}-{shot.stop - 1}): {note}", file=sys.stderr)
+    return 0
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry (``python -m napari_hotspot.reframe.cli``) until the lead wires the sub-command."""
+    parser = argparse.ArgumentParser(prog="napari-hotspot reframe", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (HotspotError, FileNotFoundError) as exc:
+        print(f"napari-hotspot reframe: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

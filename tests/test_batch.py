@@ -1,0 +1,298 @@
+"""Batch pre-annotation on a real dask.distributed LocalCluster (2 worker processes) with small
+synthetic videos: equality with a sequential run, a corrupt video failing alone, a worker killed
+mid-video, Ctrl-C and resume, idempotent re-runs, and the folder napari opens."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from napari_hotspot.annotations.io_davis import read_davis_folder
+from napari_hotspot.annotations.project import load_project
+from napari_hotspot.batch import cli as batch_cli
+from napari_hotspot.batch.manifest import read_manifest
+from napari_hotspot.batch.results import batch_failures, is_batch_results_dir, list_batch_projects
+from napari_hotspot.batch.runner import REPORT_COLUMNS, REPORT_FILE, read_report, run_batch, run_sequential
+from napari_hotspot.batch.worker import KILL_ONCE_ENV, MARKER_FILE, TEMP_PREFIX, process_video
+from napari_hotspot.errors import ProjectIOError
+from napari_hotspot.sample_data import make_sample_video, write_sample
+
+pytest.importorskip("distributed")
+
+FRAMES, HEIGHT, WIDTH = 12, 120, 160
+LONG_SIDE = 160  # the networks' working size: small keeps each video well under a second
+
+
+def _center(mask: np.ndarray) -> tuple[int, int]:
+    ys, xs = np.nonzero(mask)
+    return int(round(xs.mean())), int(round(ys.mean()))
+
+
+def make_videos(root: Path, count: int, first_seed: int = 0) -> list[str]:
+    """Write `count` synthetic videos under root (frame folders and mp4s) with one prompt each;
+    returns the manifest rows (no header). Prompts cycle mask, click, box, gaze, auto."""
+    rows = []
+    for k in range(count):
+        seed = first_seed + k
+        sample = make_sample_video(FRAMES, HEIGHT, WIDTH, seed=seed)
+        kind = "mp4" if k % 2 else "folder"
+        paths = write_sample(root, kind, sample, name=f"clip{seed}")
+        source = paths.frames.relative_to(root).as_posix()
+        animal = sample.masks[2] == 1
+        prompt = ("mask", "click", "box", "gaze", "auto")[k % 5]
+        if prompt == "mask":
+            cv2.imwrite(str(root / f"clip{seed}_mask.png"), (sample.masks[0] == 1).astype(np.uint8) * 255)
+            rows.append(f"{source},mask,0,clip{seed}_mask.png")
+        elif prompt == "click":
+            x, y = _center(animal)
+            rows.append(f'{source},click,2,"{x},{y}"')
+        elif prompt == "box":
+            ys, xs = np.nonzero(animal)
+            rows.append(f'{source},box,2,"{xs.min()},{ys.min()},{xs.max()},{ys.max()}"')
+        elif prompt == "gaze":
+            x, y = _center(animal)
+            (root / f"clip{seed}_gaze.csv").write_text(f"t,x,y\n2,{x},{y}\n2,{x + 2},{y + 1}\n5,0,0\n")
+            rows.append(f"{source},gaze,2,clip{seed}_gaze.csv")
+        else:
+            rows.append(f"{source},auto,0,")
+    return rows
+
+
+def write_manifest(path: Path, rows: list[str]) -> Path:
+    path.write_text("source,prompt,frame,value\n" + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    rows = make_videos(root, 5)
+    (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))  # corrupt
+    rows.insert(2, "broken.mp4,auto,0,")
+    return write_manifest(root / "manifest.csv", rows)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    dask_cluster, client = batch_cli.start_local_cluster(2, allowed_failures=3)
+    client.wait_for_workers(2)
+    yield client
+    client.close()
+    dask_cluster.close()
+
+
+@pytest.fixture(scope="module")
+def sequential(videos, tmp_path_factory):
+    """The reference: the same manifest processed in this process, one video after another."""
+    out = tmp_path_factory.mktemp("sequential")
+    summary = run_sequential(read_manifest(videos), out, long_side=LONG_SIDE)
+    return out, summary
+
+
+def outputs(project: Path):
+    """What a batch wrote for one video, in comparable form."""
+    stems, labels = read_davis_folder(project / "davis")
+    with open(project / "hotspots.csv", newline="") as handle:
+        hotspots = [row for row in csv.reader(handle)]
+    store, meta = load_project(project)
+    masks = np.stack([store.label_frame(t) for t in range(store.num_frames)])
+    return stems, np.stack(labels), hotspots, masks, meta
+
+
+def assert_same_outputs(a: Path, b: Path) -> None:
+    stems_a, labels_a, hot_a, masks_a, _ = outputs(a)
+    stems_b, labels_b, hot_b, masks_b, _ = outputs(b)
+    assert stems_a == stems_b
+    np.testing.assert_array_equal(labels_a, labels_b)
+    assert hot_a == hot_b
+    np.testing.assert_array_equal(masks_a, masks_b)
+
+
+def hidden_entries(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+
+
+def test_dask_batch_equals_sequential_and_a_corrupt_video_fails_alone(videos, cluster, sequential, tmp_path):
+    seq_out, seq_summary = sequential
+    items = read_manifest(videos)
+    lines = []
+    summary = run_batch(items, tmp_path, cluster, long_side=LONG_SIDE, log=lines.append)
+
+    assert not summary.interrupted
+    assert summary.counts == {"done": 5, "failed": 1, "skipped": 0}
+    report = read_report(tmp_path / REPORT_FILE)
+    assert list(report[0]) == list(REPORT_COLUMNS)
+    assert [r["source"] for r in report] == [i.source for i in items]  # manifest order
+    broken = report[2]
+    assert broken["status"] == "failed" and "broken.mp4" in broken["error"] and "corrupt" in broken["error"]
+    assert not (tmp_path / "broken").exists()
+    assert all(r["status"] == "done" and r["frames"] == FRAMES and r["seconds"] > 0 for i, r in enumerate(report) if i != 2)
+    assert [r.status for r in seq_summary.results] == [r["status"] for r in report]
+    assert any("frames/s overall" in line for line in lines)
+
+    for item in items:
+        if item.name == "broken":
+            continue
+        project = tmp_path / item.name
+        assert (project / MARKER_FILE).is_file()
+        assert_same_outputs(project, seq_out / item.name)
+        _, labels, hotspots, masks, meta = outputs(project)
+        assert labels.shape == (FRAMES, HEIGHT, WIDTH)
+        np.testing.assert_array_equal(labels, masks)  # DAVIS PNGs are the project's masks
+        assert len(hotspots) >= 2 and hotspots[0][:2] == ["frame", "object_id"]
+        assert Path(meta["video_path"]) == item.source_path
+        assert meta["extra"]["batch"]["prompt"] == item.prompt
+    assert hidden_entries(tmp_path) == []
+
+    projects = list_batch_projects(tmp_path)
+    assert [p.name for p in projects] == sorted(i.name for i in items if i.name != "broken")
+    assert all(p.frames == FRAMES and p.video_path.exists() and p.davis_dir.is_dir() for p in projects)
+    assert [f["source"] for f in batch_failures(tmp_path)] == ["broken.mp4"]
+
+
+def test_rerun_skips_finished_videos_and_redoes_missing_ones(videos, cluster, tmp_path):
+    items = read_manifest(videos)
+    run_batch(items, tmp_path, cluster, long_side=LONG_SIDE, log=None)
+    stamps = {p.parent.name: p.stat().st_mtime_ns for p in tmp_path.glob(f"*/{MARKER_FILE}")}
+    redo = items[0].name
+    for path in sorted((tmp_path / redo).rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    (tmp_path / redo).rmdir()
+    stale = tmp_path / f"{TEMP_PREFIX}{items[1].name}-deadbeef"  # left by a crashed run
+    (stale / "masks").mkdir(parents=True)
+    (stale / "project.json").write_text("{}")
+
+    summary = run_batch(items, tmp_path, cluster, long_side=LONG_SIDE, log=None)
+    statuses = {r.name: r.status for r in summary.results}
+    assert statuses.pop(redo) == "done"
+    assert statuses.pop("broken") == "failed"  # failures are retried on every run
+    assert set(statuses.values()) == {"skipped"}
+    for name, stamp in stamps.items():
+        if name != redo:
+            assert (tmp_path / name / MARKER_FILE).stat().st_mtime_ns == stamp  # not redone
+    assert (tmp_path / redo / MARKER_FILE).is_file()
+    assert hidden_entries(tmp_path) == []
+
+
+def test_killed_worker_is_replaced_and_the_batch_completes(videos, cluster, sequential, tmp_path):
+    seq_out, _ = sequential
+    items = [i for i in read_manifest(videos) if i.name != "broken"][:3]
+    kill_marker = tmp_path / "killed-once"
+    out = tmp_path / "out"
+    pids_before = set(cluster.run(os.getpid).values())
+    # A lambda travels by value; os.environ's own methods would pickle a copy of the mapping.
+    marker_text = str(kill_marker)
+    cluster.run(lambda: os.environ.update({KILL_ONCE_ENV: marker_text}))
+    try:
+        summary = run_batch(items, out, cluster, long_side=LONG_SIDE, retries=0, log=None)
+    finally:
+        cluster.run(lambda: os.environ.pop(KILL_ONCE_ENV, None))
+    assert kill_marker.is_file(), "no task killed its worker: the hook did not run"
+    killed_pid = int(kill_marker.read_text())
+    assert killed_pid in pids_before
+    cluster.wait_for_workers(2)
+    assert killed_pid not in set(cluster.run(os.getpid).values())  # the nanny started a new process
+    assert [r.status for r in summary.results] == ["done"] * 3, summary.results
+    for item in items:
+        assert_same_outputs(out / item.name, seq_out / item.name)
+    assert hidden_entries(out) == []
+
+
+def test_worker_side_errors_fail_the_video_with_a_clear_message(videos, tmp_path):
+    items = {i.name: i for i in read_manifest(videos)}
+    # An existing folder that is not a batch result is never overwritten.
+    mask_item = next(i for i in items.values() if i.prompt == "mask")
+    (tmp_path / mask_item.name).mkdir()
+    (tmp_path / mask_item.name / "notes.txt").write_text("mine")
+    result = process_video(mask_item, tmp_path, long_side=LONG_SIDE)
+    assert result.status == "failed" and "is not a batch result" in result.error
+    assert (tmp_path / mask_item.name / "notes.txt").read_text() == "mine"
+    assert hidden_entries(tmp_path) == []
+    # A mask PNG of the wrong size names the file and both sizes.
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), np.full((10, 10), 255, np.uint8))
+    from dataclasses import replace
+
+    wrong = replace(mask_item, value_path=small, name="wrong")
+    result = process_video(wrong, tmp_path, long_side=LONG_SIDE)
+    assert result.status == "failed" and "small.png" in result.error and "10x10" in result.error
+
+
+def test_finished_folder_from_another_prompt_is_not_overwritten(videos, tmp_path):
+    from dataclasses import replace
+
+    item = next(i for i in read_manifest(videos) if i.prompt == "click")
+    assert process_video(item, tmp_path, long_side=LONG_SIDE).status == "done"
+    assert process_video(item, tmp_path, long_side=LONG_SIDE).status == "skipped"
+    moved = replace(item, point=(item.point[0] + 3, item.point[1]), value="moved")
+    result = process_video(moved, tmp_path, long_side=LONG_SIDE)
+    assert result.status == "failed" and "different manifest row" in result.error
+
+
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
+    root = tmp_path / "videos"
+    root.mkdir()
+    rows = make_videos(root, 10, first_seed=20)
+    manifest = write_manifest(root / "manifest.csv", rows)
+    out = tmp_path / "out"
+    command = [str(manifest), "--out", str(out), "--workers", "2", "--long-side", str(LONG_SIDE)]
+    proc = subprocess.Popen([sys.executable, "-m", "napari_hotspot.batch.cli", *command],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not list(out.glob(f"*/{MARKER_FILE}")):
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "no video finished in 90 s"
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+        log, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == batch_cli.EXIT_INTERRUPTED, log
+    assert "Traceback" not in log, log
+    report = read_report(out / REPORT_FILE)
+    assert len(report) == 10 and {r["status"] for r in report} <= {"done", "failed"}
+    done = {r["source"] for r in report if r["status"] == "done"}
+    interrupted = [r for r in report if r["status"] == "failed"]
+    assert interrupted, "every video finished before the interrupt: nothing left to resume"
+    assert all("interrupted" in r["error"] for r in interrupted)
+    finished = {p.parent.name for p in out.glob(f"*/{MARKER_FILE}")}
+    names = {i.source: i.name for i in read_manifest(manifest)}
+    assert finished == {names[s] for s in done}
+    assert sorted(p.name for p in out.iterdir()) == sorted(finished | {REPORT_FILE})  # nothing half-written
+    stamps = {name: (out / name / MARKER_FILE).stat().st_mtime_ns for name in finished}
+
+    assert batch_cli.main(command) == batch_cli.EXIT_OK
+    report = read_report(out / REPORT_FILE)
+    status = {r["source"]: r["status"] for r in report}
+    assert all(status[s] == "skipped" for s in done)
+    assert all(status[r["source"]] == "done" for r in interrupted)
+    assert all((out / name / MARKER_FILE).stat().st_mtime_ns == stamp for name, stamp in stamps.items())
+    assert len(list_batch_projects(out)) == 10
+
+
+def test_cli_rejects_a_bad_manifest_before_starting_a_cluster(tmp_path, capsys):
+    manifest = write_manifest(tmp_path / "m.csv", ["a.mp4,wave,0,"])
+    assert batch_cli.main([str(manifest), "--out", str(tmp_path / "out")]) == batch_cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "line 2" in err and "'wave'" in err
+    assert not (tmp_path / "out").exists()
+    assert batch_cli.main([str(manifest), "--out", str(tmp_path), "--scheduler", "tcp://x:1", "--workers", "2"]) == 2
+
+
+def test_results_folder_checks(tmp_path):
+    assert not is_batch_results_dir(tmp_path)
+    with pytest.raises(ProjectIOError, match="holds no napari-hotspot batch results"):
+        list_batch_projects(tmp_path)
+    with pytest.raises(ProjectIOError, match="does not exist"):
+        list_batch_projects(tmp_path / "missing")

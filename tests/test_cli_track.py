@@ -1,0 +1,124 @@
+"""`napari-hotspot track` and `eval` end to end on the sample video (real models, real files)."""
+
+import csv
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from napari_hotspot.cli import main
+from napari_hotspot.sample_data import make_sample_video, write_sample
+
+
+@pytest.fixture(scope="module")
+def short_sample():
+    return make_sample_video(num_frames=12)
+
+
+@pytest.fixture(scope="module")
+def sample_folder(tmp_path_factory, short_sample):
+    return write_sample(tmp_path_factory.mktemp("sample"), "folder", short_sample)
+
+
+@pytest.fixture(scope="module")
+def sample_mp4(tmp_path_factory, short_sample):
+    return write_sample(tmp_path_factory.mktemp("sample_mp4"), "mp4", short_sample)
+
+
+def read_hotspots(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_track_folder_with_mask(tmp_path, sample_folder):
+    out = tmp_path / "out"
+    mask = sample_folder.annotations / "00000.png"
+    assert main(["track", str(sample_folder.frames), "--out", str(out), "--mask", str(mask)]) == 0
+    pngs = sorted((out / "masks").glob("*.png"))
+    assert [p.stem for p in pngs] == [f"{i:05d}" for i in range(12)]
+    m = cv2.imread(str(pngs[5]), cv2.IMREAD_UNCHANGED)
+    assert m.dtype == np.uint8 and m.shape == (240, 320) and set(np.unique(m)) <= {0, 1}
+    rows = read_hotspots(out / "hotspots.csv")
+    assert [int(r["frame"]) for r in rows] == list(range(12))
+    assert {"frame", "object_id", "x", "y", "confidence"} <= set(rows[0])
+
+
+def test_track_mp4_with_click_on_a_later_frame_goes_both_ways(tmp_path, sample_mp4, short_sample):
+    out = tmp_path / "out"
+    x, y = short_sample.hotspots[6, 0, :2]
+    assert main(["track", str(sample_mp4.frames), "--out", str(out), "--frame", "6", "--click", f"{x},{y}"]) == 0
+    assert len(list((out / "masks").glob("*.png"))) == 12
+    rows = read_hotspots(out / "hotspots.csv")
+    assert sorted(int(r["frame"]) for r in rows) == list(range(12))
+    assert [r["source"] for r in rows if int(r["frame"]) == 6] == ["click"]
+
+
+def test_track_box_and_auto(tmp_path, sample_folder, short_sample):
+    ys, xs = np.nonzero(short_sample.masks[0] == 1)
+    assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "b"),
+                 "--box", f"{xs.min()},{ys.min()},{xs.max()},{ys.max()}"]) == 0
+    assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "a"), "--auto"]) == 0
+    assert len(list((tmp_path / "a" / "masks").glob("*.png"))) == 12
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--click", "999,5"], "off the image"),
+        (["--box", "10,10,10,40"], "zero area"),
+        (["--click", "5,5", "--frame", "40"], "out of range"),
+        (["--mask", "missing.png"], "not found"),
+    ],
+)
+def test_track_bad_prompts_fail_clearly(tmp_path, sample_folder, extra, message, capsys):
+    assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_track_empty_and_wrong_size_masks(tmp_path, sample_folder, capsys):
+    empty = tmp_path / "empty.png"
+    cv2.imwrite(str(empty), np.zeros((240, 320), np.uint8))
+    assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), "--mask", str(empty)]) == 2
+    assert "empty" in capsys.readouterr().err
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), np.ones((10, 10), np.uint8))
+    assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), "--mask", str(small)]) == 2
+    assert "size" in capsys.readouterr().err
+
+
+def test_track_corrupt_video_and_unwritable_output(tmp_path, sample_folder, capsys):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00garbage" * 100)
+    assert main(["track", str(bad), "--out", str(tmp_path / "o"), "--auto"]) == 2
+    assert "bad.mp4" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    mask = sample_folder.annotations / "00000.png"
+    assert main(["track", str(sample_folder.frames), "--out", str(blocker / "o"), "--mask", str(mask)]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_console_script_usage_error_exits_nonzero():
+    r = subprocess.run([sys.executable, "-m", "napari_hotspot.cli", "track", "x", "--out", "y"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "one of the arguments" in r.stderr
+
+
+def test_eval_tracker_and_predictions_on_a_davis_layout(tmp_path, sample_folder, capsys):
+    root = tmp_path / "davis"
+    (root / "JPEGImages" / "480p").mkdir(parents=True)
+    (root / "Annotations" / "480p").mkdir(parents=True)
+    (root / "JPEGImages" / "480p" / "sample").symlink_to(sample_folder.frames)
+    (root / "Annotations" / "480p" / "sample").symlink_to(sample_folder.annotations)
+    out = tmp_path / "eval"
+    assert main(["eval", "--davis-root", str(root), "--init", "mask", "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("J_mean=") and "JF_mean=" in line
+    assert (out / "results.csv").is_file() and (out / "summary.md").is_file()
+    assert len(list((out / "predictions" / "sample").glob("*.png"))) == 12
+    # Re-scoring the written predictions gives the same summary line.
+    out2 = tmp_path / "eval2"
+    assert main(["eval", "--davis-root", str(root), "--predictions", str(out / "predictions"), "--out", str(out2)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == line

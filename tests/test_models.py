@@ -1,0 +1,94 @@
+"""Shapes and guidance handling of the encoder and the three heads (untrained weights suffice)."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_hotspot.models.backbone import LEVEL_CHANNELS, Encoder, FrameFeatures, frame_to_tensor, working_size
+from napari_hotspot.models.guidance import make_guidance
+from napari_hotspot.models.heads import (CORR_CHANNELS, EGNet, Gaze2MaskNet, WCSTracker, matching_keys,
+                                         weighted_correlation)
+from napari_hotspot.models.tracking import deepest_point, hotspot_from_heat, make_reference
+
+
+def fake_features(b=1, h=96, w=128):
+    return FrameFeatures(*(torch.randn(b, LEVEL_CHANNELS[k], h // s, w // s)
+                           for k, s in (("s4", 4), ("s8", 8), ("s16", 16), ("s32", 32))))
+
+
+def test_working_size_keeps_aspect_and_multiples_of_32():
+    assert working_size(480, 854) == (288, 512)
+    assert working_size(240, 320) == (384, 512)
+    h, w = working_size(1080, 1920)
+    assert h % 32 == 0 and w % 32 == 0 and w == 512
+
+
+def test_encoder_levels_and_strides():
+    enc = Encoder()
+    f = enc(frame_to_tensor(np.zeros((100, 150, 3), np.uint8), (96, 128)))
+    for level, stride in (("s4", 4), ("s8", 8), ("s16", 16), ("s32", 32)):
+        assert f[level].shape == (1, LEVEL_CHANNELS[level], 96 // stride, 128 // stride)
+    assert not any(p.requires_grad for p in enc.parameters())
+
+
+def test_frame_to_tensor_rejects_grey_frames():
+    with pytest.raises(ValueError, match="RGB"):
+        frame_to_tensor(np.zeros((10, 10), np.uint8), (32, 32))
+
+
+def test_heads_output_shapes():
+    f = fake_features(2)
+    assert EGNet()(f).shape == (2, 1, 12, 16)
+    out, aux = Gaze2MaskNet()(f, torch.zeros(2, 3, 96, 128))
+    assert out.shape == (2, 1, 48, 64) and aux.shape == (2, 1, 12, 16)
+    keys = matching_keys(f)
+    corr = torch.cat([weighted_correlation(keys, keys.flatten(2), torch.rand(2, 192), torch.rand(2, 192))] * 2, 1)
+    assert corr.shape == (2, 2 * CORR_CHANNELS, 12, 16)
+    m4, m8, hot = WCSTracker()(f, corr, torch.zeros(2, 1, 12, 16))
+    assert m4.shape == (2, 1, 24, 32) and m8.shape == (2, 1, 12, 16) and hot.shape == (2, 1, 12, 16)
+
+
+def test_guidance_channels():
+    g = make_guidance((64, 80), positive_xy=[(10, 20)], negative_xy=[(70, 50)], box_xyxy=(5, 6, 30, 40))
+    assert g.shape == (3, 64, 80)
+    assert g[0, 20, 10] == pytest.approx(1.0) and g[0, 50, 70] < 1e-3
+    assert g[1, 50, 70] == pytest.approx(1.0)
+    assert g[2, 10, 10] == 1.0 and g[2, 50, 50] == 0.0
+    gaze = np.zeros((64, 80), np.float32)
+    gaze[30, 40] = 5.0
+    assert make_guidance((64, 80), gaze_map=gaze)[0, 30, 40] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="gaze map shape"):
+        make_guidance((64, 80), gaze_map=np.zeros((10, 10)))
+
+
+def test_weighted_correlation_propagates_the_template_mask():
+    # Search == template: the attention-propagated mask reproduces the template mask.
+    f = fake_features(1)
+    keys = matching_keys(f)
+    mask = torch.zeros(1, 12 * 16)
+    mask[0, :50] = 1
+    c = weighted_correlation(keys, keys.flatten(2), mask, torch.zeros(1, 192))
+    prop = c[0, 0].flatten()
+    assert float(prop[:50].mean()) > 0.9 and float(prop[50:].mean()) < 0.1
+
+
+def test_deepest_point_and_hotspot_inside_object():
+    m = np.zeros((40, 60), bool)
+    m[10:30, 20:50] = True
+    x, y = deepest_point(m)
+    assert 28 <= x <= 41 and 17 <= y <= 22  # any point on the medial ridge
+    assert deepest_point(np.zeros((5, 5), bool)) is None
+    heat = torch.zeros(5, 8)
+    heat[0, 0] = 10.0  # the heat peak lies outside the object
+    mask_prob = torch.zeros(40, 64)
+    mask_prob[16:32, 32:56] = 1.0
+    _, xy = hotspot_from_heat(heat, mask_prob)
+    assert mask_prob[int(round(xy[1])), int(round(xy[0]))] > 0.5
+
+
+def test_make_reference_shapes():
+    f = fake_features(1)
+    ref = make_reference(f, torch.ones(96, 128), (64.0, 48.0))
+    assert ref.keys.shape == (1, 152, 192) and ref.mask.shape == (1, 192) and ref.mask_map.shape == (1, 1, 12, 16)
+    y, x = divmod(int(ref.hotspot.argmax()), 16)
+    assert (x, y) in {(7, 5), (8, 5), (7, 6), (8, 6)}  # the cell holding working pixel (64, 48)

@@ -1,0 +1,110 @@
+"""Session semantics with the shipped weights on the synthetic sample video."""
+
+import numpy as np
+import pytest
+
+from napari_hotspot.errors import PromptError
+from napari_hotspot.session import HotspotSession
+
+
+def iou(a, b):
+    u = np.logical_or(a, b).sum()
+    return 1.0 if u == 0 else np.logical_and(a, b).sum() / u
+
+
+@pytest.fixture()
+def session(sample, models):
+    return HotspotSession(sample.frames[:16], models)
+
+
+def test_mask_prompt_propagates_forward(session, sample):
+    session.add_prompt(0, 1, mask=sample.masks[0] == 1)
+    results = list(session.propagate())
+    assert [r.frame for r in results] == list(range(1, 16))
+    js = [iou(r.mask, sample.masks[r.frame] == 1) for r in results]
+    assert np.mean(js) > 0.5, js
+    for r in results:
+        assert r.mask.shape == (240, 320) and 0.0 <= r.confidence <= 1.0
+        if r.hotspot is not None:
+            x, y = r.hotspot
+            assert r.mask[int(round(y)), int(round(x))]
+
+
+def test_backward_and_both(session, sample):
+    session.add_prompt(10, 1, mask=sample.masks[10] == 1)
+    back = [r.frame for r in session.propagate(direction="backward")]
+    assert back == list(range(9, -1, -1))
+    both = [r.frame for r in session.propagate(direction="both")]
+    assert both == list(range(11, 16)) + list(range(9, -1, -1))
+
+
+def test_keyframes_are_never_overwritten_and_reanchor(session, sample):
+    session.add_prompt(0, 1, mask=sample.masks[0] == 1)
+    session.add_prompt(8, 1, mask=sample.masks[8] == 1, source="correction")
+    frames = [r.frame for r in session.propagate()]
+    assert 8 not in frames and frames == [t for t in range(1, 16) if t != 8]
+    # Re-propagate from the correction up to the next keyframe only.
+    session.add_prompt(12, 1, mask=sample.masks[12] == 1)
+    frames = [r.frame for r in session.propagate(start_frame=8, stop_at_keyframe=True)]
+    assert frames == [9, 10, 11]
+    frames = [r.frame for r in session.propagate(start_frame=8, direction="backward", stop_at_keyframe=True)]
+    assert frames == [7, 6, 5, 4, 3, 2, 1]
+
+
+def test_several_objects_encode_each_frame_once(session, sample, monkeypatch):
+    session.add_prompt(0, 1, mask=sample.masks[0] == 1)
+    session.add_prompt(0, 2, mask=sample.masks[0] == 2)
+    encoded = []
+    real = session.models.encoder.forward
+    monkeypatch.setattr(session.models.encoder, "forward", lambda x: encoded.append(1) or real(x))
+    results = list(session.propagate(end_frame=5))
+    assert sorted((r.frame, r.object_id) for r in results) == [(t, o) for t in range(1, 6) for o in (1, 2)]
+    assert len(encoded) == 5  # frames 1..5, once each for both objects
+
+
+def test_click_prompt_answers_without_reencoding(session, sample, monkeypatch):
+    session.features(0)
+    calls = []
+    real = session.models.encoder.forward
+    monkeypatch.setattr(session.models.encoder, "forward", lambda x: calls.append(1) or real(x))
+    x, y = sample.hotspots[0, 0, :2]
+    r1 = session.add_prompt(0, 1, points=[(x, y)], labels=[1])
+    r2 = session.add_prompt(0, 1, points=[(x, y), (5, 5)], labels=[1, 0])
+    assert calls == []
+    assert r1.mask.any() and r2.mask.shape == (240, 320)
+    assert r1.hotspot == pytest.approx((x, y), abs=1.0)  # the first positive click is the hotspot
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(points=[(400, 10)]), "off the image"),
+        (dict(points=[(-1, 10)]), "off the image"),
+        (dict(points=[(10, 10)], labels=[0]), "positive click"),
+        (dict(box=(10, 10, 10, 50)), "zero area"),
+        (dict(mask=np.zeros((240, 320), bool)), "empty"),
+        (dict(mask=np.ones((10, 10), bool)), "does not match"),
+        (dict(), "needs clicks"),
+    ],
+)
+def test_bad_prompts_are_rejected_clearly(session, kwargs, message):
+    with pytest.raises(PromptError, match=message):
+        session.add_prompt(0, 1, **kwargs)
+    assert session.object_ids == []  # nothing half-added
+
+
+def test_bad_frame_and_unprompted_object(session):
+    with pytest.raises(PromptError, match="out of range"):
+        session.add_prompt(99, 1, points=[(5, 5)])
+    with pytest.raises(PromptError, match="no prompt"):
+        list(session.propagate(object_ids=[3]))
+
+
+def test_box_and_auto_prompts_give_masks(session, sample):
+    ys, xs = np.nonzero(sample.masks[0] == 1)
+    r = session.add_prompt(0, 1, box=(xs.min(), ys.min(), xs.max(), ys.max()))
+    assert r.mask.any() and r.source == "box"
+    a = session.auto_prompt(0, 2)
+    assert a.mask.any() and a.source == "auto"
+    gm = session.gaze_map(0)
+    assert gm.shape == (240, 320) and gm.sum() == pytest.approx(1.0, rel=1e-3)
