@@ -8,6 +8,7 @@ separately, videos/s and frames/s, and the largest peak RSS of a worker process.
 table naming the machine, the data and the command.
 
     python benchmarks/bench_batch.py [--videos 4] [--frames 48] [--size 240x320] [--workers 1 2] [--long-side 512]
+                                     [--adapt 0]
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def run_once(manifest: Path, out: Path, workers: int, long_side: int) -> dict:
+def run_once(manifest: Path, out: Path, workers: int, long_side: int, adapt: float) -> dict:
     from napari_hotspot.batch.cli import start_local_cluster
     from napari_hotspot.batch.manifest import read_manifest
     from napari_hotspot.batch.runner import run_batch
@@ -57,7 +58,7 @@ def run_once(manifest: Path, out: Path, workers: int, long_side: int) -> dict:
     try:
         client.wait_for_workers(workers)
         startup = time.perf_counter() - start
-        summary = run_batch(items, out, client, long_side=long_side, log=None)
+        summary = run_batch(items, out, client, long_side=long_side, adapt_seconds=adapt, log=None)
         peak = max(client.run(_peak_rss_mib).values())
     finally:
         client.close()
@@ -75,13 +76,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", default="240x320", help="HEIGHTxWIDTH of the videos")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--long-side", type=int, default=512, help="networks' working resolution (CLI default)")
+    parser.add_argument("--adapt", type=float, default=0.0,
+                        help="per-video adaptation seconds (default 0: tracking throughput only)")
     args = parser.parse_args(argv)
     height, width = (int(v) for v in args.size.lower().split("x"))
 
     work = Path(tempfile.mkdtemp(prefix="napari_hotspot_bench_batch_"))
     try:
         manifest = write_videos(work / "videos", args.videos, args.frames, height, width)
-        runs = [run_once(manifest, work / f"out{w}", w, args.long_side) for w in args.workers]
+        runs = [run_once(manifest, work / f"out{w}", w, args.long_side, args.adapt) for w in args.workers]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -94,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{os.cpu_count()} logical CPUs, Python {platform.python_version()}, torch {torch.__version__} (CPU), "
           f"dask {dask.__version__}; load average at the end {load[0]:.2f}")
     print(f"- data: {args.videos} synthetic sample videos (mp4), {args.frames} frames of {width}x{height} each, "
-          f"mask prompt on frame 0; networks at long side {args.long_side}")
+          f"mask prompt on frame 0; networks at long side {args.long_side}; tracker adaptation "
+          f"{f'{args.adapt:g} s per video' if args.adapt > 0 else 'off (--adapt 0)'}")
     print(f"- command: `python {' '.join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])}`")
     print("- wall: `run_batch` from submit to report (includes each worker loading the models once); "
           "cluster start-up is separate\n")

@@ -90,12 +90,18 @@ def save_strip(frames_dir: Path, video: Path, report: dict, out_png: Path, picks
     n = src.num_frames
     idx = np.linspace(0, n - 1, picks).round().astype(int)
     tiles_top, tiles_bottom = [], []
-    top_h = 240
+    top_h = 180
     for t in idx:
         frame = src.get_frame(int(t))
         cx, cy, w, h = report["windows"][t]
         cv2.rectangle(frame, (int(round(cx - w / 2)), int(round(cy - h / 2))),
-                      (int(round(cx + w / 2)), int(round(cy + h / 2))), (0, 255, 0), 3)
+                      (int(round(cx + w / 2)), int(round(cy + h / 2))), (0, 255, 0), 4)
+        hot = report["hotspots"][t]
+        if hot is not None:
+            cv2.circle(frame, (int(round(hot[0])), int(round(hot[1]))), 9, (255, 255, 0), -1)
+            cv2.circle(frame, (int(round(hot[0])), int(round(hot[1]))), 9, (0, 0, 0), 2)
+        cv2.putText(frame, f"t={t}", (12, 44), cv2.FONT_HERSHEY_SIMPLEX, 1.3, (0, 0, 0), 8)
+        cv2.putText(frame, f"t={t}", (12, 44), cv2.FONT_HERSHEY_SIMPLEX, 1.3, (255, 255, 255), 3)
         scale = top_h / frame.shape[0]
         tiles_top.append(cv2.resize(frame, (int(frame.shape[1] * scale), top_h), interpolation=cv2.INTER_AREA))
         crop = out.get_frame(int(t))
@@ -114,7 +120,7 @@ def save_strip(frames_dir: Path, video: Path, report: dict, out_png: Path, picks
     bottom = np.concatenate(sum(([t, np.full((bh, 6, 3), 255, np.uint8)] for t in tiles_bottom), [])[:-1], axis=1)
     strip = np.concatenate([top, np.full((6, top.shape[1], 3), 255, np.uint8), bottom], axis=0)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out_png), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(out_png), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     src.close()
     out.close()
 
@@ -151,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{tag}: hotspot {rows[-1]['hotspot_in']:.3f} coverage {rows[-1]['coverage']:.3f} "
                   f"fit {rows[-1]['coverage_fit']:.3f} jerk ratio {rows[-1]['jerk_ratio']:.3f}", file=sys.stderr)
             if args.strips is not None and seq in args.strip_sequences and setting == args.settings[0]:
-                save_strip(images / seq, work / f"{tag}.mp4", report, args.strips / f"reframe_{seq}_{aspect.replace(':', 'x')}.png")
+                strip = args.strips / f"reframe_{seq}_{aspect.replace(':', 'x')}.png"
+                save_strip(images / seq, work / f"{tag}.mp4", report, strip)
 
     tracker_rows = []
     if args.tracker:

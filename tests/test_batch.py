@@ -238,13 +238,24 @@ def test_finished_folder_from_another_prompt_is_not_overwritten(videos, tmp_path
     assert result.status == "failed" and "different manifest row" in result.error
 
 
+def test_adaptation_budget_is_used_and_recorded(videos, tmp_path):
+    import json
+
+    item = next(i for i in read_manifest(videos) if i.prompt == "mask")
+    result = process_video(item, tmp_path, long_side=LONG_SIDE, adapt_seconds=0.3)
+    assert result.status == "done", result.error
+    marker = json.loads((tmp_path / item.name / MARKER_FILE).read_text())
+    assert marker["settings"] == {"long_side": LONG_SIDE, "weights": None, "adapt_seconds": 0.3}
+    assert result.seconds >= 0.3
+
+
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
     root = tmp_path / "videos"
     root.mkdir()
     rows = make_videos(root, 10, first_seed=20)
     manifest = write_manifest(root / "manifest.csv", rows)
     out = tmp_path / "out"
-    command = [str(manifest), "--out", str(out), "--workers", "2", "--long-side", str(LONG_SIDE)]
+    command = [str(manifest), "--out", str(out), "--workers", "2", "--long-side", str(LONG_SIDE), "--adapt", "0"]
     proc = subprocess.Popen([sys.executable, "-m", "napari_hotspot.batch.cli", *command],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -279,6 +290,9 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
     assert all(status[r["source"]] == "done" for r in interrupted)
     assert all((out / name / MARKER_FILE).stat().st_mtime_ns == stamp for name, stamp in stamps.items())
     assert len(list_batch_projects(out)) == 10
+    # Everything complete: the same command only reports (no cluster is started).
+    assert batch_cli.main(command) == batch_cli.EXIT_OK
+    assert {r["status"] for r in read_report(out / REPORT_FILE)} == {"skipped"}
 
 
 def test_cli_rejects_a_bad_manifest_before_starting_a_cluster(tmp_path, capsys):
@@ -296,3 +310,23 @@ def test_results_folder_checks(tmp_path):
         list_batch_projects(tmp_path)
     with pytest.raises(ProjectIOError, match="does not exist"):
         list_batch_projects(tmp_path / "missing")
+
+
+def test_one_batch_at_a_time_per_output_folder(tmp_path):
+    from napari_hotspot.batch.runner import LOCK_FILE, batch_lock
+
+    with batch_lock(tmp_path):
+        with pytest.raises(ProjectIOError, match=f"another batch \\(process {os.getpid()}\\) is writing"):
+            with batch_lock(tmp_path):
+                pass
+    assert not (tmp_path / LOCK_FILE).exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import socket
+
+    (tmp_path / LOCK_FILE).write_text(f"{socket.gethostname()} {int(dead.stdout)}")  # its batch died
+    with batch_lock(tmp_path) as lock:
+        assert lock.read_text() == f"{socket.gethostname()} {os.getpid()}"
+    (tmp_path / LOCK_FILE).write_text("elsewhere 123")
+    with pytest.raises(ProjectIOError, match="process 123 on elsewhere"):
+        with batch_lock(tmp_path):
+            pass

@@ -35,7 +35,7 @@ def read_hotspots(path):
 def test_track_folder_with_mask(tmp_path, sample_folder):
     out = tmp_path / "out"
     mask = sample_folder.annotations / "00000.png"
-    assert main(["track", str(sample_folder.frames), "--out", str(out), "--mask", str(mask)]) == 0
+    assert main(["track", str(sample_folder.frames), "--out", str(out), "--mask", str(mask), "--adapt", "0"]) == 0
     pngs = sorted((out / "masks").glob("*.png"))
     assert [p.stem for p in pngs] == [f"{i:05d}" for i in range(12)]
     m = cv2.imread(str(pngs[5]), cv2.IMREAD_UNCHANGED)
@@ -48,7 +48,7 @@ def test_track_folder_with_mask(tmp_path, sample_folder):
 def test_track_mp4_with_click_on_a_later_frame_goes_both_ways(tmp_path, sample_mp4, short_sample):
     out = tmp_path / "out"
     x, y = short_sample.hotspots[6, 0, :2]
-    assert main(["track", str(sample_mp4.frames), "--out", str(out), "--frame", "6", "--click", f"{x},{y}"]) == 0
+    assert main(["track", str(sample_mp4.frames), "--out", str(out), "--frame", "6", "--click", f"{x},{y}", "--adapt", "0"]) == 0
     assert len(list((out / "masks").glob("*.png"))) == 12
     rows = read_hotspots(out / "hotspots.csv")
     assert sorted(int(r["frame"]) for r in rows) == list(range(12))
@@ -58,8 +58,8 @@ def test_track_mp4_with_click_on_a_later_frame_goes_both_ways(tmp_path, sample_m
 def test_track_box_and_auto(tmp_path, sample_folder, short_sample):
     ys, xs = np.nonzero(short_sample.masks[0] == 1)
     assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "b"),
-                 "--box", f"{xs.min()},{ys.min()},{xs.max()},{ys.max()}"]) == 0
-    assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "a"), "--auto"]) == 0
+                 "--box", f"{xs.min()},{ys.min()},{xs.max()},{ys.max()}", "--adapt", "0"]) == 0
+    assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "a"), "--auto", "--adapt", "0"]) == 0
     assert len(list((tmp_path / "a" / "masks").glob("*.png"))) == 12
 
 
@@ -113,7 +113,7 @@ def test_eval_tracker_and_predictions_on_a_davis_layout(tmp_path, sample_folder,
     (root / "JPEGImages" / "480p" / "sample").symlink_to(sample_folder.frames)
     (root / "Annotations" / "480p" / "sample").symlink_to(sample_folder.annotations)
     out = tmp_path / "eval"
-    assert main(["eval", "--davis-root", str(root), "--init", "mask", "--out", str(out)]) == 0
+    assert main(["eval", "--davis-root", str(root), "--init", "mask", "--adapt", "0", "--out", str(out)]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("J_mean=") and "JF_mean=" in line
     assert (out / "results.csv").is_file() and (out / "summary.md").is_file()
@@ -122,3 +122,11 @@ def test_eval_tracker_and_predictions_on_a_davis_layout(tmp_path, sample_folder,
     out2 = tmp_path / "eval2"
     assert main(["eval", "--davis-root", str(root), "--predictions", str(out / "predictions"), "--out", str(out2)]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == line
+
+
+def test_track_with_adaptation_matches_outputs_contract(tmp_path, sample_folder):
+    out = tmp_path / "out"
+    mask = sample_folder.annotations / "00000.png"
+    assert main(["track", str(sample_folder.frames), "--out", str(out), "--mask", str(mask), "--adapt", "1"]) == 0
+    assert len(list((out / "masks").glob("*.png"))) == 12
+    assert len(read_hotspots(out / "hotspots.csv")) == 12

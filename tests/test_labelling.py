@@ -241,22 +241,31 @@ def test_run_tracker_prefills_the_main_track_from_a_keyframe_mask():
     from napari_hotspot.sample_data import make_sample_video
     from napari_hotspot.session import HotspotSession
 
-    sample = make_sample_video(num_frames=5, height=96, width=128)
-    store = AnnotationStore(5, 96, 128)
+    sample = make_sample_video(num_frames=4, height=64, width=96)
+    store = AnnotationStore(4, 64, 96)
     store.add_object(obj_id=1)
-    store.set_frame(1, 2, mask=sample.masks[2] == 1, hotspot=tuple(sample.hotspots[2, 0, :2]),
+    store.set_frame(1, 1, mask=sample.masks[1] == 1, hotspot=tuple(sample.hotspots[1, 0, :2]),
                     provenance="keyframe")
-    session = HotspotSession(sample.frames, long_side=256)  # small working size keeps the test fast
+    session = HotspotSession(sample.frames, long_side=192)  # small working size keeps the test fast
     calls = []
     written = run_tracker(session, store, progress=lambda done, total: calls.append((done, total)))
-    assert written == 4 and store.frames_with(1) == [0, 1, 2, 3, 4]
-    assert store.get(1, 2).provenance == Provenance.KEYFRAME  # the keyframe is kept
-    for t in (0, 1, 3, 4):
+    assert written == 3 and store.frames_with(1) == [0, 1, 2, 3]
+    assert store.get(1, 1).provenance == Provenance.KEYFRAME  # the keyframe is kept
+    for t in (0, 2, 3):
         entry = store.get(1, t)
-        assert entry.provenance == Provenance.PROPAGATED and entry.mask.shape == (96, 128)
-    assert calls[-1][0] == 4
+        assert entry.provenance == Provenance.PROPAGATED and entry.mask.shape == (64, 96)
+    assert calls[-1][0] == 3
+    given = store.hotspot(1, 1)
+    assert (given.x, given.y) == pytest.approx(tuple(sample.hotspots[1, 0, :2]))  # the anchor's hotspot is kept
     lab = KeyframeLabeller(store, "A", every=2)
-    assert lab.schedule == [0, 2, 4]
+    assert lab.schedule == [0, 2]
+    # a keyframe mask without a hotspot gets the session's hotspot, so that keyframe has a proposal
+    store.add_object(obj_id=2)
+    store.set_frame(2, 0, mask=sample.masks[0] == 2, provenance="keyframe")
+    other = HotspotSession(sample.frames, models=session.models, long_side=192)
+    run_tracker(other, store, [2])
+    assert store.hotspot(2, 0) is not None and other.anchors(2) == [0]
+    assert store.mask(2, 0)[int(round(store.hotspot(2, 0).y)), int(round(store.hotspot(2, 0).x))]
     with pytest.raises(AnnotationError, match="no keyframe mask"):
-        store.add_object(obj_id=2)
-        run_tracker(HotspotSession(sample.frames, models=session.models, long_side=256), store, [2])
+        store.add_object(obj_id=3)
+        run_tracker(other, store, [3])

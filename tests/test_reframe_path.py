@@ -267,3 +267,21 @@ def test_tracks_of_different_lengths_are_rejected():
                        ReframeConfig(aspect=1.0))
     with pytest.raises(HotspotError, match="at least one"):
         plan_crop_path([], FRAME, ReframeConfig(aspect=1.0))
+
+
+def test_solver_failure_falls_back_to_the_smoothed_hotspot(monkeypatch):
+    import napari_hotspot.reframe.path as path_module
+    from napari_hotspot.reframe.l1 import L1PathResult
+
+    # Simulate HiGHS giving up (numerical trouble): the planner must still return a usable path.
+    monkeypatch.setattr(path_module, "solve_l1_path", lambda *a, **k: L1PathResult(None, "failed", message="boom"))
+    n = 30
+    xs = np.r_[np.linspace(200, 500, 20), np.full(10, np.nan)]
+    tr = track(xs, np.full(n, 240.0))
+    path = plan_crop_path([tr], FRAME, ReframeConfig(aspect=9 / 16, zoom=None))
+    assert path.shots[0].mode_x == "fallback"
+    assert any("boom" in note for note in path.shots[0].notes)
+    assert any("zoom" in note for note in path.shots[0].notes)
+    assert np.isfinite(path.centers).all()
+    assert_inside_image(path)
+    assert np.allclose(path.centers[25:, 0], path.centers[24, 0], atol=40)  # holds after the subject is gone

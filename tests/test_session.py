@@ -108,3 +108,35 @@ def test_box_and_auto_prompts_give_masks(session, sample):
     assert a.mask.any() and a.source == "auto"
     gm = session.gaze_map(0)
     assert gm.shape == (240, 320) and gm.sum() == pytest.approx(1.0, rel=1e-3)
+
+
+def _propagated_masks(session):
+    return {r.frame: r.mask for r in session.propagate()}
+
+
+def test_adaptation_is_per_object_and_leaves_base_weights_untouched(sample, models):
+    import torch
+
+    base = {k: v.clone() for k, v in models.tracker.state_dict().items()}
+    s = HotspotSession(sample.frames[:6], models)
+    s.add_prompt(0, 1, mask=sample.masks[0] == 1)
+    unadapted = _propagated_masks(s)
+    assert s.adapt(1, 0) == 0 and not s.is_adapted(1)  # budget 0 = off: exactly the base result
+    assert all((unadapted[t] == m).all() for t, m in _propagated_masks(s).items())
+    assert s.adapt(1, seconds=60.0, max_steps=2) == 2 and s.is_adapted(1)
+    for k, v in models.tracker.state_dict().items():
+        assert torch.equal(v, base[k]), f"base weight {k} changed"
+    adapted = _propagated_masks(s)
+    assert any((adapted[t] != unadapted[t]).any() for t in adapted)
+    state = s.adaptation_state(1)
+    s.reset_adaptation(1)
+    assert all((unadapted[t] == m).all() for t, m in _propagated_masks(s).items())
+    s.load_adaptation_state(1, state)
+    assert all((adapted[t] == m).all() for t, m in _propagated_masks(s).items())
+
+
+def test_cancelled_adaptation_leaves_the_session_usable(sample, models):
+    s = HotspotSession(sample.frames[:4], models)
+    s.add_prompt(0, 1, mask=sample.masks[0] == 1)
+    assert s.adapt(1, seconds=60.0, should_stop=lambda: True) == 0
+    assert len(list(s.propagate())) == 3

@@ -45,6 +45,12 @@ def _prompt_from_args(args, frame_size):
     return Prompt("auto", args.frame)
 
 
+def _adapt_seconds(args) -> float:
+    from .session import DEFAULT_ADAPT_SECONDS
+
+    return DEFAULT_ADAPT_SECONDS if args.adapt is None else max(0.0, args.adapt)
+
+
 def cmd_track(args) -> int:
     from .errors import PromptError
     from .models.weights import ModelBundle
@@ -59,7 +65,7 @@ def cmd_track(args) -> int:
     prompt = _prompt_from_args(args, session.frame_size)
     progress, close = terminal_progress("track")
     try:
-        run = track_video(session, [prompt], args.out, progress)
+        run = track_video(session, [prompt], args.out, progress, adapt_seconds=_adapt_seconds(args))
     finally:
         close()
     print(f"tracked {run.frames} frames in {run.seconds:.1f}s ({run.fps:.1f} fps); wrote {args.out}/masks and "
@@ -86,7 +92,8 @@ def cmd_eval(args) -> int:
         from .evaluation.tracker_eval import evaluate_tracker
         from .models.weights import ModelBundle
 
-        rows = evaluate_tracker(root, args.out, args.sequences, args.init, ModelBundle.load(args.weights))
+        rows = evaluate_tracker(root, args.out, args.sequences, args.init, ModelBundle.load(args.weights),
+                                adapt_seconds=_adapt_seconds(args))
     print(write_results(rows, args.out))
     return 0
 
@@ -100,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output folder (masks/, hotspots.csv)")
     _add_prompt_args(p)
     p.add_argument("--weights", type=Path, default=None, help="model weights (default: the shipped ones)")
+    p.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
+                   help="per-video adaptation budget in seconds (default: the session default; 0 = off)")
     p.set_defaults(func=cmd_track)
 
     p = sub.add_parser("eval", help="score the tracker (or existing predictions) on DAVIS-layout data")
@@ -109,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", choices=["mask", "click", "box", "auto"], default="mask",
                    help="simulated prompt on frame 0 (mask: ground truth; click: deepest interior point)")
     p.add_argument("--predictions", type=Path, default=None, help="score these DAVIS-format predictions instead")
+    p.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
+                   help="per-video adaptation budget (default: the session default; 0 = off)")
     p.add_argument("--weights", type=Path, default=None)
     p.add_argument("--out", type=Path, required=True, help="writes results.csv, summary.md (and predictions/)")
     p.set_defaults(func=cmd_eval)

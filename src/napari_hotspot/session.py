@@ -23,6 +23,8 @@ from .models.guidance import make_guidance
 from .models.tracking import Reference, deepest_point, make_reference, track_step
 from .models.weights import ModelBundle
 
+DEFAULT_ADAPT_SECONDS = 10.0  # per-video adaptation budget per prompted frame (0 = off)
+
 SOURCES = ("click", "box", "mask", "gaze", "auto", "correction")
 
 
@@ -90,6 +92,8 @@ class HotspotSession:
         self._features: OrderedDict[int, FrameFeatures] = OrderedDict()
         self._cache_frames = feature_cache_frames
         self._objects: dict[int, _ObjectState] = {}
+        self._adapters: dict[int, object] = {}  # object id -> TrackerAdapter (per-video fine-tuned copy)
+        self._adapted_frames: dict[int, set[int]] = {}
         self.timings = {"decode": 0.0, "encoder": 0.0, "heads": 0.0}
 
     # ---- frames and features -------------------------------------------------------------
@@ -286,9 +290,69 @@ class HotspotSession:
 
     def reset_object(self, object_id: int) -> None:
         self._objects.pop(object_id, None)
+        self.reset_adaptation(object_id)
 
     def reset(self) -> None:
         self._objects.clear()
+        self._adapters.clear()
+        self._adapted_frames.clear()
+
+    # ---- per-video adaptation ------------------------------------------------------------------
+    def adapt(self, object_id: int, seconds: float = DEFAULT_ADAPT_SECONDS, should_stop=None, progress=None,
+              max_steps: int | None = None) -> int:
+        """Fine-tune this object's own copy of the tracker on its anchor frames (prompts and
+        corrections) with synthetic motion, for about `seconds`. Returns the optimiser steps run.
+
+        The base weights never change; later propagation of this object uses the adapted copy.
+        Every anchor added since the last call joins the training set first.
+        """
+        from .models.adaptation import TrackerAdapter
+
+        if seconds <= 0:
+            return 0
+        anchors = self._objects.get(object_id)
+        if not anchors or not anchors.anchors:
+            raise PromptError(f"object {object_id} has no prompt to adapt to")
+        adapter = self._adapters.get(object_id)
+        if adapter is None:
+            adapter = self._adapters[object_id] = TrackerAdapter(self.models.tracker, self.work_size, seed=object_id)
+            self._adapted_frames[object_id] = set()
+        import cv2
+
+        h, w = self.work_size
+        for frame, anchor in sorted(anchors.anchors.items()):
+            if frame in self._adapted_frames[object_id]:
+                continue
+            img = cv2.resize(self.source.get_frame(frame), (w, h), interpolation=cv2.INTER_AREA)
+            adapter.add_frame(self.models.encoder, img, anchor.mask_work.numpy() > 0.5, anchor.hotspot_work)
+            self._adapted_frames[object_id].add(frame)
+        return adapter.fit(seconds, should_stop=should_stop, progress=progress, max_steps=max_steps)
+
+    def is_adapted(self, object_id: int) -> bool:
+        return object_id in self._adapters and self._adapters[object_id].steps > 0
+
+    def reset_adaptation(self, object_id: int) -> None:
+        """Back to the base tracker for this object."""
+        self._adapters.pop(object_id, None)
+        self._adapted_frames.pop(object_id, None)
+
+    def adaptation_state(self, object_id: int) -> dict | None:
+        """The adapted weights of an object (to save with a project), or None."""
+        a = self._adapters.get(object_id)
+        return None if a is None else {**a.state_dict(), "frames": sorted(self._adapted_frames[object_id])}
+
+    def load_adaptation_state(self, object_id: int, state: dict) -> None:
+        from .models.adaptation import TrackerAdapter
+
+        a = TrackerAdapter(self.models.tracker, self.work_size, seed=object_id)
+        a.load_state_dict(state)
+        self._adapters[object_id] = a
+        # Frames already learnt are not re-added; their views are not stored, only the weights.
+        self._adapted_frames[object_id] = set(state.get("frames", []))
+
+    def _tracker_for(self, object_id: int):
+        a = self._adapters.get(object_id)
+        return a.model if a is not None and a.steps > 0 else self.models.tracker
 
     # ---- propagation -------------------------------------------------------------------------
     def propagate(
@@ -352,7 +416,7 @@ class HotspotSession:
                 anchor_ref, prev_ref = state[i]
                 feats = self.features(t)
                 t0 = time.perf_counter()
-                r = track_step(self.models.tracker, feats, anchor_ref, prev_ref, self.work_size)
+                r = track_step(self._tracker_for(i), feats, anchor_ref, prev_ref, self.work_size)
                 self.timings["heads"] += time.perf_counter() - t0
                 state[i] = (anchor_ref, r.reference)
                 yield TrackResult(t, i, self._mask_to_frame(r.mask_prob), self._to_frame(r.hotspot_xy), r.confidence)

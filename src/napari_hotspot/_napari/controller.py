@@ -134,32 +134,35 @@ def track_table(store: AnnotationStore) -> np.ndarray:
 
 
 def read_fixations_csv(path: str | os.PathLike) -> dict[int, list[tuple[float, float]]]:
-    """Eye-gaze fixations from a CSV of ``t,x,y`` rows (a header line is optional): ``{frame: [(x, y)]}``."""
+    """Eye-gaze fixations from a CSV of ``t,x,y`` rows (a header line is optional): ``{frame: [(x, y)]}``.
+
+    With a header, the columns are found by name (``t``/``frame``/``time``, ``x``, ``y``); extra columns
+    (duration, ...) are ignored.
+    """
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8") as handle:
-            rows = [r for r in csv.reader(handle) if r and any(c.strip() for c in r)]
+            rows = [(n, r) for n, r in enumerate(csv.reader(handle), start=1) if r and any(c.strip() for c in r)]
     except FileNotFoundError:
         raise PromptError(f"gaze file {path} does not exist") from None
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise PromptError(f"cannot read gaze file {path}: {err}") from None
-    if rows and rows[0] and rows[0][0].strip().lower() in ("t", "frame", "time"):
-        header = [c.strip().lower() for c in rows[0]]
+    cols = [0, 1, 2]
+    if rows and rows[0][1][0].strip().lower() in ("t", "frame", "time"):
+        header = [c.strip().lower() for c in rows[0][1]]
+        if "x" not in header or "y" not in header:
+            raise PromptError(f"gaze file {path}: the header must name the columns t, x and y, got {header}")
+        cols = [0, header.index("x"), header.index("y")]
         rows = rows[1:]
-        try:
-            cols = [header.index(n) for n in (header[0], "x", "y")]
-        except ValueError:
-            raise PromptError(f"gaze file {path}: header must name columns t,x,y, got {rows and header}") from None
-    else:
-        cols = [0, 1, 2]
     fixations: dict[int, list[tuple[float, float]]] = {}
-    for line, row in enumerate(rows, start=2 if cols != [0, 1, 2] else 1):
+    for line, row in rows:
         try:
             t, x, y = (float(row[c]) for c in cols)
         except (IndexError, ValueError):
             raise PromptError(f"gaze file {path}, line {line}: expected numbers t,x,y, got {row}") from None
         if not (np.isfinite(t) and np.isfinite(x) and np.isfinite(y)) or t < 0 or not float(t).is_integer():
-            raise PromptError(f"gaze file {path}, line {line}: t must be a frame number >= 0, got {row}")
+            raise PromptError(f"gaze file {path}, line {line}: t must be a frame number >= 0 and x, y finite, "
+                              f"got {row}")
         fixations.setdefault(int(t), []).append((x, y))
     if not fixations:
         raise PromptError(f"gaze file {path} holds no fixations")
@@ -231,6 +234,7 @@ class HotspotController:
     click_label_changed = Signal(int)  # 1 = next click positive, 0 = negative
     status = Signal(str)  # one-line status for the dock
     ready_changed = Signal(bool)  # models loaded and session made
+    project_changed = Signal()  # saved to / opened from a project folder
 
     def __init__(
         self,
@@ -281,6 +285,7 @@ class HotspotController:
         self._gaze_worker = None
         self._model_worker = None
         self._j_cache: dict[tuple[int, int], tuple[FrameAnnotation, float]] = {}
+        self._objects_signature: tuple = ()
         viewer.dims.events.current_step.connect(self._on_frame_changed)
         viewer.layers.events.removed.connect(self._on_layer_removed)
 
@@ -375,6 +380,7 @@ class HotspotController:
             key = (int(record["frame"]), int(record["object_id"]))
             self._applied[key] = PromptGroup.from_json(record)
         store.events.connect(self._on_store_changed)
+        self._objects_signature = tuple((o.id, o.name, o.color) for o in store.objects)
         self._make_layers()
         self._make_autosaver()
         self.selected_id = store.object_ids[0] if store.object_ids else 0
@@ -445,9 +451,13 @@ class HotspotController:
                            "project": None if self.project_path is None else str(self.project_path)}}
 
     def _find_layer(self, role: str):
+        """An output layer made for this video earlier: same video name, or opened from the same project."""
+        project = _meta(self.video_layer).get("project")
         for layer in self.viewer.layers:
             m = _meta(layer)
-            if m.get("role") == role and m.get("video") == self.video_layer.name:
+            if m.get("role") != role:
+                continue
+            if m.get("video") == self.video_layer.name or (project and m.get("project") == project):
                 return layer
         return None
 
@@ -683,7 +693,9 @@ class HotspotController:
             self._refresh_frames(frames)
             for t in frames:
                 self._j_cache.pop((obj_id, t), None)
-        if not frames or not self.store.has_object(obj_id):
+        signature = tuple((o.id, o.name, o.color) for o in self.store.objects)
+        if signature != self._objects_signature:  # objects added, removed, renamed or recoloured
+            self._objects_signature = signature
             self._refresh_all()
             self._color_clicks()
             self._color_boxes()
@@ -1070,31 +1082,55 @@ class HotspotController:
     def _on_paint(self, event) -> None:
         if self._updating or self.store is None:
             return
-        frames = self._painted_frames(getattr(event, "value", None))
+        frames = self._frames_after_atoms(getattr(event, "value", None) or [])
         self._commit_label_edits(frames)
 
-    def _painted_frames(self, atoms) -> list[int]:
-        frames: set[int] = set()
-        for atom in atoms or []:
+    def _frames_after_atoms(self, atoms) -> dict[int, np.ndarray]:
+        """The frames a paint event changes, as they are once its history atoms are applied.
+
+        napari emits ``paint`` before it writes a single click's pixels (a stroke's are already
+        written), so the atoms are replayed on copies; replaying is idempotent either way.
+        """
+        masks = self.layer(ROLE_MASKS)
+        frames: dict[int, np.ndarray] = {}
+
+        def frame(t: int) -> np.ndarray:
+            if t not in frames:
+                frames[t] = np.array(masks.data[t])
+            return frames[t]
+
+        for atom in atoms:
             key = getattr(atom, "slice_key", None)
             try:
-                if key is not None:
-                    first = key[0]
-                    if isinstance(first, slice):
-                        frames.update(range(*first.indices(self.num_frames)))
+                if key is not None:  # napari's _MaskedPaintAtom: a bounding box, a mask, one new label
+                    ts = range(*key[0].indices(self.num_frames)) if isinstance(key[0], slice) else [int(key[0])]
+                    t0 = ts[0]
+                    slab = np.stack([frame(t) for t in ts])
+                    local = (slice(0, len(ts)), *key[1:])
+                    region = slab[local]
+                    if atom.mask is None:
+                        region[...] = atom.new_value
                     else:
-                        frames.add(int(first))
-                else:
-                    frames.update(int(v) for v in np.unique(np.asarray(atom[0][0])))
-            except (TypeError, ValueError, IndexError):
-                frames.add(self.current_frame)
-        return sorted(f for f in frames if 0 <= f < self.num_frames) or [self.current_frame]
+                        region[atom.mask] = atom.new_value
+                    slab[local] = region
+                    for t in ts:
+                        frames[t] = slab[t - t0]
+                else:  # the legacy (indices, old values, new values) atom of data_setitem
+                    indices, _old, new = atom
+                    ts = np.asarray(indices[0]).reshape(-1)
+                    rest = [np.asarray(i).reshape(-1) for i in indices[1:]]
+                    values = np.broadcast_to(np.asarray(new), ts.shape)
+                    for t in np.unique(ts):
+                        sel = ts == t
+                        frame(int(t))[tuple(i[sel] for i in rest)] = values[sel]
+            except (TypeError, ValueError, IndexError, AttributeError):
+                frame(self.current_frame)  # unknown atom: fall back to the layer's current frame
+        return frames
 
-    def _commit_label_edits(self, frames: Iterable[int]) -> None:
-        """Masks painted or erased on the labels layer become USER_CORRECTED keyframes (one undo step)."""
-        masks = self.layer(ROLE_MASKS)
-        for t in frames:
-            new = np.asarray(masks.data[t])
+    def _commit_label_edits(self, frames: dict[int, np.ndarray]) -> None:
+        """Masks painted or erased on the labels layer become USER_CORRECTED keyframes (one undo step
+        per frame). A refused edit is shown and the frame restored from the store."""
+        for t, new in sorted(frames.items()):
             old = self.store.label_frame(t)
             diff = new != old
             if not diff.any():
@@ -1125,11 +1161,22 @@ class HotspotController:
                                              confidence=1.0, provenance=Provenance.USER_CORRECTED)
             except HotspotError as err:
                 self._report(err)
-                self._refresh_frames([t])  # the store rolled back: show it again
-                masks.refresh()
+                self._restore_frame(t)  # the store rolled back: show it again
                 continue
             for oid in ids:
                 self._anchor_entries[(oid, t)] = self.store.get(oid, t)
+
+    def _restore_frame(self, t: int) -> None:
+        """Show the store's labels on frame ``t`` again, now and once napari has finished its own write."""
+        def restore():
+            if self.store is not None and self.layer(ROLE_MASKS) is not None:
+                self._refresh_frames([t])
+                self.layer(ROLE_MASKS).refresh()
+
+        restore()
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(0, restore)
 
     def _on_hotspot_data(self, event) -> None:
         if self._updating or self.store is None:
@@ -1558,18 +1605,26 @@ class HotspotController:
             if layer is not None:
                 layer.metadata.setdefault(META_KEY, {})["project"] = str(saved)
         self._make_autosaver()
+        self.project_changed.emit()
         self._info(f"saved project {saved}")
         return self.project_path
 
     def open_project(self, path: str | os.PathLike) -> bool:
-        """Open a project folder through the napari-hotspot reader and continue working on it."""
+        """Continue working on a saved project folder.
+
+        When the project belongs to the video already shown, its annotations replace the current
+        ones on that video layer; otherwise the project is opened through the napari-hotspot reader
+        (its video plus layers). The current annotations are autosaved first.
+        """
         from napari_hotspot.annotations.project import is_project_dir
 
         try:
-            if self.running:
+            if self.busy:
                 raise ProjectIOError("cannot open a project while tracking; cancel the run first")
             if not is_project_dir(path):
                 raise ProjectIOError(f"{path} is not a napari-hotspot project folder (no project.json)")
+            store, meta = load_project(path)  # read it once up front: a broken project changes nothing
+            video = self.video_layer if self._is_project_video(store, meta) else None
             self.flush_autosave()
             if self.video_layer is not None:  # the old output layers are saved with their store: drop them
                 for role in OUTPUT_ROLES:
@@ -1577,14 +1632,28 @@ class HotspotController:
                     if layer is not None:
                         self.viewer.layers.remove(layer)
                 self.set_video(None)
-            layers = self.viewer.open(str(path), plugin="napari-hotspot")
-            video = next(la for la in layers if _meta(la).get("role") == ROLE_VIDEO)
+            if video is not None:
+                video.metadata.setdefault(META_KEY, {})["project"] = str(path)
+            else:
+                layers = self.viewer.open(str(path), plugin="napari-hotspot")
+                video = next(la for la in layers if _meta(la).get("role") == ROLE_VIDEO)
             self.set_video(video)
         except (HotspotError, StopIteration) as err:
             self._report(err if isinstance(err, HotspotError) else ProjectIOError(f"{path}: no video layer"))
             return False
+        self.project_changed.emit()
         self._info(f"opened project {path}")
         return True
+
+    def _is_project_video(self, store: AnnotationStore, meta: dict) -> bool:
+        """Whether a loaded project was made for the video layer in use."""
+        if self.video_layer is None or store.shape != self.store.shape:
+            return False
+        video_path, record = self._video_record()
+        kind = ((meta.get("extra") or {}).get(EXTRA_KEY) or {}).get("video", {}).get("kind")
+        if video_path is not None and meta.get("video_path"):
+            return Path(meta["video_path"]).resolve() == Path(video_path).resolve()
+        return kind == "sample" and record.get("kind") == "sample"
 
     def export(self, kind: str, path: str | os.PathLike) -> Path | None:
         """Export the annotations: ``kind`` "davis" (PNG folder), "csv"/"json" (hotspots) or "coco"."""
@@ -1613,6 +1682,7 @@ class HotspotController:
     def close(self) -> None:
         """Cancel work, autosave, and stop listening to the viewer (the widget is closing)."""
         self.cancel()
+        self.wait(30)  # let the workers end while their Qt signals still exist
         self.flush_autosave()
         try:
             self.viewer.dims.events.current_step.disconnect(self._on_frame_changed)

@@ -52,7 +52,7 @@ from napari_hotspot.annotations.labelling import (
     prompt_session_from_store,
     store_track_results,
 )
-from napari_hotspot.annotations.model import AnnotationStore, Provenance
+from napari_hotspot.annotations.model import AnnotationStore, Hotspot, Provenance
 from napari_hotspot.errors import AnnotationError, HotspotError
 from napari_hotspot.video.lazy_array import LazyFrameArray
 
@@ -63,8 +63,7 @@ TRACK_LAYER = "labelling: tracker hotspots"
 MASKS_LAYER = "labelling: tracker masks"
 FIXATIONS_LAYER = "fixations"
 DENSITY_LAYER = "fixation density"
-AGREEMENT_HEADERS = ("Frame", "Annotators", "Not visible", "Pairwise px", "Spread px", "PCK", "Consensus x, y",
-                     "Outliers")
+AGREEMENT_HEADERS = ("Frame", "Seen by", "Not visible", "Pairwise px", "Spread px", "PCK", "Consensus", "Outliers")
 # Proposal colours: the tracker's point, the annotator's earlier label, a point the annotator moved.
 PROPOSAL_COLORS = {"tracker": "yellow", "label": "lime", "moved": "magenta"}
 
@@ -251,7 +250,7 @@ class LabellingWidget(QWidget):
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
 
-        self.figure = Figure(figsize=(4, 2.2), tight_layout=True)
+        self.figure = Figure(figsize=(4, 2.4), tight_layout=True)
         self.plot_canvas = FigureCanvasQTAgg(self.figure)
         self.plot_canvas.setMinimumHeight(170)
         layout.addWidget(self.plot_canvas, 1)
@@ -387,6 +386,8 @@ class LabellingWidget(QWidget):
                         continue
                     x = min(max(x, 0.0), store.width - 1.0)
                     y = min(max(y, 0.0), store.height - 1.0)
+                    if entry is not None and entry.hotspot == Hotspot(x, y):
+                        continue  # already imported: keep the entry (and the undo history) as it is
                     store.set_frame(int(obj_id), frame, hotspot=(x, y), provenance=Provenance.IMPORTED)
             if masks is not None and masks.name != MASKS_LAYER:
                 for frame in frames:
@@ -525,8 +526,9 @@ class LabellingWidget(QWidget):
         self.fixations = fixations
         self._show_fixations()
         dropped = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in fixations.dropped.items() if v)
-        self._message(f"{len(fixations)} fixations of {len(fixations.observer_names)} observer(s) on "
-                      f"{len(fixations.frames_with_fixations())} frames" + (f" (dropped: {dropped})" if dropped else ""))
+        text = (f"{len(fixations)} fixations of {len(fixations.observer_names)} observer(s) on "
+                f"{len(fixations.frames_with_fixations())} frames")
+        self._message(text + (f" (dropped: {dropped})" if dropped else ""))
         return fixations
 
     def _show_fixations(self) -> None:
@@ -700,10 +702,15 @@ class LabellingWidget(QWidget):
         self._refresh_label_layer()
         layer = self.viewer.layers[PROPOSAL_LAYER] if PROPOSAL_LAYER in self.viewer.layers else None
         summary = annotator_summary(self.store, labeller.annotator)
+        keyframes = set(labeller.schedule)
+        per_object = "; ".join(
+            f"{self.store.get_object(obj_id).name}: {len(keyframes & set(labeller.labelled_keyframes(obj_id)))} "
+            f"of {len(keyframes)} keyframes" for obj_id in labeller.object_ids
+        )
         self.summary_label.setText(
             f"{labeller.annotator}: {summary['keyframes']} keyframes labelled ({summary['moved']} moved, "
             f"{summary['not_visible']} not visible), {summary['derived']} derived frames, "
-            f"{_fmt_number(summary['seconds_per_keyframe'], '.1f')} s per keyframe"
+            f"{_fmt_number(summary['seconds_per_keyframe'], '.1f')} s per keyframe. Done: {per_object}"
         )
         task = labeller.current
         if task is None:
@@ -721,10 +728,14 @@ class LabellingWidget(QWidget):
             own = labeller.own_label(task.object_id, task.frame)
             if own is not None and own.provenance != Provenance.DERIVED:
                 self.progress_label.setText(labeller.progress_text() + " - marked not visible")
+            else:
+                self.progress_label.setText(labeller.progress_text() + " - no tracker hotspot: click the "
+                                            "salient part or press N")
             return
+        own = labeller.own_label(task.object_id, task.frame)
         if labeller.pending is not None:
             color = PROPOSAL_COLORS["moved"]
-        elif (own := labeller.own_label(task.object_id, task.frame)) is not None and own.provenance != Provenance.DERIVED:
+        elif own is not None and own.provenance != Provenance.DERIVED:
             color = PROPOSAL_COLORS["label"]
         else:
             color = PROPOSAL_COLORS["tracker"]
@@ -827,7 +838,10 @@ class LabellingWidget(QWidget):
             pck_axes.set_ylim(-0.05, 1.05)
             pck_axes.set_ylabel("PCK", fontsize=8)
             pck_axes.tick_params(labelsize=7)
-            axes.legend(fontsize=7, loc="upper left")
+            handles, labels = axes.get_legend_handles_labels()
+            more_handles, more_labels = pck_axes.get_legend_handles_labels()
+            axes.legend(handles + more_handles, labels + more_labels, fontsize=7, ncol=4, frameon=False,
+                        loc="upper center", bbox_to_anchor=(0.5, -0.32))
         axes.set_xlabel("frame", fontsize=8)
         axes.set_ylabel("px", fontsize=8)
         axes.tick_params(labelsize=7)

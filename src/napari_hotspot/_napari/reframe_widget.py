@@ -314,17 +314,25 @@ class ReframeWidget(QWidget):
         worker = create_worker(_plan_job, layer.data, num_frames, self._tracks, frame_size, config,
                                list(self.keyframes.values()), self.detect_cuts.isChecked(), known_cuts,
                                _start_thread=False)
-        worker.returned.connect(lambda result: self._on_planned(result, data_id))
-        worker.errored.connect(lambda exc: self._set_status(f"planning failed: {exc}", error=True))
-        worker.finished.connect(lambda: self.preview_button.setEnabled(True))
+        # Bound methods, not lambdas: Qt drops them if the widget is closed while the worker runs.
+        self._planning_data_id = data_id
+        worker.returned.connect(self._on_planned)
+        worker.errored.connect(self._on_plan_error)
+        worker.finished.connect(self._on_plan_finished)
         self.worker = worker
         worker.start()
         return worker
 
-    def _on_planned(self, result, data_id: int) -> None:
+    def _on_plan_error(self, exc) -> None:
+        self._set_status(f"planning failed: {exc}", error=True)
+
+    def _on_plan_finished(self) -> None:
+        self.preview_button.setEnabled(True)
+
+    def _on_planned(self, result) -> None:
         path, cuts = result
         if self.detect_cuts.isChecked():
-            self._cuts, self._cuts_for = cuts, data_id
+            self._cuts, self._cuts_for = cuts, self._planning_data_id
         self.path = path
         self.show_path(path)
         modes = "; ".join(f"{s.start}-{s.stop - 1}: {s.mode_x}/{s.mode_y}" for s in path.shots)
@@ -452,18 +460,28 @@ class ReframeWidget(QWidget):
         self._set_status(f"rendering {out}…")
         worker = create_worker(_render_job, frames, self.path, out, fps, audio_from, self._tracks,
                                _start_thread=False)
-        worker.yielded.connect(lambda item: self.progress.setValue(item[0]))
+        worker.yielded.connect(self._on_render_progress)
         worker.returned.connect(self._on_rendered)
-        worker.errored.connect(lambda exc: self._set_status(f"rendering failed: {exc}", error=True))
-        worker.finished.connect(lambda: self.render_button.setEnabled(True))
+        worker.errored.connect(self._on_render_error)
+        worker.finished.connect(self._on_render_finished)
         self.worker = worker
         worker.start()
         return worker
 
+    def _on_render_progress(self, item: tuple[int, int]) -> None:
+        self.progress.setValue(item[0])
+
+    def _on_render_error(self, exc) -> None:
+        self._set_status(f"rendering failed: {exc}", error=True)
+
+    def _on_render_finished(self) -> None:
+        self.render_button.setEnabled(True)
+
     def _on_rendered(self, report: dict) -> None:
         self.report = report
         self._set_status(
-            f"wrote {report['out']} ({report['output_size'][0]}x{report['output_size'][1]}, {report['frames']} frames); "
+            f"wrote {report['out']} ({report['output_size'][0]}x{report['output_size'][1]}, "
+            f"{report['frames']} frames); "
             f"hotspot in window {report['hotspot_in_window']:.1%}, jerk {report['jerk']:.3f} vs naive "
             f"{report['baseline']['jerk']:.3f}")
 

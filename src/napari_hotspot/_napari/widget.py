@@ -82,7 +82,7 @@ class HotspotWidget(QWidget):
         self._autosave_timer = QTimer(self)
         self._autosave_timer.timeout.connect(self.controller.autosave_tick)
         self._autosave_timer.start(AUTOSAVE_CHECK_MS)
-        self._watched_window = None
+        self._watching_window = False  # a flag, not the window: a reference would keep napari's window alive
         self._refresh_video_choices()
         QTimer.singleShot(0, self._watch_main_window)
         self._auto_pick_video()
@@ -271,6 +271,7 @@ class HotspotWidget(QWidget):
         c.video_changed.connect(self._on_video_changed)
         c.click_label_changed.connect(self._show_click_label)
         c.status.connect(self.status_label.setText)
+        c.project_changed.connect(self._show_project)
         self.viewer.dims.events.current_step.connect(self._on_frame)
 
     # ------------------------------------------------------------------ video choice
@@ -449,13 +450,11 @@ class HotspotWidget(QWidget):
         path = self._ask_project_folder()
         if path:
             self.controller.save_project(path)
-            self._show_project()
 
     def _open_project(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open hotspot project folder")
         if path:
             self.controller.open_project(path)
-            self._show_project()
 
     def export_dialog(self, kind: str) -> None:
         if kind == "davis":
@@ -469,10 +468,10 @@ class HotspotWidget(QWidget):
     # ------------------------------------------------------------------ closing
     def _watch_main_window(self) -> None:
         window = self.window()
-        if window is not None and window is not self and self._watched_window is None:
+        if window is not None and window is not self and not self._watching_window:
             self._close_watcher = _CloseWatcher(self._on_main_window_close, self)
             window.installEventFilter(self._close_watcher)
-            self._watched_window = window
+            self._watching_window = True
 
     def _on_main_window_close(self) -> None:
         self.controller.flush_autosave()

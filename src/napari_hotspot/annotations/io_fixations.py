@@ -281,7 +281,8 @@ def write_fixations_csv(path: str | os.PathLike, fixations: Fixations) -> Path:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(["frame", "x", "y", "duration", "observer"])
             for f, (x, y), d, o in zip(fixations.frames, fixations.xy, fixations.durations, fixations.observers):
-                writer.writerow([int(f), repr(float(x)), repr(float(y)), "" if not math.isfinite(d) else repr(float(d)), o])
+                duration = repr(float(d)) if math.isfinite(d) else ""
+                writer.writerow([int(f), repr(float(x)), repr(float(y)), duration, o])
     except OSError as err:
         raise ProjectIOError(f"cannot write {path}: {err.strerror or err}") from err
     return path

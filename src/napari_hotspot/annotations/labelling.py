@@ -428,7 +428,8 @@ def prompt_session_from_store(session, store: AnnotationStore, object_ids: Seque
     """Anchor every object the session has no prompt for on the store's keyframe masks.
 
     Each frame where the store has a non-empty KEYFRAME / USER_CORRECTED mask becomes an anchor,
-    with its visible hotspot. Returns the object ids; raises AnnotationError for an object with
+    with its visible hotspot; an anchor without a hotspot gets the one the session picks (stored).
+    Returns the object ids; raises AnnotationError for an object with
     neither a session prompt nor a keyframe mask. ``session`` is a ``HotspotSession``.
     """
     ids = store.object_ids if object_ids is None else [int(i) for i in object_ids]
@@ -444,7 +445,10 @@ def prompt_session_from_store(session, store: AnnotationStore, object_ids: Seque
                 continue
             spot = store.hotspot(obj_id, frame)
             hotspot = None if spot is None or not spot.visible else _clip_to_image((spot.x, spot.y), store)
-            session.add_prompt(frame, obj_id, mask=mask, hotspot=hotspot, source="mask")
+            result = session.add_prompt(frame, obj_id, mask=mask, hotspot=hotspot, source="mask")
+            if spot is None and result.hotspot is not None:
+                # the tracker's own hotspot for the anchor, so the keyframe has a proposal too
+                store.set_frame(obj_id, frame, hotspot=_clip_to_image(result.hotspot, store))
             anchored = True
         if not anchored:
             raise AnnotationError(

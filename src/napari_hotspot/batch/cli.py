@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", type=Path, default=None, help="model weights (default: the shipped ones)")
     parser.add_argument("--long-side", type=_positive_int, default=512,
                         help="long side of the networks' working resolution in pixels (default 512)")
+    parser.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
+                        help="per-video tracker adaptation budget in seconds (default: the session default, as "
+                             "for track; 0 = off, the only reproducible setting)")
     parser.add_argument("--retries", type=_non_negative_int, default=2,
                         help="re-runs of a video whose task raised an unexpected error (default 2)")
     parser.add_argument("--allowed-failures", type=_non_negative_int, default=3,
@@ -84,6 +87,8 @@ def start_local_cluster(n_workers: int, allowed_failures: int = 3):
 
 
 def _start_cluster(args, n_videos: int):
+    if n_videos == 0:
+        return None, None  # everything is complete already: no cluster needed
     from distributed import Client
 
     from napari_hotspot.errors import HotspotError
@@ -97,6 +102,12 @@ def _start_cluster(args, n_videos: int):
     return start_local_cluster(n_workers, args.allowed_failures)
 
 
+def _adapt_seconds(args) -> float:
+    from napari_hotspot.session import DEFAULT_ADAPT_SECONDS
+
+    return DEFAULT_ADAPT_SECONDS if args.adapt is None else max(0.0, float(args.adapt))
+
+
 def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -104,6 +115,7 @@ def _raise_keyboard_interrupt(signum, frame):
 def run(args) -> int:
     """Run a batch from parsed arguments; returns the exit status."""
     from napari_hotspot.batch.manifest import missing_files, read_manifest
+    from napari_hotspot.batch.worker import completed_result
     from napari_hotspot.batch.runner import (
         REPORT_FILE,
         dashboard_link,
@@ -134,14 +146,16 @@ def run(args) -> int:
     cluster = client = summary = None
     try:
         try:
-            cluster, client = _start_cluster(args, len(items))
-            log(f"dask: {args.scheduler or f'local cluster of {len(cluster.workers)} worker process(es), 1 thread each'}")
-            link = dashboard_link(client)
+            pending = sum(completed_result(item, out_dir) is None for item in items)
+            cluster, client = _start_cluster(args, pending)
+            if client is not None:
+                log(f"dask: {args.scheduler or f'local cluster of {len(cluster.workers)} worker process(es), 1 thread each'}")
+            link = dashboard_link(client) if client is not None else None
             if link:
                 no_plots = cluster is not None and importlib.util.find_spec("bokeh") is None
                 log(f"dask dashboard: {link}" + (" (its plots need bokeh>=3.1, not installed)" if no_plots else ""))
             summary = run_batch(items, out_dir, client, weights=args.weights, long_side=args.long_side,
-                                retries=args.retries, log=log)
+                                retries=args.retries, adapt_seconds=_adapt_seconds(args), log=log)
         except KeyboardInterrupt:  # before run_batch took over (cluster start-up)
             pass
         finally:

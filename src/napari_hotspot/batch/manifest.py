@@ -14,7 +14,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from napari_hotspot.errors import ProjectIOError
@@ -99,8 +99,6 @@ def _base_name(path: Path) -> str:
 def _assign_names(items: list[BatchItem]) -> list[BatchItem]:
     """Folder name per video: its file/folder stem, plus a path hash where two stems collide
     (compared case-insensitively, for case-insensitive filesystems). Stable across re-runs."""
-    from dataclasses import replace
-
     bases = [_base_name(item.source_path) for item in items]
     counts: dict[str, int] = {}
     for base in bases:

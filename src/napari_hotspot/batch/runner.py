@@ -261,6 +261,7 @@ def run_batch(
     weights: str | os.PathLike | None = None,
     long_side: int = 512,
     retries: int = 2,
+    adapt_seconds: float = 0.0,
     log: Callable[[str], None] | None = _stderr,
 ) -> BatchSummary:
     """Pre-annotate every video of `items` into `out_dir` on the Dask `client`'s cluster.
@@ -272,10 +273,11 @@ def run_batch(
     """
     out_dir = _make_out_dir(out_dir)
     with batch_lock(out_dir):
-        return _run_batch_locked(items, out_dir, client, weights, long_side, retries, log or (lambda _m: None))
+        return _run_batch_locked(items, out_dir, client, weights, long_side, retries, adapt_seconds,
+                                 log or (lambda _m: None))
 
 
-def _run_batch_locked(items, out_dir: Path, client, weights, long_side, retries, log) -> BatchSummary:
+def _run_batch_locked(items, out_dir: Path, client, weights, long_side, retries, adapt_seconds, log) -> BatchSummary:
     from distributed import as_completed
 
     t0 = time.perf_counter()
@@ -309,7 +311,7 @@ def _run_batch_locked(items, out_dir: Path, client, weights, long_side, retries,
         for i in todo:
             item = items[i]
             future = client.submit(
-                process_video, item, str(out_dir), weights_arg, int(long_side), 1,
+                process_video, item, str(out_dir), weights_arg, int(long_side), 1, float(adapt_seconds),
                 key=f"napari-hotspot-batch-{item.name}-{uuid.uuid4().hex[:8]}",
                 retries=int(retries), pure=False,
             )
@@ -349,6 +351,7 @@ def run_sequential(
     *,
     weights: str | os.PathLike | None = None,
     long_side: int = 512,
+    adapt_seconds: float = 0.0,
     log: Callable[[str], None] | None = None,
 ) -> BatchSummary:
     """The same batch in this process, one video after another (the reference a Dask run must equal)."""
@@ -360,7 +363,8 @@ def run_sequential(
         progress = Progress(len(items), log)
         results = []
         for item in items:
-            result = process_video(item, out_dir, str(Path(weights).absolute()) if weights else None, long_side, 1)
+            weights_arg = str(Path(weights).absolute()) if weights else None
+            result = process_video(item, out_dir, weights_arg, long_side, 1, adapt_seconds)
             results.append(result)
             progress.update(result)
         return BatchSummary(results, time.perf_counter() - t0, report=write_report(out_dir, results))

@@ -180,8 +180,9 @@ def _maybe_die_for_test() -> None:
     os._exit(17)
 
 
-def track_into_store(session, prompt) -> AnnotationStore:
-    """Apply the prompt, propagate both ways, and collect masks and hotspots in an AnnotationStore."""
+def track_into_store(session, prompt, adapt_seconds: float = 0.0) -> AnnotationStore:
+    """Apply the prompt, adapt the tracker to this video for `adapt_seconds` (0 = off), propagate
+    both ways, and collect masks and hotspots in an AnnotationStore."""
     H, W = session.frame_size
     store = AnnotationStore(session.num_frames, H, W)
     store.add_object(obj_id=OBJECT_ID)
@@ -190,6 +191,8 @@ def track_into_store(session, prompt) -> AnnotationStore:
     provenance = Provenance.KEYFRAME if prompt.kind == "mask" else Provenance.AUTOMATIC
     store.set_frame(OBJECT_ID, r.frame, mask=r.mask, hotspot=_hotspot(r.hotspot, H, W),
                     confidence=_confidence(r.confidence), provenance=provenance)
+    if adapt_seconds > 0:
+        session.adapt(OBJECT_ID, adapt_seconds)
     halfway = session.num_frames // 2
     for n, tr in enumerate(session.propagate(direction="both"), start=1):
         store.set_frame(tr.object_id, tr.frame, mask=tr.mask, hotspot=_hotspot(tr.hotspot, H, W),
@@ -270,7 +273,7 @@ def _relative_to(path: Path, folder: Path) -> str | None:
 
 
 def write_outputs(store: AnnotationStore, item: BatchItem, source, out_dir: Path, frames: int, seconds: float,
-                  long_side: int = 512, weights: str | None = None) -> Path:
+                  settings: dict | None = None) -> Path:
     """Write the project folder, DAVIS PNGs, hotspot CSV and (last) the marker, then move it in."""
     out_dir = Path(out_dir)
     final = out_dir / item.name
@@ -284,7 +287,7 @@ def write_outputs(store: AnnotationStore, item: BatchItem, source, out_dir: Path
         marker = {"format": MARKER_FORMAT, "version": 1, **item.describe(),
                   "source_relative": _relative_to(item.source_path, final), "frames": frames,
                   "seconds": round(seconds, 3), "finished_at": time.time(),
-                  "long_side": long_side, "weights": weights,
+                  "settings": dict(settings or {}),
                   "davis": DAVIS_DIR, "hotspots": HOTSPOTS_CSV}
         _write_marker(temp, marker)  # last: a folder with a valid marker is complete
         _fsync_dir(temp)
@@ -314,8 +317,11 @@ def remove_temporaries(out_dir: Path) -> list[Path]:
 
 # ---------------------------------------------------------------------------- the task
 def process_video(item: BatchItem, out_dir: str | os.PathLike, weights: str | None = None,
-                  long_side: int = 512, threads: int = 1) -> VideoResult:
-    """Pre-annotate one video into `out_dir/<item.name>/`; idempotent (a complete folder is skipped)."""
+                  long_side: int = 512, threads: int = 1, adapt_seconds: float = 0.0) -> VideoResult:
+    """Pre-annotate one video into `out_dir/<item.name>/`; idempotent (a complete folder is skipped).
+
+    `adapt_seconds` > 0 fine-tunes the tracker to the video first (`HotspotSession.adapt`); its
+    result depends on how many steps fit in the time, so only adapt_seconds=0 is reproducible."""
     from napari_hotspot.session import HotspotSession
     from napari_hotspot.video import open_source
 
@@ -330,9 +336,10 @@ def process_video(item: BatchItem, out_dir: str | os.PathLike, weights: str | No
         source = open_source(item.source_path, cache_bytes=_SOURCE_CACHE_BYTES)
         session = HotspotSession(source, models, long_side=long_side, feature_cache_frames=_FEATURE_CACHE_FRAMES)
         prompt = build_prompt(item, session.frame_size)
-        store = track_into_store(session, prompt)
+        store = track_into_store(session, prompt, adapt_seconds)
         seconds = time.perf_counter() - t0
-        write_outputs(store, item, source, out_dir, session.num_frames, seconds, long_side, weights)
+        write_outputs(store, item, source, out_dir, session.num_frames, seconds,
+                      {"long_side": long_side, "weights": weights, "adapt_seconds": adapt_seconds})
         return VideoResult(item.source, item.name, "done", session.num_frames, time.perf_counter() - t0)
     except HotspotError as err:
         return VideoResult(item.source, item.name, "failed", 0, time.perf_counter() - t0, str(err))

@@ -68,6 +68,7 @@ def evaluate_tracker(
     init: str = "mask",
     models: ModelBundle | None = None,
     log: Callable[[str], None] = print,
+    adapt_seconds: float = 0.0,
 ) -> list[dict]:
     davis_root, out_dir = Path(davis_root), Path(out_dir)
     models = models or ModelBundle.load()
@@ -86,7 +87,7 @@ def evaluate_tracker(
         pred_dir = out_dir / "predictions" / seq
         with open_source(img_dir) as source:
             session = HotspotSession(source, models)
-            run = track_video(session, prompts, pred_dir)
+            run = track_video(session, prompts, pred_dir, adapt_seconds=adapt_seconds)
         # track_video writes masks/ inside pred_dir; DAVIS layout wants the PNGs directly in it.
         for png in (pred_dir / "masks").glob("*.png"):
             png.replace(pred_dir / png.name)
@@ -98,6 +99,7 @@ def evaluate_tracker(
             r.update(hs)
             r["fps"] = round(run.fps, 2)
             r["encoder_ms"] = round(1000 * run.timings["encoder"] / max(run.frames, 1), 1)
+            r["adapt_s"] = round(run.timings["adapt"], 1)
         rows.extend(seq_rows)
         for r in seq_rows:
             log(f"{seq} object {r['object_id']}: J={r['J_mean']:.3f} F={r['F_mean']:.3f} "

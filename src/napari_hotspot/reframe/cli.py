@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from napari_hotspot.errors import HotspotError, ProjectIOError, PromptError
 
 
@@ -79,7 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="camera mode (auto: chosen per shot from the subject's motion)")
     g = parser.add_mutually_exclusive_group(required=True)
     g.add_argument("--mask", type=Path, help="PNG mask of the object on --frame (runs the tracker)")
-    g.add_argument("--click", type=_xy, action="append", help="positive click X,Y on --frame (repeatable; runs the tracker)")
+    g.add_argument("--click", type=_xy, action="append",
+                   help="positive click X,Y on --frame (repeatable; runs the tracker)")
     g.add_argument("--box", type=_box, help="box X0,Y0,X1,Y1 on --frame (runs the tracker)")
     g.add_argument("--auto", action="store_true", help="EG-Net picks the target on --frame (runs the tracker)")
     g.add_argument("--tracks", type=Path,
@@ -95,7 +98,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="FRAME,CX,CY[,HEIGHT]: a window the path must pass through (repeatable)")
     parser.add_argument("--cuts", default="auto",
                         help="shot cuts: 'auto' (detect from colour histograms), 'none', or frame list like 120,480")
-    parser.add_argument("--height", type=int, default=None, help="output height in pixels (default: the zoom-1 window's)")
+    parser.add_argument("--height", type=int, default=None,
+                        help="output height in pixels (default: the zoom-1 window's)")
     parser.add_argument("--fps", type=float, default=None, help="frame rate for frame folders (default 24)")
     parser.add_argument("--weights", type=Path, default=None, help="model weights for the tracker")
 
@@ -175,6 +179,7 @@ def run(args) -> int:
     from napari_hotspot.reframe.metrics import reframe_report
     from napari_hotspot.reframe.path import ReframeConfig, parse_aspect, plan_crop_path
     from napari_hotspot.reframe.render import output_size, render_reframed
+    from napari_hotspot.reframe.tracks import primary_hotspots
     from napari_hotspot.video import open_source
 
     t0 = time.perf_counter()
@@ -211,6 +216,8 @@ def run(args) -> int:
         "cuts": path.cuts, "shots": [s.as_dict() for s in path.shots],
         "seconds": {"tracks": t_tracks - t0, "plan": t_plan - t_tracks, "render": t_render - t_plan},
         "windows": [[round(float(v), 3) for v in row] for row in path.windows],
+        "hotspots": [None if not np.isfinite(p).all() else [round(float(v), 2) for v in p]
+                     for p in primary_hotspots(tracks)],
     })
     if args.report is not None:
         write_report(report, args.report)

@@ -58,7 +58,8 @@ MODE_SETTINGS: dict[str, ModeSettings] = {
     "track": ModeSettings(SmoothnessWeights(5.0, 10.0, 50.0), 0.08, 1.0),
     "pan": ModeSettings(SmoothnessWeights(2.0, 100.0, 30.0), 0.2, 0.3),
 }
-ZOOM_WEIGHTS = SmoothnessWeights(5.0, 50.0, 300.0)
+ZOOM_WEIGHTS = SmoothnessWeights(10.0, 20.0, 100.0)
+ZOOM_PULL = 5.0  # per pixel per frame away from a fixed user zoom (keyframes bend it locally)
 MASK_COST = 2.0  # per pixel of the priority mask outside the window, per frame
 OTHER_HOTSPOT_COST = 20.0  # per pixel of another subject's hotspot outside its margin, per frame
 SOFT_HOTSPOT_COST = 200.0  # the priority hotspot, when its hard constraint had to be relaxed
@@ -208,7 +209,7 @@ def plan_heights(tracks: Sequence[ObjectTrack], a: int, b: int, frame_size: tupl
     soft: list[SoftBound] = []
     if config.zoom is not None:
         target = base_h / config.zoom
-        soft += [SoftBound(np.full(n, target), "lower", 1.0, "zoom"), SoftBound(np.full(n, target), "upper", 1.0, "zoom")]
+        soft += [SoftBound(np.full(n, target), side, ZOOM_PULL, "zoom") for side in ("lower", "upper")]
     else:
         ext = _union_extent(tracks, a, b)
         pad = 1.0 + 2.0 * config.zoom_padding
@@ -283,7 +284,8 @@ def _axis_problem(tracks: Sequence[ObjectTrack], a: int, b: int, axis: int, size
         lo_edge, hi_edge = box[:, axis], box[:, axis + 2]
         is_primary = primary_of == i
         cost = np.where(is_primary, MASK_COST, 0.5 * MASK_COST)
-        soft += [SoftBound(hi_edge - size / 2, "lower", cost, "mask"), SoftBound(lo_edge + size / 2, "upper", cost, "mask")]
+        soft += [SoftBound(hi_edge - size / 2, "lower", cost, "mask"),
+                 SoftBound(lo_edge + size / 2, "upper", cost, "mask")]
         hot = np.where(tr.visible[a:b] & ~is_primary, tr.hotspots[a:b, axis], np.nan)
         soft += [SoftBound(hot - size / 2 + margin, "lower", OTHER_HOTSPOT_COST, "others"),
                  SoftBound(hot + size / 2 - margin, "upper", OTHER_HOTSPOT_COST, "others")]

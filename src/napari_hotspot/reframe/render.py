@@ -9,7 +9,6 @@ container accepts its codec, else transcoded to AAC.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
@@ -20,8 +19,6 @@ import numpy as np
 
 from napari_hotspot.errors import ProjectIOError, VideoError
 from napari_hotspot.reframe.path import CropPath, base_window_height
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_FPS = 24.0
 # Audio codecs each output container takes as they are (others are transcoded to AAC).

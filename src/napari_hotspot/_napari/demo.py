@@ -1,0 +1,124 @@
+"""`napari-hotspot demo`: napari on the sample video with the hotspot widget, optionally a scripted session.
+
+``napari-hotspot demo`` opens the viewer for interactive use. With ``--screenshot PATH`` and/or
+``--quit`` it runs a scripted session through the same widget code a user drives (a click added to
+the clicks layer, the Track button, a jump to a middle frame), saves a screenshot of the whole
+window and exits (0 on success, 1 when a step failed). Works headless under ``xvfb-run -a``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+WINDOW_SIZE = (1500, 920)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--screenshot", type=Path, metavar="PATH",
+                        help="run the scripted session and save a screenshot of the window to PATH (.png)")
+    parser.add_argument("--quit", action="store_true", help="exit after the scripted session (no interactive viewer)")
+    parser.add_argument("--frame", type=int, default=None, help="frame shown in the screenshot (default: the middle)")
+    parser.add_argument("--frames", type=int, default=48, help="number of frames of the sample video (default 48)")
+    parser.add_argument("--long-side", type=int, default=None,
+                        help="working resolution of the networks (default: the video's own size, 320)")
+
+
+def _click_point(mask: np.ndarray) -> tuple[float, float]:
+    """A click where a user would put it: the point deepest inside the object (x, y)."""
+    from scipy.ndimage import distance_transform_edt
+
+    depth = distance_transform_edt(mask)
+    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    return float(x), float(y)
+
+
+def _wait_until(predicate, timeout_s: float) -> bool:
+    import time
+
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.01)
+    QApplication.processEvents()
+    return predicate()
+
+
+def scripted_session(viewer, widget, sample, frame: int | None = None, timeout_s: float = 600.0) -> list[str]:
+    """Click on object 1 in frame 0, track all frames forward, go to ``frame``; returns the problems met."""
+    controller = widget.controller
+    problems: list[str] = []
+    if not _wait_until(lambda: controller.ready, timeout_s):
+        return ["the models did not load"]
+    x, y = _click_point(sample.masks[0] == 1)
+    controller.add_click(0, x, y, positive=True)  # the same path as a user's click on the clicks layer
+    if controller.store.get(1, 0) is None:
+        problems.append(f"the click at ({x:.0f}, {y:.0f}) gave no mask: {controller.last_error}")
+        return problems
+    widget.scope_combo.setCurrentIndex(1)  # all objects
+    widget.direction_combo.setCurrentText("forward")
+    widget.track_button.click()
+    if not _wait_until(lambda: not controller.running, timeout_s):
+        problems.append("tracking did not finish in time")
+        controller.cancel()
+        controller.wait(30)
+    missing = [t for t in range(sample.num_frames) if controller.store.get(1, t) is None]
+    if missing:
+        problems.append(f"frames without a mask after tracking: {missing[:10]}")
+    controller.go_to_frame(sample.num_frames // 2 if frame is None else frame)
+    viewer.layers.selection.active = controller.layer("masks")
+    widget._refresh_plot(immediate=True)
+    _wait_until(lambda: False, 0.3)  # let the canvas and the plot draw
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="napari-hotspot demo", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    import napari
+
+    from napari_hotspot._napari.widget import HotspotWidget
+    from napari_hotspot.sample_data import make_sample_video
+
+    scripted = args.screenshot is not None or args.quit
+    sample = make_sample_video(num_frames=args.frames)
+    viewer = napari.Viewer(title="napari-hotspot demo")
+    viewer.window.resize(*WINDOW_SIZE)
+    frame_names = [f"{i:05d}" for i in range(sample.num_frames)]
+    viewer.add_image(sample.frames, name="sample video", rgb=True,
+                     metadata={"napari_hotspot": {"source": "sample", "fps": sample.fps, "frame_names": frame_names,
+                                                  "num_frames": sample.num_frames}})
+    viewer.add_labels(sample.masks, name="sample video ground truth", opacity=0.5, visible=False)
+    long_side = args.long_side or max(sample.frames.shape[1:3])
+    # A scripted run must leave nothing behind: its autosaves go to a temporary folder.
+    scratch = tempfile.TemporaryDirectory(prefix="napari-hotspot-demo-") if scripted else None
+    widget = HotspotWidget(viewer, long_side=long_side, autosave_dir=scratch.name if scratch else None)
+    viewer.window.add_dock_widget(widget, name="Hotspot tracking", area="right")
+    if not scripted:
+        napari.run()
+        return 0
+    problems = scripted_session(viewer, widget, sample, args.frame)
+    if args.screenshot is not None:
+        args.screenshot.parent.mkdir(parents=True, exist_ok=True)
+        viewer.screenshot(str(args.screenshot), canvas_only=False)
+        print(f"screenshot saved to {args.screenshot}")
+    widget.shutdown()
+    viewer.close()
+    scratch.cleanup()
+    for problem in problems:
+        print(f"demo: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

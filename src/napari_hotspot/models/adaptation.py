@@ -1,0 +1,149 @@
+"""Per-video adaptation: fine-tune a per-object copy of the tracker on the user's own masks.
+
+Each prompted or corrected frame is warped into a few random affine + colour views (synthetic motion
+with known correspondence), encoded once, and the copy is trained on (anchor view, previous view,
+search view) triples of those frames for a time budget. The base weights are never touched.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .augment import colour_jitter, random_affine
+from .backbone import Encoder, FrameFeatures, frame_to_tensor
+from .heads import WCSTracker, matching_keys
+from .tracking import correlation_input, deepest_point, make_reference, stack_references
+
+DEFAULT_VIEWS = 6
+
+
+@dataclass
+class _Example:
+    feats: list[FrameFeatures]  # view 0 = the frame itself
+    masks: list[np.ndarray]  # bool (h, w) per view
+    affines: list[np.ndarray]  # view-0 px -> view px
+    hotspot: tuple[float, float] | None  # in view 0
+
+
+def _map(a_from, a_to, xy):
+    m_from, m_to = np.vstack([a_from, [0, 0, 1]]), np.vstack([a_to, [0, 0, 1]])
+    p = m_to @ np.linalg.inv(m_from) @ np.array([xy[0], xy[1], 1.0])
+    return float(p[0]), float(p[1])
+
+
+def _perturb(mask: np.ndarray, rng) -> np.ndarray:
+    m = mask.astype(np.uint8)
+    h, w = m.shape
+    k = int(rng.integers(1, 10))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    m = cv2.dilate(m, kernel) if rng.random() < 0.5 else cv2.erode(m, kernel)
+    dx, dy = rng.normal(0, 0.02, 2) * np.array([w, h])
+    m = cv2.warpAffine(m, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), flags=cv2.INTER_NEAREST)
+    return m.astype(bool)
+
+
+class TrackerAdapter:
+    """A per-object copy of the tracker head and the examples it learns from."""
+
+    def __init__(self, base: WCSTracker, size: tuple[int, int], seed: int = 0, lr: float = 5e-4):
+        self.size = size
+        self.model = copy.deepcopy(base)
+        self.model.requires_grad_(True)
+        self.examples: list[_Example] = []
+        self.rng = np.random.default_rng(seed)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=1e-4)
+        self.steps = 0
+        self.seconds = 0.0
+
+    def add_frame(self, encoder: Encoder, frame_work: np.ndarray, mask_work: np.ndarray,
+                  hotspot_work=None, n_views: int = DEFAULT_VIEWS) -> None:
+        """Add a frame (RGB at working size) and its mask as a training example with n_views views."""
+        h, w = self.size
+        views, masks, affs = [frame_work], [mask_work.astype(bool)], [np.float32([[1, 0, 0], [0, 1, 0]])]
+        for _ in range(n_views):
+            a = random_affine(self.rng, self.size, strength=0.6)
+            views.append(colour_jitter(self.rng, cv2.warpAffine(frame_work, a, (w, h), borderMode=cv2.BORDER_REFLECT_101)))
+            masks.append(cv2.warpAffine(mask_work.astype(np.uint8), a, (w, h), flags=cv2.INTER_NEAREST) > 0)
+            affs.append(a)
+        with torch.no_grad():
+            f = encoder(torch.cat([frame_to_tensor(v, self.size) for v in views], 0))
+        feats = [FrameFeatures(*(f[k][i : i + 1] for k in ("s4", "s8", "s16", "s32"))) for i in range(len(views))]
+        self.examples.append(_Example(feats, masks, affs, hotspot_work or deepest_point(mask_work.astype(bool))))
+
+    def _batch(self, batch_size: int):
+        feats, refs_a, refs_p, targets, hot_xy, hot_ok = [], [], [], [], [], []
+        for _ in range(batch_size):
+            ex = self.examples[int(self.rng.integers(len(self.examples)))]
+            n = len(ex.feats)
+            va = 0 if self.rng.random() < 0.7 else int(self.rng.integers(n))
+            vp, vt = (int(v) for v in self.rng.integers(0, n, 2))
+            prev = _perturb(ex.masks[vp], self.rng)
+            hot_a = _map(ex.affines[0], ex.affines[va], ex.hotspot) if ex.hotspot else None
+            hot_p = _map(ex.affines[0], ex.affines[vp], ex.hotspot) if ex.hotspot else None
+            hot_t = _map(ex.affines[0], ex.affines[vt], ex.hotspot) if ex.hotspot else None
+            refs_a.append(make_reference(ex.feats[va], torch.from_numpy(ex.masks[va].astype(np.float32)), hot_a))
+            refs_p.append(make_reference(ex.feats[vp], torch.from_numpy(prev.astype(np.float32)), hot_p))
+            feats.append(ex.feats[vt])
+            targets.append(torch.from_numpy(ex.masks[vt].astype(np.float32)))
+            ok = hot_t is not None and 0 <= hot_t[0] < self.size[1] and 0 <= hot_t[1] < self.size[0]
+            hot_xy.append(hot_t if ok else (0.0, 0.0))
+            hot_ok.append(ok)
+        return (FrameFeatures.stack(feats), stack_references(refs_a), stack_references(refs_p),
+                torch.stack(targets)[:, None], torch.tensor(hot_xy, dtype=torch.float32), torch.tensor(hot_ok))
+
+    def fit(self, seconds: float, batch_size: int = 4, should_stop: Callable[[], bool] | None = None,
+            progress: Callable[[float], None] | None = None, max_steps: int | None = None) -> int:
+        """Train for about `seconds` (0 = nothing); returns the steps run. Cancellable via should_stop."""
+        if seconds <= 0 or not self.examples:
+            return 0
+        self.model.train()
+        t0 = time.perf_counter()
+        steps = 0
+        while time.perf_counter() - t0 < seconds and (max_steps is None or steps < max_steps):
+            if should_stop and should_stop():
+                break
+            feats, ref_a, ref_p, target, hot_xy, hot_ok = self._batch(batch_size)
+            with torch.no_grad():
+                corr = correlation_input(matching_keys(feats), ref_a, ref_p)
+            m4, m8, hot = self.model(feats, corr, ref_p.mask_map)
+            loss = _seg_loss(m4, target) + 0.4 * _seg_loss(m8, F.adaptive_avg_pool2d(target, m8.shape[-2:]))
+            if hot_ok.any():
+                from .tracking import hotspot_weights
+
+                tgt = torch.stack([hotspot_weights(tuple(p.tolist()), hot.shape[-2:]) for p in hot_xy[hot_ok]])
+                tgt = tgt / tgt.sum(1, keepdim=True).clamp_min(1e-8)
+                loss = loss - 0.5 * (tgt * torch.log_softmax(hot[hot_ok].flatten(1), 1)).sum(1).mean()
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            steps += 1
+            if progress:
+                progress(min(1.0, (time.perf_counter() - t0) / seconds))
+        self.model.eval()
+        self.steps += steps
+        self.seconds += time.perf_counter() - t0
+        return steps
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "steps": self.steps, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.steps, self.seconds = int(state.get("steps", 0)), float(state.get("seconds", 0.0))
+
+
+def _seg_loss(logits, target):
+    if logits.shape[-2:] != target.shape[-2:]:
+        logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum((1, 2, 3))
+    dice = 1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)
+    return F.binary_cross_entropy_with_logits(logits, target) + dice.mean()

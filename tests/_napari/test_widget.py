@@ -1,0 +1,418 @@
+"""GUI tests of the hotspot tracking widget (napari_hotspot._napari.widget / controller), driven through
+the real layers and buttons: prompt by clicks, box and Auto; track; cancel; correct and re-propagate;
+undo; QA navigation; shortcuts. Save/reload/export live in test_widget_project.py.
+
+Runs headless: ``xvfb-run -a python -m pytest tests/_napari/test_widget.py``. Uses a small synthetic
+video (24 frames of 96x128) and a working resolution of 128 so tracking takes about a second.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qtpy.QtWidgets import QApplication
+from scipy.ndimage import distance_transform_edt
+
+from napari_hotspot._napari.controller import HotspotController, read_fixations_csv, shared_models
+from napari_hotspot._napari.keybindings import SHORTCUTS, markdown_table
+from napari_hotspot._napari.widget import HotspotWidget, controller_for
+from napari_hotspot.annotations import Provenance
+from napari_hotspot.errors import PromptError
+from napari_hotspot.sample_data import make_sample_video, write_sample
+
+pytestmark = pytest.mark.gui
+
+T, H, W = 24, 96, 128
+
+
+@pytest.fixture(scope="module")
+def models():
+    return shared_models()
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return make_sample_video(num_frames=T, height=H, width=W)
+
+
+@pytest.fixture(scope="module")
+def sample_folder(tmp_path_factory, sample):
+    return write_sample(tmp_path_factory.mktemp("video"), "folder", sample=sample)
+
+
+def deepest(mask: np.ndarray) -> tuple[float, float]:
+    """(x, y) of the pixel deepest inside a mask: where a user clicks."""
+    y, x = np.unravel_index(int(np.argmax(distance_transform_edt(mask))), mask.shape)
+    return float(x), float(y)
+
+
+@pytest.fixture
+def setup(make_napari_viewer, models, sample_folder, tmp_path):
+    """A viewer with the sample frame folder opened by our reader (video + ground truth) and the widget."""
+    viewer = make_napari_viewer()
+    viewer.open(str(sample_folder.frames), plugin="napari-hotspot")
+    widget = HotspotWidget(viewer, models=models, long_side=128, autosave_dir=tmp_path / "autosave")
+    viewer.window.add_dock_widget(widget, name="Hotspot tracking")
+    controller = widget.controller
+    assert controller.ready and controller.video_layer.name == "sample"
+    yield viewer, widget, controller
+    widget.shutdown()
+
+
+def prompt_object_1(controller, sample, frame=0):
+    x, y = deepest(sample.masks[frame] == 1)
+    controller.add_click(frame, x, y, positive=True)
+    assert controller.last_error is None, controller.last_error
+    return x, y
+
+
+def track_and_wait(widget, controller, direction="forward"):
+    widget.direction_combo.setCurrentText(direction)
+    widget.track_button.click()
+    assert controller.running
+    assert controller.wait(60), "tracking did not finish"
+
+
+# ---------------------------------------------------------------------------- prompting
+def test_click_prompts_mask_hotspot_and_layers(setup, sample):
+    viewer, widget, c = setup
+    assert controller_for(viewer) is c
+    names = [layer.name for layer in viewer.layers]
+    for role in ("masks", "clicks", "boxes", "hotspots"):
+        assert f"sample {role}" in names
+    x, y = prompt_object_1(c, sample)
+    # the first click made object 1 and selected it
+    assert c.store.object_ids == [1] and widget.object_list.count() == 1
+    entry = c.store.get(1, 0)
+    assert entry.provenance is Provenance.KEYFRAME and entry.mask.any()
+    assert c.session.anchors(1) == [0]
+    masks = c.layer("masks")
+    np.testing.assert_array_equal(masks.data[0], c.store.label_frame(0))
+    hotspots = c.layer("hotspots")
+    assert hotspots.data.shape == (1, 3) and hotspots.data[0, 0] == 0
+    assert list(hotspots.features["object_id"]) == [1]
+    assert hotspots.features["source"][0] == "keyframe"
+    # a negative click (label toggled with the N shortcut) re-runs the prompt with both clicks
+    viewer.layers.selection.active = c.layer("clicks")
+    viewer.window._qt_viewer._key_map_handler.press_key("N")
+    assert c.click_label == 0 and widget.label_button.text() == "negative click"
+    far_x, far_y = W - 3.0, H - 3.0
+    c.add_click(0, far_x, far_y)
+    assert c.last_error is None
+    assert list(c.layer("clicks").features["label"]) == [1, 0]
+    assert c.store.get(1, 0) is not entry  # prompted again
+    assert c._applied[(0, 1)].clicks == ((x, y, 1), (far_x, far_y, 0))
+
+
+def test_bad_prompts_are_shown_and_keep_annotations(setup, sample):
+    viewer, widget, c = setup
+    prompt_object_1(c, sample)
+    before = c.store.get(1, 0)
+    clicks = len(c.layer("clicks").data)
+    c.add_click(0, -20.0, 10.0)  # off the image
+    assert isinstance(c.last_error, PromptError) and "off the image" in str(c.last_error)
+    assert len(c.layer("clicks").data) == clicks  # the bad click is taken back
+    assert c.store.get(1, 0) is before
+    c.last_error = None
+    c.add_box(0, 30.0, 20.0, 30.0, 60.0)  # zero area
+    assert isinstance(c.last_error, PromptError) and "zero area" in str(c.last_error)
+    assert c.layer("boxes").nshapes == 0 and c.store.get(1, 0) is before
+    c.last_error = None
+    c.add_object()  # object 2: a negative click alone is refused
+    c.add_click(3, 20.0, 20.0, positive=False)
+    assert isinstance(c.last_error, PromptError) and "positive click" in str(c.last_error)
+    assert c.store.get(2, 3) is None and len(c.layer("clicks").data) == clicks
+    assert c.store.get(1, 0) is before
+
+
+def test_box_prompt(setup, sample):
+    viewer, widget, c = setup
+    c.add_object("bird")
+    ys, xs = np.nonzero(sample.masks[2] == 2)
+    c.go_to_frame(2)
+    c.add_box(2, xs.min() - 2.0, ys.min() - 2.0, xs.max() + 2.0, ys.max() + 2.0)
+    assert c.last_error is None, c.last_error
+    entry = c.store.get(1, 2)
+    assert c.store.get_object(1).name == "bird"
+    assert entry.provenance is Provenance.KEYFRAME and entry.mask.any()
+    assert c.layer("boxes").nshapes == 1
+    assert list(c.layer("boxes").features["object_id"]) == [1]
+    # a second box for the same object and frame replaces the first one
+    c.add_box(2, xs.min() - 4.0, ys.min() - 4.0, xs.max() + 4.0, ys.max() + 4.0)
+    assert c.last_error is None and c.layer("boxes").nshapes == 1
+    assert c._applied[(2, 1)].box == (xs.min() - 4.0, ys.min() - 4.0, xs.max() + 4.0, ys.max() + 4.0)
+
+
+def test_auto_prompt_button(setup):
+    viewer, widget, c = setup
+    c.go_to_frame(4)
+    widget.auto_button.click()
+    entry = c.store.get(1, 4)
+    if c.last_error is None:  # EG-Net found a salient object
+        assert entry.provenance is Provenance.KEYFRAME and entry.mask.any()
+        assert c.session.anchors(1) == [4]
+        np.testing.assert_array_equal(c.layer("masks").data[4], c.store.label_frame(4))
+    else:  # nothing salient: reported, nothing stored
+        assert isinstance(c.last_error, PromptError) and entry is None
+
+
+def test_gaze_file_stands_in_for_clicks(setup, sample, tmp_path):
+    viewer, widget, c = setup
+    x, y = deepest(sample.masks[0] == 1)
+    path = tmp_path / "gaze.csv"
+    path.write_text(f"t,x,y\n0,{x},{y}\n0,{x + 1},{y}\n5,{x},{y}\n")
+    assert read_fixations_csv(path) == {0: [(x, y), (x + 1, y)], 5: [(x, y)]}
+    c.load_gaze(path)
+    assert c.wait(30)
+    for t in (0, 5):
+        if c.store.get(1, t) is not None:
+            assert c.store.get(1, t).is_keyframe
+    assert c.store.get(1, 0) is not None or c.last_error is not None
+    bad = tmp_path / "bad.csv"
+    bad.write_text("t,x,y\n0,abc,3\n")
+    c.last_error = None
+    c.load_gaze(bad)
+    assert isinstance(c.last_error, PromptError) and "line 2" in str(c.last_error)
+
+
+# ---------------------------------------------------------------------------- tracking
+def test_track_to_the_end_streams_and_undoes_as_one_step(setup, sample):
+    viewer, widget, c = setup
+    prompt_object_1(c, sample)
+    seen = []
+    c.run_progress.connect(lambda n: seen.append(len(c.store.frames_with(1))))
+    track_and_wait(widget, c, "forward")
+    assert c.last_error is None, c.last_error
+    assert c.store.frames_with(1) == list(range(T))
+    # results streamed in frame by frame while the worker ran
+    assert len(seen) == T - 1 and seen[0] == 2 and seen == sorted(seen)
+    for t in range(1, T):
+        entry = c.store.get(1, t)
+        assert entry.provenance is Provenance.PROPAGATED and 0.0 <= entry.confidence <= 1.0
+    np.testing.assert_array_equal(c.layer("masks").data, np.stack([c.store.label_frame(t) for t in range(T)]))
+    with_hotspot = [t for t in range(T) if c.store.hotspot(1, t) is not None]  # None: the tracker saw none
+    assert 0 in with_hotspot and len(with_hotspot) > T // 2
+    hotspots = c.layer("hotspots")
+    assert sorted(hotspots.data[:, 0].astype(int)) == with_hotspot
+    for t, y, x in hotspots.data:
+        assert (c.store.hotspot(1, int(t)).x, c.store.hotspot(1, int(t)).y) == (x, y)
+    tracks = c.layer("hotspot tracks")
+    assert tracks.data.shape == (len(with_hotspot), 4) and set(tracks.data[:, 0]) == {1}
+    assert widget.cancel_button.isEnabled() is False and widget.track_button.isEnabled()
+    # one undo removes the whole run, redo brings it back
+    widget.undo_button.click()
+    assert c.store.frames_with(1) == [0]
+    assert not c.layer("masks").data[1:].any() and len(c.layer("hotspots").data) == 1
+    widget.redo_button.click()
+    assert c.store.frames_with(1) == list(range(T))
+
+
+def test_cancel_half_way_keeps_frames_done(setup, sample):
+    viewer, widget, c = setup
+    prompt_object_1(c, sample)
+    c.run_progress.connect(lambda n: widget.cancel_button.click() if n == 2 else None)
+    track_and_wait(widget, c, "forward")
+    done = c.store.frames_with(1)
+    assert 3 <= len(done) < T, done  # stopped early, kept what was done
+    assert done == list(range(len(done)))  # a contiguous run from the prompt
+    np.testing.assert_array_equal(c.layer("masks").data[: len(done)].astype(bool).any(axis=(1, 2)),
+                                  np.ones(len(done), bool))
+    assert not c.layer("masks").data[len(done):].any()
+    c.undo()
+    assert c.store.frames_with(1) == [0]
+
+
+def test_track_backward_range_and_both(setup, sample):
+    viewer, widget, c = setup
+    prompt_object_1(c, sample, frame=10)
+    widget.range_check.setChecked(True)
+    widget.range_from.setValue(4)
+    widget.range_to.setValue(14)
+    assert c.track_range == (4, 14)
+    track_and_wait(widget, c, "backward")
+    assert c.store.frames_with(1) == list(range(4, 11))
+    track_and_wait(widget, c, "both")
+    assert c.store.frames_with(1) == list(range(4, 15))
+    widget.range_check.setChecked(False)
+    assert c.track_range is None
+
+
+def test_track_without_prompt_is_reported(setup):
+    viewer, widget, c = setup
+    c.add_object()
+    widget.track_button.click()
+    assert not c.running and isinstance(c.last_error, PromptError) and "no prompt" in str(c.last_error)
+
+
+# ---------------------------------------------------------------------------- correction
+def test_paint_correction_becomes_keyframe_and_repropagation_stops_there(setup, sample):
+    viewer, widget, c = setup
+    prompt_object_1(c, sample)
+    track_and_wait(widget, c)
+    masks = c.layer("masks")
+    c.go_to_frame(12)
+    masks.brush_size = 9
+    masks.selected_label = 1
+    masks.paint((12, 10, 10), 1)  # paint a blob in a corner: a correction on frame 12
+    corrected = c.store.get(1, 12)
+    assert corrected.provenance is Provenance.USER_CORRECTED
+    np.testing.assert_array_equal(corrected.mask, np.asarray(masks.data[12]) == 1)
+    assert corrected.mask[10, 10] and 12 in c.session.anchors(1)
+    before = {t: c.store.get(1, t) for t in range(T)}
+    # re-propagate from frame 6 forward (6 is no keyframe, so it is redone too) until keyframe 12
+    c.go_to_frame(6)
+    widget.direction_combo.setCurrentText("forward")
+    widget.repropagate_button.click()
+    assert c.wait(60)
+    after = {t: c.store.get(1, t) for t in range(T)}
+    assert all(after[t] is not before[t] for t in range(6, 12))
+    assert all(after[t] is before[t] for t in [*range(0, 6), *range(12, T)])
+    # a full forward run never overwrites the correction either
+    track_and_wait(widget, c)
+    assert c.store.get(1, 12) is corrected and c.store.get(1, 0) is before[0]
+    assert all(c.store.get(1, t) is not after[t] for t in range(13, T))
+    # Ctrl+Z on the masks layer is the store's undo (the last run), not napari's per-stroke undo
+    viewer.layers.selection.active = masks
+    viewer.window._qt_viewer._key_map_handler.press_key("Control-Z")
+    assert all(c.store.get(1, t) is after[t] for t in range(T))
+
+
+def test_erasing_an_object_entirely_is_refused(setup, sample):
+    viewer, widget, c = setup
+    prompt_object_1(c, sample)
+    masks = c.layer("masks")
+    entry = c.store.get(1, 0)
+    masks.contiguous = False  # the bucket then erases every pixel of the label on the frame
+    masks.fill((0, *deepest(entry.mask)[::-1]), 0)
+    assert isinstance(c.last_error, PromptError) and "empty mask" in str(c.last_error)
+    assert c.store.get(1, 0) is entry
+    QApplication.processEvents()  # napari writes the fill after its event: the restore follows it
+    np.testing.assert_array_equal(masks.data[0], c.store.label_frame(0))
+
+
+def test_painting_a_new_label_adds_an_object(setup, sample):
+    viewer, widget, c = setup
+    masks = c.layer("masks")
+    masks.brush_size = 7
+    masks.paint((3, 50, 60), 4)
+    assert c.store.has_object(4) and c.store.get(4, 3).provenance is Provenance.USER_CORRECTED
+    assert widget.object_list.count() == 1 and c.session.anchors(4) == [3]
+    c.undo()
+    assert not c.store.has_object(4) and not masks.data[3].any()
+
+
+def test_dragging_a_hotspot_is_a_correction(setup, sample):
+    viewer, widget, c = setup
+    prompt_object_1(c, sample)
+    track_and_wait(widget, c)
+    mask = c.store.get(1, 7).mask
+    target_x, target_y = deepest(mask)
+    hotspots = c.layer("hotspots")
+    row = int(np.flatnonzero(hotspots.data[:, 0] == 7)[0])
+    data = hotspots.data.copy()
+    data[row, 1:] = (target_y, target_x)
+    hotspots.data = data  # what a drag ends with
+    entry = c.store.get(1, 7)
+    assert entry.provenance is Provenance.USER_CORRECTED
+    assert (entry.hotspot.x, entry.hotspot.y) == pytest.approx((target_x, target_y), abs=1.5)
+    assert 7 in c.session.anchors(1) and 7 in c.keyframes()
+    # removing a hotspot point is not an annotation: it snaps back
+    count = len(hotspots.data)
+    hotspots.data = np.delete(hotspots.data, 0, axis=0)
+    assert len(c.layer("hotspots").data) == count
+
+
+def test_edits_are_refused_while_tracking(setup, sample):
+    viewer, widget, c = setup
+    prompt_object_1(c, sample)
+    widget.track_button.click()
+    assert c.running and not c.layer("masks").editable
+    c.auto_prompt()
+    assert isinstance(c.last_error, PromptError) and "while tracking" in str(c.last_error)
+    assert not widget.undo_button.isEnabled() and widget.cancel_button.isEnabled()
+    assert c.wait(60)
+    assert c.layer("masks").editable and widget.undo_button.isEnabled()
+
+
+# ---------------------------------------------------------------------------- objects
+def test_objects_add_select_rename_delete(setup, sample):
+    viewer, widget, c = setup
+    widget.add_button.click()
+    widget.add_button.click()
+    assert c.store.object_ids == [1, 2] and c.selected_id == 2 and widget.object_list.count() == 2
+    assert c.layer("masks").selected_label == 2
+    widget.object_list.setCurrentRow(0)
+    assert c.selected_id == 1
+    item = widget.object_list.item(1)
+    item.setText("bird")
+    assert c.store.get_object(2).name == "bird"
+    c.select_object(2)
+    ys, xs = np.nonzero(sample.masks[0] == 2)
+    c.add_box(0, xs.min() - 2.0, ys.min() - 2.0, xs.max() + 2.0, ys.max() + 2.0)
+    assert c.store.get(2, 0) is not None
+    widget.delete_button.click()
+    assert c.store.object_ids == [1] and widget.object_list.count() == 1
+    assert c.layer("boxes").nshapes == 0 and not (c.layer("masks").data == 2).any()
+    c.undo()
+    assert c.store.object_ids == [1, 2] and (c.layer("masks").data[0] == 2).any()
+    viewer.window._qt_viewer._key_map_handler.press_key("U")  # next object
+    assert c.selected_id in (1, 2)
+
+
+# ---------------------------------------------------------------------------- QA
+def test_qa_plot_ground_truth_and_navigation(setup, sample):
+    viewer, widget, c = setup
+    prompt_object_1(c, sample)
+    track_and_wait(widget, c)
+    assert c.ground_truth_layer().name == "sample ground truth"
+    j = c.jaccard_series()[1]
+    assert np.isfinite(j).all() and ((0 <= j) & (j <= 1)).all()
+    conf = c.confidence_series()[1]
+    assert conf[0] == 1.0 and np.isfinite(conf).all()
+    widget._refresh_plot(immediate=True)
+    assert widget.qa_plot.draw_count >= 1 and len(widget.qa_plot.axes.lines) >= 3
+
+    class Click:  # what matplotlib hands the callback
+        inaxes = widget.qa_plot.axes
+        xdata = 9.2
+
+    widget.qa_plot._on_click(Click())
+    assert c.current_frame == 9
+    widget.threshold_spin.setValue(1.0)  # every propagated frame counts as low
+    c.go_to_frame(0)
+    widget.next_low_button.click()
+    assert c.current_frame == 1
+    c.go_to_frame(T - 1)
+    viewer.window._qt_viewer._key_map_handler.press_key("Shift-J")
+    assert c.current_frame == T - 2
+    viewer.window._qt_viewer._key_map_handler.press_key("Shift-K")
+    assert c.current_frame == 0  # the prompt is the only keyframe
+    assert c.next_keyframe() is None
+
+
+def test_gaze_map_layer(setup):
+    viewer, widget, c = setup
+    widget.gaze_map_check.setChecked(True)
+    c.wait(30)
+    layer = c.layer("gaze map")
+    assert layer is not None and layer.data.shape == (H, W) and layer.visible
+    assert layer.data.max() == pytest.approx(1.0)
+    widget.gaze_map_check.setChecked(False)
+    assert not layer.visible
+
+
+# ---------------------------------------------------------------------------- shortcuts
+def test_shortcut_table_is_bound_and_documented(setup):
+    viewer, widget, c = setup
+    keys = [s.key for s in SHORTCUTS]
+    assert len(keys) == len(set(keys))
+    for shortcut in SHORTCUTS:
+        assert callable(getattr(HotspotController, shortcut.action))
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "shortcuts.md"
+    assert docs.read_text() == markdown_table(), "regenerate docs/shortcuts.md from keybindings.py"
+    bound = {str(k) for k in viewer.keymap}
+    assert {"Shift+F", "Shift+R", "K", "J", "N", "G"} <= bound
+    widget.shutdown()
+    assert not {"Shift+F", "Shift+R"} & {str(k) for k in viewer.keymap}

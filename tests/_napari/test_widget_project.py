@@ -1,0 +1,203 @@
+"""GUI tests of saving, reopening and exporting from the hotspot widget, and of the project reader
+(napari_hotspot._napari.controller / widget / project_reader / reader). Headless under ``xvfb-run -a``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from scipy.ndimage import distance_transform_edt
+
+from napari_hotspot._napari.controller import shared_models
+from napari_hotspot._napari.project_reader import read_project
+from napari_hotspot._napari.reader import get_reader, read_project as reader_read_project
+from napari_hotspot._napari.widget import HotspotWidget, menu_save_project
+from napari_hotspot.annotations import Provenance, is_project_dir, load_project
+from napari_hotspot.annotations.io_davis import read_davis_folder
+from napari_hotspot.errors import ProjectIOError
+from napari_hotspot.sample_data import make_sample_video, write_sample
+
+pytestmark = pytest.mark.gui
+
+T, H, W = 12, 96, 128
+
+
+@pytest.fixture(scope="module")
+def models():
+    return shared_models()
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return make_sample_video(num_frames=T, height=H, width=W)
+
+
+@pytest.fixture(scope="module")
+def sample_folder(tmp_path_factory, sample):
+    return write_sample(tmp_path_factory.mktemp("video"), "folder", sample=sample)
+
+
+def deepest(mask):
+    y, x = np.unravel_index(int(np.argmax(distance_transform_edt(mask))), mask.shape)
+    return float(x), float(y)
+
+
+def open_with_widget(viewer, models, path, autosave_dir):
+    viewer.open(str(path), plugin="napari-hotspot")
+    widget = HotspotWidget(viewer, models=models, long_side=128, autosave_dir=autosave_dir)
+    viewer.window.add_dock_widget(widget, name="Hotspot tracking")
+    return widget, widget.controller
+
+
+@pytest.fixture
+def tracked(make_napari_viewer, models, sample, sample_folder, tmp_path):
+    """Two objects prompted (click, box), tracked forward, one frame corrected."""
+    viewer = make_napari_viewer()
+    widget, c = open_with_widget(viewer, models, sample_folder.frames, tmp_path / "autosave")
+    c.add_click(0, *deepest(sample.masks[0] == 1), positive=True)
+    c.add_object("bird")
+    ys, xs = np.nonzero(sample.masks[0] == 2)
+    c.add_box(0, xs.min() - 2.0, ys.min() - 2.0, xs.max() + 2.0, ys.max() + 2.0)
+    widget.scope_combo.setCurrentIndex(1)  # all objects
+    widget.track_button.click()
+    assert c.wait(60) and c.last_error is None, c.last_error
+    masks = c.layer("masks")
+    masks.brush_size = 7
+    masks.paint((6, 8, 8), 1)
+    assert c.store.get(1, 6).provenance is Provenance.USER_CORRECTED
+    yield viewer, widget, c
+    widget.shutdown()
+
+
+def layer_state(viewer):
+    """Comparable content of the hotspot layers, by role."""
+    state = {}
+    for layer in viewer.layers:
+        role = layer.metadata.get("napari_hotspot", {}).get("role")
+        if role in ("masks", "hotspots", "hotspot tracks", "clicks", "boxes"):
+            data = layer.data if role != "boxes" else np.stack(layer.data)
+            state[role] = (layer.name, np.asarray(data, float))
+    return state
+
+
+def test_save_and_reopen_gives_the_same_layers(tracked, make_napari_viewer, models, tmp_path):
+    viewer, widget, c = tracked
+    project = c.save_project(tmp_path / "run.hotspot")
+    assert project is not None and is_project_dir(project)
+    assert widget.project_label.text().endswith("run.hotspot") or "run.hotspot" in widget.project_label.text()
+    store, meta = load_project(project)
+    assert store.object_ids == [1, 2] and store.get_object(2).name == "bird"
+    assert store.get(1, 6).provenance is Provenance.USER_CORRECTED
+    assert meta["video_path"] is not None
+    saved = layer_state(viewer)
+    assert set(saved) == {"masks", "hotspots", "hotspot tracks", "clicks", "boxes"}
+
+    other = make_napari_viewer()
+    assert get_reader(str(project)) is reader_read_project
+    widget2, c2 = open_with_widget(other, models, project, tmp_path / "autosave2")
+    assert c2.project_path == project and c2.video_layer.name == "sample"
+    assert [la.name for la in other.layers].count("sample masks") == 1  # adopted, not duplicated
+    reopened = layer_state(other)
+    assert set(reopened) == set(saved)
+    for role, (name, data) in saved.items():
+        assert reopened[role][0] == name
+        np.testing.assert_allclose(reopened[role][1], data, err_msg=role)
+    assert c2.store.object_ids == [1, 2]
+    assert [k for k in c2._applied] == [k for k in c._applied]
+    # the reopened project goes on: keyframes become session anchors again and stay untouched
+    c2.go_to_frame(3)
+    c2.select_object(1)
+    widget2.direction_combo.setCurrentText("forward")
+    widget2.repropagate_button.click()
+    assert c2.wait(60) and c2.last_error is None, c2.last_error
+    assert c2.session.anchors(1) == [0, 6]
+    assert c2.store.get(1, 6).provenance is Provenance.USER_CORRECTED
+    np.testing.assert_array_equal(c2.store.mask(1, 6), store.mask(1, 6))
+    widget2.shutdown()
+
+
+def test_open_project_button_path_replaces_layers(tracked, tmp_path):
+    viewer, widget, c = tracked
+    project = c.save_project(tmp_path / "again.hotspot")
+    before = layer_state(viewer)
+    assert c.open_project(project)
+    after = layer_state(viewer)
+    assert [la.name for la in viewer.layers].count("sample masks") == 1
+    for role, (_name, data) in before.items():
+        np.testing.assert_allclose(after[role][1], data, err_msg=role)
+    assert not c.open_project(tmp_path / "nothing-here")
+    assert isinstance(c.last_error, ProjectIOError)
+
+
+def test_exports(tracked, tmp_path):
+    viewer, widget, c = tracked
+    assert c.export("davis", tmp_path / "davis") is not None
+    stems, labels = read_davis_folder(tmp_path / "davis")
+    assert stems == [f"{i:05d}" for i in range(T)]
+    for t in (0, 6, T - 1):
+        np.testing.assert_array_equal(labels[t], c.store.label_frame(t))
+    assert c.export("csv", tmp_path / "hot.csv") is not None
+    with open(tmp_path / "hot.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(c.layer("hotspots").data)
+    assert c.export("json", tmp_path / "hot.json") is not None
+    assert json.loads((tmp_path / "hot.json").read_text())["num_frames"] == T
+    assert c.export("coco", tmp_path / "coco.json") is not None
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(tmp_path / "coco.json"))
+    assert len(coco.getImgIds()) == T and sorted(coco.getCatIds()) == [1, 2]
+    (tmp_path / "blocker").write_text("x")
+    assert c.export("davis", tmp_path / "blocker") is None
+    assert isinstance(c.last_error, ProjectIOError)
+
+
+def test_autosave_on_tick_and_on_close(tracked, tmp_path):
+    viewer, widget, c = tracked
+    target = c.autosaver.path
+    assert str(target).startswith(str(tmp_path / "autosave"))
+    c.autosaver.interval_s = 0.0
+    assert c.autosave_tick() and is_project_dir(target)
+    assert not c.autosave_tick()  # nothing changed since
+    c.rename_object(2, "swift")
+    widget.shutdown()  # closing the widget saves what changed
+    store, _ = load_project(target)
+    assert store.get_object(2).name == "swift"
+
+
+def test_file_menu_command_saves(tracked, tmp_path):
+    viewer, widget, c = tracked
+    c.ask_project_path = lambda: str(tmp_path / "menu.hotspot")
+    menu_save_project(viewer)
+    assert is_project_dir(tmp_path / "menu.hotspot")
+
+
+def test_project_reader_layers_and_errors(tmp_path, sample):
+    from napari_hotspot.annotations import AnnotationStore, save_project
+
+    store = AnnotationStore(T, H, W)
+    store.add_object("animal")
+    store.set_frame(1, 2, mask=sample.masks[2] == 1, hotspot=(40.0, 50.0), confidence=0.7,
+                    provenance="keyframe")
+    extra = {"napari_hotspot_widget": {"video": {"kind": "sample", "name": "clip"},
+                                       "prompts": [{"frame": 2, "object_id": 1, "clicks": [[40, 50, 1]],
+                                                    "box": None}]}}
+    path = save_project(store, tmp_path / "p", extra=extra)
+    layers = read_project(str(path))
+    kinds = {kw["name"]: kind for _, kw, kind in layers}
+    assert kinds == {"clip": "image", "clip ground truth": "labels", "clip masks": "labels",
+                     "clip clicks": "points", "clip boxes": "shapes", "clip hotspots": "points",
+                     "clip hotspot tracks": "tracks"}
+    by_name = {kw["name"]: (data, kw) for data, kw, _ in layers}
+    assert by_name["clip"][0].shape == (T, H, W, 3)
+    assert by_name["clip"][1]["metadata"]["napari_hotspot"]["project"] == str(path)
+    np.testing.assert_array_equal(by_name["clip masks"][0][2], sample.masks[2] == 1)
+    np.testing.assert_array_equal(by_name["clip hotspots"][0], [[2, 50.0, 40.0]])
+    np.testing.assert_array_equal(by_name["clip clicks"][0], [[2, 50.0, 40.0]])
+    # a project whose video is gone says where it looked
+    lost = save_project(store, tmp_path / "lost", video_source=tmp_path / "gone.mp4")
+    with pytest.raises(ProjectIOError, match="gone.mp4"):
+        read_project(str(lost))
