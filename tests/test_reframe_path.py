@@ -284,4 +284,4 @@ def test_solver_failure_falls_back_to_the_smoothed_hotspot(monkeypatch):
     assert any("zoom" in note for note in path.shots[0].notes)
     assert np.isfinite(path.centers).all()
     assert_inside_image(path)
-    assert np.allclose(path.centers[25:, 0], path.centers[24, 0], atol=40)  # holds after the subject is gone
+    assert np.allclose(path.centers[24:, 0], path.centers[24, 0])  # holds once the subject is gone

@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="writes results.csv, summary.md (and predictions/)")
     p.set_defaults(func=cmd_eval)
 
+    from .reframe import cli as reframe_cli
+
+    p = sub.add_parser("reframe", help="zoom, crop or retarget a video around tracked objects")
+    reframe_cli.add_arguments(p)
+    p.set_defaults(func=reframe_cli.run)
+
     p = sub.add_parser("train", help="train the heads (see python -m napari_hotspot.train --help)", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_train)

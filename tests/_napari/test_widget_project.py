@@ -85,6 +85,12 @@ def layer_state(viewer):
 
 def test_save_and_reopen_gives_the_same_layers(tracked, make_napari_viewer, models, tmp_path):
     viewer, widget, c = tracked
+    tracks = c.layer("hotspot tracks")  # each hotspot track has its object's colour
+    for oid in (1, 2):
+        rows = tracks.data[:, 0] == oid
+        assert rows.any()
+        np.testing.assert_allclose(tracks.track_colors[rows, :3],
+                                   np.broadcast_to(np.array(c.store.get_object(oid).color) / 255, (rows.sum(), 3)))
     project = c.save_project(tmp_path / "run.hotspot")
     assert project is not None and is_project_dir(project)
     assert widget.project_label.text().endswith("run.hotspot") or "run.hotspot" in widget.project_label.text()

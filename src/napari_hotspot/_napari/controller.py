@@ -133,6 +133,28 @@ def track_table(store: AnnotationStore) -> np.ndarray:
     return table[order]
 
 
+#: The Tracks property that colours each hotspot track with its object's colour.
+TRACK_COLOR_KEY = "object_color"
+
+
+def track_colors(table: np.ndarray, colors: dict[int, tuple]) -> tuple[dict[str, np.ndarray], Any]:
+    """Properties and a step colormap that give each track (= object id) its object's RGBA colour.
+
+    napari maps a property with a custom colormap without rescaling, so each object gets a value in
+    [0, 1] (its rank) and the colormap has one bin per object centred on it.
+    """
+    from napari.utils.colormaps import Colormap
+
+    ids = sorted(set(table[:, 0].astype(int).tolist()) | set(colors))
+    n = len(ids)
+    value = {oid: (i + 0.5) / n for i, oid in enumerate(ids)}
+    controls = np.linspace(0.0, 1.0, n + 1)
+    palette = [colors.get(oid, (1.0, 1.0, 0.0, 1.0)) for oid in ids]
+    cmap = Colormap(colors=palette, controls=controls, interpolation="zero", name="hotspot objects")
+    properties = {TRACK_COLOR_KEY: np.array([value[int(i)] for i in table[:, 0]])}
+    return properties, cmap
+
+
 def read_fixations_csv(path: str | os.PathLike) -> dict[int, list[tuple[float, float]]]:
     """Eye-gaze fixations from a CSV of ``t,x,y`` rows (a header line is optional): ``{frame: [(x, y)]}``.
 
@@ -607,32 +629,23 @@ class HotspotController:
                 self.viewer.layers.remove(tracks)
                 self._layers.pop(ROLE_TRACKS, None)
             return
-        from napari.utils.colormaps import Colormap
-
-        ids = sorted(colors) or [1]
-        lo, hi = min(ids), max(ids)
-        span = max(hi - lo, 1)
-        # A step colormap whose bins sit on the object ids, so each track has its object's colour.
-        positions = [(i - lo) / span for i in ids]
-        controls = [0.0] + [(a + b) / 2 for a, b in zip(positions, positions[1:])] + [1.0]
-        cmap = Colormap(colors=[colors[i] for i in ids] if len(ids) > 1 or ids[0] in colors else [(1, 1, 0, 1)],
-                        controls=controls, interpolation="zero", name="hotspot objects")
-        properties = {"object_id": table[:, 0]}
+        properties, cmap = track_colors(table, colors)
         if tracks is None:
             selection = list(self.viewer.layers.selection)
             active = self.viewer.layers.selection.active
             tracks = self.viewer.add_tracks(
                 table, name=f"{self.video_layer.name} hotspot tracks", properties=properties,
-                colormaps_dict={"object_id": cmap}, color_by="object_id", tail_length=self.num_frames,
+                colormaps_dict={TRACK_COLOR_KEY: cmap}, color_by=TRACK_COLOR_KEY, tail_length=self.num_frames,
                 head_length=0, tail_width=2, metadata=self._layer_meta(ROLE_TRACKS), **self._spatial)
             self._layers[ROLE_TRACKS] = tracks
             self.viewer.layers.selection.update(selection)
             self.viewer.layers.selection.active = active  # adding a layer selects it: keep the user's
         else:
+            tracks.color_by = "track_id"  # while data and properties are swapped (no fallback warning)
             tracks.data = table
             tracks.properties = properties
-            tracks.colormaps_dict = {"object_id": cmap}
-            tracks.color_by = "object_id"
+            tracks.colormaps_dict = {TRACK_COLOR_KEY: cmap}
+            tracks.color_by = TRACK_COLOR_KEY
 
     def _rebuild_prompt_layers(self, groups: dict[tuple[int, int], PromptGroup]) -> None:
         clicks, boxes = self.layer(ROLE_CLICKS), self.layer(ROLE_BOXES)

@@ -22,9 +22,11 @@ from napari_hotspot._napari.controller import (
     ROLE_MASKS,
     ROLE_TRACKS,
     ROLE_VIDEO,
+    TRACK_COLOR_KEY,
     PromptGroup,
     hotspot_table,
     label_volume,
+    track_colors,
     track_table,
 )
 from napari_hotspot.annotations.project import load_project
@@ -125,7 +127,9 @@ def read_project(path) -> list[LayerData]:
     layers.append((data, hot_kwargs, "points"))
     table = track_table(store)
     if len(table):  # napari's Tracks layer cannot be empty
-        layers.append((table, {"name": f"{video_name} hotspot tracks", "properties": {"object_id": table[:, 0]},
+        properties, track_cmap = track_colors(table, colors)
+        layers.append((table, {"name": f"{video_name} hotspot tracks", "properties": properties,
+                               "colormaps_dict": {TRACK_COLOR_KEY: track_cmap}, "color_by": TRACK_COLOR_KEY,
                                "tail_length": store.num_frames, "head_length": 0, "tail_width": 2,
                                "metadata": md(ROLE_TRACKS)}, "tracks"))
     return layers

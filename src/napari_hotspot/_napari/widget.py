@@ -267,12 +267,18 @@ class HotspotWidget(QWidget):
         c.selection_changed.connect(self._show_selection)
         c.annotations_changed.connect(self._refresh_plot)
         c.run_state_changed.connect(self._on_run_state)
-        c.run_progress.connect(lambda n: self.status_label.setText(f"tracking… {n} frames"))
+        c.run_progress.connect(self._show_progress)
         c.video_changed.connect(self._on_video_changed)
         c.click_label_changed.connect(self._show_click_label)
-        c.status.connect(self.status_label.setText)
+        c.status.connect(self._show_status)
         c.project_changed.connect(self._show_project)
         self.viewer.dims.events.current_step.connect(self._on_frame)
+
+    def _show_status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def _show_progress(self, frames: int) -> None:
+        self.status_label.setText(f"tracking… {frames} frames done")
 
     # ------------------------------------------------------------------ video choice
     def _image_layers(self):

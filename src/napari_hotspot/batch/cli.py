@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -115,7 +116,6 @@ def _raise_keyboard_interrupt(signum, frame):
 def run(args) -> int:
     """Run a batch from parsed arguments; returns the exit status."""
     from napari_hotspot.batch.manifest import missing_files, read_manifest
-    from napari_hotspot.batch.worker import completed_result
     from napari_hotspot.batch.runner import (
         REPORT_FILE,
         dashboard_link,
@@ -124,6 +124,7 @@ def run(args) -> int:
         run_batch,
         write_report,
     )
+    from napari_hotspot.batch.worker import completed_result
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -141,7 +142,8 @@ def run(args) -> int:
     out_dir = Path(args.out).absolute()
 
     previous_sigterm = None
-    if hasattr(signal, "SIGTERM"):  # `kill` stops as cleanly as Ctrl-C
+    if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
+        # `kill` stops as cleanly as Ctrl-C
         previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     cluster = client = summary = None
     try:
