@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     reframe_cli.add_arguments(p)
     p.set_defaults(func=reframe_cli.run)
 
+    from .batch import cli as batch_cli
+
+    p = sub.add_parser("batch", help="pre-annotate many videos on a Dask cluster (resumable, fault tolerant)")
+    batch_cli.add_arguments(p)
+    p.set_defaults(func=batch_cli.run)
+
     p = sub.add_parser("train", help="train the heads (see python -m napari_hotspot.train --help)", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_train)

@@ -1,0 +1,49 @@
+"""The scripted demo (napari_hotspot._napari.demo): runs napari on the sample video, clicks, tracks,
+saves a screenshot and exits 0. Runs it in a subprocess, as ``napari-hotspot demo`` would, on the
+display the tests run on (``xvfb-run -a``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from napari_hotspot._napari.demo import _click_point, add_arguments
+
+pytestmark = pytest.mark.gui
+
+
+def test_click_point_is_inside_the_object():
+    mask = np.zeros((40, 60), bool)
+    mask[10:30, 5:25] = True
+    mask[18:22, 25:55] = True  # a thin arm: the centroid-free deepest point stays in the body
+    x, y = _click_point(mask)
+    assert mask[int(y), int(x)] and 12 <= x <= 18 and 17 <= y <= 22
+
+
+def test_arguments():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--screenshot", "a.png", "--quit", "--frames", "8"])
+    assert str(args.screenshot) == "a.png" and args.quit and args.frames == 8 and args.frame is None
+
+
+@pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a display: run under xvfb-run -a")
+def test_demo_screenshot_and_quit(tmp_path):
+    shot = tmp_path / "shot.png"
+    env = {**os.environ, "HOME": str(tmp_path)}  # nothing may land in the real home folder
+    proc = subprocess.run(
+        [sys.executable, "-m", "napari_hotspot._napari.demo", "--screenshot", str(shot), "--quit", "--frames", "8"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "screenshot saved" in proc.stdout
+    image = np.asarray(Image.open(shot).convert("RGB"))
+    assert image.shape[0] >= 600 and image.shape[1] >= 1000  # the whole window, not just the canvas
+    assert image.std() > 20
+    assert not (tmp_path / ".napari-hotspot").exists()  # the scripted run's autosave went to a temp dir
