@@ -2,7 +2,7 @@
 
 Run from the repository root: ``xvfb-run -a python docs/images/labelling_screenshots.py``.
 It opens the sample video, runs the tracker from the first ground-truth masks, loads simulated
-fixations (the sample's ground-truth hotspots plus observer noise), drives two annotators through
+fixations (the sample's ground-truth hotspots plus observer noise), drives three annotators through
 the keyframe protocol with the dock, and saves ``docs/images/labelling_*.png``.
 """
 
@@ -37,6 +37,7 @@ def main() -> int:
     import napari
     from napari.utils.notifications import notification_manager
     from napari._qt.dialogs.qt_notification import NapariQtNotification
+    from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QApplication
 
     from napari_hotspot._napari.labelling_widget import LabellingWidget
@@ -50,7 +51,8 @@ def main() -> int:
         getattr(viewer, f"add_{kind}")(data, **kwargs)
     viewer.layers["sample ground truth hotspots"].visible = False
     widget = LabellingWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Hotspot labelling", area="right")
+    dock = viewer.window.add_dock_widget(widget, name="Hotspot labelling", area="right")
+    viewer.window._qt_window.resizeDocks([dock], [640], Qt.Horizontal)
     widget.video_combo.setCurrentText("sample video")
     widget.masks_combo.setCurrentText("sample ground truth")
 
@@ -98,17 +100,21 @@ def main() -> int:
         else:
             widget.move_to(float(x + rng.normal(0, 1.5)), float(y + rng.normal(0, 1.5)))
             widget.accept()
-    # 4. annotator B, then the agreement tab
-    labeller = widget.start_labelling("B")
-    while not labeller.done:
-        task = labeller.current
-        x, y, visible = truth[task.frame, task.object_id - 1]
-        widget.move_to(float(x + rng.normal(0, 3.0)), float(y + rng.normal(0, 3.0)))
-        widget.accept()
+    # 4. annotators B and C (C clicks the body instead of the head on frame 30: an outlier),
+    #    then the agreement tab
+    for name in ("B", "C"):
+        labeller = widget.start_labelling(name)
+        while not labeller.done:
+            task = labeller.current
+            x, y, visible = truth[task.frame, task.object_id - 1]
+            if (name, task.object_id, task.frame) == ("C", 1, 30):
+                x, y = x - 45.0, y + 25.0
+            widget.move_to(float(x + rng.normal(0, 3.0)), float(y + rng.normal(0, 3.0)))
+            widget.accept()
     widget.tabs.setCurrentIndex(2)
     widget.object_combo.setCurrentIndex(0)
     widget.refresh_agreement()
-    viewer.dims.set_current_step(0, 25)
+    viewer.dims.set_current_step(0, 30)
     shot("agreement")
     widget.tabs.setCurrentIndex(0)
     shot("setup")

@@ -135,6 +135,15 @@ def test_full_labelling_pass_by_two_annotators(sample_viewer, qtbot, tmp_path):
     assert len(widget.figure.axes[0].lines) >= 2
     assert "2 annotator(s)" in widget.agreement_label.text()
 
+    # the labels survive a save and open in a fresh dock (annotators work in separate sessions)
+    assert widget.save_project(tmp_path / "labels") is not None
+    other = LabellingWidget(viewer)
+    other.video_combo.setCurrentText("sample video")
+    store = other.open_project(tmp_path / "labels")
+    assert store is not None and store.annotators() == ["A", "B"]
+    assert store.annotator_hotspots("A")[(1, 10)] == snapshot_a[(1, 10)]
+    assert other.table.rowCount() == 6
+
     # export and score a track against it without any conversion
     result = widget.export(tmp_path / "export")
     assert result is not None and (tmp_path / "export" / "consensus.csv").is_file()
@@ -236,3 +245,12 @@ def test_errors_are_shown_in_the_dock(sample_viewer, qtbot):
     assert widget.start_labelling("A") is None
     assert "out of range" in widget.status.text()
     assert widget.init_object_from_gaze() is None and "load fixations first" in widget.status.text()
+    assert widget.open_project("/nonexistent/labels") is None and "/nonexistent/labels" in widget.status.text()
+
+
+def test_dock_opens_from_the_plugin_menu(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-hotspot", "Hotspot labelling")
+    assert isinstance(widget, LabellingWidget)
+    viewer.add_image(np.zeros((3, 8, 8), np.uint8), name="clip")  # the dock follows the viewer's layers
+    assert widget.video_combo.findText("clip") >= 0

@@ -8,6 +8,8 @@ video (24 frames of 96x128) and a working resolution of 128 so tracking takes ab
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pytest
 from qtpy.QtWidgets import QApplication
@@ -42,7 +44,8 @@ def sample_folder(tmp_path_factory, sample):
 
 def deepest(mask: np.ndarray) -> tuple[float, float]:
     """(x, y) of the pixel deepest inside a mask: where a user clicks."""
-    y, x = np.unravel_index(int(np.argmax(distance_transform_edt(mask))), mask.shape)
+    depth = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]  # the frame border counts as outside
+    y, x = np.unravel_index(int(np.argmax(depth)), mask.shape)
     return float(x), float(y)
 
 
@@ -414,5 +417,79 @@ def test_shortcut_table_is_bound_and_documented(setup):
     assert docs.read_text() == markdown_table(), "regenerate docs/shortcuts.md from keybindings.py"
     bound = {str(k) for k in viewer.keymap}
     assert {"Shift+F", "Shift+R", "K", "J", "N", "G"} <= bound
+    masks = c.layer("masks")
+    assert "Ctrl+Z" in {str(k) for k in masks.keymap}  # the store's undo on the masks layer
     widget.shutdown()
     assert not {"Shift+F", "Shift+R"} & {str(k) for k in viewer.keymap}
+    assert "Ctrl+Z" not in {str(k) for k in masks.keymap}  # napari's own undo again
+
+
+# ---------------------------------------------------------------------------- real mouse gestures
+@dataclass
+class MouseEvent:
+    """A vispy-like mouse event as napari's mouse callbacks read it (world coordinates)."""
+
+    type: str
+    position: tuple
+    is_dragging: bool = False
+    modifiers: list = field(default_factory=list)
+    pos: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    view_direction: list | None = None
+    up_direction: list | None = None
+    dims_displayed: list = field(default_factory=lambda: [1, 2])
+    handled: bool = False
+
+
+def drag(layer, points):
+    """Press at the first point, move through the others, release at the last (napari's callback chain)."""
+    from napari.utils._proxies import ReadOnlyWrapper
+    from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
+
+    def event(kind, pos, dragging):
+        return ReadOnlyWrapper(MouseEvent(kind, tuple(pos), is_dragging=dragging), exceptions=("handled",))
+
+    mouse_press_callbacks(layer, event("mouse_press", points[0], False))
+    for pos in points[1:]:
+        mouse_move_callbacks(layer, event("mouse_move", pos, True))
+    mouse_release_callbacks(layer, event("mouse_release", points[-1], len(points) > 1))
+
+
+def test_mouse_click_box_and_hotspot_drag(setup, sample):
+    viewer, widget, c = setup
+    c.go_to_frame(0)  # mouse positions are on the frame shown
+    x, y = deepest(sample.masks[0] == 1)
+    widget.click_button.click()  # the clicks layer in add mode
+    clicks = c.layer("clicks")
+    assert viewer.layers.selection.active is clicks and clicks.mode == "add"
+    drag(clicks, [(0, y, x)])
+    assert len(clicks.data) == 1 and c.store.get(1, 0) is not None
+    assert c.store.get(1, 0).provenance is Provenance.KEYFRAME
+    # dragging object 1's hotspot to a new place is one correction (one undo step)
+    hotspots = c.layer("hotspots")
+    viewer.layers.selection.active = hotspots
+    hotspots.mode = "select"
+    assert len(hotspots.data) == 1
+    row = int(np.flatnonzero(hotspots.features["object_id"] == 1)[0])
+    start = hotspots.data[row].copy()
+    target_x, target_y = deepest(c.store.get(1, 0).mask)
+    steps = [tuple(start), (0, (start[1] + target_y) / 2, (start[2] + target_x) / 2), (0, target_y, target_x)]
+    drag(hotspots, steps)
+    hot = c.store.hotspot(1, 0)
+    assert (hot.x, hot.y) == pytest.approx((target_x, target_y), abs=1.5)
+    assert c.store.get(1, 0).provenance is Provenance.USER_CORRECTED
+    c.undo()  # the whole drag is one undo step
+    assert (c.store.hotspot(1, 0).y, c.store.hotspot(1, 0).x) == (start[1], start[2])
+    c.redo()
+    # a box drawn with the mouse prompts once, when the mouse is released
+    c.add_object("bird")
+    ys, xs = np.nonzero(sample.masks[0] == 2)
+    widget.box_button.click()
+    boxes = c.layer("boxes")
+    assert boxes.mode == "add_rectangle"
+    corners = [(0, ys.min() - 2.0, xs.min() - 2.0), (0, ys.mean(), xs.mean()), (0, ys.max() + 2.0, xs.max() + 2.0)]
+    viewer.layers.selection.active = boxes
+    drag(boxes, corners)
+    assert c.last_error is None, c.last_error
+    assert boxes.nshapes == 1 and c.store.get(2, 0) is not None
+    x0, y0, x1, y1 = c._applied[(0, 2)].box
+    assert (x0, y0, x1, y1) == pytest.approx((xs.min() - 2.0, ys.min() - 2.0, xs.max() + 2.0, ys.max() + 2.0), abs=0.6)

@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+from qtpy.QtWidgets import QApplication
 from scipy.ndimage import distance_transform_edt
 
 from napari_hotspot._napari.controller import shared_models
@@ -41,7 +42,8 @@ def sample_folder(tmp_path_factory, sample):
 
 
 def deepest(mask):
-    y, x = np.unravel_index(int(np.argmax(distance_transform_edt(mask))), mask.shape)
+    depth = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]  # the frame border counts as outside
+    y, x = np.unravel_index(int(np.argmax(depth)), mask.shape)
     return float(x), float(y)
 
 
@@ -136,6 +138,12 @@ def test_open_project_button_path_replaces_layers(tracked, tmp_path):
         np.testing.assert_allclose(after[role][1], data, err_msg=role)
     assert not c.open_project(tmp_path / "nothing-here")
     assert isinstance(c.last_error, ProjectIOError)
+    # File > Open on a project folder while the dock works on another video: the dock follows it
+    new_layers = viewer.open(str(project), plugin="napari-hotspot")
+    QApplication.processEvents()
+    assert c.video_layer is new_layers[0] and c.video_layer.name == "sample [1]"
+    assert c.layer("masks") is next(la for la in new_layers if la.metadata["napari_hotspot"].get("role") == "masks")
+    np.testing.assert_array_equal(c.layer("masks").data, before["masks"][1])
 
 
 def test_exports(tracked, tmp_path):

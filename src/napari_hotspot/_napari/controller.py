@@ -13,8 +13,6 @@ The store is the truth; the session's anchors are derived from the store's keyfr
 from __future__ import annotations
 
 import csv
-import functools
-import logging
 import os
 import threading
 import time
@@ -28,10 +26,9 @@ import numpy as np
 from psygnal import Signal
 
 from napari_hotspot.annotations import AnnotationStore, Autosaver, Provenance, load_project, save_project
-from napari_hotspot.annotations.model import KEEP, FrameAnnotation
+from napari_hotspot.annotations.model import FrameAnnotation
 from napari_hotspot.errors import AnnotationError, HotspotError, ProjectIOError, PromptError, VideoError
 
-logger = logging.getLogger(__name__)
 
 META_KEY = "napari_hotspot"
 EXTRA_KEY = "napari_hotspot_widget"
@@ -131,6 +128,11 @@ def track_table(store: AnnotationStore) -> np.ndarray:
     table = np.column_stack([features["object_id"].astype(float), data])
     order = np.lexsort((table[:, 1], table[:, 0]))
     return table[order]
+
+
+def hotspot_size(store: AnnotationStore) -> float:
+    """Display size of hotspot points: visible on small and large frames alike."""
+    return max(6.0, min(store.height, store.width) / 24)
 
 
 #: The Tracks property that colours each hotspot track with its object's colour.
@@ -308,6 +310,7 @@ class HotspotController:
         self._model_worker = None
         self._j_cache: dict[tuple[int, int], tuple[FrameAnnotation, float]] = {}
         self._objects_signature: tuple = ()
+        self._drag_guards: dict[int, Callable] = {}
         viewer.dims.events.current_step.connect(self._on_frame_changed)
         viewer.layers.events.removed.connect(self._on_layer_removed)
 
@@ -368,7 +371,7 @@ class HotspotController:
         """
         if layer is self.video_layer:
             return
-        if self.running:
+        if self.busy:
             raise AnnotationError("cannot switch the video while tracking; cancel the run first")
         self.flush_autosave()
         self._detach()
@@ -415,6 +418,7 @@ class HotspotController:
     def _detach(self) -> None:
         if self.store is not None:
             self.store.events.disconnect(self._on_store_changed)
+        self._disconnect_layer_events()
         self.video_layer = None
         self.session = None
         self.store = None
@@ -473,14 +477,18 @@ class HotspotController:
                            "project": None if self.project_path is None else str(self.project_path)}}
 
     def _find_layer(self, role: str):
-        """An output layer made for this video earlier: same video name, or opened from the same project."""
+        """An output layer made for this video earlier: same video name, or (newest first) opened from
+        the same project as the video layer."""
         project = _meta(self.video_layer).get("project")
         for layer in self.viewer.layers:
             m = _meta(layer)
-            if m.get("role") != role:
-                continue
-            if m.get("video") == self.video_layer.name or (project and m.get("project") == project):
+            if m.get("role") == role and m.get("video") == self.video_layer.name:
                 return layer
+        if project:
+            for layer in reversed(self.viewer.layers):
+                m = _meta(layer)
+                if m.get("role") == role and m.get("project") == project:
+                    return layer
         return None
 
     def _make_layers(self) -> None:
@@ -514,7 +522,7 @@ class HotspotController:
             hotspots = self._find_layer(ROLE_HOTSPOTS)
             if hotspots is None:
                 hotspots = self.viewer.add_points(
-                    np.zeros((0, 3)), ndim=3, name=f"{base} hotspots", size=max(5, store.width / 45),
+                    np.zeros((0, 3)), ndim=3, name=f"{base} hotspots", size=hotspot_size(store),
                     features={"object_id": np.zeros(0, int), "confidence": np.zeros(0),
                               "source": np.zeros(0, object), "keyframe": np.zeros(0, bool)},
                     border_color="white", border_width=0.2, out_of_slice_display=False,
@@ -537,7 +545,7 @@ class HotspotController:
         clicks.mode = "add"
 
     def _connect_layer_events(self) -> None:
-        from napari.layers.base._base_constants import ActionType
+        from napari.layers.base import ActionType
 
         self._action_type = ActionType
         masks, clicks = self._layers[ROLE_MASKS], self._layers[ROLE_CLICKS]
@@ -548,27 +556,40 @@ class HotspotController:
         hotspots.events.data.connect(self._on_hotspot_data)
         for layer in (clicks, boxes, hotspots):
             self._install_drag_guard(layer)
-            layer.events.mode.connect(functools.partial(self._on_mode_changed, layer))
+
+    def _disconnect_layer_events(self) -> None:
+        """Stop listening to the output layers of the video we leave (they stay in the viewer)."""
+        handlers = {ROLE_MASKS: ("paint", self._on_paint), ROLE_CLICKS: ("data", self._on_prompt_data),
+                    ROLE_BOXES: ("data", self._on_prompt_data), ROLE_HOTSPOTS: ("data", self._on_hotspot_data)}
+        for role, (name, handler) in handlers.items():
+            layer = self._layers.get(role)
+            if layer is None:
+                continue
+            try:
+                getattr(layer.events, name).disconnect(handler)
+            except (TypeError, ValueError, RuntimeError):
+                pass
+            guard = self._drag_guards.pop(id(layer), None)
+            if guard is not None and guard in layer.mouse_drag_callbacks:
+                layer.mouse_drag_callbacks.remove(guard)
 
     def _install_drag_guard(self, layer) -> None:
-        """Defer syncing point/box edits to the mouse release, so a drag is one correction."""
-        guard = getattr(layer, "_hotspot_drag_guard", None)
-        if guard is None:
-            def guard(_layer, event):
-                self._dragging = True
+        """Defer syncing point/box edits to the mouse release, so a click, a drag or a drawn box is one prompt
+        or correction. The guard goes first in the layer's drag callbacks (napari appends its mode's
+        callback after it), so it marks the drag before napari adds or moves anything."""
+        if id(layer) in self._drag_guards:
+            return
+
+        def guard(_layer, event):
+            self._dragging = True
+            yield
+            while event.type == "mouse_move":
                 yield
-                while event.type == "mouse_move":
-                    yield
-                self._dragging = False
-                self._after_drag(_layer)
+            self._dragging = False
+            self._after_drag(layer)
 
-            layer._hotspot_drag_guard = guard
-        if guard in layer.mouse_drag_callbacks:
-            layer.mouse_drag_callbacks.remove(guard)
-        layer.mouse_drag_callbacks.append(guard)  # after napari's own mode callback
-
-    def _on_mode_changed(self, layer, _event=None) -> None:
-        self._install_drag_guard(layer)  # napari appends the new mode's callback: move ours behind it
+        self._drag_guards[id(layer)] = guard
+        layer.mouse_drag_callbacks.insert(0, guard)
 
     def _after_drag(self, layer) -> None:
         if layer is self.layer(ROLE_HOTSPOTS):
@@ -929,9 +950,8 @@ class HotspotController:
         action = getattr(event, "action", None)
         if action not in (self._action_type.ADDED, self._action_type.REMOVED, self._action_type.CHANGED):
             return
-        boxes = self.layer(ROLE_BOXES)
-        if self._dragging or (boxes is not None and getattr(boxes, "_is_creating", False)):
-            return  # finish the stroke first (mouse release or napari's own "finish drawing")
+        if self._dragging:
+            return  # the mouse release syncs (see _install_drag_guard)
         self._sync_prompts()
 
     def _layer_groups(self) -> dict[tuple[int, int], PromptGroup]:
@@ -947,7 +967,9 @@ class HotspotController:
                 found.setdefault(key, ([], None))[0].append((float(x), float(y), 1 if label > 0 else 0))
         if boxes is not None and boxes.nshapes:
             ids = np.asarray(boxes.features["object_id"]) if len(boxes.features) else np.zeros(boxes.nshapes, int)
-            for verts, oid in zip(boxes.data, ids):
+            for verts, oid, kind in zip(boxes.data, ids, boxes.shape_type):
+                if kind != "rectangle":
+                    continue  # a box prompt is a rectangle; other shapes are the user's own notes
                 verts = np.asarray(verts, float)
                 key = (int(round(verts[0, 0])), int(oid) or fallback)
                 ys, xs = verts[:, 1], verts[:, 2]
@@ -965,7 +987,8 @@ class HotspotController:
         if not changed:
             return
         rebuild = any(k[1] == 0 for k in groups)  # clicks made before any object existed
-        n_boxes = self.layer(ROLE_BOXES).nshapes if self.layer(ROLE_BOXES) is not None else 0
+        boxes = self.layer(ROLE_BOXES)
+        n_boxes = sum(k == "rectangle" for k in boxes.shape_type) if boxes is not None else 0
         rebuild |= n_boxes != sum(g.box is not None for g in groups.values())  # a box replaced another
         for key in changed:
             group = groups.get(key, PromptGroup())
@@ -1697,6 +1720,12 @@ class HotspotController:
         self.cancel()
         self.wait(30)  # let the workers end while their Qt signals still exist
         self.flush_autosave()
+        self._disconnect_layer_events()
+        masks = self.layer(ROLE_MASKS)
+        if masks is not None:  # give the masks layer napari's own undo keys back
+            from napari_hotspot._napari.keybindings import unbind_layer_keys
+
+            unbind_layer_keys([masks])
         try:
             self.viewer.dims.events.current_step.disconnect(self._on_frame_changed)
             self.viewer.layers.events.removed.disconnect(self._on_layer_removed)

@@ -32,7 +32,7 @@ def _click_point(mask: np.ndarray) -> tuple[float, float]:
     """A click where a user would put it: the point deepest inside the object (x, y)."""
     from scipy.ndimage import distance_transform_edt
 
-    depth = distance_transform_edt(mask)
+    depth = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]  # the frame border counts as outside
     y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
     return float(x), float(y)
 
@@ -51,15 +51,23 @@ def _wait_until(predicate, timeout_s: float) -> bool:
 
 
 def scripted_session(viewer, widget, sample, frame: int | None = None, timeout_s: float = 600.0) -> list[str]:
-    """Click on object 1 in frame 0, track all frames forward, go to ``frame``; returns the problems met."""
+    """Click on the sample's first object (the animal) in frame 0, track all frames forward, go to ``frame``.
+
+    Everything goes through the widget (its buttons) and the clicks layer, like a user's session.
+    Returns the problems met (empty when all went well).
+    """
     controller = widget.controller
     problems: list[str] = []
     if not _wait_until(lambda: controller.ready, timeout_s):
         return ["the models did not load"]
-    x, y = _click_point(sample.masks[0] == 1)
-    controller.add_click(0, x, y, positive=True)  # the same path as a user's click on the clicks layer
-    if controller.store.get(1, 0) is None:
-        problems.append(f"the click at ({x:.0f}, {y:.0f}) gave no mask: {controller.last_error}")
+    for oid, name in enumerate(sample.object_names[:1], start=1):
+        widget.add_button.click()
+        controller.rename_object(oid, name)
+        x, y = _click_point(sample.masks[0] == oid)
+        controller.add_click(0, x, y, positive=True)  # the same path as a user's click on the clicks layer
+        if controller.store.get(oid, 0) is None:
+            problems.append(f"the click on the {name} at ({x:.0f}, {y:.0f}) gave no mask: {controller.last_error}")
+    if problems:
         return problems
     widget.scope_combo.setCurrentIndex(1)  # all objects
     widget.direction_combo.setCurrentText("forward")
@@ -68,9 +76,11 @@ def scripted_session(viewer, widget, sample, frame: int | None = None, timeout_s
         problems.append("tracking did not finish in time")
         controller.cancel()
         controller.wait(30)
-    missing = [t for t in range(sample.num_frames) if controller.store.get(1, t) is None]
-    if missing:
-        problems.append(f"frames without a mask after tracking: {missing[:10]}")
+    for oid in controller.store.object_ids:
+        missing = [t for t in range(sample.num_frames) if controller.store.get(oid, t) is None]
+        if missing:
+            problems.append(f"object {oid}: frames without a mask after tracking: {missing[:10]}")
+    controller.select_object(1)
     controller.go_to_frame(sample.num_frames // 2 if frame is None else frame)
     viewer.layers.selection.active = controller.layer("masks")
     widget._refresh_plot(immediate=True)

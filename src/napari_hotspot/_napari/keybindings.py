@@ -90,6 +90,17 @@ def bind_layer_keys(layers, controller: HotspotController) -> None:
                 layer.bind_key(shortcut.key, _callback(controller, shortcut), overwrite=True)
 
 
+def unbind_layer_keys(layers) -> None:
+    """Undo ``bind_layer_keys`` (the layers' class bindings, napari's own undo, apply again)."""
+    for layer in layers:
+        for shortcut in SHORTCUTS:
+            if shortcut.action in ("undo", "redo"):
+                try:
+                    layer.bind_key(shortcut.key, None, overwrite=True)
+                except (KeyError, ValueError, TypeError):
+                    pass
+
+
 def unbind_keys(viewer: Any) -> None:
     """Remove this module's bindings from ``viewer`` (when the widget closes)."""
     for shortcut in SHORTCUTS:

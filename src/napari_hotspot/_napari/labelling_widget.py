@@ -169,6 +169,18 @@ class LabellingWidget(QWidget):
         row.addWidget(self.gaze_init_button)
         form.addRow(row)
         layout.addWidget(box)
+
+        box = QGroupBox("Labels on disk (project folder)")
+        row = QHBoxLayout(box)
+        self.open_button = QPushButton("Open labels...")
+        self.open_button.setToolTip("Load a project folder: objects, tracker track and every annotator's labels")
+        self.open_button.clicked.connect(lambda: self.open_project())
+        self.save_button = QPushButton("Save labels...")
+        self.save_button.setToolTip("Save everything (all annotators) as a project folder")
+        self.save_button.clicked.connect(lambda: self.save_project())
+        row.addWidget(self.open_button)
+        row.addWidget(self.save_button)
+        layout.addWidget(box)
         layout.addStretch(1)
         self.tabs.addTab(setup, "1 Setup")
 
@@ -359,10 +371,11 @@ class LabellingWidget(QWidget):
         return self.session
 
     def import_layers(self, frames: list[int] | None = None) -> None:
-        """Copy the chosen tracker hotspots (main track) and masks into the store.
+        """Copy the chosen tracker hotspots (main track) and reference masks into the store.
 
-        Tracker points fill frames without a keyframe entry; masks are copied at ``frames`` (default:
-        the keyframes) where the store has none, for the object sizes agreement is normalised by.
+        Tracker points fill frames without a keyframe entry. The Masks layer is the reference for
+        the object size that agreement is normalised by (and for the exported masks): at ``frames``
+        (default: the keyframes) its masks replace the tracker's, but never a keyframe mask.
         """
         store = self.ensure_store()
         points = self._layer(self.tracker_combo)
@@ -395,10 +408,65 @@ class LabellingWidget(QWidget):
                     for obj_id in np.unique(label):
                         if obj_id == 0:
                             continue
-                        if not store.has_object(int(obj_id)):
-                            self._add_object(int(obj_id))
-                        if store.mask(int(obj_id), frame) is None:
-                            store.set_frame(int(obj_id), frame, mask=label == obj_id)
+                        obj_id = int(obj_id)
+                        if not store.has_object(obj_id):
+                            self._add_object(obj_id)
+                        entry = store.get(obj_id, frame)
+                        if entry is not None and entry.is_keyframe and entry.packed_mask is not None:
+                            continue  # a mask the user made or confirmed stays
+                        mask = label == obj_id
+                        if entry is None or entry.packed_mask is None or not np.array_equal(entry.mask, mask):
+                            store.set_frame(obj_id, frame, mask=mask)
+
+    def save_project(self, directory: str | Path | None = None) -> Path | None:
+        """Save the store (objects, tracker track, every annotator's labels) as a project folder."""
+        if self.store is None:
+            self._message("nothing to save yet", error=True)
+            return None
+        if directory is None:
+            directory = QFileDialog.getExistingDirectory(self, "Save labels into project folder")
+            if not directory:
+                return None
+        from napari_hotspot.annotations.project import save_project
+
+        try:
+            path = save_project(self.store, directory)
+        except HotspotError as err:
+            self._message(str(err), error=True)
+            return None
+        self._message(f"saved the labels of {len(self.store.annotators())} annotator(s) to {path}")
+        return path
+
+    def open_project(self, directory: str | Path | None = None) -> AnnotationStore | None:
+        """Load a project folder (its frame count and size must match the video layer)."""
+        if directory is None:
+            directory = QFileDialog.getExistingDirectory(self, "Open labels from project folder")
+            if not directory:
+                return None
+        from napari_hotspot.annotations.project import load_project
+
+        try:
+            store, _meta = load_project(directory)
+            video = self._video_layer(required=False)
+            if video is not None:
+                frames = _LayerFrames(video.data)
+                expected = (frames.num_frames, frames.height, frames.width)
+                if store.shape != expected:
+                    raise AnnotationError(
+                        f"{directory} holds labels for {store.shape[0]} frames of {store.shape[2]}x{store.shape[1]}, "
+                        f"but the video is {expected[0]} frames of {expected[2]}x{expected[1]}"
+                    )
+        except HotspotError as err:
+            self._message(str(err), error=True)
+            return None
+        self.labeller = None
+        self.set_store(store)
+        self._update_controls()
+        self._refresh_label_layer()
+        self.refresh_agreement()
+        self._message(f"opened {directory}: {len(store.objects)} object(s), annotators "
+                      f"{', '.join(store.annotators()) or 'none yet'}")
+        return store
 
     # ================================================================== tracker
     def run_tracker(self, block: bool = False) -> None:

@@ -24,6 +24,7 @@ from napari_hotspot._napari.controller import (
     ROLE_VIDEO,
     TRACK_COLOR_KEY,
     PromptGroup,
+    hotspot_size,
     hotspot_table,
     label_volume,
     track_colors,
@@ -118,7 +119,7 @@ def read_project(path) -> list[LayerData]:
         box_kwargs["edge_color"] = [colors.get(i, (1, 1, 1, 1)) for i in box_ids]
     layers.append((rects, box_kwargs, "shapes"))
     data, features = hotspot_table(store)
-    hot_kwargs = {"name": f"{video_name} hotspots", "ndim": 3, "size": max(5, store.width / 45),
+    hot_kwargs = {"name": f"{video_name} hotspots", "ndim": 3, "size": hotspot_size(store),
                   "features": features, "border_color": "white", "border_width": 0.2,
                   "out_of_slice_display": False, "metadata": md(ROLE_HOTSPOTS)}
     if len(data):

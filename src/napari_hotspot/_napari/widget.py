@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import weakref
-from pathlib import Path
 
 from napari.viewer import Viewer
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer
@@ -42,12 +41,27 @@ from napari_hotspot._napari.qa_plot import QAPlot
 #: The autosave timer checks this often (ms); the Autosaver itself saves every ``autosave_interval_s``.
 AUTOSAVE_CHECK_MS = 15_000
 
-_CONTROLLERS: weakref.WeakValueDictionary[int, HotspotController] = weakref.WeakValueDictionary()
+_WIDGETS: weakref.WeakValueDictionary[int, HotspotWidget] = weakref.WeakValueDictionary()
+
+
+def _unwrap(viewer):
+    """The viewer itself, not napari's PublicOnlyProxy that plugin widgets and commands receive.
+
+    The controller compares layers by identity (event.value is the video layer, ...), which a proxy
+    breaks, and it touches layer data on every streamed frame, where the proxy's checks cost time.
+    """
+    return getattr(viewer, "__wrapped__", viewer)
+
+
+def widget_for(viewer) -> HotspotWidget | None:
+    """The hotspot widget open in ``viewer`` (None when there is none)."""
+    return _WIDGETS.get(id(_unwrap(viewer)))
 
 
 def controller_for(viewer) -> HotspotController | None:
-    """The controller of the hotspot widget docked in ``viewer`` (None when the widget is not open)."""
-    return _CONTROLLERS.get(id(viewer))
+    """The controller of the hotspot widget open in ``viewer`` (None when the widget is not open)."""
+    widget = widget_for(viewer)
+    return None if widget is None else widget.controller
 
 
 class _CloseWatcher(QObject):
@@ -70,12 +84,14 @@ class HotspotWidget(QWidget):
                  autosave_dir: str | os.PathLike | None = None, autosave_interval_s: float = 180.0,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        napari_viewer = _unwrap(napari_viewer)
         self.viewer = napari_viewer
         self.controller = HotspotController(napari_viewer, models=models, long_side=long_side,
                                             autosave_dir=autosave_dir, autosave_interval_s=autosave_interval_s)
         self.controller.ask_project_path = self._ask_project_folder
-        _CONTROLLERS[id(napari_viewer)] = self.controller
+        _WIDGETS[id(napari_viewer)] = self
         self._closing = False
+        self._opened_project = None
         self._build()
         self._connect()
         bind_keys(napari_viewer, self.controller)
@@ -296,24 +312,30 @@ class HotspotWidget(QWidget):
                 self.video_combo.setCurrentIndex(self.video_combo.count() - 1)
         self.video_combo.blockSignals(False)
 
-    def _on_layers_changed(self, _event=None) -> None:
+    def _on_layers_changed(self, event=None) -> None:
         if self._closing:
             return
         self._refresh_video_choices()
+        layer = getattr(event, "value", None)
+        if getattr(event, "type", "") == "inserted" and _meta(layer).get("project") and \
+                _meta(layer).get("role") == "video":
+            self._opened_project = layer  # File > Open on a project folder: work on it
         # Let one viewer.open() insert all its layers before picking (a project brings several).
         QTimer.singleShot(0, self._auto_pick_video)
 
     def _auto_pick_video(self) -> None:
-        """Use a newly opened project's video, or the only/first video while none is chosen."""
-        if self._closing or self.controller.running:
+        """Use a project's video just opened, or the first video while none is chosen."""
+        if self._closing or self.controller.busy:
+            return
+        opened, self._opened_project = self._opened_project, None
+        current = self.controller.video_layer
+        if opened is not None and opened is not current and opened in self.viewer.layers:
+            self.use_video(opened)
             return
         layers = self._image_layers()
-        current = self.controller.video_layer
-        projects = [la for la in layers if _meta(la).get("project") and la is not current]
-        if projects and current is None:
-            self.use_video(projects[-1])
-        elif current is None and layers:
-            self.use_video(layers[0])
+        if current is None and layers:
+            projects = [la for la in layers if _meta(la).get("project")]
+            self.use_video((projects or layers)[-1 if projects else 0])
 
     def _on_video_chosen(self, index: int) -> None:
         layers = self._image_layers()
@@ -504,49 +526,36 @@ class HotspotWidget(QWidget):
         except (TypeError, RuntimeError, ValueError):
             pass
         unbind_keys(self.viewer)
-        if _CONTROLLERS.get(id(self.viewer)) is self.controller:
-            del _CONTROLLERS[id(self.viewer)]
+        if _WIDGETS.get(id(self.viewer)) is self:
+            del _WIDGETS[id(self.viewer)]
 
 
 # ---------------------------------------------------------------------------- File-menu commands (npe2)
-def _controller_or_dock(viewer: Viewer) -> HotspotController | None:
-    controller = controller_for(viewer)
-    if controller is None:
-        _dock, widget = viewer.window.add_plugin_dock_widget("napari-hotspot", "Hotspot tracking")
-        controller = getattr(widget, "controller", None)
-    return controller
-
-
-def _widget_for(viewer: Viewer) -> HotspotWidget | None:
-    controller = _controller_or_dock(viewer)
-    if controller is None:
-        return None
-    for dock in viewer.window._dock_widgets.values():  # the docked HotspotWidget that owns it
-        widget = dock.widget()
-        if isinstance(widget, HotspotWidget) and widget.controller is controller:
-            return widget
-        inner = widget.findChild(HotspotWidget) if widget is not None else None
-        if inner is not None and inner.controller is controller:
-            return inner
-    return None
+def _widget_or_dock(viewer: Viewer) -> HotspotWidget | None:
+    """The open hotspot widget, docking one first when there is none."""
+    widget = widget_for(viewer)
+    if widget is None:
+        viewer.window.add_plugin_dock_widget("napari-hotspot", "Hotspot tracking")
+        widget = widget_for(viewer)
+    return widget
 
 
 def menu_save_project(viewer: Viewer) -> None:
     """File > Save hotspot project (asks for a folder the first time)."""
-    controller = _controller_or_dock(viewer)
-    if controller is not None:
-        controller.save_project()
+    widget = _widget_or_dock(viewer)
+    if widget is not None:
+        widget.controller.save_project()
 
 
 def menu_open_project(viewer: Viewer) -> None:
     """File > Open hotspot project…"""
-    widget = _widget_for(viewer)
+    widget = _widget_or_dock(viewer)
     if widget is not None:
         widget._open_project()
 
 
 def menu_export(viewer: Viewer) -> None:
     """File > Export hotspot annotations: shows the export choices of the dock."""
-    widget = _widget_for(viewer)
+    widget = _widget_or_dock(viewer)
     if widget is not None:
         widget.export_button.showMenu()

@@ -32,8 +32,6 @@ from napari_hotspot.evaluation.hotspot import annotator_agreement, frame_agreeme
 
 #: Paper protocol: a hotspot on every 10th frame.
 DEFAULT_KEYFRAME_INTERVAL = 10
-#: Annotator provenances of a label the annotator gave on the frame itself (not derived).
-LABEL_PROVENANCES = frozenset({Provenance.KEYFRAME, Provenance.USER_CORRECTED, Provenance.IMPORTED})
 
 
 # ---------------------------------------------------------------------------- keyframes
