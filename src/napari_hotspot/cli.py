@@ -86,6 +86,8 @@ def cmd_eval(args) -> int:
     from .data_paths import davis_root
 
     root = args.davis_root or davis_root()
+    if args.corrections:
+        return _eval_corrections(args, root)
     if args.predictions is not None:
         rows = evaluate_predictions(root, args.predictions, args.sequences)
     else:
@@ -95,6 +97,42 @@ def cmd_eval(args) -> int:
         rows = evaluate_tracker(root, args.out, args.sequences, args.init, ModelBundle.load(args.weights),
                                 adapt_seconds=_adapt_seconds(args))
     print(write_results(rows, args.out))
+    return 0
+
+
+def _eval_corrections(args, root) -> int:
+    """--corrections K: J after each simulated correction, with and without adaptation, plus a plot."""
+    import csv
+
+    from .evaluation.report import list_sequences
+    from .evaluation.tracker_eval import correction_curve, plot_correction_curves
+    from .models.weights import ModelBundle
+
+    models = ModelBundle.load(args.weights)
+    budget = _adapt_seconds(args)
+    settings = {"memory only (--adapt 0)": 0.0}
+    if budget > 0:
+        settings[f"with adaptation ({budget:g} s)"] = budget
+    curves = {}
+    for label, seconds in settings.items():
+        rows = []
+        for seq in args.sequences or list_sequences(root):
+            rows.extend(correction_curve(root, seq, args.corrections, args.init, models, seconds))
+        curves[label] = rows
+        for k in range(args.corrections + 1):
+            js = [r["J_mean"] for r in rows if r["corrections"] == k]
+            fs = [r["F_mean"] for r in rows if r["corrections"] == k]
+            print(f"{label}: corrections={k} J_mean={sum(js) / len(js):.3f} F_mean={sum(fs) / len(fs):.3f}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / "corrections.csv", "w", newline="") as fh:
+        cols = ["setting", "sequence", "object_id", "corrections", "J_mean", "F_mean", "J_recall", "F_recall"]
+        w = csv.writer(fh)
+        w.writerow(cols)
+        for label, rows in curves.items():
+            for r in rows:
+                w.writerow([label] + [r[c] for c in cols[1:]])
+    plot_correction_curves(curves, args.out / "corrections.png")
+    print(f"wrote {args.out / 'corrections.csv'} and {args.out / 'corrections.png'}")
     return 0
 
 
@@ -120,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", type=Path, default=None, help="score these DAVIS-format predictions instead")
     p.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
                    help="per-video adaptation budget (default: the session default; 0 = off)")
+    p.add_argument("--corrections", type=int, default=0, metavar="K",
+                   help="simulate K worst-frame corrections; prints J after each, with and without adaptation")
     p.add_argument("--weights", type=Path, default=None)
     p.add_argument("--out", type=Path, required=True, help="writes results.csv, summary.md (and predictions/)")
     p.set_defaults(func=cmd_eval)
@@ -129,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reframe", help="zoom, crop or retarget a video around tracked objects")
     reframe_cli.add_arguments(p)
     p.set_defaults(func=reframe_cli.run)
+
+    from ._napari import demo
+
+    p = sub.add_parser("demo", help="open napari on the sample video with the dock widget (or a scripted screenshot run)")
+    demo.add_arguments(p)
+    p.set_defaults(func=demo.run)
 
     from .batch import cli as batch_cli
 

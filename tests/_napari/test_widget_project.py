@@ -49,7 +49,7 @@ def deepest(mask):
 
 def open_with_widget(viewer, models, path, autosave_dir):
     viewer.open(str(path), plugin="napari-hotspot")
-    widget = HotspotWidget(viewer, models=models, long_side=128, autosave_dir=autosave_dir)
+    widget = HotspotWidget(viewer, models=models, long_side=256, autosave_dir=autosave_dir)
     viewer.window.add_dock_widget(widget, name="Hotspot tracking")
     return widget, widget.controller
 

@@ -1201,6 +1201,9 @@ class HotspotController:
                 continue
             for oid in ids:
                 self._anchor_entries[(oid, t)] = self.store.get(oid, t)
+            painted = [oid for oid in ids if (new == oid).any()]
+            if painted and (not self.selected_id or not self.store.has_object(self.selected_id)):
+                self.select_object(painted[0])  # the label just painted, as napari's label picker has it
 
     def _restore_frame(self, t: int) -> None:
         """Show the store's labels on frame ``t`` again, now and once napari has finished its own write."""

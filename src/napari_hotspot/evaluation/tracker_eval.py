@@ -105,3 +105,88 @@ def evaluate_tracker(
             log(f"{seq} object {r['object_id']}: J={r['J_mean']:.3f} F={r['F_mean']:.3f} "
                 f"hotspot-inside={r['hs_inside_rate']:.3f} fps={run.fps:.1f}")
     return rows
+
+
+def correction_curve(
+    davis_root: Path,
+    sequence: str,
+    corrections: int,
+    init: str = "mask",
+    models: ModelBundle | None = None,
+    adapt_seconds: float = 0.0,
+    adapt_steps: int | None = None,
+) -> list[dict]:
+    """The simulated-annotator correction protocol on one sequence (one object per first-frame id).
+
+    Propagate from the prompt; then `corrections` times: replace the worst-scoring frame's mask with
+    the ground truth (a keyframe), adapt to it when adaptation is on, and re-propagate from it in
+    both directions up to the neighbouring keyframes. Returns one row per step (0 = no correction)
+    with the DAVIS J/F statistics of the whole sequence at that point.
+    """
+    from .davis import boundary_f, jaccard, scores_from_per_frame
+
+    davis_root = Path(davis_root)
+    models = models or ModelBundle.load()
+    gt_files = sorted((davis_root / "Annotations" / "480p" / sequence).glob("*.png"))
+    gt = [read_label_png(p, ground_truth=True) for p in gt_files]
+    ids = [int(v) for v in np.unique(gt[0]) if v != 0]
+    with open_source(davis_root / "JPEGImages" / "480p" / sequence) as source:
+        session = HotspotSession(source, models)
+        pred: dict[int, list[np.ndarray]] = {}
+        for oid in ids:
+            r = prompt_from_ground_truth(gt[0] == oid, init, 0, oid).apply(session)
+            pred[oid] = [np.zeros(gt[0].shape, bool) for _ in gt]
+            pred[oid][0] = r.mask
+            session.adapt(oid, adapt_seconds, max_steps=adapt_steps)
+        for r in session.propagate(direction="both"):
+            pred[r.object_id][r.frame] = r.mask
+
+        def scores(step):
+            rows = []
+            for oid in ids:
+                j = [jaccard(pred[oid][t], gt[t] == oid) for t in range(len(gt))]
+                f = [boundary_f(pred[oid][t], gt[t] == oid) for t in range(len(gt))]
+                rows.append({"sequence": sequence, "object_id": oid, "corrections": step,
+                             **scores_from_per_frame(j, f), "_j": j})
+            return rows
+
+        history = scores(0)
+        for step in range(1, corrections + 1):
+            for row in [r for r in history if r["corrections"] == step - 1]:
+                oid, j = row["object_id"], row["_j"]
+                anchors = set(session.anchors(oid))
+                candidates = [t for t in range(len(gt)) if t not in anchors]
+                if not candidates:
+                    continue
+                worst = min(candidates, key=lambda t: j[t])
+                pred[oid][worst] = gt[worst] == oid
+                session.add_prompt(worst, oid, mask=gt[worst] == oid, source="correction")
+                session.adapt(oid, adapt_seconds, max_steps=adapt_steps)
+                for direction in ("forward", "backward"):
+                    for r in session.propagate([oid], start_frame=worst, direction=direction, stop_at_keyframe=True):
+                        pred[oid][r.frame] = r.mask
+            history.extend(scores(step))
+    for r in history:
+        r.pop("_j")
+    return history
+
+
+def plot_correction_curves(curves: dict[str, list[dict]], path: Path) -> None:
+    """J against the number of corrections, one line per setting (e.g. with / without adaptation)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    for label, rows in curves.items():
+        steps = sorted({r["corrections"] for r in rows})
+        ax.plot(steps, [np.mean([r["J_mean"] for r in rows if r["corrections"] == k]) for k in steps],
+                marker="o", label=label)
+    ax.set_xlabel("corrections (worst frame replaced by ground truth)")
+    ax.set_ylabel("mean J")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
