@@ -29,7 +29,7 @@ from napari_hotspot.sample_data import make_sample_video, write_sample
 pytest.importorskip("distributed")
 
 FRAMES, HEIGHT, WIDTH = 12, 120, 160
-LONG_SIDE = 160  # the networks' working size: small keeps each video well under a second
+LONG_SIDE = 256  # the networks' working size: the smallest at which clicks still give masks
 
 
 def _center(mask: np.ndarray) -> tuple[int, int]:
