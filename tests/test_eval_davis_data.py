@@ -8,11 +8,11 @@ transform instead of disk dilation. The boundary definitions differ by about a p
 """
 
 import math
-import os
-from pathlib import Path
 
 import cv2
 import numpy as np
+
+from napari_hotspot.data_paths import davis_root
 import pytest
 from PIL import Image
 from scipy import ndimage
@@ -21,9 +21,7 @@ from napari_hotspot.evaluation.baselines import propagate_mask_dis
 from napari_hotspot.evaluation.davis import sequence_scores
 from napari_hotspot.evaluation.report import evaluate_predictions
 
-REPO = Path(__file__).resolve().parents[1]
-DATA_ROOT = Path(os.environ.get("NAPARI_HOTSPOT_DATA", REPO.parent / "shared" / "data"))
-DAVIS_ROOT = DATA_ROOT / "davis2016-dev"
+DAVIS_ROOT = davis_root()
 
 pytestmark = [
     pytest.mark.data,

@@ -1,8 +1,6 @@
 """Tests for the DAVIS PNG, hotspot CSV/JSON and COCO exports and imports."""
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,7 +177,9 @@ def test_davis_errors(tmp_path):
 
 @pytest.mark.data
 def test_davis2016_real_annotations_import(tmp_path):
-    root = Path(os.environ.get("NAPARI_HOTSPOT_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    from napari_hotspot.data_paths import data_root
+
+    root = data_root()
     folder = root / "davis2016-dev" / "Annotations" / "480p" / "blackswan"
     if not folder.is_dir():
         pytest.skip(f"DAVIS-2016 data not found at {folder} (set NAPARI_HOTSPOT_DATA)")

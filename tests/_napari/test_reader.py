@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
+
+from napari_hotspot.data_paths import davis_root
 import pytest
 
 from napari_hotspot._napari.reader import get_reader, read_video
@@ -14,8 +14,7 @@ from napari_hotspot.errors import VideoError
 from napari_hotspot.sample_data import make_sample_video, write_sample
 from napari_hotspot.video import LazyVideoArray
 
-DATA_ROOT = Path(os.environ.get("NAPARI_HOTSPOT_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
-DAVIS_SEQ = DATA_ROOT / "davis2016-dev" / "JPEGImages" / "480p" / "blackswan"
+DAVIS_SEQ = davis_root() / "JPEGImages" / "480p" / "blackswan"
 
 
 @pytest.fixture(scope="module")

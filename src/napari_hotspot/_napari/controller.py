@@ -431,10 +431,8 @@ class HotspotController:
         self.selected_id = 0
 
     def _make_session(self) -> None:
-        if self.models is None:
-            global _shared_models
-            if _shared_models is not None:
-                self.models = _shared_models
+        if self.models is None and _shared_models is not None:
+            self.models = _shared_models
         if self.models is not None:
             self._create_session()
             return

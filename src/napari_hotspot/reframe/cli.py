@@ -18,22 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from napari_hotspot.errors import HotspotError, ProjectIOError, PromptError
-
-
-def _xy(text: str) -> tuple[float, float]:
-    try:
-        x, y = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected X,Y (two numbers), got {text!r}") from None
-    return x, y
-
-
-def _box(text: str) -> tuple[float, float, float, float]:
-    try:
-        x0, y0, x1, y1 = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected X0,Y0,X1,Y1 (four numbers), got {text!r}") from None
-    return x0, y0, x1, y1
+from napari_hotspot.argtypes import parse_box as _box
+from napari_hotspot.argtypes import parse_xy as _xy
 
 
 def _zoom(text: str) -> float | None:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import torch
 
+from ...evaluation.report import read_label_png
 from ..augment import colour_jitter, random_affine
 from ..backbone import Encoder, FrameFeatures, frame_to_tensor, working_size
 
@@ -34,8 +35,8 @@ def load_sequence(root: Path, seq: str) -> tuple[list[np.ndarray], list[np.ndarr
     frames, masks = [], []
     for p in sorted(img_dir.glob("*.jpg")):
         frames.append(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB))
-        m = cv2.imread(str(ann_dir / (p.stem + ".png")), cv2.IMREAD_GRAYSCALE)
-        masks.append(m > 127)
+        # Any object id counts (DAVIS-2016: 0/255; indexed PNGs: ids, 255 = void when ids exist).
+        masks.append(read_label_png(ann_dir / (p.stem + ".png"), ground_truth=True) > 0)
     return frames, masks
 
 

@@ -3,6 +3,7 @@ maps) or `fixations/<stem>.csv` (x,y per fixation, blurred into a map), encoded 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import cv2
@@ -18,7 +19,8 @@ def load_fixation_set(root: Path, cache_dir: Path, log=print):
     images = sorted([*root.glob("images/*.jpg"), *root.glob("images/*.png")])
     if not images:
         raise FileNotFoundError(f"no images under {root / 'images'}: expected images/*.jpg + maps/<stem>.png")
-    cache = Path(cache_dir) / f"fixations_{abs(hash(str(root.resolve())))}.pt"
+    key = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]  # stable across processes
+    cache = Path(cache_dir) / f"fixations_{key}.pt"
     if cache.exists():
         return torch.load(cache, weights_only=False)
     enc = Encoder()

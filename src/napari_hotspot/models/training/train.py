@@ -26,85 +26,68 @@ from . import samplers
 from .data import EncodedSequence, build_cache, list_sequences
 
 
-def train_tracker(model, seqs, steps, batch_size, lr, rng, device, log, log_every=50, checkpoint=None):
+def fit(model, steps, lr, device, log, name, batch_loss, checkpoint=None, log_every=50):
+    """The one training loop: AdamW + one-cycle schedule over `batch_loss()` for `steps` steps."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     model.train().to(device)
     t0 = time.perf_counter()
     for step in range(steps):
+        loss = batch_loss()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if checkpoint and step and step % 250 == 0:
+            checkpoint(step)
+        if step % log_every == 0 or step == steps - 1:
+            log(f"{name} step {step}/{steps} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
+    return model.eval()
+
+
+def train_tracker(model, seqs, steps, batch_size, lr, rng, device, log, checkpoint=None):
+    def batch_loss():
         feats, refs_a, refs_p, target, hot_xy, hot_valid = samplers.tracker_batch(seqs, rng, batch_size)
         with torch.no_grad():
             ref_p = stack_references(refs_p)
             # Crop the search side first: matching against whole templates is unchanged.
-            ys, xs, crop = samplers.search_window(target, rng)
+            ys, xs, _crop = samplers.search_window(target, rng)
             feats_c = samplers.crop_features(feats, ys, xs)
-            keys = matching_keys(feats_c)
-            corr = correlation_input(keys, stack_references(refs_a), ref_p)
+            corr = correlation_input(matching_keys(feats_c), stack_references(refs_a), ref_p)
             prev_map = ref_p.mask_map[..., ys, xs]
             target, hot_xy, hot_valid = samplers.crop_targets(target, hot_xy, hot_valid, ys, xs)
-            feats = feats_c
-        feats = feats_to(feats, device)
-        m4, m8, hot = model(feats, corr.to(device), prev_map.to(device))
+        m4, m8, hot = model(feats_to(feats_c, device), corr.to(device), prev_map.to(device))
         target = target.to(device)
         loss = samplers.seg_loss(m4, target) + 0.4 * samplers.seg_loss(m8, F.adaptive_avg_pool2d(target, m8.shape[-2:]))
         if hot_valid.any():
             tgt = samplers.hotspot_target_grid(hot_xy[hot_valid], hot.shape[-2:]).to(device)
             logp = torch.log_softmax(hot[hot_valid.to(device)].flatten(1), 1)
             loss = loss + 0.5 * -(tgt * logp).sum(1).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if checkpoint and step and step % 250 == 0:
-            checkpoint(step)
-        if step % log_every == 0 or step == steps - 1:
-            log(f"tracker step {step}/{steps} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
-    return model.eval()
+        return loss
+
+    return fit(model, steps, lr, device, log, "tracker", batch_loss, checkpoint)
 
 
-def train_gaze2mask(model, seqs, steps, batch_size, lr, rng, device, log, log_every=50, checkpoint=None):
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    model.train().to(device)
-    t0 = time.perf_counter()
-    for step in range(steps):
+def train_gaze2mask(model, seqs, steps, batch_size, lr, rng, device, log, checkpoint=None):
+    def batch_loss():
         feats, guid, target = samplers.gaze2mask_batch(seqs, rng, batch_size)
         out, aux = model(feats_to(feats, device), guid.to(device))
         target = target.to(device)
-        loss = samplers.seg_loss(out, target) + 0.4 * samplers.seg_loss(aux, F.adaptive_avg_pool2d(target, aux.shape[-2:]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if checkpoint and step and step % 250 == 0:
-            checkpoint(step)
-        if step % log_every == 0 or step == steps - 1:
-            log(f"gaze2mask step {step}/{steps} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
-    return model.eval()
+        return samplers.seg_loss(out, target) + 0.4 * samplers.seg_loss(aux, F.adaptive_avg_pool2d(target, aux.shape[-2:]))
+
+    return fit(model, steps, lr, device, log, "gaze2mask", batch_loss, checkpoint)
 
 
-def train_egnet(model, seqs, steps, batch_size, lr, rng, device, log, batch_fn=None, log_every=50,
-                checkpoint=None):
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    model.train().to(device)
-    t0 = time.perf_counter()
+def train_egnet(model, seqs, steps, batch_size, lr, rng, device, log, batch_fn=None, checkpoint=None):
     batch_fn = batch_fn or samplers.egnet_batch
-    for step in range(steps):
+
+    def batch_loss():
         feats, target = batch_fn(seqs, rng, batch_size)
-        logits = model(feats_to(feats, device))
-        logp = torch.log_softmax(logits.flatten(1), 1)
+        logp = torch.log_softmax(model(feats_to(feats, device)).flatten(1), 1)
         tgt = target.to(device).flatten(1)
-        loss = (tgt * (torch.log(tgt.clamp_min(1e-12)) - logp)).sum(1).mean()  # KL(target || pred)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if checkpoint and step and step % 250 == 0:
-            checkpoint(step)
-        if step % log_every == 0 or step == steps - 1:
-            log(f"egnet step {step}/{steps} KL {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
-    return model.eval()
+        return (tgt * (torch.log(tgt.clamp_min(1e-12)) - logp)).sum(1).mean()  # KL(target || pred)
+
+    return fit(model, steps, lr, device, log, "egnet", batch_loss, checkpoint)
 
 
 def feats_to(feats, device):
