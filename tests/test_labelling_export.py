@@ -176,3 +176,20 @@ def test_loader_errors(tmp_path, labelled_store):
         bad = tmp_path / "bad.csv"
         bad.write_text("frame,x,y\n0,1,2\n")
         read_track_csv(bad, T)
+
+
+def test_eval_cli_scores_a_track_csv_against_the_export_without_conversion(tmp_path, labelled_store, capsys):
+    from napari_hotspot.cli import main
+
+    out = export_benchmark(labelled_store, tmp_path / "bench")
+    pred = tmp_path / "hotspots.csv"
+    truth = truth_track()
+    with open(pred, "w", newline="") as fh:  # the columns `napari-hotspot track` writes
+        w = csv.writer(fh)
+        w.writerow(["frame", "object_id", "x", "y", "visible", "confidence", "source"])
+        for t in range(T):
+            w.writerow([t, 1, f"{truth[t, 0]:.2f}", f"{truth[t, 1]:.2f}", 1, "0.9", "propagated"])
+    assert main(["eval", "--hotspot-maps", str(out.root), "--hotspots", str(pred), "--out", str(tmp_path / "ev")]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("hs_pck10=1.000") and "nss=" in line
+    assert (tmp_path / "ev" / "hotspot_results.csv").is_file()

@@ -72,6 +72,8 @@ def cmd_eval(args) -> int:
 
     from .data_paths import davis_root
 
+    if args.hotspot_maps is not None:
+        return _eval_hotspot_maps(args)
     root = args.davis_root or davis_root()
     if args.corrections:
         return _eval_corrections(args, root)
@@ -84,6 +86,29 @@ def cmd_eval(args) -> int:
         rows = evaluate_tracker(root, args.out, args.sequences, args.init, ModelBundle.load(args.weights),
                                 adapt_seconds=_adapt_seconds(args))
     print(write_results(rows, args.out))
+    return 0
+
+
+def _eval_hotspot_maps(args) -> int:
+    """--hotspot-maps EXPORT --hotspots CSV: score a hotspot track against exported ground truth."""
+    from .annotations.io_hotspot_maps import score_hotspot_csv
+    from .errors import PromptError
+    from .evaluation.report import markdown_table
+
+    if args.hotspots is None:
+        raise PromptError("--hotspot-maps needs --hotspots PRED.csv (a track's hotspots.csv)")
+    scores = score_hotspot_csv(args.hotspots, args.hotspot_maps)
+    rows = [{"object_id": oid, **{k: v for k, v in sc.items() if k != "object_id"}} for oid, sc in sorted(scores.items())]
+    args.out.mkdir(parents=True, exist_ok=True)
+    import csv
+
+    with open(args.out / "hotspot_results.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (args.out / "hotspot_summary.md").write_text(markdown_table(rows) + "\n")
+    keys = ("hs_pck10", "nss", "cc", "auc_judd")
+    print(" ".join(f"{k}={sum(r[k] for r in rows) / len(rows):.3f}" for k in keys if k in rows[0]))
     return 0
 
 
@@ -145,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", type=Path, default=None, help="score these DAVIS-format predictions instead")
     p.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
                    help="per-video adaptation budget (default: the session default; 0 = off)")
+    p.add_argument("--hotspot-maps", type=Path, default=None, metavar="EXPORT_DIR",
+                   help="score --hotspots against a hotspot ground-truth export (labelling dock / io_hotspot_maps)")
+    p.add_argument("--hotspots", type=Path, default=None, metavar="CSV", help="predicted hotspots.csv to score")
     p.add_argument("--corrections", type=int, default=0, metavar="K",
                    help="simulate K worst-frame corrections; prints J after each, with and without adaptation")
     p.add_argument("--weights", type=Path, default=None)

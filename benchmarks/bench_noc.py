@@ -1,0 +1,73 @@
+"""Interactive effort: clicks needed to reach IoU 0.85 / 0.90 with Gaze2Mask-Net (NoC@85, NoC@90,
+capped at 20), with the simulated annotator of `evaluation/interactive.py` (click at the centre of
+the largest error region; positive on a miss, negative on a false alarm).
+
+    python benchmarks/bench_noc.py --sequences breakdance cows kite-surf parkour --every 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from napari_hotspot.data_paths import davis_root
+from napari_hotspot.errors import PromptError
+from napari_hotspot.evaluation.interactive import number_of_clicks
+from napari_hotspot.evaluation.report import read_label_png
+from napari_hotspot.models.weights import ModelBundle
+from napari_hotspot.session import HotspotSession
+from napari_hotspot.video import open_source
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_track import machine  # noqa: E402
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sequences", nargs="+", default=["breakdance", "cows", "kite-surf", "parkour"])
+    ap.add_argument("--every", type=int, default=10, help="score every N-th frame")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    root = davis_root()
+    models = ModelBundle.load()
+    rows = []
+    for seq in args.sequences:
+        gts = sorted((root / "Annotations" / "480p" / seq).glob("*.png"))
+        with open_source(root / "JPEGImages" / "480p" / seq) as src:
+            session = HotspotSession(src, models)
+            res = []
+            for t in range(0, len(gts), args.every):
+                gt = read_label_png(gts[t], ground_truth=True) > 0
+
+                def segment(points, labels, t=t):
+                    try:
+                        return session.add_prompt(t, 1, points=points, labels=labels).mask
+                    except PromptError:  # e.g. no positive click yet, or an empty mask
+                        return np.zeros_like(gt)
+
+                res.append(number_of_clicks(segment, gt))
+                session.reset()
+        rows.append({"sequence": seq, "frames": len(res),
+                     "NoC@85": float(np.mean([r["NoC@0.85"] for r in res])),
+                     "NoC@90": float(np.mean([r["NoC@0.90"] for r in res])),
+                     "fail@85": float(np.mean([r["failed@0.85"] for r in res])),
+                     "fail@90": float(np.mean([r["failed@0.90"] for r in res])),
+                     "IoU@1": float(np.mean([r["ious"][0] for r in res]))})
+    cols = ["sequence", "frames", "IoU@1", "NoC@85", "NoC@90", "fail@85", "fail@90"]
+    lines = [f"Command: `python benchmarks/bench_noc.py {' '.join(argv or sys.argv[1:])}`  ",
+             f"Data: DAVIS-2016 480p, every {args.every}th frame  ", f"Machine: {machine()}", "",
+             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows + [{"sequence": "**mean**", "frames": sum(r["frames"] for r in rows),
+                      **{c: float(np.mean([r[c] for r in rows])) for c in cols[2:]}}]:
+        lines.append("| " + " | ".join(str(r[c]) if isinstance(r[c], (str, int)) else f"{r[c]:.2f}" for c in cols) + " |")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
