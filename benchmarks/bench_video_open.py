@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     rows.append((f"get_frame(i), i = {last - 1}..{last - steps} (backward scrubbing, default cache)", f"{steps / back_scrub_s:.0f} fps"))
     rows.append(("RSS of this process at the end", f"{psutil.Process().memory_info().rss / 2**20:.0f} MiB"))
 
-    print(f"### napari-hotspot video benchmark\n")
+    print("### napari-hotspot video benchmark\n")
     print(f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} logical CPUs, Python {platform.python_version()}, PyAV {av.__version__}")
     print(f"- command: `python {' '.join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])}`\n")
