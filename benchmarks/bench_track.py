@@ -92,7 +92,7 @@ reps = -(-{num_frames} // 48)
 frames = np.concatenate([s.frames] * reps)[:{num_frames}]
 p = write_mp4(frames, d / 'v.mp4', fps=24)
 del frames
-with open_source(p) as src:
+with open_source(p, cache_bytes=TRACK_CACHE_BYTES) as src:
     track_video(HotspotSession(src), [Prompt('mask', 0, mask=s.masks[0] == 1)], d / 'out')
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """

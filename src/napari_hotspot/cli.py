@@ -41,13 +41,13 @@ def _adapt_seconds(args) -> float:
 def cmd_track(args) -> int:
     from .errors import PromptError
     from .models.weights import ModelBundle
-    from .pipeline import terminal_progress, track_video
+    from .pipeline import TRACK_CACHE_BYTES, terminal_progress, track_video
     from .session import HotspotSession
     from .video import open_source
 
     if args.negative and not args.click:
         raise PromptError("--negative needs at least one --click")
-    source = open_source(args.source)
+    source = open_source(args.source, cache_bytes=TRACK_CACHE_BYTES)
     session = HotspotSession(source, ModelBundle.load(args.weights))
     prompt = _prompt_from_args(args, session.frame_size)
     progress, close = terminal_progress("track")

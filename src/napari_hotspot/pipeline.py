@@ -21,6 +21,10 @@ from .session import HotspotSession
 
 HOTSPOT_COLUMNS = ["frame", "object_id", "x", "y", "visible", "confidence", "source"]
 
+# Frame-cache budget for whole-video tracking: frames are read in order, so a small cache suffices
+# and peak memory does not grow with video length up to the (default 256 MiB) viewer cache.
+TRACK_CACHE_BYTES = 64 * 2**20
+
 
 @dataclass
 class Prompt:

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ProjectIOError
 from ..models.tracking import deepest_point
 from ..models.weights import ModelBundle
-from ..pipeline import Prompt, track_video
+from ..pipeline import TRACK_CACHE_BYTES, Prompt, track_video
 from ..session import HotspotSession
 from ..video import open_source
 from .hotspot import point_inside, temporal_jitter
@@ -85,7 +85,7 @@ def evaluate_tracker(
         prompts = [prompt_from_ground_truth(gt_labels[0] == oid, init, 0, oid)
                    for oid in (ids if init != "auto" else ids[:1])]
         pred_dir = out_dir / "predictions" / seq
-        with open_source(img_dir) as source:
+        with open_source(img_dir, cache_bytes=TRACK_CACHE_BYTES) as source:
             session = HotspotSession(source, models)
             run = track_video(session, prompts, pred_dir, adapt_seconds=adapt_seconds)
         # track_video writes masks/ inside pred_dir; DAVIS layout wants the PNGs directly in it.
