@@ -130,6 +130,22 @@ def track_table(store: AnnotationStore) -> np.ndarray:
     return table[order]
 
 
+def prompt_layer_data(groups: dict[tuple[int, int], "PromptGroup"]):
+    """Clicks and boxes of prompt groups as napari layer data: click rows (t, y, x) with their labels
+    and object ids, box rectangles (4 corners, t-indexed) with their object ids."""
+    rows, labels, ids, rects, box_ids = [], [], [], [], []
+    for (t, oid), group in sorted(groups.items()):
+        for x, y, label in group.clicks:
+            rows.append((t, y, x))
+            labels.append(label)
+            ids.append(oid)
+        if group.box is not None:
+            x0, y0, x1, y1 = group.box
+            rects.append(np.array([[t, y0, x0], [t, y0, x1], [t, y1, x1], [t, y1, x0]], float))
+            box_ids.append(oid)
+    return rows, labels, ids, rects, box_ids
+
+
 def hotspot_size(store: AnnotationStore) -> float:
     """Display size of hotspot points: visible on small and large frames alike."""
     return max(6.0, min(store.height, store.width) / 24)
@@ -668,16 +684,7 @@ class HotspotController:
 
     def _rebuild_prompt_layers(self, groups: dict[tuple[int, int], PromptGroup]) -> None:
         clicks, boxes = self.layer(ROLE_CLICKS), self.layer(ROLE_BOXES)
-        rows, labels, ids, rects, box_ids = [], [], [], [], []
-        for (t, oid), group in sorted(groups.items()):
-            for x, y, label in group.clicks:
-                rows.append((t, y, x))
-                labels.append(label)
-                ids.append(oid)
-            if group.box is not None:
-                x0, y0, x1, y1 = group.box
-                rects.append(np.array([[t, y0, x0], [t, y0, x1], [t, y1, x1], [t, y1, x0]], float))
-                box_ids.append(oid)
+        rows, labels, ids, rects, box_ids = prompt_layer_data(groups)
         with self._updating_layers():
             if clicks is not None:
                 clicks.data = np.asarray(rows, float).reshape(-1, 3)

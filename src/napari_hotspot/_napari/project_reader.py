@@ -26,6 +26,7 @@ from napari_hotspot._napari.controller import (
     PromptGroup,
     hotspot_size,
     hotspot_table,
+    prompt_layer_data,
     label_volume,
     track_colors,
     track_table,
@@ -95,16 +96,7 @@ def read_project(path) -> list[LayerData]:
     layers.append((label_volume(store), {"name": f"{video_name} masks", "opacity": 0.5, "colormap": cmap,
                                          "metadata": md(ROLE_MASKS)}, "labels"))
     groups = {(int(r["frame"]), int(r["object_id"])): PromptGroup.from_json(r) for r in extra.get("prompts", [])}
-    rows, labels, ids, rects, box_ids = [], [], [], [], []
-    for (t, oid), group in sorted(groups.items()):
-        for x, y, label in group.clicks:
-            rows.append((t, y, x))
-            labels.append(label)
-            ids.append(oid)
-        if group.box is not None:
-            x0, y0, x1, y1 = group.box
-            rects.append(np.array([[t, y0, x0], [t, y0, x1], [t, y1, x1], [t, y1, x0]], float))
-            box_ids.append(oid)
+    rows, labels, ids, rects, box_ids = prompt_layer_data(groups)
     click_kwargs = {"name": f"{video_name} clicks", "ndim": 3, "size": max(4, store.width / 60),
                     "features": {"label": np.asarray(labels, int), "object_id": np.asarray(ids, int)},
                     "border_width": 0.25, "out_of_slice_display": False, "metadata": md(ROLE_CLICKS)}

@@ -21,6 +21,7 @@ from pycocotools import mask as mask_utils
 from napari_hotspot.annotations.io_davis import frame_stems
 from napari_hotspot.annotations.masks import CompressedMask
 from napari_hotspot.annotations.model import AnnotationStore, Hotspot, Provenance
+from napari_hotspot.annotations._parse import read_json
 from napari_hotspot.errors import AnnotationError, ProjectIOError
 
 KEYPOINT_NAMES = ["hotspot"]
@@ -165,14 +166,7 @@ def import_coco(
     first labelled keypoint). ``provenance``/``annotator`` apply where the file has none.
     """
     path = Path(path)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProjectIOError(f"COCO file {path} does not exist") from None
-    except json.JSONDecodeError as err:
-        raise ProjectIOError(f"{path} is not valid JSON (line {err.lineno}: {err.msg})") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ProjectIOError(f"cannot read COCO file {path}: {err}") from None
+    document = read_json(path, "COCO file")
     created = store is None
     try:
         images = document["images"]

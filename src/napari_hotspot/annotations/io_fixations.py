@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from napari_hotspot.annotations.model import AnnotationStore, Provenance
+from napari_hotspot.annotations._parse import parse_float
 from napari_hotspot.errors import AnnotationError, ProjectIOError
 
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
@@ -138,18 +139,6 @@ def _find_column(header: list[str], kind: str) -> str | None:
     return None
 
 
-def _number(text: str | None, what: str, where: str) -> float | None:
-    if text is None or text.strip() == "":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ProjectIOError(f"{where}: {what} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ProjectIOError(f"{where}: {what} is {text!r}; expected a finite number")
-    return value
-
-
 def read_fixations_csv(
     path: str | os.PathLike,
     time_base: TimeBase | None = None,
@@ -208,24 +197,24 @@ def read_fixations_csv(
                 raise ProjectIOError(f"{where}: more fields than the header has columns")
             if all((v or "").strip() == "" for v in row.values()):
                 continue  # a blank line
-            x = _number(row.get(columns["x"]), "x", where)
-            y = _number(row.get(columns["y"]), "y", where)
+            x = parse_float(row.get(columns["x"]), "x", where)
+            y = parse_float(row.get(columns["y"]), "y", where)
             if x is None and y is None:
                 dropped["no_position"] += 1
                 continue
             if x is None or y is None:
                 raise ProjectIOError(f"{where}: x and y must both be given (or both empty for lost tracking)")
             if use_frame:
-                value = _number(row.get(columns["frame"]), "frame", where)
+                value = parse_float(row.get(columns["frame"]), "frame", where)
                 if value is None or not float(value).is_integer():
                     raise ProjectIOError(f"{where}: frame {row.get(columns['frame'])!r} is not an integer")
                 frames.append(int(value))
             else:
-                value = _number(row.get(columns["time"]), "time", where)
+                value = parse_float(row.get(columns["time"]), "time", where)
                 if value is None:
                     raise ProjectIOError(f"{where}: the time is empty")
                 frames.append(int(time_base.frames([value])[0]))
-            duration = _number(row.get(columns["duration"]), "duration", where) if columns["duration"] else None
+            duration = parse_float(row.get(columns["duration"]), "duration", where) if columns["duration"] else None
             if duration is not None and duration < 0:
                 raise ProjectIOError(f"{where}: duration {duration:g} is negative")
             durations.append(math.nan if duration is None else duration)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_hotspot.annotations.model import AnnotationStore, Hotspot, Provenance
+from napari_hotspot.annotations._parse import parse_float, read_json
 from napari_hotspot.errors import AnnotationError, ProjectIOError
 
 CSV_COLUMNS = ("frame", "object_id", "x", "y", "visible", "confidence", "source", "annotator")
@@ -194,18 +194,6 @@ def _parse_int(text: str, what: str, where: str) -> int:
     return int(value)
 
 
-def _parse_float(text: str, what: str, where: str) -> float | None:
-    if text is None or text.strip() == "":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ProjectIOError(f"{where}: {what} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ProjectIOError(f"{where}: {what} is {text!r}; expected a finite number")
-    return value
-
-
 def _parse_bool(text: str, where: str) -> bool:
     value = (text or "").strip().lower()
     if value == "" or value in _TRUE:
@@ -216,8 +204,8 @@ def _parse_bool(text: str, where: str) -> bool:
 
 
 def _record_from_fields(fields: dict[str, Any], where: str) -> HotspotRecord:
-    x = _parse_float(fields.get("x"), "x", where)
-    y = _parse_float(fields.get("y"), "y", where)
+    x = parse_float(fields.get("x"), "x", where)
+    y = parse_float(fields.get("y"), "y", where)
     if (x is None) != (y is None):
         raise ProjectIOError(f"{where}: x and y must both be given or both be empty")
     try:
@@ -230,7 +218,7 @@ def _record_from_fields(fields: dict[str, Any], where: str) -> HotspotRecord:
         x=x,
         y=y,
         visible=_parse_bool(str(fields.get("visible", "")), where),
-        confidence=_parse_float(fields.get("confidence"), "confidence", where),
+        confidence=parse_float(fields.get("confidence"), "confidence", where),
         source=source,
         annotator=fields.get("annotator") or "",
     )
@@ -324,14 +312,7 @@ def import_hotspots_json(
     added with their names and colours when the store lacks them.
     """
     path = Path(path)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProjectIOError(f"hotspot JSON {path} does not exist") from None
-    except json.JSONDecodeError as err:
-        raise ProjectIOError(f"{path} is not valid JSON (line {err.lineno}: {err.msg})") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ProjectIOError(f"cannot read hotspot JSON {path}: {err}") from None
+    document = read_json(path, "hotspot JSON")
     if not isinstance(document, dict) or document.get("format") != JSON_FORMAT:
         raise ProjectIOError(f"{path} is not a napari-hotspot hotspot JSON file")
     layer = layer or document.get("layer", "main")
@@ -347,7 +328,7 @@ def import_hotspots_json(
             record = _record_from_fields(
                 {k: ("" if v is None else str(v)) for k, v in item.items()}, where
             )
-            seconds = _parse_float(
+            seconds = parse_float(
                 None if item.get("seconds_spent") is None else str(item["seconds_spent"]),
                 "seconds_spent",
                 where,
