@@ -25,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from napari_hotspot.models.resolution import DEFAULT_LONG_SIDE
+
 
 def write_videos(root: Path, count: int, frames: int, height: int, width: int) -> Path:
     from napari_hotspot.sample_data import make_sample_video, write_sample
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--size", default="240x320", help="HEIGHTxWIDTH of the videos")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--long-side", type=int, default=512, help="networks' working resolution (CLI default)")
+    parser.add_argument("--long-side", type=int, default=DEFAULT_LONG_SIDE, help="networks' working resolution (CLI default)")
     parser.add_argument("--adapt", type=float, default=0.0,
                         help="per-video adaptation seconds (default 0: tracking throughput only)")
     args = parser.parse_args(argv)

@@ -22,8 +22,9 @@ import torch
 from napari_hotspot.data_paths import davis_root
 from napari_hotspot.evaluation.baselines import propagate_mask_dis
 from napari_hotspot.evaluation.report import read_label_png
+from napari_hotspot.models.resolution import working_size
 from napari_hotspot.models.weights import ModelBundle
-from napari_hotspot.pipeline import Prompt, track_video
+from napari_hotspot.pipeline import TRACK_CACHE_BYTES, Prompt, track_video
 from napari_hotspot.session import HotspotSession
 from napari_hotspot.video import open_source
 
@@ -84,7 +85,7 @@ import resource, tempfile, numpy as np
 from pathlib import Path
 from napari_hotspot.sample_data import make_sample_video, write_mp4
 from napari_hotspot.session import HotspotSession
-from napari_hotspot.pipeline import Prompt, track_video
+from napari_hotspot.pipeline import TRACK_CACHE_BYTES, Prompt, track_video
 from napari_hotspot.video import open_source
 s = make_sample_video(num_frames=48)
 d = Path(tempfile.mkdtemp())
@@ -111,7 +112,8 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     root = davis_root()
     models = ModelBundle.load()
-    enc_ms = encoder_only_ms(models, (288, 512))
+    size = working_size(480, 854)
+    enc_ms = encoder_only_ms(models, size)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seq in args.sequences:
@@ -120,7 +122,7 @@ def main(argv=None):
     lines = [f"Command: `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  ",
              f"Data: DAVIS-2016 480p ({', '.join(args.sequences)}), prompt = frame-0 ground-truth mask  ",
              f"Machine: {machine()}  ",
-             f"Encoder alone (one 288x512 pass, same run): {enc_ms:.1f} ms", "",
+             f"Encoder alone (one {size[0]}x{size[1]} pass, same run): {enc_ms:.1f} ms", "",
              "| " + " | ".join(cols) + " | ratio fps / DIS fps |", "|" + "---|" * (len(cols) + 1)]
     for r in rows:
         lines.append("| " + " | ".join(str(r[c]) if isinstance(r[c], (str, int)) else f"{r[c]:.1f}" for c in cols)

@@ -17,10 +17,11 @@ def fake_features(b=1, h=96, w=128):
 
 
 def test_working_size_keeps_aspect_and_multiples_of_32():
-    assert working_size(480, 854) == (288, 512)
-    assert working_size(240, 320) == (384, 512)
+    assert working_size(480, 854) == (256, 448)  # default long side 448
+    assert working_size(480, 854, long_side=512) == (288, 512)
+    assert working_size(240, 320, long_side=512) == (384, 512)
     h, w = working_size(1080, 1920)
-    assert h % 32 == 0 and w % 32 == 0 and w == 512
+    assert h % 32 == 0 and w % 32 == 0 and w == 448
 
 
 def test_encoder_levels_and_strides():
@@ -70,6 +71,27 @@ def test_weighted_correlation_propagates_the_template_mask():
     c = weighted_correlation(keys, keys.flatten(2), mask, torch.zeros(1, 192))
     prop = c[0, 0].flatten()
     assert float(prop[:50].mean()) > 0.9 and float(prop[50:].mean()) < 0.1
+
+
+@pytest.mark.parametrize("fg_fraction", [0.0, 0.3, 1.0])
+def test_fast_weighted_correlation_matches_the_batched_formula(fg_fraction, monkeypatch):
+    """Inference (batch 1, no grad) takes a faster path; it must give the training formula's output:
+    exactly in float32, within bf16 rounding where this CPU's fast dtype is bfloat16."""
+    from napari_hotspot.models import heads
+
+    torch.manual_seed(0)
+    q = torch.nn.functional.normalize(torch.randn(1, 24, 9, 12), dim=1)
+    k = torch.nn.functional.normalize(torch.randn(1, 24, 90), dim=1)
+    mask = (torch.rand(1, 90) < fg_fraction).float() * 0.9 + 0.05
+    hot = torch.rand(1, 90)
+    with torch.enable_grad():
+        reference = weighted_correlation(q, k, mask, hot)
+    for dtype, tol in ((torch.float32, 1e-5), (torch.bfloat16, 2e-2)):
+        monkeypatch.setattr(heads, "inference_dtype", lambda dtype=dtype: dtype)
+        with torch.no_grad():
+            fast = weighted_correlation(q, k, mask, hot)
+        assert fast.shape == reference.shape
+        assert float((fast - reference).abs().max()) < tol, dtype
 
 
 def test_deepest_point_and_hotspot_inside_object():

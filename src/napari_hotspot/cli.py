@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .argtypes import parse_box as _box
 from .argtypes import parse_xy as _xy
+from .argtypes import positive_int as _positive_int
 
 
 def _add_prompt_args(p: argparse.ArgumentParser) -> None:
@@ -48,7 +49,7 @@ def cmd_track(args) -> int:
     if args.negative and not args.click:
         raise PromptError("--negative needs at least one --click")
     source = open_source(args.source, cache_bytes=TRACK_CACHE_BYTES)
-    session = HotspotSession(source, ModelBundle.load(args.weights))
+    session = HotspotSession(source, ModelBundle.load(args.weights), long_side=args.long_side)
     prompt = _prompt_from_args(args, session.frame_size)
     progress, close = terminal_progress("track")
     try:
@@ -84,7 +85,7 @@ def cmd_eval(args) -> int:
         from .models.weights import ModelBundle
 
         rows = evaluate_tracker(root, args.out, args.sequences, args.init, ModelBundle.load(args.weights),
-                                adapt_seconds=_adapt_seconds(args))
+                                adapt_seconds=_adapt_seconds(args), long_side=args.long_side)
     print(write_results(rows, args.out))
     return 0
 
@@ -129,7 +130,8 @@ def _eval_corrections(args, root) -> int:
     for label, seconds in settings.items():
         rows = []
         for seq in args.sequences or list_sequences(root):
-            rows.extend(correction_curve(root, seq, args.corrections, args.init, models, seconds))
+            rows.extend(correction_curve(root, seq, args.corrections, args.init, models, seconds,
+                                         long_side=args.long_side))
         curves[label] = rows
         for k in range(args.corrections + 1):
             js = [r["J_mean"] for r in rows if r["corrections"] == k]
@@ -148,6 +150,13 @@ def _eval_corrections(args, root) -> int:
     return 0
 
 
+def _add_long_side_arg(p: argparse.ArgumentParser) -> None:
+    from .models.resolution import DEFAULT_LONG_SIDE
+
+    p.add_argument("--long-side", type=_positive_int, default=DEFAULT_LONG_SIDE, metavar="PX",
+                   help="long side of the networks' working resolution in pixels (default %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="napari-hotspot", description="Video object segmentation with joint hotspot tracking")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -159,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, default=None, help="model weights (default: the shipped ones)")
     p.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
                    help="per-video adaptation budget in seconds (default: the session default; 0 = off)")
+    _add_long_side_arg(p)
     p.set_defaults(func=cmd_track)
 
     p = sub.add_parser("eval", help="score the tracker (or existing predictions) on DAVIS-layout data")
@@ -176,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corrections", type=int, default=0, metavar="K",
                    help="simulate K worst-frame corrections; prints J after each, with and without adaptation")
     p.add_argument("--weights", type=Path, default=None)
+    _add_long_side_arg(p)
     p.add_argument("--out", type=Path, required=True, help="writes results.csv, summary.md (and predictions/)")
     p.set_defaults(func=cmd_eval)
 

@@ -1,7 +1,7 @@
 """The inference session: prompts on any frame, propagation as a generator, corrections that re-anchor.
 
 Shaped like SAM2's video predictor. Coordinates in and out are pixels of the original frames
-(x = column, y = row); the networks run at a working resolution (long side 512 by default).
+(x = column, y = row); the networks run at a working resolution (long side 448 by default).
 One encoder pass per frame serves every head and every object; features are kept in a small LRU
 cache so a new click on an encoded frame re-runs only the Gaze2Mask decoder.
 """
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import PromptError
-from .models.backbone import FrameFeatures, frame_to_tensor, working_size
+from .models.backbone import DEFAULT_LONG_SIDE, FrameFeatures, frame_to_tensor, working_size
 from .models.guidance import make_guidance
 from .models.tracking import Reference, deepest_point, make_reference, track_step
 from .models.weights import ModelBundle
@@ -80,7 +80,7 @@ class _ArrayFrames:
 class HotspotSession:
     """Prompt objects on any frame and propagate their masks and hotspots through a video."""
 
-    def __init__(self, source, models: ModelBundle | None = None, long_side: int = 512,
+    def __init__(self, source, models: ModelBundle | None = None, long_side: int = DEFAULT_LONG_SIDE,
                  feature_cache_frames: int = 48, threads: int | None = None):
         self.source = _ArrayFrames(source) if isinstance(source, np.ndarray) else source
         self.models = models or ModelBundle.load()

@@ -16,17 +16,10 @@ import sys
 import threading
 from pathlib import Path
 
+from napari_hotspot.argtypes import positive_int as _positive_int
+from napari_hotspot.models.resolution import DEFAULT_LONG_SIDE
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _non_negative_int(text: str) -> int:
@@ -54,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local worker processes, one thread each (default: the CPU count, at most one per "
                              "video); not with --scheduler")
     parser.add_argument("--weights", type=Path, default=None, help="model weights (default: the shipped ones)")
-    parser.add_argument("--long-side", type=_positive_int, default=512,
-                        help="long side of the networks' working resolution in pixels (default 512)")
+    parser.add_argument("--long-side", type=_positive_int, default=DEFAULT_LONG_SIDE,
+                        help="long side of the networks' working resolution in pixels (default %(default)s)")
     parser.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
                         help="per-video tracker adaptation budget in seconds (default: the session default, as "
                              "for track; 0 = off, the only reproducible setting)")

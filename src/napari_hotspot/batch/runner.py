@@ -30,6 +30,7 @@ from napari_hotspot.batch.worker import (
     remove_temporaries,
 )
 from napari_hotspot.errors import ProjectIOError
+from napari_hotspot.models.resolution import DEFAULT_LONG_SIDE
 
 REPORT_FILE = "batch_report.csv"
 REPORT_COLUMNS = ("source", "status", "frames", "seconds", "error")
@@ -259,7 +260,7 @@ def run_batch(
     client,
     *,
     weights: str | os.PathLike | None = None,
-    long_side: int = 512,
+    long_side: int = DEFAULT_LONG_SIDE,
     retries: int = 2,
     adapt_seconds: float = 0.0,
     log: Callable[[str], None] | None = _stderr,
@@ -350,7 +351,7 @@ def run_sequential(
     out_dir: str | os.PathLike,
     *,
     weights: str | os.PathLike | None = None,
-    long_side: int = 512,
+    long_side: int = DEFAULT_LONG_SIDE,
     adapt_seconds: float = 0.0,
     log: Callable[[str], None] | None = None,
 ) -> BatchSummary:

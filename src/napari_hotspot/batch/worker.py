@@ -30,6 +30,7 @@ from napari_hotspot.annotations.model import AnnotationStore, Provenance
 from napari_hotspot.annotations.project import PROJECT_FILE, save_project
 from napari_hotspot.batch.manifest import BatchItem
 from napari_hotspot.errors import HotspotError, ProjectIOError, PromptError
+from napari_hotspot.models.resolution import DEFAULT_LONG_SIDE
 
 MARKER_FILE = "batch_complete.json"
 MARKER_FORMAT = "napari-hotspot-batch-result"
@@ -317,7 +318,7 @@ def remove_temporaries(out_dir: Path) -> list[Path]:
 
 # ---------------------------------------------------------------------------- the task
 def process_video(item: BatchItem, out_dir: str | os.PathLike, weights: str | None = None,
-                  long_side: int = 512, threads: int = 1, adapt_seconds: float = 0.0) -> VideoResult:
+                  long_side: int = DEFAULT_LONG_SIDE, threads: int = 1, adapt_seconds: float = 0.0) -> VideoResult:
     """Pre-annotate one video into `out_dir/<item.name>/`; idempotent (a complete folder is skipped).
 
     `adapt_seconds` > 0 fine-tunes the tracker to the video first (`HotspotSession.adapt`); its

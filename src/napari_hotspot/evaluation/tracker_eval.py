@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import ProjectIOError
+from ..models.resolution import DEFAULT_LONG_SIDE
 from ..models.tracking import deepest_point
 from ..models.weights import ModelBundle
 from ..pipeline import TRACK_CACHE_BYTES, Prompt, track_video
@@ -69,6 +70,7 @@ def evaluate_tracker(
     models: ModelBundle | None = None,
     log: Callable[[str], None] = print,
     adapt_seconds: float = 0.0,
+    long_side: int = DEFAULT_LONG_SIDE,
 ) -> list[dict]:
     davis_root, out_dir = Path(davis_root), Path(out_dir)
     models = models or ModelBundle.load()
@@ -86,7 +88,7 @@ def evaluate_tracker(
                    for oid in (ids if init != "auto" else ids[:1])]
         pred_dir = out_dir / "predictions" / seq
         with open_source(img_dir, cache_bytes=TRACK_CACHE_BYTES) as source:
-            session = HotspotSession(source, models)
+            session = HotspotSession(source, models, long_side=long_side)
             run = track_video(session, prompts, pred_dir, adapt_seconds=adapt_seconds)
         # track_video writes masks/ inside pred_dir; DAVIS layout wants the PNGs directly in it.
         for png in (pred_dir / "masks").glob("*.png"):
@@ -115,6 +117,7 @@ def correction_curve(
     models: ModelBundle | None = None,
     adapt_seconds: float = 0.0,
     adapt_steps: int | None = None,
+    long_side: int = DEFAULT_LONG_SIDE,
 ) -> list[dict]:
     """The simulated-annotator correction protocol on one sequence (one object per first-frame id).
 
@@ -131,7 +134,7 @@ def correction_curve(
     gt = [read_label_png(p, ground_truth=True) for p in gt_files]
     ids = [int(v) for v in np.unique(gt[0]) if v != 0]
     with open_source(davis_root / "JPEGImages" / "480p" / sequence) as source:
-        session = HotspotSession(source, models)
+        session = HotspotSession(source, models, long_side=long_side)
         pred: dict[int, list[np.ndarray]] = {}
         for oid in ids:
             r = prompt_from_ground_truth(gt[0] == oid, init, 0, oid).apply(session)

@@ -15,16 +15,8 @@ _LEVEL_BLOCKS = {"s4": 2, "s8": 4, "s16": 10, "s32": 15}
 LEVEL_CHANNELS = {"s4": 24, "s8": 40, "s16": 112, "s32": 320}
 LEVELS = ("s4", "s8", "s16", "s32")
 
-# The working resolution's long side; the short side keeps the aspect ratio, rounded to 32.
-DEFAULT_LONG_SIDE = 512
-
-
-def working_size(height: int, width: int, long_side: int = DEFAULT_LONG_SIDE) -> tuple[int, int]:
-    """(h, w) the networks see for a frame of (height, width): long side `long_side`, both multiples of 32."""
-    scale = long_side / max(height, width)
-    h = max(32, int(round(height * scale / 32)) * 32)
-    w = max(32, int(round(width * scale / 32)) * 32)
-    return h, w
+from .precision import inference_dtype
+from .resolution import DEFAULT_LONG_SIDE, working_size  # noqa: F401  (re-exported)
 
 
 def frame_to_tensor(frame: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
@@ -105,6 +97,13 @@ class Encoder(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> FrameFeatures:
+        dtype = inference_dtype()
+        if dtype == torch.float32:
+            return self._forward(x)
+        with torch.autocast("cpu", dtype=dtype):
+            return self._forward(x).to(torch.float32)
+
+    def _forward(self, x: torch.Tensor) -> FrameFeatures:
         h = self.act(self.bn0(self.stem(x)))
         out = {}
         wanted = {v: k for k, v in _LEVEL_BLOCKS.items()}

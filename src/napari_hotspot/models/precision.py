@@ -1,0 +1,39 @@
+"""Inference precision: bfloat16 where this CPU runs it clearly faster than float32, else float32.
+
+CPUs with AVX512-BF16 or AMX run bf16 matmuls and convolutions 1.5-4x faster; elsewhere bf16 is
+emulated and slower, so the choice is measured once per process rather than assumed. Inference only
+(encoder and the correlation's similarity matmul); training and adaptation gradients stay float32.
+On held-out DAVIS the bf16 path scored the same J as float32 to 0.001 (docs/benchmarks.md).
+Set NAPARI_HOTSPOT_FP32=1 to force float32 everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+
+_CHOSEN: list[torch.dtype] = []
+
+
+def _measure() -> torch.dtype:
+    if os.environ.get("NAPARI_HOTSPOT_FP32", "").lower() in ("1", "true", "yes"):
+        return torch.float32
+    a, b = torch.randn(1024, 152), torch.randn(152, 1024)
+    times = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        x, y = a.to(dtype), b.to(dtype)
+        x @ y
+        t0 = time.perf_counter()
+        for _ in range(5):
+            x @ y
+        times[dtype] = time.perf_counter() - t0
+    return torch.bfloat16 if times[torch.bfloat16] < 0.7 * times[torch.float32] else torch.float32
+
+
+def inference_dtype() -> torch.dtype:
+    """The dtype inference runs its heavy ops in (measured on first call, then fixed)."""
+    if not _CHOSEN:
+        _CHOSEN.append(_measure())
+    return _CHOSEN[0]
