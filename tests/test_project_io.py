@@ -282,3 +282,50 @@ def test_autosaver_failure_keeps_dirty_and_reports(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert saver.maybe_save()
     assert not saver.dirty and saver.last_error is None
+
+
+def test_replace_dirs_hold_exactly_what_the_save_writes(tmp_path):
+    path = tmp_path / "proj"
+    store = make_store()
+    files = {"adaptation/object_00001.pt": b"one", "adaptation/object_00002.pt": b"two"}
+    save_project(store, path, extra_files=files, replace_dirs=["adaptation"])
+    (path / "notes.txt").write_text("kept")
+    save_project(store, path, extra_files={"adaptation/object_00002.pt": b"two-v2"}, replace_dirs=["adaptation"])
+    assert not (path / "adaptation" / "object_00001.pt").exists()  # no longer written: dropped
+    assert (path / "adaptation" / "object_00002.pt").read_bytes() == b"two-v2"
+    assert (path / "notes.txt").read_text() == "kept"  # outside the replaced folder: carried over
+    save_project(store, path, replace_dirs=["adaptation"])
+    assert not (path / "adaptation").exists() and (path / "notes.txt").exists()
+    for bad in ("masks", "../outside", ""):
+        with pytest.raises(ProjectIOError, match="relative path inside the project"):
+            save_project(store, path, replace_dirs=[bad])
+    assert_same_store(store, load_project(path)[0])
+
+
+def test_autosaver_writes_extra_files_and_saves_after_mark_dirty(tmp_path, monkeypatch):
+    store = make_store()
+    weights = {"adaptation/object_00001.pt": b"v1"}
+    saver = Autosaver(store, tmp_path / "proj", interval_s=0, extra_files=lambda: dict(weights),
+                      replace_dirs=("adaptation",))
+    store.set_frame(3, 1, hotspot=(1, 1))
+    assert saver.maybe_save()
+    assert (tmp_path / "proj" / "adaptation" / "object_00001.pt").read_bytes() == b"v1"
+    assert not saver.dirty and not saver.maybe_save()
+    weights["adaptation/object_00001.pt"] = b"v2"  # changed outside the store: only mark_dirty tells
+    saver.mark_dirty()
+    assert saver.dirty
+
+    def disk_full(target, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(project_module, "_write_file", disk_full)
+    with pytest.raises(ProjectIOError):
+        saver.maybe_save()
+    assert saver.dirty  # a failed save keeps the outside change pending
+    monkeypatch.undo()
+    assert saver.maybe_save()
+    assert (tmp_path / "proj" / "adaptation" / "object_00001.pt").read_bytes() == b"v2"
+    weights.clear()
+    saver.mark_dirty()
+    saver.save_now()
+    assert not (tmp_path / "proj" / "adaptation").exists()

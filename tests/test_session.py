@@ -140,3 +140,26 @@ def test_cancelled_adaptation_leaves_the_session_usable(sample, models):
     s.add_prompt(0, 1, mask=sample.masks[0] == 1)
     assert s.adapt(1, seconds=60.0, should_stop=lambda: True) == 0
     assert len(list(s.propagate())) == 3
+
+
+def test_adaptation_frames_one_at_a_time_then_chunked_training(sample, models):
+    """The step-wise API the napari dock uses (add_adaptation_frames, then adapt in chunks) through
+    its worker generator, which holds the lock for one frame or one chunk at a time."""
+    import threading
+
+    from napari_hotspot._napari.workers import adaptation_steps
+
+    s = HotspotSession(sample.frames[:4], models, long_side=256)
+    s.add_prompt(0, 1, mask=sample.masks[0] == 1)
+    s.add_prompt(2, 1, mask=sample.masks[2] == 1)
+    assert s.pending_adaptation_frames(1) == [0, 2] and s.pending_adaptation_frames(5) == []
+    assert s.add_adaptation_frames(1, max_frames=1) == [0]
+    assert s.pending_adaptation_frames(1) == [2] and not s.is_adapted(1)  # taken in, not trained
+    assert list(adaptation_steps(s, threading.Lock(), [1], 60.0, max_steps=2, should_stop=lambda: True)) == []
+    assert s.pending_adaptation_frames(1) == [2]  # a stop before anything: nothing changed
+    progress = list(adaptation_steps(s, threading.Lock(), [1], 60.0, max_steps=2, chunk_seconds=1e-6))
+    assert [p.phase for p in progress] == ["frames", "training", "training", "done"]
+    assert progress[0].frames == (2,) and [p.steps for p in progress[1:]] == [1, 2, 2]
+    assert progress[-1].learnt == (0, 2) and progress[-1].overall == 1.0
+    assert s.is_adapted(1) and s.adaptation_state(1)["steps"] == 2 and s.pending_adaptation_frames(1) == []
+    assert len(list(s.propagate())) == 2  # frames 1 and 3

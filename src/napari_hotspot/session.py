@@ -328,6 +328,36 @@ class HotspotSession:
             self._adapted_frames[object_id].add(frame)
         return adapter.fit(seconds, should_stop=should_stop, progress=progress, max_steps=max_steps)
 
+    def pending_adaptation_frames(self, object_id: int) -> list[int]:
+        """Anchor frames of the object that its adaptation has not taken in yet (all of its anchors
+        before the first `adapt`); `adapt` adds them before it trains."""
+        learnt = self._adapted_frames.get(object_id, set())
+        return [f for f in self.anchors(object_id) if f not in learnt]
+
+    def add_adaptation_frames(self, object_id: int, max_frames: int | None = None) -> list[int]:
+        """Add up to `max_frames` of `pending_adaptation_frames` to the object's adaptation set
+        (one encoder pass over each frame's synthetic views), without training; returns the frames
+        added. Lets a caller that shares the session between threads add frames one short lock hold
+        at a time, then train in chunks with `adapt(..., max_steps=...)`."""
+        from .models.adaptation import TrackerAdapter
+
+        pending = self.pending_adaptation_frames(object_id)[:max_frames]
+        if not pending:
+            return []
+        if self._adapters.get(object_id) is None:
+            self._adapters[object_id] = TrackerAdapter(self.models.tracker, self.work_size, seed=object_id)
+            self._adapted_frames[object_id] = set()
+        adapter = self._adapters[object_id]
+        import cv2
+
+        h, w = self.work_size
+        for frame in pending:
+            anchor = self._objects[object_id].anchors[frame]
+            img = cv2.resize(self.source.get_frame(frame), (w, h), interpolation=cv2.INTER_AREA)
+            adapter.add_frame(self.models.encoder, img, anchor.mask_work.numpy() > 0.5, anchor.hotspot_work)
+            self._adapted_frames[object_id].add(frame)
+        return pending
+
     def is_adapted(self, object_id: int) -> bool:
         return object_id in self._adapters and self._adapters[object_id].steps > 0
 

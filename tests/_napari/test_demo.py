@@ -32,6 +32,7 @@ def test_arguments():
     add_arguments(parser)
     args = parser.parse_args(["--screenshot", "a.png", "--quit", "--frames", "8"])
     assert str(args.screenshot) == "a.png" and args.quit and args.frames == 8 and args.frame is None
+    assert args.adapt is None and parser.parse_args(["--adapt", "0"]).adapt == 0.0
 
 
 @pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a display: run under xvfb-run -a")
@@ -39,7 +40,8 @@ def test_demo_screenshot_and_quit(tmp_path):
     shot = tmp_path / "shot.png"
     env = {**os.environ, "HOME": str(tmp_path)}  # nothing may land in the real home folder
     proc = subprocess.run(
-        [sys.executable, "-m", "napari_hotspot._napari.demo", "--screenshot", str(shot), "--quit", "--frames", "8"],
+        [sys.executable, "-m", "napari_hotspot._napari.demo", "--screenshot", str(shot), "--quit", "--frames", "8",
+         "--adapt", "0"],  # adaptation is tested in test_widget_adaptation.py; keep this run short
         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "screenshot saved" in proc.stdout

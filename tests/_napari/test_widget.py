@@ -58,7 +58,9 @@ def setup(make_napari_viewer, models, sample_folder, tmp_path):
     """A viewer with the sample frame folder opened by our reader (video + ground truth) and the widget."""
     viewer = make_napari_viewer()
     viewer.open(str(sample_folder.frames), plugin="napari-hotspot")
-    widget = HotspotWidget(viewer, models=models, long_side=LONG_SIDE, autosave_dir=tmp_path / "autosave")
+    # adaptation off: these tests are about tracking itself (test_widget_adaptation.py covers it)
+    widget = HotspotWidget(viewer, models=models, long_side=LONG_SIDE, autosave_dir=tmp_path / "autosave",
+                           adapt_seconds=0)
     viewer.window.add_dock_widget(widget, name="Hotspot tracking")
     controller = widget.controller
     assert controller.ready and controller.video_layer.name == "sample"

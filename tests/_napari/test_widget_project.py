@@ -47,9 +47,10 @@ def deepest(mask):
     return float(x), float(y)
 
 
-def open_with_widget(viewer, models, path, autosave_dir):
+def open_with_widget(viewer, models, path, autosave_dir, adapt_seconds=0.0):
     viewer.open(str(path), plugin="napari-hotspot")
-    widget = HotspotWidget(viewer, models=models, long_side=256, autosave_dir=autosave_dir)
+    widget = HotspotWidget(viewer, models=models, long_side=256, autosave_dir=autosave_dir,
+                           adapt_seconds=adapt_seconds)
     viewer.window.add_dock_widget(widget, name="Hotspot tracking")
     return widget, widget.controller
 

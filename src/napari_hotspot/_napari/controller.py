@@ -8,11 +8,17 @@ QWidgets: the dock widget (``widget.py``) is a thin shell over it, and tests dri
 
 The store is the truth; the session's anchors are derived from the store's keyframes
 (``_sync_anchors``), so undoing a correction also removes its anchor before the next run.
+
+Per-video adaptation (``adapt_now``, and automatically before a run for objects with keyframes
+their adaptation has not learnt yet) fine-tunes each object's own copy of the tracker in a thread
+worker; prompts and corrections stay possible meanwhile. The adapted weights are saved with the
+project (``adaptation/object_XXXXX.pt``, listed in the project's ``extra``) and restored on open.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import threading
 import time
@@ -28,6 +34,7 @@ from psygnal import Signal
 from napari_hotspot.annotations import AnnotationStore, Autosaver, Provenance, load_project, save_project
 from napari_hotspot.annotations.model import FrameAnnotation
 from napari_hotspot.errors import AnnotationError, HotspotError, ProjectIOError, PromptError, VideoError
+from napari_hotspot.session import DEFAULT_ADAPT_SECONDS
 
 
 META_KEY = "napari_hotspot"
@@ -47,6 +54,13 @@ NEGATIVE_COLOR = (1.0, 0.15, 0.15, 1.0)
 #: Layers are refreshed at most this often while a propagation run streams in (seconds).
 REFRESH_SECONDS = 0.15
 DIRECTIONS = ("forward", "backward", "both")
+#: Folder of a project that holds the adapted tracker of each object (rewritten whole on every save).
+ADAPTATION_DIR = "adaptation"
+
+
+def adaptation_file_name(obj_id: int) -> str:
+    """Relative path of an object's adapted tracker state inside a project folder."""
+    return f"{ADAPTATION_DIR}/object_{int(obj_id):05d}.pt"
 
 _models_lock = threading.Lock()
 _shared_models = None
@@ -275,6 +289,9 @@ class HotspotController:
     status = Signal(str)  # one-line status for the dock
     ready_changed = Signal(bool)  # models loaded and session made
     project_changed = Signal()  # saved to / opened from a project folder
+    adapt_state_changed = Signal(bool)  # an adaptation job started (True) or ended (False)
+    adapt_progress = Signal(object)  # workers.AdaptProgress of the running adaptation job
+    adaptation_changed = Signal(int)  # this object's adapted tracker changed (trained, reset or loaded)
 
     def __init__(
         self,
@@ -284,6 +301,7 @@ class HotspotController:
         long_side: int | None = None,
         autosave_dir: str | os.PathLike | None = None,
         autosave_interval_s: float = 180.0,
+        adapt_seconds: float = DEFAULT_ADAPT_SECONDS,
     ) -> None:
         self.viewer = viewer
         self.models = models
@@ -305,6 +323,11 @@ class HotspotController:
         self.track_range: tuple[int, int] | None = None
         self.low_confidence_threshold = 0.5
         self.show_gaze_map = False
+        #: Per-video adaptation budget per object, in seconds of training (0 = off): "Adapt now" trains
+        #: for this long, and a run first adapts the objects with keyframes not learnt yet.
+        self.adapt_seconds = float(adapt_seconds)
+        #: Optional cap on the optimiser steps of one adaptation per object (scripts and tests).
+        self.adapt_max_steps: int | None = None
         #: Called with no arguments to ask the user for a project folder (the widget sets a dialog).
         self.ask_project_path: Callable[[], str | None] | None = None
         self.last_error: Exception | None = None
@@ -327,6 +350,21 @@ class HotspotController:
         self._j_cache: dict[tuple[int, int], tuple[FrameAnnotation, float]] = {}
         self._objects_signature: tuple = ()
         self._drag_guards: dict[int, Callable] = {}
+        self._adapt_worker = None
+        self._adapt_session = None
+        self._adapt_stop = threading.Event()
+        self._adapt_then: Callable[[], Any] | None = None  # the run that starts when adaptation ends
+        self._adapt_pbar = None
+        self._adapt_ticks = 0
+        self._adapt_runs: dict[int, Any] = {}  # object id -> last AdaptProgress of the running job
+        self._adapt_ids: list[int] = []
+        self._adapt_before_run = False
+        self._adapt_cancelled = False
+        self._adapt_error: Exception | None = None
+        #: Per object: the keyframes its adaptation has learnt with a full budget (a cancelled run
+        #: leaves them pending, so the next run adapts again).
+        self._adapt_learnt: dict[int, set[int]] = {}
+        self._project_adaptation: tuple[Path, dict] | None = None  # to restore once the session exists
         viewer.dims.events.current_step.connect(self._on_frame_changed)
         viewer.layers.events.removed.connect(self._on_layer_removed)
 
@@ -338,12 +376,19 @@ class HotspotController:
 
     @property
     def running(self) -> bool:
-        return self._worker is not None
+        """A tracking run is in progress (its propagation, or the adaptation it starts with)."""
+        return self._worker is not None or self._adapt_then is not None
 
     @property
     def busy(self) -> bool:
         """A propagation or gaze-prompt job is running (edits are refused meanwhile)."""
         return self._worker is not None or self._gaze_worker is not None
+
+    @property
+    def adapting(self) -> bool:
+        """An adaptation job is running (prompts and corrections still work; runs, undo, deleting
+        objects and switching videos wait for it)."""
+        return self._adapt_worker is not None
 
     @property
     def num_frames(self) -> int:
@@ -387,8 +432,8 @@ class HotspotController:
         """
         if layer is self.video_layer:
             return
-        if self.busy:
-            raise AnnotationError("cannot switch the video while tracking; cancel the run first")
+        if self.busy or self.adapting:
+            raise AnnotationError("cannot switch the video while tracking or adapting; cancel the run first")
         self.flush_autosave()
         self._detach()
         if layer is None:
@@ -409,6 +454,9 @@ class HotspotController:
                 )
             self.project_path = Path(project)
             extra = (pmeta.get("extra") or {}).get(EXTRA_KEY) or {}
+            records = extra.get("adaptation")
+            if isinstance(records, dict) and records:
+                self._project_adaptation = (Path(project), records)
         else:
             store = AnnotationStore(T, H, W)
         self.video_layer = layer
@@ -444,6 +492,8 @@ class HotspotController:
         self._applied = {}
         self._anchor_entries = {}
         self._j_cache = {}
+        self._adapt_learnt = {}
+        self._project_adaptation = None
         self.selected_id = 0
 
     def _make_session(self) -> None:
@@ -454,6 +504,10 @@ class HotspotController:
             return
         self.status.emit("loading the models…")
         from napari.qt.threading import create_worker
+
+        from napari_hotspot._napari.workers import reserve_pool_threads
+
+        reserve_pool_threads()
 
         def done(models):
             self.models = models
@@ -474,12 +528,16 @@ class HotspotController:
         kwargs = {} if self.long_side is None else {"long_side": int(self.long_side)}
         self.session = HotspotSession(self._source, self.models, **kwargs)
         self._anchor_entries = {}
+        self._adapt_learnt = {}
         self.ready_changed.emit(True)
         self.status.emit(f"ready: {self.video_layer.name}, {self.num_frames} frames")
+        self._restore_adaptation()
         self._request_encode(self.current_frame)
 
     def _on_layer_removed(self, event) -> None:
         if event.value is self.video_layer and self.video_layer is not None and not self.running:
+            if self.adapting:  # it ends at its next chunk; what it learnt goes with the session
+                self.cancel()
             self.flush_autosave()
             self._detach()
             self.video_changed.emit()
@@ -836,6 +894,12 @@ class HotspotController:
         if self.busy:
             raise PromptError(f"cannot {what} while tracking; wait for the run to end or cancel it")
 
+    def _require_no_jobs(self, what: str) -> None:
+        """Like ``_require_idle``, and no adaptation running either."""
+        self._require_idle(what)
+        if self.adapting:
+            raise PromptError(f"cannot {what} while the tracker adapts; wait for it to end or cancel it")
+
     def add_object(self, name: str | None = None):
         """Add an object (next free id, default colour) and select it; returns its ObjectInfo."""
         try:
@@ -900,7 +964,7 @@ class HotspotController:
         obj_id = self.selected_id if obj_id is None else obj_id
         try:
             self._require_video()
-            self._require_idle("delete an object")
+            self._require_no_jobs("delete an object")
             self.store.remove_object(obj_id)
         except HotspotError as err:
             self._report(err)
@@ -909,6 +973,9 @@ class HotspotController:
             with self.lock:
                 self.session.reset_object(obj_id)
         self._anchor_entries = {k: v for k, v in self._anchor_entries.items() if k[0] != obj_id}
+        if self._adapt_learnt.pop(obj_id, None) is not None and self.autosaver is not None:
+            self.autosaver.mark_dirty()
+        self.adaptation_changed.emit(obj_id)
         self._applied = {k: v for k, v in self._applied.items() if k[1] != obj_id}
         self._rebuild_prompt_layers(self._applied)
 
@@ -1075,7 +1142,7 @@ class HotspotController:
 
         try:
             self._require_session()
-            self._require_idle("prompt")
+            self._require_no_jobs("prompt with a gaze file")
             fixations = read_fixations_csv(path)
             bad = [t for t in fixations if not 0 <= t < self.num_frames]
             if bad:
@@ -1334,17 +1401,39 @@ class HotspotController:
         With ``start_frame`` the sweep starts there (re-propagation) and, with ``stop_at_keyframe``,
         ends at the next keyframe; otherwise it covers ``track_range`` (all frames by default).
         Results stream into the store (one undo step per run) and the layers while it runs.
+        With an adaptation budget (``adapt_seconds`` > 0), objects with keyframes their adaptation has
+        not learnt yet are adapted first (the returned worker is then the adaptation's; Cancel stops
+        the whole run).
         """
-        from napari_hotspot._napari.workers import Sweep, start_propagation
-
         direction = direction or self.track_direction
         try:
             if direction not in DIRECTIONS:
                 raise PromptError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
             self._require_session()
-            self._require_idle("start another run")
+            self._require_no_jobs("start another run")
             ids = self._track_ids()
             self._sync_anchors(ids)
+        except HotspotError as err:
+            self._report(err)
+            return None
+        learn = [oid for oid in ids if self.adaptation_pending(oid)] if self.adapt_seconds > 0 else []
+        if learn:
+            def then():
+                return self._start_propagation(direction, start_frame, stop_at_keyframe, ids)
+
+            return self._start_adaptation(learn, then=then)
+        return self._start_propagation(direction, start_frame, stop_at_keyframe, ids)
+
+    def _start_propagation(self, direction: str, start_frame: int | None, stop_at_keyframe: bool, ids: list[int]):
+        from napari_hotspot._napari.workers import Sweep, start_propagation
+
+        try:
+            self._require_session()
+            self._require_no_jobs("start another run")
+            ids = [oid for oid in ids if self.store.has_object(oid) and self.store.keyframes(oid)]
+            if not ids:
+                raise PromptError("no object to track is left")
+            self._sync_anchors(ids)  # prompts and corrections made while the tracker adapted
         except HotspotError as err:
             self._report(err)
             return None
@@ -1387,12 +1476,230 @@ class HotspotController:
         return self.track(direction or self.track_direction, start_frame=self.current_frame, stop_at_keyframe=True)
 
     def cancel(self) -> None:
-        """Stop the running propagation; frames done so far are kept (as one undo step)."""
+        """Stop the running propagation (frames done so far are kept, as one undo step) or adaptation
+        (what the objects learnt so far is kept; the run it was to start does not start)."""
         if self._worker is not None:
             self._run_cancelled = True
             self._worker.quit()
         if self._gaze_worker is not None:
             self._gaze_worker.quit()
+        if self._adapt_worker is not None:
+            self._adapt_cancelled = True
+            self._adapt_then = None
+            self._adapt_stop.set()
+            self._adapt_worker.quit()
+
+    # ------------------------------------------------------------------ per-video adaptation
+    def adaptation_pending(self, obj_id: int) -> list[int]:
+        """Keyframes of the object (prompts and corrections) its adaptation has not learnt yet."""
+        if self.store is None or not self.store.has_object(obj_id):
+            return []
+        learnt = self._adapt_learnt.get(obj_id, set())
+        return [t for t in self.store.keyframes(obj_id)
+                if t not in learnt and (e := self.store.get(obj_id, t)) is not None and e.packed_mask is not None]
+
+    def adaptation_summary(self, obj_id: int) -> dict | None:
+        """``{"steps", "seconds", "frames"}`` of the object's adapted tracker, None on the base model."""
+        if self.session is None or not self.session.is_adapted(obj_id):
+            return None
+        state = self.session.adaptation_state(obj_id)
+        return {"steps": int(state["steps"]), "seconds": float(state["seconds"]), "frames": list(state["frames"])}
+
+    def adaptation_text(self, obj_id: int | None = None) -> str:
+        """One line for the dock: "adapted: 240 steps, 10.1 s" or "base model" (and what is pending)."""
+        oid = self.selected_id if obj_id is None else obj_id
+        if self.session is None or not oid or self.store is None or not self.store.has_object(oid):
+            return ""
+        run = self._adapt_runs.get(oid)
+        if self.adapting and run is not None and not run.done:
+            if run.phase == "frames":
+                return f"adapting: taking in keyframe {run.frames[-1]}…"
+            return f"adapting: {run.fraction:.0%} ({run.steps} steps)"
+        summary = self.adaptation_summary(oid)
+        text = "base model" if summary is None else f"adapted: {summary['steps']} steps, {summary['seconds']:.1f} s"
+        pending = self.adaptation_pending(oid)
+        if pending and self.adapt_seconds > 0:
+            n = len(pending)
+            text += f" ({n} new keyframe{'s' if n > 1 else ''} to learn before tracking)"
+        return text
+
+    def adapt_now(self, obj_id: int | None = None):
+        """Adapt the selected object's tracker to its prompts and corrections for ``adapt_seconds``,
+        in a thread worker; returns the worker or None."""
+        oid = self.selected_id if obj_id is None else int(obj_id)
+        try:
+            self._require_session()
+            self._require_no_jobs("adapt")
+            if not oid or not self.store.has_object(oid):
+                raise PromptError("select an object to adapt the tracker to")
+            if not self.store.keyframes(oid):
+                name = self.store.get_object(oid).name
+                raise PromptError(f"{name} has no prompt yet: click, draw a box or paint its mask first")
+            if self.adapt_seconds <= 0:
+                raise PromptError("the adaptation budget is 0 s (off): set 'Adapt (s)' above 0 first")
+            self._sync_anchors([oid])
+        except HotspotError as err:
+            self._report(err)
+            return None
+        return self._start_adaptation([oid])
+
+    def reset_adaptation(self, obj_id: int | None = None) -> bool:
+        """Back to the base tracker for the object; its adapted weights leave the project at the next save."""
+        oid = self.selected_id if obj_id is None else int(obj_id)
+        try:
+            self._require_session()
+            self._require_no_jobs("reset the adaptation")
+            if not oid or not self.store.has_object(oid):
+                raise PromptError("select an object first")
+        except HotspotError as err:
+            self._report(err)
+            return False
+        was = self.session.is_adapted(oid)
+        with self.lock:
+            self.session.reset_adaptation(oid)
+        self._adapt_learnt.pop(oid, None)
+        if self.autosaver is not None:
+            self.autosaver.mark_dirty()
+        self.adaptation_changed.emit(oid)
+        name = self.store.get_object(oid).name
+        self._info(f"{name}: back to the base model" if was else f"{name} already uses the base model")
+        return True
+
+    def _start_adaptation(self, object_ids: list[int], then: Callable[[], Any] | None = None):
+        from napari.utils import progress
+
+        from napari_hotspot._napari.workers import start_adaptation
+
+        self._adapt_stop = threading.Event()
+        self._adapt_then = then
+        self._adapt_before_run = then is not None
+        self._adapt_cancelled = False
+        self._adapt_error = None
+        self._adapt_runs = {}
+        self._adapt_ids = list(object_ids)
+        self._adapt_session = self.session
+        names = ", ".join(self.store.get_object(oid).name for oid in object_ids)
+        self._adapt_ticks = 0
+        self._adapt_pbar = None
+        worker = self._adapt_worker = start_adaptation(
+            self.session, self.lock, object_ids, self.adapt_seconds, max_steps=self.adapt_max_steps,
+            should_stop=self._adapt_stop.is_set,
+            connect={"yielded": self._on_adapt_progress, "errored": self._on_adapt_error,
+                     "finished": self._on_adapt_finished})
+        self.adapt_state_changed.emit(True)
+        self.status.emit(f"adapting the tracker to {names}…")
+        # napari's progress bar processes Qt events when it changes: make it once the job is set up
+        pbar = progress(total=100 * len(object_ids), desc=f"adapting {names}")
+        if self._adapt_worker is worker:
+            self._adapt_pbar = pbar
+        else:  # it ended already
+            pbar.close()
+        return worker
+
+    def _on_adapt_progress(self, p) -> None:
+        if self.session is None or self.session is not self._adapt_session:
+            return  # the video changed meanwhile
+        self._adapt_runs[p.object_id] = p
+        if p.done:
+            self._adapt_learnt[p.object_id] = set(self._adapt_learnt.get(p.object_id, set())) | set(p.learnt)
+        self.adapt_progress.emit(p)
+        self.adaptation_changed.emit(p.object_id)
+        # last: napari's progress bar processes Qt events when it moves, so later progress (and the
+        # end of the job) may be handled inside this call
+        ticks = int(round(100 * p.total * p.overall))
+        if self._adapt_pbar is not None and ticks > self._adapt_ticks:
+            delta, self._adapt_ticks = ticks - self._adapt_ticks, ticks
+            self._adapt_pbar.update(delta)
+
+    def _on_adapt_error(self, err) -> None:
+        self._adapt_error = err
+
+    def _on_adapt_finished(self) -> None:
+        self._adapt_worker = None
+        then, self._adapt_then = self._adapt_then, None
+        pbar, self._adapt_pbar = self._adapt_pbar, None
+        if pbar is not None:
+            pbar.close()
+        runs, self._adapt_runs = self._adapt_runs, {}
+        current = self.session is not None and self.session is self._adapt_session
+        self._adapt_session = None
+        if current and self.autosaver is not None and any(p.steps for p in runs.values()):
+            self.autosaver.mark_dirty()
+        self.adapt_state_changed.emit(False)
+        for oid in runs:
+            self.adaptation_changed.emit(oid)
+        if not current:
+            return
+        names = {oid: self.store.get_object(oid).name for oid in runs if self.store.has_object(oid)}
+        if self._adapt_error is not None:
+            self._report(self._adapt_error)
+            return
+        if not all(oid in runs and runs[oid].done for oid in self._adapt_ids):
+            self._adapt_cancelled = True  # stopped from napari's activity dock, not our Cancel
+        if self._adapt_cancelled:
+            kept = [f"{names.get(oid, oid)} keeps {s['steps']} steps"
+                    for oid in runs if (s := self.adaptation_summary(oid)) is not None]
+            self._info("adaptation cancelled" + (f"; {', '.join(kept)}" if kept else "; the base model stays in use")
+                       + ("; tracking not started" if self._adapt_before_run else ""))
+            return
+        done = [p for p in runs.values() if p.done]
+        idle = [names.get(p.object_id, p.object_id) for p in done if p.steps == 0]
+        trained = [f"{names.get(p.object_id, p.object_id)} ({p.steps} steps, {p.seconds:.1f} s)"
+                   for p in done if p.steps]
+        if trained:
+            self._info("adapted the tracker to " + ", ".join(trained))
+        if idle:
+            self._info(f"nothing new to learn for {', '.join(map(str, idle))}: its keyframes were learnt before "
+                       f"(Reset adaptation to learn them again)")
+        if then is not None and self.video_layer is not None and self.video_layer in self.viewer.layers:
+            then()
+
+    def _restore_adaptation(self) -> None:
+        """Load the adapted trackers saved with the project; a missing, corrupt or unfitting file gives
+        a warning and leaves that object on the base model (its annotations are untouched)."""
+        pending, self._project_adaptation = self._project_adaptation, None
+        if pending is None or self.session is None:
+            return
+        import torch
+
+        project, records = pending
+        problems = []
+        for key, record in sorted(records.items()):
+            name = str(record.get("file")) if isinstance(record, dict) and record.get("file") else None
+            if not str(key).isdigit() or not self.store.has_object(int(key)):
+                continue  # an object deleted before the save
+            oid = int(key)
+            label = f"{self.store.get_object(oid).name} ({name or 'no file recorded'})"
+            if name is None:
+                problems.append(f"{label}: the project lists no weight file")
+                continue
+            try:
+                state = torch.load(project / name, map_location="cpu", weights_only=True)
+            except FileNotFoundError:
+                problems.append(f"{label}: the file is missing")
+                continue
+            except Exception as err:  # noqa: BLE001 (pickle, zip and I/O errors alike: the file is unusable)
+                problems.append(f"{label}: the file is unreadable or corrupt ({type(err).__name__})")
+                continue
+            try:
+                if not isinstance(state, dict) or "model" not in state:
+                    raise ValueError("it holds no adapted tracker state")
+                with self.lock:
+                    self.session.load_adaptation_state(oid, state)
+                learnt = {int(t) for t in state.get("frames", [])}
+            except Exception as err:  # noqa: BLE001 (wrong keys or shapes: made for another tracker)
+                with self.lock:
+                    self.session.reset_adaptation(oid)
+                detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+                problems.append(f"{label}: it does not fit this tracker ({detail})")
+                continue
+            self._adapt_learnt[oid] = learnt
+            self.adaptation_changed.emit(oid)
+        if problems:
+            self._report(ProjectIOError(
+                f"project {project}: cannot restore the adapted tracker of {'; '.join(problems)}. "
+                f"{'That object uses' if len(problems) == 1 else 'Those objects use'} the base model (annotations are "
+                f"intact; Adapt now learns again); the next save drops the unusable file."), warning=True)
 
     def _on_run_batch(self, results) -> None:
         """Apply one frame's results (main thread): store first, then the labels slice."""
@@ -1452,18 +1759,18 @@ class HotspotController:
         from qtpy.QtWidgets import QApplication
 
         end = time.monotonic() + timeout_s
-        while (self.busy or self._encode_worker is not None or self._model_worker is not None) and \
-                time.monotonic() < end:
+        while (self.busy or self.adapting or self._encode_worker is not None or self._model_worker is not None) \
+                and time.monotonic() < end:
             QApplication.processEvents()
             time.sleep(0.005)
         QApplication.processEvents()
-        return not self.busy
+        return not self.busy and not self.adapting
 
     # ------------------------------------------------------------------ undo
     def undo(self) -> bool:
         try:
             self._require_video()
-            self._require_idle("undo")
+            self._require_no_jobs("undo")
             done = self.store.undo()
         except HotspotError as err:
             self._report(err)
@@ -1475,7 +1782,7 @@ class HotspotController:
     def redo(self) -> bool:
         try:
             self._require_video()
-            self._require_idle("redo")
+            self._require_no_jobs("redo")
             done = self.store.redo()
         except HotspotError as err:
             self._report(err)
@@ -1593,8 +1900,42 @@ class HotspotController:
     def _project_extra(self) -> dict:
         _path, video = self._video_record()
         prompts = [{"frame": t, "object_id": oid, **g.to_json()} for (t, oid), g in sorted(self._applied.items())]
+        adaptation = {}
+        if self.session is None and self._project_adaptation is not None:
+            adaptation = dict(self._unrestored_adaptation()[0])  # models still loading: keep what the project had
+        for oid in (self.store.object_ids if self.session is not None else []):
+            summary = self.adaptation_summary(oid)
+            if summary is not None:
+                adaptation[str(oid)] = {"file": adaptation_file_name(oid), **summary}
         return {EXTRA_KEY: {"video": {**video, "name": self.video_layer.name}, "prompts": prompts,
-                            "frame_names": self.frame_names}}
+                            "frame_names": self.frame_names, "adaptation": adaptation}}
+
+    def _unrestored_adaptation(self) -> tuple[dict, dict[str, Path]]:
+        """The project's adaptation records and files while the session that restores them is not made yet."""
+        project, records = self._project_adaptation
+        kept, files = {}, {}
+        for key, record in records.items():
+            name = record.get("file") if isinstance(record, dict) else None
+            if name and (project / str(name)).is_file():
+                kept[key] = record
+                files[str(name)] = project / str(name)
+        return kept, files
+
+    def _adaptation_files(self) -> dict[str, bytes | Path]:
+        """Each adapted object's tracker state (torch.save bytes), by its file name in the project."""
+        import torch
+
+        if self.session is None and self._project_adaptation is not None:
+            return self._unrestored_adaptation()[1]
+        files: dict[str, bytes | Path] = {}
+        for oid in (self.store.object_ids if self.session is not None else []):
+            with self.lock:  # a consistent snapshot: training steps run under the lock
+                if not self.session.is_adapted(oid):
+                    continue
+                buffer = io.BytesIO()
+                torch.save(self.session.adaptation_state(oid), buffer)
+            files[adaptation_file_name(oid)] = buffer.getvalue()
+        return files
 
     def _make_autosaver(self) -> None:
         path = self.project_path
@@ -1605,7 +1946,8 @@ class HotspotController:
             path = Path(root) / f"{safe}.hotspot"
         video_path, _ = self._video_record()
         self.autosaver = Autosaver(self.store, path, self.autosave_interval_s, video_source=video_path,
-                                   extra=self._project_extra)
+                                   extra=self._project_extra, extra_files=self._adaptation_files,
+                                   replace_dirs=(ADAPTATION_DIR,))
 
     def autosave_tick(self) -> bool:
         """Save if the store changed and the interval passed (a QTimer calls this); never while tracking."""
@@ -1639,7 +1981,9 @@ class HotspotController:
             if not path:
                 raise ProjectIOError("no project folder chosen; use 'Save project as…'")
             video_path, _ = self._video_record()
-            saved = save_project(self.store, path, video_source=video_path, extra=self._project_extra())
+            files = self._adaptation_files()
+            saved = save_project(self.store, path, video_source=video_path, extra=self._project_extra(),
+                                 extra_files=files, replace_dirs=(ADAPTATION_DIR,))
         except HotspotError as err:
             self._report(err)
             return None
@@ -1663,8 +2007,8 @@ class HotspotController:
         from napari_hotspot.annotations.project import is_project_dir
 
         try:
-            if self.busy:
-                raise ProjectIOError("cannot open a project while tracking; cancel the run first")
+            if self.busy or self.adapting:
+                raise ProjectIOError("cannot open a project while tracking or adapting; cancel the run first")
             if not is_project_dir(path):
                 raise ProjectIOError(f"{path} is not a napari-hotspot project folder (no project.json)")
             store, meta = load_project(path)  # read it once up front: a broken project changes nothing

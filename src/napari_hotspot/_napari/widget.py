@@ -1,8 +1,9 @@
 """The "Hotspot tracking" dock widget: a thin Qt shell over HotspotController (the npe2 widget).
 
-Sections: video and objects (prompt tools), tracking, QA plot, project and export. Every button
-calls one controller method; the controller's signals update the widgets. The widget also owns
-the autosave timer and saves on close. The ``menu_*`` functions are npe2 commands for the File menu.
+Sections: video and objects (prompt tools), tracking (with per-video adaptation), QA plot, project and
+export. Every button calls one controller method; the controller's signals update the widgets. The
+widget also owns the autosave timer and saves on close. The ``menu_*`` functions are npe2 commands
+for the File menu.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from qtpy.QtWidgets import (
 from napari_hotspot._napari.controller import ROLE_BOXES, ROLE_CLICKS, HotspotController, _meta
 from napari_hotspot._napari.keybindings import bind_keys, unbind_keys
 from napari_hotspot._napari.qa_plot import QAPlot
+from napari_hotspot.session import DEFAULT_ADAPT_SECONDS
 
 #: The autosave timer checks this often (ms); the Autosaver itself saves every ``autosave_interval_s``.
 AUTOSAVE_CHECK_MS = 15_000
@@ -82,12 +84,13 @@ class HotspotWidget(QWidget):
 
     def __init__(self, napari_viewer, *, models=None, long_side: int | None = None,
                  autosave_dir: str | os.PathLike | None = None, autosave_interval_s: float = 180.0,
-                 parent: QWidget | None = None) -> None:
+                 adapt_seconds: float = DEFAULT_ADAPT_SECONDS, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         napari_viewer = _unwrap(napari_viewer)
         self.viewer = napari_viewer
         self.controller = HotspotController(napari_viewer, models=models, long_side=long_side,
-                                            autosave_dir=autosave_dir, autosave_interval_s=autosave_interval_s)
+                                            autosave_dir=autosave_dir, autosave_interval_s=autosave_interval_s,
+                                            adapt_seconds=adapt_seconds)
         self.controller.ask_project_path = self._ask_project_folder
         _WIDGETS[id(napari_viewer)] = self
         self._closing = False
@@ -178,10 +181,38 @@ class HotspotWidget(QWidget):
         grid.addWidget(self.track_button, 2, 0, 1, 2)
         grid.addWidget(self.cancel_button, 2, 2, 1, 2)
         grid.addWidget(self.repropagate_button, 3, 0, 1, 4)
+        self.adapt_spin = QDoubleSpinBox()
+        self.adapt_spin.setRange(0.0, 600.0)
+        self.adapt_spin.setDecimals(1)
+        self.adapt_spin.setSingleStep(1.0)
+        self.adapt_spin.setSpecialValueText("off")  # shown at 0
+        self.adapt_spin.setValue(self.controller.adapt_seconds)
+        self.adapt_spin.setToolTip(
+            "Per-video adaptation: seconds of fine-tuning each object's own copy of the tracker on its prompts "
+            "and corrections (synthetic motion of those frames). Track runs it first for every object with "
+            "keyframes it has not learnt yet; 'Adapt now' runs it on demand. Cancel stops it and keeps what "
+            "was learnt. 0 = off: nothing is trained (an object adapted earlier keeps its adapted copy until "
+            "'Reset adaptation'). Adapted weights are saved with the project.")
+        adapt_label = QLabel("Adapt (s)")
+        adapt_label.setToolTip(self.adapt_spin.toolTip())
+        self.adapt_button = QPushButton("Adapt now")
+        self.adapt_button.setToolTip("Fine-tune the selected object's tracker on its prompts and corrections now, "
+                                     "for the budget set (Cancel stops it and keeps what was learnt)")
+        self.reset_adapt_button = QPushButton("Reset adaptation")
+        self.reset_adapt_button.setToolTip("Forget the selected object's adaptation: back to the base model "
+                                           "(its adapted weights leave the project at the next save)")
+        grid.addWidget(adapt_label, 4, 0)
+        grid.addWidget(self.adapt_spin, 4, 1)
+        grid.addWidget(self.adapt_button, 5, 0, 1, 2)
+        grid.addWidget(self.reset_adapt_button, 5, 2, 1, 2)
+        self.adapt_label = QLabel("")
+        self.adapt_label.setWordWrap(True)
+        self.adapt_label.setToolTip("The tracker the selected object uses: its adapted copy or the base model")
+        grid.addWidget(self.adapt_label, 6, 0, 1, 4)
         self.undo_button = QPushButton("Undo")
         self.redo_button = QPushButton("Redo")
-        grid.addWidget(self.undo_button, 4, 0, 1, 2)
-        grid.addWidget(self.redo_button, 4, 2, 1, 2)
+        grid.addWidget(self.undo_button, 7, 0, 1, 2)
+        grid.addWidget(self.redo_button, 7, 2, 1, 2)
         layout.addWidget(box)
 
         # QA
@@ -265,6 +296,9 @@ class HotspotWidget(QWidget):
         self.track_button.clicked.connect(lambda: c.track())
         self.repropagate_button.clicked.connect(lambda: c.repropagate_from_here())
         self.cancel_button.clicked.connect(c.cancel)
+        self.adapt_spin.valueChanged.connect(self._on_adapt_seconds)
+        self.adapt_button.clicked.connect(lambda: c.adapt_now())
+        self.reset_adapt_button.clicked.connect(lambda: c.reset_adaptation())
         self.undo_button.clicked.connect(c.undo)
         self.redo_button.clicked.connect(c.redo)
         self.qa_plot.frame_clicked.connect(c.go_to_frame)
@@ -284,6 +318,10 @@ class HotspotWidget(QWidget):
         c.annotations_changed.connect(self._refresh_plot)
         c.run_state_changed.connect(self._on_run_state)
         c.run_progress.connect(self._show_progress)
+        c.adapt_state_changed.connect(self._on_adapt_state)
+        c.adapt_progress.connect(self._show_adapt_progress)
+        c.adaptation_changed.connect(lambda _oid: self._show_adaptation())
+        c.ready_changed.connect(lambda _ready: self._show_adaptation())
         c.video_changed.connect(self._on_video_changed)
         c.click_label_changed.connect(self._show_click_label)
         c.status.connect(self._show_status)
@@ -295,6 +333,25 @@ class HotspotWidget(QWidget):
 
     def _show_progress(self, frames: int) -> None:
         self.status_label.setText(f"tracking… {frames} frames done")
+
+    def _show_adapt_progress(self, p) -> None:
+        store = self.controller.store
+        name = store.get_object(p.object_id).name if store is not None and store.has_object(p.object_id) \
+            else f"object {p.object_id}"
+        if p.phase == "frames":
+            self.status_label.setText(f"adapting {name}: taking in keyframe {p.frames[-1]}…")
+        elif p.done:
+            self.status_label.setText(f"adapted {name}: {p.steps} steps, {p.seconds:.1f} s")
+        else:
+            self.status_label.setText(f"adapting {name}… {p.fraction:.0%} ({p.steps} steps)")
+        self._show_adaptation()
+
+    def _show_adaptation(self) -> None:
+        self.adapt_label.setText(self.controller.adaptation_text())
+
+    def _on_adapt_seconds(self, value: float) -> None:
+        self.controller.adapt_seconds = float(value)
+        self._show_adaptation()
 
     # ------------------------------------------------------------------ video choice
     def _image_layers(self):
@@ -325,7 +382,7 @@ class HotspotWidget(QWidget):
 
     def _auto_pick_video(self) -> None:
         """Use a project's video just opened, or the first video while none is chosen."""
-        if self._closing or self.controller.busy:
+        if self._closing or self.controller.busy or self.controller.adapting:
             return
         opened, self._opened_project = self._opened_project, None
         current = self.controller.video_layer
@@ -360,6 +417,7 @@ class HotspotWidget(QWidget):
         self._refresh_objects()
         self._refresh_plot()
         self._show_project()
+        self._update_buttons()
 
     def _show_project(self) -> None:
         c = self.controller
@@ -396,6 +454,7 @@ class HotspotWidget(QWidget):
                 self.object_list.setCurrentItem(item)
         self.object_list.blockSignals(False)
         self._refresh_plot()
+        self._show_adaptation()
 
     def _on_item_selected(self, item, _previous=None) -> None:
         if item is not None:
@@ -437,14 +496,27 @@ class HotspotWidget(QWidget):
             spin.setEnabled(on)
         self.controller.track_range = (self.range_from.value(), self.range_to.value()) if on else None
 
-    def _on_run_state(self, running: bool) -> None:
-        self.cancel_button.setEnabled(running)
-        for b in (self.track_button, self.repropagate_button, self.auto_button, self.add_button,
-                  self.delete_button, self.undo_button, self.redo_button, self.save_button, self.open_button,
-                  self.gaze_button):
+    def _update_buttons(self) -> None:
+        """Enable what works now: nothing that edits during a run; prompts (not runs) while adapting."""
+        c = self.controller
+        running, adapting = c.busy, c.adapting
+        self.cancel_button.setEnabled(running or adapting)
+        for b in (self.auto_button, self.add_button, self.save_button):
             b.setEnabled(not running)
+        for b in (self.track_button, self.repropagate_button, self.delete_button, self.undo_button,
+                  self.redo_button, self.open_button, self.gaze_button, self.adapt_button,
+                  self.reset_adapt_button):
+            b.setEnabled(not (running or adapting))
+
+    def _on_run_state(self, _running: bool) -> None:
+        self._update_buttons()
         self._refresh_plot()
         self._show_project()
+        self._show_adaptation()
+
+    def _on_adapt_state(self, _adapting: bool) -> None:
+        self._update_buttons()
+        self._show_adaptation()
 
     # ------------------------------------------------------------------ QA
     def _on_threshold(self, value: float) -> None:
@@ -456,6 +528,7 @@ class HotspotWidget(QWidget):
 
     def _refresh_plot(self, immediate: bool = False) -> None:
         c = self.controller
+        self._show_adaptation()  # new keyframes may wait to be learnt
         if c.store is None:
             self.qa_plot.set_data({}, {}, {}, [], c.low_confidence_threshold, None, 0, 0, immediate=immediate)
             return

@@ -1,4 +1,5 @@
-"""Background jobs of the hotspot widget: propagation, frame encoding, gaze prompts, in napari thread workers.
+"""Background jobs of the hotspot widget: propagation, per-video adaptation, frame encoding, gaze prompts,
+in napari thread workers.
 
 The job bodies are plain generator functions (no Qt; they can be iterated directly in tests);
 ``start_*`` wrap them in napari's ``create_worker`` so they run in a thread, report through
@@ -9,6 +10,7 @@ every call into it holds ``lock`` for one step only, so the main thread never wa
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +18,27 @@ from typing import Any
 import numpy as np
 
 from napari_hotspot.session import HotspotSession, PromptResult, TrackResult
+
+#: Adaptation trains in chunks of about this long (at least one optimiser step) per lock hold.
+ADAPT_CHUNK_SECONDS = 0.25
+#: Pause after each lock hold of a long job, so a thread waiting for the lock (a click) gets it first.
+_HANDOVER_SECONDS = 0.002
+#: Threads Qt's global thread pool keeps beyond the CPU count, for Qt's own short tasks. Qt scales
+#: images on that pool (napari's activity indicator does when a progress bar appears) while the main
+#: thread waits and holds the GIL; when our workers, waiting for the GIL or the session lock, fill the
+#: pool (2 threads on a 2-CPU machine) that wait never ends and the viewer deadlocks.
+POOL_HEADROOM = 4
+
+
+def reserve_pool_threads() -> None:
+    """Make room in Qt's global thread pool for Qt's own tasks next to our workers (idempotent)."""
+    from qtpy.QtCore import QThread, QThreadPool
+
+    pool = QThreadPool.globalInstance()
+    wanted = max(QThread.idealThreadCount(), 1) + POOL_HEADROOM
+    if pool is not None and pool.maxThreadCount() < wanted:
+        pool.setMaxThreadCount(wanted)
+
 
 @dataclass(frozen=True)
 class Sweep:
@@ -47,6 +70,87 @@ def propagation_batches(session: HotspotSession, lock: threading.Lock, sweeps: S
         yield batch
 
 
+@dataclass(frozen=True)
+class AdaptProgress:
+    """Where an adaptation run stands: object ``index`` of ``total`` (``object_id``), its share of the
+    budget done (``fraction``), optimiser steps and training seconds of this run so far, the anchor
+    frames taken in so far (``frames``, only when ``phase`` is "frames") and, when ``done``, every
+    frame the object's adaptation has learnt (``learnt``)."""
+
+    object_id: int
+    index: int
+    total: int
+    phase: str  # "frames": taking in anchor frames (encoder); "training"; "done": budget spent
+    fraction: float = 0.0
+    steps: int = 0
+    seconds: float = 0.0
+    frames: tuple[int, ...] = ()
+    learnt: tuple[int, ...] = ()
+
+    @property
+    def done(self) -> bool:
+        return self.phase == "done"
+
+    @property
+    def overall(self) -> float:
+        """Fraction of the whole run (all objects) done."""
+        return min(1.0, (self.index + min(self.fraction, 1.0)) / max(self.total, 1))
+
+
+def adaptation_steps(
+    session: HotspotSession,
+    lock: threading.Lock,
+    object_ids: Sequence[int],
+    seconds: float,
+    *,
+    max_steps: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    chunk_seconds: float | None = None,
+) -> Iterator[AdaptProgress]:
+    """Adapt each object's tracker for ``seconds`` of training (and at most ``max_steps`` steps).
+
+    The lock is held for one anchor frame (an encoder pass over its synthetic views) or one chunk
+    of training at a time, so clicks and frame encoding get in between. An object's run ends with a
+    ``done`` progress; a stop (``should_stop`` or a quit) ends the generator without one, keeping
+    whatever the object learnt so far. Anchors added meanwhile join the training at the next chunk.
+    """
+    def stopped() -> bool:
+        return should_stop is not None and should_stop()
+
+    chunk_seconds = ADAPT_CHUNK_SECONDS if chunk_seconds is None else chunk_seconds
+
+    total = len(object_ids)
+    for index, oid in enumerate(object_ids):
+        added: list[int] = []
+        while not stopped():
+            with lock:
+                new = session.add_adaptation_frames(oid, max_frames=1)
+            if not new:
+                break
+            time.sleep(_HANDOVER_SECONDS)
+            added.extend(new)
+            yield AdaptProgress(oid, index, total, "frames", frames=tuple(added))
+        steps, spent = 0, 0.0
+        while spent < seconds and (max_steps is None or steps < max_steps) and not stopped():
+            with lock:
+                t0 = time.perf_counter()
+                n = session.adapt(oid, min(chunk_seconds, seconds - spent), should_stop=should_stop,
+                                  max_steps=None if max_steps is None else max_steps - steps)
+                spent += time.perf_counter() - t0
+            time.sleep(_HANDOVER_SECONDS)
+            if n == 0:
+                break  # nothing to learn from (or stopped mid-chunk)
+            steps += n
+            fraction = spent / seconds if max_steps is None else max(spent / seconds, steps / max_steps)
+            yield AdaptProgress(oid, index, total, "training", min(fraction, 1.0), steps, spent)
+        if stopped():
+            return
+        with lock:
+            state = session.adaptation_state(oid)
+        learnt = tuple(state["frames"]) if state is not None else ()
+        yield AdaptProgress(oid, index, total, "done", 1.0, steps, spent, learnt=learnt)
+
+
 def encode_frame(
     session: HotspotSession, lock: threading.Lock, frame: int, with_gaze: bool = False
 ) -> tuple[int, np.ndarray | None]:
@@ -74,6 +178,7 @@ def gaze_prompts(
 def _start(func: Callable, *args, connect: dict[str, Any], progress: dict | bool | None = None, **kwargs):
     from napari.qt.threading import create_worker
 
+    reserve_pool_threads()
     worker = create_worker(func, *args, _progress=progress, _connect=connect, _ignore_errors=True,
                            _start_thread=False, **kwargs)
     worker.start()
@@ -96,3 +201,10 @@ def start_gaze_prompts(session, lock, object_id: int, fixations, *, connect: dic
     """Prompt with recorded fixations in a thread worker, one progress tick per frame."""
     return _start(gaze_prompts, session, lock, object_id, fixations, connect=connect,
                   progress={"total": max(1, len(fixations)), "desc": "gaze prompts"})
+
+
+def start_adaptation(session, lock, object_ids: Sequence[int], seconds: float, *, max_steps: int | None = None,
+                     should_stop: Callable[[], bool] | None = None, connect: dict[str, Any]):
+    """Run ``adaptation_steps`` in a napari thread worker (the caller shows its progress)."""
+    return _start(adaptation_steps, session, lock, list(object_ids), seconds, max_steps=max_steps,
+                  should_stop=should_stop, connect=connect)

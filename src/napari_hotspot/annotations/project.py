@@ -5,7 +5,8 @@ record per (object, frame) entry, annotator hotspot records, an ``extra`` dict o
 and ``masks/object_XXXXX.npz`` with each object's compressed masks. Saving writes a complete
 temporary sibling folder, fsyncs it, then swaps it into place, so a crash or a full disk mid-save
 leaves the previous project intact. Files other modules put in the folder (e.g. adapted model
-weights listed in ``extra``) are carried over to the new folder on every save.
+weights listed in ``extra``) are carried over to the new folder on every save, except in the
+folders a save names in ``replace_dirs``: their content is exactly what that save writes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 import uuid
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -223,13 +224,14 @@ def _recover_interrupted_swap(path: Path) -> None:
             return
 
 
-def _copy_preserved(old_dir: Path, new_dir: Path, written: set[str]) -> None:
-    """Carry files other modules keep in the project folder over to the new folder."""
+def _copy_preserved(old_dir: Path, new_dir: Path, written: set[str], replaced: tuple[str, ...] = ()) -> None:
+    """Carry files other modules keep in the project folder over to the new folder (not those in
+    the ``replaced`` folders, which the save rewrites whole)."""
     for source in old_dir.rglob("*"):
         relative = source.relative_to(old_dir).as_posix()
         if relative == PROJECT_FILE or relative.startswith(MASK_DIR + "/") or relative == MASK_DIR:
             continue
-        if relative in written:
+        if relative in written or any(relative == d or relative.startswith(d + "/") for d in replaced):
             continue
         target = new_dir / relative
         if source.is_dir():
@@ -248,6 +250,7 @@ def save_project(
     video_source: Any = None,
     extra: Mapping[str, Any] | None = None,
     extra_files: Mapping[str, bytes | str | os.PathLike] | None = None,
+    replace_dirs: Iterable[str] = (),
 ) -> Path:
     """Save ``store`` as a project folder at ``path`` atomically; returns the folder path.
 
@@ -255,7 +258,9 @@ def save_project(
     ``extra``: JSON-serialisable dict for other modules (e.g. adapted model state file names).
     ``extra_files``: ``{relative name: bytes or source file path}`` written into the project in
     the same atomic step. Files already in the project folder that this save does not write are
-    kept. On any failure the in-memory store and the old project on disk are untouched.
+    kept, except under ``replace_dirs`` (relative folder names, e.g. ``["adaptation"]``): there the
+    new project holds only the ``extra_files`` of this save, so a module drops a file by no longer
+    writing it. On any failure the in-memory store and the old project on disk are untouched.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -267,9 +272,10 @@ def save_project(
         )
     project_bytes, mask_files = _build_payload(store, path, video_source, extra)
     extra_items = dict(extra_files or {})
-    for name in extra_items:
+    replaced = tuple(Path(d).as_posix().rstrip("/") for d in replace_dirs)
+    for name in [*extra_items, *replaced]:
         relative = Path(name)
-        if relative.is_absolute() or ".." in relative.parts or relative.as_posix() in (
+        if not relative.parts or relative.is_absolute() or ".." in relative.parts or relative.as_posix() in (
             PROJECT_FILE,
         ) or relative.parts[0] == MASK_DIR:
             raise ProjectIOError(
@@ -298,7 +304,7 @@ def save_project(
             else:
                 _write_file(current, Path(content).read_bytes())
         if path.is_dir():
-            _copy_preserved(path, temp, {Path(n).as_posix() for n in extra_items})
+            _copy_preserved(path, temp, {Path(n).as_posix() for n in extra_items}, replaced)
         current = temp / PROJECT_FILE
         _write_file(current, project_bytes)  # last: a folder with project.json is complete
         _fsync_dir(temp / MASK_DIR)
@@ -494,8 +500,10 @@ def _build_store(document: dict, path: Path, project_file: Path) -> AnnotationSt
 class Autosaver:
     """Save a store to a project folder when it changed and ``interval_s`` has passed (no Qt).
 
-    Call ``maybe_save()`` from any timer; ``save_now()`` saves unconditionally. ``extra`` may be a
-    dict or a zero-argument callable returning one (called at each save).
+    Call ``maybe_save()`` from any timer; ``save_now()`` saves unconditionally. ``extra`` and
+    ``extra_files`` may be a dict or a zero-argument callable returning one (called at each save);
+    ``replace_dirs`` is passed to ``save_project``. ``mark_dirty()`` asks for a save when state kept
+    outside the store (e.g. adapted model weights) changed.
     """
 
     def __init__(
@@ -506,6 +514,9 @@ class Autosaver:
         *,
         video_source: Any = None,
         extra: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
+        extra_files: Mapping[str, bytes | str | os.PathLike]
+        | Callable[[], Mapping[str, bytes | str | os.PathLike]] | None = None,
+        replace_dirs: Iterable[str] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if interval_s < 0:
@@ -515,7 +526,10 @@ class Autosaver:
         self.interval_s = float(interval_s)
         self.video_source = video_source
         self.extra = extra
+        self.extra_files = extra_files
+        self.replace_dirs = tuple(replace_dirs)
         self._clock = clock
+        self._outside_changes = False
         self._saved_revision = store.revision
         self._last_attempt = clock()
         self.last_saved_at: float | None = None  # clock time of the last successful save
@@ -523,8 +537,13 @@ class Autosaver:
 
     @property
     def dirty(self) -> bool:
-        """True when the store changed since the last successful save (or since creation)."""
-        return self.store.revision != self._saved_revision
+        """True when the store changed since the last successful save (or since creation), or
+        ``mark_dirty`` was called since."""
+        return self._outside_changes or self.store.revision != self._saved_revision
+
+    def mark_dirty(self) -> None:
+        """Something saved with the project but kept outside the store changed: save it next time."""
+        self._outside_changes = True
 
     def maybe_save(self, now: float | None = None) -> bool:
         """Save if dirty and the interval has elapsed; returns True when it saved.
@@ -539,12 +558,17 @@ class Autosaver:
         return True
 
     def save_now(self) -> Path:
-        revision = self.store.revision
+        revision, outside = self.store.revision, self._outside_changes
+        self._outside_changes = False  # a change made while saving marks it again
         extra = self.extra() if callable(self.extra) else self.extra
+        files = self.extra_files() if callable(self.extra_files) else self.extra_files
         try:
-            saved = save_project(self.store, self.path, video_source=self.video_source, extra=extra)
-        except ProjectIOError as err:
-            self.last_error = err
+            saved = save_project(self.store, self.path, video_source=self.video_source, extra=extra,
+                                 extra_files=files, replace_dirs=self.replace_dirs)
+        except BaseException as err:
+            self._outside_changes = self._outside_changes or outside
+            if isinstance(err, ProjectIOError):
+                self.last_error = err
             raise
         self._saved_revision = revision
         self.last_saved_at = self._clock()
