@@ -29,6 +29,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sequences", nargs="+", default=["breakdance", "cows", "kite-surf", "parkour"])
     ap.add_argument("--every", type=int, default=10, help="score every N-th frame")
+    ap.add_argument("--no-refine", action="store_true",
+                    help="Gaze2Mask-Net's mask as is (no tracker refinement, far parts kept): the ablation")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     root = davis_root()
@@ -38,6 +40,7 @@ def main(argv=None):
         gts = sorted((root / "Annotations" / "480p" / seq).glob("*.png"))
         with open_source(root / "JPEGImages" / "480p" / seq) as src:
             session = HotspotSession(src, models)
+            session.refine_prompts = not args.no_refine
             res = []
             for t in range(0, len(gts), args.every):
                 gt = read_label_png(gts[t], ground_truth=True) > 0

@@ -24,7 +24,7 @@ from napari_hotspot.evaluation.baselines import propagate_mask_dis
 from napari_hotspot.evaluation.report import read_label_png
 from napari_hotspot.models.resolution import working_size
 from napari_hotspot.models.weights import ModelBundle
-from napari_hotspot.pipeline import TRACK_CACHE_BYTES, Prompt, track_video
+from napari_hotspot.pipeline import Prompt, track_video
 from napari_hotspot.session import HotspotSession
 from napari_hotspot.video import open_source
 
@@ -78,23 +78,36 @@ def bench_sequence(models, root: Path, seq: str, out: Path) -> dict:
             "click_ms": 1000 * float(np.median(lat)), "dis_fps": n / dis_s}
 
 
+class _LoopedFrames:
+    """The sample video's frames looped to `num_frames`, yielded one at a time (no big array)."""
+
+    def __init__(self, frames: np.ndarray, num_frames: int):
+        self.frames, self.shape = frames, (num_frames, *frames.shape[1:])
+
+    def __iter__(self):
+        return (self.frames[i % len(self.frames)] for i in range(self.shape[0]))
+
+
 def peak_rss_mib(num_frames: int) -> float:
-    """Track a synthetic video of `num_frames` frames in a fresh process; its peak RSS in MiB."""
+    """Track a synthetic video of `num_frames` frames in a fresh process; its peak RSS in MiB.
+
+    The video is written here first, streamed frame by frame, so the measured process only opens and
+    tracks it (an earlier version built the looped video in the measured process: its peak was the
+    video array, not tracking)."""
+    from napari_hotspot.sample_data import make_sample_video, write_mp4
+
+    d = Path(tempfile.mkdtemp())
+    video = write_mp4(_LoopedFrames(make_sample_video(num_frames=48).frames, num_frames), d / "v.mp4", fps=24)
     code = f"""
-import resource, tempfile, numpy as np
+import resource
 from pathlib import Path
-from napari_hotspot.sample_data import make_sample_video, write_mp4
+from napari_hotspot.sample_data import make_sample_video
 from napari_hotspot.session import HotspotSession
 from napari_hotspot.pipeline import TRACK_CACHE_BYTES, Prompt, track_video
 from napari_hotspot.video import open_source
-s = make_sample_video(num_frames=48)
-d = Path(tempfile.mkdtemp())
-reps = -(-{num_frames} // 48)
-frames = np.concatenate([s.frames] * reps)[:{num_frames}]
-p = write_mp4(frames, d / 'v.mp4', fps=24)
-del frames
-with open_source(p, cache_bytes=TRACK_CACHE_BYTES) as src:
-    track_video(HotspotSession(src), [Prompt('mask', 0, mask=s.masks[0] == 1)], d / 'out')
+mask = make_sample_video(num_frames=48).masks[0] == 1
+with open_source({str(video)!r}, cache_bytes=TRACK_CACHE_BYTES) as src:
+    track_video(HotspotSession(src), [Prompt('mask', 0, mask=mask)], Path({str(d / 'out')!r}))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

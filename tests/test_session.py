@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from napari_hotspot.errors import PromptError
 from napari_hotspot.session import HotspotSession
@@ -75,6 +76,24 @@ def test_click_prompt_answers_without_reencoding(session, sample, monkeypatch):
     assert r1.hotspot == pytest.approx((x, y), abs=1.0)  # the first positive click is the hotspot
 
 
+def test_click_masks_honour_the_clicks_and_drop_far_look_alikes(session, sample):
+    from napari_hotspot.session import _near_clicked_parts
+
+    # Two blobs far apart: only the clicked one is the object; a nearby fragment stays with it.
+    m = np.zeros((120, 160), np.float32)
+    m[20:60, 10:50] = 1  # clicked part
+    m[20:60, 54:60] = 1  # a fragment 4 px away (e.g. an arm split off by an occluder)
+    m[70:110, 120:150] = 1  # a look-alike far away
+    kept = _near_clicked_parts(torch.from_numpy(m), [(30.0, 40.0)]).numpy() > 0.5
+    assert kept[40, 30] and kept[40, 56] and not kept[90, 130]
+    assert (_near_clicked_parts(torch.from_numpy(m), []).numpy() == m).all()  # no click: unchanged
+
+    # Through the session: positives inside, a negative click outside the answer.
+    x, y = sample.hotspots[0, 0, :2]
+    r = session.add_prompt(0, 1, points=[(x, y), (5, 5)], labels=[1, 0])
+    assert r.mask[int(round(y)), int(round(x))] and not r.mask[5, 5]
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -128,11 +147,21 @@ def test_adaptation_is_per_object_and_leaves_base_weights_untouched(sample, mode
         assert torch.equal(v, base[k]), f"base weight {k} changed"
     adapted = _propagated_masks(s)
     assert any((adapted[t] != unadapted[t]).any() for t in adapted)
+    from napari_hotspot.models.adaptation import ADAPTED_PARTS
+
+    changed = {k.split(".")[0] for k, v in state_dict_of(s, 1).items() if not torch.equal(v, base[k])}
+    assert changed and changed <= set(ADAPTED_PARTS), changed  # only the late decoder parts learn
+    assert s.adapt(1, seconds=60.0) <= 40  # the default step cap (DEFAULT_ADAPT_STEPS)
+    adapted = _propagated_masks(s)
     state = s.adaptation_state(1)
     s.reset_adaptation(1)
     assert all((unadapted[t] == m).all() for t, m in _propagated_masks(s).items())
     s.load_adaptation_state(1, state)
     assert all((adapted[t] == m).all() for t, m in _propagated_masks(s).items())
+
+
+def state_dict_of(session, object_id):
+    return session.adaptation_state(object_id)["model"]
 
 
 def test_cancelled_adaptation_leaves_the_session_usable(sample, models):

@@ -34,7 +34,7 @@ from psygnal import Signal
 from napari_hotspot.annotations import AnnotationStore, Autosaver, Provenance, load_project, save_project
 from napari_hotspot.annotations.model import FrameAnnotation
 from napari_hotspot.errors import AnnotationError, HotspotError, ProjectIOError, PromptError, VideoError
-from napari_hotspot.session import DEFAULT_ADAPT_SECONDS
+from napari_hotspot.session import DEFAULT_ADAPT_SECONDS, DEFAULT_ADAPT_STEPS
 
 
 META_KEY = "napari_hotspot"
@@ -326,8 +326,8 @@ class HotspotController:
         #: Per-video adaptation budget per object, in seconds of training (0 = off): "Adapt now" trains
         #: for this long, and a run first adapts the objects with keyframes not learnt yet.
         self.adapt_seconds = float(adapt_seconds)
-        #: Optional cap on the optimiser steps of one adaptation per object (scripts and tests).
-        self.adapt_max_steps: int | None = None
+        #: Cap on the optimiser steps of one adaptation per object (None: the time budget alone).
+        self.adapt_max_steps: int | None = DEFAULT_ADAPT_STEPS
         #: Called with no arguments to ask the user for a project folder (the widget sets a dialog).
         self.ask_project_path: Callable[[], str | None] | None = None
         self.last_error: Exception | None = None

@@ -19,7 +19,7 @@ from ..models.resolution import DEFAULT_LONG_SIDE
 from ..models.tracking import deepest_point
 from ..models.weights import ModelBundle
 from ..pipeline import TRACK_CACHE_BYTES, Prompt, track_video
-from ..session import HotspotSession
+from ..session import DEFAULT_ADAPT_STEPS, HotspotSession
 from ..video import open_source
 from .hotspot import point_inside, temporal_jitter
 from .report import evaluate_sequence, list_sequences, read_label_png
@@ -116,7 +116,7 @@ def correction_curve(
     init: str = "mask",
     models: ModelBundle | None = None,
     adapt_seconds: float = 0.0,
-    adapt_steps: int | None = None,
+    adapt_steps: int | None = DEFAULT_ADAPT_STEPS,
     long_side: int = DEFAULT_LONG_SIDE,
 ) -> list[dict]:
     """The simulated-annotator correction protocol on one sequence (one object per first-frame id).

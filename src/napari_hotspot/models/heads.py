@@ -115,8 +115,10 @@ def weighted_correlation(
     search_keys (B, D, h, w); ref_keys (B, D, M) (M reference pixels, any subset);
     ref_mask, ref_hotspot (B, M) in [0, 1]. Returns (B, 4, h, w).
     """
-    if search_keys.shape[0] == 1 and not torch.is_grad_enabled():
-        return _weighted_correlation_single(search_keys, ref_keys, ref_mask, ref_hotspot, temperature)
+    if not torch.is_grad_enabled():  # inference, adaptation and validation inputs: no gradient needed
+        return torch.cat([_weighted_correlation_single(search_keys[i : i + 1], ref_keys[i : i + 1], ref_mask[i : i + 1],
+                                                       ref_hotspot[i : i + 1], temperature)
+                          for i in range(search_keys.shape[0])], 0)
     b, d, h, w = search_keys.shape
     q = search_keys.reshape(b, d, h * w)
     sim = torch.einsum("bdn,bdm->bnm", q, ref_keys)  # cosine similarity (B, N, M)
@@ -133,7 +135,7 @@ def weighted_correlation(
 
 
 def _weighted_correlation_single(search_keys, ref_keys, ref_mask, ref_hotspot, temperature):
-    """Inference path of weighted_correlation (batch 1, no grad), equal to it up to float rounding
+    """No-gradient path of weighted_correlation for one batch element, equal to it up to float rounding
     but about 2x faster: the similarity matrix is computed as its foreground and background column
     blocks, so the per-block maxima need no masked copies and the softmax reuses them in place."""
     _, d, h, w = search_keys.shape

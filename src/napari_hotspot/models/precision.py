@@ -9,6 +9,7 @@ Set NAPARI_HOTSPOT_FP32=1 to force float32 everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -37,3 +38,15 @@ def inference_dtype() -> torch.dtype:
     if not _CHOSEN:
         _CHOSEN.append(_measure())
     return _CHOSEN[0]
+
+
+@contextlib.contextmanager
+def float32_only():
+    """Run inference in float32 inside this block (training caches encoder features this way, so the
+    cache and retrained weights do not depend on the CPU). Not thread-safe: for scripts."""
+    saved = list(_CHOSEN)
+    _CHOSEN[:] = [torch.float32]
+    try:
+        yield
+    finally:
+        _CHOSEN[:] = saved

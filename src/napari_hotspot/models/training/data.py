@@ -18,6 +18,7 @@ import torch
 from ...evaluation.report import read_label_png
 from ..augment import colour_jitter, random_affine
 from ..backbone import Encoder, FrameFeatures, frame_to_tensor, working_size
+from ..precision import float32_only
 
 
 def list_sequences(root: Path) -> list[str]:
@@ -83,7 +84,8 @@ def encode_sequence(
             views_m.append(vm.astype(bool))
             views_a.append(a)
         batch = torch.cat([frame_to_tensor(v, size) for v in views_img], 0)
-        f = encoder(batch).to(torch.float16)
+        with float32_only():  # features independent of the CPU's fast dtype (precision.py)
+            f = encoder(batch).to(torch.float16)
         all_feats.append([FrameFeatures(*(f[k][i : i + 1] for k in ("s4", "s8", "s16", "s32"))) for i in range(len(views_img))])
         all_masks.append(np.stack(views_m))
         all_aff.append(np.stack(views_a))
