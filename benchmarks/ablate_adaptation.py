@@ -27,7 +27,7 @@ from napari_hotspot.session import HotspotSession
 from napari_hotspot.video import open_source
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_track import machine  # noqa: E402
+from bench_track import emit, machine  # noqa: E402
 
 PARTS = {"late": ADAPTED_PARTS, "all": None}
 
@@ -71,10 +71,7 @@ def main(argv=None) -> None:
                 lines.append(f"| {parts} | {steps} | " + " | ".join(f"{j:.3f}" for j in js)
                              + f" | {np.mean(js):.3f} | {np.mean([r[1] for r in res]):.1f} |")
                 print(lines[-1], flush=True)
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from napari_hotspot.session import DEFAULT_ADAPT_SECONDS, HotspotSession
 from napari_hotspot.video import open_source
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_track import encoder_only_ms, machine  # noqa: E402
+from bench_track import emit, encoder_only_ms, machine  # noqa: E402
 
 
 def run_once(models, root: Path, seq: str, budget: float, out: Path) -> dict:
@@ -76,10 +76,7 @@ def main(argv=None) -> None:
     mean_a = {k: float(np.mean([r[1][k] for r in rows])) for k in ("fps", "J", "adapt_s", "views_s", "steps", "step_ms")}
     lines.append(f"| **mean** | {mean['fps']:.1f} | {mean_a['fps']:.1f} | {mean['J']:.3f} | {mean_a['J']:.3f} | "
                  f"{mean_a['adapt_s']:.1f} | {mean_a['views_s']:.1f} | {mean_a['steps']:.0f} | {mean_a['step_ms']:.0f} |")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

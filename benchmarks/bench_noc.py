@@ -22,7 +22,7 @@ from napari_hotspot.session import HotspotSession
 from napari_hotspot.video import open_source
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_track import machine  # noqa: E402
+from bench_track import emit, machine  # noqa: E402
 
 
 def main(argv=None):
@@ -66,10 +66,7 @@ def main(argv=None):
     for r in rows + [{"sequence": "**mean**", "frames": sum(r["frames"] for r in rows),
                       **{c: float(np.mean([r[c] for r in rows])) for c in cols[2:]}}]:
         lines.append("| " + " | ".join(str(r[c]) if isinstance(r[c], (str, int)) else f"{r[c]:.2f}" for c in cols) + " |")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

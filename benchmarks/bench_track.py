@@ -41,6 +41,14 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 
+def emit(lines: list[str], out: Path | None) -> None:
+    """Print a benchmark's Markdown report, and write it to `out` when given (shared by the scripts)."""
+    text = "\n".join(lines)
+    print(text)
+    if out:
+        out.write_text(text + "\n")
+
+
 def encoder_only_ms(models: ModelBundle, size, n=10) -> float:
     from napari_hotspot.models.backbone import frame_to_tensor
 
@@ -144,10 +152,7 @@ def main(argv=None):
         m300, m3000 = peak_rss_mib(300), peak_rss_mib(3000)
         lines += ["", f"Peak RSS tracking a 240x320 synthetic video: 300 frames {m300:.0f} MiB, "
                       f"3000 frames {m3000:.0f} MiB (ratio {m3000 / m300:.2f})"]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -16,20 +16,11 @@ import sys
 import threading
 from pathlib import Path
 
+from napari_hotspot.argtypes import non_negative_int as _non_negative_int
 from napari_hotspot.argtypes import positive_int as _positive_int
 from napari_hotspot.models.resolution import DEFAULT_LONG_SIDE
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
