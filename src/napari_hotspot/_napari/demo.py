@@ -104,6 +104,12 @@ def run(args: argparse.Namespace) -> int:
 
     scripted = args.screenshot is not None or args.quit
     sample = make_sample_video(num_frames=args.frames)
+    if scripted:
+        # napari's one-time PyQt5 deprecation toast would cover the canvas in the documentation
+        # screenshot; it is about napari's Qt backend, not this plugin. Interactive runs keep it.
+        from napari._qt import qt_main_window
+
+        qt_main_window.SHOW_QT_WARNING = False
     viewer = napari.Viewer(title="napari-hotspot demo")
     viewer.window.resize(*WINDOW_SIZE)
     frame_names = [f"{i:05d}" for i in range(sample.num_frames)]
