@@ -7,7 +7,7 @@ Reports the run's wall time (models load inside it, once per worker) and the clu
 separately, videos/s and frames/s, and the largest peak RSS of a worker process. Prints a Markdown
 table naming the machine, the data and the command.
 
-    python benchmarks/bench_batch.py [--videos 4] [--frames 48] [--size 240x320] [--workers 1 2] [--long-side 512]
+    python benchmarks/bench_batch.py [--videos 4] [--frames 48] [--size 240x320] [--workers 1 2] [--long-side 448]
                                      [--adapt 0]
 """
 

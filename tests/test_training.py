@@ -48,8 +48,11 @@ def test_egnet_retrains_on_real_fixation_data(tiny_davis, tmp_path):
         x, y = sample.hotspots[i, 0, :2]
         np.savetxt(fix / "fixations" / f"{i}.csv", [[x, y], [x + 2, y + 1]], delimiter=",", header="x,y", comments="")
     out = tmp_path / "run"
-    train_main(["--davis-root", str(root), "--head", "egnet", "--steps-egnet", "2", "--batch-size", "2",
-                "--fixations-root", str(fix), "--cache", str(tmp_path / "cache"), "--out", str(out)])
+    # Through the documented command line (`napari-hotspot train ...`), options first.
+    from napari_hotspot.cli import main as cli_main
+
+    assert cli_main(["train", "--davis-root", str(root), "--head", "egnet", "--steps-egnet", "2", "--batch-size", "2",
+                     "--fixations-root", str(fix), "--cache", str(tmp_path / "cache"), "--out", str(out)]) == 0
     net = EGNet()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     load_heads_into({"egnet": net}, out / "weights.pt")

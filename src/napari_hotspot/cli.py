@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prompt_args(p)
     p.add_argument("--weights", type=Path, default=None, help="model weights (default: the shipped ones)")
     p.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
-                   help="per-video adaptation budget in seconds (default: the session default; 0 = off)")
+                   help="per-video adaptation budget in seconds (default 10 s, at most 40 steps; 0 = off)")
     _add_long_side_arg(p)
     p.set_defaults(func=cmd_track)
 
@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulated prompt on frame 0 (mask: ground truth; click: deepest interior point)")
     p.add_argument("--predictions", type=Path, default=None, help="score these DAVIS-format predictions instead")
     p.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
-                   help="per-video adaptation budget (default: the session default; 0 = off)")
+                   help="per-video adaptation budget in seconds (default 10 s, at most 40 steps; 0 = off)")
     p.add_argument("--hotspot-maps", type=Path, default=None, metavar="EXPORT_DIR",
                    help="score --hotspots against a hotspot ground-truth export (labelling dock / io_hotspot_maps)")
     p.add_argument("--hotspots", type=Path, default=None, metavar="CSV", help="predicted hotspots.csv to score")
@@ -217,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from .errors import HotspotError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:
+        # The trainer owns its options (and --help); argparse's REMAINDER would reject a leading option.
+        return cmd_train(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

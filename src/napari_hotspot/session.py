@@ -3,7 +3,8 @@
 Shaped like SAM2's video predictor. Coordinates in and out are pixels of the original frames
 (x = column, y = row); the networks run at a working resolution (long side 448 by default).
 One encoder pass per frame serves every head and every object; features are kept in a small LRU
-cache so a new click on an encoded frame re-runs only the Gaze2Mask decoder.
+cache so a new click on an encoded frame re-runs only the Gaze2Mask decoder and one tracker pass
+that refines its mask (no encoder pass).
 """
 
 from __future__ import annotations
@@ -479,7 +480,8 @@ class HotspotSession:
 def _near_clicked_parts(mask_work: torch.Tensor, pos, reach: float = 0.05) -> torch.Tensor:
     """Drop the mask's parts that lie far (over `reach` x the image diagonal) from the parts the positive
     clicks are on: look-alike objects elsewhere in the frame (breakdance: spectators in the dancer's red)
-    are not the clicked object (held-out DAVIS, one click: IoU 0.671 -> 0.700, no sequence worse)."""
+    are not the clicked object (held-out DAVIS, one click at the deepest point of every 10th frame:
+    mean IoU over frames 0.671 -> 0.700, no sequence worse)."""
     import cv2
 
     if not pos:

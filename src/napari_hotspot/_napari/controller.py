@@ -829,7 +829,7 @@ class HotspotController:
             self._request_encode(self.current_frame)
 
     def _request_encode(self, frame: int) -> None:
-        """Encode the frame the user looks at in a thread, so the next click only runs the decoder."""
+        """Encode the frame the user looks at in a thread, so the next click only runs the heads."""
         if self.session is None:
             return
         if self._encode_worker is not None:
@@ -1506,7 +1506,7 @@ class HotspotController:
         return {"steps": int(state["steps"]), "seconds": float(state["seconds"]), "frames": list(state["frames"])}
 
     def adaptation_text(self, obj_id: int | None = None) -> str:
-        """One line for the dock: "adapted: 240 steps, 10.1 s" or "base model" (and what is pending)."""
+        """One line for the dock: "adapted: 40 steps, 4.8 s" or "base model" (and what is pending)."""
         oid = self.selected_id if obj_id is None else obj_id
         if self.session is None or not oid or self.store is None or not self.store.has_object(oid):
             return ""

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--long-side", type=int, default=None,
                         help="working resolution of the networks (default: the video's own size, 320)")
     parser.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
-                        help="the dock's per-video adaptation budget (default: the session default; 0 = off)")
+                        help="the dock's per-video adaptation budget (default 10 s, at most 40 steps; 0 = off)")
 
 
 def _click_point(mask: np.ndarray) -> tuple[float, float]:

@@ -42,7 +42,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("Shift-T", "track", "Track both directions", (("direction", "both"),), group="Track"),
     Shortcut("Shift-R", "repropagate_from_here",
              "Re-propagate from the current frame until the next keyframe (widget direction)", group="Track"),
-    Shortcut("Shift-C", "cancel", "Cancel the running propagation (keeps the frames done so far)", group="Track"),
+    Shortcut("Shift-C", "cancel", "Cancel the running propagation or adaptation (keeps what is done so far)", group="Track"),
     # correction
     Shortcut("Control-Z", "undo", "Undo the last prompt, correction or whole propagation run", group="Correct"),
     Shortcut("Control-Shift-Z", "redo", "Redo", group="Correct"),

@@ -189,7 +189,8 @@ class HotspotWidget(QWidget):
         self.adapt_spin.setValue(self.controller.adapt_seconds)
         self.adapt_spin.setToolTip(
             "Per-video adaptation: seconds of fine-tuning each object's own copy of the tracker on its prompts "
-            "and corrections (synthetic motion of those frames). Track runs it first for every object with "
+            "and corrections (synthetic motion of those frames); each adaptation also stops after 40 steps "
+            "(about 5 s on 2 cores). Track runs it first for every object with "
             "keyframes it has not learnt yet; 'Adapt now' runs it on demand. Cancel stops it and keeps what "
             "was learnt. 0 = off: nothing is trained (an object adapted earlier keeps its adapted copy until "
             "'Reset adaptation'). Adapted weights are saved with the project.")

@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--long-side", type=_positive_int, default=DEFAULT_LONG_SIDE,
                         help="long side of the networks' working resolution in pixels (default %(default)s)")
     parser.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
-                        help="per-video tracker adaptation budget in seconds (default: the session default, as "
-                             "for track; 0 = off, the only reproducible setting)")
+                        help="per-video tracker adaptation budget in seconds (default: 10 s and at most 40 "
+                             "steps, as for track; 0 = off, reproducible on any machine)")
     parser.add_argument("--retries", type=_non_negative_int, default=2,
                         help="re-runs of a video whose task raised an unexpected error (default 2)")
     parser.add_argument("--allowed-failures", type=_non_negative_int, default=3,

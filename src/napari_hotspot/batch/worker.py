@@ -321,8 +321,8 @@ def process_video(item: BatchItem, out_dir: str | os.PathLike, weights: str | No
                   long_side: int = DEFAULT_LONG_SIDE, threads: int = 1, adapt_seconds: float = 0.0) -> VideoResult:
     """Pre-annotate one video into `out_dir/<item.name>/`; idempotent (a complete folder is skipped).
 
-    `adapt_seconds` > 0 fine-tunes the tracker to the video first (`HotspotSession.adapt`); its
-    result depends on how many steps fit in the time, so only adapt_seconds=0 is reproducible."""
+    `adapt_seconds` > 0 fine-tunes the tracker to the video first (`HotspotSession.adapt`, at most
+    40 steps); its result repeats wherever those steps fit in the time, and adapt_seconds=0 anywhere."""
     from napari_hotspot.session import HotspotSession
     from napari_hotspot.video import open_source
 

@@ -2,7 +2,8 @@
 
 Each prompted or corrected frame is warped into a few random affine + colour views (synthetic motion
 with known correspondence), encoded once, and the copy is trained on (anchor view, previous view,
-search view) triples of those frames for a time budget. The base weights are never touched.
+search view) triples of those frames for a time budget and at most a number of steps. The base
+weights are never touched.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from .heads import WCSTracker, matching_keys
 from .tracking import correlation_input, deepest_point, make_reference, stack_references
 
 DEFAULT_VIEWS = 6
-# The parts of the tracker head a per-object copy fine-tunes: everything after the first stride-8
-# block. Freezing the early blocks made a step about 40% cheaper and stopped the loss of J with more
-# steps on held-out DAVIS (20/40/80 steps: J 0.754/0.755/0.746 vs 0.755 at 40 and 0.744 at 80 steps
-# for the whole head; docs/model_card.md).
+# The parts of the tracker head a per-object copy fine-tunes: the second stride-8 block, the
+# stride-4 block and the mask and hotspot outputs (the projections and first blocks stay frozen).
+# On held-out DAVIS this scored as the whole head did at 20-40 steps and lost less with more steps
+# (20/40/80 steps: J 0.752/0.754/0.748; whole head 0.756/0.754/0.744), at a cheaper step
+# (docs/benchmarks.md, "Adaptation: parts and steps").
 ADAPTED_PARTS = ("block8b", "block4", "mask8", "mask4", "hot_block", "hot_out")
 
 
@@ -116,7 +118,8 @@ class TrackerAdapter:
 
     def fit(self, seconds: float, batch_size: int = 4, should_stop: Callable[[], bool] | None = None,
             progress: Callable[[float], None] | None = None, max_steps: int | None = None) -> int:
-        """Train for about `seconds` (0 = nothing); returns the steps run. Cancellable via should_stop."""
+        """Train for about `seconds` (0 = nothing) and at most `max_steps` steps (None: no cap); returns
+        the steps run. Cancellable via should_stop."""
         if seconds <= 0 or not self.examples:
             return 0
         self.model.train()

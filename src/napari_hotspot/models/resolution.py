@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # Long side of the working resolution; the short side keeps the aspect ratio, rounded to 32.
 # 448 rather than 512: on held-out DAVIS it scored J 0.668 vs 0.658 without adaptation and 0.752 vs
-# 0.735 with it, at about 1.3x the speed (docs/benchmarks.md, "Working resolution").
+# 0.735 with it, at about 1.5x the speed (docs/benchmarks.md, "Working resolution").
 DEFAULT_LONG_SIDE = 448
 
 
