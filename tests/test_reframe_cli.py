@@ -185,7 +185,7 @@ def test_cli_runs_the_tracker_from_a_mask_prompt(tmp_path, sample_mp4, sample):
     paths = write_sample(short, kind="mp4", sample=make_sample_video(num_frames=4))  # CPU model work: keep short
     out = tmp_path / "t.mp4"
     args = parse([str(paths.frames), "--out", str(out), "--aspect", "4:5", "--mask",
-                  str(paths.annotations / "00000.png"), "--report", str(tmp_path / "t.json")])
+                  str(paths.annotations / "00000.png"), "--report", str(tmp_path / "t.json"), "--adapt", "0.5"])
     # the GT PNG holds two objects; the prompt mask is "any non-zero pixel"
     assert reframe_cli.run(args) == 0
     report = json.loads((tmp_path / "t.json").read_text())

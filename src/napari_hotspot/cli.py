@@ -21,7 +21,7 @@ def _add_prompt_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negative", type=_xy, action="append", default=[], help="negative click X,Y (with --click)")
 
 
-def _prompt_from_args(args, frame_size):
+def prompt_from_args(args, frame_size):
     from .pipeline import Prompt, read_mask_png
 
     if args.mask is not None:
@@ -33,7 +33,7 @@ def _prompt_from_args(args, frame_size):
     return Prompt("auto", args.frame)
 
 
-def _adapt_seconds(args) -> float:
+def adapt_seconds(args) -> float:
     from .session import DEFAULT_ADAPT_SECONDS
 
     return DEFAULT_ADAPT_SECONDS if args.adapt is None else max(0.0, args.adapt)
@@ -50,10 +50,10 @@ def cmd_track(args) -> int:
         raise PromptError("--negative needs at least one --click")
     source = open_source(args.source, cache_bytes=TRACK_CACHE_BYTES)
     session = HotspotSession(source, ModelBundle.load(args.weights), long_side=args.long_side)
-    prompt = _prompt_from_args(args, session.frame_size)
+    prompt = prompt_from_args(args, session.frame_size)
     progress, close = terminal_progress("track")
     try:
-        run = track_video(session, [prompt], args.out, progress, adapt_seconds=_adapt_seconds(args))
+        run = track_video(session, [prompt], args.out, progress, adapt_seconds=adapt_seconds(args))
     finally:
         close()
     print(f"tracked {run.frames} frames in {run.seconds:.1f}s ({run.fps:.1f} fps); wrote {args.out}/masks and "
@@ -85,7 +85,7 @@ def cmd_eval(args) -> int:
         from .models.weights import ModelBundle
 
         rows = evaluate_tracker(root, args.out, args.sequences, args.init, ModelBundle.load(args.weights),
-                                adapt_seconds=_adapt_seconds(args), long_side=args.long_side)
+                                adapt_seconds=adapt_seconds(args), long_side=args.long_side)
     print(write_results(rows, args.out))
     return 0
 
@@ -122,7 +122,7 @@ def _eval_corrections(args, root) -> int:
     from .models.weights import ModelBundle
 
     models = ModelBundle.load(args.weights)
-    budget = _adapt_seconds(args)
+    budget = adapt_seconds(args)
     settings = {"memory only (--adapt 0)": 0.0}
     if budget > 0:
         settings[f"with adaptation ({budget:g} s)"] = budget
@@ -150,7 +150,7 @@ def _eval_corrections(args, root) -> int:
     return 0
 
 
-def _add_long_side_arg(p: argparse.ArgumentParser) -> None:
+def add_long_side_arg(p: argparse.ArgumentParser) -> None:
     from .models.resolution import DEFAULT_LONG_SIDE
 
     p.add_argument("--long-side", type=_positive_int, default=DEFAULT_LONG_SIDE, metavar="PX",
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, default=None, help="model weights (default: the shipped ones)")
     p.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
                    help="per-video adaptation budget in seconds (default 10 s, at most 40 steps; 0 = off)")
-    _add_long_side_arg(p)
+    add_long_side_arg(p)
     p.set_defaults(func=cmd_track)
 
     p = sub.add_parser("eval", help="score the tracker (or existing predictions) on DAVIS-layout data")
@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corrections", type=int, default=0, metavar="K",
                    help="simulate K worst-frame corrections; prints J after each, with and without adaptation")
     p.add_argument("--weights", type=Path, default=None)
-    _add_long_side_arg(p)
+    add_long_side_arg(p)
     p.add_argument("--out", type=Path, required=True, help="writes results.csv, summary.md (and predictions/)")
     p.set_defaults(func=cmd_eval)
 

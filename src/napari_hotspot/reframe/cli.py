@@ -88,6 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output height in pixels (default: the zoom-1 window's)")
     parser.add_argument("--fps", type=float, default=None, help="frame rate for frame folders (default 24)")
     parser.add_argument("--weights", type=Path, default=None, help="model weights for the tracker")
+    parser.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
+                        help="adapt the tracker to the video first, as for track (default 10 s, at most 40 steps; "
+                             "0 = off)")
+    from napari_hotspot.cli import add_long_side_arg
+
+    add_long_side_arg(parser)
 
 
 def _cuts(args, source) -> list[int]:
@@ -118,22 +124,16 @@ def _tracks(args, source):
         raise PromptError("--negative needs at least one --click")
     if args.objects:
         raise PromptError("--objects selects objects of --tracks; a prompt tracks one object")
+    from napari_hotspot.cli import adapt_seconds, prompt_from_args
     from napari_hotspot.models.weights import ModelBundle
-    from napari_hotspot.pipeline import Prompt, read_mask_png, terminal_progress
+    from napari_hotspot.pipeline import terminal_progress
     from napari_hotspot.session import HotspotSession
 
-    if args.mask is not None:
-        prompt = Prompt("mask", args.frame, mask=read_mask_png(args.mask, frame_size))
-    elif args.click:
-        prompt = Prompt("click", args.frame, points=list(args.click), negative=list(args.negative))
-    elif args.box is not None:
-        prompt = Prompt("box", args.frame, box=args.box)
-    else:
-        prompt = Prompt("auto", args.frame)
-    session = HotspotSession(source, ModelBundle.load(args.weights))
+    prompt = prompt_from_args(args, frame_size)
+    session = HotspotSession(source, ModelBundle.load(args.weights), long_side=args.long_side)
     progress, close = terminal_progress("track")
     try:
-        return run_tracker(session, [prompt], progress)
+        return run_tracker(session, [prompt], progress, adapt_seconds=adapt_seconds(args))
     finally:
         close()
 

@@ -105,9 +105,11 @@ def load_tracks(path: Path, frame_names: Sequence[str], frame_size: tuple[int, i
                          "(masks/ + hotspots.csv)")
 
 
-def run_tracker(session, prompts: Sequence, progress: Callable[[int, int], None] | None = None) -> list[ObjectTrack]:
-    """Apply ``pipeline.Prompt``s to a ``HotspotSession``, propagate both ways and return the tracks
-    (masks kept compressed, so long videos fit in memory)."""
+def run_tracker(session, prompts: Sequence, progress: Callable[[int, int], None] | None = None,
+                adapt_seconds: float = 0.0) -> list[ObjectTrack]:
+    """Apply ``pipeline.Prompt``s to a ``HotspotSession``, adapt each object's tracker for
+    ``adapt_seconds`` (0 = off), propagate both ways and return the tracks (masks kept compressed,
+    so long videos fit in memory)."""
     num_frames = session.num_frames
     ids: list[int] = []
     masks: dict[int, list[CompressedMask | None]] = {}
@@ -127,6 +129,8 @@ def run_tracker(session, prompts: Sequence, progress: Callable[[int, int], None]
     for prompt in prompts:
         r = prompt.apply(session)
         put(r.object_id, r.frame, r.mask, r.hotspot)
+    for oid in list(ids):
+        session.adapt(oid, adapt_seconds)
     for r in session.propagate(direction="both"):
         put(r.object_id, r.frame, r.mask, r.hotspot)
         if progress is not None:
