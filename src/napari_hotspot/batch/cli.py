@@ -87,11 +87,6 @@ def _start_cluster(args, n_videos: int):
     return start_local_cluster(n_workers, args.allowed_failures)
 
 
-def _adapt_seconds(args) -> float:
-    from napari_hotspot.session import DEFAULT_ADAPT_SECONDS
-
-    return DEFAULT_ADAPT_SECONDS if args.adapt is None else max(0.0, float(args.adapt))
-
 
 def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
@@ -100,6 +95,7 @@ def _raise_keyboard_interrupt(signum, frame):
 def run(args) -> int:
     """Run a batch from parsed arguments; returns the exit status."""
     from napari_hotspot.batch.manifest import missing_files, read_manifest
+    from napari_hotspot.cli import adapt_seconds
     from napari_hotspot.batch.runner import (
         REPORT_FILE,
         dashboard_link,
@@ -141,7 +137,7 @@ def run(args) -> int:
                 no_plots = cluster is not None and importlib.util.find_spec("bokeh") is None
                 log(f"dask dashboard: {link}" + (" (its plots need bokeh>=3.1, not installed)" if no_plots else ""))
             summary = run_batch(items, out_dir, client, weights=args.weights, long_side=args.long_side,
-                                retries=args.retries, adapt_seconds=_adapt_seconds(args), log=log)
+                                retries=args.retries, adapt_seconds=adapt_seconds(args), log=log)
         except KeyboardInterrupt:  # before run_batch took over (cluster start-up)
             pass
         finally:
