@@ -51,12 +51,18 @@ def cmd_track(args) -> int:
     source = open_source(args.source, cache_bytes=TRACK_CACHE_BYTES)
     session = HotspotSession(source, ModelBundle.load(args.weights), long_side=args.long_side)
     prompt = prompt_from_args(args, session.frame_size)
+    budget = adapt_seconds(args)
+    if budget > 0:  # a few silent seconds before the progress bar otherwise
+        print(f"adapting the tracker to this video (up to {budget:g} s; --adapt 0 skips it)", file=sys.stderr)
     progress, close = terminal_progress("track")
     try:
-        run = track_video(session, [prompt], args.out, progress, adapt_seconds=adapt_seconds(args))
+        run = track_video(session, [prompt], args.out, progress, adapt_seconds=budget)
     finally:
         close()
-    print(f"tracked {run.frames} frames in {run.seconds:.1f}s ({run.fps:.1f} fps); wrote {args.out}/masks and "
+    adapted = session.adaptation_state(prompt.object_id)
+    note = (f"; adapted in {run.timings['adapt']:.1f}s ({adapted['steps']} steps)" if adapted and adapted["steps"]
+            else "")
+    print(f"tracked {run.frames} frames in {run.seconds:.1f}s ({run.fps:.1f} fps){note}; wrote {args.out}/masks and "
           f"{args.out}/hotspots.csv")
     return 0
 
