@@ -323,6 +323,69 @@ def test_painting_a_new_label_adds_an_object(setup, sample):
     assert not c.store.has_object(4) and not masks.data[3].any()
 
 
+@pytest.fixture
+def small_mask_cache(monkeypatch):
+    """A 4-frame dense cache for the masks layer (the default holds more than this 24-frame video)."""
+    from napari_hotspot._napari import lazy_labels
+
+    monkeypatch.setattr(lazy_labels, "DEFAULT_CACHE_FRAMES", 4)
+
+
+def test_lazy_masks_layer_brush_fill_and_undo_reach_the_store(small_mask_cache, setup, sample, monkeypatch):
+    from napari_hotspot._napari.lazy_labels import LazyLabels
+
+    viewer, widget, c = setup
+    monkeypatch.setattr(LazyLabels, "__array__", lambda *a, **k: pytest.fail("dense masks volume made"))
+    paint_object_1(c, sample)
+    track_and_wait(widget, c)
+    masks = c.layer("masks")
+    data = masks.data
+    assert isinstance(data, LazyLabels) and data.store is c.store
+    assert data.shape == (T, H, W) and data.dtype == np.uint8 and masks.ndim == 3
+    assert len(data.cached_frames) <= 4 and data.cache_nbytes < 6 * H * W  # never the whole volume
+    for t in range(T):  # every frame read through a 4-frame cache still shows the store
+        np.testing.assert_array_equal(masks.data[t], c.store.label_frame(t))
+    # brush: a blob of object 1 on frame 9 is a correction; napari's own undo/redo replays it on the layer
+    c.go_to_frame(9)
+    viewer.layers.selection.active = masks
+    before = c.store.get(1, 9)
+    old = np.asarray(masks.data[9])
+    masks.brush_size = 9
+    masks.selected_label = 1
+    masks.paint((9, 10, 10), 1)
+    corrected = c.store.get(1, 9)
+    assert corrected.provenance is Provenance.USER_CORRECTED and corrected.mask[10, 10]
+    np.testing.assert_array_equal(c.store.label_frame(9), masks.data[9])
+    np.testing.assert_array_equal(masks._slice.image.raw, masks.data[9])  # what the canvas shows
+    assert 9 in c.session.anchors(1)
+    masks.undo()  # napari's per-stroke undo (bound to the store's undo on the keyboard): the layer's pixels
+    np.testing.assert_array_equal(masks.data[9], old)
+    masks.redo()
+    np.testing.assert_array_equal(masks.data[9], c.store.label_frame(9))
+    # bucket fill of frame 15's background with a new label: a new object with that region
+    masks.contiguous = True
+    masks.fill((15, 1, 1), 3)
+    assert c.last_error is None, c.last_error
+    assert c.store.has_object(3) and c.store.get(3, 15).provenance is Provenance.USER_CORRECTED
+    np.testing.assert_array_equal(c.store.get(3, 15).mask, np.asarray(masks.data[15]) == 3)
+    assert c.store.get(3, 15).mask[1, 1] and not (c.store.get(3, 15).mask & c.store.get(1, 15).mask).any()
+    # data_setitem with index arrays (a legacy history atom) on a frame far from the others
+    masks.data_setitem((np.array([21, 21]), np.array([2, 3]), np.array([2, 3])), 1)
+    assert c.store.get(1, 21).provenance is Provenance.USER_CORRECTED and c.store.get(1, 21).mask[3, 3]
+    assert len(data.cached_frames) <= 4 and masks.data is data
+    # the store's undo (Ctrl+Z on the masks layer) takes the edits back, newest first, and the layer follows
+    c.undo()
+    assert c.store.get(1, 21) is not None and not c.store.get(1, 21).mask[3, 3]
+    np.testing.assert_array_equal(masks.data[21], c.store.label_frame(21))
+    viewer.window._qt_viewer._key_map_handler.press_key("Control-Z")
+    assert not c.store.has_object(3) and not (np.asarray(masks.data[15]) == 3).any()
+    c.undo()
+    assert c.store.get(1, 9) is before
+    np.testing.assert_array_equal(masks.data[9], old)
+    np.testing.assert_array_equal(masks.data[9], c.store.label_frame(9))
+    np.testing.assert_array_equal(masks._slice.image.raw, old)
+
+
 def test_dragging_or_placing_a_hotspot_is_a_correction(setup, sample):
     viewer, widget, c = setup
     paint_object_1(c, sample)

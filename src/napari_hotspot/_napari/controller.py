@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from psygnal import Signal
 
+from napari_hotspot._napari.lazy_labels import LazyLabels
 from napari_hotspot.annotations import AnnotationStore, Autosaver, Provenance, load_project, save_project
 from napari_hotspot.annotations.model import FrameAnnotation
 from napari_hotspot.errors import AnnotationError, HotspotError, ProjectIOError, PromptError, VideoError
@@ -100,16 +101,22 @@ class PromptGroup:
 
 
 def label_volume(store: AnnotationStore) -> np.ndarray:
-    """The (T, H, W) label volume of the store (uint8, uint16 above 255 objects).
+    """The dense (T, H, W) label volume of the store (uint8, uint16 above 255 objects).
 
-    Memory: T*H*W bytes (e.g. 410 MB for 1000 frames of 854x480); the store itself keeps masks
-    compressed, only this napari view is dense.
+    Memory: T*H*W bytes (e.g. 410 MB for 1000 frames of 854x480). The masks layer does not use it:
+    it shows ``lazy_label_volume(store)``, which makes frames on demand.
     """
     dtype = np.uint8 if max(store.object_ids, default=0) <= 255 else np.uint16
     volume = np.zeros(store.shape, dtype=dtype)
     for t in range(store.num_frames):
         volume[t] = store.label_frame(t)
     return volume
+
+
+def lazy_label_volume(store: AnnotationStore) -> LazyLabels:
+    """The store's (T, H, W) labels as a lazy, writable array (uint8, uint16 above 255 objects):
+    frames are made from the store when read, a few dense ones cached, written ones kept compressed."""
+    return LazyLabels(store)
 
 
 def hotspot_table(store: AnnotationStore) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -571,10 +578,10 @@ class HotspotController:
         with self._updating_layers():
             masks = self._find_layer(ROLE_MASKS)
             if masks is None or tuple(masks.data.shape) != store.shape:
-                masks = self.viewer.add_labels(label_volume(store), name=f"{base} masks", opacity=0.5,
+                masks = self.viewer.add_labels(lazy_label_volume(store), name=f"{base} masks", opacity=0.5,
                                                metadata=self._layer_meta(ROLE_MASKS), **spatial)
             else:
-                masks.data = label_volume(store)
+                masks.data = lazy_label_volume(store)
             self._layers[ROLE_MASKS] = masks
             clicks = self._find_layer(ROLE_CLICKS)
             if clicks is None:
@@ -682,8 +689,9 @@ class HotspotController:
         if masks is not None:
             needed = np.uint8 if max(self.store.object_ids, default=0) <= 255 else np.uint16
             with self._updating_layers():
-                if masks.data.dtype != needed:
-                    masks.data = label_volume(self.store)
+                data = masks.data
+                if data.dtype != needed or not (isinstance(data, LazyLabels) and data.store is self.store):
+                    masks.data = lazy_label_volume(self.store)
                 masks.colormap = self._labels_colormap()
                 masks.refresh()
         self._refresh_points()
@@ -692,9 +700,13 @@ class HotspotController:
         masks = self.layer(ROLE_MASKS)
         if masks is None:
             return
+        data = masks.data
         with self._updating_layers():
-            for t in frames:
-                masks.data[t] = self.store.label_frame(t)
+            if isinstance(data, LazyLabels) and data.store is self.store:
+                data.reload(frames)  # made from the store again when next read
+            else:
+                for t in frames:
+                    data[t] = self.store.label_frame(t)
 
     def _refresh_points(self) -> None:
         """Rebuild the hotspots and tracks layers from the store (cheap: one row per object and frame)."""

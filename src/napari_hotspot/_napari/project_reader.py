@@ -26,8 +26,8 @@ from napari_hotspot._napari.controller import (
     PromptGroup,
     hotspot_size,
     hotspot_table,
+    lazy_label_volume,
     prompt_layer_data,
-    label_volume,
     track_colors,
     track_table,
 )
@@ -93,7 +93,7 @@ def read_project(path) -> list[LayerData]:
 
     colors = {o.id: tuple(c / 255 for c in o.color) + (1.0,) for o in store.objects}
     cmap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), **colors})
-    layers.append((label_volume(store), {"name": f"{video_name} masks", "opacity": 0.5, "colormap": cmap,
+    layers.append((lazy_label_volume(store), {"name": f"{video_name} masks", "opacity": 0.5, "colormap": cmap,
                                          "metadata": md(ROLE_MASKS)}, "labels"))
     groups = {(int(r["frame"]), int(r["object_id"])): PromptGroup.from_json(r) for r in extra.get("prompts", [])}
     rows, labels, ids, rects, box_ids = prompt_layer_data(groups)
