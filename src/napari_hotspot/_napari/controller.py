@@ -100,19 +100,6 @@ class PromptGroup:
         return cls(clicks, None if box is None else tuple(float(v) for v in box))
 
 
-def label_volume(store: AnnotationStore) -> np.ndarray:
-    """The dense (T, H, W) label volume of the store (uint8, uint16 above 255 objects).
-
-    Memory: T*H*W bytes (e.g. 410 MB for 1000 frames of 854x480). The masks layer does not use it:
-    it shows ``lazy_label_volume(store)``, which makes frames on demand.
-    """
-    dtype = np.uint8 if max(store.object_ids, default=0) <= 255 else np.uint16
-    volume = np.zeros(store.shape, dtype=dtype)
-    for t in range(store.num_frames):
-        volume[t] = store.label_frame(t)
-    return volume
-
-
 def lazy_label_volume(store: AnnotationStore) -> LazyLabels:
     """The store's (T, H, W) labels as a lazy, writable array (uint8, uint16 above 255 objects):
     frames are made from the store when read, a few dense ones cached, written ones kept compressed."""

@@ -1,6 +1,6 @@
 """A lazy, writable, frame-sparse (T, H, W) label array for the masks Labels layer.
 
-``LazyLabels`` stands in for the dense ``label_volume(store)``: a frame is made (from the
+``LazyLabels`` replaces a dense (T, H, W) volume built from the store: a frame is made (from the
 ``AnnotationStore``, which keeps masks compressed) only when napari or the controller reads or
 writes it. At most ``cache_frames`` frames are held dense (least recently used first out); a frame
 written through the array (napari's brush, fill, erase, undo/redo, ``data[t] = ...``) that leaves
