@@ -16,12 +16,12 @@ from typing import Callable
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .augment import colour_jitter, random_affine
 from .backbone import Encoder, FrameFeatures, frame_to_tensor
 from .heads import WCSTracker, matching_keys
-from .tracking import correlation_input, deepest_point, make_reference, stack_references
+from .losses import deep_seg_loss
+from .tracking import correlation_input, deepest_point, hotspot_weights, make_reference, stack_references
 
 DEFAULT_VIEWS = 6
 # The parts of the tracker head a per-object copy fine-tunes: the second stride-8 block, the
@@ -132,10 +132,8 @@ class TrackerAdapter:
             with torch.no_grad():
                 corr = correlation_input(keys, ref_a, ref_p)
             m4, m8, hot = self.model(feats, corr, ref_p.mask_map)
-            loss = _seg_loss(m4, target) + 0.4 * _seg_loss(m8, F.adaptive_avg_pool2d(target, m8.shape[-2:]))
+            loss = deep_seg_loss(m4, m8, target)
             if hot_ok.any():
-                from .tracking import hotspot_weights
-
                 tgt = torch.stack([hotspot_weights(tuple(p.tolist()), hot.shape[-2:]) for p in hot_xy[hot_ok]])
                 tgt = tgt / tgt.sum(1, keepdim=True).clamp_min(1e-8)
                 loss = loss - 0.5 * (tgt * torch.log_softmax(hot[hot_ok].flatten(1), 1)).sum(1).mean()
@@ -156,12 +154,3 @@ class TrackerAdapter:
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.steps, self.seconds = int(state.get("steps", 0)), float(state.get("seconds", 0.0))
-
-
-def _seg_loss(logits, target):
-    if logits.shape[-2:] != target.shape[-2:]:
-        logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-    p = torch.sigmoid(logits)
-    inter = (p * target).sum((1, 2, 3))
-    dice = 1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)
-    return F.binary_cross_entropy_with_logits(logits, target) + dice.mean()

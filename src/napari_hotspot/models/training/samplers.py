@@ -5,7 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..backbone import FrameFeatures
 from ..guidance import click_sigma, gaussian_points, make_guidance
@@ -221,14 +220,3 @@ def hotspot_target_grid(xy: torch.Tensor, grid, stride: int = 8, sigma: float = 
     g = g.flatten(1)
     return g / g.sum(1, keepdim=True).clamp_min(1e-8)
 
-
-def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    p = torch.sigmoid(logits)
-    inter = (p * target).sum((1, 2, 3))
-    return (1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)).mean()
-
-
-def seg_loss(logits, target):
-    if logits.shape[-2:] != target.shape[-2:]:
-        logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-    return F.binary_cross_entropy_with_logits(logits, target) + dice_loss(logits, target)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..heads import EGNet, Gaze2MaskNet, WCSTracker, matching_keys
+from ..losses import deep_seg_loss
 from ..tracking import correlation_input, deepest_point, make_reference, stack_references, track_step
 from . import samplers
 from .data import EncodedSequence, build_cache, list_sequences
@@ -58,7 +59,7 @@ def train_tracker(model, seqs, steps, batch_size, lr, rng, device, log, checkpoi
             target, hot_xy, hot_valid = samplers.crop_targets(target, hot_xy, hot_valid, ys, xs)
         m4, m8, hot = model(feats_to(feats_c, device), corr.to(device), prev_map.to(device))
         target = target.to(device)
-        loss = samplers.seg_loss(m4, target) + 0.4 * samplers.seg_loss(m8, F.adaptive_avg_pool2d(target, m8.shape[-2:]))
+        loss = deep_seg_loss(m4, m8, target)
         if hot_valid.any():
             tgt = samplers.hotspot_target_grid(hot_xy[hot_valid], hot.shape[-2:]).to(device)
             logp = torch.log_softmax(hot[hot_valid.to(device)].flatten(1), 1)
@@ -73,7 +74,7 @@ def train_gaze2mask(model, seqs, steps, batch_size, lr, rng, device, log, checkp
         feats, guid, target = samplers.gaze2mask_batch(seqs, rng, batch_size)
         out, aux = model(feats_to(feats, device), guid.to(device))
         target = target.to(device)
-        return samplers.seg_loss(out, target) + 0.4 * samplers.seg_loss(aux, F.adaptive_avg_pool2d(target, aux.shape[-2:]))
+        return deep_seg_loss(out, aux, target)
 
     return fit(model, steps, lr, device, log, "gaze2mask", batch_loss, checkpoint)
 
