@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from napari_hotspot.models.backbone import LEVEL_CHANNELS, Encoder, FrameFeatures, frame_to_tensor, working_size
+from napari_hotspot.models.backbone import LEVEL_CHANNELS, Encoder, FrameFeatures, frame_to_tensor
 from napari_hotspot.models.guidance import make_guidance
 from napari_hotspot.models.heads import (CORR_CHANNELS, EGNet, Gaze2MaskNet, WCSTracker, matching_keys,
                                          weighted_correlation)
+from napari_hotspot.models.resolution import working_size
 from napari_hotspot.models.tracking import deepest_point, hotspot_from_heat, make_reference
 
 

@@ -14,14 +14,16 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import PromptError
-from .models.adaptation import ADAPTED_PARTS
-from .models.backbone import DEFAULT_LONG_SIDE, FrameFeatures, frame_to_tensor, working_size
+from .models.adaptation import ADAPTED_PARTS, TrackerAdapter
+from .models.backbone import FrameFeatures, frame_to_tensor
 from .models.guidance import make_guidance
+from .models.resolution import DEFAULT_LONG_SIDE, working_size
 from .models.tracking import Reference, deepest_point, make_reference, mask_core, track_step
 from .models.weights import ModelBundle
 
@@ -201,9 +203,10 @@ class HotspotSession:
         with torch.no_grad():
             logits = self.models.egnet(feats)
         heat = F.interpolate(logits, size=self.work_size, mode="bilinear", align_corners=False)[0, 0]
-        if not bool((mask_work > 0.5).any()):
+        fg = (mask_work > 0.5).numpy()
+        if not fg.any():
             return None
-        inside = torch.from_numpy(mask_core((mask_work > 0.5).numpy()))  # the object's core, as in tracking
+        inside = torch.from_numpy(mask_core(fg))  # the object's core, as in tracking
         heat = heat.masked_fill(~inside, float("-inf"))
         y, x = divmod(int(torch.argmax(heat)), self.work_size[1])
         return float(x), float(y)
@@ -352,8 +355,6 @@ class HotspotSession:
         (one encoder pass over each frame's synthetic views), without training; returns the frames
         added. Lets a caller that shares the session between threads add frames one short lock hold
         at a time, then train in chunks with `adapt(..., max_steps=...)`."""
-        from .models.adaptation import TrackerAdapter
-
         pending = self.pending_adaptation_frames(object_id)[:max_frames]
         if not pending:
             return []
@@ -362,8 +363,6 @@ class HotspotSession:
                                                        parts=self.adapt_parts)
             self._adapted_frames[object_id] = set()
         adapter = self._adapters[object_id]
-        import cv2
-
         h, w = self.work_size
         for frame in pending:
             anchor = self._objects[object_id].anchors[frame]
@@ -386,8 +385,6 @@ class HotspotSession:
         return None if a is None else {**a.state_dict(), "frames": sorted(self._adapted_frames[object_id])}
 
     def load_adaptation_state(self, object_id: int, state: dict) -> None:
-        from .models.adaptation import TrackerAdapter
-
         a = TrackerAdapter(self.models.tracker, self.work_size, seed=object_id, parts=self.adapt_parts)
         a.load_state_dict(state)
         self._adapters[object_id] = a
@@ -482,8 +479,6 @@ def _near_clicked_parts(mask_work: torch.Tensor, pos, reach: float = 0.05) -> to
     clicks are on: look-alike objects elsewhere in the frame (breakdance: spectators in the dancer's red)
     are not the clicked object (held-out DAVIS, one click at the deepest point of every 10th frame:
     mean IoU over frames 0.671 -> 0.700, no sequence worse)."""
-    import cv2
-
     if not pos:
         return mask_work
     m = (mask_work > 0.5).numpy().astype(np.uint8)

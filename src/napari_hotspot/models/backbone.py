@@ -10,13 +10,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .precision import inference_dtype
+
 # Block indices of EfficientNet-Lite0 whose outputs end each resolution level.
 _LEVEL_BLOCKS = {"s4": 2, "s8": 4, "s16": 10, "s32": 15}
 LEVEL_CHANNELS = {"s4": 24, "s8": 40, "s16": 112, "s32": 320}
 LEVELS = ("s4", "s8", "s16", "s32")
-
-from .precision import inference_dtype
-from .resolution import DEFAULT_LONG_SIDE, working_size  # noqa: F401  (re-exported)
 
 
 def frame_to_tensor(frame: np.ndarray, size: tuple[int, int]) -> torch.Tensor:

@@ -17,8 +17,9 @@ import torch
 
 from ...evaluation.report import read_label_png
 from ..augment import colour_jitter, random_affine
-from ..backbone import Encoder, FrameFeatures, frame_to_tensor, working_size
+from ..backbone import Encoder, FrameFeatures, frame_to_tensor
 from ..precision import float32_only
+from ..resolution import working_size
 
 
 def list_sequences(root: Path) -> list[str]:

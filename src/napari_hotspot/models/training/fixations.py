@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..backbone import Encoder, FrameFeatures, frame_to_tensor, working_size
+from ..backbone import Encoder, FrameFeatures, frame_to_tensor
 from ..guidance import gaussian_points
+from ..resolution import working_size
 
 
 def load_fixation_set(root: Path, cache_dir: Path, log=print):
