@@ -18,12 +18,12 @@ import pytest
 from qtpy.QtWidgets import QApplication
 from scipy.ndimage import distance_transform_edt
 
-from napari_hotspot._napari.controller import HotspotController, read_fixations_csv, shared_models
+from napari_hotspot._napari.controller import HotspotController, read_fixations_csv
 from napari_hotspot._napari.keybindings import SHORTCUTS, markdown_table
 from napari_hotspot._napari.widget import HotspotWidget, controller_for
 from napari_hotspot.annotations import Provenance
 from napari_hotspot.errors import PromptError
-from napari_hotspot.sample_data import make_sample_video, write_sample
+from napari_hotspot.sample_data import make_sample_video
 
 pytestmark = pytest.mark.gui
 
@@ -32,18 +32,10 @@ LONG_SIDE = 256
 
 
 @pytest.fixture(scope="module")
-def models():
-    return shared_models()
-
-
-@pytest.fixture(scope="module")
 def sample():
     return make_sample_video(num_frames=T, height=H, width=W)
 
 
-@pytest.fixture(scope="module")
-def sample_folder(tmp_path_factory, sample):
-    return write_sample(tmp_path_factory.mktemp("video"), "folder", sample=sample)
 
 
 def deepest(mask: np.ndarray) -> tuple[float, float]:

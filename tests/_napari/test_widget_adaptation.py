@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from napari_hotspot._napari.controller import adaptation_file_name, shared_models
+from napari_hotspot._napari.controller import adaptation_file_name
 from napari_hotspot._napari.widget import HotspotWidget
 from napari_hotspot.annotations import load_project
 from napari_hotspot.errors import ProjectIOError, PromptError
-from napari_hotspot.sample_data import make_sample_video, write_sample
+from napari_hotspot.sample_data import make_sample_video
 
 pytestmark = pytest.mark.gui
 
@@ -30,18 +30,10 @@ STEPS = 2
 
 
 @pytest.fixture(scope="module")
-def models():
-    return shared_models()
-
-
-@pytest.fixture(scope="module")
 def sample():
     return make_sample_video(num_frames=T, height=H, width=W)
 
 
-@pytest.fixture(scope="module")
-def sample_folder(tmp_path_factory, sample):
-    return write_sample(tmp_path_factory.mktemp("video"), "folder", sample=sample)
 
 
 def open_with_widget(viewer, models, path, autosave_dir, adapt_seconds=BUDGET_S):

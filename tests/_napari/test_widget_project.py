@@ -12,14 +12,13 @@ import pytest
 from qtpy.QtWidgets import QApplication
 from scipy.ndimage import distance_transform_edt
 
-from napari_hotspot._napari.controller import shared_models
 from napari_hotspot._napari.project_reader import read_project
 from napari_hotspot._napari.reader import get_reader, read_project as reader_read_project
 from napari_hotspot._napari.widget import HotspotWidget, menu_save_project
 from napari_hotspot.annotations import Provenance, is_project_dir, load_project
 from napari_hotspot.annotations.io_davis import read_davis_folder
 from napari_hotspot.errors import ProjectIOError
-from napari_hotspot.sample_data import make_sample_video, write_sample
+from napari_hotspot.sample_data import make_sample_video
 
 pytestmark = pytest.mark.gui
 
@@ -27,18 +26,10 @@ T, H, W = 12, 96, 128
 
 
 @pytest.fixture(scope="module")
-def models():
-    return shared_models()
-
-
-@pytest.fixture(scope="module")
 def sample():
     return make_sample_video(num_frames=T, height=H, width=W)
 
 
-@pytest.fixture(scope="module")
-def sample_folder(tmp_path_factory, sample):
-    return write_sample(tmp_path_factory.mktemp("video"), "folder", sample=sample)
 
 
 def deepest(mask):
