@@ -155,7 +155,4 @@ def track_step(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, pre
     mask_prob = torch.sigmoid(F.interpolate(m4, size=size, mode="bilinear", align_corners=False))[0, 0]
     heat, xy = hotspot_from_heat(hot[0, 0], mask_prob)
     conf = confidence_score(mask_prob, corr)
-    ref = Reference(keys.flatten(2), mask_to_grid(mask_prob, tuple(keys.shape[-2:])).flatten(1),
-                    hotspot_weights(xy, tuple(keys.shape[-2:]))[None],
-                    mask_to_grid(mask_prob, tuple(keys.shape[-2:])))
-    return StepResult(mask_prob, xy, conf, ref, heat)
+    return StepResult(mask_prob, xy, conf, make_reference(feats, mask_prob, xy, keys=keys), heat)
