@@ -66,3 +66,68 @@ def test_missing_fixation_files_fail_clearly(tiny_davis, tmp_path):
     with pytest.raises(FileNotFoundError, match="no fixation map"):
         train_main(["--davis-root", str(root), "--head", "egnet", "--steps-egnet", "1", "--fixations-root",
                     str(tmp_path / "fx"), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "o")])
+
+
+def test_composite_pastes_the_object_moves_it_and_targets_it_alone():
+    from napari_hotspot.models.training.composites import make_composite, paste_affine
+    from napari_hotspot.models.training.samplers import map_point
+
+    rng = np.random.default_rng(0)
+    size = (64, 96)
+    obj = np.zeros((*size, 3), np.uint8)
+    obj[20:40, 30:60] = (250, 20, 20)
+    obj[28:32, 43:47] = (20, 250, 20)  # a green spot to follow
+    mask = np.zeros(size, bool)
+    mask[20:40, 30:60] = True
+    bg = np.full((*size, 3), 40, np.uint8)
+    assert paste_affine(rng, np.zeros(size, bool), size) is None  # nothing to paste
+    made = 0
+    for _ in range(20):
+        comp = make_composite(rng, obj, mask, bg, size, n_views=3)
+        if comp is None:
+            continue
+        made += 1
+        images, masks, affines = comp
+        assert len(images) == len(masks) == len(affines) == 3
+        np.testing.assert_allclose(affines[0], np.eye(3)[:2])
+        green = [(im[..., 1].astype(int) - im[..., 0].astype(int) > 100) for im in images]
+        for img, target, g in zip(images, masks, green):
+            assert img.shape == (*size, 3) and target.shape == size and target.any()
+            # The pasted object's pixels are red (or the green spot), the rest the grey background.
+            obj_px = (img[..., 0].astype(int) - img[..., 1].astype(int) > 60) | g
+            assert (obj_px & target).sum() / target.sum() > 0.8 and (obj_px & ~target).sum() < 0.1 * target.sum()
+        if all(g.sum() >= 4 for g in green):
+            # The affines carry the green spot from pseudo-frame 0 to where it is drawn in the others.
+            y0, x0 = np.argwhere(green[0]).mean(0)
+            for v in (1, 2):
+                x, y = map_point(affines[0], affines[v], (x0, y0))
+                yv, xv = np.argwhere(green[v]).mean(0)
+                assert abs(x - xv) < 2 and abs(y - yv) < 2
+    assert made >= 5
+
+
+def test_training_with_composites_caches_them(tiny_davis, tmp_path):
+    root, _ = tiny_davis
+    args = ["--davis-root", str(root), "--val-sequences", "b", "--steps-gaze2mask", "2", "--steps-tracker", "2",
+            "--steps-egnet", "1", "--batch-size", "4", "--composites", "6", "--cache", str(tmp_path / "cache")]
+    train_main(args + ["--out", str(tmp_path / "run")])
+    cached = list((tmp_path / "cache").glob("composites_6x3_*.pt"))
+    assert len(cached) == 1
+    enc = torch.load(cached[0], weights_only=False)
+    assert enc.num_frames == 6 and enc.num_views == 3 and enc.meta["sources"] == ["a"]  # validation never pasted
+    assert enc.masks.shape[:2] == (6, 3) and enc.masks.any(axis=(2, 3)).all()
+
+
+def test_tracker_pairs_frames_of_real_videos_only():
+    """Composites' "frames" are unrelated pictures: only their pseudo-frames (views) pair up."""
+    from napari_hotspot.models.training.data import EncodedSequence
+    from napari_hotspot.models.training.samplers import _pick_sequence
+
+    def seq(name, synthetic):
+        return EncodedSequence(name, (8, 8), [[None]] * 50, np.zeros((50, 1, 8, 8), bool), np.zeros((50, 1, 2, 3)),
+                               meta={"synthetic_only": True} if synthetic else {})
+
+    seqs = [seq("real", False), seq("composites", True)]
+    rng = np.random.default_rng(0)
+    assert {_pick_sequence(seqs, rng, real_only=True).name for _ in range(50)} == {"real"}
+    assert {_pick_sequence(seqs, rng).name for _ in range(50)} == {"real", "composites"}

@@ -12,7 +12,11 @@ from ..tracking import deepest_point, make_reference
 from .data import EncodedSequence
 
 
-def _pick_sequence(seqs: list[EncodedSequence], rng) -> EncodedSequence:
+def _pick_sequence(seqs: list[EncodedSequence], rng, real_only: bool = False) -> EncodedSequence:
+    """A sequence, with probability growing as the square root of its length. `real_only` skips the
+    synthetic-only ones (composites: their "frames" are unrelated pictures, not a video)."""
+    if real_only:
+        seqs = [s for s in seqs if not s.meta.get("synthetic_only")] or seqs
     lengths = np.array([s.num_frames for s in seqs], float)
     return seqs[rng.choice(len(seqs), p=np.sqrt(lengths) / np.sqrt(lengths).sum())]
 
@@ -62,9 +66,9 @@ def map_point(affine_from: np.ndarray, affine_to: np.ndarray, xy):
 def tracker_batch(seqs, rng, batch_size: int, synthetic_rate: float = 0.3):
     feats, refs_a, refs_p, masks, hot_targets, hot_valid = [], [], [], [], [], []
     for _ in range(batch_size):
-        s = _pick_sequence(seqs, rng)
-        T, V = s.num_frames, s.num_views
         synthetic = rng.random() < synthetic_rate
+        s = _pick_sequence(seqs, rng, real_only=not synthetic)
+        T, V = s.num_frames, s.num_views
         if synthetic:
             i = int(rng.integers(T))
             a = p = t = i

@@ -175,6 +175,10 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--views", type=int, default=2, help="augmented views cached per frame")
+    ap.add_argument("--composites", type=int, default=0,
+                    help="also train Gaze2Mask-Net and the tracker on this many pasted-object pseudo-videos "
+                         "built from the training sequences (training/composites.py)")
+    ap.add_argument("--composite-views", type=int, default=3, help="pseudo-frames per composite")
     ap.add_argument("--cache", type=Path, default=Path("runs/cache"))
     ap.add_argument("--init", type=Path, default=None, help="start from these weights")
     ap.add_argument("--fixations-root", type=Path, default=None,
@@ -221,13 +225,19 @@ def main(argv=None):
             save_weights(args.out / "checkpoint.pt", heads, {**report, "checkpoint": f"{name} step {step}"})
         return save
 
+    composites = []
+    if args.composites and {"gaze2mask", "tracker"} & set(todo):
+        from .composites import build_composites
+
+        composites = [build_composites(args.davis_root, args.cache, train_names, args.composites,
+                                       n_views=args.composite_views, seed=args.seed, log=log)]
     for name in todo:
         t0 = time.perf_counter()
         if name == "tracker":
-            train_tracker(heads[name], train_seqs, args.steps_tracker, args.batch_size, args.lr, rng, args.device, log,
+            train_tracker(heads[name], train_seqs + composites, args.steps_tracker, args.batch_size, args.lr, rng, args.device, log,
                           checkpoint=checkpoint_for(name))
         elif name == "gaze2mask":
-            train_gaze2mask(heads[name], train_seqs, args.steps_gaze2mask, args.batch_size, args.lr, rng, args.device,
+            train_gaze2mask(heads[name], train_seqs + composites, args.steps_gaze2mask, args.batch_size, args.lr, rng, args.device,
                             log, checkpoint=checkpoint_for(name))
         else:
             batch_fn = None
