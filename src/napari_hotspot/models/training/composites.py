@@ -18,10 +18,9 @@ import numpy as np
 import torch
 
 from ..augment import colour_jitter
-from ..backbone import Encoder, FrameFeatures, frame_to_tensor
-from ..precision import float32_only
+from ..backbone import Encoder
 from ..resolution import working_size
-from .data import EncodedSequence, load_sequence
+from .data import EncodedSequence, encode_views, load_sequence
 
 
 def paste_affine(rng: np.random.Generator, mask: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
@@ -112,10 +111,7 @@ def build_composites(root: Path, cache_dir: Path, sequences: list[str], n: int, 
         if comp is None:
             continue
         images, views_m, views_a = comp
-        batch = torch.cat([frame_to_tensor(x, size) for x in images], 0)
-        with float32_only():  # as the sequence cache: features independent of the CPU's fast dtype
-            f = encoder(batch).to(torch.float16)
-        feats.append([FrameFeatures(*(f[k][i : i + 1] for k in ("s4", "s8", "s16", "s32"))) for i in range(n_views)])
+        feats.append(encode_views(encoder, images, size))
         out_masks.append(np.stack(views_m))
         out_affines.append(np.stack(views_a))
     enc = EncodedSequence("composites", size, feats, np.stack(out_masks), np.stack(out_affines),

@@ -60,6 +60,14 @@ class EncodedSequence:
         return len(self.feats[0])
 
 
+def encode_views(encoder: Encoder, images: list[np.ndarray], size: tuple[int, int]) -> list[FrameFeatures]:
+    """One batched encoder pass over the views of one frame, stored as fp16 FrameFeatures per view."""
+    batch = torch.cat([frame_to_tensor(v, size) for v in images], 0)
+    with float32_only():  # features independent of the CPU's fast dtype (precision.py)
+        f = encoder(batch).to(torch.float16)
+    return [FrameFeatures(*(f[k][i : i + 1] for k in ("s4", "s8", "s16", "s32"))) for i in range(len(images))]
+
+
 def encode_sequence(
     encoder: Encoder,
     frames: list[np.ndarray],
@@ -84,10 +92,7 @@ def encode_sequence(
             views_img.append(colour_jitter(rng, vi))
             views_m.append(vm.astype(bool))
             views_a.append(a)
-        batch = torch.cat([frame_to_tensor(v, size) for v in views_img], 0)
-        with float32_only():  # features independent of the CPU's fast dtype (precision.py)
-            f = encoder(batch).to(torch.float16)
-        all_feats.append([FrameFeatures(*(f[k][i : i + 1] for k in ("s4", "s8", "s16", "s32"))) for i in range(len(views_img))])
+        all_feats.append(encode_views(encoder, views_img, size))
         all_masks.append(np.stack(views_m))
         all_aff.append(np.stack(views_a))
     return EncodedSequence(name, size, all_feats, np.stack(all_masks), np.stack(all_aff))
