@@ -131,3 +131,19 @@ def test_tracker_pairs_frames_of_real_videos_only():
     rng = np.random.default_rng(0)
     assert {_pick_sequence(seqs, rng, real_only=True).name for _ in range(50)} == {"real"}
     assert {_pick_sequence(seqs, rng).name for _ in range(50)} == {"real", "composites"}
+
+
+def test_random_affine_rotation_range():
+    from napari_hotspot.models.augment import random_affine
+
+    def angles(max_rotation):
+        rng = np.random.default_rng(0)
+        out = []
+        for _ in range(200):
+            a = random_affine(rng, (64, 96), max_rotation=max_rotation)
+            lin = a[:, :2] @ np.diag([np.sign(np.linalg.det(a[:, :2])), 1.0])  # undo the mirror flip
+            out.append(abs(np.degrees(np.arctan2(lin[1, 0], lin[0, 0]))))
+        return np.array(out)
+
+    assert angles(15).max() < 25  # rotation plus shear stays small by default
+    assert angles(180).max() > 150  # upside-down views when asked for

@@ -7,11 +7,13 @@ import cv2
 import numpy as np
 
 
-def random_affine(rng: np.random.Generator, size: tuple[int, int], strength: float = 1.0) -> np.ndarray:
-    """A random 2x3 affine (scale, rotation, shear, translation, flip) about the image centre."""
+def random_affine(rng: np.random.Generator, size: tuple[int, int], strength: float = 1.0,
+                  max_rotation: float = 15.0) -> np.ndarray:
+    """A random 2x3 affine (scale, rotation up to `max_rotation` degrees x strength, shear,
+    translation, flip) about the image centre."""
     h, w = size
     s = np.exp(rng.uniform(-0.25, 0.25) * strength)
-    a = np.deg2rad(rng.uniform(-15, 15) * strength)
+    a = np.deg2rad(rng.uniform(-max_rotation, max_rotation) * strength)
     sh = rng.uniform(-0.1, 0.1) * strength
     tx, ty = rng.uniform(-0.12, 0.12, 2) * strength * np.array([w, h])
     flip = -1.0 if rng.random() < 0.5 else 1.0

@@ -76,6 +76,7 @@ def encode_sequence(
     n_views: int = 2,
     seed: int = 0,
     long_side: int = 512,
+    max_rotation: float = 15.0,
 ) -> EncodedSequence:
     rng = np.random.default_rng(seed)
     size = working_size(*frames[0].shape[:2], long_side=long_side)
@@ -86,7 +87,7 @@ def encode_sequence(
         m_w = cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
         views_img, views_m, views_a = [img_w], [m_w], [np.array([[1, 0, 0], [0, 1, 0]], np.float32)]
         for _ in range(n_views):
-            a = random_affine(rng, size)
+            a = random_affine(rng, size, max_rotation=max_rotation)
             vi = cv2.warpAffine(img_w, a, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
             vm = cv2.warpAffine(m_w.astype(np.uint8), a, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
             views_img.append(colour_jitter(rng, vi))
@@ -98,20 +99,23 @@ def encode_sequence(
     return EncodedSequence(name, size, all_feats, np.stack(all_masks), np.stack(all_aff))
 
 
-def build_cache(root: Path, cache_dir: Path, sequences=None, n_views: int = 2, long_side: int = 512, log=print):
+def build_cache(root: Path, cache_dir: Path, sequences=None, n_views: int = 2, long_side: int = 512, log=print,
+                max_rotation: float = 15.0):
     """Encode every sequence once (skipping ones already cached) and return the EncodedSequences."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     encoder = Encoder()
     out = []
     for i, seq in enumerate(sequences or list_sequences(root)):
-        path = cache_dir / f"{seq}_v{n_views}_{long_side}.pt"
+        rot = "" if max_rotation == 15.0 else f"_r{max_rotation:g}"
+        path = cache_dir / f"{seq}_v{n_views}_{long_side}{rot}.pt"
         if path.exists():
             out.append(torch.load(path, weights_only=False))
             continue
         t0 = time.perf_counter()
         frames, masks = load_sequence(root, seq)
-        enc = encode_sequence(encoder, frames, masks, seq, n_views=n_views, seed=i, long_side=long_side)
+        enc = encode_sequence(encoder, frames, masks, seq, n_views=n_views, seed=i, long_side=long_side,
+                              max_rotation=max_rotation)
         torch.save(enc, path)
         log(f"encoded {seq}: {enc.num_frames} frames x {enc.num_views} views in {time.perf_counter() - t0:.1f}s")
         out.append(enc)

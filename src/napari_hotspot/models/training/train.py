@@ -175,6 +175,7 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--views", type=int, default=2, help="augmented views cached per frame")
+    ap.add_argument("--max-rotation", type=float, default=15.0, help="largest rotation (degrees) of a cached view")
     ap.add_argument("--composites", type=int, default=0,
                     help="also train Gaze2Mask-Net and the tracker on this many pasted-object pseudo-videos "
                          "built from the training sequences (training/composites.py)")
@@ -204,7 +205,8 @@ def main(argv=None):
     all_seqs = args.sequences or list_sequences(args.davis_root)
     train_names = [s for s in all_seqs if s not in set(args.val_sequences)]
     t_start = time.perf_counter()
-    cached = build_cache(args.davis_root, args.cache, all_seqs, n_views=args.views, log=log)
+    cached = build_cache(args.davis_root, args.cache, all_seqs, n_views=args.views, log=log,
+                         max_rotation=args.max_rotation)
     by_name = {s.name: s for s in cached}
     train_seqs = [by_name[n] for n in train_names]
     val_seqs = [by_name[n] for n in args.val_sequences]
