@@ -81,7 +81,7 @@ def test_composite_pastes_the_object_moves_it_and_targets_it_alone():
     mask[20:40, 30:60] = True
     bg = np.full((*size, 3), 40, np.uint8)
     assert paste_affine(rng, np.zeros(size, bool), size) is None  # nothing to paste
-    made = 0
+    made = followed = 0
     for _ in range(20):
         comp = make_composite(rng, obj, mask, bg, size, n_views=3)
         if comp is None:
@@ -98,12 +98,13 @@ def test_composite_pastes_the_object_moves_it_and_targets_it_alone():
             assert (obj_px & target).sum() / target.sum() > 0.8 and (obj_px & ~target).sum() < 0.1 * target.sum()
         if all(g.sum() >= 4 for g in green):
             # The affines carry the green spot from pseudo-frame 0 to where it is drawn in the others.
+            followed += 1
             y0, x0 = np.argwhere(green[0]).mean(0)
             for v in (1, 2):
                 x, y = map_point(affines[0], affines[v], (x0, y0))
                 yv, xv = np.argwhere(green[v]).mean(0)
                 assert abs(x - xv) < 2 and abs(y - yv) < 2
-    assert made >= 5
+    assert made >= 5 and followed >= 5
 
 
 def test_training_with_composites_caches_them(tiny_davis, tmp_path):
@@ -120,17 +121,31 @@ def test_training_with_composites_caches_them(tiny_davis, tmp_path):
 
 def test_tracker_pairs_frames_of_real_videos_only():
     """Composites' "frames" are unrelated pictures: only their pseudo-frames (views) pair up."""
+    from napari_hotspot.models.backbone import FrameFeatures
     from napari_hotspot.models.training.data import EncodedSequence
-    from napari_hotspot.models.training.samplers import _pick_sequence
+    from napari_hotspot.models.training.samplers import _pick_sequence, tracker_batch
 
-    def seq(name, synthetic):
-        return EncodedSequence(name, (8, 8), [[None]] * 50, np.zeros((50, 1, 8, 8), bool), np.zeros((50, 1, 2, 3)),
+    size = (32, 32)
+    feats = FrameFeatures(torch.zeros(1, 24, 8, 8), torch.zeros(1, 40, 4, 4), torch.zeros(1, 112, 2, 2),
+                          torch.zeros(1, 320, 1, 1))
+
+    def seq(name, synthetic, box):
+        masks = np.zeros((20, 2, *size), bool)
+        masks[:, :, box[0]:box[1], box[0]:box[1]] = True  # each sequence's object where no other's is
+        return EncodedSequence(name, size, [[feats, feats] for _ in range(20)], masks,
+                               np.tile(np.float32([[1, 0, 0], [0, 1, 0]]), (20, 2, 1, 1)),
                                meta={"synthetic_only": True} if synthetic else {})
 
-    seqs = [seq("real", False), seq("composites", True)]
+    seqs = [seq("real", False, (2, 10)), seq("composites", True, (20, 30))]
     rng = np.random.default_rng(0)
     assert {_pick_sequence(seqs, rng, real_only=True).name for _ in range(50)} == {"real"}
     assert {_pick_sequence(seqs, rng).name for _ in range(50)} == {"real", "composites"}
+    # Frame pairs (no synthetic samples): every target is the real sequence's object.
+    *_, target, _, _ = tracker_batch(seqs, rng, batch_size=16, synthetic_rate=0.0)
+    assert target[:, 0, 2:10, 2:10].all() and not target[:, 0, 20:30, 20:30].any()
+    # Synthetic samples may come from either.
+    *_, target, _, _ = tracker_batch(seqs, rng, batch_size=32, synthetic_rate=1.0)
+    assert target[:, 0, 20:30, 20:30].any()
 
 
 def test_random_affine_rotation_range():
@@ -140,10 +155,19 @@ def test_random_affine_rotation_range():
         rng = np.random.default_rng(0)
         out = []
         for _ in range(200):
-            a = random_affine(rng, (64, 96), max_rotation=max_rotation)
+            a = (random_affine(rng, (64, 96)) if max_rotation is None
+                 else random_affine(rng, (64, 96), max_rotation=max_rotation))
             lin = a[:, :2] @ np.diag([np.sign(np.linalg.det(a[:, :2])), 1.0])  # undo the mirror flip
             out.append(abs(np.degrees(np.arctan2(lin[1, 0], lin[0, 0]))))
         return np.array(out)
 
-    assert angles(15).max() < 25  # rotation plus shear stays small by default
+    assert angles(None).max() < 25  # small rotations when not asked otherwise
     assert angles(180).max() > 150  # upside-down views when asked for
+
+
+def test_composite_views_below_two_cannot_train_the_tracker(tiny_davis, tmp_path):
+    root, _ = tiny_davis
+    with pytest.raises(SystemExit):
+        train_main(["--davis-root", str(root), "--head", "tracker", "--composites", "4", "--composite-views", "1",
+                    "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")])
+    assert not (tmp_path / "cache").exists()  # refused before any encoding

@@ -1,11 +1,14 @@
-"""Synthetic prompt-training frames: an object cut from one training frame, pasted onto another.
+"""Synthetic training pseudo-videos: an object cut from one training frame, pasted onto another.
 
-Twelve DAVIS objects are too few for Gaze2Mask-Net to learn "the whole clicked object" rather than
-"these objects": held-out, one click on breakdance's upside-down dancer gave his red shirt only.
-Composites put every training object in new contexts (other backgrounds, any rotation including
-upside down, new scale, its own colour shift) next to the background frame's own object, which is
-now a distractor: the target is the pasted object alone, so the click has to decide.
-Only the sequences given are used (training sequences: validation stays unseen).
+Composites put every training object in new contexts (other backgrounds, new scale, often rotated,
+even upside down, its own colour shift) next to the background frame's own object, which is now a
+distractor: the target is the pasted object alone. A few pseudo-frames per composite move the object
+by small known affines (exact point correspondence for the hotspot). Only the sequences given are
+used (training sequences: validation stays unseen).
+
+Measured (docs/benchmarks.md, "Training data"): they teach the tracker to follow the template's
+object (held-out J without adaptation 0.66 -> 0.74) but cost one-click accuracy and hurt
+Gaze2Mask-Net, so the shipped weights do not use them (`napari-hotspot train --composites N`).
 """
 
 from __future__ import annotations
@@ -89,22 +92,24 @@ def build_composites(root: Path, cache_dir: Path, sequences: list[str], n: int, 
     """`n` composites of `n_views` pseudo-frames each from `sequences`, encoded once (cached by
     sequences, n, views, seed and size). Each composite is one "frame" whose views are its pseudo-frames."""
     cache_dir = Path(cache_dir)
+    sequences = sorted(sequences)  # the draws follow this order: one order per cache file
     path = cache_dir / f"composites_{n}x{n_views}_{seed}_{long_side}_{_stable_key(sequences)}.pt"
     if path.exists():
         return torch.load(path, weights_only=False)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    frames, masks = [], []
+    frames, masks, size = [], [], None
     for seq in sequences:
         f, m = load_sequence(root, seq)
-        size = working_size(*f[0].shape[:2], long_side=long_side)
+        size = size or working_size(*f[0].shape[:2], long_side=long_side)  # every sequence at one size
         h, w = size
         frames.append([cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA) for x in f])
         masks.append([cv2.resize(x.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool) for x in m])
-    size = frames[0][0].shape[:2]
     encoder = Encoder()
     feats, out_masks, out_affines = [], [], []
-    while len(out_masks) < n:
+    for _ in range(50 * n):
+        if len(out_masks) == n:
+            break
         so, sb = rng.integers(len(sequences), size=2)
         io, ib = rng.integers(len(frames[so])), rng.integers(len(frames[sb]))
         comp = make_composite(rng, frames[so][io], masks[so][io], frames[sb][ib], size, n_views)
@@ -114,6 +119,9 @@ def build_composites(root: Path, cache_dir: Path, sequences: list[str], n: int, 
         feats.append(encode_views(encoder, images, size))
         out_masks.append(np.stack(views_m))
         out_affines.append(np.stack(views_a))
+    if len(out_masks) < n:
+        raise ValueError(f"only {len(out_masks)} of {n} composites could be made: the objects of {sequences} "
+                         "are too small to paste")
     enc = EncodedSequence("composites", size, feats, np.stack(out_masks), np.stack(out_affines),
                           meta={"sources": list(sequences), "seed": seed, "synthetic_only": True})
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -175,11 +175,15 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--views", type=int, default=2, help="augmented views cached per frame")
-    ap.add_argument("--max-rotation", type=float, default=15.0, help="largest rotation (degrees) of a cached view")
+    ap.add_argument("--max-rotation", type=float, default=15.0,
+                    help="largest rotation in degrees of a cached augmented view (default 15; other values "
+                         "are cached in their own files)")
     ap.add_argument("--composites", type=int, default=0,
                     help="also train Gaze2Mask-Net and the tracker on this many pasted-object pseudo-videos "
-                         "built from the training sequences (training/composites.py)")
-    ap.add_argument("--composite-views", type=int, default=3, help="pseudo-frames per composite")
+                         "built from the training sequences (training/composites.py; about 3 MB each at 3 "
+                         "pseudo-frames, cached; not used by the shipped weights: docs/benchmarks.md)")
+    ap.add_argument("--composite-views", type=int, default=3,
+                    help="pseudo-frames per composite (default 3; at least 2 to train the tracker)")
     ap.add_argument("--cache", type=Path, default=Path("runs/cache"))
     ap.add_argument("--init", type=Path, default=None, help="start from these weights")
     ap.add_argument("--fixations-root", type=Path, default=None,
@@ -190,6 +194,9 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, required=True, help="folder for weights.pt and report.json")
     args = ap.parse_args(argv)
 
+    todo = ["egnet", "gaze2mask", "tracker"] if args.head == "all" else [args.head]
+    if args.composites and args.composite_views < 2 and "tracker" in todo:
+        ap.error("--composite-views must be at least 2 to train the tracker (it pairs a composite's pseudo-frames)")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -217,7 +224,6 @@ def main(argv=None):
         from ..weights import load_heads_into
 
         load_heads_into(heads, args.init)
-    todo = ["egnet", "gaze2mask", "tracker"] if args.head == "all" else [args.head]
     report = {"command": " ".join(sys.argv), "train_sequences": train_names,
               "val_sequences": list(args.val_sequences), "device": args.device,
               "machine": f"{platform.machine()} {platform.processor()} threads={torch.get_num_threads()}",
