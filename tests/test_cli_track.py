@@ -130,3 +130,18 @@ def test_track_with_adaptation_matches_outputs_contract(tmp_path, sample_folder)
     assert main(["track", str(sample_folder.frames), "--out", str(out), "--mask", str(mask), "--adapt", "1"]) == 0
     assert len(list((out / "masks").glob("*.png"))) == 12
     assert len(read_hotspots(out / "hotspots.csv")) == 12
+
+
+def test_adapt_help_states_the_session_defaults():
+    """Every command's --adapt help is written once (cli.add_adapt_arg) without importing the session."""
+    import argparse
+
+    from napari_hotspot.cli import add_adapt_arg, adapt_seconds
+    from napari_hotspot.session import DEFAULT_ADAPT_SECONDS, DEFAULT_ADAPT_STEPS
+
+    p = argparse.ArgumentParser()
+    add_adapt_arg(p)
+    help_text = p._option_string_actions["--adapt"].help
+    assert f"default {DEFAULT_ADAPT_SECONDS:g} s, at most {DEFAULT_ADAPT_STEPS} steps" in help_text
+    assert adapt_seconds(p.parse_args([])) == DEFAULT_ADAPT_SECONDS
+    assert adapt_seconds(p.parse_args(["--adapt", "-3"])) == 0.0

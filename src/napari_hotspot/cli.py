@@ -156,6 +156,15 @@ def _eval_corrections(args, root) -> int:
     return 0
 
 
+def add_adapt_arg(p: argparse.ArgumentParser, what: str = "per-video adaptation budget in seconds",
+                  off: str = "0 = off") -> None:
+    """The --adapt option of every command that tracks (read it with `adapt_seconds`). The defaults
+    in its help are session.DEFAULT_ADAPT_SECONDS / DEFAULT_ADAPT_STEPS (not imported: that pulls in
+    torch for --help; a test checks they agree)."""
+    p.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
+                   help=f"{what} (default 10 s, at most 40 steps; {off})")
+
+
 def add_long_side_arg(p: argparse.ArgumentParser) -> None:
     from .models.resolution import DEFAULT_LONG_SIDE
 
@@ -172,8 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output folder (masks/, hotspots.csv)")
     _add_prompt_args(p)
     p.add_argument("--weights", type=Path, default=None, help="model weights (default: the shipped ones)")
-    p.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
-                   help="per-video adaptation budget in seconds (default 10 s, at most 40 steps; 0 = off)")
+    add_adapt_arg(p)
     add_long_side_arg(p)
     p.set_defaults(func=cmd_track)
 
@@ -184,8 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", choices=["mask", "click", "box", "auto"], default="mask",
                    help="simulated prompt on frame 0 (mask: ground truth; click: deepest interior point)")
     p.add_argument("--predictions", type=Path, default=None, help="score these DAVIS-format predictions instead")
-    p.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
-                   help="per-video adaptation budget in seconds (default 10 s, at most 40 steps; 0 = off)")
+    add_adapt_arg(p)
     p.add_argument("--hotspot-maps", type=Path, default=None, metavar="EXPORT_DIR",
                    help="score --hotspots against a hotspot ground-truth export (labelling dock / io_hotspot_maps)")
     p.add_argument("--hotspots", type=Path, default=None, metavar="CSV", help="predicted hotspots.csv to score")

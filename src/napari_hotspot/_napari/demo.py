@@ -26,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=48, help="number of frames of the sample video (default 48)")
     parser.add_argument("--long-side", type=int, default=None,
                         help="working resolution of the networks (default: the video's own size, 320)")
-    parser.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
-                        help="the dock's per-video adaptation budget (default 10 s, at most 40 steps; 0 = off)")
+    from napari_hotspot.cli import add_adapt_arg
+
+    add_adapt_arg(parser, "the dock's per-video adaptation budget in seconds")
 
 
 def _click_point(mask: np.ndarray) -> tuple[float, float]:
@@ -120,11 +121,10 @@ def run(args: argparse.Namespace) -> int:
     long_side = args.long_side or max(sample.frames.shape[1:3])
     # A scripted run must leave nothing behind: its autosaves go to a temporary folder.
     scratch = tempfile.TemporaryDirectory(prefix="napari-hotspot-demo-") if scripted else None
-    from napari_hotspot.session import DEFAULT_ADAPT_SECONDS
+    from napari_hotspot.cli import adapt_seconds
 
-    adapt = DEFAULT_ADAPT_SECONDS if getattr(args, "adapt", None) is None else max(0.0, args.adapt)
     widget = HotspotWidget(viewer, long_side=long_side, autosave_dir=scratch.name if scratch else None,
-                           adapt_seconds=adapt)
+                           adapt_seconds=adapt_seconds(args))
     viewer.window.add_dock_widget(widget, name="Hotspot tracking", area="right")
     if not scripted:
         napari.run()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from napari_hotspot.argtypes import non_negative_int as _non_negative_int
 from napari_hotspot.argtypes import positive_int as _positive_int
-from napari_hotspot.models.resolution import DEFAULT_LONG_SIDE
+from napari_hotspot.cli import add_adapt_arg, add_long_side_arg
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -38,11 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local worker processes, one thread each (default: the CPU count, at most one per "
                              "video); not with --scheduler")
     parser.add_argument("--weights", type=Path, default=None, help="model weights (default: the shipped ones)")
-    parser.add_argument("--long-side", type=_positive_int, default=DEFAULT_LONG_SIDE,
-                        help="long side of the networks' working resolution in pixels (default %(default)s)")
-    parser.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
-                        help="per-video tracker adaptation budget in seconds (default: 10 s and at most 40 "
-                             "steps, as for track; 0 = off, reproducible on any machine)")
+    add_long_side_arg(parser)
+    add_adapt_arg(parser, "per-video tracker adaptation budget in seconds, as for track",
+                  off="0 = off, reproducible on any machine")
     parser.add_argument("--retries", type=_non_negative_int, default=2,
                         help="re-runs of a video whose task raised an unexpected error (default 2)")
     parser.add_argument("--allowed-failures", type=_non_negative_int, default=3,

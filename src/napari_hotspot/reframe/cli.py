@@ -88,11 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output height in pixels (default: the zoom-1 window's)")
     parser.add_argument("--fps", type=float, default=None, help="frame rate for frame folders (default 24)")
     parser.add_argument("--weights", type=Path, default=None, help="model weights for the tracker")
-    parser.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
-                        help="adapt the tracker to the video first, as for track (default 10 s, at most 40 steps; "
-                             "0 = off)")
-    from napari_hotspot.cli import add_long_side_arg
+    from napari_hotspot.cli import add_adapt_arg, add_long_side_arg
 
+    add_adapt_arg(parser, "adapt the tracker to the video first, as for track")
     add_long_side_arg(parser)
 
 
