@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 import torch
 
-from .augment import colour_jitter, random_affine
-from .backbone import Encoder, FrameFeatures, frame_to_tensor
+from .augment import augmented_views
+from .backbone import Encoder, FrameFeatures, encode_views
 from .heads import WCSTracker, matching_keys
 from .losses import deep_seg_loss
 from .tracking import correlation_input, deepest_point, hotspot_weights, make_reference, stack_references
@@ -79,16 +79,8 @@ class TrackerAdapter:
     def add_frame(self, encoder: Encoder, frame_work: np.ndarray, mask_work: np.ndarray,
                   hotspot_work=None, n_views: int = DEFAULT_VIEWS) -> None:
         """Add a frame (RGB at working size) and its mask as a training example with n_views views."""
-        h, w = self.size
-        views, masks, affs = [frame_work], [mask_work.astype(bool)], [np.float32([[1, 0, 0], [0, 1, 0]])]
-        for _ in range(n_views):
-            a = random_affine(self.rng, self.size, strength=0.6)
-            views.append(colour_jitter(self.rng, cv2.warpAffine(frame_work, a, (w, h), borderMode=cv2.BORDER_REFLECT_101)))
-            masks.append(cv2.warpAffine(mask_work.astype(np.uint8), a, (w, h), flags=cv2.INTER_NEAREST) > 0)
-            affs.append(a)
-        with torch.no_grad():
-            f = encoder(torch.cat([frame_to_tensor(v, self.size) for v in views], 0))
-        feats = [FrameFeatures(*(f[k][i : i + 1] for k in ("s4", "s8", "s16", "s32"))) for i in range(len(views))]
+        views, masks, affs = augmented_views(self.rng, frame_work, mask_work, n_views, strength=0.6)
+        feats = encode_views(encoder, views, self.size)
         keys = [matching_keys(ft) for ft in feats]
         self.examples.append(_Example(feats, keys, masks, affs, hotspot_work or deepest_point(mask_work.astype(bool))))
 

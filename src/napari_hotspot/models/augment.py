@@ -33,3 +33,20 @@ def colour_jitter(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     if rng.random() < 0.3:
         x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 1.5))
     return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def augmented_views(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, n_views: int,
+                    strength: float = 1.0, max_rotation: float = 15.0):
+    """The image and its mask (same size) plus `n_views` random affine + colour views of both.
+
+    Returns (images, masks, affines): view 0 is the input itself with the identity affine; each
+    affine (2x3) maps view-0 pixels to that view's (synthetic motion with known correspondence)."""
+    h, w = mask.shape
+    images, masks, affines = [image], [mask.astype(bool)], [np.float32([[1, 0, 0], [0, 1, 0]])]
+    for _ in range(n_views):
+        a = random_affine(rng, (h, w), strength=strength, max_rotation=max_rotation)
+        warped = cv2.warpAffine(image, a, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        images.append(colour_jitter(rng, warped))
+        masks.append(cv2.warpAffine(mask.astype(np.uint8), a, (w, h), flags=cv2.INTER_NEAREST) > 0)
+        affines.append(a)
+    return images, masks, affines

@@ -52,6 +52,10 @@ class FrameFeatures:
     def stack(items: list["FrameFeatures"]) -> "FrameFeatures":
         return FrameFeatures(*(torch.cat([it[k] for it in items], 0) for k in LEVELS))
 
+    def unbind(self) -> list["FrameFeatures"]:
+        """The batch split into one FrameFeatures per item (the inverse of `stack`)."""
+        return [FrameFeatures(*(getattr(self, k)[i : i + 1] for k in LEVELS)) for i in range(self.s4.shape[0])]
+
 
 def _load_lite0() -> nn.Module:
     try:
@@ -111,6 +115,11 @@ class Encoder(nn.Module):
             if i in wanted:
                 out[wanted[i]] = h
         return FrameFeatures(**out)
+
+
+def encode_views(encoder: "Encoder", images: list[np.ndarray], size: tuple[int, int]) -> list[FrameFeatures]:
+    """One batched encoder pass over several RGB images (e.g. the views of one frame), split per image."""
+    return encoder(torch.cat([frame_to_tensor(v, size) for v in images], 0)).unbind()
 
 
 def feature_grid(size: tuple[int, int], stride: int) -> tuple[int, int]:

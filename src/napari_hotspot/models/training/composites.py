@@ -13,6 +13,7 @@ Gaze2Mask-Net, so the shipped weights do not use them (`napari-hotspot train --c
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import torch
 from ..augment import colour_jitter
 from ..backbone import Encoder
 from ..resolution import working_size
-from .data import EncodedSequence, encode_views, load_sequence
+from .data import EncodedSequence, encode_for_cache, load_sequence, to_working_size, torch_save_atomic
 
 
 def paste_affine(rng: np.random.Generator, mask: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
@@ -102,9 +103,9 @@ def build_composites(root: Path, cache_dir: Path, sequences: list[str], n: int, 
     for seq in sequences:
         f, m = load_sequence(root, seq)
         size = size or working_size(*f[0].shape[:2], long_side=long_side)  # every sequence at one size
-        h, w = size
-        frames.append([cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA) for x in f])
-        masks.append([cv2.resize(x.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool) for x in m])
+        resized = [to_working_size(x, y, size) for x, y in zip(f, m)]
+        frames.append([x for x, _ in resized])
+        masks.append([y for _, y in resized])
     encoder = Encoder()
     feats, out_masks, out_affines = [], [], []
     for _ in range(50 * n):
@@ -116,7 +117,7 @@ def build_composites(root: Path, cache_dir: Path, sequences: list[str], n: int, 
         if comp is None:
             continue
         images, views_m, views_a = comp
-        feats.append(encode_views(encoder, images, size))
+        feats.append(encode_for_cache(encoder, images, size))
         out_masks.append(np.stack(views_m))
         out_affines.append(np.stack(views_a))
     if len(out_masks) < n:
@@ -124,15 +125,10 @@ def build_composites(root: Path, cache_dir: Path, sequences: list[str], n: int, 
                          "are too small to paste")
     enc = EncodedSequence("composites", size, feats, np.stack(out_masks), np.stack(out_affines),
                           meta={"sources": list(sequences), "seed": seed, "synthetic_only": True})
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(enc, tmp)
-    tmp.replace(path)
+    torch_save_atomic(enc, path)
     log(f"built {n} composites from {len(sequences)} sequences in {time.perf_counter() - t0:.1f}s")
     return enc
 
 
 def _stable_key(names) -> str:
-    import hashlib
-
     return hashlib.sha1(",".join(sorted(names)).encode()).hexdigest()[:8]

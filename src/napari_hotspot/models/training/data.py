@@ -16,10 +16,20 @@ import numpy as np
 import torch
 
 from ...evaluation.report import read_label_png
-from ..augment import colour_jitter, random_affine
-from ..backbone import Encoder, FrameFeatures, frame_to_tensor
+from ..augment import augmented_views
+from ..backbone import Encoder, FrameFeatures, encode_views
 from ..precision import float32_only
 from ..resolution import working_size
+
+
+def torch_save_atomic(obj, path: Path) -> None:
+    """torch.save through a temporary sibling renamed into place: an interrupted write (full disk,
+    Ctrl-C) never leaves a truncated cache or weights file that a later run would load."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
 
 
 def list_sequences(root: Path) -> list[str]:
@@ -60,12 +70,18 @@ class EncodedSequence:
         return len(self.feats[0])
 
 
-def encode_views(encoder: Encoder, images: list[np.ndarray], size: tuple[int, int]) -> list[FrameFeatures]:
-    """One batched encoder pass over the views of one frame, stored as fp16 FrameFeatures per view."""
-    batch = torch.cat([frame_to_tensor(v, size) for v in images], 0)
-    with float32_only():  # features independent of the CPU's fast dtype (precision.py)
-        f = encoder(batch).to(torch.float16)
-    return [FrameFeatures(*(f[k][i : i + 1] for k in ("s4", "s8", "s16", "s32"))) for i in range(len(images))]
+def encode_for_cache(encoder: Encoder, images: list[np.ndarray], size: tuple[int, int]) -> list[FrameFeatures]:
+    """`backbone.encode_views` in float32 (features independent of the CPU's fast dtype,
+    precision.py), stored as fp16 per view."""
+    with float32_only():
+        return [f.to(torch.float16) for f in encode_views(encoder, images, size)]
+
+
+def to_working_size(frame: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A frame (area-averaged) and its bool mask (nearest) resized to the working size (h, w)."""
+    h, w = size
+    return (cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA),
+            cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool))
 
 
 def encode_sequence(
@@ -80,20 +96,11 @@ def encode_sequence(
 ) -> EncodedSequence:
     rng = np.random.default_rng(seed)
     size = working_size(*frames[0].shape[:2], long_side=long_side)
-    h, w = size
     all_feats, all_masks, all_aff = [], [], []
     for img, m in zip(frames, masks):
-        img_w = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-        m_w = cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-        views_img, views_m, views_a = [img_w], [m_w], [np.array([[1, 0, 0], [0, 1, 0]], np.float32)]
-        for _ in range(n_views):
-            a = random_affine(rng, size, max_rotation=max_rotation)
-            vi = cv2.warpAffine(img_w, a, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-            vm = cv2.warpAffine(m_w.astype(np.uint8), a, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
-            views_img.append(colour_jitter(rng, vi))
-            views_m.append(vm.astype(bool))
-            views_a.append(a)
-        all_feats.append(encode_views(encoder, views_img, size))
+        views_img, views_m, views_a = augmented_views(rng, *to_working_size(img, m, size), n_views,
+                                                      max_rotation=max_rotation)
+        all_feats.append(encode_for_cache(encoder, views_img, size))
         all_masks.append(np.stack(views_m))
         all_aff.append(np.stack(views_a))
     return EncodedSequence(name, size, all_feats, np.stack(all_masks), np.stack(all_aff))
@@ -116,7 +123,7 @@ def build_cache(root: Path, cache_dir: Path, sequences=None, n_views: int = 2, l
         frames, masks = load_sequence(root, seq)
         enc = encode_sequence(encoder, frames, masks, seq, n_views=n_views, seed=i, long_side=long_side,
                               max_rotation=max_rotation)
-        torch.save(enc, path)
+        torch_save_atomic(enc, path)
         log(f"encoded {seq}: {enc.num_frames} frames x {enc.num_views} views in {time.perf_counter() - t0:.1f}s")
         out.append(enc)
     return out

@@ -13,6 +13,7 @@ import torch
 from ..backbone import Encoder, FrameFeatures, frame_to_tensor
 from ..guidance import gaussian_points
 from ..resolution import working_size
+from .data import torch_save_atomic
 
 
 def load_fixation_set(root: Path, cache_dir: Path, log=print):
@@ -42,7 +43,7 @@ def load_fixation_set(root: Path, cache_dir: Path, log=print):
         feats = enc(frame_to_tensor(img, size)).to(torch.float16)
         items.append((feats, torch.from_numpy(t / t.sum())))
     log(f"encoded {len(items)} fixation images from {root}")
-    torch.save(items, cache)
+    torch_save_atomic(items, cache)
     return items
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from .data import torch_save_atomic
+
 
 def merge(parts: dict[str, Path], out: Path) -> dict:
     heads, meta = {}, {"runs": {}}
@@ -18,10 +20,7 @@ def merge(parts: dict[str, Path], out: Path) -> dict:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         heads[name] = blob["heads"][name]
         meta["runs"][name] = blob.get("meta", {})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    torch.save({"heads": heads, "meta": meta}, tmp)
-    tmp.replace(out)
+    torch_save_atomic({"heads": heads, "meta": meta}, out)
     return meta
 
 

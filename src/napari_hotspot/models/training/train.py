@@ -24,7 +24,7 @@ from ..heads import EGNet, Gaze2MaskNet, WCSTracker, matching_keys
 from ..losses import deep_seg_loss
 from ..tracking import correlation_input, deepest_point, make_reference, stack_references, track_step
 from . import samplers
-from .data import EncodedSequence, build_cache, list_sequences
+from .data import EncodedSequence, build_cache, list_sequences, torch_save_atomic
 
 
 def fit(model, steps, lr, device, log, name, batch_loss, checkpoint=None, log_every=50):
@@ -156,11 +156,8 @@ def validate_egnet(model, seq: EncodedSequence, every: int = 5) -> float:
 
 
 def save_weights(path: Path, heads: dict, meta: dict):
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {name: {k: v.half() for k, v in m.state_dict().items()} for name, m in heads.items()}
-    tmp = path.with_suffix(".tmp")
-    torch.save({"heads": state, "meta": meta}, tmp)
-    tmp.replace(path)
+    torch_save_atomic({"heads": state, "meta": meta}, path)
 
 
 def main(argv=None):
