@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import torch
 
-from ..backbone import Encoder, FrameFeatures, frame_to_tensor
+from ..backbone import Encoder, FrameFeatures
 from ..guidance import gaussian_points
 from ..resolution import working_size
-from .data import torch_save_atomic
+from .data import encode_for_cache, torch_save_atomic
 
 
 def load_fixation_set(root: Path, cache_dir: Path, log=print):
@@ -40,7 +40,7 @@ def load_fixation_set(root: Path, cache_dir: Path, log=print):
         else:
             raise FileNotFoundError(f"no fixation map {map_path} or fixation CSV {csv_path} for {p}")
         t = cv2.resize(m, (grid[1], grid[0]), interpolation=cv2.INTER_AREA) + 1e-6
-        feats = enc(frame_to_tensor(img, size)).to(torch.float16)
+        feats = encode_for_cache(enc, [img], size)[0]  # float32 features, as the sequence cache
         items.append((feats, torch.from_numpy(t / t.sum())))
     log(f"encoded {len(items)} fixation images from {root}")
     torch_save_atomic(items, cache)
