@@ -677,7 +677,7 @@ class HotspotController:
             needed = np.uint8 if max(self.store.object_ids, default=0) <= 255 else np.uint16
             with self._updating_layers():
                 data = masks.data
-                if data.dtype != needed or not (isinstance(data, LazyLabels) and data.store is self.store):
+                if data.dtype != needed or not self._labels_follow_store(data):
                     masks.data = lazy_label_volume(self.store)
                 masks.colormap = self._labels_colormap()
                 masks.refresh()
@@ -689,11 +689,15 @@ class HotspotController:
             return
         data = masks.data
         with self._updating_layers():
-            if isinstance(data, LazyLabels) and data.store is self.store:
+            if self._labels_follow_store(data):
                 data.reload(frames)  # made from the store again when next read
             else:
                 for t in frames:
                     data[t] = self.store.label_frame(t)
+
+    def _labels_follow_store(self, data) -> bool:
+        """The masks layer shows this store lazily (else it holds a copy to rewrite)."""
+        return isinstance(data, LazyLabels) and data.store is self.store
 
     def _refresh_points(self) -> None:
         """Rebuild the hotspots and tracks layers from the store (cheap: one row per object and frame)."""
@@ -1522,15 +1526,21 @@ class HotspotController:
             text += f" ({n} new keyframe{'s' if n > 1 else ''} to learn before tracking)"
         return text
 
+    def _adaptation_target(self, obj_id: int | None, what: str, missing: str) -> int:
+        """The object an adaptation action applies to (the selected one by default), once the session
+        is ready and no job runs; raises a HotspotError saying why not."""
+        oid = self.selected_id if obj_id is None else int(obj_id)
+        self._require_session()
+        self._require_no_jobs(what)
+        if not oid or not self.store.has_object(oid):
+            raise PromptError(missing)
+        return oid
+
     def adapt_now(self, obj_id: int | None = None):
         """Adapt the selected object's tracker to its prompts and corrections for ``adapt_seconds``,
         in a thread worker; returns the worker or None."""
-        oid = self.selected_id if obj_id is None else int(obj_id)
         try:
-            self._require_session()
-            self._require_no_jobs("adapt")
-            if not oid or not self.store.has_object(oid):
-                raise PromptError("select an object to adapt the tracker to")
+            oid = self._adaptation_target(obj_id, "adapt", "select an object to adapt the tracker to")
             if not self.store.keyframes(oid):
                 name = self.store.get_object(oid).name
                 raise PromptError(f"{name} has no prompt yet: click, draw a box or paint its mask first")
@@ -1544,12 +1554,8 @@ class HotspotController:
 
     def reset_adaptation(self, obj_id: int | None = None) -> bool:
         """Back to the base tracker for the object; its adapted weights leave the project at the next save."""
-        oid = self.selected_id if obj_id is None else int(obj_id)
         try:
-            self._require_session()
-            self._require_no_jobs("reset the adaptation")
-            if not oid or not self.store.has_object(oid):
-                raise PromptError("select an object first")
+            oid = self._adaptation_target(obj_id, "reset the adaptation", "select an object first")
         except HotspotError as err:
             self._report(err)
             return False
