@@ -140,6 +140,8 @@ def test_tracker_pairs_frames_of_real_videos_only():
     rng = np.random.default_rng(0)
     assert {_pick_sequence(seqs, rng, real_only=True).name for _ in range(50)} == {"real"}
     assert {_pick_sequence(seqs, rng).name for _ in range(50)} == {"real", "composites"}
+    with pytest.raises(ValueError, match="no real video"):
+        _pick_sequence(seqs[1:], rng, real_only=True)
     # Frame pairs (no synthetic samples): every target is the real sequence's object.
     *_, target, _, _ = tracker_batch(seqs, rng, batch_size=16, synthetic_rate=0.0)
     assert target[:, 0, 2:10, 2:10].all() and not target[:, 0, 20:30, 20:30].any()

@@ -92,6 +92,8 @@ def build_composites(root: Path, cache_dir: Path, sequences: list[str], n: int, 
                      long_side: int = 512, seed: int = 0, log=print) -> EncodedSequence:
     """`n` composites of `n_views` pseudo-frames each from `sequences`, encoded once (cached by
     sequences, n, views, seed and size). Each composite is one "frame" whose views are its pseudo-frames."""
+    if not sequences:
+        raise ValueError("composites need at least one training sequence to cut objects and backgrounds from")
     cache_dir = Path(cache_dir)
     sequences = sorted(sequences)  # the draws follow this order: one order per cache file
     path = cache_dir / f"composites_{n}x{n_views}_{seed}_{long_side}_{_stable_key(sequences)}.pt"

@@ -16,7 +16,9 @@ def _pick_sequence(seqs: list[EncodedSequence], rng, real_only: bool = False) ->
     """A sequence, with probability growing as the square root of its length. `real_only` skips the
     synthetic-only ones (composites: their "frames" are unrelated pictures, not a video)."""
     if real_only:
-        seqs = [s for s in seqs if not s.meta.get("synthetic_only")] or seqs
+        seqs = [s for s in seqs if not s.meta.get("synthetic_only")]
+        if not seqs:
+            raise ValueError("no real video to pair frames from: train on at least one sequence besides composites")
     lengths = np.array([s.num_frames for s in seqs], float)
     return seqs[rng.choice(len(seqs), p=np.sqrt(lengths) / np.sqrt(lengths).sum())]
 
