@@ -173,3 +173,108 @@ def test_composite_views_below_two_cannot_train_the_tracker(tiny_davis, tmp_path
         train_main(["--davis-root", str(root), "--head", "tracker", "--composites", "4", "--composite-views", "1",
                     "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")])
     assert not (tmp_path / "cache").exists()  # refused before any encoding
+
+
+def test_online_gaze2mask_training_encodes_only_the_held_out_frames(tiny_davis, tmp_path):
+    root, _ = tiny_davis
+    out = tmp_path / "run"
+    train_main(["--davis-root", str(root), "--head", "gaze2mask", "--online", "--val-sequences", "b",
+                "--steps-gaze2mask", "3", "--batch-size", "2", "--single-click-rate", "0.5", "--aug-strength", "1.5",
+                "--cache", str(tmp_path / "cache"), "--out", str(out)])
+    report = json.loads((out / "report.json").read_text())
+    assert report["gaze2mask_steps"] == 3 and set(report["validation"]["b"]) == {"click_J"}
+    # No cached training views: only the held-out sequence, encoded once without views, to score it.
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["b_v0_512.pt"]
+    assert ModelBundle.load(out / "weights.pt").meta["train_sequences"] == ["a"]
+    # With nothing held out (the shipped weights' setting) nothing is encoded ahead at all.
+    train_main(["--davis-root", str(root), "--head", "gaze2mask", "--online", "--steps-gaze2mask", "1",
+                "--batch-size", "2", "--cache", str(tmp_path / "cache_all"), "--out", str(tmp_path / "run_all")])
+    assert not list((tmp_path / "cache_all").glob("*.pt"))
+
+
+def test_online_gaze2mask_refuses_composites_it_would_ignore(tiny_davis, tmp_path):
+    root, _ = tiny_davis
+    with pytest.raises(SystemExit):
+        train_main(["--davis-root", str(root), "--head", "gaze2mask", "--online", "--composites", "2",
+                    "--out", str(tmp_path / "run")])
+
+
+def test_augmented_frames_keep_image_and_mask_aligned_and_streams_reproducible():
+    from napari_hotspot.models.training.online import AugmentedFrames
+
+    h, w = 64, 96
+    frames = np.zeros((3, h, w, 3), np.uint8)
+    masks = np.zeros((3, h, w), bool)
+    masks[:, 20:44, 30:70] = True
+    frames[masks] = 230  # a bright object on black
+    ds = AugmentedFrames([frames], [masks], seed=3, strength=1.5, max_rotation=30, keep_original=0.0)
+    samples = [s for _, s in zip(range(12), iter(ds))]
+    for image, guidance, mask in samples:
+        assert image.shape == (3, h, w) and guidance.shape == (3, h, w) and mask.shape == (1, h, w)
+        inside, outside = image.mean(0)[mask[0] > 0], image.mean(0)[mask[0] == 0]
+        # The warped mask covers the warped object: bright inside, dark outside (colour jitter aside).
+        assert inside.mean() > outside.mean() + 0.8
+        assert guidance.amax() > 0  # every sample has a prompt
+    again = [s for _, s in zip(range(12), iter(AugmentedFrames([frames], [masks], seed=3, strength=1.5,
+                                                                 max_rotation=30, keep_original=0.0)))]
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[2], b[2]) for a, b in zip(samples, again))
+    other = next(iter(AugmentedFrames([frames], [masks], seed=4, keep_original=0.0)))
+    assert not torch.equal(other[0], samples[0][0])
+
+
+def test_single_click_prompts_are_one_positive_click_only():
+    from napari_hotspot.models.training.samplers import simulate_prompt
+
+    mask = np.zeros((64, 96), bool)
+    mask[10:50, 20:80] = True
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        g = simulate_prompt(mask, rng, mask.shape, single_click_rate=1.0)
+        assert not g[1].any() and not g[2].any()  # no negative click, no box
+        ys, xs = np.nonzero(g[0] > 0.5)  # one click blob (radius about 2.3 px here), inside the object
+        assert len(ys) and np.ptp(xs) <= 8 and np.ptp(ys) <= 8
+        assert mask[int(ys.mean()), int(xs.mean())]
+
+
+def test_one_cycle_schedule_and_time_budget():
+    from napari_hotspot.models.training.train import fit, one_cycle_lr
+
+    assert one_cycle_lr(0.0, 1.0) == pytest.approx(1 / 25)
+    assert one_cycle_lr(0.1, 1.0) == pytest.approx(1.0)
+    assert one_cycle_lr(1.0, 1.0) == pytest.approx(1 / 25 / 1e4)
+    rising = [one_cycle_lr(p, 1.0) for p in np.linspace(0, 0.1, 11)]
+    falling = [one_cycle_lr(p, 1.0) for p in np.linspace(0.1, 1.0, 19)]
+    assert rising == sorted(rising) and falling == sorted(falling, reverse=True)
+
+    model = torch.nn.Linear(2, 1)
+    before = model.weight.detach().clone()
+
+    def batch_loss():
+        return model(torch.ones(4, 2)).pow(2).mean()
+
+    # A budget already spent stops before the first step and leaves the model as it was.
+    assert fit(model, 5, 1e-2, "cpu", lambda m: None, "toy", batch_loss, time_budget=1e-9) == 0
+    assert torch.equal(model.weight, before)
+    assert fit(model, 5, 1e-2, "cpu", lambda m: None, "toy", batch_loss, time_budget=60.0) == 5
+    assert fit(model, 5, 1e-2, "cpu", lambda m: None, "toy", batch_loss) == 5
+    assert not torch.equal(model.weight, before)
+
+
+def test_merge_keeps_each_heads_run_report_also_from_a_merged_file(tmp_path):
+    from napari_hotspot.models.heads import Gaze2MaskNet, WCSTracker
+    from napari_hotspot.models.training.merge import merge
+    from napari_hotspot.models.training.train import save_weights
+
+    heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(), "tracker": WCSTracker()}
+    for name in heads:
+        save_weights(tmp_path / f"{name}.pt", heads, {"command": f"train {name}"})
+    merge({n: tmp_path / f"{n}.pt" for n in heads}, tmp_path / "merged.pt")
+    new_g2m = Gaze2MaskNet()
+    torch.nn.init.constant_(new_g2m.out.bias, 0.5)
+    save_weights(tmp_path / "new.pt", {**heads, "gaze2mask": new_g2m}, {"command": "train again"})
+    meta = merge({"egnet": tmp_path / "merged.pt", "gaze2mask": tmp_path / "new.pt",
+                  "tracker": tmp_path / "merged.pt"}, tmp_path / "merged2.pt")
+    assert {n: m["command"] for n, m in meta["runs"].items()} == {
+        "egnet": "train egnet", "gaze2mask": "train again", "tracker": "train tracker"}
+    bundle = ModelBundle.load(tmp_path / "merged2.pt")
+    assert float(bundle.gaze2mask.out.bias) == 0.5

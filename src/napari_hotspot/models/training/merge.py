@@ -19,7 +19,9 @@ def merge(parts: dict[str, Path], out: Path) -> dict:
     for name, path in parts.items():
         blob = torch.load(path, map_location="cpu", weights_only=True)
         heads[name] = blob["heads"][name]
-        meta["runs"][name] = blob.get("meta", {})
+        part_meta = blob.get("meta", {})
+        # A head taken from an already merged file keeps its own run's report, not the whole file's.
+        meta["runs"][name] = part_meta["runs"].get(name, {}) if "runs" in part_meta else part_meta
     torch_save_atomic({"heads": heads, "meta": meta}, out)
     return meta
 

@@ -144,12 +144,16 @@ def crop_targets(target, hot_xy, hot_valid, ys: slice, xs: slice):
     return tgt, hxy, valid
 
 
-def simulate_prompt(mask: np.ndarray, rng, size) -> np.ndarray:
+def simulate_prompt(mask: np.ndarray, rng, size, single_click_rate: float = 0.0) -> np.ndarray:
     """A random prompt for Gaze2Mask-Net training: clicks (first at the deepest point, jittered),
-    a jittered box, or a pseudo-gaze map."""
+    a jittered box, or a pseudo-gaze map; `single_click_rate` of the time exactly one click (the
+    prompt the one-click benchmark gives)."""
     h, w = size
     ys, xs = np.nonzero(mask)
-    mode = rng.choice(["clicks", "box", "gaze"], p=[0.55, 0.25, 0.2])
+    if single_click_rate and rng.random() < single_click_rate:
+        mode = "single"
+    else:
+        mode = rng.choice(["clicks", "box", "gaze"], p=[0.55, 0.25, 0.2])
     if len(ys) == 0:
         return make_guidance(size)
     obj = np.hypot(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
@@ -159,6 +163,8 @@ def simulate_prompt(mask: np.ndarray, rng, size) -> np.ndarray:
         return make_guidance(size, box_xyxy=(x0 + j[0], y0 + j[1], x1 + j[2], y1 + j[3]))
     dp = deepest_point(mask)
     pos = [(dp[0] + rng.normal(0, 0.03 * obj), dp[1] + rng.normal(0, 0.03 * obj))]
+    if mode == "single":
+        return make_guidance(size, positive_xy=pos)
     if mode == "gaze":
         pts = [pos[0]] + [random_interior_point(mask, rng) for _ in range(int(rng.integers(0, 4)))]
         sigma = max(click_sigma(size), 0.08 * obj)
@@ -176,13 +182,13 @@ def simulate_prompt(mask: np.ndarray, rng, size) -> np.ndarray:
     return make_guidance(size, positive_xy=pos, negative_xy=neg)
 
 
-def gaze2mask_batch(seqs, rng, batch_size: int):
+def gaze2mask_batch(seqs, rng, batch_size: int, single_click_rate: float = 0.0):
     feats, guid, masks = [], [], []
     for _ in range(batch_size):
         s = _pick_sequence(seqs, rng)
         i, v = int(rng.integers(s.num_frames)), int(rng.integers(s.num_views))
         m = s.masks[i, v]
-        guid.append(torch.from_numpy(simulate_prompt(m, rng, s.size)))
+        guid.append(torch.from_numpy(simulate_prompt(m, rng, s.size, single_click_rate)))
         feats.append(s.feats[i][v].to(torch.float32))
         masks.append(torch.from_numpy(m.astype(np.float32)))
     return FrameFeatures.stack(feats), torch.stack(guid), torch.stack(masks)[:, None]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import time
@@ -27,26 +28,57 @@ from . import samplers
 from .data import EncodedSequence, build_cache, list_sequences, torch_save_atomic
 
 
-def fit(model, steps, lr, device, log, name, batch_loss, checkpoint=None, log_every=50):
-    """The one training loop: AdamW + one-cycle schedule over `batch_loss()` for `steps` steps."""
+def one_cycle_lr(progress: float, max_lr: float, pct_start: float = 0.1, div: float = 25.0,
+                 final_div: float = 1e4) -> float:
+    """The one-cycle schedule (cosine warm-up from max_lr/div, cosine decay to max_lr/div/final_div,
+    torch's OneCycleLR shape) as a function of training progress in [0, 1]."""
+    lo, end = max_lr / div, max_lr / div / final_div
+
+    def cos(a, b, t):
+        return b + (a - b) * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0))) / 2
+
+    if progress < pct_start:
+        return cos(lo, max_lr, progress / pct_start)
+    return cos(max_lr, end, (progress - pct_start) / (1 - pct_start))
+
+
+def fit(model, steps, lr, device, log, name, batch_loss, checkpoint=None, log_every=50, time_budget=None):
+    """The one training loop: AdamW + one-cycle schedule over `batch_loss()` for `steps` steps.
+
+    With `time_budget` (seconds) the schedule follows whichever is further along, steps or time, and
+    training ends when either runs out (for fixed-length leases such as a borrowed GPU).
+    Returns the number of steps taken."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    sched = None if time_budget is not None else torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
+                                                                         pct_start=0.1)
     model.train().to(device)
     t0 = time.perf_counter()
+    step = 0
     for step in range(steps):
+        if time_budget is not None:
+            progress = max(step / steps, (time.perf_counter() - t0) / time_budget)
+            if progress >= 1.0:
+                log(f"{name}: time budget of {time_budget:g}s reached at step {step}/{steps}")
+                break
+            for group in opt.param_groups:
+                group["lr"] = one_cycle_lr(progress, lr)
         loss = batch_loss()
         opt.zero_grad()
         loss.backward()
         opt.step()
-        sched.step()
+        if sched:
+            sched.step()
         if checkpoint and step and step % 250 == 0:
             checkpoint(step)
         if step % log_every == 0 or step == steps - 1:
             log(f"{name} step {step}/{steps} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
-    return model.eval()
+    else:
+        step = steps
+    model.eval()
+    return step
 
 
-def train_tracker(model, seqs, steps, batch_size, lr, rng, device, log, checkpoint=None):
+def train_tracker(model, seqs, steps, batch_size, lr, rng, device, log, checkpoint=None, time_budget=None):
     def batch_loss():
         feats, refs_a, refs_p, target, hot_xy, hot_valid = samplers.tracker_batch(seqs, rng, batch_size)
         with torch.no_grad():
@@ -66,20 +98,27 @@ def train_tracker(model, seqs, steps, batch_size, lr, rng, device, log, checkpoi
             loss = loss + 0.5 * -(tgt * logp).sum(1).mean()
         return loss
 
-    return fit(model, steps, lr, device, log, "tracker", batch_loss, checkpoint)
+    return fit(model, steps, lr, device, log, "tracker", batch_loss, checkpoint, time_budget=time_budget)
 
 
-def train_gaze2mask(model, seqs, steps, batch_size, lr, rng, device, log, checkpoint=None):
+def train_gaze2mask(model, seqs, steps, batch_size, lr, rng, device, log, checkpoint=None, batches=None,
+                    time_budget=None, single_click_rate=0.0):
+    """From the cached views of `seqs`, or from `batches` (an iterator of (features, guidance, mask),
+    e.g. online.gaze2mask_online_batches) when given."""
     def batch_loss():
-        feats, guid, target = samplers.gaze2mask_batch(seqs, rng, batch_size)
+        if batches is None:
+            feats, guid, target = samplers.gaze2mask_batch(seqs, rng, batch_size, single_click_rate)
+        else:
+            feats, guid, target = next(batches)
         out, aux = model(feats_to(feats, device), guid.to(device))
         target = target.to(device)
         return deep_seg_loss(out, aux, target)
 
-    return fit(model, steps, lr, device, log, "gaze2mask", batch_loss, checkpoint)
+    return fit(model, steps, lr, device, log, "gaze2mask", batch_loss, checkpoint, time_budget=time_budget)
 
 
-def train_egnet(model, seqs, steps, batch_size, lr, rng, device, log, batch_fn=None, checkpoint=None):
+def train_egnet(model, seqs, steps, batch_size, lr, rng, device, log, batch_fn=None, checkpoint=None,
+                time_budget=None):
     batch_fn = batch_fn or samplers.egnet_batch
 
     def batch_loss():
@@ -88,7 +127,7 @@ def train_egnet(model, seqs, steps, batch_size, lr, rng, device, log, batch_fn=N
         tgt = target.to(device).flatten(1)
         return (tgt * (torch.log(tgt.clamp_min(1e-12)) - logp)).sum(1).mean()  # KL(target || pred)
 
-    return fit(model, steps, lr, device, log, "egnet", batch_loss, checkpoint)
+    return fit(model, steps, lr, device, log, "egnet", batch_loss, checkpoint, time_budget=time_budget)
 
 
 def feats_to(feats, device):
@@ -173,14 +212,26 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--views", type=int, default=2, help="augmented views cached per frame")
     ap.add_argument("--max-rotation", type=float, default=15.0,
-                    help="largest rotation in degrees of a cached augmented view (default 15; other values "
-                         "are cached in their own files)")
+                    help="largest rotation in degrees of an augmented view (default 15; cached views with "
+                         "other values are cached in their own files; --online views scale it by --aug-strength)")
     ap.add_argument("--composites", type=int, default=0,
                     help="also train Gaze2Mask-Net and the tracker on this many pasted-object pseudo-videos "
                          "built from the training sequences (training/composites.py; about 3 MB each at 3 "
                          "pseudo-frames, cached; not used by the shipped weights: docs/benchmarks.md)")
     ap.add_argument("--composite-views", type=int, default=3,
                     help="pseudo-frames per composite (default 3; at least 2 to train the tracker)")
+    ap.add_argument("--online", action="store_true",
+                    help="Gaze2Mask-Net trains on a freshly augmented frame per sample, encoded in the step "
+                         "(training/online.py; worth it on a GPU), instead of the cached views")
+    ap.add_argument("--online-workers", type=int, default=0, help="data-loader processes for --online")
+    ap.add_argument("--aug-strength", type=float, default=1.0,
+                    help="scales the random affine (scale, rotation, shear, shift) of --online views")
+    ap.add_argument("--single-click-rate", type=float, default=0.0,
+                    help="share of Gaze2Mask-Net prompts that are exactly one click (default 0: the mix "
+                         "of clicks, boxes and gaze maps alone)")
+    ap.add_argument("--time-budget", type=float, default=None,
+                    help="seconds per head: the one-cycle schedule follows steps or time, whichever is "
+                         "further along, and stops at either limit")
     ap.add_argument("--cache", type=Path, default=Path("runs/cache"))
     ap.add_argument("--init", type=Path, default=None, help="start from these weights")
     ap.add_argument("--fixations-root", type=Path, default=None,
@@ -192,6 +243,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     todo = ["egnet", "gaze2mask", "tracker"] if args.head == "all" else [args.head]
+    if args.online and args.composites and todo == ["gaze2mask"]:
+        ap.error("--online Gaze2Mask-Net training draws from the real sequences only; drop --composites")
     if args.composites and args.composite_views < 2 and "tracker" in todo:
         ap.error("--composite-views must be at least 2 to train the tracker (it pairs a composite's pseudo-frames)")
     if args.threads:
@@ -209,10 +262,15 @@ def main(argv=None):
     all_seqs = args.sequences or list_sequences(args.davis_root)
     train_names = [s for s in all_seqs if s not in set(args.val_sequences)]
     t_start = time.perf_counter()
-    cached = build_cache(args.davis_root, args.cache, all_seqs, n_views=args.views, log=log,
-                         max_rotation=args.max_rotation)
+    if args.online and todo == ["gaze2mask"]:
+        # Nothing trains from the cache: encode only the held-out frames, without views, to score them.
+        cached = build_cache(args.davis_root, args.cache, list(args.val_sequences), n_views=0,
+                             log=log) if args.val_sequences else []
+    else:
+        cached = build_cache(args.davis_root, args.cache, all_seqs, n_views=args.views, log=log,
+                             max_rotation=args.max_rotation)
     by_name = {s.name: s for s in cached}
-    train_seqs = [by_name[n] for n in train_names]
+    train_seqs = [by_name[n] for n in train_names if n in by_name]
     val_seqs = [by_name[n] for n in args.val_sequences]
     log(f"train on {train_names}; validate on {args.val_sequences}; device {args.device}")
 
@@ -239,19 +297,31 @@ def main(argv=None):
     for name in todo:
         t0 = time.perf_counter()
         if name == "tracker":
-            train_tracker(heads[name], train_seqs + composites, args.steps_tracker, args.batch_size, args.lr, rng, args.device, log,
-                          checkpoint=checkpoint_for(name))
+            report[f"{name}_steps"] = train_tracker(
+                heads[name], train_seqs + composites, args.steps_tracker, args.batch_size, args.lr, rng, args.device,
+                log, checkpoint=checkpoint_for(name), time_budget=args.time_budget)
         elif name == "gaze2mask":
-            train_gaze2mask(heads[name], train_seqs + composites, args.steps_gaze2mask, args.batch_size, args.lr, rng, args.device,
-                            log, checkpoint=checkpoint_for(name))
+            batches = None
+            if args.online:
+                from .online import AugmentedFrames, gaze2mask_online_batches, load_working_frames
+
+                frames, masks = load_working_frames(args.davis_root, train_names)
+                dataset = AugmentedFrames(frames, masks, seed=args.seed, strength=args.aug_strength,
+                                          max_rotation=args.max_rotation, single_click_rate=args.single_click_rate)
+                batches = gaze2mask_online_batches(dataset, args.batch_size, args.device, args.online_workers)
+            report[f"{name}_steps"] = train_gaze2mask(
+                heads[name], train_seqs + composites, args.steps_gaze2mask, args.batch_size, args.lr, rng,
+                args.device, log, checkpoint=checkpoint_for(name), batches=batches, time_budget=args.time_budget,
+                single_click_rate=args.single_click_rate)
         else:
             batch_fn = None
             if args.fixations_root:
                 from .fixations import fixation_batch_fn
 
                 batch_fn = fixation_batch_fn(args.fixations_root, args.cache, log)
-            train_egnet(heads[name], train_seqs, args.steps_egnet, args.batch_size, args.lr, rng, args.device, log,
-                        batch_fn, checkpoint=checkpoint_for(name))
+            report[f"{name}_steps"] = train_egnet(
+                heads[name], train_seqs, args.steps_egnet, args.batch_size, args.lr, rng, args.device, log, batch_fn,
+                checkpoint=checkpoint_for(name), time_budget=args.time_budget)
         heads[name].cpu()
         report[f"{name}_train_seconds"] = round(time.perf_counter() - t0, 1)
     for seq in val_seqs:

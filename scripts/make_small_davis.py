@@ -1,0 +1,41 @@
+"""Copy a DAVIS-layout root at the networks' training size (long side 512, JPEG quality 88), small
+enough to travel to a borrowed GPU machine (12 sequences: about 35 MB). Frames are area-averaged and
+masks nearest-neighbour resized, as training/data.py resizes them, so training reads the copy as it
+would the original.
+
+    python scripts/make_small_davis.py ../shared/data/davis2016-dev .devcarry/davis
+"""
+
+import argparse
+from pathlib import Path
+
+import cv2
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("src", type=Path)
+    ap.add_argument("dst", type=Path)
+    ap.add_argument("--size", default="512x288", help="WxH of the copy (default 512x288, DAVIS 480p's working size)")
+    ap.add_argument("--quality", type=int, default=88)
+    a = ap.parse_args()
+    w, h = (int(v) for v in a.size.split("x"))
+    seqs = sorted(p for p in (a.src / "JPEGImages" / "480p").iterdir() if p.is_dir())
+    if not seqs:
+        raise SystemExit(f"no sequences under {a.src / 'JPEGImages' / '480p'}")
+    for seq in seqs:
+        for kind in ("JPEGImages", "Annotations"):
+            (a.dst / kind / "480p" / seq.name).mkdir(parents=True, exist_ok=True)
+        for p in sorted(seq.glob("*.jpg")):
+            img = cv2.resize(cv2.imread(str(p)), (w, h), interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(a.dst / "JPEGImages" / "480p" / seq.name / p.name), img, [cv2.IMWRITE_JPEG_QUALITY, a.quality])
+            mask = cv2.imread(str(a.src / "Annotations" / "480p" / seq.name / (p.stem + ".png")), cv2.IMREAD_GRAYSCALE)
+            if mask is None:
+                raise SystemExit(f"missing or unreadable mask for {p}")
+            mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+            cv2.imwrite(str(a.dst / "Annotations" / "480p" / seq.name / (p.stem + ".png")), mask)
+    print(f"wrote {len(seqs)} sequences to {a.dst}")
+
+
+if __name__ == "__main__":
+    main()
