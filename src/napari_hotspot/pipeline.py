@@ -6,7 +6,6 @@ The one place that `napari-hotspot track`, the evaluator and the batch runner sh
 from __future__ import annotations
 
 import csv
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import cv2
 import numpy as np
 
 from .errors import ProjectIOError, PromptError
+from .fileio import atomic_write
 from .session import HotspotSession
 
 HOTSPOT_COLUMNS = ["frame", "object_id", "x", "y", "visible", "confidence", "source"]
@@ -152,12 +152,10 @@ def track_video(
             per_frame.setdefault(t, {})
             finish(t)
     rows.sort(key=lambda r: (r[0], r[1]))
-    tmp = out_dir / "hotspots.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
+    with atomic_write(out_dir / "hotspots.csv") as fh:
         w = csv.writer(fh)
         w.writerow(HOTSPOT_COLUMNS)
         w.writerows(rows)
-    os.replace(tmp, out_dir / "hotspots.csv")
     secs = time.perf_counter() - t0
     # fps counts tracking only; the one-off adaptation time is reported apart.
     track_secs = secs - adapt_seconds_used

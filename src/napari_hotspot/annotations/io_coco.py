@@ -23,6 +23,7 @@ from napari_hotspot.annotations.masks import CompressedMask
 from napari_hotspot.annotations.model import AnnotationStore, Hotspot, Provenance
 from napari_hotspot.annotations._parse import read_json
 from napari_hotspot.errors import AnnotationError, ProjectIOError
+from napari_hotspot.fileio import atomic_write
 
 KEYPOINT_NAMES = ["hotspot"]
 # COCO keypoint visibility flags
@@ -112,17 +113,8 @@ def export_coco(
     """Write ``store`` as a COCO JSON file (loadable by ``pycocotools.coco.COCO``); returns the path."""
     path = Path(path)
     document = coco_document(store, frame_names)
-    temp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temp, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, allow_nan=False)
-        os.replace(temp, path)
-    except OSError as err:
-        try:
-            temp.unlink()
-        except OSError:
-            pass
-        raise ProjectIOError(f"cannot write COCO file {path}: {err.strerror or err}") from err
+    with atomic_write(path, what="COCO file") as handle:
+        json.dump(document, handle, allow_nan=False)
     return path
 
 

@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from napari_hotspot.annotations.model import AnnotationStore, Provenance
 from napari_hotspot.annotations.palette import davis_palette, davis_palette_bytes
 from napari_hotspot.errors import AnnotationError, ProjectIOError
+from napari_hotspot.fileio import atomic_write
 
 
 def frame_stems(frame_names: Sequence[str] | None, num_frames: int) -> list[str]:
@@ -49,16 +50,8 @@ def write_label_png(path: str | os.PathLike, labels: np.ndarray) -> Path:
     height, width = array.shape
     image = Image.frombytes("P", (width, height), np.ascontiguousarray(array, dtype=np.uint8).tobytes())
     image.putpalette(davis_palette_bytes())
-    temp = path.with_name(f".{path.name}.tmp")
-    try:
-        image.save(temp, format="PNG")
-        os.replace(temp, path)
-    except OSError as err:
-        try:
-            temp.unlink()
-        except OSError:
-            pass
-        raise ProjectIOError(f"cannot write {path}: {err.strerror or err}") from err
+    with atomic_write(path, "wb") as handle:
+        image.save(handle, format="PNG")
     return path
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from napari_hotspot.annotations.model import AnnotationStore, Hotspot, Provenance
 from napari_hotspot.annotations._parse import parse_float, read_json
 from napari_hotspot.errors import AnnotationError, ProjectIOError
+from napari_hotspot.fileio import atomic_write
 
 CSV_COLUMNS = ("frame", "object_id", "x", "y", "visible", "confidence", "source", "annotator")
 JSON_FORMAT = "napari-hotspot-hotspots"
@@ -171,17 +172,8 @@ def _csv_dump(handle: Any, rows: list[list[str]]) -> None:
 
 
 def _write_atomic_text(path: Path, dump: Any) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temp, "w", encoding="utf-8", newline="") as handle:
-            dump(handle)
-        os.replace(temp, path)
-    except OSError as err:
-        try:
-            temp.unlink()
-        except OSError:
-            pass
-        raise ProjectIOError(f"cannot write {path}: {err.strerror or err}") from err
+    with atomic_write(path) as handle:
+        dump(handle)
 
 
 def _parse_int(text: str, what: str, where: str) -> int:

@@ -30,6 +30,7 @@ from napari_hotspot.batch.worker import (
     remove_temporaries,
 )
 from napari_hotspot.errors import ProjectIOError
+from napari_hotspot.fileio import atomic_write
 from napari_hotspot.models.resolution import DEFAULT_LONG_SIDE
 
 REPORT_FILE = "batch_report.csv"
@@ -119,24 +120,11 @@ def _stderr(message: str) -> None:
 def write_report(out_dir: str | os.PathLike, results: list[VideoResult]) -> Path:
     """Write `out_dir/batch_report.csv` (source,status,frames,seconds,error) atomically."""
     path = Path(out_dir) / REPORT_FILE
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temp, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(REPORT_COLUMNS)
-            for r in results:
-                writer.writerow([r.source, r.status, r.frames, f"{r.seconds:.2f}", " ".join(r.error.split())])
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except OSError as err:
-        raise ProjectIOError(f"cannot write the batch report {path}: {err.strerror or err}") from err
-    finally:  # also on Ctrl-C in the middle of the write
-        if temp.exists():
-            try:
-                temp.unlink()
-            except OSError:
-                pass
+    with atomic_write(path, what="the batch report", fsync=True) as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(REPORT_COLUMNS)
+        for r in results:
+            writer.writerow([r.source, r.status, r.frames, f"{r.seconds:.2f}", " ".join(r.error.split())])
     return path
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
@@ -23,6 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from napari_hotspot.errors import AnnotationError, ProjectIOError
+from napari_hotspot.fileio import atomic_write
 from napari_hotspot.evaluation.davis import (
     DEFAULT_BOUND_TH,
     boundary_f,
@@ -195,14 +195,8 @@ def _format(value) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise ProjectIOError(f"cannot write {path}: {exc}") from exc
+    with atomic_write(path) as stream:
+        stream.write(text)
 
 
 def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None, with_mean: bool = True) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_hotspot.errors import HotspotError, ProjectIOError, PromptError
+from napari_hotspot.fileio import atomic_write
 from napari_hotspot.argtypes import parse_box as _box
 from napari_hotspot.argtypes import parse_xy as _xy
 
@@ -148,13 +148,12 @@ def write_report(report: dict, path: Path) -> None:
         return v
 
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(clean(report), indent=1, allow_nan=False), encoding="utf-8")
-        os.replace(tmp, path)
     except OSError as exc:
         raise ProjectIOError(f"cannot write report {path}: {exc.strerror or exc}") from exc
+    with atomic_write(path, what="report") as handle:
+        handle.write(json.dumps(clean(report), indent=1, allow_nan=False))
 
 
 def run(args) -> int:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ...evaluation.report import read_label_png
+from ...fileio import atomic_write
 from ..augment import augmented_views
 from ..backbone import Encoder, FrameFeatures, encode_views
 from ..precision import float32_only
@@ -23,13 +24,12 @@ from ..resolution import working_size
 
 
 def torch_save_atomic(obj, path: Path) -> None:
-    """torch.save through a temporary sibling renamed into place: an interrupted write (full disk,
-    Ctrl-C) never leaves a truncated cache or weights file that a later run would load."""
+    """torch.save through `fileio.atomic_write`: an interrupted write (full disk, Ctrl-C) never
+    leaves a truncated cache or weights file that a later run would load."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    with atomic_write(path, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def list_sequences(root: Path) -> list[str]:
