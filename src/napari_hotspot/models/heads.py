@@ -61,9 +61,10 @@ class EGNet(nn.Module):
 class Gaze2MaskNet(nn.Module):
     """Frame features + guidance map -> object mask; 5 residual decoder blocks, coarse (s32) to fine (s2)."""
 
-    def __init__(self):
+    def __init__(self, channels: dict | None = None):
+        """channels: the encoder's per-level channels (default the shared Lite0's)."""
         super().__init__()
-        c, g = LEVEL_CHANNELS, GUIDANCE_CHANNELS
+        c, g = channels or LEVEL_CHANNELS, GUIDANCE_CHANNELS
         self.block32 = ResidualBlock(c["s32"] + g, 128)
         self.block16 = ResidualBlock(128 + c["s16"] + g, 96)
         self.block8 = ResidualBlock(96 + c["s8"] + g, 64)

@@ -107,15 +107,16 @@ def encode_sequence(
 
 
 def build_cache(root: Path, cache_dir: Path, sequences=None, n_views: int = 2, long_side: int = 512, log=print,
-                max_rotation: float = 15.0):
+                max_rotation: float = 15.0, backbone: str = "lite0"):
     """Encode every sequence once (skipping ones already cached) and return the EncodedSequences."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    encoder = Encoder()
+    encoder = Encoder(variant=backbone)
     out = []
     for i, seq in enumerate(sequences or list_sequences(root)):
         rot = "" if max_rotation == 15.0 else f"_r{max_rotation:g}"
-        path = cache_dir / f"{seq}_v{n_views}_{long_side}{rot}.pt"
+        net = "" if backbone == "lite0" else f"_{backbone}"
+        path = cache_dir / f"{seq}_v{n_views}_{long_side}{rot}{net}.pt"
         if path.exists():
             out.append(torch.load(path, weights_only=False))
             continue

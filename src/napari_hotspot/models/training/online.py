@@ -72,10 +72,11 @@ def load_working_frames(root, names: list[str], long_side: int = 512):
     return frames, masks
 
 
-def gaze2mask_online_batches(dataset: AugmentedFrames, batch_size: int, device: str, workers: int = 0):
+def gaze2mask_online_batches(dataset: AugmentedFrames, batch_size: int, device: str, workers: int = 0,
+                             backbone: str = "lite0"):
     """Endless (features, guidance, mask) batches: the loader's augmented frames encoded on `device`
     by the frozen encoder in float32."""
-    encoder = Encoder().to(device)
+    encoder = Encoder(variant=backbone).to(device)
     if device.startswith("cuda"):
         # Features as the CPU computes them at inference (float32), not TF32.
         torch.backends.cudnn.allow_tf32 = False

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..backbone import BACKBONES
 from ..heads import EGNet, Gaze2MaskNet, WCSTracker, matching_keys
 from ..losses import deep_seg_loss
 from ..tracking import correlation_input, deepest_point, make_reference, stack_references, track_step
@@ -232,6 +233,9 @@ def main(argv=None):
     ap.add_argument("--time-budget", type=float, default=None,
                     help="seconds per head: the one-cycle schedule follows steps or time, whichever is "
                          "further along, and stops at either limit")
+    ap.add_argument("--backbone", choices=sorted(BACKBONES), default="lite0",
+                    help="encoder under Gaze2Mask-Net (--head gaze2mask only; the session's heads share Lite0: "
+                         "other backbones are experiments, docs/benchmarks.md)")
     ap.add_argument("--cache", type=Path, default=Path("runs/cache"))
     ap.add_argument("--init", type=Path, default=None, help="start from these weights")
     ap.add_argument("--fixations-root", type=Path, default=None,
@@ -243,6 +247,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     todo = ["egnet", "gaze2mask", "tracker"] if args.head == "all" else [args.head]
+    if args.backbone != "lite0" and (todo != ["gaze2mask"] or args.composites):
+        ap.error(f"--backbone {args.backbone} trains Gaze2Mask-Net alone (--head gaze2mask, no --composites)")
     if args.online and args.composites and todo == ["gaze2mask"]:
         ap.error("--online Gaze2Mask-Net training draws from the real sequences only; drop --composites")
     if args.composites and args.composite_views < 2 and "tracker" in todo:
@@ -264,23 +270,23 @@ def main(argv=None):
     t_start = time.perf_counter()
     if args.online and todo == ["gaze2mask"]:
         # Nothing trains from the cache: encode only the held-out frames, without views, to score them.
-        cached = build_cache(args.davis_root, args.cache, list(args.val_sequences), n_views=0,
-                             log=log) if args.val_sequences else []
+        cached = build_cache(args.davis_root, args.cache, list(args.val_sequences), n_views=0, log=log,
+                             backbone=args.backbone) if args.val_sequences else []
     else:
         cached = build_cache(args.davis_root, args.cache, all_seqs, n_views=args.views, log=log,
-                             max_rotation=args.max_rotation)
+                             max_rotation=args.max_rotation, backbone=args.backbone)
     by_name = {s.name: s for s in cached}
     train_seqs = [by_name[n] for n in train_names if n in by_name]
     val_seqs = [by_name[n] for n in args.val_sequences]
     log(f"train on {train_names}; validate on {args.val_sequences}; device {args.device}")
 
-    heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(), "tracker": WCSTracker()}
+    heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(BACKBONES[args.backbone][1]), "tracker": WCSTracker()}
     if args.init:
         from ..weights import load_heads_into
 
         load_heads_into(heads, args.init)
     report = {"command": " ".join(sys.argv), "train_sequences": train_names,
-              "val_sequences": list(args.val_sequences), "device": args.device,
+              "val_sequences": list(args.val_sequences), "device": args.device, "backbone": args.backbone,
               "machine": f"{platform.machine()} {platform.processor()} threads={torch.get_num_threads()}",
               "validation": {}}
     def checkpoint_for(name):
@@ -308,7 +314,8 @@ def main(argv=None):
                 frames, masks = load_working_frames(args.davis_root, train_names)
                 dataset = AugmentedFrames(frames, masks, seed=args.seed, strength=args.aug_strength,
                                           max_rotation=args.max_rotation, single_click_rate=args.single_click_rate)
-                batches = gaze2mask_online_batches(dataset, args.batch_size, args.device, args.online_workers)
+                batches = gaze2mask_online_batches(dataset, args.batch_size, args.device, args.online_workers,
+                                                   args.backbone)
             report[f"{name}_steps"] = train_gaze2mask(
                 heads[name], train_seqs + composites, args.steps_gaze2mask, args.batch_size, args.lr, rng,
                 args.device, log, checkpoint=checkpoint_for(name), batches=batches, time_budget=args.time_budget,
