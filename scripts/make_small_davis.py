@@ -1,7 +1,8 @@
-"""Copy a DAVIS-layout root at the networks' training size (long side 512, JPEG quality 88), small
-enough to travel to a borrowed GPU machine (12 sequences: about 35 MB). Frames are area-averaged and
-masks nearest-neighbour resized, as training/data.py resizes them, so training reads the copy as it
-would the original.
+"""Copy a DAVIS-layout root at the networks' training size (every frame resized to --size, default
+512x288: DAVIS 480p's working size at long side 512; JPEG quality 88), small enough to travel to a
+borrowed GPU machine (12 sequences: about 35 MB). Frames are area-averaged and masks
+nearest-neighbour resized, as training/data.py resizes them, so training reads the copy as it would
+the original.
 
     python scripts/make_small_davis.py ../shared/data/davis2016-dev .devcarry/davis
 """
@@ -27,7 +28,10 @@ def main():
         for kind in ("JPEGImages", "Annotations"):
             (a.dst / kind / "480p" / seq.name).mkdir(parents=True, exist_ok=True)
         for p in sorted(seq.glob("*.jpg")):
-            img = cv2.resize(cv2.imread(str(p)), (w, h), interpolation=cv2.INTER_AREA)
+            img = cv2.imread(str(p))
+            if img is None:
+                raise SystemExit(f"unreadable frame {p}")
+            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
             cv2.imwrite(str(a.dst / "JPEGImages" / "480p" / seq.name / p.name), img, [cv2.IMWRITE_JPEG_QUALITY, a.quality])
             mask = cv2.imread(str(a.src / "Annotations" / "480p" / seq.name / (p.stem + ".png")), cv2.IMREAD_GRAYSCALE)
             if mask is None:

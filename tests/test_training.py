@@ -192,17 +192,21 @@ def test_online_gaze2mask_training_encodes_only_the_held_out_frames(tiny_davis, 
     assert not list((tmp_path / "cache_all").glob("*.pt"))
 
 
-def test_online_gaze2mask_refuses_composites_it_would_ignore(tiny_davis, tmp_path):
+@pytest.mark.parametrize("args, message", [
+    (["--head", "gaze2mask", "--online", "--composites", "2"], "real sequences only"),
+    (["--head", "all", "--online", "--composites", "2"], "real sequences only"),
+    (["--head", "all", "--backbone", "lite2"], "trains Gaze2Mask-Net alone"),  # the others share Lite0
+    (["--head", "gaze2mask", "--aug-strength", "2"], "scales the --online views"),
+    (["--head", "gaze2mask", "--online", "--time-budget", "0"], "positive number of seconds"),
+    (["--head", "gaze2mask", "--val-sequences", "a", "b"], "nothing is left to train on"),
+])
+def test_training_option_conflicts_are_refused_clearly(tiny_davis, tmp_path, capsys, args, message):
     root, _ = tiny_davis
     with pytest.raises(SystemExit):
-        train_main(["--davis-root", str(root), "--head", "gaze2mask", "--online", "--composites", "2",
-                    "--out", str(tmp_path / "run")])
-
-
-def test_other_backbones_train_gaze2mask_alone(tiny_davis, tmp_path):
-    root, _ = tiny_davis
-    with pytest.raises(SystemExit):  # the tracker and EG-Net share the session's Lite0 features
-        train_main(["--davis-root", str(root), "--head", "all", "--backbone", "lite2", "--out", str(tmp_path / "r")])
+        train_main(["--davis-root", str(root), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "r")]
+                   + args)
+    assert message in capsys.readouterr().err
+    assert not list((tmp_path / "cache").glob("*.pt"))  # refused before any encoding
 
 
 def test_augmented_frames_keep_image_and_mask_aligned_and_streams_reproducible():
@@ -242,15 +246,22 @@ def test_single_click_prompts_are_one_positive_click_only():
         assert mask[int(ys.mean()), int(xs.mean())]
 
 
-def test_one_cycle_schedule_and_time_budget():
-    from napari_hotspot.models.training.train import fit, one_cycle_lr
+def test_one_cycle_follows_torchs_one_cycle_lr_and_the_time_budget(monkeypatch):
+    from napari_hotspot.models.training import train as train_mod
+    from napari_hotspot.models.training.train import fit, one_cycle
 
-    assert one_cycle_lr(0.0, 1.0) == pytest.approx(1 / 25)
-    assert one_cycle_lr(0.1, 1.0) == pytest.approx(1.0)
-    assert one_cycle_lr(1.0, 1.0) == pytest.approx(1 / 25 / 1e4)
-    rising = [one_cycle_lr(p, 1.0) for p in np.linspace(0, 0.1, 11)]
-    falling = [one_cycle_lr(p, 1.0) for p in np.linspace(0.1, 1.0, 19)]
-    assert rising == sorted(rising) and falling == sorted(falling, reverse=True)
+    # The time-budget schedule is torch's OneCycleLR (rate and Adam beta1) as a function of progress.
+    probe = torch.nn.Linear(1, 1)
+    opt = torch.optim.AdamW(probe.parameters(), lr=2e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=1000, pct_start=0.1)
+    for i in range(1000):
+        # (torch counts phase ends as step N-1, progress here runs to 1: they differ by under 1.5%)
+        rate, beta1 = one_cycle(i / 1000, 2e-3)
+        assert rate == pytest.approx(opt.param_groups[0]["lr"], abs=0.015 * 2e-3)
+        assert beta1 == pytest.approx(opt.param_groups[0]["betas"][0], abs=2e-3)
+        opt.step()
+        sched.step()
+    assert one_cycle(1.0, 1.0)[0] == pytest.approx(1 / 25 / 1e4)
 
     model = torch.nn.Linear(2, 1)
     before = model.weight.detach().clone()
@@ -264,6 +275,15 @@ def test_one_cycle_schedule_and_time_budget():
     assert fit(model, 5, 1e-2, "cpu", lambda m: None, "toy", batch_loss, time_budget=60.0) == 5
     assert fit(model, 5, 1e-2, "cpu", lambda m: None, "toy", batch_loss) == 5
     assert not torch.equal(model.weight, before)
+    with pytest.raises(ValueError, match="positive"):
+        fit(model, 5, 1e-2, "cpu", lambda m: None, "toy", batch_loss, time_budget=0)
+
+    # A clock that advances 1 s per reading: a 10 s budget ends a 100-step run about a tenth of the way.
+    clock = iter(range(10_000))
+    monkeypatch.setattr(train_mod.time, "perf_counter", lambda: float(next(clock)))
+    logged = []
+    steps = fit(model, 100, 1e-2, "cpu", logged.append, "toy", batch_loss, time_budget=10.0)
+    assert 3 <= steps <= 10 and any("time budget of 10s reached" in m for m in logged)
 
 
 def test_merge_keeps_each_heads_run_report_also_from_a_merged_file(tmp_path):

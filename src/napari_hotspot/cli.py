@@ -9,6 +9,7 @@ from pathlib import Path
 from .argtypes import parse_box as _box
 from .argtypes import parse_xy as _xy
 from .argtypes import positive_int as _positive_int
+from .fileio import atomic_write
 
 
 def _add_prompt_args(p: argparse.ArgumentParser) -> None:
@@ -109,11 +110,12 @@ def _eval_hotspot_maps(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     import csv
 
-    with open(args.out / "hotspot_results.csv", "w", newline="") as fh:
+    with atomic_write(args.out / "hotspot_results.csv") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    (args.out / "hotspot_summary.md").write_text(markdown_table(rows) + "\n")
+    with atomic_write(args.out / "hotspot_summary.md") as fh:
+        fh.write(markdown_table(rows) + "\n")
     keys = ("hs_pck10", "nss", "cc", "auc_judd")
     print(" ".join(f"{k}={sum(r[k] for r in rows) / len(rows):.3f}" for k in keys if k in rows[0]))
     return 0
@@ -144,7 +146,7 @@ def _eval_corrections(args, root) -> int:
             fs = [r["F_mean"] for r in rows if r["corrections"] == k]
             print(f"{label}: corrections={k} J_mean={sum(js) / len(js):.3f} F_mean={sum(fs) / len(fs):.3f}")
     args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "corrections.csv", "w", newline="") as fh:
+    with atomic_write(args.out / "corrections.csv") as fh:
         cols = ["setting", "sequence", "object_id", "corrections", "J_mean", "F_mean", "J_recall", "F_recall"]
         w = csv.writer(fh)
         w.writerow(cols)

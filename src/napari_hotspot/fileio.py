@@ -1,6 +1,8 @@
-"""Atomic file writes shared by every exporter and cache: the data goes to a temporary sibling that
-replaces the target only once it is complete, so an interrupted write (full disk, Ctrl-C, crash)
-never leaves a truncated file where a whole one was, and never touches the previous version."""
+"""Atomic file writes shared by the exporters, reports and caches: the data goes to a temporary
+sibling that replaces the target only once it is complete, so an interrupted write (full disk,
+Ctrl-C, an exception) never leaves a truncated file where a whole one was, nor touches the previous
+version. (After a power loss only `fsync=True` writes are sure to be on disk; a process killed
+outright can leave its `.<name>.<id>.tmp` sibling behind.)"""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from .errors import ProjectIOError
 def atomic_write(path: str | os.PathLike, mode: str = "w", *, what: str = "", fsync: bool = False):
     """Yield a handle opened on a temporary sibling of `path` (text: UTF-8, newlines as written);
     on success it replaces `path`. Any OSError, in the caller's writing too, becomes a
-    ProjectIOError naming `what` and the path; the temporary file never stays behind."""
+    ProjectIOError naming `what` and the path; on any failure the temporary file is removed."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write writes whole files: mode 'w' or 'wb', not {mode!r}")
     path = Path(path)

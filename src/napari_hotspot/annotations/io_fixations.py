@@ -32,6 +32,7 @@ import numpy as np
 from napari_hotspot.annotations.model import AnnotationStore, Provenance
 from napari_hotspot.annotations._parse import parse_float
 from napari_hotspot.errors import AnnotationError, ProjectIOError
+from napari_hotspot.fileio import atomic_write
 
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 _ALIASES = {
@@ -265,15 +266,12 @@ def read_fixations_csv(
 def write_fixations_csv(path: str | os.PathLike, fixations: Fixations) -> Path:
     """Write fixations as ``frame,x,y,duration,observer`` (the format ``read_fixations_csv`` reads)."""
     path = Path(path)
-    try:
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(["frame", "x", "y", "duration", "observer"])
-            for f, (x, y), d, o in zip(fixations.frames, fixations.xy, fixations.durations, fixations.observers):
-                duration = repr(float(d)) if math.isfinite(d) else ""
-                writer.writerow([int(f), repr(float(x)), repr(float(y)), duration, o])
-    except OSError as err:
-        raise ProjectIOError(f"cannot write {path}: {err.strerror or err}") from err
+    with atomic_write(path) as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["frame", "x", "y", "duration", "observer"])
+        for f, (x, y), d, o in zip(fixations.frames, fixations.xy, fixations.durations, fixations.observers):
+            duration = repr(float(d)) if math.isfinite(d) else ""
+            writer.writerow([int(f), repr(float(x)), repr(float(y)), duration, o])
     return path
 
 

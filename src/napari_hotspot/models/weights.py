@@ -22,7 +22,12 @@ def load_heads_into(heads: dict, path: Path) -> dict:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     for name, module in heads.items():
         if name in blob["heads"]:
-            module.load_state_dict({k: v.float() for k, v in blob["heads"][name].items()})
+            try:
+                module.load_state_dict({k: v.float() for k, v in blob["heads"][name].items()})
+            except RuntimeError as exc:  # shapes of another network (e.g. trained with --backbone lite2)
+                first = str(exc).strip().splitlines()[-1].strip()
+                raise ValueError(f"{path}: its {name} weights do not fit this {name} network (trained with "
+                                 f"another --backbone?): {first}") from exc
     return blob.get("meta", {})
 
 

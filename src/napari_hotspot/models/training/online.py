@@ -1,5 +1,6 @@
-"""Online augmentation for Gaze2Mask-Net: every sample is a freshly augmented frame, encoded in the
-training step, instead of one of the 3 cached views per frame (training/data.py).
+"""Online augmentation for Gaze2Mask-Net: samples are frames augmented afresh (by default 85% of
+them; the rest the frame itself), encoded in the training step, instead of one of the 3 cached
+views per frame (training/data.py).
 
 The cached views limit how many appearances of the dozen training objects the head sees; here every
 step draws a new affine + colour view (the same `augment.augmented_views` as the cache and per-video
@@ -77,14 +78,18 @@ def gaze2mask_online_batches(dataset: AugmentedFrames, batch_size: int, device: 
     """Endless (features, guidance, mask) batches: the loader's augmented frames encoded on `device`
     by the frozen encoder in float32."""
     encoder = Encoder(variant=backbone).to(device)
-    if device.startswith("cuda"):
-        # Features as the CPU computes them at inference (float32), not TF32.
-        torch.backends.cudnn.allow_tf32 = False
     # DataLoader workers run torch single-threaded. (Do not call cv2.setNumThreads in a forked
     # worker: after the parent has used OpenCV's thread pool it deadlocks.)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers,
                                          persistent_workers=bool(workers), pin_memory=device.startswith("cuda"))
-    for images, guidance, masks in loader:
-        with float32_only():
-            feats = encoder(images.to(device, non_blocking=True))
-        yield feats, guidance, masks
+    tf32 = torch.backends.cudnn.allow_tf32
+    try:
+        for images, guidance, masks in loader:
+            # Features as the CPU computes them at inference: float32, not TF32 (restored for the head).
+            torch.backends.cudnn.allow_tf32 = False
+            with float32_only():
+                feats = encoder(images.to(device, non_blocking=True))
+            torch.backends.cudnn.allow_tf32 = tf32
+            yield feats, guidance, masks
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32

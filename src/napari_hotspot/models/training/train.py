@@ -26,29 +26,36 @@ from ..heads import EGNet, Gaze2MaskNet, WCSTracker, matching_keys
 from ..losses import deep_seg_loss
 from ..tracking import correlation_input, deepest_point, make_reference, stack_references, track_step
 from . import samplers
+from ...fileio import atomic_write
 from .data import EncodedSequence, build_cache, list_sequences, torch_save_atomic
 
 
-def one_cycle_lr(progress: float, max_lr: float, pct_start: float = 0.1, div: float = 25.0,
-                 final_div: float = 1e4) -> float:
-    """The one-cycle schedule (cosine warm-up from max_lr/div, cosine decay to max_lr/div/final_div,
-    torch's OneCycleLR shape) as a function of training progress in [0, 1]."""
+def one_cycle(progress: float, max_lr: float, pct_start: float = 0.1, div: float = 25.0,
+              final_div: float = 1e4, beta1_range: tuple[float, float] = (0.85, 0.95)) -> tuple[float, float]:
+    """torch's OneCycleLR defaults as a function of training progress in [0, 1]: (learning rate,
+    Adam beta1). The rate warms up (cosine) from max_lr/div to max_lr, then decays to
+    max_lr/div/final_div; beta1 moves the opposite way between its range's ends."""
     lo, end = max_lr / div, max_lr / div / final_div
+    b_lo, b_hi = beta1_range
 
     def cos(a, b, t):
         return b + (a - b) * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0))) / 2
 
     if progress < pct_start:
-        return cos(lo, max_lr, progress / pct_start)
-    return cos(max_lr, end, (progress - pct_start) / (1 - pct_start))
+        t = progress / pct_start
+        return cos(lo, max_lr, t), cos(b_hi, b_lo, t)
+    t = (progress - pct_start) / (1 - pct_start)
+    return cos(max_lr, end, t), cos(b_lo, b_hi, t)
 
 
 def fit(model, steps, lr, device, log, name, batch_loss, checkpoint=None, log_every=50, time_budget=None):
     """The one training loop: AdamW + one-cycle schedule over `batch_loss()` for `steps` steps.
 
-    With `time_budget` (seconds) the schedule follows whichever is further along, steps or time, and
-    training ends when either runs out (for fixed-length leases such as a borrowed GPU).
-    Returns the number of steps taken."""
+    With `time_budget` (seconds) the same schedule (`one_cycle`) follows whichever is further along,
+    steps or time, and training ends when either runs out (for fixed-length leases such as a
+    borrowed GPU). Returns the number of steps taken."""
+    if time_budget is not None and not time_budget > 0:
+        raise ValueError(f"time budget must be a positive number of seconds, got {time_budget}")
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = None if time_budget is not None else torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
                                                                          pct_start=0.1)
@@ -61,8 +68,9 @@ def fit(model, steps, lr, device, log, name, batch_loss, checkpoint=None, log_ev
             if progress >= 1.0:
                 log(f"{name}: time budget of {time_budget:g}s reached at step {step}/{steps}")
                 break
+            rate, beta1 = one_cycle(progress, lr)
             for group in opt.param_groups:
-                group["lr"] = one_cycle_lr(progress, lr)
+                group["lr"], group["betas"] = rate, (beta1, group["betas"][1])
         loss = batch_loss()
         opt.zero_grad()
         loss.backward()
@@ -222,8 +230,9 @@ def main(argv=None):
     ap.add_argument("--composite-views", type=int, default=3,
                     help="pseudo-frames per composite (default 3; at least 2 to train the tracker)")
     ap.add_argument("--online", action="store_true",
-                    help="Gaze2Mask-Net trains on a freshly augmented frame per sample, encoded in the step "
-                         "(training/online.py; worth it on a GPU), instead of the cached views")
+                    help="Gaze2Mask-Net trains on frames augmented afresh per sample (85%%; 15%% the frame "
+                         "itself), encoded in the step (training/online.py; worth it on a GPU), instead of "
+                         "the cached views")
     ap.add_argument("--online-workers", type=int, default=0, help="data-loader processes for --online")
     ap.add_argument("--aug-strength", type=float, default=1.0,
                     help="scales the random affine (scale, rotation, shear, shift) of --online views")
@@ -249,8 +258,13 @@ def main(argv=None):
     todo = ["egnet", "gaze2mask", "tracker"] if args.head == "all" else [args.head]
     if args.backbone != "lite0" and (todo != ["gaze2mask"] or args.composites):
         ap.error(f"--backbone {args.backbone} trains Gaze2Mask-Net alone (--head gaze2mask, no --composites)")
-    if args.online and args.composites and todo == ["gaze2mask"]:
-        ap.error("--online Gaze2Mask-Net training draws from the real sequences only; drop --composites")
+    if args.online and args.composites and "gaze2mask" in todo:
+        ap.error("--online Gaze2Mask-Net training draws from the real sequences only: drop --composites, or "
+                 "train the tracker with composites in a run of its own")
+    if args.aug_strength != 1.0 and not args.online:
+        ap.error("--aug-strength scales the --online views (cached views keep the cache's strength)")
+    if args.time_budget is not None and not args.time_budget > 0:
+        ap.error(f"--time-budget must be a positive number of seconds, got {args.time_budget:g}")
     if args.composites and args.composite_views < 2 and "tracker" in todo:
         ap.error("--composite-views must be at least 2 to train the tracker (it pairs a composite's pseudo-frames)")
     if args.threads:
@@ -267,8 +281,11 @@ def main(argv=None):
 
     all_seqs = args.sequences or list_sequences(args.davis_root)
     train_names = [s for s in all_seqs if s not in set(args.val_sequences)]
+    if not train_names:
+        ap.error("every sequence is held out (--val-sequences): nothing is left to train on")
+    online_only = args.online and todo == ["gaze2mask"]
     t_start = time.perf_counter()
-    if args.online and todo == ["gaze2mask"]:
+    if online_only:
         # Nothing trains from the cache: encode only the held-out frames, without views, to score them.
         cached = build_cache(args.davis_root, args.cache, list(args.val_sequences), n_views=0, log=log,
                              backbone=args.backbone) if args.val_sequences else []
@@ -276,7 +293,8 @@ def main(argv=None):
         cached = build_cache(args.davis_root, args.cache, all_seqs, n_views=args.views, log=log,
                              max_rotation=args.max_rotation, backbone=args.backbone)
     by_name = {s.name: s for s in cached}
-    train_seqs = [by_name[n] for n in train_names if n in by_name]
+    # Online Gaze2Mask-Net alone reads training frames itself: then only held-out ones are cached.
+    train_seqs = [] if online_only else [by_name[n] for n in train_names]
     val_seqs = [by_name[n] for n in args.val_sequences]
     log(f"train on {train_names}; validate on {args.val_sequences}; device {args.device}")
 
@@ -320,6 +338,8 @@ def main(argv=None):
                 heads[name], train_seqs + composites, args.steps_gaze2mask, args.batch_size, args.lr, rng,
                 args.device, log, checkpoint=checkpoint_for(name), batches=batches, time_budget=args.time_budget,
                 single_click_rate=args.single_click_rate)
+            if batches is not None:
+                batches.close()  # ends the loader's worker processes before the other heads train
         else:
             batch_fn = None
             if args.fixations_root:
@@ -347,7 +367,8 @@ def main(argv=None):
         log(f"val mean: {report['validation_mean']}")
     report["total_seconds"] = round(time.perf_counter() - t_start, 1)
     save_weights(args.out / "weights.pt", heads, report)
-    (args.out / "report.json").write_text(json.dumps(report, indent=2))
+    with atomic_write(args.out / "report.json", what="training report") as fh:
+        fh.write(json.dumps(report, indent=2))
     log(f"wrote {args.out / 'weights.pt'}")
 
 
