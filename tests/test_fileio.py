@@ -42,6 +42,9 @@ def test_os_errors_become_project_errors_naming_the_file(tmp_path):
         with atomic_write(tmp_path / "full.bin", "wb") as handle:
             raise OSError(28, "No space left on device")
     assert not list(tmp_path.iterdir())
+    with atomic_write(missing_dir, "wb", parents=True) as handle:  # folders made first when asked
+        handle.write(b"{}")
+    assert missing_dir.read_bytes() == b"{}"
     with pytest.raises(ValueError, match="mode"):
         with atomic_write(tmp_path / "x", "a"):
             pass

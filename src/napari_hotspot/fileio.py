@@ -15,16 +15,20 @@ from .errors import ProjectIOError
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", *, what: str = "", fsync: bool = False):
+def atomic_write(path: str | os.PathLike, mode: str = "w", *, what: str = "", fsync: bool = False,
+                 parents: bool = False):
     """Yield a handle opened on a temporary sibling of `path` (text: UTF-8, newlines as written);
-    on success it replaces `path`. Any OSError, in the caller's writing too, becomes a
-    ProjectIOError naming `what` and the path; on any failure the temporary file is removed."""
+    on success it replaces `path`. `parents` creates missing folders above it first. Any OSError,
+    in the caller's writing too, becomes a ProjectIOError naming `what` and the path; on any failure
+    the temporary file is removed."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write writes whole files: mode 'w' or 'wb', not {mode!r}")
     path = Path(path)
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     text = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
     try:
+        if parents:
+            path.parent.mkdir(parents=True, exist_ok=True)
         with open(temp, mode, **text) as handle:
             yield handle
             if fsync:

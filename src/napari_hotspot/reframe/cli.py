@@ -147,12 +147,7 @@ def write_report(report: dict, path: Path) -> None:
             return [clean(x) for x in v]
         return v
 
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ProjectIOError(f"cannot write report {path}: {exc.strerror or exc}") from exc
-    with atomic_write(path, what="report") as handle:
+    with atomic_write(path, what="report", parents=True) as handle:
         handle.write(json.dumps(clean(report), indent=1, allow_nan=False))
 
 

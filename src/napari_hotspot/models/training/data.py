@@ -26,9 +26,7 @@ from ..resolution import working_size
 def torch_save_atomic(obj, path: Path) -> None:
     """torch.save through `fileio.atomic_write`: an interrupted write (full disk, Ctrl-C) never
     leaves a truncated cache or weights file that a later run would load."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "wb") as handle:
+    with atomic_write(path, "wb", parents=True) as handle:
         torch.save(obj, handle)
 
 
