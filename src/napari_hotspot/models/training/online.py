@@ -19,7 +19,7 @@ from ..backbone import Encoder, frame_to_tensor
 from ..precision import float32_only
 from ..resolution import working_size
 from .data import load_sequence, to_working_size
-from .samplers import simulate_prompt
+from .samplers import length_weights, simulate_prompt
 
 
 class AugmentedFrames(torch.utils.data.IterableDataset):
@@ -39,8 +39,7 @@ class AugmentedFrames(torch.utils.data.IterableDataset):
         self.size = tuple(masks[0].shape[1:])
         self.seed, self.strength, self.max_rotation = seed, strength, max_rotation
         self.keep_original, self.single_click_rate = keep_original, single_click_rate
-        lengths = np.array([len(f) for f in frames], float)
-        self.p = np.sqrt(lengths) / np.sqrt(lengths).sum()
+        self.p = length_weights([len(f) for f in frames])
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()

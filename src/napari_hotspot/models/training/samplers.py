@@ -12,6 +12,13 @@ from ..tracking import deepest_point, make_reference
 from .data import EncodedSequence
 
 
+def length_weights(lengths) -> np.ndarray:
+    """Sampling probabilities of sequences growing as the square root of their lengths: long videos
+    are drawn more often, but not so often that short ones are rarely seen."""
+    root = np.sqrt(np.asarray(lengths, float))
+    return root / root.sum()
+
+
 def _pick_sequence(seqs: list[EncodedSequence], rng, real_only: bool = False) -> EncodedSequence:
     """A sequence, with probability growing as the square root of its length. `real_only` skips the
     synthetic-only ones (composites: their "frames" are unrelated pictures, not a video)."""
@@ -19,8 +26,7 @@ def _pick_sequence(seqs: list[EncodedSequence], rng, real_only: bool = False) ->
         seqs = [s for s in seqs if not s.meta.get("synthetic_only")]
         if not seqs:
             raise ValueError("no real video to pair frames from: train on at least one sequence besides composites")
-    lengths = np.array([s.num_frames for s in seqs], float)
-    return seqs[rng.choice(len(seqs), p=np.sqrt(lengths) / np.sqrt(lengths).sum())]
+    return seqs[rng.choice(len(seqs), p=length_weights([s.num_frames for s in seqs]))]
 
 
 def perturb_mask(mask: np.ndarray, rng) -> np.ndarray:
