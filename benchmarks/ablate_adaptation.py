@@ -55,8 +55,10 @@ def main(argv=None) -> None:
     ap.add_argument("--parts", nargs="+", choices=sorted(PARTS), default=["late", "all"])
     ap.add_argument("--init", choices=["mask", "click"], default="mask")
     ap.add_argument("--out", type=Path, default=None, help="write the Markdown table here too")
+    ap.add_argument("--weights", type=Path, default=None,
+                    help="weights file (default: the shipped one, which trained on all 12 development sequences: score accuracy with a fold model on its held-out sequences, scripts/gpu_folds.sh)")
     args = ap.parse_args(argv)
-    root, models = davis_root(), ModelBundle.load()
+    root, models = davis_root(), ModelBundle.load(args.weights)
     lines = [f"Command: `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  ",
              f"Data: DAVIS-2016 480p ({', '.join(args.sequences)}), prompt: {args.init} on frame 0  ",
              f"Machine: {machine()}", "",

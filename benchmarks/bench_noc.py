@@ -32,9 +32,11 @@ def main(argv=None):
     ap.add_argument("--no-refine", action="store_true",
                     help="Gaze2Mask-Net's mask as is (no tracker refinement, far parts kept): the ablation")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--weights", type=Path, default=None,
+                    help="weights file (default: the shipped one, which trained on all 12 development sequences: score accuracy with a fold model on its held-out sequences, scripts/gpu_folds.sh)")
     args = ap.parse_args(argv)
     root = davis_root()
-    models = ModelBundle.load()
+    models = ModelBundle.load(args.weights)
     rows = []
     for seq in args.sequences:
         gts = sorted((root / "Annotations" / "480p" / seq).glob("*.png"))

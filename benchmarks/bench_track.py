@@ -66,8 +66,8 @@ def bench_sequence(models, root: Path, seq: str, out: Path) -> dict:
     with open_source(root / "JPEGImages" / "480p" / seq) as src:
         session = HotspotSession(src, models)
         run = track_video(session, [Prompt("mask", 0, mask=gt0)], out / seq)
-        # Click latency: the frame is encoded (cached); a click runs the Gaze2Mask decoder and one
-        # tracker pass that refines its mask, no encoder pass.
+        # Click latency: the frame is encoded (cached); a click runs the Gaze2Mask decoder and the
+        # tracker passes that refine its mask (session.REFINE_PASSES), no encoder pass.
         session.features(0)
         from napari_hotspot.models.tracking import deepest_point
 

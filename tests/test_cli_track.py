@@ -117,11 +117,27 @@ def test_eval_tracker_and_predictions_on_a_davis_layout(tmp_path, sample_folder,
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("J_mean=") and "JF_mean=" in line
     assert (out / "results.csv").is_file() and (out / "summary.md").is_file()
+    assert "not held-out" not in (out / "summary.md").read_text()
     assert len(list((out / "predictions" / "sample").glob("*.png"))) == 12
     # Re-scoring the written predictions gives the same summary line.
     out2 = tmp_path / "eval2"
     assert main(["eval", "--davis-root", str(root), "--predictions", str(out / "predictions"), "--out", str(out2)]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == line
+
+
+def test_eval_warns_when_the_weights_trained_on_a_scored_sequence(tmp_path, sample_folder, capsys):
+    from napari_hotspot.models.weights import ModelBundle
+
+    trained = sorted(ModelBundle.load().trained_sequences())
+    assert trained, "the shipped weights name their training sequences"
+    root = tmp_path / "davis"
+    for sub, src in (("JPEGImages", sample_folder.frames), ("Annotations", sample_folder.annotations)):
+        (root / sub / "480p").mkdir(parents=True)
+        (root / sub / "480p" / trained[0]).symlink_to(src)
+    out = tmp_path / "eval"
+    assert main(["eval", "--davis-root", str(root), "--init", "mask", "--adapt", "0", "--out", str(out)]) == 0
+    assert f"trained on {trained[0]}" in capsys.readouterr().err
+    assert "not held-out numbers" in (out / "summary.md").read_text()
 
 
 def test_track_with_adaptation_matches_outputs_contract(tmp_path, sample_folder):

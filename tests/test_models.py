@@ -132,3 +132,17 @@ def test_make_reference_shapes():
     assert ref.keys.shape == (1, 152, 192) and ref.mask.shape == (1, 192) and ref.mask_map.shape == (1, 1, 12, 16)
     y, x = divmod(int(ref.hotspot.argmax()), 16)
     assert (x, y) in {(7, 5), (8, 5), (7, 6), (8, 6)}  # the cell holding working pixel (64, 48)
+
+
+def test_one_template_as_anchor_and_previous_correlates_once_with_the_same_result():
+    import dataclasses
+
+    from napari_hotspot.models.tracking import correlation_input
+
+    f = fake_features(1)
+    mask = torch.zeros(96, 128)
+    mask[20:60, 30:90] = 1
+    ref = make_reference(f, mask, (60.0, 40.0))
+    twin = dataclasses.replace(ref)  # equal content, another object: the general path
+    keys = matching_keys(f)
+    assert torch.equal(correlation_input(keys, ref, ref), correlation_input(keys, ref, twin))

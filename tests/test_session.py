@@ -94,6 +94,46 @@ def test_click_masks_honour_the_clicks_and_drop_far_look_alikes(session, sample)
     assert r.mask[int(round(y)), int(round(x))] and not r.mask[5, 5]
 
 
+@pytest.mark.parametrize("decoder_answer", ["elsewhere", "empty"])
+def test_a_click_the_decoder_leaves_out_is_found_by_the_tracker(session, sample, monkeypatch, decoder_answer):
+    # Gaze2Mask-Net answering a click with a mask elsewhere (or none): the session falls back to a
+    # tracker pass seeded at the clicks, so the clicked object is what comes back.
+    h, w = session.work_size
+    wrong = torch.zeros(h, w)
+    if decoder_answer == "elsewhere":
+        wrong[:10, :10] = 1.0
+    monkeypatch.setattr(session, "_segment", lambda frame, guidance: wrong)
+    gt = sample.masks[0] == 1
+    x, y = sample.hotspots[0, 0, :2]
+    r = session.add_prompt(0, 1, points=[(x, y), (5, 5)], labels=[1, 0])
+    assert r.mask[int(round(y)), int(round(x))] and not r.mask[5, 5]
+    inside_object = (r.mask & gt).sum() / r.mask.sum()
+    assert inside_object > 0.8 and iou(r.mask, gt) > 0.1, (inside_object, iou(r.mask, gt))
+    assert r.hotspot == pytest.approx((x, y), abs=1.0)
+    session.refine_prompts = False  # the raw decoder, as benchmarks ask for: no fallback
+    if decoder_answer == "empty":
+        with pytest.raises(PromptError, match="empty mask"):
+            session.add_prompt(0, 1, points=[(x, y)])
+    else:
+        assert not session.add_prompt(0, 1, points=[(x, y)]).mask[int(round(y)), int(round(x))]
+
+
+def test_an_empty_decoder_answer_to_a_box_or_gaze_is_found_by_the_tracker(session, sample, monkeypatch):
+    h, w = session.work_size
+    monkeypatch.setattr(session, "_segment", lambda frame, guidance: torch.zeros(h, w))
+    gt = sample.masks[0] == 1
+    ys, xs = np.nonzero(gt)
+    box = (xs.min(), ys.min(), xs.max(), ys.max())
+    r = session.add_prompt(0, 1, box=box)
+    inside_box = np.zeros_like(gt)
+    inside_box[ys.min() - 2 : ys.max() + 3, xs.min() - 2 : xs.max() + 3] = True  # working-pixel rounding
+    assert r.mask.any() and not (r.mask & ~inside_box).any()
+    assert (r.mask & gt).sum() / r.mask.sum() > 0.8
+    x, y = sample.hotspots[0, 0, :2]
+    r = session.add_prompt(0, 1, gaze=[(x, y), (x + 2, y - 1)])
+    assert r.mask[int(round(y)), int(round(x))] and (r.mask & gt).sum() / r.mask.sum() > 0.8
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

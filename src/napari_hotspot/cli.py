@@ -76,7 +76,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluation.report import evaluate_predictions, write_results
+    from .evaluation.report import evaluate_predictions, list_sequences, write_results
 
     from .data_paths import davis_root
 
@@ -91,10 +91,25 @@ def cmd_eval(args) -> int:
         from .evaluation.tracker_eval import evaluate_tracker
         from .models.weights import ModelBundle
 
-        rows = evaluate_tracker(root, args.out, args.sequences, args.init, ModelBundle.load(args.weights),
+        models = ModelBundle.load(args.weights)
+        note = _seen_in_training_note(models, args.sequences or list_sequences(root))
+        rows = evaluate_tracker(root, args.out, args.sequences, args.init, models,
                                 adapt_seconds=adapt_seconds(args), long_side=args.long_side)
+        print(write_results(rows, args.out, note=note))
+        return 0
     print(write_results(rows, args.out))
     return 0
+
+
+def _seen_in_training_note(models, sequences) -> str | None:
+    """A warning (printed, and kept in summary.md) when the weights trained on a scored sequence."""
+    seen = sorted(set(sequences) & models.trained_sequences())
+    if not seen:
+        return None
+    note = (f"Warning: these weights trained on {', '.join(seen)}: the scores there are not held-out numbers "
+            "(score a model trained without them, e.g. a fold of scripts/gpu_folds.sh, with --weights).")
+    print(note, file=sys.stderr)
+    return note
 
 
 def _eval_hotspot_maps(args) -> int:
@@ -130,6 +145,7 @@ def _eval_corrections(args, root) -> int:
     from .models.weights import ModelBundle
 
     models = ModelBundle.load(args.weights)
+    _seen_in_training_note(models, args.sequences or list_sequences(root))
     budget = adapt_seconds(args)
     settings = {"memory only (--adapt 0)": 0.0}
     if budget > 0:

@@ -212,8 +212,10 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None, w
     return "\n".join(lines) + "\n"
 
 
-def write_results(rows: Sequence[dict], out_dir) -> str:
-    """Write ``results.csv`` and ``summary.md`` into ``out_dir`` and return the summary line."""
+def write_results(rows: Sequence[dict], out_dir, note: str | None = None) -> str:
+    """Write ``results.csv`` and ``summary.md`` into ``out_dir`` and return the summary line.
+
+    note: a line put at the top of summary.md (e.g. that the model saw these sequences in training)."""
     if not rows:
         raise ProjectIOError("there are no result rows to write (was any sequence evaluated?)")
     out = Path(out_dir)
@@ -234,7 +236,8 @@ def write_results(rows: Sequence[dict], out_dir) -> str:
     line = summary_line(rows)
     summary = (
         "# DAVIS evaluation\n\n"
-        "J: region similarity (IoU); F: boundary F-measure (tolerance 0.008 of the image diagonal). "
+        + (f"**{note}**\n\n" if note else "")
+        + "J: region similarity (IoU); F: boundary F-measure (tolerance 0.008 of the image diagonal). "
         "Recall: fraction of frames > 0.5; decay: first minus last quarter. First and last frames excluded.\n\n"
         + markdown_table(rows, columns)
         + f"\n{line}\n"

@@ -80,6 +80,8 @@ def stack_references(refs: list[Reference]) -> Reference:
 
 def correlation_input(search_keys: torch.Tensor, anchor: Reference, prev: Reference) -> torch.Tensor:
     c_anchor = weighted_correlation(search_keys, anchor.keys, anchor.mask, anchor.hotspot)
+    if prev is anchor:  # one template as both (a prompt's own frame, its refinement): correlate once
+        return torch.cat([c_anchor, c_anchor], 1)
     c_prev = weighted_correlation(search_keys, prev.keys, prev.mask, prev.hotspot)
     return torch.cat([c_anchor, c_prev], 1)
 

@@ -49,3 +49,8 @@ class ModelBundle:
         for m in heads.values():
             m.eval().requires_grad_(False)
         return cls(Encoder(), heads["egnet"], heads["gaze2mask"], heads["tracker"], meta)
+
+    def trained_sequences(self) -> set[str]:
+        """Sequences any head of these weights trained on (from the training reports in the file)."""
+        reports = list(self.meta.get("runs", {}).values()) if "runs" in self.meta else [self.meta]
+        return {s for r in reports if isinstance(r, dict) for s in r.get("train_sequences", [])}
