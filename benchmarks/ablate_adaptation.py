@@ -56,7 +56,8 @@ def main(argv=None) -> None:
     ap.add_argument("--init", choices=["mask", "click"], default="mask")
     ap.add_argument("--out", type=Path, default=None, help="write the Markdown table here too")
     ap.add_argument("--weights", type=Path, default=None,
-                    help="weights file (default: the shipped one, which trained on all 12 development sequences: score accuracy with a fold model on its held-out sequences, scripts/gpu_folds.sh)")
+                    help="weights file (default: the shipped one, which trained on all 12 development "
+                         "sequences: score accuracy with a fold model on its held-out sequences, scripts/gpu_folds.sh)")
     args = ap.parse_args(argv)
     root, models = davis_root(), ModelBundle.load(args.weights)
     lines = [f"Command: `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  ",
@@ -73,6 +74,9 @@ def main(argv=None) -> None:
                 lines.append(f"| {parts} | {steps} | " + " | ".join(f"{j:.3f}" for j in js)
                              + f" | {np.mean(js):.3f} | {np.mean([r[1] for r in res]):.1f} |")
                 print(lines[-1], flush=True)
+    note = models.seen_in_training_note(args.sequences)
+    if note:  # the shipped weights trained on the 12 development sequences
+        lines = [f"**{note}**", ""] + lines
     emit(lines, args.out)
 
 

@@ -53,7 +53,8 @@ def main(argv=None) -> None:
     ap.add_argument("--budget", type=float, default=DEFAULT_ADAPT_SECONDS, help="adaptation seconds")
     ap.add_argument("--out", type=Path, default=None, help="write the Markdown table here too")
     ap.add_argument("--weights", type=Path, default=None,
-                    help="weights file (default: the shipped one, which trained on all 12 development sequences: score accuracy with a fold model on its held-out sequences, scripts/gpu_folds.sh)")
+                    help="weights file (default: the shipped one, which trained on all 12 development "
+                         "sequences: score accuracy with a fold model on its held-out sequences, scripts/gpu_folds.sh)")
     args = ap.parse_args(argv)
     root = davis_root()
     models = ModelBundle.load(args.weights)
@@ -78,6 +79,9 @@ def main(argv=None) -> None:
     mean_a = {k: float(np.mean([r[1][k] for r in rows])) for k in ("fps", "J", "adapt_s", "views_s", "steps", "step_ms")}
     lines.append(f"| **mean** | {mean['fps']:.1f} | {mean_a['fps']:.1f} | {mean['J']:.3f} | {mean_a['J']:.3f} | "
                  f"{mean_a['adapt_s']:.1f} | {mean_a['views_s']:.1f} | {mean_a['steps']:.0f} | {mean_a['step_ms']:.0f} |")
+    note = models.seen_in_training_note(args.sequences)
+    if note:  # the shipped weights trained on the 12 development sequences
+        lines = [f"**{note}**", ""] + lines
     emit(lines, args.out)
 
 

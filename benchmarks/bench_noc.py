@@ -33,7 +33,8 @@ def main(argv=None):
                     help="Gaze2Mask-Net's mask as is (no tracker refinement, far parts kept): the ablation")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--weights", type=Path, default=None,
-                    help="weights file (default: the shipped one, which trained on all 12 development sequences: score accuracy with a fold model on its held-out sequences, scripts/gpu_folds.sh)")
+                    help="weights file (default: the shipped one, which trained on all 12 development "
+                         "sequences: score accuracy with a fold model on its held-out sequences, scripts/gpu_folds.sh)")
     args = ap.parse_args(argv)
     root = davis_root()
     models = ModelBundle.load(args.weights)
@@ -68,6 +69,9 @@ def main(argv=None):
     for r in rows + [{"sequence": "**mean**", "frames": sum(r["frames"] for r in rows),
                       **{c: float(np.mean([r[c] for r in rows])) for c in cols[2:]}}]:
         lines.append("| " + " | ".join(str(r[c]) if isinstance(r[c], (str, int)) else f"{r[c]:.2f}" for c in cols) + " |")
+    note = models.seen_in_training_note(args.sequences)
+    if note:  # the shipped weights trained on the 12 development sequences
+        lines = [f"**{note}**", ""] + lines
     emit(lines, args.out)
 
 

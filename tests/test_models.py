@@ -145,4 +145,13 @@ def test_one_template_as_anchor_and_previous_correlates_once_with_the_same_resul
     ref = make_reference(f, mask, (60.0, 40.0))
     twin = dataclasses.replace(ref)  # equal content, another object: the general path
     keys = matching_keys(f)
-    assert torch.equal(correlation_input(keys, ref, ref), correlation_input(keys, ref, twin))
+    import napari_hotspot.models.tracking as tracking
+
+    calls = []
+    real = tracking.weighted_correlation
+    tracking.weighted_correlation = lambda *a: calls.append(1) or real(*a)
+    try:
+        same, general = correlation_input(keys, ref, ref), correlation_input(keys, ref, twin)
+    finally:
+        tracking.weighted_correlation = real
+    assert calls == [1, 1, 1] and torch.equal(same, general)

@@ -118,6 +118,50 @@ def test_a_click_the_decoder_leaves_out_is_found_by_the_tracker(session, sample,
         assert not session.add_prompt(0, 1, points=[(x, y)]).mask[int(round(y)), int(round(x))]
 
 
+def test_a_decoder_mask_holding_the_click_gets_the_refinement_passes_and_no_fallback(session, sample, monkeypatch):
+    import napari_hotspot.session as session_module
+
+    gt = sample.masks[0] == 1
+    x, y = sample.hotspots[0, 0, :2]
+    h, w = session.work_size
+    partial = torch.zeros(h, w)
+    wx, wy = session._to_work(x, y)
+    partial[int(wy) - 4 : int(wy) + 5, int(wx) - 4 : int(wx) + 5] = 1.0  # a small part around the click
+    monkeypatch.setattr(session, "_segment", lambda frame, guidance: partial)
+    steps, seeded = [], []
+    real_step, real_seed = session_module.track_step, session._prompt_seeded_mask
+    monkeypatch.setattr(session_module, "track_step", lambda *a: steps.append(1) or real_step(*a))
+    monkeypatch.setattr(session, "_prompt_seeded_mask", lambda *a: seeded.append(1) or real_seed(*a))
+    r = session.add_prompt(0, 1, points=[(x, y)])
+    assert seeded == [] and 1 <= len(steps) <= session_module.REFINE_PASSES
+    assert r.mask.sum() > partial.sum() * (gt.size / partial.numel())  # the passes grew the part
+    session.refine_prompts = False
+    steps.clear()
+    r = session.add_prompt(0, 1, points=[(x, y)])
+    assert steps == [] and r.mask[int(round(y)), int(round(x))]
+
+
+def test_close_positive_and_negative_clicks_split_the_space_between_them(session, sample, monkeypatch):
+    h, w = session.work_size
+    monkeypatch.setattr(session, "_segment", lambda frame, guidance: torch.zeros(h, w))
+    x, y = sample.hotspots[0, 0, :2]
+    r = session.add_prompt(0, 1, points=[(x, y), (x + 4, y)], labels=[1, 0])  # 4 px apart
+    assert r.mask[int(round(y)), int(round(x))] and not r.mask[int(round(y)), int(round(x + 4))]
+
+
+def test_a_box_answered_by_the_fallback_stays_in_its_box(session, sample, monkeypatch):
+    h, w = session.work_size
+    monkeypatch.setattr(session, "_segment", lambda frame, guidance: torch.zeros(h, w))
+    gt = sample.masks[0] == 1
+    ys, xs = np.nonzero(gt)
+    x_mid = (xs.min() + xs.max()) // 2
+    box = (xs.min(), ys.min(), x_mid, ys.max())  # the object's left half only
+    r = session.add_prompt(0, 1, box=box)
+    inside_box = np.zeros_like(gt)
+    inside_box[ys.min() - 2 : ys.max() + 3, xs.min() - 2 : x_mid + 3] = True  # working-pixel rounding
+    assert r.mask.any() and not (r.mask & ~inside_box).any()
+
+
 def test_an_empty_decoder_answer_to_a_box_or_gaze_is_found_by_the_tracker(session, sample, monkeypatch):
     h, w = session.work_size
     monkeypatch.setattr(session, "_segment", lambda frame, guidance: torch.zeros(h, w))

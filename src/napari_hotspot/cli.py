@@ -102,13 +102,10 @@ def cmd_eval(args) -> int:
 
 
 def _seen_in_training_note(models, sequences) -> str | None:
-    """A warning (printed, and kept in summary.md) when the weights trained on a scored sequence."""
-    seen = sorted(set(sequences) & models.trained_sequences())
-    if not seen:
-        return None
-    note = (f"Warning: these weights trained on {', '.join(seen)}: the scores there are not held-out numbers "
-            "(score a model trained without them, e.g. a fold of scripts/gpu_folds.sh, with --weights).")
-    print(note, file=sys.stderr)
+    """A warning (printed, and kept in the written report) when the weights trained on a scored sequence."""
+    note = models.seen_in_training_note(sequences)
+    if note:
+        print(note, file=sys.stderr)
     return note
 
 
@@ -145,7 +142,7 @@ def _eval_corrections(args, root) -> int:
     from .models.weights import ModelBundle
 
     models = ModelBundle.load(args.weights)
-    _seen_in_training_note(models, args.sequences or list_sequences(root))
+    note = _seen_in_training_note(models, args.sequences or list_sequences(root))
     budget = adapt_seconds(args)
     settings = {"memory only (--adapt 0)": 0.0}
     if budget > 0:
@@ -170,6 +167,9 @@ def _eval_corrections(args, root) -> int:
             for r in rows:
                 w.writerow([label] + [r[c] for c in cols[1:]])
     plot_correction_curves(curves, args.out / "corrections.png")
+    if note:
+        with atomic_write(args.out / "NOTE.txt", what="evaluation note") as fh:
+            fh.write(note + "\n")
     print(f"wrote {args.out / 'corrections.csv'} and {args.out / 'corrections.png'}")
     return 0
 

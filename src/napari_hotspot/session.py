@@ -3,8 +3,8 @@
 Shaped like SAM2's video predictor. Coordinates in and out are pixels of the original frames
 (x = column, y = row); the networks run at a working resolution (long side 448 by default).
 One encoder pass per frame serves every head and every object; features are kept in a small LRU
-cache so a new click on an encoded frame re-runs only the Gaze2Mask decoder and one tracker pass
-that refines its mask (no encoder pass).
+cache so a new click on an encoded frame re-runs only the Gaze2Mask decoder and the tracker passes
+that refine its mask (no encoder pass).
 """
 
 from __future__ import annotations
@@ -194,61 +194,88 @@ class HotspotSession:
         every 5th frame of all 12 DAVIS sequences, each scored by the 3-fold model that never saw it:
         mean IoU 0.688 / 0.720 / 0.728 after 1 / 2 / 3 passes; docs/benchmarks.md). A pass is kept only
         if it still honours every click (positives inside, negatives out); parts far from the clicked
-        ones are then dropped (`_near_clicked_parts`). When the decoder's mask leaves a positive click
-        out, or is empty, the passes start from `_prompt_seeded_mask` instead.
+        ones are then dropped (`_near_clicked_parts`). When the first pass leaves a positive click out,
+        or there is nothing to refine, the further passes start from `_prompt_seeded_mask` instead (and
+        then stay inside the prompt's box, if it has one).
         """
         if not self.refine_prompts:
             return mask_work
-        mask = mask_work
+        mask, seeded_in_box = mask_work, None
         for i in range(REFINE_PASSES):
+            before, kept = mask, False
             if bool(mask.any()):
-                mask = self._tracker_pass(frame, mask, hot_work, pos, neg)
+                mask, kept = self._tracker_pass(frame, mask, hot_work, pos, neg)
             if i == 0 and (not bool(mask.any()) or not all(_inside(mask, p) for p in pos)):
-                mask = self._prompt_seeded_mask(frame, hot_work, pos, neg, box_w, gaze_w)
+                mask, kept = self._prompt_seeded_mask(frame, hot_work, pos, neg, box_w, gaze_w), True
+                seeded_in_box = None if box_w is None else self._box_region(box_w)
+            elif seeded_in_box is not None:
+                mask = mask * seeded_in_box
+                if not bool(mask.any()):  # the pass left the box entirely: keep what was inside it
+                    mask, kept = before, False
+            if not kept:  # the pass returned its template: another would compute the same again
+                break
         return mask
 
-    def _tracker_pass(self, frame: int, template: torch.Tensor, hot_work, pos=(), neg=()) -> torch.Tensor:
+    def _tracker_pass(self, frame: int, template: torch.Tensor, hot_work, pos=(), neg=()):
+        """One tracker pass with `template` as its reference: (mask, whether the pass was kept)."""
         feats = self.features(frame)
         t0 = time.perf_counter()
         ref = make_reference(feats, template, hot_work)
         refined = (track_step(self.models.tracker, feats, ref, ref, self.work_size).mask_prob > 0.5).float()
         self.timings["heads"] += time.perf_counter() - t0
-        honours_clicks = all(_inside(refined, p) for p in pos) and not any(_inside(refined, p) for p in neg)
-        return _near_clicked_parts(refined if bool(refined.any()) and honours_clicks else template, pos)
+        kept = bool(refined.any()) and all(_inside(refined, p) for p in pos) and not any(_inside(refined, p) for p in neg)
+        return _near_clicked_parts(refined if kept else template, pos), kept
+
+    def _grid(self) -> tuple[torch.Tensor, torch.Tensor]:
+        h, w = self.work_size
+        return torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                              indexing="ij")
+
+    def _box_region(self, box_w) -> torch.Tensor:
+        yy, xx = self._grid()
+        x0, y0, x1, y1 = box_w
+        return ((xx >= x0) & (xx <= x1) & (yy >= y0) & (yy <= y1)).float()
+
+    def _click_zones(self, pos, neg, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixels within `radius` of a positive click that no negative click is closer to, and within
+        `radius` of a negative click that is closer than every positive one: two clicks close
+        together split the space between them instead of one erasing the other."""
+        yy, xx = self._grid()
+        inf = torch.full_like(xx, float("inf"))
+
+        def nearest(points):
+            d = inf.clone()
+            for x, y in points:
+                d = torch.minimum(d, torch.sqrt((xx - x) ** 2 + (yy - y) ** 2))
+            return d
+
+        d_pos, d_neg = nearest(pos), nearest(neg)
+        return (d_pos <= radius) & (d_pos <= d_neg), (d_neg <= radius) & (d_neg < d_pos)
 
     def _prompt_seeded_mask(self, frame: int, hot_work, pos=(), neg=(), box_w=None, gaze_w=()) -> torch.Tensor:
         """The prompted object found by one tracker pass from a seed drawn from the prompt itself.
 
-        The fallback when Gaze2Mask-Net's mask leaves a positive click out or is empty: on an object
-        unlike its training objects it can answer a click with a confident mask elsewhere (fold C on
-        scooter-black: probability 4e-5 under the click), or a box or gaze prompt with nothing. The
-        tracker only matches features to the seed, so it generalises further. Seeds: disks around the
-        positive clicks (minus the negative ones), else the central half of the box, else disks at the
-        gaze fixations. Every positive click ends up inside the mask, every negative one outside, and
-        a box's mask inside its box; an empty tracker answer falls back to the seed itself.
+        The fallback when Gaze2Mask-Net's answer, after a first tracker pass, leaves a positive click
+        out or is empty: on an object unlike its training objects it can answer a click with a
+        confident mask elsewhere (fold C on scooter-black: probability 4e-5 under the click), or a box
+        or gaze prompt with nothing. The tracker only matches features to the seed, so it generalises
+        further. Seeds: disks around the positive clicks (where no negative click is nearer), else the
+        central half of the box, else disks at the gaze fixations. Every positive click ends up inside
+        the mask, every negative one outside, and a box's mask inside its box; an empty tracker answer
+        falls back to the seed itself.
         """
         h, w = self.work_size
         r = CLICK_SEED_RADIUS * float(np.hypot(h, w))
-        yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
-                                indexing="ij")
-
-        def disks(points, radius):
-            out = torch.zeros(h, w, dtype=torch.bool)
-            for x, y in points:
-                out |= (xx - x) ** 2 + (yy - y) ** 2 <= radius * radius
-            return out
-
-        in_box = None
-        if box_w is not None:
-            x0, y0, x1, y1 = box_w
-            in_box = (xx >= x0) & (xx <= x1) & (yy >= y0) & (yy <= y1)
+        in_box = None if box_w is None else self._box_region(box_w) > 0.5
         if pos:
-            seed = disks(pos, r) & ~disks(neg, r)
+            seed, _ = self._click_zones(pos, neg, r)
         elif in_box is not None:  # the ellipse inscribed in the box's central half
+            yy, xx = self._grid()
+            x0, y0, x1, y1 = box_w
             cx, cy, ax, ay = (x0 + x1) / 2, (y0 + y1) / 2, max((x1 - x0) / 4, 1.0), max((y1 - y0) / 4, 1.0)
             seed = ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1.0
         else:
-            seed = disks(gaze_w, r)
+            seed, _ = self._click_zones(gaze_w, (), r)
         if not bool(seed.any()):
             return seed.float()
         feats = self.features(frame)
@@ -256,12 +283,15 @@ class HotspotSession:
         ref = make_reference(feats, seed.float(), hot_work)
         mask = track_step(self.models.tracker, feats, ref, ref, self.work_size).mask_prob > 0.5
         self.timings["heads"] += time.perf_counter() - t0
-        mask = _near_clicked_parts(mask.float(), pos) > 0.5
         if in_box is not None:
             mask &= in_box
         if not bool(mask.any()):
             mask = seed
-        mask = (mask | disks(pos, r / 2)) & ~disks(neg, r / 2)
+        must, must_not = self._click_zones(pos, neg, r / 2)
+        mask = (mask & ~must_not) | must
+        mask = _near_clicked_parts(mask.float(), pos) > 0.5
+        if in_box is not None:
+            mask &= in_box
         return mask.float()
 
     def _egnet_peak_inside(self, frame: int, mask_work: torch.Tensor):

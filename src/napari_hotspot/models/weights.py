@@ -28,7 +28,7 @@ def load_heads_into(heads: dict, path: Path) -> dict:
                 first = str(exc).strip().splitlines()[-1].strip()
                 raise ValueError(f"{path}: its {name} weights do not fit this {name} network (trained with "
                                  f"another --backbone?): {first}") from exc
-    return blob.get("meta", {})
+    return blob.get("meta") or {}
 
 
 @dataclass
@@ -52,5 +52,14 @@ class ModelBundle:
 
     def trained_sequences(self) -> set[str]:
         """Sequences any head of these weights trained on (from the training reports in the file)."""
-        reports = list(self.meta.get("runs", {}).values()) if "runs" in self.meta else [self.meta]
-        return {s for r in reports if isinstance(r, dict) for s in r.get("train_sequences", [])}
+        runs = self.meta.get("runs")
+        reports = list(runs.values()) if isinstance(runs, dict) else [self.meta]
+        return {s for r in reports if isinstance(r, dict) for s in r.get("train_sequences") or []}
+
+    def seen_in_training_note(self, sequences) -> str | None:
+        """A warning line when these weights trained on any of `sequences` (None when they did not)."""
+        seen = sorted(set(sequences) & self.trained_sequences())
+        if not seen:
+            return None
+        return (f"Warning: these weights trained on {', '.join(seen)}: the scores there are not held-out "
+                "numbers (score a model trained without them, e.g. a fold of scripts/gpu_folds.sh, with --weights).")
