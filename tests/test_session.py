@@ -149,17 +149,31 @@ def test_close_positive_and_negative_clicks_split_the_space_between_them(session
     assert r.mask[int(round(y)), int(round(x))] and not r.mask[int(round(y)), int(round(x + 4))]
 
 
-def test_a_box_answered_by_the_fallback_stays_in_its_box(session, sample, monkeypatch):
+def _box_with_margin(session, x0, y0, x1, y1, shape):
+    """The region a box prompt's answer must stay in: the box widened by BOX_MARGIN (frame pixels)."""
+    from napari_hotspot.session import BOX_MARGIN
+
+    m = BOX_MARGIN * float(np.hypot(*session.work_size)) * shape[0] / session.work_size[0] + 2  # + rounding
+    region = np.zeros(shape, bool)
+    region[max(0, int(y0 - m)) : int(y1 + m) + 1, max(0, int(x0 - m)) : int(x1 + m) + 1] = True
+    return region
+
+
+@pytest.mark.parametrize("decoder_answer", ["empty", "elsewhere"])
+def test_a_box_answered_by_the_fallback_stays_in_its_box(session, sample, monkeypatch, decoder_answer):
+    # An empty answer, or one lying outside the box, is no answer to a box: the box seeds the tracker.
     h, w = session.work_size
-    monkeypatch.setattr(session, "_segment", lambda frame, guidance: torch.zeros(h, w))
+    wrong = torch.zeros(h, w)
+    if decoder_answer == "elsewhere":
+        wrong[-20:, -20:] = 1.0
+    monkeypatch.setattr(session, "_segment", lambda frame, guidance: wrong)
     gt = sample.masks[0] == 1
     ys, xs = np.nonzero(gt)
     x_mid = (xs.min() + xs.max()) // 2
     box = (xs.min(), ys.min(), x_mid, ys.max())  # the object's left half only
     r = session.add_prompt(0, 1, box=box)
-    inside_box = np.zeros_like(gt)
-    inside_box[ys.min() - 2 : ys.max() + 3, xs.min() - 2 : x_mid + 3] = True  # working-pixel rounding
-    assert r.mask.any() and not (r.mask & ~inside_box).any()
+    assert r.mask.any() and not (r.mask & ~_box_with_margin(session, *box, gt.shape)).any()
+    assert (r.mask & gt).sum() / r.mask.sum() > 0.5
 
 
 def test_an_empty_decoder_answer_to_a_box_or_gaze_is_found_by_the_tracker(session, sample, monkeypatch):
@@ -169,9 +183,7 @@ def test_an_empty_decoder_answer_to_a_box_or_gaze_is_found_by_the_tracker(sessio
     ys, xs = np.nonzero(gt)
     box = (xs.min(), ys.min(), xs.max(), ys.max())
     r = session.add_prompt(0, 1, box=box)
-    inside_box = np.zeros_like(gt)
-    inside_box[ys.min() - 2 : ys.max() + 3, xs.min() - 2 : xs.max() + 3] = True  # working-pixel rounding
-    assert r.mask.any() and not (r.mask & ~inside_box).any()
+    assert r.mask.any() and not (r.mask & ~_box_with_margin(session, *box, gt.shape)).any()
     assert (r.mask & gt).sum() / r.mask.sum() > 0.8
     x, y = sample.hotspots[0, 0, :2]
     r = session.add_prompt(0, 1, gaze=[(x, y), (x + 2, y - 1)])

@@ -36,6 +36,8 @@ DEFAULT_ADAPT_STEPS = 40
 CLICK_SEED_RADIUS = 0.031
 # Tracker passes that refine a click, box, gaze or Auto answer on its own frame (`_refine_with_tracker`).
 REFINE_PASSES = 3
+# A box prompt's answer is kept inside the box widened by this share of the working diagonal.
+BOX_MARGIN = 0.02
 
 SOURCES = ("click", "box", "mask", "gaze", "auto", "correction")
 
@@ -200,17 +202,19 @@ class HotspotSession:
         """
         if not self.refine_prompts:
             return mask_work
-        mask, seeded_in_box = mask_work, None
+        region = None if box_w is None else self._box_region(box_w)
+        mask = mask_work
         for i in range(REFINE_PASSES):
             before, kept = mask, False
             if bool(mask.any()):
                 mask, kept = self._tracker_pass(frame, mask, hot_work, pos, neg)
-            if i == 0 and (not bool(mask.any()) or not all(_inside(mask, p) for p in pos)):
+            if i == 0 and _misses_prompt(mask, pos, region):
                 mask, kept = self._prompt_seeded_mask(frame, hot_work, pos, neg, box_w, gaze_w), True
-                seeded_in_box = None if box_w is None else self._box_region(box_w)
-            elif seeded_in_box is not None:
-                mask = mask * seeded_in_box
-                if not bool(mask.any()):  # the pass left the box entirely: keep what was inside it
+            elif region is not None:  # a box bounds its object
+                clipped = mask * region
+                if bool(clipped.any()):
+                    mask = clipped
+                else:  # this pass left the box entirely: keep the previous answer
                     mask, kept = before, False
             if not kept:  # the pass returned its template: another would compute the same again
                 break
@@ -232,9 +236,11 @@ class HotspotSession:
                               indexing="ij")
 
     def _box_region(self, box_w) -> torch.Tensor:
+        """The box (working pixels) widened by BOX_MARGIN of the diagonal: a hand-drawn box is often tight."""
         yy, xx = self._grid()
+        m = BOX_MARGIN * float(np.hypot(*self.work_size))
         x0, y0, x1, y1 = box_w
-        return ((xx >= x0) & (xx <= x1) & (yy >= y0) & (yy <= y1)).float()
+        return ((xx >= x0 - m) & (xx <= x1 + m) & (yy >= y0 - m) & (yy <= y1 + m)).float()
 
     def _click_zones(self, pos, neg, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Pixels within `radius` of a positive click that no negative click is closer to, and within
@@ -589,6 +595,14 @@ def _near_clicked_parts(mask_work: torch.Tensor, pos, reach: float = 0.05) -> to
                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
     keep = np.isin(parts, [i for i in np.unique(parts[near]) if i != 0])
     return torch.from_numpy(keep.astype(np.float32))
+
+
+def _misses_prompt(mask_work: torch.Tensor, pos, box_region: torch.Tensor | None) -> bool:
+    """An answer that cannot be the prompted object: empty, a positive click outside it, or for a box
+    prompt less than half of it inside the box."""
+    if not bool(mask_work.any()) or not all(_inside(mask_work, p) for p in pos):
+        return True
+    return box_region is not None and float((mask_work * box_region).sum()) < 0.5 * float(mask_work.sum())
 
 
 def _inside(mask_work: torch.Tensor, xy) -> bool:
