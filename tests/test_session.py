@@ -176,6 +176,28 @@ def test_a_box_answered_by_the_fallback_stays_in_its_box(session, sample, monkey
     assert (r.mask & gt).sum() / r.mask.sum() > 0.5
 
 
+@pytest.mark.parametrize("decoder_answer", ["elsewhere", "empty"])
+def test_an_auto_answer_missing_egnets_peak_is_seeded_at_the_peak(session, monkeypatch, decoder_answer):
+    gaze = session.gaze_map(0)
+    py, px = np.unravel_index(int(np.argmax(gaze)), gaze.shape)
+    h, w = session.work_size
+    wrong = torch.zeros(h, w)
+    wx, wy = session._to_work(px, py)
+    if decoder_answer == "elsewhere":  # a blob in the corner farthest from the peak
+        ys = slice(0, 12) if wy > h / 2 else slice(h - 12, h)
+        xs = slice(0, 12) if wx > w / 2 else slice(w - 12, w)
+        wrong[ys, xs] = 1.0
+    monkeypatch.setattr(session, "_segment", lambda frame, guidance: wrong)
+    r = session.auto_prompt(0, 1)
+    assert r.mask[py, px], "EG-Net's peak lies in the Auto answer"
+    session.refine_prompts = False  # the raw decoder: no seeding
+    if decoder_answer == "empty":
+        with pytest.raises(PromptError, match="no salient object"):
+            session.auto_prompt(0, 1)
+    else:
+        assert not session.auto_prompt(0, 1).mask[py, px]
+
+
 def test_an_empty_decoder_answer_to_a_box_or_gaze_is_found_by_the_tracker(session, sample, monkeypatch):
     h, w = session.work_size
     monkeypatch.setattr(session, "_segment", lambda frame, guidance: torch.zeros(h, w))

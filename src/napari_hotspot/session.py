@@ -408,10 +408,17 @@ class HotspotSession:
             logits = self.models.egnet(feats)
         prob = torch.softmax(logits.flatten(), 0).reshape(1, 1, *logits.shape[-2:])
         gm = F.interpolate(prob, size=self.work_size, mode="bilinear", align_corners=False)[0, 0].numpy()
-        mask_work = self._segment(frame, make_guidance(self.work_size, gaze_map=gm))
-        if not bool((mask_work > 0.5).any()):
+        mask_work = (self._segment(frame, make_guidance(self.work_size, gaze_map=gm)) > 0.5).float()
+        if bool(mask_work.any()):
+            mask_work = self._refine_with_tracker(frame, mask_work, None)
+        peak_y, peak_x = np.unravel_index(int(np.argmax(gm)), gm.shape)
+        peak = (float(peak_x), float(peak_y))
+        if self.refine_prompts and not _inside(mask_work, peak):
+            # The answer misses EG-Net's own peak (or is empty): seed the tracker there, as for a gaze
+            # fixation (every 5th frame of the 12 sequences, fold models: Auto IoU 0.654 -> 0.672).
+            mask_work = self._refine_with_tracker(frame, torch.zeros_like(mask_work), peak, gaze_w=[peak])
+        if not bool(mask_work.any()):
             raise PromptError(f"EG-Net found no salient object on frame {frame}; prompt it with a click or box")
-        mask_work = self._refine_with_tracker(frame, (mask_work > 0.5).float(), None)
         hot = self._egnet_peak_inside(frame, mask_work) or deepest_point(mask_work.numpy() > 0.5)
         self._objects.setdefault(int(object_id), _ObjectState()).anchors[frame] = _Anchor(mask_work, hot, "auto")
         return PromptResult(frame, int(object_id), self._mask_to_frame(mask_work), self._to_frame(hot), 1.0, "auto")
