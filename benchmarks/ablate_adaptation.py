@@ -27,7 +27,7 @@ from napari_hotspot.session import HotspotSession
 from napari_hotspot.video import open_source
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_track import emit, machine  # noqa: E402
+from bench_track import add_weights_arg, emit, machine  # noqa: E402
 
 PARTS = {"late": ADAPTED_PARTS, "all": None}
 
@@ -55,9 +55,7 @@ def main(argv=None) -> None:
     ap.add_argument("--parts", nargs="+", choices=sorted(PARTS), default=["late", "all"])
     ap.add_argument("--init", choices=["mask", "click"], default="mask")
     ap.add_argument("--out", type=Path, default=None, help="write the Markdown table here too")
-    ap.add_argument("--weights", type=Path, default=None,
-                    help="weights file (default: the shipped one, which trained on all 12 development "
-                         "sequences: score accuracy with a fold model on its held-out sequences, scripts/gpu_folds.sh)")
+    add_weights_arg(ap)
     args = ap.parse_args(argv)
     root, models = davis_root(), ModelBundle.load(args.weights)
     lines = [f"Command: `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  ",
@@ -74,10 +72,7 @@ def main(argv=None) -> None:
                 lines.append(f"| {parts} | {steps} | " + " | ".join(f"{j:.3f}" for j in js)
                              + f" | {np.mean(js):.3f} | {np.mean([r[1] for r in res]):.1f} |")
                 print(lines[-1], flush=True)
-    note = models.seen_in_training_note(args.sequences)
-    if note:  # the shipped weights trained on the 12 development sequences
-        lines = [f"**{note}**", ""] + lines
-    emit(lines, args.out)
+    emit(lines, args.out, note=models.seen_in_training_note(args.sequences))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from napari_hotspot.session import DEFAULT_ADAPT_SECONDS, HotspotSession
 from napari_hotspot.video import open_source
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_track import emit, encoder_only_ms, machine  # noqa: E402
+from bench_track import add_weights_arg, emit, encoder_only_ms, machine  # noqa: E402
 
 
 def run_once(models, root: Path, seq: str, budget: float, out: Path) -> dict:
@@ -52,9 +52,7 @@ def main(argv=None) -> None:
     ap.add_argument("--sequences", nargs="+", default=["breakdance", "cows", "kite-surf", "parkour"])
     ap.add_argument("--budget", type=float, default=DEFAULT_ADAPT_SECONDS, help="adaptation seconds")
     ap.add_argument("--out", type=Path, default=None, help="write the Markdown table here too")
-    ap.add_argument("--weights", type=Path, default=None,
-                    help="weights file (default: the shipped one, which trained on all 12 development "
-                         "sequences: score accuracy with a fold model on its held-out sequences, scripts/gpu_folds.sh)")
+    add_weights_arg(ap)
     args = ap.parse_args(argv)
     root = davis_root()
     models = ModelBundle.load(args.weights)
@@ -79,10 +77,7 @@ def main(argv=None) -> None:
     mean_a = {k: float(np.mean([r[1][k] for r in rows])) for k in ("fps", "J", "adapt_s", "views_s", "steps", "step_ms")}
     lines.append(f"| **mean** | {mean['fps']:.1f} | {mean_a['fps']:.1f} | {mean['J']:.3f} | {mean_a['J']:.3f} | "
                  f"{mean_a['adapt_s']:.1f} | {mean_a['views_s']:.1f} | {mean_a['steps']:.0f} | {mean_a['step_ms']:.0f} |")
-    note = models.seen_in_training_note(args.sequences)
-    if note:  # the shipped weights trained on the 12 development sequences
-        lines = [f"**{note}**", ""] + lines
-    emit(lines, args.out)
+    emit(lines, args.out, note=models.seen_in_training_note(args.sequences))
 
 
 if __name__ == "__main__":

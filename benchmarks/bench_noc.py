@@ -22,7 +22,7 @@ from napari_hotspot.session import HotspotSession
 from napari_hotspot.video import open_source
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_track import emit, machine  # noqa: E402
+from bench_track import add_weights_arg, emit, machine  # noqa: E402
 
 
 def main(argv=None):
@@ -32,9 +32,7 @@ def main(argv=None):
     ap.add_argument("--no-refine", action="store_true",
                     help="Gaze2Mask-Net's mask as is (no tracker refinement, far parts kept): the ablation")
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--weights", type=Path, default=None,
-                    help="weights file (default: the shipped one, which trained on all 12 development "
-                         "sequences: score accuracy with a fold model on its held-out sequences, scripts/gpu_folds.sh)")
+    add_weights_arg(ap)
     args = ap.parse_args(argv)
     root = davis_root()
     models = ModelBundle.load(args.weights)
@@ -69,10 +67,7 @@ def main(argv=None):
     for r in rows + [{"sequence": "**mean**", "frames": sum(r["frames"] for r in rows),
                       **{c: float(np.mean([r[c] for r in rows])) for c in cols[2:]}}]:
         lines.append("| " + " | ".join(str(r[c]) if isinstance(r[c], (str, int)) else f"{r[c]:.2f}" for c in cols) + " |")
-    note = models.seen_in_training_note(args.sequences)
-    if note:  # the shipped weights trained on the 12 development sequences
-        lines = [f"**{note}**", ""] + lines
-    emit(lines, args.out)
+    emit(lines, args.out, note=models.seen_in_training_note(args.sequences))
 
 
 if __name__ == "__main__":

@@ -41,9 +41,18 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 
-def emit(lines: list[str], out: Path | None) -> None:
-    """Print a benchmark's Markdown report, and write it to `out` when given (shared by the scripts)."""
-    text = "\n".join(lines)
+def add_weights_arg(ap) -> None:
+    """--weights of the accuracy benchmarks (read it with `ModelBundle.load(args.weights)`)."""
+    ap.add_argument("--weights", type=Path, default=None,
+                    help="weights file (default: the shipped one, which trained on all 12 development "
+                         "sequences: score accuracy with a fold model on its held-out sequences, scripts/gpu_folds.sh)")
+
+
+def emit(lines: list[str], out: Path | None, note: str | None = None) -> None:
+    """Print a benchmark's Markdown report, and write it to `out` when given (shared by the scripts).
+
+    note: a bold first line, e.g. `ModelBundle.seen_in_training_note` (the weights saw these sequences)."""
+    text = "\n".join(([f"**{note}**", ""] if note else []) + lines)
     print(text)
     if out:
         out.write_text(text + "\n")

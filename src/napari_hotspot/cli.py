@@ -85,6 +85,7 @@ def cmd_eval(args) -> int:
     root = args.davis_root or davis_root()
     if args.corrections:
         return _eval_corrections(args, root)
+    note = None
     if args.predictions is not None:
         rows = evaluate_predictions(root, args.predictions, args.sequences)
     else:
@@ -95,9 +96,7 @@ def cmd_eval(args) -> int:
         note = _seen_in_training_note(models, args.sequences or list_sequences(root))
         rows = evaluate_tracker(root, args.out, args.sequences, args.init, models,
                                 adapt_seconds=adapt_seconds(args), long_side=args.long_side)
-        print(write_results(rows, args.out, note=note))
-        return 0
-    print(write_results(rows, args.out))
+    print(write_results(rows, args.out, note=note))
     return 0
 
 

@@ -220,13 +220,18 @@ class HotspotSession:
                 break
         return mask
 
-    def _tracker_pass(self, frame: int, template: torch.Tensor, hot_work, pos=(), neg=()):
-        """One tracker pass with `template` as its reference: (mask, whether the pass was kept)."""
+    def _track_own_frame(self, frame: int, template: torch.Tensor, hot_work) -> torch.Tensor:
+        """The tracker's (h, w) bool mask of `frame`, with `template` on that same frame as its reference."""
         feats = self.features(frame)
         t0 = time.perf_counter()
         ref = make_reference(feats, template, hot_work)
-        refined = (track_step(self.models.tracker, feats, ref, ref, self.work_size).mask_prob > 0.5).float()
+        mask = track_step(self.models.tracker, feats, ref, ref, self.work_size).mask_prob > 0.5
         self.timings["heads"] += time.perf_counter() - t0
+        return mask
+
+    def _tracker_pass(self, frame: int, template: torch.Tensor, hot_work, pos=(), neg=()):
+        """One refinement pass with `template` as its reference: (mask, whether the pass was kept)."""
+        refined = self._track_own_frame(frame, template, hot_work).float()
         kept = bool(refined.any()) and all(_inside(refined, p) for p in pos) and not any(_inside(refined, p) for p in neg)
         return _near_clicked_parts(refined if kept else template, pos), kept
 
@@ -284,11 +289,7 @@ class HotspotSession:
             seed, _ = self._click_zones(gaze_w, (), r)
         if not bool(seed.any()):
             return seed.float()
-        feats = self.features(frame)
-        t0 = time.perf_counter()
-        ref = make_reference(feats, seed.float(), hot_work)
-        mask = track_step(self.models.tracker, feats, ref, ref, self.work_size).mask_prob > 0.5
-        self.timings["heads"] += time.perf_counter() - t0
+        mask = self._track_own_frame(frame, seed.float(), hot_work)
         if in_box is not None:
             mask &= in_box
         if not bool(mask.any()):
