@@ -74,6 +74,10 @@ def make_reference(feats: FrameFeatures, mask_prob: torch.Tensor, hotspot_xy, ke
     return Reference(keys.flatten(2), m8.flatten(1), hotspot_weights(hotspot_xy, grid)[None], m8)
 
 
+def reference_to(ref: Reference, device) -> Reference:
+    return Reference(*(getattr(ref, k).to(device) for k in ("keys", "mask", "hotspot", "mask_map")))
+
+
 def stack_references(refs: list[Reference]) -> Reference:
     return Reference(*(torch.cat([getattr(r, k) for r in refs], 0) for k in ("keys", "mask", "hotspot", "mask_map")))
 

@@ -52,6 +52,38 @@ def perturb_mask(mask: np.ndarray, rng) -> np.ndarray:
     return m.astype(bool)
 
 
+def partial_mask(mask: np.ndarray, rng, point) -> np.ndarray:
+    """Part of `mask` around `point` (an interior point), as Gaze2Mask-Net's answer to one click often
+    is: the object cut by a disk or a half-plane through the point, or a small seed disk around it
+    (the session's prompt-seeded fallback); sometimes with a blob of background. Never empty."""
+    m = mask.astype(np.uint8)
+    h, w = m.shape
+    ys, xs = np.nonzero(m)
+    extent = max(4.0, float(np.hypot(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1))) if len(ys) else 8.0
+    px, py = int(round(point[0])), int(round(point[1]))
+    part = np.zeros_like(m)
+    r = rng.random()
+    if r < 0.4:  # the object inside a disk around the point
+        cv2.circle(part, (px, py), int(rng.uniform(0.15, 0.5) * extent), 1, -1)
+        part &= m
+    elif r < 0.75:  # the object on one side of a line near the point
+        theta = rng.uniform(0, 2 * np.pi)
+        off = rng.uniform(0.0, 0.25) * extent
+        yy, xx = np.mgrid[:h, :w]
+        part = (((xx - px) * np.cos(theta) + (yy - py) * np.sin(theta)) <= off).astype(np.uint8) & m
+    else:  # a seed disk around the point, background included
+        cv2.circle(part, (px, py), int(rng.uniform(0.02, 0.05) * np.hypot(h, w)) + 1, 1, -1)
+    n, lab = cv2.connectedComponents(part)
+    if n > 2 and 0 <= py < h and 0 <= px < w and lab[py, px] > 0:
+        part = (lab == lab[py, px]).astype(np.uint8)  # the piece that holds the click
+    if rng.random() < 0.3:  # a blob of background stuck to it
+        bx, by = rng.integers(0, w), rng.integers(0, h)
+        cv2.circle(part, (int(bx), int(by)), int(rng.integers(3, max(4, min(h, w) // 12))), 1, -1)
+    if not part.any():
+        cv2.circle(part, (px, py), 4, 1, -1)
+    return part.astype(bool)
+
+
 def random_interior_point(mask: np.ndarray, rng):
     ys, xs = np.nonzero(mask)
     if len(ys) == 0:
@@ -71,9 +103,37 @@ def map_point(affine_from: np.ndarray, affine_to: np.ndarray, xy):
     return float(p[0]), float(p[1])
 
 
-def tracker_batch(seqs, rng, batch_size: int, synthetic_rate: float = 0.3):
+def completion_sample(seqs, rng):
+    """The session's prompt refinement as a training sample: the template is a frame with part of its
+    object (`partial_mask` around a click) as both anchor and previous mask, the search frame is that
+    same frame (same view, or another augmented view of it), the target is the whole object."""
+    s = _pick_sequence(seqs, rng, real_only=True)
+    i, va = int(rng.integers(s.num_frames)), int(rng.integers(s.num_views))
+    vt = va if rng.random() < 0.6 else int(rng.integers(s.num_views))
+    m_a = s.masks[i, va]
+    click = (random_interior_point(m_a, rng) if rng.random() < 0.5 else deepest_point(m_a)) if m_a.any() else None
+    if click is None:
+        return None
+    ref = make_reference(s.feats[i][va].to(torch.float32), torch.from_numpy(partial_mask(m_a, rng, click).astype(np.float32)), click)
+    return s.feats[i][vt].to(torch.float32), ref, torch.from_numpy(s.masks[i, vt].astype(np.float32))
+
+
+def tracker_batch(seqs, rng, batch_size: int, synthetic_rate: float = 0.3, completion_rate: float = 0.0):
+    """Tracking samples: pairs of frames of a video (or, `synthetic_rate` of the time, augmented views of
+    one frame, with the hotspot's known motion); `completion_rate` of the time a `completion_sample`."""
     feats, refs_a, refs_p, masks, hot_targets, hot_valid = [], [], [], [], [], []
     for _ in range(batch_size):
+        if completion_rate and rng.random() < completion_rate:
+            sample = completion_sample(seqs, rng)
+            if sample is not None:
+                ft, ref, m_t = sample
+                feats.append(ft)
+                refs_a.append(ref)
+                refs_p.append(ref)
+                masks.append(m_t)
+                hot_targets.append((0.0, 0.0))
+                hot_valid.append(False)
+                continue
         synthetic = rng.random() < synthetic_rate
         s = _pick_sequence(seqs, rng, real_only=not synthetic)
         T, V = s.num_frames, s.num_views
