@@ -304,3 +304,43 @@ def test_merge_keeps_each_heads_run_report_also_from_a_merged_file(tmp_path):
         "egnet": "train egnet", "gaze2mask": "train again", "tracker": "train tracker"}
     bundle = ModelBundle.load(tmp_path / "merged2.pt")
     assert float(bundle.gaze2mask.out.bias) == 0.5
+
+
+def test_partial_masks_are_parts_around_the_click_never_empty():
+    from napari_hotspot.models.training.samplers import partial_mask
+
+    mask = np.zeros((72, 128), bool)
+    mask[10:60, 30:90] = True
+    rng = np.random.default_rng(0)
+    covered, outside = [], []
+    for _ in range(200):
+        part = partial_mask(mask, rng, (60.0, 35.0))
+        assert part.any()
+        covered.append((part & mask).sum() / mask.sum())
+        outside.append((part & ~mask).sum())
+    covered = np.array(covered)
+    # Mostly strict parts of the object (what completion has to fill in), some nearly whole.
+    assert np.median(covered) < 0.9 and covered.min() < 0.1 and covered.max() > 0.8
+    # Background only from the seed disks and the stray blobs, not every time.
+    assert 0 < np.mean(np.array(outside) > 0) < 0.6
+
+
+def test_completion_samples_use_one_template_and_target_the_whole_object():
+    from napari_hotspot.models.backbone import FrameFeatures
+    from napari_hotspot.models.training.data import EncodedSequence
+    from napari_hotspot.models.training.samplers import tracker_batch
+
+    size = (32, 32)
+    masks = np.zeros((6, 2, *size), bool)
+    masks[:, :, 4:28, 6:26] = True
+    frames = [[FrameFeatures(torch.full((1, 24, 8, 8), float(t)), torch.zeros(1, 40, 4, 4),
+                             torch.zeros(1, 112, 2, 2), torch.zeros(1, 320, 1, 1))] * 2 for t in range(6)]
+    seq = EncodedSequence("s", size, frames, masks, np.tile(np.float32([[1, 0, 0], [0, 1, 0]]), (6, 2, 1, 1)))
+    rng = np.random.default_rng(1)
+    feats, refs_a, refs_p, target, _, hot_valid = tracker_batch([seq], rng, batch_size=12, completion_rate=1.0)
+    assert all(a is p for a, p in zip(refs_a, refs_p))  # anchor and previous: the one partial template
+    assert torch.equal(target[:, 0], torch.from_numpy(masks[0, 0]).float().expand(12, *size))
+    assert not hot_valid.any()
+    # Template masks are parts: on average less than the object's share of the stride-8 grid.
+    grid_share = float(torch.stack([r.mask.mean() for r in refs_a]).mean())
+    assert grid_share < masks[0, 0].mean()
