@@ -14,8 +14,8 @@ declare -A VAL=([A]="breakdance cows kite-surf parkour" [B]="blackswan dog goat 
 SEED=${SEED:-0}; T="python3 -m napari_hotspot.train --davis-root $D --cache $C --seed $SEED"
 # Encode every sequence's cached views once, before the parallel runs (they would race to write them).
 $T --head egnet --steps-egnet 1 --out /tmp/hs_warm > /tmp/hs_warm.out 2>&1 || { cat /tmp/hs_warm.out; exit 1; }
-rm -rf "$OUT"/tr_*.pt /tmp/hs_trk_*/weights.pt
 run() { f=$1; r=$2; n=${f}_c$r; [ "$SEED" = 0 ] || n=${n}_s$SEED
+        rm -f "$OUT/tr_$n.pt" /tmp/hs_trk_$n/weights.pt  # no stale weights beside a failed run
         $T --head tracker --steps-tracker $ST --batch-size $BS --threads $THREADS --time-budget $B --completion-rate $r \
            ${VAL[$f]:+--val-sequences ${VAL[$f]}} --out /tmp/hs_trk_$n > /tmp/hs_trk_$n.out 2>&1
         cp /tmp/hs_trk_$n/weights.pt "$OUT/tr_$n.pt" || return 1
