@@ -160,4 +160,75 @@ def test_adapt_help_states_the_session_defaults():
     help_text = p._option_string_actions["--adapt"].help
     assert f"default {DEFAULT_ADAPT_SECONDS:g} s, at most {DEFAULT_ADAPT_STEPS} steps" in help_text
     assert adapt_seconds(p.parse_args([])) == DEFAULT_ADAPT_SECONDS
-    assert adapt_seconds(p.parse_args(["--adapt", "-3"])) == 0.0
+    assert adapt_seconds(p.parse_args(["--adapt", "0"])) == 0.0
+    with pytest.raises(SystemExit):  # a negative budget is refused, not read as "off"
+        p.parse_args(["--adapt", "-3"])
+
+
+def test_track_mask_png_variants(tmp_path, sample_folder, capsys):
+    gt = cv2.imread(str(sample_folder.annotations / "00000.png")).max(axis=2) > 0  # colour-coded objects
+    # RGBA with a transparent background (an image editor's export): the opaque pixels are the object,
+    # whatever colour the transparent ones have.
+    rgba = np.zeros((*gt.shape, 4), np.uint8)
+    rgba[..., :3] = 255
+    rgba[gt, 3] = 255
+    cv2.imwrite(str(tmp_path / "rgba.png"), rgba)
+    out = tmp_path / "o"
+    assert main(["track", str(sample_folder.frames), "--out", str(out), "--mask", str(tmp_path / "rgba.png"),
+                 "--adapt", "0"]) == 0
+    first = cv2.imread(str(out / "masks" / "00000.png"), cv2.IMREAD_UNCHANGED) > 0
+    assert (first & gt).sum() / (first | gt).sum() > 0.9
+    # A mask that covers the whole frame (inverted, or an opaque picture) is refused.
+    cv2.imwrite(str(tmp_path / "full.png"), np.full(gt.shape, 255, np.uint8))
+    assert main(["track", str(sample_folder.frames), "--out", str(out), "--mask", str(tmp_path / "full.png")]) == 2
+    assert "whole frame" in capsys.readouterr().err
+    # A JPEG's compression noise around the object is not object.
+    cv2.imwrite(str(tmp_path / "mask.jpg"), gt.astype(np.uint8) * 255, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    from napari_hotspot.pipeline import read_mask_png
+
+    assert (read_mask_png(tmp_path / "mask.jpg") ^ gt).mean() < 0.01
+
+
+def test_a_failed_track_keeps_the_previous_output_and_a_new_one_replaces_it_whole(tmp_path, sample_folder,
+                                                                                  short_sample, capsys):
+    out = tmp_path / "o"
+    mask = sample_folder.annotations / "00000.png"
+    assert main(["track", str(sample_folder.frames), "--out", str(out), "--mask", str(mask), "--adapt", "0"]) == 0
+    before = {p.name: p.read_bytes() for p in (out / "masks").iterdir()}
+    csv_before = (out / "hotspots.csv").read_bytes()
+    (out / "masks" / "99999.png").write_bytes(b"stale")  # as from an earlier, longer video
+    # A corrupt frame in the middle: the run fails, and nothing of it lands in the output.
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for p in sorted(sample_folder.frames.iterdir()):
+        (frames / p.name).write_bytes(p.read_bytes())
+    sorted(frames.iterdir())[6].write_bytes(b"not an image")
+    assert main(["track", str(frames), "--out", str(out), "--mask", str(mask), "--adapt", "0"]) == 2
+    capsys.readouterr()
+    assert {p.name for p in (out / "masks").iterdir()} == set(before) | {"99999.png"}
+    assert (out / "hotspots.csv").read_bytes() == csv_before
+    assert not (out / ".masks.partial").exists()
+    # A successful run replaces masks/ as a whole: no stale PNG stays.
+    assert main(["track", str(sample_folder.frames), "--out", str(out), "--mask", str(mask), "--adapt", "0"]) == 0
+    assert {p.name for p in (out / "masks").iterdir()} == set(before)
+
+
+def test_bad_weights_and_numeric_options_fail_clearly(tmp_path, sample_folder, capsys):
+    import torch
+
+    mask = sample_folder.annotations / "00000.png"
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    other = tmp_path / "other.pt"
+    torch.save({"state": 1}, other)
+    for weights, message in ((empty, "not a readable napari-hotspot weights file"),
+                             (other, "not a napari-hotspot weights file")):
+        assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), "--mask", str(mask),
+                     "--weights", str(weights)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    for option, value in (("--long-side", "100000"), ("--long-side", "8"), ("--adapt", "-5")):
+        with pytest.raises(SystemExit) as exc:
+            main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), "--mask", str(mask), option, value])
+        assert exc.value.code == 2
+        assert option in capsys.readouterr().err

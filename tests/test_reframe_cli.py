@@ -209,6 +209,16 @@ def test_cli_errors_are_clear(tmp_path, sample_mp4, track_folder, capsys):
     assert reframe_cli.main([str(sample_mp4.frames), "--out", str(tmp_path / "x.avi"), "--aspect", "1:1",
                              "--tracks", str(track_folder)]) == 2
     assert "use a .mp4" in capsys.readouterr().err
+    (tmp_path / "folder.mp4").mkdir()
+    with pytest.raises(ProjectIOError, match="is a folder"):
+        reframe_cli.run(parse([str(sample_mp4.frames), "--out", str(tmp_path / "folder.mp4"), "--aspect", "1:1",
+                               "--tracks", str(track_folder)]))
+    # A track folder of another, shorter video: its frame names all exist in this one.
+    short = tmp_path / "short_tracks"
+    shutil.copytree(track_folder, short)
+    sorted((short / "masks").glob("*.png"))[-1].unlink()
+    with pytest.raises(ProjectIOError, match="tracked on this video"):
+        reframe_cli.run(parse(base + ["--aspect", "1:1", "--tracks", str(short)]))
     with pytest.raises(SystemExit):
         parse(base + ["--aspect", "1:1", "--zoom", "0.5", "--auto"])
     with pytest.raises(SystemExit):

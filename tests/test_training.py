@@ -199,6 +199,9 @@ def test_online_gaze2mask_training_encodes_only_the_held_out_frames(tiny_davis, 
     (["--head", "gaze2mask", "--aug-strength", "2"], "scales the --online views"),
     (["--head", "gaze2mask", "--online", "--time-budget", "0"], "positive number of seconds"),
     (["--head", "gaze2mask", "--val-sequences", "a", "b"], "nothing is left to train on"),
+    (["--sequences", "a", "nosuch"], "no sequence nosuch"),
+    (["--val-sequences", "gone"], "no sequence gone"),
+    (["--head", "egnet", "--fixations-root", "/nonexistent/fix"], "is not a folder"),
 ])
 def test_training_option_conflicts_are_refused_clearly(tiny_davis, tmp_path, capsys, args, message):
     root, _ = tiny_davis
@@ -344,3 +347,23 @@ def test_completion_samples_use_one_template_and_target_the_whole_object():
     # Template masks are parts: on average less than the object's share of the stride-8 grid.
     grid_share = float(torch.stack([r.mask.mean() for r in refs_a]).mean())
     assert grid_share < masks[0, 0].mean()
+
+
+def test_training_inputs_that_do_not_exist_are_refused_clearly(tiny_davis, tmp_path, capsys):
+    from napari_hotspot.cli import main as cli_main
+
+    root, _ = tiny_davis
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--davis-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")])
+    assert "expected a DAVIS-layout root" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--davis-root", str(root), "--out", str(blocker)])
+    assert "is a file" in capsys.readouterr().err
+    # A weights file that is not one, through the CLI: one line, exit 2.
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"junk")
+    assert cli_main(["train", "--davis-root", str(root), "--head", "egnet", "--steps-egnet", "1", "--init", str(bad),
+                     "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "r")]) == 2
+    assert "not a readable napari-hotspot weights file" in capsys.readouterr().err

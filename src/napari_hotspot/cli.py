@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .argtypes import parse_box as _box
 from .argtypes import parse_xy as _xy
+from .argtypes import long_side_px, non_negative_float, non_negative_int
 from .argtypes import positive_int as _positive_int
 from .fileio import atomic_write
 
@@ -61,10 +62,11 @@ def cmd_track(args) -> int:
     finally:
         close()
     adapted = session.adaptation_state(prompt.object_id)
-    note = (f"; adapted in {run.timings['adapt']:.1f}s ({adapted['steps']} steps)" if adapted and adapted["steps"]
-            else "")
-    print(f"tracked {run.frames} frames in {run.seconds:.1f}s ({run.fps:.1f} fps){note}; wrote {args.out}/masks and "
-          f"{args.out}/hotspots.csv")
+    note = (f"; adapted first in {run.timings['adapt']:.1f}s ({adapted['steps']} steps)"
+            if adapted and adapted["steps"] else "")
+    frames = f"{run.frames} frame{'s' if run.frames != 1 else ''}"
+    print(f"tracked {frames} in {run.seconds - run.timings['adapt']:.1f}s ({run.fps:.1f} fps){note}; wrote "
+          f"{args.out}/masks and {args.out}/hotspots.csv")
     return 0
 
 
@@ -178,15 +180,15 @@ def add_adapt_arg(p: argparse.ArgumentParser, what: str = "per-video adaptation 
     """The --adapt option of every command that tracks (read it with `adapt_seconds`). The defaults
     in its help are session.DEFAULT_ADAPT_SECONDS / DEFAULT_ADAPT_STEPS (not imported: that pulls in
     torch for --help; a test checks they agree)."""
-    p.add_argument("--adapt", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--adapt", type=non_negative_float, default=None, metavar="SECONDS",
                    help=f"{what} (default 10 s, at most 40 steps; {off})")
 
 
 def add_long_side_arg(p: argparse.ArgumentParser) -> None:
     from .models.resolution import DEFAULT_LONG_SIDE
 
-    p.add_argument("--long-side", type=_positive_int, default=DEFAULT_LONG_SIDE, metavar="PX",
-                   help="long side of the networks' working resolution in pixels (default %(default)s)")
+    p.add_argument("--long-side", type=long_side_px, default=DEFAULT_LONG_SIDE, metavar="PX",
+                   help="long side of the networks' working resolution in pixels, 256-2048 (default %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hotspot-maps", type=Path, default=None, metavar="EXPORT_DIR",
                    help="score --hotspots against a hotspot ground-truth export (labelling dock / io_hotspot_maps)")
     p.add_argument("--hotspots", type=Path, default=None, metavar="CSV", help="predicted hotspots.csv to score")
-    p.add_argument("--corrections", type=int, default=0, metavar="K",
+    p.add_argument("--corrections", type=non_negative_int, default=0, metavar="K",
                    help="simulate K worst-frame corrections; prints J after each, with and without adaptation")
     p.add_argument("--weights", type=Path, default=None)
     add_long_side_arg(p)
@@ -250,16 +252,17 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:
         # The trainer owns its options (and --help); argparse's REMAINDER would reject a leading option.
-        return cmd_train(argparse.Namespace(rest=argv[1:]))
-    args = build_parser().parse_args(argv)
+        args = argparse.Namespace(command="train", func=cmd_train, rest=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except HotspotError as exc:
+    except (HotspotError, FileNotFoundError) as exc:
         print(f"napari-hotspot {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
-        print(f"napari-hotspot {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"napari-hotspot {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

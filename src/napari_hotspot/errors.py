@@ -19,3 +19,7 @@ class PromptError(HotspotError):
 
 class ProjectIOError(HotspotError):
     """A project or export cannot be read or written (missing, corrupt, not writable, disk full)."""
+
+
+class WeightsError(HotspotError, ValueError):
+    """A weights file is not napari-hotspot weights, is corrupt, or does not fit these networks."""

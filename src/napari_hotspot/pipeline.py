@@ -6,6 +6,7 @@ The one place that `napari-hotspot track`, the evaluator and the batch runner sh
 from __future__ import annotations
 
 import csv
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -56,24 +57,33 @@ class Prompt:
 
 
 def read_mask_png(path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
-    """A prompt mask from a PNG: any non-zero pixel is the object."""
+    """A prompt mask from a PNG: any non-zero pixel is the object. In an RGBA image with transparency
+    the opaque pixels are the object; a lossy JPEG is thresholded at half intensity (its compression
+    noise is not object). A mask that covers the whole frame is refused (inverted, or an opaque image)."""
     path = Path(path)
     if not path.is_file():
         raise PromptError(f"mask file not found: {path}")
     m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if m is None:
         raise PromptError(f"cannot read mask image {path}: not a valid PNG")
-    if m.ndim == 3:
-        m = m.max(axis=2)
+    if m.ndim == 3 and m.shape[2] == 4 and m[..., 3].min() != m[..., 3].max():
+        m = m[..., 3]  # transparency marks the object; the colour of transparent pixels is arbitrary
+    elif m.ndim == 3:
+        m = m[..., :3].max(axis=2)
     if frame_size is not None and m.shape != tuple(frame_size):
         raise PromptError(f"mask {path} has size {m.shape[1]}x{m.shape[0]} but the frames are "
                           f"{frame_size[1]}x{frame_size[0]}")
-    return m > 0
+    lossy = path.suffix.lower() in (".jpg", ".jpeg")
+    mask = m > (np.iinfo(m.dtype).max // 2 if lossy and m.dtype.kind == "u" else 0)
+    if mask.all():
+        raise PromptError(f"mask {path} covers the whole frame: the object must be non-zero on a zero "
+                          "background (is the mask inverted, or an opaque image?)")
+    return mask
 
 
 def _check_writable(out_dir: Path) -> None:
     try:
-        (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / ".write_test"
         probe.write_bytes(b"")
         probe.unlink()
@@ -98,9 +108,43 @@ def track_video(
 ) -> TrackRun:
     """Apply the prompts, adapt each object's tracker for `adapt_seconds` (0 = off), propagate forward
     and backward over the whole video, and write `out_dir/masks/<stem>.png` (uint8 object ids) and
-    `out_dir/hotspots.csv`."""
+    `out_dir/hotspots.csv`.
+
+    The masks are written to `out_dir/.masks.partial` and replace `out_dir/masks` as a whole only once
+    every frame is written: a run that fails or is interrupted leaves the previous output as it was,
+    and a shorter video leaves no stale masks of an earlier, longer one."""
     out_dir = Path(out_dir)
     _check_writable(out_dir)
+    partial = out_dir / ".masks.partial"
+    try:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        run, rows = _track_into(session, prompts, partial, progress, adapt_seconds)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    _replace_dir(partial, out_dir / "masks")
+    with atomic_write(out_dir / "hotspots.csv") as fh:
+        w = csv.writer(fh)
+        w.writerow(HOTSPOT_COLUMNS)
+        w.writerows(rows)
+    return run
+
+
+def _replace_dir(new: Path, final: Path) -> None:
+    old = final.with_name(final.name + ".old")
+    try:
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            final.rename(old)
+        new.rename(final)
+    except OSError as exc:
+        raise ProjectIOError(f"cannot move the new masks into {final}: {exc.strerror or exc} (they are in {new})") from exc
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _track_into(session, prompts, mask_dir: Path, progress, adapt_seconds: float) -> tuple[TrackRun, list[list]]:
+    """track_video's work: the label PNGs into `mask_dir`; returns the run and the hotspot rows."""
     t0 = time.perf_counter()
     names = list(session.source.frame_names)
     H, W = session.frame_size
@@ -122,7 +166,7 @@ def track_video(
         label = np.zeros((H, W), np.uint8)
         for oid in sorted(per_frame.get(t, {})):
             label[per_frame[t][oid][0]] = oid
-        _write_png(out_dir / "masks" / f"{names[t]}.png", label)
+        _write_png(mask_dir / f"{names[t]}.png", label)
         write_seconds += time.perf_counter() - tw
 
     n_objects = len({p.object_id for p in prompts})
@@ -152,15 +196,11 @@ def track_video(
             per_frame.setdefault(t, {})
             finish(t)
     rows.sort(key=lambda r: (r[0], r[1]))
-    with atomic_write(out_dir / "hotspots.csv") as fh:
-        w = csv.writer(fh)
-        w.writerow(HOTSPOT_COLUMNS)
-        w.writerows(rows)
     secs = time.perf_counter() - t0
     # fps counts tracking only; the one-off adaptation time is reported apart.
     track_secs = secs - adapt_seconds_used
     return TrackRun(total, secs, total / track_secs if track_secs > 0 else 0.0,
-                    {**session.timings, "write": write_seconds, "adapt": adapt_seconds_used})
+                    {**session.timings, "write": write_seconds, "adapt": adapt_seconds_used}), rows
 
 
 def _write_png(path: Path, label: np.ndarray) -> None:

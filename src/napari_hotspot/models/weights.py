@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import WeightsError
 from .backbone import Encoder
 from .heads import EGNet, Gaze2MaskNet, WCSTracker
 
@@ -19,14 +20,21 @@ def load_heads_into(heads: dict, path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model weights not found: {path}")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, or pickled objects weights_only refuses
+        raise WeightsError(f"{path} is not a readable napari-hotspot weights file (corrupt, truncated or "
+                           f"not a torch file: {type(exc).__name__})") from exc
+    if not isinstance(blob, dict) or not isinstance(blob.get("heads"), dict):
+        raise WeightsError(f"{path} is not a napari-hotspot weights file (no 'heads'): train one with "
+                           "`napari-hotspot train`, or leave --weights out for the shipped weights")
     for name, module in heads.items():
         if name in blob["heads"]:
             try:
                 module.load_state_dict({k: v.float() for k, v in blob["heads"][name].items()})
             except RuntimeError as exc:  # shapes of another network (e.g. trained with --backbone lite2)
                 first = str(exc).strip().splitlines()[-1].strip()
-                raise ValueError(f"{path}: its {name} weights do not fit this {name} network (trained with "
+                raise WeightsError(f"{path}: its {name} weights do not fit this {name} network (trained with "
                                  f"another --backbone?): {first}") from exc
     return blob.get("meta") or {}
 

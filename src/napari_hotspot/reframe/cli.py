@@ -165,6 +165,8 @@ def run(args) -> int:
                            max_speed=args.max_speed)
     if args.out.suffix.lower() not in (".mp4", ".mov", ".mkv", ".m4v"):
         raise ProjectIOError(f"--out {args.out}: use a .mp4, .mov, .mkv or .m4v file name")
+    if args.out.is_dir():
+        raise ProjectIOError(f"--out {args.out} is a folder: give a video file name")
     source = open_source(args.source)
     try:
         if not 0 <= args.frame < source.num_frames:

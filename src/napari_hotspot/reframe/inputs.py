@@ -58,8 +58,9 @@ def read_hotspot_table(path: Path, num_frames: int) -> dict[int, np.ndarray]:
 def tracks_from_track_folder(folder: Path, frame_names: Sequence[str], frame_size: tuple[int, int],
                              object_ids: Sequence[int] | None = None) -> list[ObjectTrack]:
     """Tracks from a folder written by ``napari-hotspot track``: ``masks/<frame>.png`` (object ids)
-    and ``hotspots.csv``. Frames without a PNG have no mask; a missing CSV means hotspots come from
-    the masks' deepest interior points."""
+    and ``hotspots.csv``, one PNG per frame of the video. Without the CSV (a folder of masks made
+    otherwise) frames may lack a PNG: they have no mask, and hotspots come from the masks' deepest
+    interior points."""
     folder = Path(folder)
     num_frames = len(frame_names)
     stems, labels = read_davis_folder(folder / "masks")
@@ -71,6 +72,9 @@ def tracks_from_track_folder(folder: Path, frame_names: Sequence[str], frame_siz
         raise ProjectIOError(f"{folder / 'masks'}: masks are {labels[0].shape[1]}x{labels[0].shape[0]}, the video is "
                              f"{frame_size[1]}x{frame_size[0]}")
     csv_path = folder / "hotspots.csv"
+    if csv_path.is_file() and len(stems) != num_frames:  # `track` writes a PNG for every frame
+        raise ProjectIOError(f"{folder}: {len(stems)} mask PNGs for a video of {num_frames} frames: was it tracked "
+                             "on this video?")
     hotspots = read_hotspot_table(csv_path, num_frames) if csv_path.is_file() else {}
     ids = sorted({int(v) for lab in labels for v in np.unique(lab) if v != 0} | set(hotspots))
     if not ids:

@@ -276,6 +276,17 @@ def main(argv=None):
         ap.error(f"--time-budget must be a positive number of seconds, got {args.time_budget:g}")
     if args.composites and args.composite_views < 2 and "tracker" in todo:
         ap.error("--composite-views must be at least 2 to train the tracker (it pairs a composite's pseudo-frames)")
+    try:
+        available = list_sequences(args.davis_root)
+    except FileNotFoundError as exc:
+        ap.error(str(exc))
+    unknown = sorted((set(args.sequences or []) | set(args.val_sequences)) - set(available))
+    if unknown:
+        ap.error(f"no sequence {', '.join(unknown)} in {args.davis_root} (it has: {', '.join(available) or 'none'})")
+    if args.out.exists() and not args.out.is_dir():
+        ap.error(f"--out {args.out} is a file: give a folder for weights.pt and report.json")
+    if args.fixations_root is not None and not args.fixations_root.is_dir():
+        ap.error(f"--fixations-root {args.fixations_root} is not a folder")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -288,7 +299,7 @@ def main(argv=None):
         with open(log_path, "a") as fh:
             fh.write(msg + "\n")
 
-    all_seqs = args.sequences or list_sequences(args.davis_root)
+    all_seqs = args.sequences or available
     train_names = [s for s in all_seqs if s not in set(args.val_sequences)]
     if not train_names:
         ap.error("every sequence is held out (--val-sequences): nothing is left to train on")
