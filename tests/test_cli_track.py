@@ -232,3 +232,9 @@ def test_bad_weights_and_numeric_options_fail_clearly(tmp_path, sample_folder, c
             main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), "--mask", str(mask), option, value])
         assert exc.value.code == 2
         assert option in capsys.readouterr().err
+
+
+def test_a_point_both_positive_and_negative_is_refused(tmp_path, sample_folder, capsys):
+    assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), "--click", "100,100",
+                 "--negative", "100,100"]) == 2
+    assert "both as --click and as --negative" in capsys.readouterr().err

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from .argtypes import parse_box as _box
 from .argtypes import parse_xy as _xy
 from .argtypes import long_side_px, non_negative_float, non_negative_int
-from .argtypes import positive_int as _positive_int
 from .fileio import atomic_write
 
 
@@ -20,7 +20,7 @@ def _add_prompt_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--click", type=_xy, action="append", help="positive click X,Y (repeatable)")
     g.add_argument("--box", type=_box, help="box X0,Y0,X1,Y1")
     g.add_argument("--auto", action="store_true", help="EG-Net picks the target automatically")
-    p.add_argument("--negative", type=_xy, action="append", default=[], help="negative click X,Y (with --click)")
+    p.add_argument("--negative", type=_xy, action="append", default=[], help="negative click X,Y (with --click; repeat for more)")
 
 
 def prompt_from_args(args, frame_size):
@@ -50,6 +50,10 @@ def cmd_track(args) -> int:
 
     if args.negative and not args.click:
         raise PromptError("--negative needs at least one --click")
+    both = set(args.click or []) & set(args.negative)
+    if both:
+        x, y = sorted(both)[0]
+        raise PromptError(f"{x:g},{y:g} is given both as --click and as --negative: which is it?")
     source = open_source(args.source, cache_bytes=TRACK_CACHE_BYTES)
     session = HotspotSession(source, ModelBundle.load(args.weights), long_side=args.long_side)
     prompt = prompt_from_args(args, session.frame_size)
@@ -256,7 +260,10 @@ def main(argv=None) -> int:
     else:
         args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # restores the default display afterwards
+            warnings.showwarning = lambda message, category, *rest, **kw: print(
+                f"napari-hotspot {args.command}: warning: {message}", file=sys.stderr)
+            return int(args.func(args) or 0)
     except (HotspotError, FileNotFoundError) as exc:
         print(f"napari-hotspot {args.command}: error: {exc}", file=sys.stderr)
         return 2

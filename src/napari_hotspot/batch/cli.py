@@ -118,6 +118,9 @@ def run(args) -> int:
     for note in missing_files(items):
         log(f"warning: {args.manifest} {note}; that video will be reported as failed")
     out_dir = Path(args.out).absolute()
+    if out_dir.exists() and not out_dir.is_dir():
+        log(f"napari-hotspot batch: error: --out {args.out} is a file: give a folder")
+        return EXIT_BAD_INPUT
 
     previous_sigterm = None
     if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
