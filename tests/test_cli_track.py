@@ -238,3 +238,14 @@ def test_a_point_both_positive_and_negative_is_refused(tmp_path, sample_folder, 
     assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), "--click", "100,100",
                  "--negative", "100,100"]) == 2
     assert "both as --click and as --negative" in capsys.readouterr().err
+
+
+def test_a_one_frame_video_is_not_adapted(tmp_path, sample_folder, capsys):
+    one = tmp_path / "one"
+    one.mkdir()
+    first = sorted(sample_folder.frames.iterdir())[0]
+    (one / first.name).write_bytes(first.read_bytes())
+    assert main(["track", str(one), "--out", str(tmp_path / "o"), "--mask",
+                 str(sample_folder.annotations / "00000.png")]) == 0
+    out = capsys.readouterr().out
+    assert "tracked 1 frame in" in out and "adapted" not in out

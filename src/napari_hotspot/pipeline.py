@@ -155,7 +155,8 @@ def _track_into(session, prompts, mask_dir: Path, progress, adapt_seconds: float
     total = session.num_frames
     t_adapt = time.perf_counter()
     for oid in sorted({p.object_id for p in prompts}):
-        session.adapt(oid, adapt_seconds)
+        if set(session.anchors(oid)) != set(range(total)):  # else every frame is prompted: nothing to propagate
+            session.adapt(oid, adapt_seconds)
     adapt_seconds_used = time.perf_counter() - t_adapt
 
     write_seconds = 0.0
