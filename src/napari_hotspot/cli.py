@@ -185,7 +185,8 @@ def add_adapt_arg(p: argparse.ArgumentParser, what: str = "per-video adaptation 
     in its help are session.DEFAULT_ADAPT_SECONDS / DEFAULT_ADAPT_STEPS (not imported: that pulls in
     torch for --help; a test checks they agree)."""
     p.add_argument("--adapt", type=non_negative_float, default=None, metavar="SECONDS",
-                   help=f"{what} (default 10 s, at most 40 steps; {off})")
+                   help=f"{what} (default 10 s, at most 40 steps, of training; encoding the prompted "
+                        f"frames' views comes on top; {off})")
 
 
 def add_long_side_arg(p: argparse.ArgumentParser) -> None:
