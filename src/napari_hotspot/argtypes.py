@@ -21,31 +21,23 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     return x0, y0, x1, y1
 
 
-def _whole_number_at_least(minimum: int, what: str, maximum: int | None = None):
-    def parse(text: str) -> int:
+def _number_at_least(convert, kind: str, minimum, what: str, maximum=None):
+    """An argparse type: `convert(text)` (int or float) within [minimum, maximum]; NaN is refused."""
+    def parse(text: str):
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not value >= minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
         return value
 
     return parse
 
 
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-positive_int = _whole_number_at_least(1, "at least 1")
-non_negative_int = _whole_number_at_least(0, "0 or more")
+positive_int = _number_at_least(int, "a whole number", 1, "at least 1")
+non_negative_int = _number_at_least(int, "a whole number", 0, "0 or more")
+non_negative_float = _number_at_least(float, "a number", 0, "0 or more")
 # The heads were trained at 512; below about 256 clicks give empty masks, above 2048 the features of
 # one frame alone take gigabytes (docs/model_card.md, "Known limits").
-long_side_px = _whole_number_at_least(256, "between 256 and 2048", maximum=2048)
+long_side_px = _number_at_least(int, "a whole number", 256, "between 256 and 2048", maximum=2048)

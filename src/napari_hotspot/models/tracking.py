@@ -5,7 +5,7 @@ Everything here works at the working resolution (h, w); the session maps to and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
@@ -75,11 +75,11 @@ def make_reference(feats: FrameFeatures, mask_prob: torch.Tensor, hotspot_xy, ke
 
 
 def reference_to(ref: Reference, device) -> Reference:
-    return Reference(*(getattr(ref, k).to(device) for k in ("keys", "mask", "hotspot", "mask_map")))
+    return Reference(*(getattr(ref, f.name).to(device) for f in fields(Reference)))
 
 
 def stack_references(refs: list[Reference]) -> Reference:
-    return Reference(*(torch.cat([getattr(r, k) for r in refs], 0) for k in ("keys", "mask", "hotspot", "mask_map")))
+    return Reference(*(torch.cat([getattr(r, f.name) for r in refs], 0) for f in fields(Reference)))
 
 
 def correlation_input(search_keys: torch.Tensor, anchor: Reference, prev: Reference) -> torch.Tensor:

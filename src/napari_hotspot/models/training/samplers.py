@@ -106,7 +106,8 @@ def map_point(affine_from: np.ndarray, affine_to: np.ndarray, xy):
 def completion_sample(seqs, rng):
     """The session's prompt refinement as a training sample: the template is a frame with part of its
     object (`partial_mask` around a click) as both anchor and previous mask, the search frame is that
-    same frame (same view, or another augmented view of it), the target is the whole object."""
+    same frame (same view, or another augmented view of it), the target is the whole object. Returned
+    as `pair_sample` does (no hotspot target); None when the drawn view has no object."""
     s = _pick_sequence(seqs, rng, real_only=True)
     i, va = int(rng.integers(s.num_frames)), int(rng.integers(s.num_views))
     vt = va if rng.random() < 0.6 else int(rng.integers(s.num_views))
@@ -115,59 +116,54 @@ def completion_sample(seqs, rng):
     if click is None:
         return None
     ref = make_reference(s.feats[i][va].to(torch.float32), torch.from_numpy(partial_mask(m_a, rng, click).astype(np.float32)), click)
-    return s.feats[i][vt].to(torch.float32), ref, torch.from_numpy(s.masks[i, vt].astype(np.float32))
+    return (s.feats[i][vt].to(torch.float32), ref, ref, torch.from_numpy(s.masks[i, vt].astype(np.float32)),
+            (0.0, 0.0), False)
+
+
+def pair_sample(seqs, rng, synthetic_rate: float):
+    """A pair of frames of a video (or, `synthetic_rate` of the time, augmented views of one frame,
+    with the hotspot's known motion): (search features, anchor reference, previous-frame reference,
+    target mask, hotspot target (x, y), whether that target is valid)."""
+    synthetic = rng.random() < synthetic_rate
+    s = _pick_sequence(seqs, rng, real_only=not synthetic)
+    T, V = s.num_frames, s.num_views
+    if synthetic:
+        i = int(rng.integers(T))
+        a = p = t = i
+        va, vp, vt = 0, int(rng.integers(1, V)), int(rng.integers(1, V))
+    else:
+        t = int(rng.integers(T))
+        step = int(rng.integers(1, 4)) * (1 if rng.random() < 0.5 else -1)
+        p = int(np.clip(t - step, 0, T - 1))
+        a = int(rng.integers(T))
+        if rng.random() < 0.6:
+            va = vp = vt = 0
+        else:
+            va, vp, vt = (int(v) for v in rng.integers(0, V, 3))
+    m_a, m_p, m_t = s.masks[a, va], s.masks[p, vp], s.masks[t, vt]
+    if synthetic:
+        hot_a = random_interior_point(m_a, rng) if rng.random() < 0.7 else deepest_point(m_a)
+        hot_p = map_point(s.affines[a, va], s.affines[p, vp], hot_a) if hot_a else None
+        hot_t = map_point(s.affines[a, va], s.affines[t, vt], hot_a) if hot_a else None
+    else:
+        hot_a, hot_t = deepest_point(m_a), None
+    prev_mask = perturb_mask(m_p, rng)
+    if not synthetic:
+        hot_p = deepest_point(prev_mask)
+    fa, fp, ft = s.feats[a][va].to(torch.float32), s.feats[p][vp].to(torch.float32), s.feats[t][vt]
+    valid = hot_t is not None and 0 <= hot_t[0] < m_t.shape[1] and 0 <= hot_t[1] < m_t.shape[0]
+    return (ft.to(torch.float32), make_reference(fa, torch.from_numpy(m_a.astype(np.float32)), hot_a),
+            make_reference(fp, torch.from_numpy(prev_mask.astype(np.float32)), hot_p),
+            torch.from_numpy(m_t.astype(np.float32)), hot_t if valid else (0.0, 0.0), valid)
 
 
 def tracker_batch(seqs, rng, batch_size: int, synthetic_rate: float = 0.3, completion_rate: float = 0.0):
-    """Tracking samples: pairs of frames of a video (or, `synthetic_rate` of the time, augmented views of
-    one frame, with the hotspot's known motion); `completion_rate` of the time a `completion_sample`."""
-    feats, refs_a, refs_p, masks, hot_targets, hot_valid = [], [], [], [], [], []
+    """`pair_sample`s, and `completion_rate` of the time a `completion_sample` instead."""
+    feats, refs_a, refs_p, masks, hot_targets, hot_valid = columns = [], [], [], [], [], []
     for _ in range(batch_size):
-        if completion_rate and rng.random() < completion_rate:
-            sample = completion_sample(seqs, rng)
-            if sample is not None:
-                ft, ref, m_t = sample
-                feats.append(ft)
-                refs_a.append(ref)
-                refs_p.append(ref)
-                masks.append(m_t)
-                hot_targets.append((0.0, 0.0))
-                hot_valid.append(False)
-                continue
-        synthetic = rng.random() < synthetic_rate
-        s = _pick_sequence(seqs, rng, real_only=not synthetic)
-        T, V = s.num_frames, s.num_views
-        if synthetic:
-            i = int(rng.integers(T))
-            a = p = t = i
-            va, vp, vt = 0, int(rng.integers(1, V)), int(rng.integers(1, V))
-        else:
-            t = int(rng.integers(T))
-            step = int(rng.integers(1, 4)) * (1 if rng.random() < 0.5 else -1)
-            p = int(np.clip(t - step, 0, T - 1))
-            a = int(rng.integers(T))
-            if rng.random() < 0.6:
-                va = vp = vt = 0
-            else:
-                va, vp, vt = (int(v) for v in rng.integers(0, V, 3))
-        m_a, m_p, m_t = s.masks[a, va], s.masks[p, vp], s.masks[t, vt]
-        if synthetic:
-            hot_a = random_interior_point(m_a, rng) if rng.random() < 0.7 else deepest_point(m_a)
-            hot_p = map_point(s.affines[a, va], s.affines[p, vp], hot_a) if hot_a else None
-            hot_t = map_point(s.affines[a, va], s.affines[t, vt], hot_a) if hot_a else None
-        else:
-            hot_a, hot_t = deepest_point(m_a), None
-        prev_mask = perturb_mask(m_p, rng)
-        if not synthetic:
-            hot_p = deepest_point(prev_mask)
-        fa, fp, ft = s.feats[a][va].to(torch.float32), s.feats[p][vp].to(torch.float32), s.feats[t][vt]
-        refs_a.append(make_reference(fa, torch.from_numpy(m_a.astype(np.float32)), hot_a))
-        refs_p.append(make_reference(fp, torch.from_numpy(prev_mask.astype(np.float32)), hot_p))
-        feats.append(ft.to(torch.float32))
-        masks.append(torch.from_numpy(m_t.astype(np.float32)))
-        valid = hot_t is not None and 0 <= hot_t[0] < m_t.shape[1] and 0 <= hot_t[1] < m_t.shape[0]
-        hot_targets.append(hot_t if valid else (0.0, 0.0))
-        hot_valid.append(valid)
+        sample = completion_sample(seqs, rng) if completion_rate and rng.random() < completion_rate else None
+        for column, value in zip(columns, sample or pair_sample(seqs, rng, synthetic_rate)):
+            column.append(value)
     return (FrameFeatures.stack(feats), refs_a, refs_p, torch.stack(masks)[:, None],
             torch.tensor(hot_targets, dtype=torch.float32), torch.tensor(hot_valid))
 
