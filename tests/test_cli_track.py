@@ -165,6 +165,48 @@ def test_adapt_help_states_the_session_defaults():
         p.parse_args(["--adapt", "-3"])
 
 
+def test_complete_help_states_the_session_default():
+    import argparse
+
+    from napari_hotspot.cli import add_complete_arg, complete_frames
+    from napari_hotspot.session import COMPLETION_FRAMES
+
+    p = argparse.ArgumentParser()
+    add_complete_arg(p)
+    assert f"default {COMPLETION_FRAMES};" in p._option_string_actions["--complete"].help
+    assert complete_frames(p.parse_args([])) == COMPLETION_FRAMES
+    assert complete_frames(p.parse_args(["--complete", "0"])) == 0
+    with pytest.raises(SystemExit):
+        p.parse_args(["--complete", "-1"])
+
+
+def test_track_writes_the_completed_click_mask_on_the_prompted_frame(tmp_path, sample_folder, monkeypatch):
+    """The prompted frame's PNG is the completed mask (what propagation starts from), asked for with
+    --complete's frame count; --complete 0 does not complete."""
+    from napari_hotspot import session as session_module
+
+    gt = cv2.imread(str(sample_folder.annotations / "00000.png")).max(axis=2) > 0
+    ys, xs = np.nonzero(gt)
+    x, y = int(np.median(xs)), int(np.median(ys))
+    asked = []
+
+    def complete(self, object_id, frame, frames=5):  # the round trip's answer: the true mask
+        asked.append(frames)
+        self._objects[object_id].anchors[frame].completed = True
+        return session_module.PromptResult(frame, object_id, gt, (x, y), 1.0, "click")
+
+    monkeypatch.setattr(session_module.HotspotSession, "complete_prompt", complete)
+    for n in ("3", "0"):
+        out = tmp_path / n
+        assert main(["track", str(sample_folder.frames), "--out", str(out), "--click", f"{x},{y}",
+                     "--adapt", "0", "--complete", n, "--long-side", "256"]) == 0
+        first = cv2.imread(str(sorted((out / "masks").glob("*.png"))[0]), cv2.IMREAD_UNCHANGED) > 0
+        assert first[y, x]
+        if n == "3":
+            assert asked == [3] and np.array_equal(first, gt)
+    assert asked == [3]  # --complete 0: never asked
+
+
 def test_track_mask_png_variants(tmp_path, sample_folder, capsys):
     gt = cv2.imread(str(sample_folder.annotations / "00000.png")).max(axis=2) > 0  # colour-coded objects
     # RGBA with a transparent background (an image editor's export): the opaque pixels are the object,

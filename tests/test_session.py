@@ -310,3 +310,99 @@ def test_adaptation_frames_one_at_a_time_then_chunked_training(sample, models):
     assert progress[-1].learnt == (0, 2) and progress[-1].overall == 1.0
     assert s.is_adapted(1) and s.adaptation_state(1)["steps"] == 2 and s.pending_adaptation_frames(1) == []
     assert len(list(s.propagate())) == 2  # frames 1 and 3
+
+
+# ---- completing sparse prompts (round trip) ----------------------------------------------------
+
+def _answer_every_step(session_module, monkeypatch, answer, frames_seen):
+    """Make every tracker step answer `answer` (working-size mask) and record its frames' features."""
+    from napari_hotspot.models.tracking import StepResult, make_reference
+
+    def fake_step(tracker, feats, anchor, prev, size):
+        frames_seen.append(feats)
+        prob = answer.clone()
+        return StepResult(prob, None, 1.0, make_reference(feats, prob, None), torch.zeros(1))
+
+    monkeypatch.setattr(session_module, "track_step", fake_step)
+
+
+def test_sparse_prompts_wait_for_completion_once_and_masks_never(session, sample):
+    x, y = sample.hotspots[0, 0, :2]
+    session.add_prompt(0, 1, points=[(x, y)])
+    session.add_prompt(3, 1, mask=sample.masks[3] == 1)
+    session.add_prompt(5, 2, mask=sample.masks[5] == 2, source="correction")
+    assert session.pending_completions(1) == [0] and session.pending_completions(2) == []
+    session.auto_prompt(7, 3)  # Auto's masks are kept as they are (SPARSE_SOURCES)
+    assert session.pending_completions(3) == [] and session.complete_prompt(3, 7) is None
+    assert session.complete_prompt(1, 3) is None  # a mask is used as given
+    session.complete_prompts(1)
+    assert session.pending_completions(1) == []
+    assert session.complete_prompts(1) == []  # once: nothing pending any more
+    session.add_prompt(0, 1, points=[(x, y)])  # prompting again starts over
+    assert session.pending_completions(1) == [0]
+    with pytest.raises(PromptError, match="no prompt on frame 7"):
+        session.complete_prompt(1, 7)
+
+
+def test_completion_tracks_away_and_back_and_keeps_what_honours_the_prompt(session, sample, monkeypatch):
+    import napari_hotspot.session as session_module
+
+    x, y = sample.hotspots[0, 0, :2]
+    r = session.add_prompt(15, 1, points=[(x, y)])  # the last frame: the round trip goes backward
+    h, w = session.work_size
+    wx, wy = (int(round(v)) for v in session._to_work(x, y))
+    answer = torch.zeros(h, w)
+    answer[max(wy - 20, 0) : wy + 20, max(wx - 20, 0) : wx + 20] = 1.0  # around the click
+    answer[:6, :6] = 1.0  # and a look-alike far away, dropped as for the prompt itself
+    seen = []
+    _answer_every_step(session_module, monkeypatch, answer, seen)
+    encoded = []
+    real_features = session.features
+    monkeypatch.setattr(session, "features", lambda t: encoded.append(t) or real_features(t))
+    done = session.complete_prompt(1, 15, frames=3)
+    assert encoded == [15, 14, 13, 12, 13, 14, 15] and len(seen) == 6  # 3 frames away, 3 back
+    assert done is not None and done.frame == 15 and done.source == "click"
+    assert done.mask[int(round(y)), int(round(x))] and not done.mask[:4, :4].any()
+    assert done.hotspot == pytest.approx(r.hotspot)
+    assert np.array_equal(session._mask_to_frame(session._objects[1].anchors[15].mask_work), done.mask)
+
+
+@pytest.mark.parametrize("answer_kind", ["empty", "misses the click", "covers the negative click"])
+def test_a_completion_that_breaks_the_prompt_is_not_kept(session, sample, monkeypatch, answer_kind):
+    import napari_hotspot.session as session_module
+
+    x, y = sample.hotspots[0, 0, :2]
+    before = session.add_prompt(0, 1, points=[(x, y), (5, 5)], labels=[1, 0])
+    h, w = session.work_size
+    answer = torch.zeros(h, w)
+    if answer_kind == "misses the click":
+        answer[-10:, -10:] = 1.0
+    elif answer_kind == "covers the negative click":
+        answer[:, :] = 1.0
+    _answer_every_step(session_module, monkeypatch, answer, [])
+    assert session.complete_prompt(1, 0) is None
+    assert np.array_equal(session._mask_to_frame(session._objects[1].anchors[0].mask_work), before.mask)
+    assert session.pending_completions(1) == []
+
+
+def test_a_completed_box_mask_stays_in_its_box(session, sample, monkeypatch):
+    import napari_hotspot.session as session_module
+
+    gt = sample.masks[0] == 1
+    ys, xs = np.nonzero(gt)
+    box = (xs.min(), ys.min(), xs.max(), ys.max())
+    session.add_prompt(0, 1, box=box)
+    h, w = session.work_size
+    _answer_every_step(session_module, monkeypatch, torch.ones(h, w), [])  # spills everywhere
+    done = session.complete_prompt(1, 0)
+    assert done is not None and done.mask.any()
+    assert not (done.mask & ~_box_with_margin(session, *box, gt.shape)).any()
+
+
+def test_completion_off_or_on_a_one_frame_video(sample, models, session):
+    x, y = sample.hotspots[0, 0, :2]
+    session.add_prompt(0, 1, points=[(x, y)])
+    assert session.complete_prompt(1, 0, frames=0) is None and session.pending_completions(1) == []
+    one = HotspotSession(sample.frames[:1], models)
+    one.add_prompt(0, 1, points=[(x, y)])
+    assert one.complete_prompts(1) == []

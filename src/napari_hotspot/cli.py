@@ -62,7 +62,8 @@ def cmd_track(args) -> int:
         print(f"adapting the tracker to this video (up to {budget:g} s; --adapt 0 skips it)", file=sys.stderr)
     progress, close = terminal_progress("track")
     try:
-        run = track_video(session, [prompt], args.out, progress, adapt_seconds=budget)
+        run = track_video(session, [prompt], args.out, progress, adapt_seconds=budget,
+                          complete_frames=complete_frames(args))
     finally:
         close()
     adapted = session.adaptation_state(prompt.object_id)
@@ -101,7 +102,8 @@ def cmd_eval(args) -> int:
         models = ModelBundle.load(args.weights)
         note = _seen_in_training_note(models, args.sequences or list_sequences(root))
         rows = evaluate_tracker(root, args.out, args.sequences, args.init, models,
-                                adapt_seconds=adapt_seconds(args), long_side=args.long_side)
+                                adapt_seconds=adapt_seconds(args), long_side=args.long_side,
+                                complete_frames=complete_frames(args))
     print(write_results(rows, args.out, note=note))
     return 0
 
@@ -189,6 +191,20 @@ def add_adapt_arg(p: argparse.ArgumentParser, what: str = "per-video adaptation 
                         f"frames' views comes on top; {off})")
 
 
+def add_complete_arg(p: argparse.ArgumentParser) -> None:
+    """The --complete option of every command that tracks from one prompt. Its default in the help is
+    session.COMPLETION_FRAMES (not imported, for a fast --help; a test checks they agree)."""
+    p.add_argument("--complete", type=non_negative_int, default=None, metavar="FRAMES",
+                   help="complete a click's or box's mask before tracking: track it this many frames away "
+                        "and back (default 5; 0 = off; a --mask or --auto mask is never changed)")
+
+
+def complete_frames(args) -> int:
+    from .session import COMPLETION_FRAMES
+
+    return COMPLETION_FRAMES if args.complete is None else args.complete
+
+
 def add_long_side_arg(p: argparse.ArgumentParser) -> None:
     from .models.resolution import DEFAULT_LONG_SIDE
 
@@ -206,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prompt_args(p)
     p.add_argument("--weights", type=Path, default=None, help="model weights (default: the shipped ones)")
     add_adapt_arg(p)
+    add_complete_arg(p)
     add_long_side_arg(p)
     p.set_defaults(func=cmd_track)
 
@@ -217,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulated prompt on frame 0 (mask: ground truth; click: deepest interior point)")
     p.add_argument("--predictions", type=Path, default=None, help="score these DAVIS-format predictions instead")
     add_adapt_arg(p)
+    add_complete_arg(p)
     p.add_argument("--hotspot-maps", type=Path, default=None, metavar="EXPORT_DIR",
                    help="score --hotspots against a hotspot ground-truth export (labelling dock / io_hotspot_maps)")
     p.add_argument("--hotspots", type=Path, default=None, metavar="CSV", help="predicted hotspots.csv to score")

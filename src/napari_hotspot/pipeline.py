@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import ProjectIOError, PromptError
 from .fileio import atomic_write
-from .session import HotspotSession
+from .session import COMPLETION_FRAMES, HotspotSession
 
 HOTSPOT_COLUMNS = ["frame", "object_id", "x", "y", "visible", "confidence", "source"]
 
@@ -105,9 +105,11 @@ def track_video(
     out_dir: Path,
     progress: Callable[[int, int], None] | None = None,
     adapt_seconds: float = 0.0,
+    complete_frames: int = COMPLETION_FRAMES,
 ) -> TrackRun:
-    """Apply the prompts, adapt each object's tracker for `adapt_seconds` (0 = off), propagate forward
-    and backward over the whole video, and write `out_dir/masks/<stem>.png` (uint8 object ids) and
+    """Apply the prompts, complete the masks of sparse ones over `complete_frames` frames (0 = off;
+    `HotspotSession.complete_prompt`), adapt each object's tracker for `adapt_seconds` (0 = off),
+    propagate forward and backward over the whole video, and write `out_dir/masks/<stem>.png` (uint8 object ids) and
     `out_dir/hotspots.csv`.
 
     The masks are written to `out_dir/.masks.partial` and replace `out_dir/masks` as a whole only once
@@ -119,7 +121,7 @@ def track_video(
     try:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
-        run, rows = _track_into(session, prompts, partial, progress, adapt_seconds)
+        run, rows = _track_into(session, prompts, partial, progress, adapt_seconds, complete_frames)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -143,7 +145,8 @@ def _replace_dir(new: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _track_into(session, prompts, mask_dir: Path, progress, adapt_seconds: float) -> tuple[TrackRun, list[list]]:
+def _track_into(session, prompts, mask_dir: Path, progress, adapt_seconds: float,
+                complete_frames: int) -> tuple[TrackRun, list[list]]:
     """track_video's work: the label PNGs into `mask_dir`; returns the run and the hotspot rows."""
     t0 = time.perf_counter()
     names = list(session.source.frame_names)
@@ -153,6 +156,9 @@ def _track_into(session, prompts, mask_dir: Path, progress, adapt_seconds: float
         r = p.apply(session)
         per_frame.setdefault(r.frame, {})[r.object_id] = (r.mask, r.hotspot, r.confidence, r.source)
     total = session.num_frames
+    for oid in sorted({p.object_id for p in prompts}):  # counts as tracking: it encodes the first frames
+        for r in session.complete_prompts(oid, complete_frames) if complete_frames > 0 else ():
+            per_frame[r.frame][oid] = (r.mask, r.hotspot, r.confidence, r.source)
     t_adapt = time.perf_counter()
     for oid in sorted({p.object_id for p in prompts}):
         if set(session.anchors(oid)) != set(range(total)):  # else every frame is prompted: nothing to propagate

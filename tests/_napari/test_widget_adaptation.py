@@ -234,3 +234,69 @@ def test_project_keeps_the_adapted_tracker(setup, make_napari_viewer, models, tm
     c.reset_adaptation()
     c.save_project()
     assert not (saved / adaptation_file_name(1)).exists() and not (saved / "adaptation").exists()
+
+
+# ---------------------------------------------------------------------------- completing prompt masks
+def click_object_1(c, sample, frame=0):
+    ys, xs = np.nonzero(sample.masks[frame] == 1)
+    k = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+    c.add_click(frame, float(xs[k]), float(ys[k]), positive=True)
+    assert c.last_error is None and c.store.get(1, frame).is_keyframe, c.last_error
+    return c.store.mask(1, frame).copy()
+
+
+def test_a_click_mask_is_completed_once_before_adaptation_and_undoes_apart(setup, sample, monkeypatch):
+    from napari_hotspot.session import PromptResult
+
+    viewer, widget, c = setup
+    assert widget.complete_spin.value() == c.complete_frames == 5
+    clicked = click_object_1(c, sample)
+    assert c.completion_pending(1) == [0]
+    completed = sample.masks[0] == 1  # what the (patched) round trip answers: the whole object
+    order = []
+    real_complete, real_add = c.session.complete_prompt, c.session.add_adaptation_frames
+
+    def complete(oid, frame, frames):
+        order.append(("complete", frame, frames))
+        real_complete(oid, frame, frames)  # marks it done
+        return PromptResult(frame, oid, completed, c.session._to_frame((10.0, 10.0)), 1.0, "click")
+
+    monkeypatch.setattr(c.session, "complete_prompt", complete)
+    monkeypatch.setattr(c.session, "add_adaptation_frames",
+                        lambda oid, max_frames=None: order.append(("adapt", oid)) or real_add(oid, max_frames))
+    widget.direction_combo.setCurrentText("forward")
+    widget.track_button.click()
+    assert c.running and c.busy and c._complete_worker is not None and not widget.track_button.isEnabled()
+    assert c.wait(120) and c.last_error is None, c.last_error
+    assert order[0] == ("complete", 0, 5) and order[1][0] == "adapt"  # adaptation learns the completed mask
+    entry = c.store.get(1, 0)
+    assert entry.is_keyframe and np.array_equal(entry.mask, completed)
+    assert np.array_equal(c.layer("masks").data[0] == 1, completed)
+    assert c.completion_pending(1) == [] and all(c.store.get(1, t) is not None for t in range(T))
+    widget.track_button.click()  # completed once: straight to propagation
+    assert c._complete_worker is None and c._worker is not None
+    assert c.wait(120) and [o for o in order if o[0] == "complete"] == [("complete", 0, 5)]
+    c.undo()  # the second run
+    c.undo()  # the first run
+    assert c.store.frames_with(1) == [0] and np.array_equal(c.store.mask(1, 0), completed)
+    c.undo()  # the completion: back to the click's own mask
+    assert np.array_equal(c.store.mask(1, 0), clicked)
+
+
+def test_completion_off_and_cancel_while_completing(setup, sample, monkeypatch):
+    viewer, widget, c = setup
+    widget.complete_spin.setValue(0)
+    assert c.complete_frames == 0 and widget.complete_spin.text() == "off"
+    clicked = click_object_1(c, sample)
+    assert c.completion_pending(1) == []
+    widget.adapt_spin.setValue(0)
+    track(widget, c)
+    assert np.array_equal(c.store.mask(1, 0), clicked) and c.session.pending_completions(1) == [0]
+    c.undo()
+    widget.complete_spin.setValue(3)
+    assert c.completion_pending(1) == [0]
+    widget.track_button.click()
+    assert c._complete_worker is not None and widget.cancel_button.isEnabled()
+    widget.cancel_button.click()
+    assert c.wait(120)
+    assert c.store.frames_with(1) == [0] and c._worker is None  # nothing started after the cancel

@@ -13,6 +13,10 @@ Per-video adaptation (``adapt_now``, and automatically before a run for objects 
 their adaptation has not learnt yet) fine-tunes each object's own copy of the tracker in a thread
 worker; prompts and corrections stay possible meanwhile. The adapted weights are saved with the
 project (``adaptation/object_XXXXX.pt``, listed in the project's ``extra``) and restored on open.
+
+Before a run (or an adaptation) the masks that clicks, boxes or gaze fixations made are completed once
+by a round trip over ``complete_frames`` frames (``HotspotSession.complete_prompt``), in a thread
+worker; each changed keyframe is written back to the store as one undo step.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from napari_hotspot._napari.lazy_labels import LazyLabels
 from napari_hotspot.annotations import AnnotationStore, Autosaver, Provenance, load_project, save_project
 from napari_hotspot.annotations.model import FrameAnnotation
 from napari_hotspot.errors import AnnotationError, HotspotError, ProjectIOError, PromptError, VideoError
-from napari_hotspot.session import DEFAULT_ADAPT_SECONDS, DEFAULT_ADAPT_STEPS
+from napari_hotspot.session import COMPLETION_FRAMES, DEFAULT_ADAPT_SECONDS, DEFAULT_ADAPT_STEPS
 
 
 META_KEY = "napari_hotspot"
@@ -322,6 +326,9 @@ class HotspotController:
         self.adapt_seconds = float(adapt_seconds)
         #: Cap on the optimiser steps of one adaptation per object (None: the time budget alone).
         self.adapt_max_steps: int | None = DEFAULT_ADAPT_STEPS
+        #: Frames a click's, box's or gaze prompt's mask travels away and back to be completed before
+        #: the first run or adaptation that uses it (0 = off; HotspotSession.complete_prompt).
+        self.complete_frames = COMPLETION_FRAMES
         #: Called with no arguments to ask the user for a project folder (the widget sets a dialog).
         self.ask_project_path: Callable[[], str | None] | None = None
         self.last_error: Exception | None = None
@@ -340,6 +347,13 @@ class HotspotController:
         self._encode_worker = None
         self._pending_encode: int | None = None
         self._gaze_worker = None
+        self._complete_worker = None
+        self._complete_then: Callable[[], Any] | None = None  # the run (or adaptation) it comes before
+        self._complete_batch = None
+        self._complete_session = None
+        self._complete_changed: list[int] = []
+        self._complete_error: Exception | None = None
+        self._complete_cancelled = False
         self._model_worker = None
         self._j_cache: dict[tuple[int, int], tuple[FrameAnnotation, float]] = {}
         self._objects_signature: tuple = ()
@@ -370,13 +384,13 @@ class HotspotController:
 
     @property
     def running(self) -> bool:
-        """A tracking run is in progress (its propagation, or the adaptation it starts with)."""
-        return self._worker is not None or self._adapt_then is not None
+        """A tracking run is in progress (its propagation, or the completion or adaptation it starts with)."""
+        return self._worker is not None or self._adapt_then is not None or self._complete_then is not None
 
     @property
     def busy(self) -> bool:
-        """A propagation or gaze-prompt job is running (edits are refused meanwhile)."""
-        return self._worker is not None or self._gaze_worker is not None
+        """A propagation, gaze-prompt or completion job is running (edits are refused meanwhile)."""
+        return self._worker is not None or self._gaze_worker is not None or self._complete_worker is not None
 
     @property
     def adapting(self) -> bool:
@@ -1419,13 +1433,16 @@ class HotspotController:
         except HotspotError as err:
             self._report(err)
             return None
-        learn = [oid for oid in ids if self.adaptation_pending(oid)] if self.adapt_seconds > 0 else []
-        if learn:
-            def then():
-                return self._start_propagation(direction, start_frame, stop_at_keyframe, ids)
+        def adapt_then_propagate():
+            learn = [oid for oid in ids if self.adaptation_pending(oid)] if self.adapt_seconds > 0 else []
+            if learn:
+                def then():
+                    return self._start_propagation(direction, start_frame, stop_at_keyframe, ids)
 
-            return self._start_adaptation(learn, then=then)
-        return self._start_propagation(direction, start_frame, stop_at_keyframe, ids)
+                return self._start_adaptation(learn, then=then)
+            return self._start_propagation(direction, start_frame, stop_at_keyframe, ids)
+
+        return self._complete_then_start(ids, adapt_then_propagate)
 
     def _start_propagation(self, direction: str, start_frame: int | None, stop_at_keyframe: bool, ids: list[int]):
         from napari_hotspot._napari.workers import Sweep, start_propagation
@@ -1486,11 +1503,83 @@ class HotspotController:
             self._worker.quit()
         if self._gaze_worker is not None:
             self._gaze_worker.quit()
+        if self._complete_worker is not None:
+            self._complete_cancelled = True
+            self._complete_then = None
+            self._complete_worker.quit()
         if self._adapt_worker is not None:
             self._adapt_cancelled = True
             self._adapt_then = None
             self._adapt_stop.set()
             self._adapt_worker.quit()
+
+    # ------------------------------------------------------------------ completing sparse prompts
+    def completion_pending(self, obj_id: int) -> list[int]:
+        """Keyframes of the object whose click, box or gaze mask is not completed yet."""
+        if self.session is None or self.complete_frames <= 0:
+            return []
+        with self.lock:
+            return self.session.pending_completions(obj_id)
+
+    def _complete_then_start(self, object_ids: list[int], then: Callable[[], Any]):
+        """Complete the objects' pending prompt masks in a thread worker, then call ``then`` (a run or
+        an adaptation); with nothing pending, call it at once. Returns the first worker started."""
+        from napari_hotspot._napari.workers import start_completion
+
+        anchors = {oid: len(self.completion_pending(oid)) for oid in object_ids}
+        pending = [oid for oid, n in anchors.items() if n]
+        if not pending:
+            return then()
+        self._complete_then = then
+        self._complete_changed = []
+        self._complete_error = None
+        self._complete_cancelled = False
+        self._complete_session = self.session
+        self._complete_batch = self.store.batch("complete prompt masks")
+        self._complete_batch.__enter__()
+        self._set_editable(False)
+        self._complete_worker = start_completion(
+            self.session, self.lock, pending, self.complete_frames, anchors=sum(anchors.values()),
+            connect={"yielded": self._on_completed, "errored": self._on_complete_error,
+                     "finished": self._on_complete_finished})
+        self.run_state_changed.emit(True)
+        self.status.emit("completing the prompt masks…")
+        return self._complete_worker
+
+    def _on_completed(self, result) -> None:
+        if self.session is not self._complete_session or not self.store.has_object(result.object_id):
+            return
+        self._write_prompt(result)
+        self._complete_changed.append(result.frame)
+        self._refresh_frames([result.frame])
+
+    def _on_complete_error(self, err) -> None:
+        self._complete_error = err
+
+    def _on_complete_finished(self) -> None:
+        self._complete_worker = None
+        then, self._complete_then = self._complete_then, None
+        self._muted = True
+        try:
+            self._complete_batch.__exit__(None, None, None)
+        finally:
+            self._muted = False
+            self._complete_batch = None
+        self._set_editable(True)
+        if self._complete_changed:
+            self._refresh_all()
+            self.annotations_changed.emit()
+        self.run_state_changed.emit(False)
+        if self.session is not self._complete_session:
+            return  # the video changed meanwhile
+        if self._complete_error is not None:
+            self._report(self._complete_error)
+            return
+        if self._complete_cancelled:
+            self._info("cancelled while completing the prompt masks; nothing else started")
+            return
+        if then is not None and self.video_layer is not None and self.video_layer in self.viewer.layers:
+            then()
 
     # ------------------------------------------------------------------ per-video adaptation
     def adaptation_pending(self, obj_id: int) -> list[int]:
@@ -1550,7 +1639,7 @@ class HotspotController:
         except HotspotError as err:
             self._report(err)
             return None
-        return self._start_adaptation([oid])
+        return self._complete_then_start([oid], lambda: self._start_adaptation([oid]))
 
     def reset_adaptation(self, obj_id: int | None = None) -> bool:
         """Back to the base tracker for the object; its adapted weights leave the project at the next save."""

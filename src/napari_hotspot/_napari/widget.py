@@ -204,6 +204,19 @@ class HotspotWidget(QWidget):
                                            "(its adapted weights leave the project at the next save)")
         grid.addWidget(adapt_label, 4, 0)
         grid.addWidget(self.adapt_spin, 4, 1)
+        self.complete_spin = QSpinBox()
+        self.complete_spin.setRange(0, 30)
+        self.complete_spin.setSpecialValueText("off")  # shown at 0
+        self.complete_spin.setValue(self.controller.complete_frames)
+        self.complete_spin.setToolTip(
+            "Before the first run (or adaptation) from a click, box or gaze prompt, its mask is "
+            "completed once: tracked this many frames away and back, and kept if it still honours the prompt "
+            "(a click's mask often covers only part of its object). One undo step; painted masks and "
+            "corrections are never changed. 0 = off.")
+        complete_label = QLabel("Complete (frames)")
+        complete_label.setToolTip(self.complete_spin.toolTip())
+        grid.addWidget(complete_label, 4, 2)
+        grid.addWidget(self.complete_spin, 4, 3)
         grid.addWidget(self.adapt_button, 5, 0, 1, 2)
         grid.addWidget(self.reset_adapt_button, 5, 2, 1, 2)
         self.adapt_label = QLabel("")
@@ -298,6 +311,7 @@ class HotspotWidget(QWidget):
         self.repropagate_button.clicked.connect(lambda: c.repropagate_from_here())
         self.cancel_button.clicked.connect(c.cancel)
         self.adapt_spin.valueChanged.connect(self._on_adapt_seconds)
+        self.complete_spin.valueChanged.connect(lambda v: setattr(c, "complete_frames", int(v)))
         self.adapt_button.clicked.connect(lambda: c.adapt_now())
         self.reset_adapt_button.clicked.connect(lambda: c.reset_adaptation())
         self.undo_button.clicked.connect(c.undo)

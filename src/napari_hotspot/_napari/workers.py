@@ -175,6 +175,22 @@ def gaze_prompts(
             yield err
 
 
+def prompt_completions(
+    session: HotspotSession, lock: threading.Lock, object_ids: Sequence[int], frames: int
+) -> Iterator[PromptResult]:
+    """Complete each object's pending prompt masks (``HotspotSession.complete_prompt``), one anchor
+    per lock hold; yield the masks that changed."""
+    for oid in object_ids:
+        with lock:
+            pending = session.pending_completions(oid)
+        for frame in pending:
+            with lock:
+                result = session.complete_prompt(oid, frame, frames)
+            time.sleep(_HANDOVER_SECONDS)
+            if result is not None:
+                yield result
+
+
 def _start(func: Callable, *args, connect: dict[str, Any], progress: dict | bool | None = None, **kwargs):
     from napari.qt.threading import create_worker
 
@@ -201,6 +217,14 @@ def start_gaze_prompts(session, lock, object_id: int, fixations, *, connect: dic
     """Prompt with recorded fixations in a thread worker, one progress tick per frame."""
     return _start(gaze_prompts, session, lock, object_id, fixations, connect=connect,
                   progress={"total": max(1, len(fixations)), "desc": "gaze prompts"})
+
+
+def start_completion(session, lock, object_ids: Sequence[int], frames: int, *, anchors: int,
+                     connect: dict[str, Any]):
+    """Run ``prompt_completions`` in a napari thread worker, one progress tick per changed mask of the
+    ``anchors`` pending."""
+    return _start(prompt_completions, session, lock, list(object_ids), frames, connect=connect,
+                  progress={"total": max(1, anchors), "desc": "completing prompt masks"})
 
 
 def start_adaptation(session, lock, object_ids: Sequence[int], seconds: float, *, max_steps: int | None = None,

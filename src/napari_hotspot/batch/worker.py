@@ -182,7 +182,8 @@ def _maybe_die_for_test() -> None:
 
 
 def track_into_store(session, prompt, adapt_seconds: float = 0.0) -> AnnotationStore:
-    """Apply the prompt, adapt the tracker to this video for `adapt_seconds` (0 = off), propagate
+    """Apply the prompt (a click's or box's mask completed by `HotspotSession.complete_prompt`), adapt
+    the tracker to this video for `adapt_seconds` (0 = off), propagate
     both ways, and collect masks and hotspots in an AnnotationStore."""
     H, W = session.frame_size
     store = AnnotationStore(session.num_frames, H, W)
@@ -190,8 +191,9 @@ def track_into_store(session, prompt, adapt_seconds: float = 0.0) -> AnnotationS
     r = prompt.apply(session)
     # A given mask is the annotator's keyframe; a mask the model made from a click/box/gaze is not.
     provenance = Provenance.KEYFRAME if prompt.kind == "mask" else Provenance.AUTOMATIC
-    store.set_frame(OBJECT_ID, r.frame, mask=r.mask, hotspot=_hotspot(r.hotspot, H, W),
-                    confidence=_confidence(r.confidence), provenance=provenance)
+    for c in [r, *session.complete_prompts(OBJECT_ID)]:  # a completed mask replaces the prompt's
+        store.set_frame(OBJECT_ID, c.frame, mask=c.mask, hotspot=_hotspot(c.hotspot, H, W),
+                        confidence=_confidence(c.confidence), provenance=provenance)
     if adapt_seconds > 0:
         session.adapt(OBJECT_ID, adapt_seconds)
     halfway = session.num_frames // 2

@@ -19,7 +19,7 @@ from ..models.resolution import DEFAULT_LONG_SIDE
 from ..models.tracking import deepest_point
 from ..models.weights import ModelBundle
 from ..pipeline import TRACK_CACHE_BYTES, Prompt, track_video
-from ..session import DEFAULT_ADAPT_STEPS, HotspotSession
+from ..session import COMPLETION_FRAMES, DEFAULT_ADAPT_STEPS, HotspotSession
 from ..video import open_source
 from .hotspot import point_inside, temporal_jitter
 from .report import evaluate_sequence, list_sequences, read_label_png
@@ -71,6 +71,7 @@ def evaluate_tracker(
     log: Callable[[str], None] = print,
     adapt_seconds: float = 0.0,
     long_side: int = DEFAULT_LONG_SIDE,
+    complete_frames: int = COMPLETION_FRAMES,
 ) -> list[dict]:
     davis_root, out_dir = Path(davis_root), Path(out_dir)
     models = models or ModelBundle.load()
@@ -89,7 +90,8 @@ def evaluate_tracker(
         pred_dir = out_dir / "predictions" / seq
         with open_source(img_dir, cache_bytes=TRACK_CACHE_BYTES) as source:
             session = HotspotSession(source, models, long_side=long_side)
-            run = track_video(session, prompts, pred_dir, adapt_seconds=adapt_seconds)
+            run = track_video(session, prompts, pred_dir, adapt_seconds=adapt_seconds,
+                              complete_frames=complete_frames)
         # track_video writes masks/ inside pred_dir; DAVIS layout wants the PNGs directly in it.
         for png in (pred_dir / "masks").glob("*.png"):
             png.replace(pred_dir / png.name)
@@ -140,6 +142,8 @@ def correction_curve(
             r = prompt_from_ground_truth(gt[0] == oid, init, 0, oid).apply(session)
             pred[oid] = [np.zeros(gt[0].shape, bool) for _ in gt]
             pred[oid][0] = r.mask
+            for c in session.complete_prompts(oid):
+                pred[oid][c.frame] = c.mask
             session.adapt(oid, adapt_seconds, max_steps=adapt_steps)
         for r in session.propagate(direction="both"):
             pred[r.object_id][r.frame] = r.mask
