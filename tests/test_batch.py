@@ -330,3 +330,16 @@ def test_one_batch_at_a_time_per_output_folder(tmp_path):
     with pytest.raises(ProjectIOError, match="process 123 on elsewhere"):
         with batch_lock(tmp_path):
             pass
+
+
+def test_local_workers_drop_only_the_shutdown_heartbeat_error():
+    import logging
+
+    from napari_hotspot.batch.local_worker import _DropShutdownHeartbeat
+
+    def record(msg):
+        return logging.LogRecord("distributed.worker", logging.ERROR, __file__, 1, msg, None, None)
+
+    f = _DropShutdownHeartbeat()
+    assert not f.filter(record("Failed to communicate with scheduler during heartbeat."))
+    assert f.filter(record("Compute Failed"))

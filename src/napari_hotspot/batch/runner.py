@@ -305,7 +305,8 @@ def _run_batch_locked(items, out_dir: Path, client, weights, long_side, retries,
                 retries=int(retries), pure=False,
             )
             futures[future] = i
-        for future in as_completed(list(futures)):
+        # as_completed([]) looks for a default client: with nothing to run there is none
+        for future in as_completed(list(futures)) if futures else ():
             i = futures[future]
             item = items[i]
             if future.status == "finished":
