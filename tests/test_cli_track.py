@@ -182,7 +182,7 @@ def test_complete_help_states_the_session_default():
 
 def test_track_writes_the_completed_click_mask_on_the_prompted_frame(tmp_path, sample_folder, monkeypatch):
     """The prompted frame's PNG is the completed mask (what propagation starts from), asked for with
-    --complete's frame count; --complete 0 does not complete."""
+    --complete's frame count; --complete 0 keeps the click's own mask."""
     from napari_hotspot import session as session_module
 
     gt = cv2.imread(str(sample_folder.annotations / "00000.png")).max(axis=2) > 0
@@ -193,6 +193,8 @@ def test_track_writes_the_completed_click_mask_on_the_prompted_frame(tmp_path, s
     def complete(self, object_id, frame, frames=5):  # the round trip's answer: the true mask
         asked.append(frames)
         self._objects[object_id].anchors[frame].completed = True
+        if frames == 0:  # off: the mask stays as it is
+            return None
         return session_module.PromptResult(frame, object_id, gt, (x, y), 1.0, "click")
 
     monkeypatch.setattr(session_module.HotspotSession, "complete_prompt", complete)
@@ -204,7 +206,7 @@ def test_track_writes_the_completed_click_mask_on_the_prompted_frame(tmp_path, s
         assert first[y, x]
         if n == "3":
             assert asked == [3] and np.array_equal(first, gt)
-    assert asked == [3]  # --complete 0: never asked
+    assert asked == [3, 0]  # --complete 0 asks for 0 frames: the mask is kept, then learnt as it is
 
 
 def test_track_mask_png_variants(tmp_path, sample_folder, capsys):

@@ -399,6 +399,18 @@ def test_a_completed_box_mask_stays_in_its_box(session, sample, monkeypatch):
     assert not (done.mask & ~_box_with_margin(session, *box, gt.shape)).any()
 
 
+def test_adaptation_waits_for_a_click_mask_to_be_completed(session, sample):
+    x, y = sample.hotspots[0, 0, :2]
+    session.add_prompt(0, 1, points=[(x, y)])
+    session.add_prompt(4, 1, mask=sample.masks[4] == 1)
+    assert session.pending_adaptation_frames(1) == [4]  # the click's mask may still change
+    session.complete_prompts(1, 0)  # completion off: taken as it is
+    assert session.pending_adaptation_frames(1) == [0, 4]
+    session.add_prompt(0, 2, points=[(x, y)])
+    assert session.adapt(2, seconds=5.0, max_steps=2) == 0  # nothing it may learn yet
+    assert not session.is_adapted(2)
+
+
 def test_completion_off_or_on_a_one_frame_video(sample, models, session):
     x, y = sample.hotspots[0, 0, :2]
     session.add_prompt(0, 1, points=[(x, y)])

@@ -159,7 +159,7 @@ def _eval_corrections(args, root) -> int:
         rows = []
         for seq in args.sequences or list_sequences(root):
             rows.extend(correction_curve(root, seq, args.corrections, args.init, models, seconds,
-                                         long_side=args.long_side))
+                                         long_side=args.long_side, complete_frames=complete_frames(args)))
         curves[label] = rows
         for k in range(args.corrections + 1):
             js = [r["J_mean"] for r in rows if r["corrections"] == k]

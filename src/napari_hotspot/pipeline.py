@@ -157,7 +157,7 @@ def _track_into(session, prompts, mask_dir: Path, progress, adapt_seconds: float
         per_frame.setdefault(r.frame, {})[r.object_id] = (r.mask, r.hotspot, r.confidence, r.source)
     total = session.num_frames
     for oid in sorted({p.object_id for p in prompts}):  # counts as tracking: it encodes the first frames
-        for r in session.complete_prompts(oid, complete_frames) if complete_frames > 0 else ():
+        for r in session.complete_prompts(oid, complete_frames):  # 0 frames: kept as they are
             per_frame[r.frame][oid] = (r.mask, r.hotspot, r.confidence, r.source)
     t_adapt = time.perf_counter()
     for oid in sorted({p.object_id for p in prompts}):

@@ -41,11 +41,13 @@ BOX_MARGIN = 0.02
 # Frames a sparse prompt's mask travels away and back to complete it before tracking (`complete_prompt`).
 # Three folds, one click at the deepest point, every sequence scored by a model that never saw it: CLI
 # J 0.707 without; 0.718 / 0.720 / 0.713 / 0.714 / 0.705 over 3 / 5 / 7 / 10 / 20 frames
-# (docs/benchmarks.md, "Completing a click's mask by a round trip").
+# (docs/benchmarks.md, "Completing a prompt's mask by a round trip").
 COMPLETION_FRAMES = 5
-# Prompts of a few points or a box, whose masks completion may revise. Not Auto: there it raised J
-# (0.641 -> 0.692) but put the hotspot outside the object more often (inside on 98.2% -> 96.7% of frames).
-SPARSE_SOURCES = ("click", "box", "gaze")
+# Prompts whose masks completion may revise: clicks and boxes, where it was measured. Not Auto: there
+# it raised J (0.641 -> 0.692) but put the hotspot outside the object more often (inside on 98.2% ->
+# 96.7% of frames). Not gaze fixations: unmeasured (no gaze data here), and a gaze file often prompts
+# every frame, where a round trip per frame would cost about 0.3 s each.
+SPARSE_SOURCES = ("click", "box")
 
 SOURCES = ("click", "box", "mask", "gaze", "auto", "correction")
 
@@ -447,7 +449,7 @@ class HotspotSession:
 
     # ---- completing sparse prompts ----------------------------------------------------------------
     def pending_completions(self, object_id: int) -> list[int]:
-        """Anchor frames of the object whose masks came from a sparse prompt (click, box, gaze)
+        """Anchor frames of the object whose masks came from a click or box prompt (`SPARSE_SOURCES`)
         and that `complete_prompt` has not seen yet."""
         state = self._objects.get(int(object_id))
         return [] if state is None else sorted(t for t, a in state.anchors.items() if not a.completed)
@@ -456,7 +458,7 @@ class HotspotSession:
         """Complete a sparse prompt's mask by a round trip before tracking from it; returns the new
         mask (None when it is kept as it was).
 
-        A click's mask often covers only part of its object (the shirt the click landed on), and the
+        A click's (or box's) mask often covers only part of its object (the shirt the click landed on), and the
         tracker, once the object has moved a little, tends to find the rest of it. So the mask is
         tracked `frames` frames away (forward, or backward when the video ends sooner) without
         adaptation, and tracked back to its own frame with the far frame's answer as the template.
@@ -491,6 +493,9 @@ class HotspotSession:
         self.timings["heads"] += time.perf_counter() - t0
         mask = (r.mask_prob > 0.5).float()
         if a.box_work is not None:
+            # Clipped to the box, not refused when mostly outside it as the prompt's answer is: the way
+            # back often spreads over look-alikes next to the object (drift-straight's second car), and
+            # refusing those cost box J 0.724 -> 0.697 over the three folds (docs/benchmarks.md).
             mask = mask * self._box_region(a.box_work)
         honoured = (bool(mask.any()) and all(_inside(mask, p) for p in a.positive)
                     and not any(_inside(mask, p) for p in a.negative)
@@ -534,14 +539,19 @@ class HotspotSession:
         if not anchors or not anchors.anchors:
             raise PromptError(f"object {object_id} has no prompt to adapt to")
         self.add_adaptation_frames(object_id)
-        adapter = self._adapters[object_id]
+        adapter = self._adapters.get(object_id)
+        if adapter is None:  # every anchor still waits for its completion
+            return 0
         return adapter.fit(seconds, should_stop=should_stop, progress=progress, max_steps=max_steps)
 
     def pending_adaptation_frames(self, object_id: int) -> list[int]:
         """Anchor frames of the object that its adaptation has not taken in yet (all of its anchors
-        before the first `adapt`); `adapt` adds them before it trains."""
+        before the first `adapt`); `adapt` adds them before it trains. A click's or box's mask waits
+        until `complete_prompt` has seen it (`complete_prompts(object_id, 0)` lets it through as is), so
+        adaptation never learns a mask that is about to change."""
         learnt = self._adapted_frames.get(object_id, set())
-        return [f for f in self.anchors(object_id) if f not in learnt]
+        state = self._objects.get(object_id)
+        return [f for f in self.anchors(object_id) if f not in learnt and state.anchors[f].completed]
 
     def add_adaptation_frames(self, object_id: int, max_frames: int | None = None) -> list[int]:
         """Add up to `max_frames` of `pending_adaptation_frames` to the object's adaptation set

@@ -283,20 +283,22 @@ def test_a_click_mask_is_completed_once_before_adaptation_and_undoes_apart(setup
     assert np.array_equal(c.store.mask(1, 0), clicked)
 
 
-def test_completion_off_and_cancel_while_completing(setup, sample, monkeypatch):
+def test_cancel_while_completing_then_completion_off(setup, sample):
     viewer, widget, c = setup
-    widget.complete_spin.setValue(0)
-    assert c.complete_frames == 0 and widget.complete_spin.text() == "off"
-    clicked = click_object_1(c, sample)
-    assert c.completion_pending(1) == []
-    widget.adapt_spin.setValue(0)
-    track(widget, c)
-    assert np.array_equal(c.store.mask(1, 0), clicked) and c.session.pending_completions(1) == [0]
-    c.undo()
     widget.complete_spin.setValue(3)
+    click_object_1(c, sample)
     assert c.completion_pending(1) == [0]
     widget.track_button.click()
-    assert c._complete_worker is not None and widget.cancel_button.isEnabled()
+    assert c._complete_worker is not None and c.running and widget.cancel_button.isEnabled()
     widget.cancel_button.click()
-    assert c.wait(120)
-    assert c.store.frames_with(1) == [0] and c._worker is None  # nothing started after the cancel
+    assert c.running  # until the worker has stopped
+    assert c.wait(120) and not c.running
+    assert c.store.frames_with(1) == [0] and c._worker is None and not c.adapting  # nothing started after it
+    # Off: a new click's mask is tracked and learnt as it is.
+    widget.complete_spin.setValue(0)
+    assert c.complete_frames == 0 and widget.complete_spin.text() == "off"
+    clicked = click_object_1(c, sample, frame=2)
+    assert c.completion_pending(1) == []
+    track(widget, c)
+    assert np.array_equal(c.store.mask(1, 2), clicked) and c.session.pending_completions(1) == []
+    assert 2 in c.adaptation_summary(1)["frames"]

@@ -14,7 +14,7 @@ their adaptation has not learnt yet) fine-tunes each object's own copy of the tr
 worker; prompts and corrections stay possible meanwhile. The adapted weights are saved with the
 project (``adaptation/object_XXXXX.pt``, listed in the project's ``extra``) and restored on open.
 
-Before a run (or an adaptation) the masks that clicks, boxes or gaze fixations made are completed once
+Before a run (or an adaptation) the masks that clicks and boxes made are completed once
 by a round trip over ``complete_frames`` frames (``HotspotSession.complete_prompt``), in a thread
 worker; each changed keyframe is written back to the store as one undo step.
 """
@@ -326,7 +326,7 @@ class HotspotController:
         self.adapt_seconds = float(adapt_seconds)
         #: Cap on the optimiser steps of one adaptation per object (None: the time budget alone).
         self.adapt_max_steps: int | None = DEFAULT_ADAPT_STEPS
-        #: Frames a click's, box's or gaze prompt's mask travels away and back to be completed before
+        #: Frames a click's or box's mask travels away and back to be completed before
         #: the first run or adaptation that uses it (0 = off; HotspotSession.complete_prompt).
         self.complete_frames = COMPLETION_FRAMES
         #: Called with no arguments to ask the user for a project folder (the widget sets a dialog).
@@ -385,7 +385,8 @@ class HotspotController:
     @property
     def running(self) -> bool:
         """A tracking run is in progress (its propagation, or the completion or adaptation it starts with)."""
-        return self._worker is not None or self._adapt_then is not None or self._complete_then is not None
+        return (self._worker is not None or self._adapt_then is not None or self._complete_then is not None
+                or self._complete_worker is not None)
 
     @property
     def busy(self) -> bool:
@@ -1515,7 +1516,8 @@ class HotspotController:
 
     # ------------------------------------------------------------------ completing sparse prompts
     def completion_pending(self, obj_id: int) -> list[int]:
-        """Keyframes of the object whose click, box or gaze mask is not completed yet."""
+        """Keyframes of the object whose click or box mask is not completed yet (none when completion
+        is off: the next run or adaptation takes them as they are)."""
         if self.session is None or self.complete_frames <= 0:
             return []
         with self.lock:
@@ -1526,6 +1528,10 @@ class HotspotController:
         an adaptation); with nothing pending, call it at once. Returns the first worker started."""
         from napari_hotspot._napari.workers import start_completion
 
+        if self.complete_frames <= 0:  # off: the masks stay as they are, and adaptation may learn them
+            with self.lock:
+                for oid in object_ids:
+                    self.session.complete_prompts(oid, 0)
         anchors = {oid: len(self.completion_pending(oid)) for oid in object_ids}
         pending = [oid for oid, n in anchors.items() if n]
         if not pending:
@@ -1547,7 +1553,8 @@ class HotspotController:
         return self._complete_worker
 
     def _on_completed(self, result) -> None:
-        if self.session is not self._complete_session or not self.store.has_object(result.object_id):
+        if result is None or self.store is None or self.session is not self._complete_session \
+                or not self.store.has_object(result.object_id):
             return
         self._write_prompt(result)
         self._complete_changed.append(result.frame)
@@ -1565,13 +1572,13 @@ class HotspotController:
         finally:
             self._muted = False
             self._complete_batch = None
+        self.run_state_changed.emit(False)
+        if self.session is None or self.session is not self._complete_session or self.store is None:
+            return  # the video changed or was removed meanwhile
         self._set_editable(True)
         if self._complete_changed:
             self._refresh_all()
             self.annotations_changed.emit()
-        self.run_state_changed.emit(False)
-        if self.session is not self._complete_session:
-            return  # the video changed meanwhile
         if self._complete_error is not None:
             self._report(self._complete_error)
             return

@@ -209,10 +209,10 @@ class HotspotWidget(QWidget):
         self.complete_spin.setSpecialValueText("off")  # shown at 0
         self.complete_spin.setValue(self.controller.complete_frames)
         self.complete_spin.setToolTip(
-            "Before the first run (or adaptation) from a click, box or gaze prompt, its mask is "
-            "completed once: tracked this many frames away and back, and kept if it still honours the prompt "
-            "(a click's mask often covers only part of its object). One undo step; painted masks and "
-            "corrections are never changed. 0 = off.")
+            "Before the first run (or adaptation) from a click or box prompt (a corrective click too), its "
+            "mask is completed once: tracked this many frames away and back, and kept if it still honours "
+            "the prompt (a click's mask often covers only part of its object). One undo step; painted masks, "
+            "Auto and gaze prompts are never changed. 0 = off.")
         complete_label = QLabel("Complete (frames)")
         complete_label.setToolTip(self.complete_spin.toolTip())
         grid.addWidget(complete_label, 4, 2)

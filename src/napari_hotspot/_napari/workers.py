@@ -179,7 +179,8 @@ def prompt_completions(
     session: HotspotSession, lock: threading.Lock, object_ids: Sequence[int], frames: int
 ) -> Iterator[PromptResult]:
     """Complete each object's pending prompt masks (``HotspotSession.complete_prompt``), one anchor
-    per lock hold; yield the masks that changed."""
+    per lock hold; yield, per anchor, its new mask or None when it stays as it was (a yield is where a
+    cancel takes effect)."""
     for oid in object_ids:
         with lock:
             pending = session.pending_completions(oid)
@@ -187,8 +188,7 @@ def prompt_completions(
             with lock:
                 result = session.complete_prompt(oid, frame, frames)
             time.sleep(_HANDOVER_SECONDS)
-            if result is not None:
-                yield result
+            yield result
 
 
 def _start(func: Callable, *args, connect: dict[str, Any], progress: dict | bool | None = None, **kwargs):
@@ -221,7 +221,7 @@ def start_gaze_prompts(session, lock, object_id: int, fixations, *, connect: dic
 
 def start_completion(session, lock, object_ids: Sequence[int], frames: int, *, anchors: int,
                      connect: dict[str, Any]):
-    """Run ``prompt_completions`` in a napari thread worker, one progress tick per changed mask of the
+    """Run ``prompt_completions`` in a napari thread worker, one progress tick per anchor of the
     ``anchors`` pending."""
     return _start(prompt_completions, session, lock, list(object_ids), frames, connect=connect,
                   progress={"total": max(1, anchors), "desc": "completing prompt masks"})

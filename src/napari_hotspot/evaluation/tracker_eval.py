@@ -120,6 +120,7 @@ def correction_curve(
     adapt_seconds: float = 0.0,
     adapt_steps: int | None = DEFAULT_ADAPT_STEPS,
     long_side: int = DEFAULT_LONG_SIDE,
+    complete_frames: int = COMPLETION_FRAMES,
 ) -> list[dict]:
     """The simulated-annotator correction protocol on one sequence (one object per first-frame id).
 
@@ -142,7 +143,7 @@ def correction_curve(
             r = prompt_from_ground_truth(gt[0] == oid, init, 0, oid).apply(session)
             pred[oid] = [np.zeros(gt[0].shape, bool) for _ in gt]
             pred[oid][0] = r.mask
-            for c in session.complete_prompts(oid):
+            for c in session.complete_prompts(oid, complete_frames):
                 pred[oid][c.frame] = c.mask
             session.adapt(oid, adapt_seconds, max_steps=adapt_steps)
         for r in session.propagate(direction="both"):
