@@ -156,11 +156,12 @@ def _track_into(session, prompts, mask_dir: Path, progress, adapt_seconds: float
         r = p.apply(session)
         per_frame.setdefault(r.frame, {})[r.object_id] = (r.mask, r.hotspot, r.confidence, r.source)
     total = session.num_frames
-    for oid in sorted({p.object_id for p in prompts}):  # counts as tracking: it encodes the first frames
+    ids = sorted({p.object_id for p in prompts})
+    for oid in ids:  # counts as tracking: it encodes the first frames
         for r in session.complete_prompts(oid, complete_frames):  # 0 frames: kept as they are
             per_frame[r.frame][oid] = (r.mask, r.hotspot, r.confidence, r.source)
     t_adapt = time.perf_counter()
-    for oid in sorted({p.object_id for p in prompts}):
+    for oid in ids:
         if set(session.anchors(oid)) != set(range(total)):  # else every frame is prompted: nothing to propagate
             session.adapt(oid, adapt_seconds)
     adapt_seconds_used = time.perf_counter() - t_adapt
@@ -176,7 +177,7 @@ def _track_into(session, prompts, mask_dir: Path, progress, adapt_seconds: float
         _write_png(mask_dir / f"{names[t]}.png", label)
         write_seconds += time.perf_counter() - tw
 
-    n_objects = len({p.object_id for p in prompts})
+    n_objects = len(ids)
     rows: list[list] = []
 
     def finish(t):

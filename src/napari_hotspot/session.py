@@ -247,7 +247,7 @@ class HotspotSession:
     def _tracker_pass(self, frame: int, template: torch.Tensor, hot_work, pos=(), neg=()):
         """One refinement pass with `template` as its reference: (mask, whether the pass was kept)."""
         refined = self._track_own_frame(frame, template, hot_work).float()
-        kept = bool(refined.any()) and all(_inside(refined, p) for p in pos) and not any(_inside(refined, p) for p in neg)
+        kept = _honours_clicks(refined, pos, neg)
         return _near_clicked_parts(refined if kept else template, pos), kept
 
     def _grid(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -497,10 +497,8 @@ class HotspotSession:
             # back often spreads over look-alikes next to the object (drift-straight's second car), and
             # refusing those cost box J 0.724 -> 0.697 over the three folds (docs/benchmarks.md).
             mask = mask * self._box_region(a.box_work)
-        honoured = (bool(mask.any()) and all(_inside(mask, p) for p in a.positive)
-                    and not any(_inside(mask, p) for p in a.negative)
-                    and (a.hotspot_work is None or _inside(mask, a.hotspot_work)))
-        if not honoured:
+        if not (_honours_clicks(mask, a.positive, a.negative)
+                and (a.hotspot_work is None or _inside(mask, a.hotspot_work))):
             return None
         mask = _near_clicked_parts(mask, a.positive)
         state.anchors[frame] = replace(a, mask_work=mask)
@@ -703,6 +701,11 @@ def _misses_prompt(mask_work: torch.Tensor, pos, box_region: torch.Tensor | None
     if not bool(mask_work.any()) or not all(_inside(mask_work, p) for p in pos):
         return True
     return box_region is not None and float((mask_work * box_region).sum()) < 0.5 * float(mask_work.sum())
+
+
+def _honours_clicks(mask_work: torch.Tensor, pos, neg) -> bool:
+    """A non-empty mask with every positive click inside and every negative one outside."""
+    return bool(mask_work.any()) and all(_inside(mask_work, p) for p in pos) and not any(_inside(mask_work, p) for p in neg)
 
 
 def _inside(mask_work: torch.Tensor, xy) -> bool:

@@ -351,7 +351,7 @@ class HotspotController:
         self._complete_then: Callable[[], Any] | None = None  # the run (or adaptation) it comes before
         self._complete_batch = None
         self._complete_session = None
-        self._complete_changed: list[int] = []
+        self._complete_changed = False  # a keyframe's mask changed: refresh the layers at the end
         self._complete_error: Exception | None = None
         self._complete_cancelled = False
         self._model_worker = None
@@ -1537,7 +1537,7 @@ class HotspotController:
         if not pending:
             return then()
         self._complete_then = then
-        self._complete_changed = []
+        self._complete_changed = False
         self._complete_error = None
         self._complete_cancelled = False
         self._complete_session = self.session
@@ -1557,7 +1557,7 @@ class HotspotController:
                 or not self.store.has_object(result.object_id):
             return
         self._write_prompt(result)
-        self._complete_changed.append(result.frame)
+        self._complete_changed = True
         self._refresh_frames([result.frame])
 
     def _on_complete_error(self, err) -> None:

@@ -79,6 +79,17 @@ class _CloseWatcher(QObject):
         return False
 
 
+def _off_at_zero(spin, text: str, maximum, value, tooltip: str) -> QLabel:
+    """Set up a setting's spin box, 0 to `maximum`, shown as "off" at 0; returns its label (same tooltip)."""
+    spin.setRange(0, maximum)
+    spin.setSpecialValueText("off")
+    spin.setValue(value)
+    spin.setToolTip(tooltip)
+    label = QLabel(text)
+    label.setToolTip(tooltip)
+    return label
+
+
 class HotspotWidget(QWidget):
     """Prompt objects, track them, correct, check quality and save, in one dock."""
 
@@ -182,20 +193,16 @@ class HotspotWidget(QWidget):
         grid.addWidget(self.cancel_button, 2, 2, 1, 2)
         grid.addWidget(self.repropagate_button, 3, 0, 1, 4)
         self.adapt_spin = QDoubleSpinBox()
-        self.adapt_spin.setRange(0.0, 600.0)
         self.adapt_spin.setDecimals(1)
         self.adapt_spin.setSingleStep(1.0)
-        self.adapt_spin.setSpecialValueText("off")  # shown at 0
-        self.adapt_spin.setValue(self.controller.adapt_seconds)
-        self.adapt_spin.setToolTip(
+        adapt_label = _off_at_zero(
+            self.adapt_spin, "Adapt (s)", 600.0, self.controller.adapt_seconds,
             "Per-video adaptation: seconds of fine-tuning each object's own copy of the tracker on its prompts "
             "and corrections (synthetic motion of those frames); each adaptation also stops after 40 steps "
             "(about 5 s on 2 cores). Track runs it first for every object with "
             "keyframes it has not learnt yet; 'Adapt now' runs it on demand. Cancel stops it and keeps what "
             "was learnt. 0 = off: nothing is trained (an object adapted earlier keeps its adapted copy until "
             "'Reset adaptation'). Adapted weights are saved with the project.")
-        adapt_label = QLabel("Adapt (s)")
-        adapt_label.setToolTip(self.adapt_spin.toolTip())
         self.adapt_button = QPushButton("Adapt now")
         self.adapt_button.setToolTip("Fine-tune the selected object's tracker on its prompts and corrections now, "
                                      "for the budget set (Cancel stops it and keeps what was learnt)")
@@ -205,16 +212,12 @@ class HotspotWidget(QWidget):
         grid.addWidget(adapt_label, 4, 0)
         grid.addWidget(self.adapt_spin, 4, 1)
         self.complete_spin = QSpinBox()
-        self.complete_spin.setRange(0, 30)
-        self.complete_spin.setSpecialValueText("off")  # shown at 0
-        self.complete_spin.setValue(self.controller.complete_frames)
-        self.complete_spin.setToolTip(
+        complete_label = _off_at_zero(
+            self.complete_spin, "Complete (frames)", 30, self.controller.complete_frames,
             "Before the first run (or adaptation) from a click or box prompt (a corrective click too), its "
             "mask is completed once: tracked this many frames away and back, and kept if it still honours "
             "the prompt (a click's mask often covers only part of its object). One undo step; painted masks, "
             "Auto and gaze prompts are never changed. 0 = off.")
-        complete_label = QLabel("Complete (frames)")
-        complete_label.setToolTip(self.complete_spin.toolTip())
         grid.addWidget(complete_label, 4, 2)
         grid.addWidget(self.complete_spin, 4, 3)
         grid.addWidget(self.adapt_button, 5, 0, 1, 2)
