@@ -41,3 +41,91 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, what: str = "", fs
     finally:  # after a failure, or Ctrl-C in the middle of the write
         with contextlib.suppress(OSError):
             temp.unlink(missing_ok=True)
+
+
+def describe_os_error(err: OSError) -> str:
+    """A short reason for an OSError, with a plain word for a full disk."""
+    import errno
+
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "disk full (no space left on device)"
+    return err.strerror or str(err)
+
+
+def write_bytes_checked(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> None:
+    """Write `data` to `path` (created or truncated) with os.write, raising on any short or failed
+    write, then check the size on disk. cv2.imwrite and some buffered writers report success on a
+    full disk; this path cannot (an OSError, e.g. ENOSPC, propagates)."""
+    path = Path(path)
+    view = memoryview(data)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        while view:
+            written = os.write(fd, view)
+            if written <= 0:  # never seen in practice, but a zero write must not loop forever
+                import errno
+
+                raise OSError(errno.EIO, f"short write to {path}")
+            view = view[written:]
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    size = path.stat().st_size
+    if size != len(data):
+        import errno
+
+        raise OSError(errno.EIO, f"{path} holds {size} bytes after writing {len(data)}")
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """fsync a folder so the renames in it are on disk (best effort: not every OS can open a folder)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def encode_png(image, path_for_errors: str | os.PathLike = "") -> bytes:
+    """A PNG of `image` (a numpy array) encoded in memory, to be written with write_bytes_checked."""
+    import cv2
+
+    try:
+        ok, buffer = cv2.imencode(".png", image)
+    except cv2.error as err:
+        raise ProjectIOError(f"cannot encode {path_for_errors or 'a PNG'}: {err}") from err
+    if not ok:
+        raise ProjectIOError(f"cannot encode {path_for_errors or 'a PNG'}: OpenCV refused the image")
+    return buffer.tobytes()
+
+
+def write_png_checked(path: str | os.PathLike, image, *, fsync: bool = False) -> None:
+    """Encode `image` as PNG in memory and write it through write_bytes_checked (ProjectIOError on failure)."""
+    data = encode_png(image, path)
+    try:
+        write_bytes_checked(path, data, fsync=fsync)
+    except OSError as err:
+        raise ProjectIOError(f"cannot write {path}: {describe_os_error(err)}") from err
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this id runs on this machine (a lock or a temporary folder's owner)."""
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True

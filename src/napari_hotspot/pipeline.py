@@ -6,6 +6,7 @@ The one place that `napari-hotspot track`, the evaluator and the batch runner sh
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 import sys
 import time
@@ -17,7 +18,8 @@ import cv2
 import numpy as np
 
 from .errors import ProjectIOError, PromptError
-from .fileio import atomic_write
+from . import track_output
+from .fileio import describe_os_error, write_bytes_checked, write_png_checked
 from .session import COMPLETION_FRAMES, HotspotSession
 
 HOTSPOT_COLUMNS = ["frame", "object_id", "x", "y", "visible", "confidence", "source"]
@@ -81,16 +83,6 @@ def read_mask_png(path: Path, frame_size: tuple[int, int] | None = None) -> np.n
     return mask
 
 
-def _check_writable(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".write_test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ProjectIOError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from exc
-
-
 @dataclass
 class TrackRun:
     frames: int
@@ -112,37 +104,29 @@ def track_video(
     propagate forward and backward over the whole video, and write `out_dir/masks/<stem>.png` (uint8 object ids) and
     `out_dir/hotspots.csv`.
 
-    The masks are written to `out_dir/.masks.partial` and replace `out_dir/masks` as a whole only once
-    every frame is written: a run that fails or is interrupted leaves the previous output as it was,
-    and a shorter video leaves no stale masks of an earlier, longer one."""
+    Everything is written to a hidden partial folder in `out_dir` (each file's write checked and
+    fsynced) and committed as one step (`track_output.commit`): after a failure, a kill or a full
+    disk at any instant, a reader finds the complete previous output or the complete new one, and a
+    shorter video leaves no stale masks of an earlier, longer one."""
     out_dir = Path(out_dir)
-    _check_writable(out_dir)
-    partial = out_dir / ".masks.partial"
+    partial = track_output.new_partial(out_dir)
     try:
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir()
-        run, rows = _track_into(session, prompts, partial, progress, adapt_seconds, complete_frames)
+        run, rows = _track_into(session, prompts, partial / track_output.MASKS, progress, adapt_seconds,
+                                complete_frames)
+        text = io.StringIO(newline="")
+        w = csv.writer(text)
+        w.writerow(HOTSPOT_COLUMNS)
+        w.writerows(rows)
+        csv_path = partial / track_output.HOTSPOTS
+        try:
+            write_bytes_checked(csv_path, text.getvalue().encode("utf-8"), fsync=True)
+        except OSError as exc:
+            raise ProjectIOError(f"cannot write {csv_path}: {describe_os_error(exc)}") from exc
+        track_output.commit(out_dir, partial)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    _replace_dir(partial, out_dir / "masks")
-    with atomic_write(out_dir / "hotspots.csv") as fh:
-        w = csv.writer(fh)
-        w.writerow(HOTSPOT_COLUMNS)
-        w.writerows(rows)
     return run
-
-
-def _replace_dir(new: Path, final: Path) -> None:
-    old = final.with_name(final.name + ".old")
-    try:
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            final.rename(old)
-        new.rename(final)
-    except OSError as exc:
-        raise ProjectIOError(f"cannot move the new masks into {final}: {exc.strerror or exc} (they are in {new})") from exc
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _track_into(session, prompts, mask_dir: Path, progress, adapt_seconds: float,
@@ -212,12 +196,9 @@ def _track_into(session, prompts, mask_dir: Path, progress, adapt_seconds: float
 
 
 def _write_png(path: Path, label: np.ndarray) -> None:
-    try:
-        ok = cv2.imwrite(str(path), label)
-    except cv2.error as exc:
-        raise ProjectIOError(f"cannot write {path}: {exc}") from exc
-    if not ok:
-        raise ProjectIOError(f"cannot write {path} (disk full or folder not writable?)")
+    # Encoded in memory and written through a checked path: cv2.imwrite reports success on a full
+    # disk while leaving a 0-byte file.
+    write_png_checked(path, label, fsync=True)
 
 
 def terminal_progress(desc: str):

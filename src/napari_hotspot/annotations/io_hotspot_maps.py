@@ -52,6 +52,7 @@ from napari_hotspot.annotations.labelling import (
 )
 from napari_hotspot.annotations.model import AnnotationStore, Provenance
 from napari_hotspot.errors import AnnotationError, HotspotError, ProjectIOError
+from napari_hotspot.fileio import atomic_write, encode_png
 from napari_hotspot.evaluation.hotspot import DEFAULT_PCK_THRESHOLDS, hotspot_scores, temporal_jitter
 from napari_hotspot.evaluation.saliency import (
     auc_judd,
@@ -97,13 +98,11 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ok = cv2.imwrite(str(path), image)
-    except (OSError, cv2.error) as err:
-        raise ProjectIOError(f"cannot write {path}: {err}") from err
-    if not ok:
-        raise ProjectIOError(f"cannot write {path}: OpenCV refused to write the PNG (is the folder writable?)")
+    # Encoded in memory and written atomically through a checked path: cv2.imwrite reports success on
+    # a full disk, leaving a 0-byte PNG in place of the earlier one.
+    data = encode_png(image, path)
+    with atomic_write(path, "wb", what="hotspot map", parents=True) as handle:
+        handle.write(data)
 
 
 def _read_png(path: Path) -> np.ndarray:
@@ -508,6 +507,10 @@ def read_track_csv(path: str | os.PathLike, num_frames: int) -> dict[int, np.nda
     empty x/y or visible = 0 give NaN.
     """
     path = Path(path)
+    if (path.parent / ".track-commit.json").exists():  # a `track` folder a killed run left mid-commit
+        from napari_hotspot.track_output import recover_track_dir
+
+        recover_track_dir(path.parent)
     tracks: dict[int, np.ndarray] = {}
     try:
         with open(path, encoding="utf-8", newline="") as handle:

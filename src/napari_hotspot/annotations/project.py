@@ -29,6 +29,7 @@ import numpy as np
 from napari_hotspot.annotations.masks import CompressedMask
 from napari_hotspot.annotations.model import AnnotationStore, Hotspot
 from napari_hotspot.errors import AnnotationError, ProjectIOError
+from napari_hotspot.fileio import fsync_dir, pid_alive, write_bytes_checked
 
 PROJECT_FILE = "project.json"
 MASK_DIR = "masks"
@@ -36,6 +37,12 @@ FORMAT_NAME = "napari-hotspot-project"
 FORMAT_VERSION = 1
 _SAVING_TAG = ".saving-"
 _OLD_TAG = ".old-"
+# A replaced project folder is renamed to this before it is deleted, so a folder cut short by a
+# kill mid-delete never looks like a project a recovery could pick.
+_TRASH_TAG = ".trash-"
+# Temporary siblings are named f".{name}{tag}{pid}-{random}": the pid tells a dead save's leftover
+# from a live one's, which a load or save in another process must leave alone.
+_active_temps: set[str] = set()  # this process's saves in flight (threads)
 
 
 def mask_file_name(obj_id: int) -> str:
@@ -154,6 +161,9 @@ def _build_payload(
         "version": FORMAT_VERSION,
         "app_version": __version__,
         "saved_at": time.time(),
+        # Nanoseconds: orders saves made within one clock tick of time.time() when a recovery
+        # has to choose the newest of several complete leftovers.
+        "saved_at_ns": time.time_ns(),
         "video": _video_record(video_source, path),
         "num_frames": store.num_frames,
         "height": store.height,
@@ -177,24 +187,11 @@ def _build_payload(
 
 # ---------------------------------------------------------------------------- low-level I/O
 def _write_file(path: Path, data: bytes) -> None:
-    """Write bytes and fsync them (every project file goes through here)."""
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Write bytes, fsync them and check the size (every project file goes through here)."""
+    write_bytes_checked(path, data, fsync=True)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # some platforms/filesystems cannot open directories; best effort
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+_fsync_dir = fsync_dir
 
 
 def _describe_os_error(err: OSError) -> str:
@@ -214,14 +211,85 @@ def _siblings(path: Path, tag: str) -> list[Path]:
         return []
 
 
-def _recover_interrupted_swap(path: Path) -> None:
-    """If a save died between moving the old folder away and moving the new one in, undo that."""
-    if path.exists():
-        return
-    for old in _siblings(path, _OLD_TAG):
-        if is_project_dir(old):
-            os.rename(old, path)
-            return
+def _temp_name(path: Path, tag: str) -> Path:
+    return path.parent / f".{path.name}{tag}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _owner_alive(leftover: Path, tag: str, name: str) -> bool:
+    """True when the save that made this temporary sibling may still be running."""
+    if str(leftover) in _active_temps:
+        return True
+    rest = leftover.name[len(f".{name}{tag}"):]
+    pid, _, _ = rest.partition("-")
+    if not pid.isdigit():  # made by an older version (no pid): its save is long over
+        return False
+    return int(pid) != os.getpid() and pid_alive(int(pid))
+
+
+def _saved_order(folder: Path) -> tuple[int, float] | None:
+    """(saved_at_ns, saved_at) of a complete project folder; None when it is not complete (no
+    readable project.json, or a mask file it lists is missing)."""
+    try:
+        document = json.loads((folder / PROJECT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        return None
+    try:
+        if not all((folder / str(name)).is_file() for name in (document.get("mask_files") or {}).values()):
+            return None
+        saved_at = float(document.get("saved_at") or 0.0)
+        ns = int(document.get("saved_at_ns") or saved_at * 1e9)
+    except (TypeError, ValueError, AttributeError, OSError):
+        return None
+    return ns, saved_at
+
+
+def _recover_interrupted_swap(path: Path, wait_s: float = 2.0) -> None:
+    """Repair what a killed save left beside ``path``, then remove its leftovers.
+
+    With ``path`` missing (the save died between moving the old folder away and moving the new one
+    in), the newest complete folder among the ``.old-`` and finished ``.saving-`` siblings becomes
+    ``path``. Leftovers of saves still running in another process are left alone (and a missing
+    ``path`` is waited for, up to ``wait_s``, while such a save is between its two renames)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        busy = False
+        candidates = []
+        leftovers = []
+        for tag in (_OLD_TAG, _SAVING_TAG, _TRASH_TAG):
+            for sibling in _siblings(path, tag):
+                if _owner_alive(sibling, tag, path.name):
+                    busy = True
+                    continue
+                leftovers.append(sibling)
+                if tag != _TRASH_TAG and not path.exists():
+                    order = _saved_order(sibling)
+                    if order is not None:
+                        candidates.append((order, sibling))
+        if path.exists() or not busy or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)  # another process is between its two renames: let it finish
+    if not path.exists() and candidates:
+        _, newest = max(candidates)
+        os.rename(newest, path)
+        _fsync_dir(path.parent)
+        leftovers.remove(newest)
+    for leftover in leftovers:
+        _remove_tree(leftover, path)
+
+
+def _remove_tree(folder: Path, path: Path) -> None:
+    """Delete a folder that is not a project any more; first renamed to a ``.trash-`` name so that
+    a kill mid-delete leaves nothing a recovery would take for a complete project."""
+    if not folder.name.startswith(f".{path.name}{_TRASH_TAG}"):
+        trash = _temp_name(path, _TRASH_TAG)
+        try:
+            os.rename(folder, trash)
+        except OSError:
+            trash = folder
+        folder = trash
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _copy_preserved(old_dir: Path, new_dir: Path, written: set[str], replaced: tuple[str, ...] = ()) -> None:
@@ -283,13 +351,12 @@ def save_project(
                 f"not {PROJECT_FILE} or under {MASK_DIR}/"
             )
 
-    temp = path.parent / f".{path.name}{_SAVING_TAG}{uuid.uuid4().hex[:8]}"
+    temp = _temp_name(path, _SAVING_TAG)
     current = path.parent  # the file or folder being written, for the error message
+    _active_temps.add(str(temp))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _recover_interrupted_swap(path)
-        for stale in _siblings(path, _SAVING_TAG):  # leftovers of a crashed earlier save
-            shutil.rmtree(stale, ignore_errors=True)
+        _recover_interrupted_swap(path)  # and removes the leftovers of crashed earlier saves
         current = temp
         temp.mkdir()
         (temp / MASK_DIR).mkdir()
@@ -319,6 +386,8 @@ def save_project(
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
+    finally:
+        _active_temps.discard(str(temp))
     return path
 
 
@@ -327,15 +396,19 @@ def _swap_into_place(temp: Path, path: Path) -> None:
         os.rename(temp, path)
         _fsync_dir(path.parent)
         return
-    old = path.parent / f".{path.name}{_OLD_TAG}{uuid.uuid4().hex[:8]}"
-    os.rename(path, old)
+    old = _temp_name(path, _OLD_TAG)
+    _active_temps.add(str(old))
     try:
-        os.rename(temp, path)
-    except BaseException:
-        os.rename(old, path)
-        raise
-    _fsync_dir(path.parent)
-    shutil.rmtree(old, ignore_errors=True)
+        os.rename(path, old)
+        try:
+            os.rename(temp, path)
+        except BaseException:
+            os.rename(old, path)
+            raise
+        _fsync_dir(path.parent)
+        _remove_tree(old, path)
+    finally:
+        _active_temps.discard(str(old))
 
 
 # ---------------------------------------------------------------------------- loading

@@ -103,6 +103,9 @@ def load_tracks(path: Path, frame_names: Sequence[str], frame_size: tuple[int, i
                 f"{path}: the project is {store.num_frames} frames of {store.width}x{store.height}, the video "
                 f"is {len(frame_names)} frames of {frame_size[1]}x{frame_size[0]}")
         return _select(tracks_from_store(store), object_ids, path)
+    from napari_hotspot.track_output import recover_track_dir
+
+    recover_track_dir(path)  # a `track` run killed mid-commit: finish it before reading
     if (path / "masks").is_dir():
         return tracks_from_track_folder(path, frame_names, frame_size, object_ids)
     raise ProjectIOError(f"{path} is neither a napari-hotspot project (project.json) nor a track output folder "

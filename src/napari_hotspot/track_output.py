@@ -1,0 +1,166 @@
+"""The output folder of `napari-hotspot track` (``masks/`` and ``hotspots.csv``), committed as one step.
+
+A run writes its whole output into a hidden partial folder beside them (``.track-partial-<pid>-<id>``),
+fsyncs it, then writes a small commit record (``.track-commit.json``, atomically). From that moment
+the new output is decided: ``masks/`` and ``hotspots.csv`` are moved in by an idempotent roll-forward
+that the run performs and, after a kill at any instant, the next run or any reader of the folder
+(``recover_track_dir``) completes. Before the record exists the folder holds the complete old output;
+after the roll-forward the complete new one. Leftovers of dead runs are removed on recovery.
+No heavy imports: readers call this before reading a track folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from .errors import ProjectIOError
+from .fileio import atomic_write, describe_os_error, fsync_dir, pid_alive
+
+COMMIT_FILE = ".track-commit.json"
+COMMIT_FORMAT = "napari-hotspot-track-commit"
+PARTIAL_TAG = ".track-partial-"
+OLD_TAG = ".track-old-"
+MASKS = "masks"
+HOTSPOTS = "hotspots.csv"
+ITEMS = (MASKS, HOTSPOTS)  # moved in this order; a reader that recovers first sees both or neither
+# Left by versions before the commit record: their partial masks and moved-away old masks.
+_LEGACY = (".masks.partial", "masks.old", ".write_test")
+
+
+def _owner(name: str, tag: str) -> int | None:
+    pid = name[len(tag):].partition("-")[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def _alive_elsewhere(pid: int | None) -> bool:
+    return pid is not None and pid != os.getpid() and pid_alive(pid)
+
+
+def new_partial(out_dir: str | os.PathLike) -> Path:
+    """A fresh hidden folder in ``out_dir`` to write a run's ``masks/`` and ``hotspots.csv`` into
+    (after recovering what an earlier killed run left; creating it checks the folder is writable)."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        recover_track_dir(out_dir)
+        partial = out_dir / f"{PARTIAL_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        partial.mkdir()
+        (partial / MASKS).mkdir()
+    except OSError as exc:
+        raise ProjectIOError(f"cannot write to output folder {out_dir}: {describe_os_error(exc)}") from exc
+    return partial
+
+
+def commit(out_dir: str | os.PathLike, partial: Path) -> None:
+    """Make ``partial``'s complete output the folder's output, as one step (see the module doc)."""
+    out_dir = Path(out_dir)
+    partial = Path(partial)
+    try:
+        recover_track_dir(out_dir, keep=partial)  # another run's commit finishes first
+        for item in ITEMS:
+            if not (partial / item).exists():
+                raise ProjectIOError(f"internal error: the new output lacks {item} ({partial})")
+        fsync_dir(partial / MASKS)
+        fsync_dir(partial)
+        record = {"format": COMMIT_FORMAT, "pid": os.getpid(), "partial": partial.name,
+                  "old": f"{OLD_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}"}
+        with atomic_write(out_dir / COMMIT_FILE, what="the track commit record", fsync=True) as fh:
+            fh.write(json.dumps(record))
+        fsync_dir(out_dir)  # the record is on disk: the new output is now the output
+        _roll_forward(out_dir, record)
+    except OSError as exc:
+        raise ProjectIOError(f"cannot move the new output into {out_dir}: {describe_os_error(exc)}") from exc
+
+
+def _read_record(out_dir: Path) -> dict | None:
+    try:
+        record = json.loads((out_dir / COMMIT_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError:  # cannot happen (written atomically), but must not block the folder forever
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _roll_forward(out_dir: Path, record: dict) -> None:
+    """Move the committed output in; every step can be repeated after a kill at any point."""
+    partial = out_dir / str(record.get("partial", ""))
+    old = out_dir / str(record.get("old", ""))
+    if record.get("format") == COMMIT_FORMAT and partial.name.startswith(PARTIAL_TAG) and \
+            old.name.startswith(OLD_TAG):
+        old.mkdir(exist_ok=True)
+        for item in ITEMS:
+            new, final = partial / item, out_dir / item
+            if not new.exists():
+                continue  # moved in before the kill
+            if new.is_dir():
+                if final.exists():
+                    os.rename(final, old / item)  # a folder cannot be replaced in one rename
+                os.rename(new, final)
+            else:
+                os.replace(new, final)
+        fsync_dir(out_dir)
+    (out_dir / COMMIT_FILE).unlink(missing_ok=True)
+    fsync_dir(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(partial, ignore_errors=True)
+
+
+def recover_track_dir(out_dir: str | os.PathLike, wait_s: float = 10.0, keep: Path | None = None) -> None:
+    """Finish a commit a killed run left half done and delete the leftovers of dead runs. Every
+    reader of a track folder calls this first. Waits (up to ``wait_s``) for a commit another live
+    process is making; raises ProjectIOError when the folder cannot be repaired (read-only)."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            record = _read_record(out_dir)
+            if record is None:
+                break
+            pid = record.get("pid")
+            if _alive_elsewhere(pid if isinstance(pid, int) else None) and time.monotonic() < deadline:
+                time.sleep(0.02)  # its own roll-forward takes milliseconds
+                continue
+            _roll_forward(out_dir, record)
+            break
+        if not (out_dir / MASKS).exists() and (out_dir / "masks.old").is_dir():
+            os.rename(out_dir / "masks.old", out_dir / MASKS)  # an older version's interrupted swap
+        for entry in out_dir.iterdir():
+            name = entry.name
+            if keep is not None and entry == keep:
+                continue
+            if name.startswith((PARTIAL_TAG, OLD_TAG)):
+                tag = PARTIAL_TAG if name.startswith(PARTIAL_TAG) else OLD_TAG
+                if _alive_elsewhere(_owner(name, tag)):
+                    continue  # a run in another process is writing it
+                if _owner(name, tag) == os.getpid() and keep is None and name.startswith(PARTIAL_TAG):
+                    continue  # this process's run (a thread) is writing it
+            elif name in _LEGACY or (name.startswith(f".{COMMIT_FILE}.") and name.endswith(".tmp")):
+                pass
+            else:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+    except OSError as exc:
+        raise ProjectIOError(
+            f"{out_dir}: an interrupted `track` run left its output half moved in, and repairing it failed "
+            f"({describe_os_error(exc)}); run `track` again with write access to the folder") from exc
+
+
+def leftovers(out_dir: str | os.PathLike) -> list[str]:
+    """Names of temporary entries in a track folder (for tests and the crash benchmark)."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return []
+    return sorted(e.name for e in out_dir.iterdir()
+                  if e.name.startswith((PARTIAL_TAG, OLD_TAG, COMMIT_FILE, f".{COMMIT_FILE}."))
+                  or e.name in _LEGACY)
