@@ -64,7 +64,7 @@ def test_every_bad_row_is_reported_with_its_line(tmp_path):
     for expected in (
         "line 2: prompt 'lasso' is not one of mask, click, box, auto, gaze",
         "line 3: click value '10' is not",
-        "line 4: box '5,5,5,9' has zero or negative size",
+        "line 4: box 5,5,5,9 has zero area",
         "line 5: prompt auto takes no value",
         "line 6: frame '-1' is not a frame index",
         "line 6: prompt mask needs the path of a mask PNG",

@@ -24,6 +24,7 @@ def _add_prompt_args(p: argparse.ArgumentParser) -> None:
 
 
 def prompt_from_args(args, frame_size):
+    from .boxes import normalize_box
     from .pipeline import Prompt, read_mask_png
 
     if args.mask is not None:
@@ -31,7 +32,7 @@ def prompt_from_args(args, frame_size):
     if args.click:
         return Prompt("click", args.frame, points=list(args.click), negative=list(args.negative))
     if args.box is not None:
-        return Prompt("box", args.frame, box=args.box)
+        return Prompt("box", args.frame, box=normalize_box(args.box))  # the rule of every entry point
     return Prompt("auto", args.frame)
 
 
@@ -46,7 +47,7 @@ def cmd_track(args) -> int:
     from .models.weights import ModelBundle
     from .pipeline import TRACK_CACHE_BYTES, terminal_progress, track_video
     from .session import HotspotSession
-    from .video import open_source
+    from .video import open_source, require_complete
 
     if args.negative and not args.click:
         raise PromptError("--negative needs at least one --click")
@@ -55,6 +56,7 @@ def cmd_track(args) -> int:
         x, y = sorted(both)[0]
         raise PromptError(f"{x:g},{y:g} is given both as --click and as --negative: which is it?")
     source = open_source(args.source, cache_bytes=TRACK_CACHE_BYTES)
+    require_complete(source, args.accept_truncated)  # before the earlier output could be replaced
     session = HotspotSession(source, ModelBundle.load(args.weights), long_side=args.long_side)
     prompt = prompt_from_args(args, session.frame_size)
     budget = adapt_seconds(args)
@@ -191,6 +193,13 @@ def add_adapt_arg(p: argparse.ArgumentParser, what: str = "per-video adaptation 
                         f"frames' views comes on top; {off})")
 
 
+def add_accept_truncated_arg(p: argparse.ArgumentParser) -> None:
+    """The --accept-truncated option of every command that reads a whole video (video.require_complete)."""
+    p.add_argument("--accept-truncated", action="store_true",
+                   help="use the readable part of a truncated video (fewer readable frames than its container "
+                        "lists); without it such a video is an error")
+
+
 def add_complete_arg(p: argparse.ArgumentParser) -> None:
     """The --complete option of every command that tracks from one prompt. Its default in the help is
     session.COMPLETION_FRAMES (not imported, for a fast --help; a test checks they agree)."""
@@ -224,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_adapt_arg(p)
     add_complete_arg(p)
     add_long_side_arg(p)
+    add_accept_truncated_arg(p)
     p.set_defaults(func=cmd_track)
 
     p = sub.add_parser("eval", help="score the tracker (or existing predictions) on DAVIS-layout data")

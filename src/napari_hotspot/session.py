@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .boxes import normalize_box
 from .errors import PromptError
 from .models.adaptation import ADAPTED_PARTS, TrackerAdapter
 from .models.backbone import FrameFeatures, frame_to_tensor
@@ -384,9 +385,7 @@ class HotspotSession:
                     raise PromptError("at least one positive click is needed to pick an object")
                 hot_work = pos[0]  # the first positive click marks the salient spot (paper, supp. 1)
             if box is not None:
-                x0, y0, x1, y1 = (float(v) for v in box)
-                if abs(x1 - x0) < 1 or abs(y1 - y0) < 1:
-                    raise PromptError(f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) has zero area")
+                x0, y0, x1, y1 = normalize_box(box)  # the rule of every entry point
                 H, W = self.frame_size
                 x0, x1 = sorted((np.clip(x0, 0, W - 1), np.clip(x1, 0, W - 1)))
                 y0, y1 = sorted((np.clip(y0, 0, H - 1), np.clip(y1, 0, H - 1)))

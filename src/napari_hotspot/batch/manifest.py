@@ -17,7 +17,8 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from napari_hotspot.errors import ProjectIOError
+from napari_hotspot.boxes import normalize_box
+from napari_hotspot.errors import ProjectIOError, PromptError
 
 COLUMNS = ("source", "prompt", "frame", "value")
 PROMPT_KINDS = ("mask", "click", "box", "auto", "gaze")
@@ -148,8 +149,11 @@ def _parse_row(row: dict, line: int, base: Path, errors: list[str], where: str) 
         box = _numbers(value, 4)
         if box is None:
             problems.append(f'box value {value!r} is not "x0,y0,x1,y1" (four numbers, pixels)')
-        elif not (box[2] > box[0] and box[3] > box[1]):
-            problems.append(f"box {value!r} has zero or negative size (need x1 > x0 and y1 > y0)")
+        else:
+            try:  # the rule of every entry point: corners sorted, zero area refused
+                box = normalize_box(box)
+            except PromptError as err:
+                problems.append(str(err))
     elif prompt == "auto" and value:
         problems.append(f"prompt auto takes no value, got {value!r}")
     for problem in problems:

@@ -11,6 +11,7 @@ reported as failed ("interrupted"), to be resumed by running the same command ag
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import socket
 import sys
@@ -30,7 +31,7 @@ from napari_hotspot.batch.worker import (
     remove_temporaries,
 )
 from napari_hotspot.errors import ProjectIOError
-from napari_hotspot.fileio import atomic_write
+from napari_hotspot.fileio import atomic_write, describe_os_error
 from napari_hotspot.models.resolution import DEFAULT_LONG_SIDE
 
 REPORT_FILE = "batch_report.csv"
@@ -84,9 +85,18 @@ def batch_lock(out_dir: Path):
                 f"running, delete {lock}"
             ) from None
         except OSError as err:
-            raise ProjectIOError(f"cannot write to the output folder {out_dir}: {err.strerror or err}") from err
-        with os.fdopen(fd, "w") as handle:
-            handle.write(me)
+            raise ProjectIOError(f"cannot write to the output folder {out_dir}: {describe_os_error(err)}") from err
+        try:  # a full disk fails here: no lock file may stay behind
+            try:
+                data = me.encode()
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, "short write")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            lock.unlink(missing_ok=True)
+            raise ProjectIOError(f"cannot write to the output folder {out_dir}: {describe_os_error(err)}") from err
         break
     else:
         raise ProjectIOError(f"cannot take the lock {lock}: it keeps reappearing")
@@ -252,6 +262,7 @@ def run_batch(
     retries: int = 2,
     adapt_seconds: float = 0.0,
     log: Callable[[str], None] | None = _stderr,
+    accept_truncated: bool = False,
 ) -> BatchSummary:
     """Pre-annotate every video of `items` into `out_dir` on the Dask `client`'s cluster.
 
@@ -263,10 +274,11 @@ def run_batch(
     out_dir = _make_out_dir(out_dir)
     with batch_lock(out_dir):
         return _run_batch_locked(items, out_dir, client, weights, long_side, retries, adapt_seconds,
-                                 log or (lambda _m: None))
+                                 log or (lambda _m: None), accept_truncated)
 
 
-def _run_batch_locked(items, out_dir: Path, client, weights, long_side, retries, adapt_seconds, log) -> BatchSummary:
+def _run_batch_locked(items, out_dir: Path, client, weights, long_side, retries, adapt_seconds, log,
+                      accept_truncated=False) -> BatchSummary:
     from distributed import as_completed
 
     t0 = time.perf_counter()
@@ -301,6 +313,7 @@ def _run_batch_locked(items, out_dir: Path, client, weights, long_side, retries,
             item = items[i]
             future = client.submit(
                 process_video, item, str(out_dir), weights_arg, int(long_side), 1, float(adapt_seconds),
+                bool(accept_truncated),
                 key=f"napari-hotspot-batch-{item.name}-{uuid.uuid4().hex[:8]}",
                 retries=int(retries), pure=False,
             )
@@ -343,6 +356,7 @@ def run_sequential(
     long_side: int = DEFAULT_LONG_SIDE,
     adapt_seconds: float = 0.0,
     log: Callable[[str], None] | None = None,
+    accept_truncated: bool = False,
 ) -> BatchSummary:
     """The same batch in this process, one video after another (the reference a Dask run must equal)."""
     log = log or (lambda _message: None)
@@ -354,7 +368,7 @@ def run_sequential(
         results = []
         for item in items:
             weights_arg = str(Path(weights).absolute()) if weights else None
-            result = process_video(item, out_dir, weights_arg, long_side, 1, adapt_seconds)
+            result = process_video(item, out_dir, weights_arg, long_side, 1, adapt_seconds, accept_truncated)
             results.append(result)
             progress.update(result)
         return BatchSummary(results, time.perf_counter() - t0, report=write_report(out_dir, results))

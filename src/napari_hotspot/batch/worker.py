@@ -320,13 +320,15 @@ def remove_temporaries(out_dir: Path) -> list[Path]:
 
 # ---------------------------------------------------------------------------- the task
 def process_video(item: BatchItem, out_dir: str | os.PathLike, weights: str | None = None,
-                  long_side: int = DEFAULT_LONG_SIDE, threads: int = 1, adapt_seconds: float = 0.0) -> VideoResult:
+                  long_side: int = DEFAULT_LONG_SIDE, threads: int = 1, adapt_seconds: float = 0.0,
+                  accept_truncated: bool = False) -> VideoResult:
     """Pre-annotate one video into `out_dir/<item.name>/`; idempotent (a complete folder is skipped).
 
     `adapt_seconds` > 0 fine-tunes the tracker to the video first (`HotspotSession.adapt`, at most
-    40 steps); its result repeats wherever those steps fit in the time, and adapt_seconds=0 anywhere."""
+    40 steps); its result repeats wherever those steps fit in the time, and adapt_seconds=0 anywhere.
+    A truncated video fails unless `accept_truncated` (`video.require_complete`)."""
     from napari_hotspot.session import HotspotSession
-    from napari_hotspot.video import open_source
+    from napari_hotspot.video import open_source, require_complete
 
     out_dir = Path(out_dir)
     done = completed_result(item, out_dir)
@@ -337,6 +339,7 @@ def process_video(item: BatchItem, out_dir: str | os.PathLike, weights: str | No
     try:
         models = worker_models(weights, threads)
         source = open_source(item.source_path, cache_bytes=_SOURCE_CACHE_BYTES)
+        require_complete(source, accept_truncated)
         session = HotspotSession(source, models, long_side=long_side, feature_cache_frames=_FEATURE_CACHE_FRAMES)
         prompt = build_prompt(item, session.frame_size)
         store = track_into_store(session, prompt, adapt_seconds)

@@ -88,10 +88,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output height in pixels (default: the zoom-1 window's)")
     parser.add_argument("--fps", type=float, default=None, help="frame rate for frame folders (default 24)")
     parser.add_argument("--weights", type=Path, default=None, help="model weights for the tracker")
-    from napari_hotspot.cli import add_adapt_arg, add_long_side_arg
+    from napari_hotspot.cli import add_accept_truncated_arg, add_adapt_arg, add_long_side_arg
 
     add_adapt_arg(parser, "adapt the tracker to the video first, as for track")
     add_long_side_arg(parser)
+    add_accept_truncated_arg(parser)
 
 
 def _cuts(args, source) -> list[int]:
@@ -158,7 +159,7 @@ def run(args) -> int:
     from napari_hotspot.reframe.path import ReframeConfig, parse_aspect, plan_crop_path
     from napari_hotspot.reframe.render import output_size, render_reframed
     from napari_hotspot.reframe.tracks import primary_hotspots
-    from napari_hotspot.video import open_source
+    from napari_hotspot.video import open_source, require_complete
 
     t0 = time.perf_counter()
     config = ReframeConfig(aspect=parse_aspect(args.aspect), zoom=args.zoom, mode=args.mode, margin=args.margin,
@@ -169,6 +170,7 @@ def run(args) -> int:
         raise ProjectIOError(f"--out {args.out} is a folder: give a video file name")
     source = open_source(args.source)
     try:
+        require_complete(source, args.accept_truncated)
         if not 0 <= args.frame < source.num_frames:
             raise PromptError(f"--frame {args.frame} is outside the video (frames 0..{source.num_frames - 1})")
         tracks = _tracks(args, source)

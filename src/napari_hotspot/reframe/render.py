@@ -10,6 +10,8 @@ container accepts its codec, else transcoded to AAC.
 from __future__ import annotations
 
 import math
+import os
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +20,7 @@ import cv2
 import numpy as np
 
 from napari_hotspot.errors import ProjectIOError, VideoError
+from napari_hotspot.fileio import describe_os_error, fsync_dir, pid_alive
 from napari_hotspot.reframe.path import CropPath, base_window_height
 
 DEFAULT_FPS = 24.0
@@ -152,6 +155,38 @@ def render_reframed(
             progress(done, total)
 
 
+def _remove_dead_partials(out_path: Path) -> None:
+    """Delete the temporary videos that killed renders of ``out_path`` left (not a live one's)."""
+    for leftover in out_path.parent.glob(f".{out_path.stem}.*.partial{out_path.suffix}"):
+        pid = leftover.name[len(out_path.stem) + 2:].partition("-")[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _check_and_commit(temp: Path, out_path: Path, frames: int) -> None:
+    """Check the finished temporary video (it opens, and an indexed container lists every frame),
+    fsync it and rename it over ``out_path``: a full disk can end a write without an error."""
+    import av
+
+    try:
+        fd = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with av.open(str(temp)) as probe:
+            listed = int(probe.streams.video[0].frames or 0) if probe.streams.video else -1
+        if listed < 0 or (listed and listed != frames):
+            raise ProjectIOError(f"finishing {out_path} failed: the written file lists {max(listed, 0)} of "
+                                 f"{frames} frames (disk full?)")
+        os.replace(temp, out_path)
+        fsync_dir(out_path.parent)
+    except av.error.FFmpegError as exc:
+        raise ProjectIOError(f"finishing {out_path} failed: the written file is unreadable ({exc}); disk full?") from exc
+    except OSError as exc:
+        raise ProjectIOError(f"finishing {out_path} failed: {describe_os_error(exc)}") from exc
+
+
 def render_steps(
     frames: Iterable[np.ndarray],
     path: CropPath,
@@ -162,7 +197,9 @@ def render_steps(
     crf: int = 18,
 ) -> Iterator[tuple[int, int]]:
     """``render_reframed`` as a generator: yields ``(frames done, total)`` after each frame and
-    returns the summary dict. Closing it early (a cancelled worker) deletes the partial file."""
+    returns the summary dict. The video is rendered into a hidden temporary sibling that replaces
+    ``out_path`` only once it is complete and checked, so a failure (a full disk), a cancel or a kill
+    leaves an earlier video at ``out_path`` as it was; closing it early deletes the partial file."""
     import av
 
     out_path = Path(out_path)
@@ -174,11 +211,14 @@ def render_steps(
         raise VideoError(f"output size {size[0]}x{size[1]} must be even for H.264 yuv420p")
     fps = float(fps) if fps and fps > 0 else DEFAULT_FPS
     total = path.num_frames
+    # Same folder (one rename commits it), same extension (the muxer is chosen by it).
+    temp = out_path.with_name(f".{out_path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial{out_path.suffix}")
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        container = av.open(str(out_path), mode="w")
+        _remove_dead_partials(out_path)
+        container = av.open(str(temp), mode="w")
     except (OSError, av.error.FFmpegError) as exc:
-        raise ProjectIOError(f"cannot write {out_path}: {exc}") from exc
+        raise ProjectIOError(f"cannot write {out_path}: {describe_os_error(exc) if isinstance(exc, OSError) else exc}") from exc
     audio = None
     written = 0
     ok = False
@@ -210,17 +250,22 @@ def render_steps(
         if audio is not None:
             audio.mux_until(container, math.inf)
         ok = True
-    except av.error.FFmpegError as exc:
+    except (av.error.FFmpegError, OSError) as exc:
         raise ProjectIOError(f"encoding {out_path} failed: {exc}") from exc
     finally:
         if audio is not None:
             audio.close()
         try:
             container.close()
-        except av.error.FFmpegError as exc:
+        except (av.error.FFmpegError, OSError) as exc:
             if ok:
+                temp.unlink(missing_ok=True)
                 raise ProjectIOError(f"finishing {out_path} failed: {exc}") from exc
         if not ok:
-            out_path.unlink(missing_ok=True)  # never leave a half-written video behind
+            temp.unlink(missing_ok=True)  # never leave a half-written video behind
+    try:
+        _check_and_commit(temp, out_path, written)
+    finally:
+        temp.unlink(missing_ok=True)  # gone already once committed
     return {"frames": written, "width": size[0], "height": size[1], "fps": fps,
             "audio": audio is not None, "notes": audio.notes if audio is not None else []}

@@ -13,6 +13,7 @@ from napari_hotspot.video.sources import (
     is_video_path,
     list_frame_files,
     open_source,
+    require_complete,
 )
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "lazy_mask_array",
     "list_frame_files",
     "open_source",
+    "require_complete",
     "read_mask_png",
 ]

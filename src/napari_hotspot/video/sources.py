@@ -73,6 +73,9 @@ class FrameSource(ABC):
     width: int
     fps: float | None
     frame_names: list[str]
+    #: Frames the container says it holds, when that differs from the readable ``num_frames`` (a
+    #: truncated file); None when they agree or the container does not say.
+    expected_frames: int | None = None
 
     def __init__(self, path: Path, cache_bytes: int = DEFAULT_CACHE_BYTES):
         self.path = Path(path)
@@ -89,6 +92,11 @@ class FrameSource(ABC):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def truncated(self) -> bool:
+        """True when fewer frames are readable than the container lists (see ``require_complete``)."""
+        return self.expected_frames is not None and self.num_frames < self.expected_frames
 
     def __len__(self) -> int:
         return self.num_frames
@@ -366,6 +374,7 @@ class VideoFileSource(FrameSource):
 
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else None
+        self.expected_frames = self._listed_frames(len(timestamps))
 
         reliable = None not in timestamps and len(set(timestamps)) == len(timestamps)
         if reliable:
@@ -382,6 +391,25 @@ class VideoFileSource(FrameSource):
         if not keyframes or keyframes[0] != 0:
             keyframes.insert(0, 0)  # frame 0 is always reachable by decoding from the very start
         self._keyframes = keyframes
+
+    def _listed_frames(self, readable: int) -> int | None:
+        """The frame count the container lists, when it lists more than ``readable``: exact from an
+        mp4/mov index, else estimated from the stream's (or, lacking it, the file's) duration and
+        frame rate, where a shortfall under 5% (or 2 frames) is rounding, not truncation."""
+        stream = self._stream
+        listed = int(stream.frames or 0)
+        if listed > 0:
+            return listed if listed > readable else None
+        if not self.fps:
+            return None
+        if stream.duration and stream.time_base:
+            seconds = float(stream.duration * stream.time_base)
+        elif self._container.duration:
+            seconds = self._container.duration / 1_000_000  # av.time_base: microseconds
+        else:
+            return None
+        estimate = int(round(seconds * self.fps))
+        return estimate if readable < estimate - max(2, 0.05 * estimate) else None
 
     # -- decoding ----------------------------------------------------------------------------
     def _release(self) -> None:
@@ -548,6 +576,21 @@ class VideoFileSource(FrameSource):
                     decoded.append(cached.copy() if cached is not None else self._decode_checked(i))
             while decoded:
                 yield decoded.pop()
+
+
+def require_complete(source: FrameSource, accept_truncated: bool = False, flag: str = "--accept-truncated") -> None:
+    """Refuse a truncated video (fewer readable frames than its container lists) unless
+    ``accept_truncated``: tracking it would silently replace a full output with a shorter one.
+    Accepted, it warns once and the readable frames are used."""
+    if not source.truncated:
+        return
+    what = (f"{source.path}: the video is truncated or damaged: its container lists {source.expected_frames} "
+            f"frames but only {source.num_frames} are readable")
+    if not accept_truncated:
+        raise VideoError(f"{what}; repair or re-export the file, or pass {flag} to use the readable part")
+    import warnings
+
+    warnings.warn(f"{what}; using those {source.num_frames} ({flag})", stacklevel=2)
 
 
 def open_source(path: str | os.PathLike, cache_bytes: int = DEFAULT_CACHE_BYTES) -> FrameSource:
