@@ -1,6 +1,6 @@
 """DAVIS evaluation of a folder of predicted masks, and the results.csv / summary.md report files.
 
-Layout: ground truth in ``DAVIS_ROOT/Annotations/480p/<seq>/<frame>.png``, predictions in
+Layout: ground truth in ``DAVIS_ROOT/Annotations/480p/<seq>/<frame>.png`` (or the root's one resolution folder, e.g. 360p), predictions in
 ``PRED_DIR/<seq>/<frame>.png`` with the same frame stems. PNGs may be indexed (palette or grey labels
 1..N per object) or binary 0/255 (255 = object 1). In the ground truth, a file with only the values
 0 and 255 is binary (DAVIS-2016); otherwise 255 is the DAVIS void label and is treated as background,
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from napari_hotspot.data_paths import davis_annotations_dir
 from napari_hotspot.errors import AnnotationError, ProjectIOError
 from napari_hotspot.fileio import atomic_write
 from napari_hotspot.evaluation.davis import (
@@ -33,7 +34,6 @@ from napari_hotspot.evaluation.davis import (
 )
 
 RESULT_COLUMNS = ("sequence", "object_id", "J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay")
-ANNOTATION_SUBDIR = Path("Annotations") / "480p"
 
 
 def read_label_png(path: Path, ground_truth: bool) -> np.ndarray:
@@ -63,8 +63,11 @@ def read_label_png(path: Path, ground_truth: bool) -> np.ndarray:
 
 
 def list_sequences(davis_root: Path) -> list[str]:
-    """Sequence names that have a ground-truth folder under ``Annotations/480p``."""
-    annotations = Path(davis_root) / ANNOTATION_SUBDIR
+    """Sequence names that have a ground-truth folder under ``Annotations/<resolution>``."""
+    try:
+        annotations = davis_annotations_dir(davis_root)
+    except FileNotFoundError as exc:
+        raise ProjectIOError(str(exc)) from exc
     if not annotations.is_dir():
         raise ProjectIOError(f"DAVIS annotations not found: {annotations} is not a folder (check --davis-root)")
     return sorted(p.name for p in annotations.iterdir() if p.is_dir())
@@ -138,7 +141,7 @@ def evaluate_predictions(davis_root, pred_dir, sequences: Sequence[str] | None =
         skipped = [s for s in available if s not in chosen]
         if not chosen:
             raise ProjectIOError(
-                f"{pred_dir} has no sub-folder named after a DAVIS sequence of {davis_root / ANNOTATION_SUBDIR}"
+                f"{pred_dir} has no sub-folder named after a DAVIS sequence of {davis_annotations_dir(davis_root)}"
             )
         if skipped:
             warnings.warn(f"no predictions for {len(skipped)} DAVIS sequences, not evaluated: {', '.join(skipped)}",
@@ -147,12 +150,12 @@ def evaluate_predictions(davis_root, pred_dir, sequences: Sequence[str] | None =
         chosen = list(sequences)
         for name in chosen:
             if name not in available:
-                raise ProjectIOError(f"sequence {name!r} has no ground truth in {davis_root / ANNOTATION_SUBDIR}")
+                raise ProjectIOError(f"sequence {name!r} has no ground truth in {davis_annotations_dir(davis_root)}")
             if not (pred_dir / name).is_dir():
                 raise ProjectIOError(f"sequence {name!r} has no prediction folder {pred_dir / name}")
     rows: list[dict] = []
     for name in chosen:
-        rows.extend(evaluate_sequence(davis_root / ANNOTATION_SUBDIR / name, pred_dir / name, bound_th=bound_th))
+        rows.extend(evaluate_sequence(davis_annotations_dir(davis_root, name), pred_dir / name, bound_th=bound_th))
     return rows
 
 
@@ -212,6 +215,19 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None, w
     return "\n".join(lines) + "\n"
 
 
+def _published_section(rows: Sequence[dict]) -> str:
+    """Published methods' J on the same sequences (evaluation/published.py), when there are any."""
+    from napari_hotspot.evaluation.published import METHODS, comparison_rows
+
+    table = comparison_rows(rows)
+    if not table:
+        return ""
+    return ("\n## Published J on the same sequences\n\n"
+            "STM, OSVOS, RGMP: first frame's mask; SiamMask: its box; MATNet, AGS: automatic "
+            "(DAVIS benchmark raw evaluation files). The mean row covers the sequences above only.\n\n"
+            + markdown_table(table, ["sequence", "J (this run)", *METHODS]))
+
+
 def write_results(rows: Sequence[dict], out_dir, note: str | None = None) -> str:
     """Write ``results.csv`` and ``summary.md`` into ``out_dir`` and return the summary line.
 
@@ -241,6 +257,7 @@ def write_results(rows: Sequence[dict], out_dir, note: str | None = None) -> str
         "Recall: fraction of frames > 0.5; decay: first minus last quarter. First and last frames excluded.\n\n"
         + markdown_table(rows, columns)
         + f"\n{line}\n"
+        + _published_section(rows)
     )
     _write_atomic(out / "summary.md", summary)
     return line

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..data_paths import davis_annotations_dir, davis_frames_dir
 from ..errors import ProjectIOError
 from ..models.resolution import DEFAULT_LONG_SIDE
 from ..models.tracking import deepest_point
@@ -77,8 +78,8 @@ def evaluate_tracker(
     models = models or ModelBundle.load()
     rows = []
     for seq in sequences or list_sequences(davis_root):
-        img_dir = davis_root / "JPEGImages" / "480p" / seq
-        gt_dir = davis_root / "Annotations" / "480p" / seq
+        img_dir = davis_frames_dir(davis_root, seq)
+        gt_dir = davis_annotations_dir(davis_root, seq)
         gt_files = sorted(gt_dir.glob("*.png"))
         if not gt_files:
             raise ProjectIOError(f"no ground truth for sequence {seq!r} in {gt_dir}")
@@ -133,10 +134,10 @@ def correction_curve(
 
     davis_root = Path(davis_root)
     models = models or ModelBundle.load()
-    gt_files = sorted((davis_root / "Annotations" / "480p" / sequence).glob("*.png"))
+    gt_files = sorted(davis_annotations_dir(davis_root, sequence).glob("*.png"))
     gt = [read_label_png(p, ground_truth=True) for p in gt_files]
     ids = [int(v) for v in np.unique(gt[0]) if v != 0]
-    with open_source(davis_root / "JPEGImages" / "480p" / sequence) as source:
+    with open_source(davis_frames_dir(davis_root, sequence)) as source:
         session = HotspotSession(source, models, long_side=long_side)
         pred: dict[int, list[np.ndarray]] = {}
         for oid in ids:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import torch
 
+from ...data_paths import davis_annotations_dir, davis_frames_dir
 from ...evaluation.report import read_label_png
 from ...fileio import atomic_write
 from ..augment import augmented_views
@@ -31,8 +32,7 @@ def torch_save_atomic(obj, path: Path) -> None:
 
 
 def list_sequences(root: Path) -> list[str]:
-    root = Path(root)
-    img_root = root / "JPEGImages" / "480p"
+    img_root = davis_frames_dir(root)
     if not img_root.is_dir():
         raise FileNotFoundError(f"{img_root} does not exist: expected a DAVIS-layout root")
     return sorted(p.name for p in img_root.iterdir() if p.is_dir())
@@ -40,8 +40,7 @@ def list_sequences(root: Path) -> list[str]:
 
 def load_sequence(root: Path, seq: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """RGB frames and binary masks (bool) of one DAVIS sequence at full resolution."""
-    img_dir = Path(root) / "JPEGImages" / "480p" / seq
-    ann_dir = Path(root) / "Annotations" / "480p" / seq
+    img_dir, ann_dir = davis_frames_dir(root, seq), davis_annotations_dir(root, seq)
     frames, masks = [], []
     for p in sorted(img_dir.glob("*.jpg")):
         frames.append(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB))
@@ -124,5 +123,71 @@ def build_cache(root: Path, cache_dir: Path, sequences=None, n_views: int = 2, l
                               max_rotation=max_rotation)
         torch_save_atomic(enc, path)
         log(f"encoded {seq}: {enc.num_frames} frames x {enc.num_views} views in {time.perf_counter() - t0:.1f}s")
+        out.append(enc)
+    return out
+
+
+def list_stills(root: Path) -> list[str]:
+    """Stems of a still-image saliency set laid out as ``images/<stem>.jpg`` + ``masks/<stem>.png``
+    (DUTS-TR); images without a mask are skipped."""
+    root = Path(root)
+    img_dir, mask_dir = root / "images", root / "masks"
+    if not img_dir.is_dir() or not mask_dir.is_dir():
+        raise FileNotFoundError(f"{root} needs images/ and masks/ folders (a DUTS-style still-image set)")
+    return sorted(p.stem for p in img_dir.iterdir()
+                  if p.suffix.lower() in (".jpg", ".jpeg", ".png") and (mask_dir / f"{p.stem}.png").exists())
+
+
+def load_still(root: Path, stem: str) -> tuple[np.ndarray, np.ndarray]:
+    """RGB image and bool mask (mask > 127) of one still; an unreadable or mis-sized pair raises."""
+    root = Path(root)
+    candidates = [root / "images" / f"{stem}{ext}" for ext in (".jpg", ".jpeg", ".png")]
+    path = next((p for p in candidates if p.exists()), candidates[0])
+    image = cv2.imread(str(path))
+    mask = cv2.imread(str(root / "masks" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
+    if image is None or mask is None:
+        raise ValueError(f"cannot read the still {stem} of {root} (image {path.name}, mask {stem}.png)")
+    if image.shape[:2] != mask.shape:
+        raise ValueError(f"still {stem} of {root}: image {image.shape[1]}x{image.shape[0]} but mask "
+                         f"{mask.shape[1]}x{mask.shape[0]}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), mask > 127
+
+
+def build_still_cache(root: Path, cache_dir: Path, n_views: int = 2, chunk: int = 50,
+                      size: tuple[int, int] = (288, 512), max_rotation: float = 15.0, log=print,
+                      limit: int | None = None) -> list[EncodedSequence]:
+    """Still images with masks as training "sequences" of `chunk` unrelated pictures each (marked
+    ``synthetic_only``: never paired as video frames, only with their own augmented views, which give
+    the tracker exact synthetic motion, as MaskTrack and STM pre-train on images). Every still is
+    resized to the video's working `size` (h, w): one batch stacks features of one size."""
+    stems = list_stills(root)[:limit]
+    if not stems:
+        raise FileNotFoundError(f"no image with a mask in {root}")
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    encoder = None
+    out = []
+    for k in range(0, len(stems), chunk):
+        part = stems[k:k + chunk]
+        rot = "" if max_rotation == 15.0 else f"_r{max_rotation:g}"
+        path = cache_dir / f"stills_{Path(root).name}_{k // chunk:03d}_{len(part)}_v{n_views}_{size[0]}x{size[1]}{rot}.pt"
+        if path.exists():
+            out.append(torch.load(path, weights_only=False))
+            continue
+        t0 = time.perf_counter()
+        encoder = encoder or Encoder()
+        rng = np.random.default_rng(10_000 + k)
+        feats, masks, affines = [], [], []
+        for stem in part:
+            image, mask = load_still(root, stem)
+            views_img, views_m, views_a = augmented_views(rng, *to_working_size(image, mask, size), n_views,
+                                                          max_rotation=max_rotation)
+            feats.append(encode_for_cache(encoder, views_img, size))
+            masks.append(np.stack(views_m))
+            affines.append(np.stack(views_a))
+        enc = EncodedSequence(f"{Path(root).name}-{k // chunk:03d}", size, feats, np.stack(masks), np.stack(affines),
+                              meta={"synthetic_only": True, "stills": part})
+        torch_save_atomic(enc, path)
+        log(f"encoded stills {enc.name}: {len(part)} images x {enc.num_views} views in {time.perf_counter() - t0:.1f}s")
         out.append(enc)
     return out

