@@ -129,3 +129,16 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+#: Test-only: a crash point's name (`crash_point`); the process kills itself (SIGKILL) there, as a
+#: power cut or an OOM kill would stop it. Used by the fault-injection tests and benchmark.
+CRASH_AT_ENV = "NAPARI_HOTSPOT_TEST_CRASH_AT"
+
+
+def crash_point(name: str) -> None:
+    """Die here, at once and without cleanup, when the CRASH_AT_ENV variable names this point."""
+    if os.environ.get(CRASH_AT_ENV) == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -5,8 +5,6 @@ The one place that `napari-hotspot track`, the evaluator and the batch runner sh
 
 from __future__ import annotations
 
-import csv
-import io
 import shutil
 import sys
 import time
@@ -19,10 +17,10 @@ import numpy as np
 
 from .errors import ProjectIOError, PromptError
 from . import track_output
-from .fileio import describe_os_error, write_bytes_checked, write_png_checked
+from .fileio import write_png_checked
 from .session import COMPLETION_FRAMES, HotspotSession
 
-HOTSPOT_COLUMNS = ["frame", "object_id", "x", "y", "visible", "confidence", "source"]
+HOTSPOT_COLUMNS = track_output.HOTSPOT_COLUMNS
 
 # Frame-cache budget for whole-video tracking: frames are read in order, so a small cache suffices
 # and peak memory does not grow with video length up to the (default 256 MiB) viewer cache.
@@ -113,15 +111,7 @@ def track_video(
     try:
         run, rows = _track_into(session, prompts, partial / track_output.MASKS, progress, adapt_seconds,
                                 complete_frames)
-        text = io.StringIO(newline="")
-        w = csv.writer(text)
-        w.writerow(HOTSPOT_COLUMNS)
-        w.writerows(rows)
-        csv_path = partial / track_output.HOTSPOTS
-        try:
-            write_bytes_checked(csv_path, text.getvalue().encode("utf-8"), fsync=True)
-        except OSError as exc:
-            raise ProjectIOError(f"cannot write {csv_path}: {describe_os_error(exc)}") from exc
+        track_output.write_hotspots(partial, rows)
         track_output.commit(out_dir, partial)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

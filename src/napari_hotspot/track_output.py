@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from .errors import ProjectIOError
-from .fileio import atomic_write, describe_os_error, fsync_dir, pid_alive
+from .fileio import atomic_write, crash_point, describe_os_error, fsync_dir, pid_alive, write_bytes_checked
 
 COMMIT_FILE = ".track-commit.json"
 COMMIT_FORMAT = "napari-hotspot-track-commit"
@@ -27,6 +27,7 @@ PARTIAL_TAG = ".track-partial-"
 OLD_TAG = ".track-old-"
 MASKS = "masks"
 HOTSPOTS = "hotspots.csv"
+HOTSPOT_COLUMNS = ["frame", "object_id", "x", "y", "visible", "confidence", "source"]
 ITEMS = (MASKS, HOTSPOTS)  # moved in this order; a reader that recovers first sees both or neither
 # Left by versions before the commit record: their partial masks and moved-away old masks.
 _LEGACY = (".masks.partial", "masks.old", ".write_test")
@@ -56,6 +57,22 @@ def new_partial(out_dir: str | os.PathLike) -> Path:
     return partial
 
 
+def write_hotspots(partial: Path, rows, columns=HOTSPOT_COLUMNS) -> None:
+    """The run's hotspots.csv into its partial folder (checked, fsynced)."""
+    import csv
+    import io
+
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(columns)
+    writer.writerows(rows)
+    path = Path(partial) / HOTSPOTS
+    try:
+        write_bytes_checked(path, text.getvalue().encode("utf-8"), fsync=True)
+    except OSError as exc:
+        raise ProjectIOError(f"cannot write {path}: {describe_os_error(exc)}") from exc
+
+
 def commit(out_dir: str | os.PathLike, partial: Path) -> None:
     """Make ``partial``'s complete output the folder's output, as one step (see the module doc)."""
     out_dir = Path(out_dir)
@@ -72,6 +89,7 @@ def commit(out_dir: str | os.PathLike, partial: Path) -> None:
         with atomic_write(out_dir / COMMIT_FILE, what="the track commit record", fsync=True) as fh:
             fh.write(json.dumps(record))
         fsync_dir(out_dir)  # the record is on disk: the new output is now the output
+        crash_point("track:record")
         _roll_forward(out_dir, record)
     except OSError as exc:
         raise ProjectIOError(f"cannot move the new output into {out_dir}: {describe_os_error(exc)}") from exc
@@ -101,12 +119,15 @@ def _roll_forward(out_dir: Path, record: dict) -> None:
             if new.is_dir():
                 if final.exists():
                     os.rename(final, old / item)  # a folder cannot be replaced in one rename
+                    crash_point(f"track:{item}-old")
                 os.rename(new, final)
             else:
                 os.replace(new, final)
+            crash_point(f"track:{item}")
         fsync_dir(out_dir)
     (out_dir / COMMIT_FILE).unlink(missing_ok=True)
     fsync_dir(out_dir)
+    crash_point("track:unlinked")
     shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(partial, ignore_errors=True)
 

@@ -26,6 +26,7 @@ import io
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,13 +38,20 @@ from psygnal import Signal
 
 from napari_hotspot._napari.lazy_labels import LazyLabels
 from napari_hotspot.annotations import AnnotationStore, Autosaver, Provenance, load_project, save_project
+# The project's adaptation files are read and checked by the Qt-free loader; the names live there too.
+from napari_hotspot.annotations.project import (
+    ADAPTATION_DIR,
+    WIDGET_EXTRA_KEY,
+    adaptation_file_name,
+    adaptation_warning,
+)
 from napari_hotspot.annotations.model import FrameAnnotation
 from napari_hotspot.errors import AnnotationError, HotspotError, ProjectIOError, PromptError, VideoError
 from napari_hotspot.session import COMPLETION_FRAMES, DEFAULT_ADAPT_SECONDS, DEFAULT_ADAPT_STEPS
 
 
 META_KEY = "napari_hotspot"
-EXTRA_KEY = "napari_hotspot_widget"
+EXTRA_KEY = WIDGET_EXTRA_KEY
 
 ROLE_VIDEO = "video"
 ROLE_MASKS = "masks"
@@ -59,13 +67,6 @@ NEGATIVE_COLOR = (1.0, 0.15, 0.15, 1.0)
 #: Layers are refreshed at most this often while a propagation run streams in (seconds).
 REFRESH_SECONDS = 0.15
 DIRECTIONS = ("forward", "backward", "both")
-#: Folder of a project that holds the adapted tracker of each object (rewritten whole on every save).
-ADAPTATION_DIR = "adaptation"
-
-
-def adaptation_file_name(obj_id: int) -> str:
-    """Relative path of an object's adapted tracker state inside a project folder."""
-    return f"{ADAPTATION_DIR}/object_{int(obj_id):05d}.pt"
 
 _models_lock = threading.Lock()
 _shared_models = None
@@ -372,7 +373,8 @@ class HotspotController:
         #: Per object: the keyframes its adaptation has learnt with a full budget (a cancelled run
         #: leaves them pending, so the next run adapts again).
         self._adapt_learnt: dict[int, set[int]] = {}
-        self._project_adaptation: tuple[Path, dict] | None = None  # to restore once the session exists
+        # (project, records, checked states, problems) from load_project, to restore once the session exists
+        self._project_adaptation: tuple[Path, dict, dict, list] | None = None
         viewer.dims.events.current_step.connect(self._on_frame_changed)
         viewer.layers.events.removed.connect(self._on_layer_removed)
 
@@ -455,7 +457,9 @@ class HotspotController:
         project = meta.get("project")
         extra: dict = {}
         if project:
-            store, pmeta = load_project(project)
+            with warnings.catch_warnings():  # its adaptation problems are reported once the session exists
+                warnings.simplefilter("ignore")
+                store, pmeta = load_project(project)
             if store.shape != (T, H, W):
                 raise ProjectIOError(
                     f"project {project} is for a video of {store.shape} (frames, height, width) but layer "
@@ -465,7 +469,8 @@ class HotspotController:
             extra = (pmeta.get("extra") or {}).get(EXTRA_KEY) or {}
             records = extra.get("adaptation")
             if isinstance(records, dict) and records:
-                self._project_adaptation = (Path(project), records)
+                self._project_adaptation = (Path(project), records, pmeta["adaptation"],
+                                            pmeta["adaptation_problems"])
         else:
             store = AnnotationStore(T, H, W)
         self.video_layer = layer
@@ -1756,35 +1761,20 @@ class HotspotController:
             then()
 
     def _restore_adaptation(self) -> None:
-        """Load the adapted trackers saved with the project; a missing, corrupt or unfitting file gives
-        a warning and leaves that object on the base model (its annotations are untouched)."""
+        """Load the adapted trackers saved with the project (read and checked by ``load_project``); a
+        missing, corrupt or unfitting file gives a warning and leaves that object on the base model
+        (its annotations are untouched)."""
         pending, self._project_adaptation = self._project_adaptation, None
         if pending is None or self.session is None:
             return
-        import torch
-
-        project, records = pending
-        problems = []
-        for key, record in sorted(records.items()):
-            name = str(record.get("file")) if isinstance(record, dict) and record.get("file") else None
-            if not str(key).isdigit() or not self.store.has_object(int(key)):
-                continue  # an object deleted before the save
-            oid = int(key)
+        project, records, states, loaded_problems = pending
+        problems = list(loaded_problems)
+        for oid, state in sorted(states.items()):
+            if not self.store.has_object(oid):
+                continue
+            name = records.get(str(oid), {}).get("file") if isinstance(records.get(str(oid)), dict) else None
             label = f"{self.store.get_object(oid).name} ({name or 'no file recorded'})"
-            if name is None:
-                problems.append(f"{label}: the project lists no weight file")
-                continue
             try:
-                state = torch.load(project / name, map_location="cpu", weights_only=True)
-            except FileNotFoundError:
-                problems.append(f"{label}: the file is missing")
-                continue
-            except Exception as err:  # noqa: BLE001 (pickle, zip and I/O errors alike: the file is unusable)
-                problems.append(f"{label}: the file is unreadable or corrupt ({type(err).__name__})")
-                continue
-            try:
-                if not isinstance(state, dict) or "model" not in state:
-                    raise ValueError("it holds no adapted tracker state")
                 with self.lock:
                     self.session.load_adaptation_state(oid, state)
                 learnt = {int(t) for t in state.get("frames", [])}
@@ -1797,10 +1787,7 @@ class HotspotController:
             self._adapt_learnt[oid] = learnt
             self.adaptation_changed.emit(oid)
         if problems:
-            self._report(ProjectIOError(
-                f"project {project}: cannot restore the adapted tracker of {'; '.join(problems)}. "
-                f"{'That object uses' if len(problems) == 1 else 'Those objects use'} the base model (annotations are "
-                f"intact; Adapt now learns again); the next save drops the unusable file."), warning=True)
+            self._report(ProjectIOError(adaptation_warning(project, problems)), warning=True)
 
     def _on_run_batch(self, results) -> None:
         """Apply one frame's results (main thread): store first, then the labels slice."""
@@ -2013,11 +2000,11 @@ class HotspotController:
 
     def _unrestored_adaptation(self) -> tuple[dict, dict[str, Path]]:
         """The project's adaptation records and files while the session that restores them is not made yet."""
-        project, records = self._project_adaptation
+        project, records, states, _problems = self._project_adaptation
         kept, files = {}, {}
         for key, record in records.items():
             name = record.get("file") if isinstance(record, dict) else None
-            if name and (project / str(name)).is_file():
+            if name and str(key).isdigit() and int(key) in states:  # unusable files are dropped
                 kept[key] = record
                 files[str(name)] = project / str(name)
         return kept, files
@@ -2112,7 +2099,9 @@ class HotspotController:
                 raise ProjectIOError("cannot open a project while tracking or adapting; cancel the run first")
             if not is_project_dir(path):
                 raise ProjectIOError(f"{path} is not a napari-hotspot project folder (no project.json)")
-            store, meta = load_project(path)  # read it once up front: a broken project changes nothing
+            with warnings.catch_warnings():  # adaptation problems: reported once, when the session restores
+                warnings.simplefilter("ignore")
+                store, meta = load_project(path)  # read it once up front: a broken project changes nothing
             video = self.video_layer if self._is_project_video(store, meta) else None
             self.flush_autosave()
             if self.video_layer is not None:  # the old output layers are saved with their store: drop them

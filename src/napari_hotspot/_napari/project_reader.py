@@ -7,6 +7,7 @@ project instead of starting empty. Qt-free: returns napari layer-data tuples.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,9 @@ def read_project(path) -> list[LayerData]:
     if isinstance(path, (list, tuple)):
         path = path[0]
     path = Path(path)
-    store, meta = load_project(path)
+    with warnings.catch_warnings():  # the dock reports unusable adapted trackers when it restores them
+        warnings.simplefilter("ignore")
+        store, meta = load_project(path)
     extra = (meta.get("extra") or {}).get(EXTRA_KEY) or {}
     layers = _video_layer(path, meta, extra, store.shape)
     video_name = layers[0][1]["name"]

@@ -18,6 +18,7 @@ import os
 import shutil
 import time
 import uuid
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -29,7 +30,7 @@ import numpy as np
 from napari_hotspot.annotations.masks import CompressedMask
 from napari_hotspot.annotations.model import AnnotationStore, Hotspot
 from napari_hotspot.errors import AnnotationError, ProjectIOError
-from napari_hotspot.fileio import fsync_dir, pid_alive, write_bytes_checked
+from napari_hotspot.fileio import crash_point, fsync_dir, pid_alive, write_bytes_checked
 
 PROJECT_FILE = "project.json"
 MASK_DIR = "masks"
@@ -43,6 +44,17 @@ _TRASH_TAG = ".trash-"
 # Temporary siblings are named f".{name}{tag}{pid}-{random}": the pid tells a dead save's leftover
 # from a live one's, which a load or save in another process must leave alone.
 _active_temps: set[str] = set()  # this process's saves in flight (threads)
+
+
+#: The dock's key in a project's ``extra``; its ``adaptation`` record lists each object's adapted tracker.
+WIDGET_EXTRA_KEY = "napari_hotspot_widget"
+#: Folder of a project that holds the adapted tracker of each object (rewritten whole on every save).
+ADAPTATION_DIR = "adaptation"
+
+
+def adaptation_file_name(obj_id: int) -> str:
+    """Relative path of an object's adapted tracker state inside a project folder."""
+    return f"{ADAPTATION_DIR}/object_{int(obj_id):05d}.pt"
 
 
 def mask_file_name(obj_id: int) -> str:
@@ -289,6 +301,7 @@ def _remove_tree(folder: Path, path: Path) -> None:
         except OSError:
             trash = folder
         folder = trash
+        crash_point("save:trash")
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -400,12 +413,14 @@ def _swap_into_place(temp: Path, path: Path) -> None:
     _active_temps.add(str(old))
     try:
         os.rename(path, old)
+        crash_point("save:old")
         try:
             os.rename(temp, path)
         except BaseException:
             os.rename(old, path)
             raise
         _fsync_dir(path.parent)
+        crash_point("save:new")
         _remove_tree(old, path)
     finally:
         _active_temps.discard(str(old))
@@ -510,15 +525,72 @@ def load_project(path: str | os.PathLike) -> tuple[AnnotationStore, dict[str, An
     except (KeyError, TypeError, ValueError, AnnotationError) as err:
         detail = f"missing field {err}" if isinstance(err, KeyError) else str(err)
         raise ProjectIOError(f"{project_file} is corrupt: {detail}") from None
+    extra = document.get("extra") or {}
+    states, problems = load_adaptation_states(path, extra, store)
+    if problems:
+        warnings.warn(adaptation_warning(path, problems), stacklevel=2)
     meta = {
         "path": str(path),
         "version": version,
         "app_version": document.get("app_version"),
         "saved_at": document.get("saved_at"),
         "video_path": _resolve_video(document.get("video"), path),
-        "extra": document.get("extra") or {},
+        "extra": extra,
+        "adaptation": states,
+        "adaptation_problems": problems,
     }
     return store, meta
+
+
+def adaptation_warning(path: Path, problems: list[str]) -> str:
+    """The one warning for adapted trackers a project cannot restore (the loader's and the dock's)."""
+    return (f"project {path}: cannot restore the adapted tracker of {'; '.join(problems)}. "
+            f"{'That object uses' if len(problems) == 1 else 'Those objects use'} the base model (annotations "
+            f"are intact; Adapt now learns again); the next save drops the unusable file.")
+
+
+def load_adaptation_states(path: Path, extra: Any, store: AnnotationStore) -> tuple[dict[int, dict], list[str]]:
+    """Read and check the adapted tracker states the project lists (``extra[WIDGET_EXTRA_KEY]["adaptation"]``).
+
+    Returns ``({object id: state dict}, problems)``: a missing, unreadable or malformed file is a
+    problem (that object keeps the base model), never an error; objects deleted before the save are
+    skipped. Whether a state fits the tracker is checked when a session loads it."""
+    records = (extra.get(WIDGET_EXTRA_KEY) or {}).get("adaptation") if isinstance(extra, dict) else None
+    if not isinstance(records, dict) or not records:
+        return {}, []
+    import torch  # only for projects that hold adapted trackers
+
+    states: dict[int, dict] = {}
+    problems: list[str] = []
+    for key, record in sorted(records.items()):
+        name = str(record.get("file")) if isinstance(record, dict) and record.get("file") else None
+        if not str(key).isdigit() or not store.has_object(int(key)):
+            continue  # an object deleted before the save
+        oid = int(key)
+        label = f"{store.get_object(oid).name} ({name or 'no file recorded'})"
+        if name is None:
+            problems.append(f"{label}: the project lists no weight file")
+            continue
+        relative = Path(name)
+        if relative.is_absolute() or ".." in relative.parts:
+            problems.append(f"{label}: the file name points outside the project")
+            continue
+        try:
+            state = torch.load(path / relative, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            problems.append(f"{label}: the file is missing")
+            continue
+        except Exception as err:  # noqa: BLE001 (pickle, zip and I/O errors alike: the file is unusable)
+            problems.append(f"{label}: the file is unreadable or corrupt ({type(err).__name__})")
+            continue
+        model = state.get("model") if isinstance(state, dict) else None
+        frames = state.get("frames", []) if isinstance(state, dict) else None
+        if not isinstance(model, dict) or not all(isinstance(v, torch.Tensor) for v in model.values()) or \
+                not isinstance(frames, (list, tuple)) or not all(isinstance(t, int) for t in frames):
+            problems.append(f"{label}: the file is unreadable or corrupt (it holds no adapted tracker state)")
+            continue
+        states[oid] = state
+    return states, problems
 
 
 def _build_store(document: dict, path: Path, project_file: Path) -> AnnotationStore:
