@@ -7,8 +7,8 @@ Three kinds of runs, each in a child process that is killed (SIGKILL: no cleanup
   (`save:old`, `save:new`, `save:trash`: after the old folder is moved away, after the new one is
   moved in, after the old one is renamed for deletion).
 * track-output: the child writes `track` outputs over and over through the same calls
-  `pipeline.track_video` makes (`track_output.new_partial`, `fileio.write_png_checked` per frame,
-  `track_output.write_hotspots`, `track_output.commit`), alternating 10- and 7-frame outputs whose
+  `pipeline.track_video` makes (`track_output.writing`, `fileio.write_png_checked` per frame,
+  `track_output.write_hotspots`; the commit on leaving `writing`), alternating 10- and 7-frame outputs whose
   PNGs and CSV carry the generation; killed after a random delay or at a crash point of the commit
   (`track:record`, `track:masks-old`, `track:masks`, `track:hotspots.csv`, `track:unlinked`).
 * track-cli (``--real N``): the real `napari-hotspot track` command on 8- and 6-frame sample videos,
@@ -69,17 +69,16 @@ def write_track_output(out_dir: Path, gen: int) -> None:
     from napari_hotspot import track_output
     from napari_hotspot.fileio import write_png_checked
 
-    partial = track_output.new_partial(out_dir)
     n = track_frames(gen)
     label = np.zeros((H, W), np.uint8)
     rows = []
-    for t in range(n):
-        label[:] = 0
-        label[t: t + 20, 10:40] = gen % 250 + 1
-        write_png_checked(partial / track_output.MASKS / f"{t:05d}.png", label, fsync=True)
-        rows.append([t, 1, f"{t:.2f}", "5.00", 1, "1.0000", f"gen{gen}"])
-    track_output.write_hotspots(partial, rows)
-    track_output.commit(out_dir, partial)
+    with track_output.writing(out_dir) as partial:
+        for t in range(n):
+            label[:] = 0
+            label[t: t + 20, 10:40] = gen % 250 + 1
+            write_png_checked(partial / track_output.MASKS / f"{t:05d}.png", label, fsync=True)
+            rows.append([t, 1, f"{t:.2f}", "5.00", 1, "1.0000", f"gen{gen}"])
+        track_output.write_hotspots(partial, rows)
 
 
 def child(kind: str, target: Path, start: int) -> None:

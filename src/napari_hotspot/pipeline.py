@@ -5,7 +5,6 @@ The one place that `napari-hotspot track`, the evaluator and the batch runner sh
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -15,8 +14,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .errors import ProjectIOError, PromptError
 from . import track_output
+from .errors import PromptError
 from .fileio import write_png_checked
 from .session import COMPLETION_FRAMES, HotspotSession
 
@@ -107,15 +106,10 @@ def track_video(
     disk at any instant, a reader finds the complete previous output or the complete new one, and a
     shorter video leaves no stale masks of an earlier, longer one."""
     out_dir = Path(out_dir)
-    partial = track_output.new_partial(out_dir)
-    try:
+    with track_output.writing(out_dir) as partial:
         run, rows = _track_into(session, prompts, partial / track_output.MASKS, progress, adapt_seconds,
                                 complete_frames)
         track_output.write_hotspots(partial, rows)
-        track_output.commit(out_dir, partial)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return run
 
 

@@ -11,6 +11,7 @@ No heavy imports: readers call this before reading a track folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -55,6 +56,23 @@ def new_partial(out_dir: str | os.PathLike) -> Path:
     except OSError as exc:
         raise ProjectIOError(f"cannot write to output folder {out_dir}: {describe_os_error(exc)}") from exc
     return partial
+
+
+@contextlib.contextmanager
+def writing(out_dir: str | os.PathLike):
+    """``with writing(out_dir) as partial:`` write ``partial/masks/*.png`` and ``write_hotspots(partial,
+    ...)``; a clean exit commits them, an exception removes the partial folder (unless its commit
+    record was written: then the next recovery rolls it forward)."""
+    out_dir = Path(out_dir)
+    partial = new_partial(out_dir)
+    try:
+        yield partial
+        commit(out_dir, partial)
+    except BaseException:
+        record = _read_record(out_dir) if out_dir.is_dir() else None
+        if not (record and record.get("partial") == partial.name):
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
 
 
 def write_hotspots(partial: Path, rows, columns=HOTSPOT_COLUMNS) -> None:
