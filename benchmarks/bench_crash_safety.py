@@ -97,12 +97,13 @@ def child(kind: str, target: Path, start: int) -> None:
 
 
 # ---------------------------------------------------------------------------- checks after a kill
-def check_project(path: Path, done: int, tried: int) -> tuple[bool, list[str], str]:
-    """(broken?, leftovers, detail) after the next load."""
+def check_project(path: Path, done: int, tried: int) -> tuple[bool, list[str], str, int]:
+    """(broken?, leftovers, detail, generation found) after the next load."""
     import warnings
 
     from napari_hotspot.annotations.project import load_project
 
+    gen = -1
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -116,7 +117,7 @@ def check_project(path: Path, done: int, tried: int) -> tuple[bool, list[str], s
     except Exception as err:  # noqa: BLE001 (any failure to load is a broken output)
         ok, detail = False, f"{type(err).__name__}: {err}"
     left = sorted(p.name for p in path.parent.iterdir() if p.name != path.name)
-    return not ok, left, detail
+    return not ok, left, detail, gen
 
 
 def read_track_dir(out_dir: Path) -> tuple[int, int, str]:
@@ -142,21 +143,25 @@ def read_track_dir(out_dir: Path) -> tuple[int, int, str]:
     return len(pngs), (gens.pop() if len(gens) == 1 else -1), ",".join(sorted(sources))
 
 
-def check_track(out_dir: Path, done: int, tried: int) -> tuple[bool, list[str], str]:
+def check_track(out_dir: Path, done: int, tried: int) -> tuple[bool, list[str], str, int]:
+    gen = -1
     try:
         frames, value, sources = read_track_dir(out_dir)
-        ok = any(frames == track_frames(g) and value == g % 250 + 1 and sources == f"gen{g}" for g in (done, tried))
+        found = [g for g in (done, tried) if frames == track_frames(g) and value == g % 250 + 1 and sources == f"gen{g}"]
+        ok = bool(found)
+        gen = found[0] if found else -1
         detail = "" if ok else f"{frames} frames, label {value}, source {sources}; expected generation {done} or {tried}"
     except Exception as err:  # noqa: BLE001
         ok, detail = False, f"{type(err).__name__}: {err}"
     left = sorted(p.name for p in out_dir.iterdir() if p.name not in ("masks", "hotspots.csv"))
-    return not ok, left, detail
+    return not ok, left, detail, gen
 
 
 # ---------------------------------------------------------------------------- one kill
 def kill_once(kind: str, target: Path, start: int, rng: random.Random, point: str | None,
-              max_delay: float) -> tuple[int, int]:
-    """Start a child writing generations from `start`; kill it; return (last finished, being written)."""
+              max_delay: float, on_disk: int) -> tuple[int, int]:
+    """Start a child writing generations from `start` over the output of generation `on_disk`; kill
+    it; return (the last complete generation, the one it was writing): a reader must find one of them."""
     env = dict(os.environ)
     if point:
         env["NAPARI_HOTSPOT_TEST_CRASH_AT"] = point
@@ -172,8 +177,9 @@ def kill_once(kind: str, target: Path, start: int, rng: random.Random, point: st
         proc.send_signal(signal.SIGKILL)  # (code without crash points: a random kill after all)
         proc.wait()
     finished = [int(line) for line in proc.stdout.read().split()]
-    last = finished[-1] if finished else start - 1
-    return last, last + 1
+    if not finished:  # killed during its first write: the earlier output or its first one
+        return on_disk, start
+    return finished[-1], finished[-1] + 1
 
 
 def run_kind(kind: str, kills: int, root: Path, rng: random.Random, max_delay: float) -> dict:
@@ -188,17 +194,18 @@ def run_kind(kind: str, kills: int, root: Path, rng: random.Random, max_delay: f
     else:
         write_track_output(target, 0)
     check = check_project if kind == "save" else check_track
-    gen, broken, leftover_runs, details = 0, 0, 0, []
+    on_disk, start, broken, leftover_runs, details = 0, 1, 0, 0, []
     t0 = time.perf_counter()
     for i in range(kills):
         point = points[i % len(points)] if i % 4 == 3 else None  # every 4th kill: at a crash point of the swap
-        done, tried = kill_once(kind, target, gen + 1, rng, point, max_delay)
-        bad, left, detail = check(target, done, tried)
+        done, tried = kill_once(kind, target, start, rng, point, max_delay, on_disk)
+        bad, left, detail, found = check(target, done, tried)
         broken += bad
         leftover_runs += bool(left)
         if bad or left:
             details.append(f"kill {i} ({point or 'random'}): {detail} {left}")
-        gen = tried + 1
+        on_disk = found if not bad else on_disk
+        start = tried + 1  # generations are never reused
     return {"kind": kind, "kills": kills, "at_swap": sum(1 for i in range(kills) if i % 4 == 3),
             "broken": broken, "leftovers": leftover_runs, "seconds": time.perf_counter() - t0, "details": details}
 

@@ -81,14 +81,13 @@ def test_kills_at_random_points_of_a_project_save(tmp_path, bench):
     rng = random.Random(1)
     path = tmp_path / "proj"
     save_project(bench.make_store(0), path, extra={"gen": 0})
-    gen = 0
-    points = [None, None, None, *bench.SAVE_POINTS]
-    for point in points:
-        done, tried = bench.kill_once("save", path, gen + 1, rng, point, max_delay=0.3)
-        broken, left, detail = bench.check_project(path, done, tried)
+    on_disk, start = 0, 1
+    for point in [None, None, None, *bench.SAVE_POINTS]:
+        done, tried = bench.kill_once("save", path, start, rng, point, 0.3, on_disk)
+        broken, left, detail, on_disk = bench.check_project(path, done, tried)
         assert not broken, f"{point}: {detail}"
         assert left == [], f"{point}: leftovers {left}"
-        gen = tried + 1
+        start = tried + 1
 
 
 # ---------------------------------------------------------------------------- track commits
@@ -96,13 +95,13 @@ def test_kills_at_random_points_of_a_track_commit_including_the_swap(tmp_path, b
     rng = random.Random(2)
     out = tmp_path / "out"
     bench.write_track_output(out, 0)
-    gen = 0
+    on_disk, start = 0, 1
     for point in [None, None, *bench.TRACK_POINTS]:
-        done, tried = bench.kill_once("track-output", out, gen + 1, rng, point, max_delay=0.3)
-        broken, left, detail = bench.check_track(out, done, tried)
+        done, tried = bench.kill_once("track-output", out, start, rng, point, 0.3, on_disk)
+        broken, left, detail, on_disk = bench.check_track(out, done, tried)
         assert not broken, f"{point}: {detail}"
         assert left == [], f"{point}: leftovers {left}"
-        gen = tried + 1
+        start = tried + 1
 
 
 def test_a_reader_finishes_a_commit_killed_between_masks_and_csv(tmp_path, bench):
