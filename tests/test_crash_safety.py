@@ -120,6 +120,15 @@ def test_a_reader_finishes_a_commit_killed_between_masks_and_csv(tmp_path, bench
     assert bench.read_track_dir(out)[:2] == (7, 2) and track_output.leftovers(out) == []
 
 
+def test_an_unusable_commit_record_deletes_nothing(tmp_path, bench):
+    out = tmp_path / "out"
+    bench.write_track_output(out, 0)
+    for text in ("{not json", json.dumps({"format": "napari-hotspot-track-commit", "partial": "", "old": ".."})):
+        (out / track_output.COMMIT_FILE).write_text(text)
+        track_output.recover_track_dir(out)
+        assert bench.read_track_dir(out)[:2] == (10, 1) and track_output.leftovers(out) == []
+
+
 @pytest.fixture(scope="module")
 def tiny_video(tmp_path_factory):
     from napari_hotspot.sample_data import make_sample_video, write_sample

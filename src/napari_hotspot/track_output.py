@@ -125,10 +125,11 @@ def _read_record(out_dir: Path) -> dict | None:
 
 def _roll_forward(out_dir: Path, record: dict) -> None:
     """Move the committed output in; every step can be repeated after a kill at any point."""
-    partial = out_dir / str(record.get("partial", ""))
-    old = out_dir / str(record.get("old", ""))
-    if record.get("format") == COMMIT_FORMAT and partial.name.startswith(PARTIAL_TAG) and \
-            old.name.startswith(OLD_TAG):
+    partial_name, old_name = str(record.get("partial", "")), str(record.get("old", ""))
+    valid = (record.get("format") == COMMIT_FORMAT and partial_name.startswith(PARTIAL_TAG)
+             and old_name.startswith(OLD_TAG) and "/" not in partial_name + old_name)
+    partial, old = out_dir / partial_name, out_dir / old_name
+    if valid:
         old.mkdir(exist_ok=True)
         for item in ITEMS:
             new, final = partial / item, out_dir / item
@@ -146,8 +147,9 @@ def _roll_forward(out_dir: Path, record: dict) -> None:
     (out_dir / COMMIT_FILE).unlink(missing_ok=True)
     fsync_dir(out_dir)
     crash_point("track:unlinked")
-    shutil.rmtree(old, ignore_errors=True)
-    shutil.rmtree(partial, ignore_errors=True)
+    if valid:  # (an unusable record names nothing to delete; the leftover sweep removes the rest)
+        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def recover_track_dir(out_dir: str | os.PathLike, wait_s: float = 10.0, keep: Path | None = None) -> None:
