@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -39,6 +40,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_hotspot._napari.layout import WrappingLabel, vertical_scroll
+from napari_hotspot._napari.layer_roles import best_layer_name, layer_rank
+from napari_hotspot._napari.workers import ClosesWithDock, stop_workers
 from napari_hotspot.annotations import io_fixations
 from napari_hotspot.annotations.io_hotspot_maps import export_benchmark
 from napari_hotspot.annotations.labelling import (
@@ -64,6 +68,10 @@ MASKS_LAYER = "labelling: tracker masks"
 FIXATIONS_LAYER = "fixations"
 DENSITY_LAYER = "fixation density"
 AGREEMENT_HEADERS = ("Frame", "Seen by", "Not visible", "Pairwise px", "Spread px", "PCK", "Consensus", "Outliers")
+AGREEMENT_TIPS = {"Pairwise px": "mean distance between two annotators' points (px)",
+                  "Spread px": "mean distance of the points from their consensus (px)",
+                  "PCK": "share of points within the PCK radius of the consensus",
+                  "Outliers": "annotators whose point is far from the consensus"}
 # Proposal colours: the tracker's point, the annotator's earlier label, a point the annotator moved.
 PROPOSAL_COLORS = {"tracker": "yellow", "label": "lime", "moved": "magenta"}
 
@@ -90,7 +98,7 @@ class _LayerFrames:
         return frame
 
 
-class LabellingWidget(QWidget):
+class LabellingWidget(ClosesWithDock, QWidget):
     """Hotspot labelling dock: setup, the keyframe pass, agreement and export (one tab each)."""
 
     def __init__(self, napari_viewer, store: AnnotationStore | None = None, session=None, models=None) -> None:
@@ -104,18 +112,33 @@ class LabellingWidget(QWidget):
         self.clock = time.monotonic  # tests replace it to control seconds_spent
         self._worker = None
         self._build_ui()
+        self._chosen = set()  # the layer pickers the user has set: a refresh keeps their choice
+        for combo in (self.video_combo, self.tracker_combo, self.masks_combo):
+            combo.activated.connect(lambda _i, c=combo: self._chosen.add(c))
         if store is not None:
             self.set_store(store)
         self.viewer.layers.events.inserted.connect(self._refresh_layer_choices)
         self.viewer.layers.events.removed.connect(self._refresh_layer_choices)
         self._refresh_layer_choices()
 
+    def shutdown(self) -> None:
+        """Stop the tracker run (waiting for it to end) and stop following the viewer (idempotent)."""
+        if getattr(self, "_shut", False):
+            return
+        self._shut = True
+        stop_workers([self._worker])
+        for name in ("inserted", "removed"):
+            try:
+                getattr(self.viewer.layers.events, name).disconnect(self._refresh_layer_choices)
+            except (TypeError, RuntimeError, ValueError):
+                pass
+
     # ================================================================== UI
     def _build_ui(self) -> None:
         self.tabs = QTabWidget()
         outer = QVBoxLayout(self)
         outer.addWidget(self.tabs)
-        self.status = QLabel("")
+        self.status = WrappingLabel("")
         self.status.setWordWrap(True)
         outer.addWidget(self.status)
 
@@ -159,15 +182,13 @@ class LabellingWidget(QWidget):
         form.addRow("Time unit", self.unit_combo)
         form.addRow("Coordinates", self.normalized_check)
         form.addRow("Density sigma", self.sigma_spin)
-        row = QHBoxLayout()
         self.load_fix_button = QPushButton("Load fixations...")
         self.load_fix_button.clicked.connect(lambda: self.load_fixations())
-        self.gaze_init_button = QPushButton("Initialise object from gaze")
-        self.gaze_init_button.setToolTip("Prompt a new object with the fixations on the current frame")
+        self.gaze_init_button = QPushButton("Object from gaze")
+        self.gaze_init_button.setToolTip("Initialise a new object: prompt it with the fixations on the current frame")
         self.gaze_init_button.clicked.connect(lambda: self.init_object_from_gaze())
-        row.addWidget(self.load_fix_button)
-        row.addWidget(self.gaze_init_button)
-        form.addRow(row)
+        form.addRow(self.load_fix_button)
+        form.addRow(self.gaze_init_button)
         layout.addWidget(box)
 
         box = QGroupBox("Labels on disk (project folder)")
@@ -182,7 +203,7 @@ class LabellingWidget(QWidget):
         row.addWidget(self.save_button)
         layout.addWidget(box)
         layout.addStretch(1)
-        self.tabs.addTab(setup, "1 Setup")
+        self.tabs.addTab(vertical_scroll(setup), "1 Setup")
 
         # ---- the keyframe pass
         label_tab = QWidget()
@@ -203,36 +224,37 @@ class LabellingWidget(QWidget):
         self.start_button.clicked.connect(lambda: self.start_labelling())
         form.addRow(self.start_button)
         layout.addWidget(box)
-        self.progress_label = QLabel("not labelling")
+        self.progress_label = WrappingLabel("not labelling")
         self.progress_label.setWordWrap(True)
         font = self.progress_label.font()
         font.setBold(True)
         self.progress_label.setFont(font)
         layout.addWidget(self.progress_label)
-        row = QHBoxLayout()
+        grid = QGridLayout()  # three buttons a row: the dock fits napari's dock area on small screens
         self.accept_button = QPushButton("Accept (Enter)")
         self.not_visible_button = QPushButton("Not visible (N)")
         self.back_button = QPushButton("Back (B)")
         self.skip_button = QPushButton("Skip")
         self.gaze_button = QPushButton("Gaze (G)")
-        for button, slot in ((self.accept_button, self.accept), (self.not_visible_button, self.mark_not_visible),
-                             (self.back_button, self.back), (self.skip_button, self.skip),
-                             (self.gaze_button, self.snap_to_gaze)):
+        for i, (button, slot) in enumerate(((self.accept_button, self.accept),
+                                            (self.not_visible_button, self.mark_not_visible),
+                                            (self.back_button, self.back), (self.skip_button, self.skip),
+                                            (self.gaze_button, self.snap_to_gaze))):
             button.clicked.connect(lambda _=False, s=slot: s())
-            row.addWidget(button)
-        layout.addLayout(row)
-        help_text = QLabel(
+            grid.addWidget(button, i // 3, i % 3)
+        layout.addLayout(grid)
+        help_text = WrappingLabel(
             "Decide first which part of the object is salient, then mark that same part on every "
             "keyframe. Enter: accept the proposed point. Click: move it there (then Enter). "
             "N: object not visible. B: back one keyframe. G: use the strongest gaze cluster."
         )
         help_text.setWordWrap(True)
         layout.addWidget(help_text)
-        self.summary_label = QLabel("")
+        self.summary_label = WrappingLabel("")
         self.summary_label.setWordWrap(True)
         layout.addWidget(self.summary_label)
         layout.addStretch(1)
-        self.tabs.addTab(label_tab, "2 Label")
+        self.tabs.addTab(vertical_scroll(label_tab), "2 Label")
 
         # ---- agreement and export
         agree_tab = QWidget()
@@ -246,16 +268,24 @@ class LabellingWidget(QWidget):
         refresh.clicked.connect(lambda: self.refresh_agreement())
         row.addWidget(QLabel("Object"))
         row.addWidget(self.object_combo, 1)
-        row.addWidget(self.derived_check)
         row.addWidget(refresh)
         layout.addLayout(row)
-        self.agreement_label = QLabel("")
+        layout.addWidget(self.derived_check)
+        self.agreement_label = WrappingLabel("")
         self.agreement_label.setWordWrap(True)
         layout.addWidget(self.agreement_label)
         self.table = QTableWidget(0, len(AGREEMENT_HEADERS))
         self.table.setHorizontalHeaderLabels(AGREEMENT_HEADERS)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        # The columns share the dock's width (two-line headers, full text in the tooltips), so the
+        # Outliers column is not cut off behind a sideways scroll bar.
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.table.horizontalHeader().setMinimumSectionSize(24)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        for col, title in enumerate(AGREEMENT_HEADERS):
+            item = QTableWidgetItem(title.replace(" ", "\n", 1))
+            item.setToolTip(AGREEMENT_TIPS.get(title, title))
+            self.table.setHorizontalHeaderItem(col, item)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.cellDoubleClicked.connect(self._go_to_table_frame)
         layout.addWidget(self.table, 2)
@@ -280,7 +310,10 @@ class LabellingWidget(QWidget):
         form.addRow("Map sigma", self.map_sigma_spin)
         form.addRow(self.export_button)
         layout.addWidget(box)
-        self.tabs.addTab(agree_tab, "3 Agreement and export")
+        self.tabs.addTab(vertical_scroll(agree_tab), "3 Agreement and export")
+        for combo in self.findChildren(QComboBox):  # a long layer name must not widen the dock
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
         self._update_controls()
 
     def _message(self, text: str, error: bool = False) -> None:
@@ -291,17 +324,25 @@ class LabellingWidget(QWidget):
         from napari.layers import Image, Labels, Points
 
         ours = {PROPOSAL_LAYER, LABELS_LAYER, FIXATIONS_LAYER, DENSITY_LAYER}
-        for combo, kind, optional in ((self.video_combo, Image, False), (self.tracker_combo, Points, True),
-                                      (self.masks_combo, Labels, True)):
+        for combo, kind, optional, role in ((self.video_combo, Image, False, "image"),
+                                            (self.tracker_combo, Points, True, "points"),
+                                            (self.masks_combo, Labels, True, "labels")):
             current = combo.currentText()
-            names = [layer.name for layer in self.viewer.layers
-                     if isinstance(layer, kind) and layer.name not in ours]
+            layers = [layer for layer in self.viewer.layers if isinstance(layer, kind) and layer.name not in ours]
+            names = [layer.name for layer in layers]
             combo.blockSignals(True)
             combo.clear()
             if optional:
                 combo.addItem(NONE_ITEM)
             combo.addItems(names)
-            if current and combo.findText(current) >= 0:
+            best = best_layer_name(layers, role)
+            if best is not None and optional and layer_rank(self.viewer.layers[best], role) == 2:
+                best = None  # ground truth or clicks are never the default masks or hotspots
+            if combo in self._chosen and combo.findText(current) >= 0:
+                combo.setCurrentText(current)
+            elif best is not None:  # nobody chose yet: the tracker's layer, not "(none)"
+                combo.setCurrentText(best)
+            elif current and combo.findText(current) >= 0:
                 combo.setCurrentText(current)
             combo.blockSignals(False)
         video = self._video_layer(required=False)
@@ -569,6 +610,7 @@ class LabellingWidget(QWidget):
             self.viewer.layers[MASKS_LAYER].data = labels
         else:
             self.viewer.add_labels(labels, name=MASKS_LAYER, opacity=0.35)
+        self._chosen.add(self.tracker_combo)  # its own run's proposals, over any other hotspots layer
         self._refresh_layer_choices()
         self.tracker_combo.setCurrentText(TRACK_LAYER)
 

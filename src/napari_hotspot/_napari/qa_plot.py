@@ -28,9 +28,10 @@ class QAPlot(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.figure = Figure(figsize=(3.2, 1.9), dpi=80, layout="constrained")
+        self.figure = Figure(figsize=(3.2, 2.4), dpi=90, layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(150)
+        self.canvas.setMinimumHeight(220)
+        self.canvas.setMinimumWidth(120)  # the dock's width decides; the plot never widens it
         self.axes = self.figure.add_subplot(111)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -59,6 +60,8 @@ class QAPlot(QWidget):
         self._timer.stop()
         ax = self.axes
         ax.clear()
+        for legend in list(self.figure.legends):
+            legend.remove()
         self.figure.set_facecolor(BACKGROUND)
         ax.set_facecolor(BACKGROUND)
         for spine in ax.spines.values():
@@ -78,18 +81,21 @@ class QAPlot(QWidget):
         confidence, colors, names, keyframes, threshold, jaccard, current = self._data
         frames = np.arange(self.num_frames)
         ax.set_xlim(-0.5, self.num_frames - 0.5)
-        ax.axhline(threshold, color="0.5", lw=0.8, ls=":")
+        ax.axhline(threshold, color="0.6", lw=0.9, ls=":", label="low below")
         for oid, values in confidence.items():
             color = tuple(c / 255 for c in colors.get(oid, (200, 200, 0)))
             if np.isfinite(values).any():
                 ax.plot(frames, values, color=color, lw=1.2, label=f"{names.get(oid, oid)} conf.")
             if jaccard is not None and oid in jaccard and np.isfinite(jaccard[oid]).any():
                 ax.plot(frames, jaccard[oid], color=color, lw=1.0, ls="--", label=f"{names.get(oid, oid)} J")
-        for t in keyframes:
-            ax.axvline(t, color="gold", lw=0.8, alpha=0.7)
+        for i, t in enumerate(keyframes):
+            ax.axvline(t, color="gold", lw=0.8, alpha=0.7, label="keyframe" if i == 0 else "_")
         self._frame_line = ax.axvline(current, color=FOREGROUND, lw=1.0, alpha=0.7)
-        if ax.lines and any(line.get_label() and not line.get_label().startswith("_") for line in ax.lines):
-            ax.legend(fontsize=6, loc="lower left", frameon=False, ncol=2, labelcolor=FOREGROUND)
+        handles, labels = ax.get_legend_handles_labels()
+        if any(label.endswith(("conf.", " J")) for label in labels):
+            # above the axes, not over the curves, in a size that reads at the dock's width
+            self.figure.legend(handles, labels, loc="outside upper center", ncol=2, fontsize=8, frameon=False,
+                               labelcolor=FOREGROUND, handlelength=1.6, columnspacing=1.0)
         self.canvas.draw_idle()
         self.draw_count += 1
 

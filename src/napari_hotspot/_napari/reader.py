@@ -78,5 +78,32 @@ def read_video(path) -> list[LayerData]:
         if annotations is not None:
             masks = lazy_mask_array(annotations, source.frame_names, source.height, source.width)
             labels_meta = {"napari_hotspot": {"source": str(annotations), "ground_truth": True}}
-            layers.append((masks, {"name": f"{name} ground truth", "metadata": labels_meta, "opacity": 0.5}, "labels"))
+            layers.append((masks, {"name": f"{name} ground truth", "metadata": labels_meta, "opacity": 0.5,
+                                   "colormap": dict(GROUND_TRUTH_COLORS)}, "labels"))
     return layers
+
+
+#: Ground truth in one colour of its own (cyan; the DAVIS palette of the masks has none), so the
+#: masks being made and the truth they are measured against can be told apart.
+GROUND_TRUTH_COLOR = (0.0, 0.9, 1.0, 1.0)
+GROUND_TRUTH_COLORS = {None: GROUND_TRUTH_COLOR, 0: (0.0, 0.0, 0.0, 0.0)}
+
+
+def is_ground_truth(layer) -> bool:
+    """A Labels layer of DAVIS ground truth (opened by ``read_video``, or named '... ground truth')."""
+    meta = (getattr(layer, "metadata", None) or {}).get("napari_hotspot")
+    flagged = isinstance(meta, dict) and bool(meta.get("ground_truth"))
+    return type(layer).__name__ == "Labels" and (flagged or layer.name.endswith("ground truth"))
+
+
+def style_ground_truth(layer) -> None:
+    """Draw ground truth as a contour in its own colour over the masks (napari takes no ``contour``
+    from a reader, so the dock sets it once the layer is in the viewer)."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    if getattr(layer, "_hotspot_styled", False):
+        return  # once: the user may restyle it afterwards
+    layer._hotspot_styled = True
+    layer.colormap = DirectLabelColormap(color_dict=dict(GROUND_TRUTH_COLORS))
+    layer.contour = max(1, round(min(layer.data.shape[-2:]) / 240))
+    layer.opacity = 1.0

@@ -34,6 +34,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_hotspot._napari.layer_roles import best_layer_name
+from napari_hotspot._napari.workers import ClosesWithDock, stop_workers
 from napari_hotspot.errors import HotspotError
 from napari_hotspot.reframe.path import MODES, CropPath, Keyframe, ReframeConfig, parse_aspect, plan_crop_path
 from napari_hotspot.reframe.tracks import (
@@ -85,7 +87,7 @@ def _render_job(frames, path, out_path, fps, audio_from, tracks):
     return report
 
 
-class ReframeWidget(QWidget):
+class ReframeWidget(ClosesWithDock, QWidget):
     """Dock widget: pick video, objects, aspect, zoom and camera mode; preview, keyframe, render."""
 
     def __init__(self, napari_viewer):
@@ -100,9 +102,24 @@ class ReframeWidget(QWidget):
         self._cuts_for: int | None = None  # id of the image data the cuts belong to
         self._updating_layer = False
         self._build_ui()
+        self._chosen = set()  # the pickers the user has set: a refresh keeps their choice
+        for combo in (self.image_combo, self.labels_combo, self.points_combo):
+            combo.activated.connect(lambda _i, c=combo: self._chosen.add(c))
         self.viewer.layers.events.inserted.connect(self.refresh_layers)
         self.viewer.layers.events.removed.connect(self.refresh_layers)
         self.refresh_layers()
+
+    def shutdown(self) -> None:
+        """Stop a planning or rendering job (waiting for it to end) and stop following the viewer (idempotent)."""
+        if getattr(self, "_shut", False):
+            return
+        self._shut = True
+        stop_workers([self.worker])
+        for name in ("inserted", "removed"):
+            try:
+                getattr(self.viewer.layers.events, name).disconnect(self.refresh_layers)
+            except (TypeError, RuntimeError, ValueError):
+                pass
 
     # ------------------------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
@@ -216,10 +233,12 @@ class ReframeWidget(QWidget):
             if optional:
                 combo.addItem(NONE)
             combo.addItems(names)
-            if current in names:
+            if current in names and combo in self._chosen:
                 combo.setCurrentText(current)
-            elif optional and names:
-                combo.setCurrentIndex(1)
+            else:  # nobody chose yet: the tracker's layer (not ground truth, clicks or "(none)")
+                best = best_layer_name([la for la in self._layers(kind) if la.name in names], kind)
+                if best is not None:
+                    combo.setCurrentText(best)
             combo.blockSignals(False)
         if self.objects_list.count() == 0:
             self.refresh_objects()

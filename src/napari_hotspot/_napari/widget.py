@@ -12,7 +12,7 @@ import os
 import weakref
 
 from napari.viewer import Viewer
-from qtpy.QtCore import QEvent, QObject, Qt, QTimer
+from qtpy.QtCore import QEvent, QObject, QSize, Qt, QTimer
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -28,16 +28,17 @@ from qtpy.QtWidgets import (
     QListWidgetItem,
     QMenu,
     QPushButton,
-    QScrollArea,
     QSpinBox,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from napari_hotspot._napari.controller import ROLE_BOXES, ROLE_CLICKS, HotspotController, _meta
+from napari_hotspot._napari.controller import ROLE_BOXES, ROLE_CLICKS, ROLE_MASKS, HotspotController, _meta
 from napari_hotspot._napari.keybindings import bind_keys, unbind_keys
+from napari_hotspot._napari.layout import WrappingLabel, vertical_scroll
 from napari_hotspot._napari.qa_plot import QAPlot
+from napari_hotspot._napari.reader import is_ground_truth, style_ground_truth
+from napari_hotspot._napari.workers import ClosesWithDock, stop_workers
 from napari_hotspot.session import DEFAULT_ADAPT_SECONDS
 
 #: The autosave timer checks this often (ms); the Autosaver itself saves every ``autosave_interval_s``.
@@ -67,7 +68,7 @@ def controller_for(viewer) -> HotspotController | None:
 
 
 class _CloseWatcher(QObject):
-    """Autosave when the main window closes (dock widgets get no close event of their own)."""
+    """Tell the dock when the main window closes (dock widgets get no close event of their own)."""
 
     def __init__(self, callback, parent=None):
         super().__init__(parent)
@@ -75,7 +76,7 @@ class _CloseWatcher(QObject):
 
     def eventFilter(self, obj, event):  # noqa: N802 (Qt name)
         if event.type() == QEvent.Close:
-            self._callback()
+            self._callback(obj, event.spontaneous())
         return False
 
 
@@ -90,7 +91,11 @@ def _off_at_zero(spin, text: str, maximum, value, tooltip: str) -> QLabel:
     return label
 
 
-class HotspotWidget(QWidget):
+def _wrapping_label() -> WrappingLabel:
+    return WrappingLabel()
+
+
+class HotspotWidget(ClosesWithDock, QWidget):
     """Prompt objects, track them, correct, check quality and save, in one dock."""
 
     def __init__(self, napari_viewer, *, models=None, long_side: int | None = None,
@@ -117,85 +122,130 @@ class HotspotWidget(QWidget):
         QTimer.singleShot(0, self._watch_main_window)
         self._auto_pick_video()
 
+    #: The width the dock asks for, and the least it shrinks to (napari's dock area gives ~395 px on a
+    #: 1920x1080 screen; every row fits in the minimum, so it never scrolls sideways).
+    PREFERRED_WIDTH, MINIMUM_WIDTH = 380, 300
+
+    def sizeHint(self):  # noqa: N802 (Qt name)
+        hint = super().sizeHint()
+        return QSize(self.PREFERRED_WIDTH, hint.height())
+
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
+        """Collapsible sections, at most three buttons a row and settings as a magicgui form with
+        labels on the left: the dock fits napari's right dock area on a 1366x768 screen and scrolls
+        only vertically (it needed ~495 px where a 1920x1080 screen gives ~395)."""
+        from magicgui import widgets as mw
+        from superqt import QCollapsible
+
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea(self)
-        scroll.setWidgetResizable(True)
-        outer.addWidget(scroll)
         body = QWidget()
-        scroll.setWidget(body)
+        outer.addWidget(vertical_scroll(body))
+        self.setMinimumWidth(self.MINIMUM_WIDTH)
         layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.sections: dict[str, QCollapsible] = {}
+
+        def section(title: str, expanded: bool = True) -> QVBoxLayout:
+            coll = QCollapsible(title)
+            coll.setDuration(0)
+            content = QWidget()
+            box = QVBoxLayout(content)
+            box.setContentsMargins(2, 0, 2, 2)
+            coll.addWidget(content)
+            (coll.expand if expanded else coll.collapse)(animate=False)
+            layout.addWidget(coll)
+            self.sections[title] = coll
+            return box
+
+        def row(*widgets) -> QHBoxLayout:
+            line = QHBoxLayout()
+            line.setSpacing(4)
+            for w in widgets:
+                line.addWidget(w)
+            return line
 
         # video + objects
-        box = QGroupBox("Video and objects")
-        grid = QGridLayout(box)
+        box = section("Video and objects")
         self.video_combo = QComboBox()
         self.video_combo.setToolTip("The Image layer to segment and track")
-        grid.addWidget(QLabel("Video"), 0, 0)
-        grid.addWidget(self.video_combo, 0, 1, 1, 3)
+        self.video_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.video_combo.setMinimumContentsLength(8)  # a long layer name must not widen the dock
+        video_label = QLabel("Video")
+        box.addLayout(row(video_label, self.video_combo))
         self.object_list = QListWidget()
         self.object_list.setSelectionMode(QAbstractItemView.SingleSelection)
         self.object_list.setEditTriggers(QAbstractItemView.DoubleClicked | QAbstractItemView.EditKeyPressed)
         self.object_list.setMaximumHeight(90)
+        self.object_list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.object_list.setToolTip("Objects: select one to prompt it; double-click to rename")
-        grid.addWidget(self.object_list, 1, 0, 1, 4)
+        box.addWidget(self.object_list)
         self.add_button = QPushButton("Add object")
         self.delete_button = QPushButton("Delete")
-        grid.addWidget(self.add_button, 2, 0, 1, 2)
-        grid.addWidget(self.delete_button, 2, 2, 1, 2)
+        box.addLayout(row(self.add_button, self.delete_button))
         self.click_button = QPushButton("Click")
         self.click_button.setToolTip("Click on the video to prompt the selected object (clicks layer)")
         self.box_button = QPushButton("Box")
         self.box_button.setToolTip("Draw a rectangle around the selected object (boxes layer)")
         self.auto_button = QPushButton("Auto")
         self.auto_button.setToolTip("EG-Net picks the salient object on this frame (G)")
+        box.addLayout(row(self.click_button, self.box_button, self.auto_button))
         self.label_button = QPushButton("positive click")
         self.label_button.setCheckable(True)
         self.label_button.setToolTip("The label of the next click; N toggles it")
-        grid.addWidget(self.click_button, 3, 0)
-        grid.addWidget(self.box_button, 3, 1)
-        grid.addWidget(self.auto_button, 3, 2)
-        grid.addWidget(self.label_button, 3, 3)
         self.gaze_button = QPushButton("Gaze file…")
         self.gaze_button.setToolTip("Prompt the selected object with recorded fixations (CSV t,x,y)")
-        self.gaze_map_check = QCheckBox("EG-Net gaze map")
-        grid.addWidget(self.gaze_button, 4, 0, 1, 2)
-        grid.addWidget(self.gaze_map_check, 4, 2, 1, 2)
-        layout.addWidget(box)
+        box.addLayout(row(self.label_button, self.gaze_button))
 
         # tracking
-        box = QGroupBox("Tracking")
-        grid = QGridLayout(box)
-        self.direction_combo = QComboBox()
-        self.direction_combo.addItems(["forward", "backward", "both"])
-        self.scope_combo = QComboBox()
-        self.scope_combo.addItems(["selected object", "all objects"])
-        grid.addWidget(self.direction_combo, 0, 0, 1, 2)
-        grid.addWidget(self.scope_combo, 0, 2, 1, 2)
-        self.range_check = QCheckBox("frames")
-        self.range_from = QSpinBox()
-        self.range_to = QSpinBox()
-        for spin in (self.range_from, self.range_to):
-            spin.setEnabled(False)
-        grid.addWidget(self.range_check, 1, 0)
-        grid.addWidget(self.range_from, 1, 1)
-        grid.addWidget(QLabel("to"), 1, 2, alignment=Qt.AlignCenter)
-        grid.addWidget(self.range_to, 1, 3)
+        box = section("Tracking")
         self.track_button = QPushButton("Track")
         self.track_button.setToolTip("Propagate (Shift+F forward, Shift+B backward, Shift+T both)")
-        self.repropagate_button = QPushButton("Re-propagate from here")
-        self.repropagate_button.setToolTip("From the current frame to the next keyframe (Shift+R)")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
-        grid.addWidget(self.track_button, 2, 0, 1, 2)
-        grid.addWidget(self.cancel_button, 2, 2, 1, 2)
-        grid.addWidget(self.repropagate_button, 3, 0, 1, 4)
-        self.adapt_spin = QDoubleSpinBox()
+        box.addLayout(row(self.track_button, self.cancel_button))
+        self.repropagate_button = QPushButton("Re-propagate from here")
+        self.repropagate_button.setToolTip(
+            "From the current frame up to the next keyframe on each side that has frames to change "
+            "(Shift+R; the direction setting picks the side)")
+        box.addWidget(self.repropagate_button)
+        self.adapt_button = QPushButton("Adapt now")
+        self.adapt_button.setToolTip("Fine-tune the selected object's tracker on its prompts and corrections now, "
+                                     "for the budget set (Cancel stops it and keeps what was learnt)")
+        self.reset_adapt_button = QPushButton("Reset adaptation")
+        self.reset_adapt_button.setToolTip("Forget the selected object's adaptation: back to the base model "
+                                           "(its adapted weights leave the project at the next save)")
+        box.addLayout(row(self.adapt_button, self.reset_adapt_button))
+        self.adapt_label = _wrapping_label()
+        self.adapt_label.setToolTip("The tracker the selected object uses: its adapted copy or the base model")
+        box.addWidget(self.adapt_label)
+        self.undo_button = QPushButton("Undo")
+        self.redo_button = QPushButton("Redo")
+        box.addLayout(row(self.undo_button, self.redo_button))
+
+        # settings: a magicgui form (labels left, one setting a row); the Qt widgets keep their names
+        box = section("Settings", expanded=False)
+        direction = mw.ComboBox(label="direction", choices=["forward", "backward", "both"])
+        scope = mw.ComboBox(label="objects", choices=["selected object", "all objects"])
+        limit = mw.CheckBox(text="only frames from..to")
+        first, last = mw.SpinBox(label="from", min=0, max=0), mw.SpinBox(label="to", min=0, max=0)
+        adapt = mw.FloatSpinBox(label="adapt (s)", min=0.0, max=600.0, step=1.0)
+        complete = mw.SpinBox(label="complete (frames)", min=0, max=30)
+        threshold = mw.FloatSpinBox(label="low below", min=0.0, max=1.0, step=0.05)
+        gaze_map = mw.CheckBox(text="show the EG-Net gaze map")
+        self.settings = mw.Container(widgets=[direction, scope, limit, first, last, adapt, complete, threshold,
+                                              gaze_map], labels=True)
+        self.settings.margins = (0, 0, 0, 0)
+        box.addWidget(self.settings.native)
+        self.direction_combo, self.scope_combo = direction.native, scope.native
+        self.range_check, self.range_from, self.range_to = limit.native, first.native, last.native
+        for spin in (self.range_from, self.range_to):
+            spin.setEnabled(False)
+        self.adapt_spin, self.complete_spin = adapt.native, complete.native
+        self.threshold_spin, self.gaze_map_check = threshold.native, gaze_map.native
         self.adapt_spin.setDecimals(1)
-        self.adapt_spin.setSingleStep(1.0)
-        adapt_label = _off_at_zero(
+        _off_at_zero(
             self.adapt_spin, "Adapt (s)", 600.0, self.controller.adapt_seconds,
             "Per-video adaptation: seconds of fine-tuning each object's own copy of the tracker on its prompts "
             "and corrections (synthetic motion of those frames); each adaptation also stops after 40 steps "
@@ -203,70 +253,43 @@ class HotspotWidget(QWidget):
             "keyframes it has not learnt yet; 'Adapt now' runs it on demand. Cancel stops it and keeps what "
             "was learnt. 0 = off: nothing is trained (an object adapted earlier keeps its adapted copy until "
             "'Reset adaptation'). Adapted weights are saved with the project.")
-        self.adapt_button = QPushButton("Adapt now")
-        self.adapt_button.setToolTip("Fine-tune the selected object's tracker on its prompts and corrections now, "
-                                     "for the budget set (Cancel stops it and keeps what was learnt)")
-        self.reset_adapt_button = QPushButton("Reset adaptation")
-        self.reset_adapt_button.setToolTip("Forget the selected object's adaptation: back to the base model "
-                                           "(its adapted weights leave the project at the next save)")
-        grid.addWidget(adapt_label, 4, 0)
-        grid.addWidget(self.adapt_spin, 4, 1)
-        self.complete_spin = QSpinBox()
-        complete_label = _off_at_zero(
+        _off_at_zero(
             self.complete_spin, "Complete (frames)", 30, self.controller.complete_frames,
             "Before the first run (or adaptation) from a click or box prompt (a corrective click too), its "
             "mask is completed once: tracked this many frames away and back, and kept if it still honours "
             "the prompt (a click's mask often covers only part of its object). One undo step; painted masks, "
             "Auto and gaze prompts are never changed. 0 = off.")
-        grid.addWidget(complete_label, 4, 2)
-        grid.addWidget(self.complete_spin, 4, 3)
-        grid.addWidget(self.adapt_button, 5, 0, 1, 2)
-        grid.addWidget(self.reset_adapt_button, 5, 2, 1, 2)
-        self.adapt_label = QLabel("")
-        self.adapt_label.setWordWrap(True)
-        self.adapt_label.setToolTip("The tracker the selected object uses: its adapted copy or the base model")
-        grid.addWidget(self.adapt_label, 6, 0, 1, 4)
-        self.undo_button = QPushButton("Undo")
-        self.redo_button = QPushButton("Redo")
-        grid.addWidget(self.undo_button, 7, 0, 1, 2)
-        grid.addWidget(self.redo_button, 7, 2, 1, 2)
-        layout.addWidget(box)
+        for w in (adapt, complete):  # the form's labels explain too
+            w.tooltip = w.native.toolTip()
+        self.threshold_spin.setValue(self.controller.low_confidence_threshold)
+        self.threshold_spin.setToolTip("Frames whose confidence is below this are 'low' (◀ low, low ▶, J)")
+        self.range_check.setToolTip("Track only the frames from..to (else all frames)")
 
         # QA
-        box = QGroupBox("Quality")
-        vbox = QVBoxLayout(box)
+        box = section("Quality")
         self.qa_plot = QAPlot()
-        vbox.addWidget(self.qa_plot)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("low below"))
-        self.threshold_spin = QDoubleSpinBox()
-        self.threshold_spin.setRange(0.0, 1.0)
-        self.threshold_spin.setSingleStep(0.05)
-        self.threshold_spin.setValue(self.controller.low_confidence_threshold)
-        row.addWidget(self.threshold_spin)
-        vbox.addLayout(row)
-        row = QHBoxLayout()
+        box.addWidget(self.qa_plot)
         self.prev_key_button = QPushButton("◀ key")
         self.next_key_button = QPushButton("key ▶")
         self.prev_low_button = QPushButton("◀ low")
         self.next_low_button = QPushButton("low ▶")
-        for b, tip in ((self.prev_key_button, "Previous keyframe (Shift+K)"), (self.next_key_button, "Next keyframe (K)"),
-                       (self.prev_low_button, "Previous low-confidence frame (Shift+J)"),
-                       (self.next_low_button, "Next low-confidence frame (J)")):
+        nav = QGridLayout()
+        nav.setSpacing(4)
+        for i, (b, tip) in enumerate(((self.prev_key_button, "Previous keyframe (Shift+K)"),
+                                      (self.next_key_button, "Next keyframe (K)"),
+                                      (self.prev_low_button, "Previous low-confidence frame (Shift+J)"),
+                                      (self.next_low_button, "Next low-confidence frame (J)"))):
             b.setToolTip(tip)
-            row.addWidget(b)
-        vbox.addLayout(row)
-        layout.addWidget(box)
+            b.setMinimumWidth(40)
+            nav.addWidget(b, 0, i)
+        box.addLayout(nav)
 
         # project
-        box = QGroupBox("Project")
-        grid = QGridLayout(box)
+        box = section("Project")
         self.save_button = QPushButton("Save")
         self.save_as_button = QPushButton("Save as…")
         self.open_button = QPushButton("Open…")
-        self.export_button = QToolButton()
-        self.export_button.setText("Export ▾")
-        self.export_button.setPopupMode(QToolButton.InstantPopup)
+        self.export_button = QPushButton("Export")
         menu = QMenu(self.export_button)
         self.export_actions = {
             "davis": menu.addAction("DAVIS PNG masks…"),
@@ -275,17 +298,17 @@ class HotspotWidget(QWidget):
             "coco": menu.addAction("COCO JSON…"),
         }
         self.export_button.setMenu(menu)
+        grid = QGridLayout()
+        grid.setSpacing(4)
         grid.addWidget(self.save_button, 0, 0)
         grid.addWidget(self.save_as_button, 0, 1)
-        grid.addWidget(self.open_button, 0, 2)
-        grid.addWidget(self.export_button, 0, 3)
-        self.project_label = QLabel("")
-        self.project_label.setWordWrap(True)
-        grid.addWidget(self.project_label, 1, 0, 1, 4)
-        layout.addWidget(box)
+        grid.addWidget(self.open_button, 1, 0)
+        grid.addWidget(self.export_button, 1, 1)
+        box.addLayout(grid)
+        self.project_label = _wrapping_label()
+        box.addWidget(self.project_label)
 
-        self.status_label = QLabel("")
-        self.status_label.setWordWrap(True)
+        self.status_label = _wrapping_label()
         layout.addWidget(self.status_label)
         layout.addStretch(1)
 
@@ -405,12 +428,33 @@ class HotspotWidget(QWidget):
         opened, self._opened_project = self._opened_project, None
         current = self.controller.video_layer
         if opened is not None and opened is not current and opened in self.viewer.layers:
-            self.use_video(opened)
+            self._start_on(opened)
             return
         layers = self._image_layers()
         if current is None and layers:
             projects = [la for la in layers if _meta(la).get("project")]
-            self.use_video((projects or layers)[-1 if projects else 0])
+            self._start_on((projects or layers)[-1 if projects else 0])
+        self._show_ground_truth()
+
+    def _start_on(self, layer) -> None:
+        """Work on a video the dock picked itself, from its first frame (napari opens on the middle one,
+        where the first click would otherwise land)."""
+        self.use_video(layer)
+        if self.controller.video_layer is layer:
+            self.controller.go_to_frame(0)
+        self._show_ground_truth()
+
+    def _show_ground_truth(self) -> None:
+        """Ground truth as a contour in its own colour, drawn over the masks."""
+        masks = self.controller.layer(ROLE_MASKS)
+        for layer in list(self.viewer.layers):
+            if not is_ground_truth(layer):
+                continue
+            style_ground_truth(layer)
+            if masks is not None and layer in self.viewer.layers and masks in self.viewer.layers:
+                i, j = self.viewer.layers.index(layer), self.viewer.layers.index(masks)
+                if i < j:
+                    self.viewer.layers.move(i, j)
 
     def _on_video_chosen(self, index: int) -> None:
         layers = self._image_layers()
@@ -590,26 +634,44 @@ class HotspotWidget(QWidget):
         if window is not None and window is not self and not self._watching_window:
             self._close_watcher = _CloseWatcher(self._on_main_window_close, self)
             window.installEventFilter(self._close_watcher)
+            # viewer.close() closes the canvas first, then the window, whose close stops threads that
+            # processing events in between would delete: the dock must stop its jobs at the first step
+            qt_viewer = getattr(getattr(self.viewer, "window", None), "_qt_viewer", None)
+            if qt_viewer is not None and qt_viewer is not window:
+                qt_viewer.installEventFilter(self._close_watcher)
             self._watching_window = True
 
-    def _on_main_window_close(self) -> None:
+    def _on_main_window_close(self, closing, spontaneous: bool) -> None:
+        if self._closing:
+            return
         self.controller.flush_autosave()
+        if closing is not self.window():  # the canvas: viewer.close(), which nothing can refuse
+            self.shutdown()
+        else:  # the window: the user's close may still be refused (napari's confirmation dialog)
+            self._close_check = QTimer(self)  # owned by the dock: it never keeps the viewer alive
+            self._close_check.setSingleShot(True)
+            self._close_check.timeout.connect(self._after_window_close)
+            self._close_check.start(0)
+
+    def _after_window_close(self) -> None:
+        window = self.window()
+        if not self._closing and (window is None or window is self or not window.isVisible()):
+            self.shutdown()
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
         super().showEvent(event)
         self._watch_main_window()
 
-    def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        self.shutdown()
-        super().closeEvent(event)
-
     def shutdown(self) -> None:
-        """Stop timers and workers, autosave, unbind keys (idempotent)."""
-        if self._closing:
+        """Stop timers and workers (waiting for them to end), autosave, unbind keys (idempotent)."""
+        if getattr(self, "_closing", True):  # also before __init__ has finished
             return
         self._closing = True
         self._autosave_timer.stop()
-        self.controller.close()
+        c = self.controller
+        jobs = [c._worker, c._gaze_worker, c._complete_worker, c._adapt_worker, c._encode_worker, c._model_worker]
+        c.close()
+        stop_workers(jobs)  # until superqt has let go of them too: no worker may outlive the dock
         try:
             self.viewer.layers.events.inserted.disconnect(self._on_layers_changed)
             self.viewer.layers.events.removed.disconnect(self._on_layers_changed)

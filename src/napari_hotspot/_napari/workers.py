@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,42 @@ def reserve_pool_threads() -> None:
     wanted = max(QThread.idealThreadCount(), 1) + POOL_HEADROOM
     if pool is not None and pool.maxThreadCount() < wanted:
         pool.setMaxThreadCount(wanted)
+
+
+def worker_running(worker) -> bool:
+    """Whether a started thread worker has not finished yet (its ``finished`` not yet handled here).
+
+    superqt keeps every started worker in ``WorkerBase._worker_set`` until the main thread handles its
+    end; ``is_running`` alone is False while a started worker still waits in the pool's queue.
+    """
+    if worker is None:
+        return False
+    from superqt.utils._qthreading import WorkerBase
+
+    started = getattr(WorkerBase, "_worker_set", None)
+    return worker in started if started is not None else bool(getattr(worker, "is_running", False))
+
+
+def stop_workers(workers, timeout_s: float = 30.0) -> bool:
+    """Ask each worker to quit and process Qt events until all have ended; True if they did in time.
+
+    A dock that closes must do this: a worker that outlives it emits into Qt objects that are gone
+    (``wrapped C/C++ object of type WorkerBaseSignals has been deleted``, then an abort at exit).
+    """
+    from qtpy.QtWidgets import QApplication
+
+    live = [w for w in workers if w is not None]
+    for worker in live:
+        try:
+            worker.quit()
+        except RuntimeError:  # its Qt side is already gone
+            pass
+    end = time.monotonic() + timeout_s
+    while any(worker_running(w) for w in live) and time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.005)
+    QApplication.processEvents()
+    return not any(worker_running(w) for w in live)
 
 
 @dataclass(frozen=True)
@@ -232,3 +269,44 @@ def start_adaptation(session, lock, object_ids: Sequence[int], seconds: float, *
     """Run ``adaptation_steps`` in a napari thread worker (the caller shows its progress)."""
     return _start(adaptation_steps, session, lock, list(object_ids), seconds, max_steps=max_steps,
                   should_stop=should_stop, connect=connect)
+
+
+class ClosesWithDock:
+    """Mixin for the dock widgets: ``shutdown()`` runs when the dock goes away.
+
+    napari's ``remove_dock_widget`` (the dock's close button) only unparents the widget, with no
+    close event, so the unparenting after having been docked counts as the close; ``closeEvent``
+    and the application quitting do too. ``shutdown`` must be idempotent.
+    """
+
+    _docked = False
+
+    def event(self, event):  # noqa: D102 (Qt name)
+        from qtpy.QtCore import QEvent
+
+        if event.type() == QEvent.ParentChange:
+            if self.parent() is not None:
+                if not self._docked:
+                    self._docked = True
+                    from qtpy.QtWidgets import QApplication
+
+                    app = QApplication.instance()
+                    if app is not None:  # exit with the dock still open: stop its jobs first
+                        ref = weakref.ref(self)  # the application must not keep a closed dock alive
+
+                        def on_quit():
+                            dock = ref()
+                            if dock is not None:
+                                dock.shutdown()
+
+                        app.aboutToQuit.connect(on_quit)
+            elif self._docked:
+                self.shutdown()
+        return super().event(event)
+
+    def closeEvent(self, event):  # noqa: N802 (Qt name)
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        raise NotImplementedError
