@@ -273,14 +273,13 @@ def test_paint_correction_becomes_keyframe_and_repropagation_stops_there(setup, 
     np.testing.assert_array_equal(corrected.mask, np.asarray(masks.data[12]) == 1)
     assert corrected.mask[10, 10] and 12 in c.session.anchors(1)
     before = {t: c.store.get(1, t) for t in range(T)}
-    # re-propagate from frame 6 forward (6 is no keyframe, so it is redone too) until keyframe 12
+    # re-propagate from frame 6 (no keyframe, so it is redone too) both ways, up to keyframes 12 and 0
     c.go_to_frame(6)
-    widget.direction_combo.setCurrentText("forward")
     widget.repropagate_button.click()
     assert c.wait(60)
     after = {t: c.store.get(1, t) for t in range(T)}
-    assert all(after[t] is not before[t] for t in range(6, 12))
-    assert all(after[t] is before[t] for t in [*range(0, 6), *range(12, T)])
+    assert all(after[t] is not before[t] for t in range(1, 12))
+    assert all(after[t] is before[t] for t in [0, *range(12, T)])
     # a full forward run never overwrites the correction either
     track_and_wait(widget, c)
     assert c.store.get(1, 12) is corrected and c.store.get(1, 0) is before[0]

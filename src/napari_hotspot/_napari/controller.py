@@ -338,6 +338,12 @@ class HotspotController:
         self._muted = False
         self._dragging = False
         self._applied: dict[tuple[int, int], PromptGroup] = {}
+        # Corrective clicks: per (frame, object), the mask the clicks refine (None: the clicks picked the
+        # object on an empty frame), and each prompt's (store entry it wrote, group, base) so the clicks
+        # on the layer follow undo and redo.
+        self._click_bases: dict[tuple[int, int], np.ndarray | None] = {}
+        self._prompt_history: dict[tuple[int, int], list[tuple[FrameAnnotation, PromptGroup, Any]]] = {}
+        self._run_summary: str | None = None
         self._anchor_entries: dict[tuple[int, int], FrameAnnotation] = {}
         self._worker = None
         self._run_batch = None
@@ -504,6 +510,8 @@ class HotspotController:
         self.project_path = None
         self._layers = {}
         self._applied = {}
+        self._click_bases = {}
+        self._prompt_history = {}
         self._anchor_entries = {}
         self._j_cache = {}
         self._adapt_learnt = {}
@@ -786,12 +794,16 @@ class HotspotController:
         labels = np.asarray(clicks.features["label"]) if len(clicks.data) else np.zeros(0, int)
         ids = np.asarray(clicks.features["object_id"]) if len(clicks.data) else np.zeros(0, int)
         with self._updating_layers():
-            if len(clicks.data):
-                clicks.face_color = np.array([POSITIVE_COLOR if lb > 0 else NEGATIVE_COLOR for lb in labels])
-                clicks.border_color = np.array([colors.get(int(i), (1, 1, 1, 1)) for i in ids])
+            if any(i >= len(clicks.data) for i in clicks.selected_data):
+                clicks.selected_data = set()  # left over from points that are gone
+            # The current colours first: napari also paints them onto the selected points (the click
+            # just made), so a click made negative turned green when N was pressed after it.
             clicks.current_face_color = POSITIVE_COLOR if self.click_label > 0 else NEGATIVE_COLOR
             clicks.current_border_color = colors.get(self.selected_id, (1, 1, 1, 1))
             clicks.feature_defaults = {"label": self.click_label, "object_id": self.selected_id}
+            if len(clicks.data):  # each click in the colour of its own label
+                clicks.face_color = np.array([POSITIVE_COLOR if lb > 0 else NEGATIVE_COLOR for lb in labels])
+                clicks.border_color = np.array([colors.get(int(i), (1, 1, 1, 1)) for i in ids])
 
     def _color_boxes(self) -> None:
         boxes = self.layer(ROLE_BOXES)
@@ -1000,6 +1012,8 @@ class HotspotController:
             self.autosaver.mark_dirty()
         self.adaptation_changed.emit(obj_id)
         self._applied = {k: v for k, v in self._applied.items() if k[1] != obj_id}
+        self._click_bases = {k: v for k, v in self._click_bases.items() if k[1] != obj_id}
+        self._prompt_history = {k: v for k, v in self._prompt_history.items() if k[1] != obj_id}
         self._rebuild_prompt_layers(self._applied)
 
     def _ensure_object(self) -> int:
@@ -1090,24 +1104,38 @@ class HotspotController:
             t, oid = key
             if group.empty:
                 self._applied.pop(key, None)  # prompts deleted: the mask they made stays (undo removes it)
+                self._click_bases.pop(key, None)  # new clicks there correct that mask
                 continue
             try:
                 self._require_session()
                 self._require_idle("prompt")
                 if not oid or not self.store.has_object(oid):
                     oid = self._ensure_object()
-                if not any(label > 0 for *_xy, label in group.clicks) and group.box is None:
-                    raise PromptError("at least one positive click (or a box) is needed to pick an object; "
-                                      "press N to switch back to positive clicks")
-                kwargs: dict[str, Any] = {}
-                if group.clicks:
-                    kwargs["points"] = [(x, y) for x, y, _ in group.clicks]
-                    kwargs["labels"] = [label for *_xy, label in group.clicks]
-                if group.box is not None:
-                    kwargs["box"] = group.box
-                with self.lock:
-                    result = self.session.add_prompt(t, oid, source="click" if group.clicks else "box", **kwargs)
-                self._write_prompt(result)
+                base = self._correction_base(t, oid) if group.box is None else None
+                if base is not None:  # the frame has a mask: the clicks correct it
+                    result = self._refine_by_clicks(t, oid, base, group)
+                    self._write_prompt(result, correction=True)
+                    what = "corrected"
+                else:
+                    if not any(label > 0 for *_xy, label in group.clicks) and group.box is None:
+                        raise PromptError(f"frame {t} has no mask of this object to correct: a positive click "
+                                          f"(or a box) picks it first; N switches back to positive clicks")
+                    kwargs: dict[str, Any] = {}
+                    if group.clicks:
+                        kwargs["points"] = [(x, y) for x, y, _ in group.clicks]
+                        kwargs["labels"] = [label for *_xy, label in group.clicks]
+                    if group.box is not None:
+                        kwargs["box"] = group.box
+                    with self.lock:
+                        result = self.session.add_prompt(t, oid, source="click" if group.clicks else "box",
+                                                         **kwargs)
+                    self._write_prompt(result)
+                    what = "prompted"
+                self._prompt_history.setdefault((t, oid), []).append(
+                    (self.store.get(oid, t), group, self._click_bases.get((t, oid))))
+                n = len(group.clicks)
+                self.status.emit(f"frame {t}: {self.store.get_object(oid).name} {what} "
+                                 f"({n} click{'s' if n != 1 else ''}{' and a box' if group.box else ''})")
             except HotspotError as err:
                 self._report(err)
                 old = self._applied.get(key)  # back to the prompts that worked (or none)
@@ -1139,6 +1167,57 @@ class HotspotController:
         self.store.set_frame(oid, t, mask=result.mask, hotspot=self._clip_hotspot(result.hotspot),
                              confidence=1.0, provenance=provenance)
         self._anchor_entries[(oid, t)] = self.store.get(oid, t)
+
+    def _correction_base(self, t: int, oid: int) -> np.ndarray | None:
+        """The mask the clicks of (frame, object) correct: the object's mask on the frame when its first
+        click came (None when the frame had none: those clicks pick the object)."""
+        key = (t, oid)
+        if key in self._click_bases:
+            return self._click_bases[key]
+        if key in self._applied:
+            return None  # clicks reopened from a project picked the object: they still do
+        entry = self.store.get(oid, t)
+        base = entry.mask if entry is not None and entry.packed_mask is not None else None
+        self._click_bases[key] = base
+        return base
+
+    def _refine_by_clicks(self, t: int, oid: int, base: np.ndarray, group: PromptGroup):
+        """The frame's mask corrected by the group's clicks (``corrections.refine_mask``), as the frame's
+        new anchor."""
+        from napari_hotspot.corrections import clicks_hotspot, refine_mask
+
+        prev = self.store.get(oid, t)
+        prev_hot = None
+        if prev is not None and prev.hotspot is not None and prev.hotspot.visible:
+            prev_hot = (prev.hotspot.x, prev.hotspot.y)
+        self._anchor_entries.pop((oid, t), None)
+        with self.lock:
+            mask = refine_mask(self.session, t, base, group.clicks)
+            hot = clicks_hotspot(mask, group.clicks, prev_hot)
+            return self.session.add_prompt(t, oid, mask=mask, hotspot=hot, source="correction")
+
+    def _prompts_follow_store(self, touched: set[tuple[int, int]]) -> None:
+        """After undo or redo: the clicks and boxes of each touched (frame, object) are those that made the
+        mask the store shows now, and none when that mask was not made by prompts."""
+        changed = False
+        for oid, t in touched:
+            key = (t, oid)
+            history = self._prompt_history.get(key)
+            if not history:
+                continue
+            entry = self.store.get(oid, t) if self.store.has_object(oid) else None
+            match = next(((g, b) for e, g, b in reversed(history) if e is entry), None)
+            if match is None:
+                changed |= self._applied.pop(key, None) is not None
+                self._click_bases.pop(key, None)
+            else:
+                group, base = match
+                self._click_bases[key] = base
+                if self._applied.get(key) != group:
+                    self._applied[key] = group
+                    changed = True
+        if changed:
+            self._rebuild_prompt_layers(self._applied)
 
     def _clip_hotspot(self, xy):
         if xy is None:
@@ -1418,7 +1497,7 @@ class HotspotController:
         return [oid]
 
     def track(self, direction: str | None = None, start_frame: int | None = None,
-              stop_at_keyframe: bool = False):
+              stop_at_keyframe: bool = False, summary: str | None = None):
         """Propagate the objects (widget settings) in ``direction``; returns the worker or None.
 
         With ``start_frame`` the sweep starts there (re-propagation) and, with ``stop_at_keyframe``,
@@ -1443,14 +1522,15 @@ class HotspotController:
             learn = [oid for oid in ids if self.adaptation_pending(oid)] if self.adapt_seconds > 0 else []
             if learn:
                 def then():
-                    return self._start_propagation(direction, start_frame, stop_at_keyframe, ids)
+                    return self._start_propagation(direction, start_frame, stop_at_keyframe, ids, summary)
 
                 return self._start_adaptation(learn, then=then)
-            return self._start_propagation(direction, start_frame, stop_at_keyframe, ids)
+            return self._start_propagation(direction, start_frame, stop_at_keyframe, ids, summary)
 
         return self._complete_then_start(ids, adapt_then_propagate)
 
-    def _start_propagation(self, direction: str, start_frame: int | None, stop_at_keyframe: bool, ids: list[int]):
+    def _start_propagation(self, direction: str, start_frame: int | None, stop_at_keyframe: bool, ids: list[int],
+                           summary: str | None = None):
         from napari_hotspot._napari.workers import Sweep, start_propagation
 
         try:
@@ -1484,6 +1564,7 @@ class HotspotController:
         label = f"track {direction}" if start_frame is None else f"re-propagate {direction} from frame {start_frame}"
         self._run_batch = self.store.batch(label)
         self._run_batch.__enter__()
+        self._run_summary = summary
         self._run_frames = 0
         self._run_cancelled = False
         self._run_error = None
@@ -1497,9 +1578,55 @@ class HotspotController:
         self.status.emit(f"{label}…")
         return self._worker
 
+    def repropagation_plan(self, object_ids: Iterable[int], frame: int,
+                           sides: Sequence[str] = ("forward", "backward")) -> dict[str, tuple[int, int]]:
+        """Per side, the first and last frame a re-propagation from ``frame`` can change: the frames up to
+        each object's next keyframe on that side, where the object has a keyframe to start from. A side
+        with nothing to change (the last frame, forward; a keyframe right next to it) is left out."""
+        last = self.num_frames - 1
+        plan = {}
+        for side in sides:
+            step = 1 if side == "forward" else -1
+            frames: set[int] = set()
+            for oid in object_ids:
+                keys = {k for k in self.store.keyframes(oid)
+                        if (e := self.store.get(oid, k)) is not None and e.packed_mask is not None}
+                if not any(k <= frame if step > 0 else k >= frame for k in keys):
+                    continue  # nothing behind to track from on this side
+                f = frame
+                while 0 <= f <= last and (f == frame or f not in keys):
+                    if f not in keys:
+                        frames.add(f)
+                    f += step
+            if frames:
+                plan[side] = (min(frames), max(frames)) if step > 0 else (max(frames), min(frames))
+        return plan
+
     def repropagate_from_here(self, direction: str | None = None):
-        """Propagate from the current frame until the next keyframe in the direction (widget setting)."""
-        return self.track(direction or self.track_direction, start_frame=self.current_frame, stop_at_keyframe=True)
+        """Propagate from the current frame up to the next keyframe on each side that has frames to change
+        (``direction`` "forward" or "backward" keeps one side). Nothing starts, adaptation included,
+        when no frame can change; the status says which frames it runs over."""
+        t = self.current_frame
+        sides = ("forward", "backward") if direction in (None, "both") else (direction,)
+        try:
+            if direction not in (None, *DIRECTIONS):
+                raise PromptError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+            self._require_session()
+            self._require_no_jobs("re-propagate")
+            plan = self.repropagation_plan(self._track_ids(), t, sides)
+            if not plan:
+                where = {"forward": "after it", "backward": "before it"}
+                raise PromptError(f"nothing to re-propagate from frame {t}: no frame "
+                                  f"{' or '.join(where[s] for s in sides)} can change (a keyframe or the end of the "
+                                  f"video is next)")
+        except HotspotError as err:
+            self._report(err)
+            return None
+        run = "both" if len(plan) == 2 else next(iter(plan))
+        spans = [f"{side} over frames {a}-{b}" if a != b else f"{side} over frame {a}" for side, (a, b) in plan.items()]
+        summary = f"re-propagated from frame {t}: " + ", ".join(spans)
+        self.status.emit(summary.replace("re-propagated", "re-propagating", 1) + "…")
+        return self.track(run, start_frame=t, stop_at_keyframe=True, summary=summary)
 
     def cancel(self) -> None:
         """Stop the running propagation (frames done so far are kept, as one undo step) or adaptation
@@ -1838,6 +1965,8 @@ class HotspotController:
             self._report(self._run_error)
         elif self._run_cancelled:
             self._info(f"tracking cancelled after {self._run_frames} frames; they are kept (undo removes them)")
+        elif self._run_summary:
+            self._info(f"{self._run_summary} ({self._run_frames} frames tracked)")
         else:
             self._info(f"tracked {self._run_frames} frames")
         self._request_encode(self.current_frame)
@@ -1856,27 +1985,32 @@ class HotspotController:
 
     # ------------------------------------------------------------------ undo
     def undo(self) -> bool:
-        try:
-            self._require_video()
-            self._require_no_jobs("undo")
-            done = self.store.undo()
-        except HotspotError as err:
-            self._report(err)
-            return False
-        if not done:
-            self.status.emit("nothing to undo")
-        return done
+        return self._undo_redo("undo")
 
     def redo(self) -> bool:
+        return self._undo_redo("redo")
+
+    def _undo_redo(self, which: str) -> bool:
+        touched: set[tuple[int, int]] = set()
+
+        def record(obj_id, frames):
+            touched.update((obj_id, t) for t in frames)
+
         try:
             self._require_video()
-            self._require_no_jobs("redo")
-            done = self.store.redo()
+            self._require_no_jobs(which)
+            self.store.events.connect(record)
+            try:
+                done = getattr(self.store, which)()
+            finally:
+                self.store.events.disconnect(record)
         except HotspotError as err:
             self._report(err)
             return False
         if not done:
-            self.status.emit("nothing to redo")
+            self.status.emit(f"nothing to {which}")
+        else:
+            self._prompts_follow_store(touched)  # clicks leave (and come back) with the masks they made
         return done
 
     # ------------------------------------------------------------------ QA
@@ -2025,13 +2159,26 @@ class HotspotController:
             files[adaptation_file_name(oid)] = buffer.getvalue()
         return files
 
+    def autosave_name(self) -> str:
+        """The autosave folder name of the video: its layer name plus a key of its source path, so a frame
+        folder and an mp4 of the same name (or two same-named videos in different folders) never share
+        one autosave. A layer without a file keys on its name and shape."""
+        import hashlib
+
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.video_layer.name) or "video"
+        video_path, record = self._video_record()
+        if video_path is not None:
+            source = str(Path(video_path).resolve())
+        else:
+            source = f"{record.get('kind')}:{self.video_layer.name}:{self.store.shape}"
+        return f"{safe}-{hashlib.sha1(source.encode('utf-8')).hexdigest()[:10]}.hotspot"
+
     def _make_autosaver(self) -> None:
         path = self.project_path
         if path is None:
             root = self.autosave_dir or Path(os.environ.get("NAPARI_HOTSPOT_AUTOSAVE_DIR",
                                                             Path.home() / ".napari-hotspot" / "autosave"))
-            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.video_layer.name) or "video"
-            path = Path(root) / f"{safe}.hotspot"
+            path = Path(root) / self.autosave_name()
         video_path, _ = self._video_record()
         self.autosaver = Autosaver(self.store, path, self.autosave_interval_s, video_source=video_path,
                                    extra=self._project_extra, extra_files=self._adaptation_files,

@@ -231,7 +231,8 @@ class HotspotWidget(ClosesWithDock, QWidget):
         limit = mw.CheckBox(text="only frames from..to")
         first, last = mw.SpinBox(label="from", min=0, max=0), mw.SpinBox(label="to", min=0, max=0)
         adapt = mw.FloatSpinBox(label="adapt (s)", min=0.0, max=600.0, step=1.0)
-        complete = mw.SpinBox(label="complete (frames)", min=0, max=30)
+        # a float box with no decimals: magicgui's int box (superqt's) shows no "off" at 0
+        complete = mw.FloatSpinBox(label="complete (frames)", min=0, max=30, step=1)
         threshold = mw.FloatSpinBox(label="low below", min=0.0, max=1.0, step=0.05)
         gaze_map = mw.CheckBox(text="show the EG-Net gaze map")
         self.settings = mw.Container(widgets=[direction, scope, limit, first, last, adapt, complete, threshold,
@@ -245,6 +246,7 @@ class HotspotWidget(ClosesWithDock, QWidget):
         self.adapt_spin, self.complete_spin = adapt.native, complete.native
         self.threshold_spin, self.gaze_map_check = threshold.native, gaze_map.native
         self.adapt_spin.setDecimals(1)
+        self.complete_spin.setDecimals(0)
         _off_at_zero(
             self.adapt_spin, "Adapt (s)", 600.0, self.controller.adapt_seconds,
             "Per-video adaptation: seconds of fine-tuning each object's own copy of the tracker on its prompts "
@@ -255,10 +257,11 @@ class HotspotWidget(ClosesWithDock, QWidget):
             "'Reset adaptation'). Adapted weights are saved with the project.")
         _off_at_zero(
             self.complete_spin, "Complete (frames)", 30, self.controller.complete_frames,
-            "Before the first run (or adaptation) from a click or box prompt (a corrective click too), its "
-            "mask is completed once: tracked this many frames away and back, and kept if it still honours "
-            "the prompt (a click's mask often covers only part of its object). One undo step; painted masks, "
-            "Auto and gaze prompts are never changed. 0 = off.")
+            "Before the first run (or adaptation) from a click or box prompt that picked an object on a frame "
+            "without its mask, that mask is completed once: tracked this many frames away and back, and kept "
+            "if it still honours the prompt (a click's mask often covers only part of its object). One undo "
+            "step; clicks that corrected a mask, painted masks, Auto and gaze prompts are never changed. "
+            "0 = off.")
         for w in (adapt, complete):  # the form's labels explain too
             w.tooltip = w.native.toolTip()
         self.threshold_spin.setValue(self.controller.low_confidence_threshold)

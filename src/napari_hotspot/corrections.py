@@ -1,0 +1,115 @@
+"""Corrective clicks that refine the mask already on a frame (no Qt).
+
+A click prompt on an empty frame picks an object (``HotspotSession.add_prompt``). On a frame that
+already has a mask (propagated, painted or prompted), clicks correct that mask instead, the way
+SAM2 feeds the current mask back with the new clicks: a negative click removes the part of the
+mask it points at, a positive click adds the part it points at, and everything else stays. A
+negative click alone is therefore a complete correction (it used to be refused: "at least one
+positive click is needed"), and a correction can no longer swap the whole mask for another
+object's.
+
+What a click "points at" is the object the prompt decoder finds under it, asked through a scratch
+object of the session so the real object's anchors are untouched. The result always honours the
+clicks: positives inside, negatives outside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from napari_hotspot.errors import PromptError
+
+#: Object id the scratch prompts use (far above any real object; removed again at once).
+SCRATCH_OBJECT = 2**30
+#: Radius around a click that is forced inside (positive) or outside (negative) the result, as a
+#: share of the frame's diagonal; a negative click with nothing better to remove removes twice that.
+CLICK_RADIUS = 0.01
+
+
+def _disk(shape: tuple[int, int], x: float, y: float, radius: float) -> np.ndarray:
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    return (xx - x) ** 2 + (yy - y) ** 2 <= radius**2
+
+
+def _pixel(mask_shape, x: float, y: float) -> tuple[int, int]:
+    return (int(np.clip(round(y), 0, mask_shape[0] - 1)), int(np.clip(round(x), 0, mask_shape[1] - 1)))
+
+
+def _scratch_segment(session, frame: int, points, labels) -> np.ndarray | None:
+    """The decoder's answer to clicks on ``frame``, without touching any real object's anchors."""
+    try:
+        return np.asarray(session.add_prompt(frame, SCRATCH_OBJECT, points=points, labels=labels).mask, bool)
+    except PromptError:
+        return None  # e.g. an empty answer: the click points at nothing the decoder can find
+    finally:
+        session.reset_object(SCRATCH_OBJECT)
+
+
+def _parts_at(mask: np.ndarray, points) -> np.ndarray:
+    """The connected parts of ``mask`` that contain one of ``points`` (x, y)."""
+    parts, _n = ndimage.label(mask)
+    ids = {int(parts[_pixel(mask.shape, x, y)]) for x, y in points} - {0}
+    return np.isin(parts, sorted(ids)) if ids else np.zeros_like(mask)
+
+
+def _largest_part(mask: np.ndarray) -> int:
+    parts, n = ndimage.label(mask)
+    return int(np.bincount(parts.ravel())[1:].max()) if n else 0
+
+
+def refine_mask(session, frame: int, base: np.ndarray, clicks: Sequence[tuple[float, float, int]]) -> np.ndarray:
+    """``base`` (H, W) corrected by ``clicks`` ``(x, y, label)`` (1 positive, 0 negative) on ``frame``.
+
+    Negative click: remove the connected piece of the mask under it when that is not the mask's main
+    piece (the look-alike object the mask spread onto); else the part of the mask the decoder finds
+    under it; else (the decoder sees the whole mask as one object) a disk around the click. Positive click: add the connected
+    parts of the decoder's answer (all clicks, negatives as negatives) that hold a positive click.
+    Raises PromptError when nothing of the object would be left.
+    """
+    base = np.asarray(base, bool)
+    shape = base.shape
+    radius = max(2.0, CLICK_RADIUS * float(np.hypot(*shape)))
+    pos = [(float(x), float(y)) for x, y, label in clicks if label > 0]
+    neg = [(float(x), float(y)) for x, y, label in clicks if label <= 0]
+    mask = base.copy()
+    for x, y in neg:
+        if not mask[_pixel(shape, x, y)]:
+            continue  # already outside; the final step keeps it out
+        part = _parts_at(mask, [(x, y)])
+        if part.sum() < mask.sum() and part.sum() < _largest_part(mask):
+            mask &= ~part  # a separate piece, not the object's main one: the look-alike it spread onto
+            continue
+        segment = _scratch_segment(session, frame, [(x, y)], [1])
+        remove = None
+        if segment is not None and segment[_pixel(shape, x, y)]:
+            remove = segment & mask
+            if remove.sum() >= mask.sum():
+                remove = None  # the decoder sees the whole mask as one object: only the click's surroundings
+        mask &= ~(_disk(shape, x, y, 2 * radius) if remove is None else remove)
+    if pos:
+        segment = _scratch_segment(session, frame, pos + neg, [1] * len(pos) + [0] * len(neg))
+        if segment is not None:
+            mask |= _parts_at(segment, pos)
+    for x, y in neg:  # the clicks are honoured whatever the decoder said
+        mask &= ~_disk(shape, x, y, radius)
+    for x, y in pos:
+        if not mask[_pixel(shape, x, y)]:
+            mask |= _disk(shape, x, y, radius)
+    if not mask.any():
+        raise PromptError(f"these clicks would remove the whole object on frame {frame}; to remove it there, "
+                          f"erase its mask or undo")
+    return mask
+
+
+def clicks_hotspot(mask: np.ndarray, clicks, previous: tuple[float, float] | None):
+    """The hotspot of a click-corrected mask: the first positive click, else the previous hotspot if it is
+    still inside, else None (the session picks one)."""
+    for x, y, label in clicks:
+        if label > 0 and mask[_pixel(mask.shape, x, y)]:
+            return (float(x), float(y))
+    if previous is not None and mask[_pixel(mask.shape, *previous)]:
+        return previous
+    return None

@@ -1,0 +1,206 @@
+"""GUI tests of the annotator's correction loop in the hotspot dock: corrective clicks that refine the mask
+on a frame (a negative click alone removes a part), clicks that follow undo and redo and keep their
+colours, re-propagation towards the frames that can change, and one autosave per source.
+
+Runs headless under Xvfb like test_widget.py, on the same small synthetic video (two objects).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from napari.utils.colormaps.standardize_color import transform_color
+from scipy.ndimage import distance_transform_edt
+
+from napari_hotspot._napari.controller import EXTRA_KEY, NEGATIVE_COLOR, POSITIVE_COLOR
+from napari_hotspot._napari.widget import HotspotWidget
+from napari_hotspot.annotations import Provenance, load_project
+from napari_hotspot.sample_data import make_sample_video, write_sample
+
+pytestmark = pytest.mark.gui
+
+T, H, W = 24, 96, 128
+LONG_SIDE = 256
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return make_sample_video(num_frames=T, height=H, width=W)
+
+
+def deepest(mask: np.ndarray) -> tuple[float, float]:
+    depth = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(depth)), mask.shape)
+    return float(x), float(y)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum()) / max(float((a | b).sum()), 1.0)
+
+
+@pytest.fixture
+def setup(make_napari_viewer, models, sample_folder, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.open(str(sample_folder.frames), plugin="napari-hotspot")
+    widget = HotspotWidget(viewer, models=models, long_side=LONG_SIDE, autosave_dir=tmp_path / "autosave",
+                           adapt_seconds=0)
+    viewer.window.add_dock_widget(widget, name="Hotspot tracking")
+    c = widget.controller
+    assert c.ready and c.current_frame == 0  # the dock opened the video on its first frame
+    yield viewer, widget, c
+    widget.shutdown()
+
+
+def paint_and_track(c, sample, frame=0):
+    """Object 1's ground truth painted on ``frame`` (a keyframe), then tracked forward over the video."""
+    ys, xs = np.nonzero(sample.masks[frame] == 1)
+    c.layer("masks").data_setitem((np.full_like(ys, frame), ys, xs), 1)
+    assert c.last_error is None and c.store.get(1, frame).is_keyframe
+    c.track("forward")
+    assert c.wait(120) and c.last_error is None
+
+
+def drift(c, sample, t):
+    """Make object 1's mask on frame ``t`` spread onto object 2 (the drift of two look-alikes)."""
+    spread = (sample.masks[t] == 1) | (sample.masks[t] == 2)
+    c.store.set_frame(1, t, mask=spread, confidence=0.9, provenance=Provenance.PROPAGATED)
+    return spread
+
+
+def test_negative_click_alone_removes_the_part_it_points_at(setup, sample):
+    viewer, widget, c = setup
+    paint_and_track(c, sample)
+    t = 10
+    drift(c, sample, t)
+    assert c.store.get(1, t).provenance is Provenance.PROPAGATED
+    c.go_to_frame(t)
+    x, y = deepest(sample.masks[t] == 2)
+    c.add_click(t, x, y, positive=False)  # a negative click alone, on a propagated frame
+    assert c.last_error is None, c.last_error
+    entry = c.store.get(1, t)
+    assert entry.is_keyframe and entry.provenance is Provenance.USER_CORRECTED
+    other, own = sample.masks[t] == 2, sample.masks[t] == 1
+    assert (entry.mask & other).sum() < 0.2 * other.sum()  # the part on the other object is gone
+    assert (entry.mask & own).sum() > 0.8 * own.sum()  # the object itself stays
+    assert not entry.mask[int(y), int(x)]
+    clicks = c.layer("clicks")
+    assert list(clicks.features["label"]) == [0]  # the click stays on the layer
+    assert "corrected" in widget.status_label.text()
+    # colours stay true: red, also after N switches the next click back to positive
+    np.testing.assert_allclose(clicks.face_color[0], NEGATIVE_COLOR)
+    viewer.layers.selection.active = clicks
+    viewer.window._qt_viewer._key_map_handler.press_key("N")
+    assert c.click_label == 1
+    np.testing.assert_allclose(clicks.face_color[0], NEGATIVE_COLOR)
+    np.testing.assert_allclose(transform_color(clicks.current_face_color)[0], POSITIVE_COLOR, atol=1e-2)
+    # and in the project (what a reopened session draws from)
+    assert c._project_extra()[EXTRA_KEY]["prompts"] == [
+        {"frame": t, "object_id": 1, "clicks": [[x, y, 0]], "box": None}]
+
+
+def test_negative_click_on_an_empty_frame_is_refused_clearly(setup, sample):
+    viewer, widget, c = setup
+    c.add_object()
+    x, y = deepest(sample.masks[0] == 1)
+    c.add_click(0, x, y, positive=False)
+    assert c.last_error is not None and "no mask of this object to correct" in str(c.last_error)
+    assert c.store.get(1, 0) is None and len(c.layer("clicks").data) == 0
+
+
+def test_clicks_follow_undo_and_redo(setup, sample):
+    viewer, widget, c = setup
+    paint_and_track(c, sample)
+    t = 8
+    spread = drift(c, sample, t)
+    c.go_to_frame(t)
+    x2, y2 = deepest(sample.masks[t] == 2)
+    x1, y1 = deepest(sample.masks[t] == 1)
+    c.add_click(t, x2, y2, positive=False)
+    first = c.store.get(1, t)
+    c.add_click(t, x1, y1, positive=True)  # a second click refines the same frame again
+    assert c.last_error is None, c.last_error
+    second = c.store.get(1, t)
+    assert second is not first and second.mask[int(y1), int(x1)] and not second.mask[int(y2), int(x2)]
+    clicks = c.layer("clicks")
+    assert list(clicks.features["label"]) == [0, 1]
+
+    assert c.undo()
+    assert c.store.get(1, t) is first
+    assert list(clicks.features["label"]) == [0]  # the undone click left the layer
+    np.testing.assert_allclose(clicks.face_color[0], NEGATIVE_COLOR)
+    assert [p["clicks"] for p in c._project_extra()[EXTRA_KEY]["prompts"]] == [[[x2, y2, 0]]]
+    assert c.undo()
+    np.testing.assert_array_equal(c.store.get(1, t).mask, spread)  # back to the propagated mask
+    assert len(clicks.data) == 0 and c._project_extra()[EXTRA_KEY]["prompts"] == []
+    assert c.redo() and c.redo()
+    assert c.store.get(1, t) is second
+    assert list(clicks.features["label"]) == [0, 1]
+    # a click after undo corrects what the frame shows then (the propagated mask)
+    assert c.undo() and c.undo()
+    c.add_click(t, x2, y2, positive=False)
+    assert c.last_error is None
+    assert not c.store.get(1, t).mask[int(y2), int(x2)] and list(clicks.features["label"]) == [0]
+
+
+def test_repropagate_runs_towards_frames_that_can_change(setup, sample):
+    viewer, widget, c = setup
+    paint_and_track(c, sample)
+    ys, xs = np.nonzero(sample.masks[T - 1] == 1)  # the last frame corrected: a keyframe
+    c.layer("masks").data_setitem((np.full_like(ys, T - 1), ys, xs), 1)
+    c.adapt_seconds = 1.0  # adaptation on (the new keyframe waits to be learnt): it must not start
+    c.go_to_frame(T - 1)
+    assert c.repropagation_plan([1], T - 1) == {"backward": (T - 2, 1)}  # nothing lies ahead
+    assert c.repropagate_from_here("forward") is None
+    assert not c.running and not c.adapting
+    assert "nothing to re-propagate from frame 23" in str(c.last_error)
+    # a correction on frame 12: from frame 6 both ways, up to the keyframes 0 and 12
+    c.last_error = None
+    c.adapt_seconds = 0
+    ys, xs = np.nonzero(sample.masks[12] == 1)
+    c.layer("masks").data_setitem((np.full_like(ys, 12), ys, xs), 1)
+    assert c.store.get(1, 12).is_keyframe
+    assert c.repropagation_plan([1], 6) == {"forward": (6, 11), "backward": (6, 1)}
+    after = {t: c.store.get(1, t) for t in range(13, T)}
+    c.go_to_frame(6)
+    widget.repropagate_button.click()
+    assert c.wait(120) and c.last_error is None, c.last_error
+    changed = [t for t in range(1, 12) if c.store.get(1, t).provenance is Provenance.PROPAGATED]
+    assert changed == list(range(1, 12))
+    assert all(c.store.get(1, t) is after[t] for t in after)  # beyond the keyframe: untouched
+    text = widget.status_label.text()
+    assert "re-propagated from frame 6: forward over frames 6-11, backward over frames 6-1" in text, text
+    # from a keyframe with keyframes right next to it on both sides: nothing to do, said so
+    c.layer("masks").data_setitem((np.full_like(ys, 11), ys, xs), 1)
+    c.layer("masks").data_setitem((np.full_like(ys, 13), ys, xs), 1)
+    c.go_to_frame(12)
+    assert c.repropagate_from_here() is None and "nothing to re-propagate from frame 12" in str(c.last_error)
+
+
+def test_autosave_is_per_source_for_two_same_named_videos(make_napari_viewer, models, sample, tmp_path):
+    """A frame folder and an mp4 of the same name, each opened in its own session, keep their own
+    autosave: the second session does not overwrite the first one's."""
+    folder = write_sample(tmp_path / "a", "folder", sample=sample, name="clip")
+    movie = write_sample(tmp_path / "b", "mp4", sample=sample, name="clip")
+    saved = []
+    for source, frame in ((folder.frames, 0), (movie.frames, 3)):
+        viewer = make_napari_viewer()
+        [video, *_] = viewer.open(str(source), plugin="napari-hotspot")
+        assert video.name == "clip"
+        widget = HotspotWidget(viewer, models=models, long_side=LONG_SIDE, autosave_dir=tmp_path / "autosave",
+                               adapt_seconds=0)
+        viewer.window.add_dock_widget(widget, name="Hotspot tracking")
+        c = widget.controller
+        try:
+            assert c.video_layer is video and c.ready
+            x, y = deepest(sample.masks[frame] == 1)
+            c.add_click(frame, x, y, positive=True)
+            assert c.last_error is None, c.last_error
+            saved.append(c.autosaver.path)
+        finally:
+            widget.shutdown()  # closing autosaves
+    path_a, path_b = saved
+    assert path_a != path_b and path_a.parent == path_b.parent
+    assert path_a.name.startswith("clip-") and path_b.name.startswith("clip-")
+    store_a, meta_a = load_project(path_a)
+    store_b, meta_b = load_project(path_b)
+    assert store_a.frames_with(1) == [0] and store_b.frames_with(1) == [3]
