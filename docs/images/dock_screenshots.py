@@ -31,25 +31,12 @@ def _pump(seconds: float = 0.3) -> None:
         time.sleep(0.01)
 
 
-def sideways_scroll(widget) -> list[str]:
-    """Why ``widget`` scrolls sideways: scroll areas showing a horizontal bar, or content wider than it."""
-    from qtpy.QtWidgets import QAbstractScrollArea
-
-    problems = []
-    for area in [widget, *widget.findChildren(QAbstractScrollArea)]:
-        if isinstance(area, QAbstractScrollArea) and area.isVisible() and area.horizontalScrollBar().isVisible():
-            problems.append(f"{type(area).__name__} {area.objectName() or ''} shows a horizontal scroll bar")
-    need = widget.minimumSizeHint().width()
-    if need > widget.width():
-        problems.append(f"{type(widget).__name__} needs {need} px and gets {widget.width()}")
-    return problems
-
-
 def main(size: str) -> int:
     warnings.filterwarnings("ignore")
     import napari
     from qtpy.QtWidgets import QApplication
 
+    from napari_hotspot._napari.layout import sideways_scroll
     from napari_hotspot.sample_data import make_sample_video, write_sample
 
     w, h = (int(v) for v in size.split("x"))

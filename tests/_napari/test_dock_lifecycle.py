@@ -18,6 +18,13 @@ import pytest
 
 pytestmark = pytest.mark.gui
 
+
+@pytest.fixture(scope="module")
+def sample():
+    from napari_hotspot.sample_data import make_sample_video
+
+    return make_sample_video(num_frames=12, height=96, width=128)
+
 SCRIPT = textwrap.dedent(
     """
     import sys, time
@@ -79,3 +86,29 @@ def test_docks_open_and_close_in_two_viewers(tmp_path):
     assert proc.returncode == 0, output[-4000:]
     assert "clean exit" in proc.stdout
     assert "has been deleted" not in output, output[-4000:]
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1366, 768)])
+def test_docks_fit_without_sideways_scrolling(make_napari_viewer, sample_folder, size):
+    """Both docks, in a window of that screen size, show every control with vertical scrolling only
+    (the hotspot dock needed ~495 px where napari's dock area gives ~395)."""
+    from qtpy.QtWidgets import QApplication
+
+    from napari_hotspot._napari.layout import sideways_scroll
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(*size)
+    viewer.open(str(sample_folder.frames), plugin="napari-hotspot")
+    _dock, hotspot = viewer.window.add_plugin_dock_widget("napari-hotspot", "Hotspot tracking")
+    hotspot.controller.wait(60)
+    for section in hotspot.sections.values():  # every section open: the widest content shows
+        section.expand(animate=False)
+    _ldock, labelling = viewer.window.add_plugin_dock_widget("napari-hotspot", "Hotspot labelling")
+    for _ in range(20):
+        QApplication.processEvents()
+    assert hotspot.width() <= 400 and not sideways_scroll(hotspot), sideways_scroll(hotspot)
+    for index in range(labelling.tabs.count()):
+        labelling.tabs.setCurrentIndex(index)
+        QApplication.processEvents()
+        assert not sideways_scroll(labelling), (labelling.tabs.tabText(index), sideways_scroll(labelling))
+    hotspot.shutdown()

@@ -41,7 +41,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("Shift-B", "track", "Track backward", (("direction", "backward"),), group="Track"),
     Shortcut("Shift-T", "track", "Track both directions", (("direction", "both"),), group="Track"),
     Shortcut("Shift-R", "repropagate_from_here",
-             "Re-propagate from the current frame until the next keyframe (widget direction)", group="Track"),
+             "Re-propagate from the current frame both ways, up to the next keyframe on each side", group="Track"),
     Shortcut("Shift-C", "cancel", "Cancel the running propagation or adaptation (keeps what is done so far)", group="Track"),
     # correction
     Shortcut("Control-Z", "undo", "Undo the last prompt, correction or whole propagation run", group="Correct"),

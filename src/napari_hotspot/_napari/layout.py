@@ -39,3 +39,18 @@ def vertical_scroll(page: QWidget) -> QScrollArea:
     area.setFrameShape(QFrame.NoFrame)
     area.setWidget(page)
     return area
+
+
+def sideways_scroll(widget: QWidget) -> list[str]:
+    """Why ``widget`` scrolls sideways (empty when it does not): scroll areas in it showing a horizontal
+    bar, or content that needs more width than the widget has."""
+    from qtpy.QtWidgets import QAbstractScrollArea
+
+    problems = []
+    for area in [widget, *widget.findChildren(QAbstractScrollArea)]:
+        if isinstance(area, QAbstractScrollArea) and area.isVisible() and area.horizontalScrollBar().isVisible():
+            problems.append(f"{type(area).__name__} shows a horizontal scroll bar")
+    need = widget.minimumSizeHint().width()
+    if need > widget.width():
+        problems.append(f"{type(widget).__name__} needs {need} px and gets {widget.width()}")
+    return problems
