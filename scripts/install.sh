@@ -27,3 +27,9 @@ PY=${PYTHON:-python3}
 # The CPU build of torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
 "$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q torch==2.13.0
 "$PY" -m pip install -q -e ".[test]"
+# Qt6 (PyQt6, from napari[pyqt6]) in place of PyQt5: qtpy prefers PyQt5 whenever it is installed, so a
+# machine set up before the switch drops it (napari 0.9 deprecates it; every GUI test passes on PyQt6).
+if "$PY" -c "import PyQt6.QtCore" 2>/dev/null && "$PY" -m pip show -q PyQt5 >/dev/null 2>&1; then
+  echo "replacing PyQt5 by PyQt6"
+  "$PY" -m pip uninstall -q -y PyQt5 PyQt5-Qt5 PyQt5_sip
+fi

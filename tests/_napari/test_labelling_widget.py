@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from qtpy.QtCore import Qt
 
 from napari_hotspot._napari.labelling_widget import (
     DENSITY_LAYER,
@@ -114,11 +115,11 @@ def test_full_labelling_pass_by_two_annotators(sample_viewer, qtbot, tmp_path):
         task = widget.labeller.current
         widget.clock.now += 1.0
         if task.object_id == 2 and task.index == 4:
-            qtbot.mouseClick(widget.not_visible_button, 1)
+            qtbot.mouseClick(widget.not_visible_button, Qt.LeftButton)
             continue
         p = widget.labeller.proposal()
         click_canvas(viewer, qtbot, p.x + rng.normal(0, 2), p.y + rng.normal(0, 2))
-        qtbot.mouseClick(widget.accept_button, 1)
+        qtbot.mouseClick(widget.accept_button, Qt.LeftButton)
     assert widget.store.annotator_hotspots("A") == snapshot_a  # nothing of A changed
     assert {(o, f): e for o, f, e in widget.store.iter_entries()} == main_track
     assert widget.store.annotators() == ["A", "B"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
+from qtpy.QtCore import Qt
 
 from napari_hotspot._napari.reframe_widget import WINDOW_LAYER, ReframeWidget
 from napari_hotspot.sample_data import make_sample_video
@@ -33,7 +34,7 @@ def test_preview_keyframe_and_render(make_napari_viewer, qtbot, tmp_path, sample
     assert widget.image_combo.currentText() == "video"
     assert widget.labels_combo.currentText() == "masks" and widget.points_combo.currentText() == "hotspots"
     assert widget.object_ids() == [1, 2]
-    widget.objects_list.item(1).setCheckState(0)  # keep only object 1 (the animal) in view
+    widget.objects_list.item(1).setCheckState(Qt.Unchecked)  # keep only object 1 (the animal) in view
     assert widget.object_ids() == [1]
     widget.aspect_combo.setCurrentText("9:16")
     widget.mode_combo.setCurrentText("track")
