@@ -1,0 +1,130 @@
+"""GUI speed through the real hotspot dock: click-to-mask, tracking frames/s against the session alone,
+and the longest freeze of the viewer while it tracks.
+
+Run under Xvfb from the repository root::
+
+    xvfb-run -a -s "-screen 0 1920x1080x24" python benchmarks/bench_gui_speed.py [--seq blackswan] [--frames 30]
+
+* click-to-mask: the dock moves to a frame it has not shown yet and a click lands at once, so the
+  time (the click's layer event until the mask is in the store) includes encoding that frame;
+  median and max over ``--clicks`` frames.
+* tracking: frames/s of a forward run in the dock (``Track``, adaptation and completion off) from a
+  mask painted on frame 0, against frames/s of ``HotspotSession.propagate`` (what the CLI's
+  ``track`` runs) on the same frames in the same process, right after.
+* freeze: a 20 ms QTimer on the main thread during the dock's run; the longest gap between two ticks
+  less the 20 ms is the longest time the viewer did not respond.
+
+Uses a DAVIS-2016 dev sequence (``$NAPARI_HOTSPOT_DATA``, default ``../shared/data``) when present,
+else the synthetic sample. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seq", default="blackswan", help="DAVIS-2016 dev sequence")
+    parser.add_argument("--frames", type=int, default=30, help="frames to track")
+    parser.add_argument("--clicks", type=int, default=5, help="first-visit frames to click on")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+
+    import napari
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+    from scipy.ndimage import distance_transform_edt
+
+    from napari_hotspot._napari.controller import shared_models
+    from napari_hotspot._napari.widget import HotspotWidget
+    from napari_hotspot.session import HotspotSession
+
+    data = Path(os.environ.get("NAPARI_HOTSPOT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    seq = data / "davis2016-dev" / "JPEGImages" / "480p" / args.seq
+    tmp = Path(tempfile.mkdtemp())
+    if not seq.is_dir():
+        from napari_hotspot.sample_data import write_sample
+
+        seq = write_sample(tmp / "video", "folder").frames
+    models = shared_models()
+    viewer = napari.Viewer(title="bench_gui_speed")
+    viewer.window._qt_window.resize(1920, 1080)
+    video, truth = viewer.open(str(seq), plugin="napari-hotspot")[:2]
+    widget = HotspotWidget(viewer, models=models, autosave_dir=tmp / "autosave", adapt_seconds=0)
+    viewer.window.add_dock_widget(widget, name="Hotspot tracking")
+    c = widget.controller
+    c.complete_frames = 0
+    c.wait(120)
+    T = c.num_frames
+    n = min(args.frames, T)
+
+    # click-to-mask on frames never shown before (encoding included)
+    c.add_object()
+    times = []
+    for t in np.linspace(T // 2, T - 1, args.clicks).astype(int):
+        gt = np.asarray(truth.data[t]) > 0
+        depth = distance_transform_edt(np.pad(gt, 1))[1:-1, 1:-1]
+        y, x = np.unravel_index(int(np.argmax(depth)), gt.shape)
+        c.wait(30)  # no earlier job running
+        c.go_to_frame(int(t))  # the dock asks for an encoding in the background; the click comes at once
+        start = time.perf_counter()
+        c.add_click(int(t), float(x), float(y), positive=True)
+        times.append(time.perf_counter() - start)
+        assert c.store.get(1, int(t)) is not None, c.last_error
+    c.wait(30)
+
+    # tracking in the dock from a painted first frame, with a 20 ms timer watching the main thread
+    gt0 = np.asarray(truth.data[0]) > 0
+    ys, xs = np.nonzero(gt0)
+    c.layer("masks").data_setitem((np.zeros_like(ys), ys, xs), 1)
+    c.track_range = (0, n - 1)
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(20)
+    c.go_to_frame(0)
+    c.wait(30)
+    start = time.perf_counter()
+    c.track("forward")
+    while c.running:
+        QApplication.processEvents()
+        time.sleep(0.002)
+    dock_s = time.perf_counter() - start
+    timer.stop()
+    gaps = np.diff([t for t in ticks if t >= start]) if len(ticks) > 2 else np.zeros(1)
+    dock_fps = (n - 1) / dock_s
+
+    # the same frames through the session alone (what the CLI runs), same process, right after
+    session = HotspotSession(c._source, models)
+    session.add_prompt(0, 1, mask=gt0)
+    start = time.perf_counter()
+    done = sum(1 for _ in session.propagate([1], start_frame=0, end_frame=n - 1))
+    cli_fps = done / (time.perf_counter() - start)
+
+    result = {
+        "video": str(seq.name), "frames": n, "size": list(c.store.shape[1:]),
+        "click_to_mask_ms": {"median": round(1000 * float(np.median(times)), 1),
+                             "max": round(1000 * float(np.max(times)), 1), "n": len(times)},
+        "dock_fps": round(dock_fps, 2), "session_fps": round(cli_fps, 2),
+        "dock_vs_session": round(dock_fps / cli_fps, 3),
+        "longest_freeze_ms": round(1000 * max(float(gaps.max()) - 0.020, 0.0), 1),
+        "cpus": os.cpu_count(), "load_avg": [round(v, 2) for v in os.getloadavg()],
+    }
+    print(json.dumps(result))
+    widget.shutdown()
+    viewer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
