@@ -204,3 +204,35 @@ def test_autosave_is_per_source_for_two_same_named_videos(make_napari_viewer, mo
     store_a, meta_a = load_project(path_a)
     store_b, meta_b = load_project(path_b)
     assert store_a.frames_with(1) == [0] and store_b.frames_with(1) == [3]
+
+
+def test_defaults_first_frame_ground_truth_contour_and_pickers(setup):
+    """The dock opens the video on frame 0, draws ground truth as a contour in its own colour above
+    the masks, and the reframe and labelling docks pick the tracker's masks and hotspots."""
+    from napari_hotspot._napari.labelling_widget import LabellingWidget
+    from napari_hotspot._napari.reader import GROUND_TRUTH_COLOR
+    from napari_hotspot._napari.reframe_widget import ReframeWidget
+
+    viewer, widget, c = setup
+    assert c.current_frame == 0
+    names = [layer.name for layer in viewer.layers]
+    assert names.index("sample ground truth") == names.index("sample masks") + 1
+    truth = viewer.layers["sample ground truth"]
+    assert truth.contour >= 1 and truth.opacity == 1.0
+    np.testing.assert_allclose(truth.colormap.map(np.array([1, 2]))[:, :4], [GROUND_TRUTH_COLOR] * 2, atol=1e-6)
+    reframe = ReframeWidget(viewer)
+    labelling = LabellingWidget(viewer)
+    try:
+        assert reframe.labels_combo.currentText() == "sample masks"
+        assert reframe.points_combo.currentText() == "sample hotspots"
+        assert reframe.image_combo.currentText() == "sample"
+        assert labelling.tracker_combo.currentText() == "sample hotspots"
+        assert labelling.masks_combo.currentText() == "sample masks"
+        # a layer the user picks stays picked when layers change
+        labelling.masks_combo.setCurrentText("sample ground truth")
+        labelling.masks_combo.activated.emit(labelling.masks_combo.currentIndex())
+        viewer.add_points(np.zeros((0, 3)), ndim=3, name="notes")
+        assert labelling.masks_combo.currentText() == "sample ground truth"
+    finally:
+        reframe.shutdown()
+        labelling.shutdown()

@@ -457,7 +457,7 @@ class HotspotWidget(ClosesWithDock, QWidget):
             if masks is not None and layer in self.viewer.layers and masks in self.viewer.layers:
                 i, j = self.viewer.layers.index(layer), self.viewer.layers.index(masks)
                 if i < j:
-                    self.viewer.layers.move(i, j)
+                    self.viewer.layers.move(i, j + 1)  # napari inserts before dest: just above the masks
 
     def _on_video_chosen(self, index: int) -> None:
         layers = self._image_layers()
