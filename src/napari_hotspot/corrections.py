@@ -8,9 +8,11 @@ negative click alone is therefore a complete correction (it used to be refused: 
 positive click is needed"), and a correction can no longer swap the whole mask for another
 object's.
 
-What a click "points at" is the object the prompt decoder finds under it, asked through a scratch
-object of the session so the real object's anchors are untouched. The result always honours the
-clicks: positives inside, negatives outside.
+What a click "points at" comes from the prompt decoder, asked through a scratch object of the
+session so the real object's anchors are untouched, with a positive click at the mask's core so it
+answers for this object; an answer that would remove or add too much is not trusted (only the
+click's surroundings change then). The result always honours the clicks: positives inside,
+negatives outside.
 """
 
 from __future__ import annotations
@@ -60,13 +62,33 @@ def _largest_part(mask: np.ndarray) -> int:
     return int(np.bincount(parts.ravel())[1:].max()) if n else 0
 
 
+def _core_point(mask: np.ndarray, away_from=None, radius: float = 0.0):
+    """(x, y) deepest inside ``mask`` (outside ``radius`` of ``away_from``), or None."""
+    inside = mask if away_from is None else mask & ~_disk(mask.shape, *away_from, radius)
+    if not inside.any():
+        return None
+    depth = ndimage.distance_transform_edt(np.pad(inside, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    return float(x), float(y)
+
+
+#: A negative click removes at most this share of the piece it is on, a positive one adds at most
+#: this share of the mask's area; a decoder answer beyond that is taken as wrong (on DAVIS, a click
+#: on a fringe next to the object often gets the object itself as the answer) and only the click's
+#: surroundings change.
+MAX_REMOVE_SHARE = 0.5
+MAX_ADD_SHARE = 1.0
+
+
 def refine_mask(session, frame: int, base: np.ndarray, clicks: Sequence[tuple[float, float, int]]) -> np.ndarray:
     """``base`` (H, W) corrected by ``clicks`` ``(x, y, label)`` (1 positive, 0 negative) on ``frame``.
 
     Negative click: remove the connected piece of the mask under it when that is not the mask's main
-    piece (the look-alike object the mask spread onto); else the part of the mask the decoder finds
-    under it; else (the decoder sees the whole mask as one object) a disk around the click. Positive click: add the connected
-    parts of the decoder's answer (all clicks, negatives as negatives) that hold a positive click.
+    piece (the look-alike object the mask spread onto). Else ask the decoder for the object with a
+    positive click at the piece's core and the negative one: the part of the piece it leaves out that
+    holds the click goes (at most MAX_REMOVE_SHARE of the piece; else a disk around the click).
+    Positive click: add the part of the decoder's answer (the clicks plus the mask's core) outside
+    the mask that holds the click (at most MAX_ADD_SHARE of the mask's area; else a disk).
     Raises PromptError when nothing of the object would be left.
     """
     base = np.asarray(base, bool)
@@ -78,21 +100,33 @@ def refine_mask(session, frame: int, base: np.ndarray, clicks: Sequence[tuple[fl
     for x, y in neg:
         if not mask[_pixel(shape, x, y)]:
             continue  # already outside; the final step keeps it out
-        part = _parts_at(mask, [(x, y)])
-        if part.sum() < mask.sum() and part.sum() < _largest_part(mask):
-            mask &= ~part  # a separate piece, not the object's main one: the look-alike it spread onto
+        piece = _parts_at(mask, [(x, y)])
+        if piece.sum() < mask.sum() and piece.sum() < _largest_part(mask):
+            mask &= ~piece  # a separate piece, not the object's main one: the look-alike it spread onto
             continue
-        segment = _scratch_segment(session, frame, [(x, y)], [1])
         remove = None
-        if segment is not None and segment[_pixel(shape, x, y)]:
-            remove = segment & mask
-            if remove.sum() >= mask.sum():
-                remove = None  # the decoder sees the whole mask as one object: only the click's surroundings
+        core = _core_point(piece, (x, y), 4 * radius)
+        if core is not None:
+            answer = _scratch_segment(session, frame, [core, (x, y)], [1, 0])
+            if answer is not None:
+                left_out = piece & ~answer
+                if left_out[_pixel(shape, x, y)]:
+                    region = _parts_at(left_out, [(x, y)])
+                    if region.sum() <= MAX_REMOVE_SHARE * piece.sum():
+                        remove = region
         mask &= ~(_disk(shape, x, y, 2 * radius) if remove is None else remove)
-    if pos:
-        segment = _scratch_segment(session, frame, pos + neg, [1] * len(pos) + [0] * len(neg))
-        if segment is not None:
-            mask |= _parts_at(segment, pos)
+    for x, y in pos:
+        if mask[_pixel(shape, x, y)]:
+            continue  # already inside
+        core = _core_point(mask)
+        points = [(x, y)] + ([core] if core is not None else [])
+        answer = _scratch_segment(session, frame, points + neg, [1] * len(points) + [0] * len(neg))
+        if answer is not None:
+            added = answer & ~mask
+            if added[_pixel(shape, x, y)]:
+                region = _parts_at(added, [(x, y)])
+                if region.sum() <= MAX_ADD_SHARE * max(int(mask.sum()), 1):
+                    mask |= region
     for x, y in neg:  # the clicks are honoured whatever the decoder said
         mask &= ~_disk(shape, x, y, radius)
     for x, y in pos:

@@ -1,0 +1,124 @@
+"""Corrective clicks on DAVIS: mean J after each simulated click, with the mask refined (the dock's way
+since issue 23) or replaced by the click's prompt answer (the dock's way before).
+
+    python benchmarks/bench_corrective_clicks.py --sequences blackswan dog kite-surf --frames 30 --clicks 3
+
+Protocol per sequence (DAVIS-2016 480p dev, ``$NAPARI_HOTSPOT_DATA``): frame 0's ground-truth mask is
+the first keyframe, the object is tracked forward over the first ``--frames`` frames. Then, up to
+``--clicks`` times: on the frame with the lowest J (keyframes excluded), one click at the centre of
+the largest error region (``evaluation.interactive.next_click``: positive in a miss, negative in a
+false alarm); the frame becomes a keyframe with the corrected mask; re-propagation runs both ways from
+it up to the neighbouring keyframes (the dock's Re-propagate). Mean J over all frames after each step.
+
+"refine": ``corrections.refine_mask`` on the frame's mask (what the dock does now). "replace": the
+click alone as a prompt (``add_prompt(points=...)``), whose answer replaces the mask; a negative
+click alone is refused there, so that step changes nothing (the dock's behaviour before).
+Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _load(seq_dir: Path, ann_dir: Path, frames: int):
+    from PIL import Image
+
+    from napari_hotspot.video import open_source
+
+    source = open_source(seq_dir)
+    n = min(frames, source.num_frames)
+    names = list(source.frame_names)[:n]
+    gt = np.stack([np.asarray(Image.open(ann_dir / f"{name}.png")) > 0 for name in names])
+    video = np.stack([source.get_frame(i) for i in range(n)])
+    return video, gt
+
+
+def _j(a, b) -> float:
+    union = (a | b).sum()
+    return 1.0 if union == 0 else float((a & b).sum()) / float(union)
+
+
+def run_sequence(video, gt, models, clicks: int, mode: str) -> list[float]:
+    from napari_hotspot.corrections import refine_mask
+    from napari_hotspot.errors import PromptError
+    from napari_hotspot.evaluation.interactive import next_click
+    from napari_hotspot.session import HotspotSession
+
+    n = len(video)
+    session = HotspotSession(video, models)
+    session.add_prompt(0, 1, mask=gt[0])
+    masks = np.zeros_like(gt)
+    masks[0] = gt[0]
+    for r in session.propagate([1], start_frame=0, end_frame=n - 1):
+        masks[r.frame] = r.mask
+    keys = {0}
+    curve = [float(np.mean([_j(masks[t], gt[t]) for t in range(n)]))]
+    for _ in range(clicks):
+        js = [_j(masks[t], gt[t]) if t not in keys else 2.0 for t in range(n)]
+        w = int(np.argmin(js))
+        click = next_click(masks[w], gt[w])
+        if js[w] > 1.0 or click is None:
+            curve.append(curve[-1])
+            continue
+        x, y, positive = click
+        try:
+            if mode == "refine":
+                corrected = refine_mask(session, w, masks[w], [(x, y, 1 if positive else 0)])
+                session.add_prompt(w, 1, mask=corrected, source="correction")
+            else:
+                corrected = session.add_prompt(w, 1, points=[(x, y)], labels=[1 if positive else 0]).mask
+        except PromptError:  # "replace" with a negative click alone: refused, nothing changes
+            curve.append(curve[-1])
+            continue
+        masks[w] = corrected
+        keys.add(w)
+        for direction, end in (("forward", n - 1), ("backward", 0)):
+            for r in session.propagate([1], start_frame=w, end_frame=end, direction=direction, stop_at_keyframe=True):
+                if r.frame not in keys:
+                    masks[r.frame] = r.mask
+        curve.append(float(np.mean([_j(masks[t], gt[t]) for t in range(n)])))
+    return curve
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sequences", nargs="+", default=["blackswan", "dog", "kite-surf"])
+    parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--clicks", type=int, default=3)
+    parser.add_argument("--modes", nargs="+", default=["refine", "replace"])
+    args = parser.parse_args(argv)
+
+    from napari_hotspot.models.weights import ModelBundle
+
+    data = Path(os.environ.get("NAPARI_HOTSPOT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    root = data / "davis2016-dev"
+    models = ModelBundle.load()
+    print(f"| sequence | mode | mean J after 0..{args.clicks} clicks | never falls |")
+    print("|---|---|---|---|")
+    totals: dict[str, list[list[float]]] = {m: [] for m in args.modes}
+    start = time.perf_counter()
+    for seq in args.sequences:
+        video, gt = _load(root / "JPEGImages" / "480p" / seq, root / "Annotations" / "480p" / seq, args.frames)
+        for mode in args.modes:
+            curve = run_sequence(video, gt, models, args.clicks, mode)
+            totals[mode].append(curve)
+            falls = all(b >= a - 1e-9 for a, b in zip(curve, curve[1:]))
+            print(f"| {seq} | {mode} | {' -> '.join(f'{v:.3f}' for v in curve)} | {'yes' if falls else 'NO'} |",
+                  flush=True)
+    for mode, curves in totals.items():
+        mean = np.mean(np.array(curves), axis=0)
+        print(f"| mean | {mode} | {' -> '.join(f'{v:.3f}' for v in mean)} | "
+              f"{sum(all(b >= a - 1e-9 for a, b in zip(c, c[1:])) for c in curves)}/{len(curves)} sequences |")
+    print(f"\n{time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
