@@ -69,8 +69,9 @@ def cmd_track(args) -> int:
     finally:
         close()
     adapted = session.adaptation_state(prompt.object_id)
-    note = (f"; adapted first in {run.timings['adapt']:.1f}s ({adapted['steps']} steps)"
-            if adapted and adapted["steps"] else "")
+    verdict = session.adaptation_verdict(prompt.object_id)
+    note = (f"; adapted first in {run.timings['adapt']:.1f}s ({adapted['steps']} steps; {verdict.describe()})"
+            if adapted and adapted["steps"] and verdict else "")
     frames = f"{run.frames} frame{'s' if run.frames != 1 else ''}"
     print(f"tracked {frames} in {run.seconds - run.timings['adapt']:.1f}s ({run.fps:.1f} fps){note}; wrote "
           f"{args.out}/masks and {args.out}/hotspots.csv")
@@ -105,7 +106,7 @@ def cmd_eval(args) -> int:
         note = _seen_in_training_note(models, args.sequences or list_sequences(root))
         rows = evaluate_tracker(root, args.out, args.sequences, args.init, models,
                                 adapt_seconds=adapt_seconds(args), long_side=args.long_side,
-                                complete_frames=complete_frames(args))
+                                complete_frames=complete_frames(args), adapt_guard=args.adapt_guard)
     print(write_results(rows, args.out, note=note))
     return 0
 
@@ -161,7 +162,8 @@ def _eval_corrections(args, root) -> int:
         rows = []
         for seq in args.sequences or list_sequences(root):
             rows.extend(correction_curve(root, seq, args.corrections, args.init, models, seconds,
-                                         long_side=args.long_side, complete_frames=complete_frames(args)))
+                                         long_side=args.long_side, complete_frames=complete_frames(args),
+                                         adapt_guard=args.adapt_guard))
         curves[label] = rows
         for k in range(args.corrections + 1):
             js = [r["J_mean"] for r in rows if r["corrections"] == k]
@@ -250,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hotspots", type=Path, default=None, metavar="CSV", help="predicted hotspots.csv to score")
     p.add_argument("--corrections", type=non_negative_int, default=0, metavar="K",
                    help="simulate K worst-frame corrections; prints J after each, with and without adaptation")
+    p.add_argument("--no-adapt-guard", dest="adapt_guard", action="store_false",
+                   help="use every adapted tracker, also one that fails the round-trip check the default "
+                        "applies (session.adaptation_verdict; for measuring the guard)")
     p.add_argument("--weights", type=Path, default=None)
     add_long_side_arg(p)
     p.add_argument("--out", type=Path, required=True, help="writes results.csv, summary.md (and predictions/)")

@@ -132,6 +132,7 @@ def _track_into(session, prompts, mask_dir: Path, progress, adapt_seconds: float
     for oid in ids:
         if set(session.anchors(oid)) != set(range(total)):  # else every frame is prompted: nothing to propagate
             session.adapt(oid, adapt_seconds)
+            session.adaptation_verdict(oid)  # the guard's round trips count as adaptation, not tracking
     adapt_seconds_used = time.perf_counter() - t_adapt
 
     write_seconds = 0.0

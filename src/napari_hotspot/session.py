@@ -51,6 +51,12 @@ COMPLETION_FRAMES = 5
 SPARSE_SOURCES = ("click", "box")
 
 SOURCES = ("click", "box", "mask", "gaze", "auto", "correction")
+# The adaptation guard (`adaptation_verdict`): an adapted copy tracks only if it carries its anchor masks
+# this many frames away and back at least as well as the base tracker does, less ADAPT_GUARD_MARGIN IoU.
+# Chosen on the validation split of davis2016-train, never on the test sequences (docs/benchmarks.md,
+# "Adaptation guard").
+ADAPT_GUARD_FRAMES = 10
+ADAPT_GUARD_MARGIN = 0.0
 
 
 @dataclass
@@ -86,6 +92,21 @@ class _Anchor:
     negative: tuple = ()
     box_work: tuple | None = None
     completed: bool = True  # False: a sparse prompt's mask that `complete_prompt` has not seen yet
+
+
+@dataclass
+class AdaptationVerdict:
+    """Whether an object's adapted tracker copy is used (`HotspotSession.adaptation_verdict`): the mean IoU
+    between its anchor masks and what each tracker brings back to them after a round trip."""
+
+    kept: bool
+    adapted_iou: float
+    base_iou: float
+    steps: int  # the adapter's steps when judged (a later `adapt` call is judged again)
+
+    def describe(self) -> str:
+        word = "kept" if self.kept else "not kept (the base tracker is used)"
+        return (f"adaptation {word}: round-trip IoU {self.adapted_iou:.3f} adapted vs {self.base_iou:.3f} base")
 
 
 @dataclass
@@ -126,6 +147,10 @@ class HotspotSession:
         self._adapted_frames: dict[int, set[int]] = {}
         self.adapt_parts = ADAPTED_PARTS  # what adaptation fine-tunes (None: the whole tracker head)
         self.refine_prompts = True  # refine click/box/gaze/auto masks (see _refine_with_tracker)
+        self.guard_adaptation = True  # an adapted copy tracks only if it passes `adaptation_verdict`
+        self._verdicts: dict[int, AdaptationVerdict] = {}
+        # (object, frame) -> (the anchor mask it was computed for, the base tracker's round-trip IoU)
+        self._base_round_trips: dict[tuple[int, int], tuple[torch.Tensor, float]] = {}
         self.timings = {"decode": 0.0, "encoder": 0.0, "heads": 0.0}
 
     # ---- frames and features -------------------------------------------------------------
@@ -519,6 +544,8 @@ class HotspotSession:
         self._objects.clear()
         self._adapters.clear()
         self._adapted_frames.clear()
+        self._verdicts.clear()
+        self._base_round_trips.clear()
 
     # ---- per-video adaptation ------------------------------------------------------------------
     def adapt(self, object_id: int, seconds: float = DEFAULT_ADAPT_SECONDS, should_stop=None, progress=None,
@@ -578,6 +605,67 @@ class HotspotSession:
         """Back to the base tracker for this object."""
         self._adapters.pop(object_id, None)
         self._adapted_frames.pop(object_id, None)
+        self._verdicts.pop(object_id, None)
+
+    def _round_trip_iou(self, tracker, object_id: int, frame: int, frames: int) -> float:
+        """IoU between an anchor's mask and what `tracker` brings back to the anchor's frame after
+        tracking it `frames` frames away (forward, or backward near the video's end) and back, the far
+        answer as the template of the way back: real neighbouring frames, not views of the anchor."""
+        a = self._objects[object_id].anchors[frame]
+        ahead, behind = self.num_frames - 1 - frame, frame
+        k = min(int(frames), max(ahead, behind))
+        if k <= 0:
+            return 1.0
+        step = 1 if ahead >= k else -1
+        with torch.no_grad():
+            anchor = prev = make_reference(self.features(frame), a.mask_work, a.hotspot_work)
+            for t in range(frame + step, frame + step * (k + 1), step):
+                prev = track_step(tracker, self.features(t), anchor, prev, self.work_size).reference
+            far = prev
+            for t in range(frame + step * (k - 1), frame - step, -step):
+                r = track_step(tracker, self.features(t), far, prev, self.work_size)
+                prev = r.reference
+        back, given = r.mask_prob > 0.5, a.mask_work > 0.5
+        union = int((back | given).sum())
+        return 1.0 if union == 0 else int((back & given).sum()) / union
+
+    def adaptation_verdict(self, object_id: int) -> AdaptationVerdict | None:
+        """Judge the object's adapted copy (None when it has none, or no training step yet): kept when
+        its round trips from the anchors it learnt (`_round_trip_iou`, ADAPT_GUARD_FRAMES frames) end
+        no worse than the base tracker's, less ADAPT_GUARD_MARGIN. Adaptation that overfits the prompted
+        frame's look loses the object on the real frames next to it and is dropped; propagation then
+        uses the base tracker. Judged once per adaptation (a later `adapt` call is judged again)."""
+        object_id = int(object_id)
+        adapter = self._adapters.get(object_id)
+        if adapter is None or adapter.steps == 0:
+            return None
+        verdict = self._verdicts.get(object_id)
+        if verdict is not None and verdict.steps == adapter.steps:
+            return verdict
+        frames = sorted(f for f in self._adapted_frames.get(object_id, ()) if f in self._objects[object_id].anchors)
+        frames = frames[:: -(-len(frames) // 3)] if frames else frames  # at most 3, spread: a bounded cost
+        t0 = time.perf_counter()
+        if not frames:  # its anchors were removed since: nothing left to judge it on
+            adapted = base = float("nan")
+            kept = False
+        else:
+            adapted = float(np.mean([self._round_trip_iou(adapter.model, object_id, f, ADAPT_GUARD_FRAMES)
+                                     for f in frames]))
+            base = float(np.mean([self._base_round_trip(object_id, f) for f in frames]))
+            kept = adapted >= base - ADAPT_GUARD_MARGIN
+        self.timings["heads"] += time.perf_counter() - t0
+        verdict = AdaptationVerdict(kept, adapted, base, adapter.steps)
+        self._verdicts[object_id] = verdict
+        return verdict
+
+    def _base_round_trip(self, object_id: int, frame: int) -> float:
+        key = (object_id, frame)
+        mask = self._objects[object_id].anchors[frame].mask_work
+        cached = self._base_round_trips.get(key)
+        if cached is None or cached[0] is not mask:  # a new prompt or completion on that frame
+            cached = (mask, self._round_trip_iou(self.models.tracker, object_id, frame, ADAPT_GUARD_FRAMES))
+            self._base_round_trips[key] = cached
+        return cached[1]
 
     def adaptation_state(self, object_id: int) -> dict | None:
         """The adapted weights of an object (to save with a project), or None."""
@@ -593,7 +681,11 @@ class HotspotSession:
 
     def _tracker_for(self, object_id: int):
         a = self._adapters.get(object_id)
-        return a.model if a is not None and a.steps > 0 else self.models.tracker
+        if a is None or a.steps == 0:
+            return self.models.tracker
+        if self.guard_adaptation and not self.adaptation_verdict(object_id).kept:
+            return self.models.tracker
+        return a.model
 
     # ---- propagation -------------------------------------------------------------------------
     def propagate(

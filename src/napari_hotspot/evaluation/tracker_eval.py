@@ -73,6 +73,7 @@ def evaluate_tracker(
     adapt_seconds: float = 0.0,
     long_side: int = DEFAULT_LONG_SIDE,
     complete_frames: int = COMPLETION_FRAMES,
+    adapt_guard: bool = True,
 ) -> list[dict]:
     davis_root, out_dir = Path(davis_root), Path(out_dir)
     models = models or ModelBundle.load()
@@ -91,6 +92,7 @@ def evaluate_tracker(
         pred_dir = out_dir / "predictions" / seq
         with open_source(img_dir, cache_bytes=TRACK_CACHE_BYTES) as source:
             session = HotspotSession(source, models, long_side=long_side)
+            session.guard_adaptation = adapt_guard
             run = track_video(session, prompts, pred_dir, adapt_seconds=adapt_seconds,
                               complete_frames=complete_frames)
         # track_video writes masks/ inside pred_dir; DAVIS layout wants the PNGs directly in it.
@@ -105,6 +107,12 @@ def evaluate_tracker(
             r["fps"] = round(run.fps, 2)
             r["encoder_ms"] = round(1000 * run.timings["encoder"] / max(run.frames, 1), 1)
             r["adapt_s"] = round(run.timings["adapt"], 1)
+            verdict = session.adaptation_verdict(r["object_id"])
+            # Whether the guard passes the adapted copy (recorded with --no-adapt-guard too, so that one run
+            # with and one without adaptation give the guard's result at any margin).
+            r["adapt_pass"] = "" if verdict is None else int(verdict.kept)
+            r["adapt_rt_iou"] = float("nan") if verdict is None else round(verdict.adapted_iou, 4)
+            r["base_rt_iou"] = float("nan") if verdict is None else round(verdict.base_iou, 4)
         rows.extend(seq_rows)
         for r in seq_rows:
             log(f"{seq} object {r['object_id']}: J={r['J_mean']:.3f} F={r['F_mean']:.3f} "
@@ -122,6 +130,7 @@ def correction_curve(
     adapt_steps: int | None = DEFAULT_ADAPT_STEPS,
     long_side: int = DEFAULT_LONG_SIDE,
     complete_frames: int = COMPLETION_FRAMES,
+    adapt_guard: bool = True,
 ) -> list[dict]:
     """The simulated-annotator correction protocol on one sequence (one object per first-frame id).
 
@@ -139,6 +148,7 @@ def correction_curve(
     ids = [int(v) for v in np.unique(gt[0]) if v != 0]
     with open_source(davis_frames_dir(davis_root, sequence)) as source:
         session = HotspotSession(source, models, long_side=long_side)
+        session.guard_adaptation = adapt_guard
         pred: dict[int, list[np.ndarray]] = {}
         for oid in ids:
             r = prompt_from_ground_truth(gt[0] == oid, init, 0, oid).apply(session)

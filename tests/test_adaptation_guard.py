@@ -1,0 +1,65 @@
+"""The adaptation guard (session.adaptation_verdict): an adapted tracker copy is used only when it carries
+its anchor masks away and back through the real video at least as well as the base tracker does."""
+
+import copy
+
+import numpy as np
+import torch
+
+from napari_hotspot.session import HotspotSession
+
+
+def _iou(a, b):
+    return np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1)
+
+
+def test_the_guard_drops_an_adaptation_forced_to_learn_a_wrong_mask(sample, models):
+    frames, truth = sample.frames[:16], sample.masks[:16] == 1
+    session = HotspotSession(frames, models)
+    session.add_prompt(0, 1, mask=truth[0])
+    base = [r.mask for r in session.propagate(direction="forward")]
+    # Overfit the copy to the wrong thing: everything but the object is what it learns to segment.
+    session.add_adaptation_frames(1)
+    adapter = session._adapters[1]
+    for example in adapter.examples:
+        example.masks = [~m for m in example.masks]
+    adapter.opt.param_groups[0]["lr"] = 5e-3
+    assert adapter.fit(seconds=1e9, max_steps=40) == 40
+    verdict = session.adaptation_verdict(1)
+    assert verdict is not None and not verdict.kept
+    assert verdict.adapted_iou < verdict.base_iou - 0.2
+    assert "not kept" in verdict.describe()
+    guarded = [r.mask for r in session.propagate(direction="forward")]
+    assert all(np.array_equal(a, b) for a, b in zip(base, guarded))  # the base tracker tracked
+    # Without the guard the overfit copy tracks, and does worse.
+    session.guard_adaptation = False
+    unguarded = [r.mask for r in session.propagate(direction="forward")]
+    assert np.mean([_iou(m, t) for m, t in zip(unguarded, truth[1:])]) < np.mean(
+        [_iou(m, t) for m, t in zip(base, truth[1:])])
+
+
+def test_the_guard_keeps_an_adaptation_that_repairs_a_damaged_tracker(sample, models):
+    """A base tracker whose mask output is biased towards background loses the object; adapting its copy
+    to the true mask repairs it, and the guard keeps that copy."""
+    frames, truth = sample.frames[:16], sample.masks[:16] == 1
+    damaged = copy.copy(models)
+    damaged.tracker = copy.deepcopy(models.tracker)
+    with torch.no_grad():
+        damaged.tracker.mask4.bias -= 4.0
+    session = HotspotSession(frames, damaged)
+    session.add_prompt(0, 1, mask=truth[0])
+    assert session.adaptation_verdict(1) is None  # nothing adapted yet
+    base = [r.mask for r in session.propagate(direction="forward")]
+    assert session.adapt(1, seconds=1e9, max_steps=40) == 40
+    verdict = session.adaptation_verdict(1)
+    assert verdict.kept and verdict.adapted_iou > verdict.base_iou
+    assert session.adaptation_verdict(1) is verdict  # judged once per adaptation
+    adapted = [r.mask for r in session.propagate(direction="forward")]
+    j_base = np.mean([_iou(m, t) for m, t in zip(base, truth[1:])])
+    j_adapted = np.mean([_iou(m, t) for m, t in zip(adapted, truth[1:])])
+    assert j_adapted > j_base + 0.1
+    # A later adaptation is judged again; resetting drops the verdict with the copy.
+    session.adapt(1, seconds=1e9, max_steps=2)
+    assert session.adaptation_verdict(1).steps == 42
+    session.reset_adaptation(1)
+    assert session.adaptation_verdict(1) is None
