@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The benchmark's protocol (issue 19): every head trains on davis2016-train (+ the DUTS stills), never
+# on the 12 davis2016-dev sequences, which are the test set. Two models side by side:
+#   split: trains on 24 of the 30 training sequences; the other 6 (every 5th in alphabetical order from
+#          the 3rd: boat dog-agility hockey mallard-water rollerblade swing) are the validation split
+#          on which every inference rule and training choice is chosen (scripts/eval_split.sh);
+#   all:   the same command on all 30 (the shipped weights, src/napari_hotspot/models/weights/).
+# Runs on the CPU (the shipped run: 2 cores, one thread per model) or a GPU. Writes OUT/m_split.pt,
+# OUT/m_all.pt and the logs.      bash scripts/train_davis.sh [OUT]      (default runs/davis_train)
+set -eu
+OUT=${1:-runs/davis_train}; mkdir -p "$OUT"
+DATA=${NAPARI_HOTSPOT_DATA:-../shared/data}
+C=${CACHE:-runs/cache}
+SE=${STEPS_EGNET:-400}; SG=${STEPS_GAZE2MASK:-800}; ST=${STEPS_TRACKER:-1500}
+VAL="boat dog-agility hockey mallard-water rollerblade swing"
+T="python3 -m napari_hotspot.train --davis-root $DATA/davis2016-train --stills-root $DATA/duts-tr-subset --cache $C --seed 0"
+# Encode every sequence's and still's views once before the parallel runs (they would race to write them).
+$T --head egnet --steps-egnet 1 --out "$OUT/warm" > "$OUT/warm.log" 2>&1 || { tail -5 "$OUT/warm.log"; exit 1; }
+run() {  # run NAME [--val-sequences ...]: the three heads, then one merged file
+  name=$1; shift
+  for head in egnet gaze2mask tracker; do
+    $T --head $head --threads 1 --steps-egnet $SE --steps-gaze2mask $SG --steps-tracker $ST \
+       --single-click-rate 0.3 "$@" --out "$OUT/${head}_$name" > "$OUT/${head}_$name.log" 2>&1 \
+       || { echo "$name $head failed:"; tail -5 "$OUT/${head}_$name.log"; return 1; }
+  done
+  python3 -m napari_hotspot.models.training.merge --egnet "$OUT/egnet_$name/weights.pt" \
+    --gaze2mask "$OUT/gaze2mask_$name/weights.pt" --tracker "$OUT/tracker_$name/weights.pt" --out "$OUT/m_$name.pt"
+  grep -h "val mean\|steps\b" "$OUT"/*_"$name".log | sed "s/^/$name: /" || true
+}
+run split --val-sequences $VAL & A=$!
+run all & B=$!
+sa=0; sb=0; wait $A || sa=1; wait $B || sb=1
+exit $((sa || sb))
