@@ -377,3 +377,36 @@ def test_the_qt_free_loader_reads_and_checks_adapted_tracker_files(tmp_path, ben
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a project without adapted trackers loads without a warning
         load_project(save_project(store, tmp_path / "q"))
+
+
+def test_folder_exports_on_a_disk_that_fills_halfway_keep_every_earlier_file(tmp_path, monkeypatch, bench):
+    """The DAVIS PNG folder and the hotspot-map folder are staged: new files replace the earlier ones only
+    once all are written, so a full disk after a few files leaves the earlier export whole."""
+    from napari_hotspot.annotations.io_davis import export_davis_png
+
+    store = bench.make_store(5)
+    out = tmp_path / "davis"
+    export_davis_png(store, out)
+    earlier = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert len(earlier) == store.num_frames
+    (out / "notes.txt").write_text("a user's own file")
+    real_open = open
+    opened = []
+
+    def filling_open(file, mode="r", *args, **kwargs):
+        if "w" in mode:
+            opened.append(file)
+            if len(opened) > 2:  # two new PNGs fit, then the disk is full
+                return io.BufferedWriter(_FullFile(), buffer_size=1)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(fileio, "open", filling_open, raising=False)
+    with pytest.raises(ProjectIOError, match="No space left"):
+        export_davis_png(bench.make_store(6), out)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".png"} == earlier
+    assert sorted(p.name for p in out.iterdir()) == sorted([*earlier, "notes.txt"])  # no staging folder left
+    # A staging folder a killed export left behind goes with the next export.
+    (out / f".staging-{_dead_pid()}-deadbeef").mkdir()
+    export_davis_png(store, out)
+    assert not [p for p in out.iterdir() if p.name.startswith(".staging-")]

@@ -142,3 +142,38 @@ def crash_point(name: str) -> None:
         import signal
 
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+_STAGING_PREFIX = ".staging-"
+
+
+@contextlib.contextmanager
+def staged_files(out_dir: str | os.PathLike, what: str = "export"):
+    """Yield a hidden staging folder inside `out_dir` to write a set of files into (subfolders allowed);
+    once the block ends without an error, each staged file replaces its namesake in `out_dir`. A write
+    error (a full disk) or Ctrl-C in the block leaves the files already in `out_dir` as they were, and
+    the staging folder is removed; one a killed process left behind is removed by the next export."""
+    import shutil
+
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(_STAGING_PREFIX + "*"):
+            owner = stale.name[len(_STAGING_PREFIX):].split("-")[0]
+            if owner.isdigit() and not pid_alive(int(owner)):
+                shutil.rmtree(stale, ignore_errors=True)
+        stage = out / f"{_STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        stage.mkdir()
+    except OSError as err:
+        raise ProjectIOError(f"cannot write the {what} into {out}: {describe_os_error(err)}") from err
+    try:
+        yield stage
+        try:
+            for source in sorted(p for p in stage.rglob("*") if p.is_file()):
+                target = out / source.relative_to(stage)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)  # same file system: a rename, which a full disk cannot fail
+        except OSError as err:
+            raise ProjectIOError(f"cannot move the {what} into {out}: {describe_os_error(err)}") from err
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -629,12 +629,14 @@ class HotspotSession:
         union = int((back | given).sum())
         return 1.0 if union == 0 else int((back & given).sum()) / union
 
-    def adaptation_verdict(self, object_id: int) -> AdaptationVerdict | None:
+    def adaptation_verdict(self, object_id: int, judge: bool = True) -> AdaptationVerdict | None:
         """Judge the object's adapted copy (None when it has none, or no training step yet): kept when
         its round trips from the anchors it learnt (`_round_trip_iou`, ADAPT_GUARD_FRAMES frames) end
         no worse than the base tracker's, less ADAPT_GUARD_MARGIN. Adaptation that overfits the prompted
         frame's look loses the object on the real frames next to it and is dropped; propagation then
-        uses the base tracker. Judged once per adaptation (a later `adapt` call is judged again)."""
+        uses the base tracker. Judged once per adaptation (a later `adapt` call is judged again); with
+        `judge=False` only a verdict already reached for the current adaptation is returned (no tracking:
+        cheap enough for a GUI thread)."""
         object_id = int(object_id)
         adapter = self._adapters.get(object_id)
         if adapter is None or adapter.steps == 0:
@@ -642,6 +644,8 @@ class HotspotSession:
         verdict = self._verdicts.get(object_id)
         if verdict is not None and verdict.steps == adapter.steps:
             return verdict
+        if not judge:
+            return None
         frames = sorted(f for f in self._adapted_frames.get(object_id, ()) if f in self._objects[object_id].anchors)
         frames = frames[:: -(-len(frames) // 3)] if frames else frames  # at most 3, spread: a bounded cost
         t0 = time.perf_counter()

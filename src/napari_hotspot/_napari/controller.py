@@ -1748,6 +1748,10 @@ class HotspotController:
             return f"adapting: {run.fraction:.0%} ({run.steps} steps)"
         summary = self.adaptation_summary(oid)
         text = "base model" if summary is None else f"adapted: {summary['steps']} steps, {summary['seconds']:.1f} s"
+        verdict = self.session.adaptation_verdict(oid, judge=False)  # reached when tracking starts
+        if verdict is not None and not verdict.kept:
+            text += (f"; not kept, the base model tracks (round trip {verdict.adapted_iou:.2f} vs "
+                     f"{verdict.base_iou:.2f})")
         pending = self.adaptation_pending(oid)
         if pending and self.adapt_seconds > 0:
             n = len(pending)

@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from napari_hotspot.annotations.model import AnnotationStore, Provenance
 from napari_hotspot.annotations.palette import davis_palette, davis_palette_bytes
 from napari_hotspot.errors import AnnotationError, ProjectIOError
-from napari_hotspot.fileio import atomic_write
+from napari_hotspot.fileio import atomic_write, staged_files
 
 
 def frame_stems(frame_names: Sequence[str] | None, num_frames: int) -> list[str]:
@@ -116,12 +116,12 @@ def export_davis_png(
         raise ProjectIOError(f"DAVIS PNGs hold object ids up to 255; objects {too_big} are larger")
     stems = frame_stems(frame_names, store.num_frames)
     out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ProjectIOError(f"cannot create export folder {out}: {err.strerror or err}") from err
     chosen = range(store.num_frames) if frames is None else [store._check_frame(f) for f in frames]
-    return [write_label_png(out / f"{stems[f]}.png", store.label_frame(f)) for f in chosen]
+    # Staged: a full disk halfway leaves the folder's earlier PNGs as they were, not half replaced.
+    with staged_files(out, "DAVIS PNG export") as stage:
+        for f in chosen:
+            write_label_png(stage / f"{stems[f]}.png", store.label_frame(f))
+    return [out / f"{stems[f]}.png" for f in chosen]
 
 
 def _png_files(folder: Path) -> list[Path]:

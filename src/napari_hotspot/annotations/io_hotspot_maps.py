@@ -52,7 +52,7 @@ from napari_hotspot.annotations.labelling import (
 )
 from napari_hotspot.annotations.model import AnnotationStore, Provenance
 from napari_hotspot.errors import AnnotationError, HotspotError, ProjectIOError
-from napari_hotspot.fileio import atomic_write, encode_png
+from napari_hotspot.fileio import atomic_write, encode_png, staged_files
 from napari_hotspot.evaluation.hotspot import DEFAULT_PCK_THRESHOLDS, hotspot_scores, temporal_jitter
 from napari_hotspot.evaluation.saliency import (
     auc_judd,
@@ -152,47 +152,48 @@ def export_hotspot_maps(
     points: dict[str, dict[str, list[float]]] = {}
     sizes: dict[str, float | None] = {}
     consensus: dict[str, list[float]] = {}
-    frames = []
-    for frame, records in labels.items():
-        marks = {n: r.hotspot for n, r in records.items() if r.hotspot is not None and r.hotspot.visible}
-        if not marks:
-            continue
-        frames.append(frame)
-        xy = np.array([(h.x, h.y) for h in marks.values()], dtype=float)
-        saliency = hotspot_map(xy, shape, sigma)  # float32, peak 1
-        _write_png(out_dir / "maps" / frame_file(frame), np.round(saliency * peak).astype(dtype))
-        fixations = np.zeros(shape, dtype=np.uint8)
-        for x, y in xy:
-            col = int(min(max(round(x), 0), store.width - 1))
-            row = int(min(max(round(y), 0), store.height - 1))
-            fixations[row, col] = 255
-        _write_png(out_dir / "fixations" / frame_file(frame), fixations)
-        mask = store.mask(obj_id, frame)
-        if mask is not None:
-            _write_png(out_dir / "masks" / frame_file(frame), mask.astype(np.uint8) * 255)
-        points[str(frame)] = {n: [h.x, h.y] for n, h in sorted(marks.items())}
-        sizes[str(frame)] = _finite_or_none(agreement[frame].object_size_px)
-        consensus[str(frame)] = list(agreement[frame].consensus)
-    manifest = {
-        "format": MAPS_FORMAT,
-        "version": FORMAT_VERSION,
-        "object_id": info.id,
-        "object_name": info.name,
-        "num_frames": store.num_frames,
-        "height": store.height,
-        "width": store.width,
-        "sigma": sigma,
-        "bit_depth": bit_depth,
-        "include_derived": include_derived,
-        "annotators": names,
-        "frames": frames,
-        "points": points,
-        "object_size_px": sizes,
-        "consensus": consensus,
-        "has_masks": {str(f): (out_dir / "masks" / frame_file(f)).is_file() for f in frames},
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic_text(out_dir / "manifest.json", lambda h: json.dump(manifest, h, indent=1, allow_nan=False))
+    # Staged: a full disk halfway leaves an earlier export in the folder as it was, not half replaced.
+    with staged_files(out_dir, "hotspot-map export") as stage:
+        frames = []
+        for frame, records in labels.items():
+            marks = {n: r.hotspot for n, r in records.items() if r.hotspot is not None and r.hotspot.visible}
+            if not marks:
+                continue
+            frames.append(frame)
+            xy = np.array([(h.x, h.y) for h in marks.values()], dtype=float)
+            saliency = hotspot_map(xy, shape, sigma)  # float32, peak 1
+            _write_png(stage / "maps" / frame_file(frame), np.round(saliency * peak).astype(dtype))
+            fixations = np.zeros(shape, dtype=np.uint8)
+            for x, y in xy:
+                col = int(min(max(round(x), 0), store.width - 1))
+                row = int(min(max(round(y), 0), store.height - 1))
+                fixations[row, col] = 255
+            _write_png(stage / "fixations" / frame_file(frame), fixations)
+            mask = store.mask(obj_id, frame)
+            if mask is not None:
+                _write_png(stage / "masks" / frame_file(frame), mask.astype(np.uint8) * 255)
+            points[str(frame)] = {n: [h.x, h.y] for n, h in sorted(marks.items())}
+            sizes[str(frame)] = _finite_or_none(agreement[frame].object_size_px)
+            consensus[str(frame)] = list(agreement[frame].consensus)
+        manifest = {
+            "format": MAPS_FORMAT,
+            "version": FORMAT_VERSION,
+            "object_id": info.id,
+            "object_name": info.name,
+            "num_frames": store.num_frames,
+            "height": store.height,
+            "width": store.width,
+            "sigma": sigma,
+            "bit_depth": bit_depth,
+            "include_derived": include_derived,
+            "annotators": names,
+            "frames": frames,
+            "points": points,
+            "object_size_px": sizes,
+            "consensus": consensus,
+            "has_masks": {str(f): (stage / "masks" / frame_file(f)).is_file() for f in frames},
+        }
+        _write_atomic_text(stage / "manifest.json", lambda h: json.dump(manifest, h, indent=1, allow_nan=False))
     return out_dir
 
 
