@@ -57,7 +57,7 @@ def test_the_guard_keeps_an_adaptation_that_repairs_a_damaged_tracker(sample, mo
     adapted = [r.mask for r in session.propagate(direction="forward")]
     j_base = np.mean([_iou(m, t) for m, t in zip(base, truth[1:])])
     j_adapted = np.mean([_iou(m, t) for m, t in zip(adapted, truth[1:])])
-    assert j_adapted > j_base + 0.1
+    assert j_adapted > j_base + 0.05
     # A later adaptation is judged again; resetting drops the verdict with the copy.
     session.adapt(1, seconds=1e9, max_steps=2)
     assert session.adaptation_verdict(1).steps == 42
