@@ -80,6 +80,7 @@ class TrackResult:
     mask: np.ndarray  # (H, W) bool
     hotspot: tuple[float, float] | None
     confidence: float
+    evidence: dict | None = None  # the step's own evidence (tracking.step_evidence)
 
 
 @dataclass
@@ -756,7 +757,8 @@ class HotspotSession:
                 r = track_step(self._tracker_for(i), feats, anchor_ref, prev_ref, self.work_size)
                 self.timings["heads"] += time.perf_counter() - t0
                 state[i] = (anchor_ref, r.reference)
-                yield TrackResult(t, i, self._mask_to_frame(r.mask_prob), self._to_frame(r.hotspot_xy), r.confidence)
+                yield TrackResult(t, i, self._mask_to_frame(r.mask_prob), self._to_frame(r.hotspot_xy), r.confidence,
+                                  r.evidence)
 
     def _state_from_behind(self, object_id: int, t: int, step: int):
         """Start a sweep at a non-anchor frame: re-anchor on the nearest anchor behind it (in the

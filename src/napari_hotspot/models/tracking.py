@@ -97,6 +97,7 @@ class StepResult:
     confidence: float
     reference: Reference  # this frame as the next step's "previous" template
     heat: torch.Tensor  # (h8, w8) hotspot heat map (softmax)
+    evidence: dict = None  # the tracker's own per-frame evidence (`step_evidence`)
 
 
 def mask_core(mask: np.ndarray, rim_px: float = HOTSPOT_RIM_PX, rim_fraction: float = HOTSPOT_RIM_FRACTION) -> np.ndarray:
@@ -137,18 +138,62 @@ def hotspot_from_heat(heat_logits: torch.Tensor, mask_prob: torch.Tensor, stride
     return heat, xy
 
 
-def confidence_score(mask_prob: torch.Tensor, corr: torch.Tensor) -> float:
-    """Per-frame confidence in [0, 1]: certainty of the mask times its agreement with the anchor's
-    attention-propagated mask (low when the tracker and pure matching disagree, or the mask is unsure)."""
+# Confidence = P(IoU >= 0.5) from the mask's certainty, a logistic fitted on the validation split of
+# davis2016-train (6 sequences, mask and click prompts, 688 frames; benchmarks/confidence_study.py).
+# There the certainty alone ranked bad frames better than the earlier certainty x agreement with the
+# anchor's propagated mask (pooled AUROC for IoU < 0.5: 0.62 vs 0.24; least-confident frame below the
+# run's mean J: 12/12 vs 10/12 runs); docs/benchmarks.md, "Confidence".
+CONFIDENCE_SLOPE = 24.56
+CONFIDENCE_CERTAINTY_AT_HALF = 0.8527  # certainty where the confidence is 0.5
+
+
+def mask_certainty(mask_prob: torch.Tensor) -> float:
+    """Mean of 2p - 1 over the mask's pixels (0 for an empty mask)."""
+    fg = mask_prob > 0.5
+    return float((2 * mask_prob[fg] - 1).mean()) if bool(fg.any()) else 0.0
+
+
+def confidence_score(mask_prob: torch.Tensor, corr: torch.Tensor | None = None) -> float:
+    """Per-frame confidence in [0, 1]: the chance the mask is right (IoU >= 0.5), from its certainty
+    (`mask_certainty`, calibrated as above). 0 for an empty mask. `corr` is not used any more (kept
+    for callers that pass it)."""
     fg = mask_prob > 0.5
     if not bool(fg.any()):
         return 0.0
-    certainty = float((2 * mask_prob[fg] - 1).mean())
-    prop = F.interpolate(corr[:, :1], size=mask_prob.shape, mode="bilinear", align_corners=False)[0, 0] > 0.5
-    inter = float((prop & fg).sum())
-    union = float((prop | fg).sum())
-    agreement = inter / union if union else 0.0
-    return float(np.clip(certainty * (0.5 + 0.5 * agreement), 0.0, 1.0))
+    z = CONFIDENCE_SLOPE * (mask_certainty(mask_prob) - CONFIDENCE_CERTAINTY_AT_HALF)
+    return float(1.0 / (1.0 + np.exp(-z)))
+
+
+def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    union = float((a | b).sum())
+    return float((a & b).sum()) / union if union else 1.0
+
+
+def step_evidence(mask_prob: torch.Tensor, corr: torch.Tensor, heat: torch.Tensor, anchor: Reference,
+                  prev: Reference) -> dict:
+    """What one step says about itself, without ground truth: the mask's certainty, its agreement with
+    what pure matching propagates from each template (anchor: channels 0-3, previous frame: 4-7), how
+    far it moved from the previous mask, how much of it looks more like the anchor's background than
+    its object, and the hotspot heat map's peak. All on the stride-8 grid except the certainty."""
+    fg = mask_prob > 0.5
+    grid = tuple(corr.shape[-2:])
+    m8 = mask_to_grid(mask_prob, grid)[0, 0] > 0.5
+    p8 = prev.mask_map[0, 0] > 0.5
+    area8 = float(mask_to_grid(mask_prob, grid).mean())
+    ev = {"area": float(fg.float().mean()), "heat_peak": float(heat.max())}
+    # Size change, as |log| of the area ratio to each template (1e-3 of the grid: an empty mask is finite).
+    ev["area_vs_anchor"] = abs(float(np.log((area8 + 1e-3) / (float(anchor.mask.mean()) + 1e-3))))
+    ev["area_vs_prev"] = abs(float(np.log((area8 + 1e-3) / (float(prev.mask.mean()) + 1e-3))))
+    ev["certainty"] = mask_certainty(mask_prob)
+    ev["agree_anchor"] = _iou(corr[0, 0] > 0.5, m8)
+    ev["agree_prev"] = _iou(corr[0, 4] > 0.5, m8) if corr.shape[1] > 4 else ev["agree_anchor"]
+    ev["moved"] = 1.0 - _iou(m8, p8)
+    if bool(m8.any()):
+        ev["bg_like"] = float((corr[0, 2][m8] > corr[0, 1][m8]).float().mean())
+        ev["fg_sim"] = float(corr[0, 1][m8].mean())
+    else:
+        ev["bg_like"], ev["fg_sim"] = 1.0, 0.0
+    return ev
 
 
 @torch.no_grad()
@@ -161,4 +206,5 @@ def track_step(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, pre
     mask_prob = torch.sigmoid(F.interpolate(m4, size=size, mode="bilinear", align_corners=False))[0, 0]
     heat, xy = hotspot_from_heat(hot[0, 0], mask_prob)
     conf = confidence_score(mask_prob, corr)
-    return StepResult(mask_prob, xy, conf, make_reference(feats, mask_prob, xy, keys=keys), heat)
+    return StepResult(mask_prob, xy, conf, make_reference(feats, mask_prob, xy, keys=keys), heat,
+                      step_evidence(mask_prob, corr, heat, anchor, prev))
