@@ -69,7 +69,7 @@ def run_sequence(video, gt, models, clicks: int, mode: str) -> list[float]:
             continue
         x, y, positive = click
         try:
-            if mode == "refine":
+            if mode in ("refine", "nearest"):
                 corrected = refine_mask(session, w, masks[w], [(x, y, 1 if positive else 0)])
                 session.add_prompt(w, 1, mask=corrected, source="correction")
             else:
@@ -79,7 +79,14 @@ def run_sequence(video, gt, models, clicks: int, mode: str) -> list[float]:
             continue
         masks[w] = corrected
         keys.add(w)
-        for direction, end in (("forward", n - 1), ("backward", 0)):
+        if mode == "nearest":  # each frame keeps the answer of its nearest keyframe
+            from napari_hotspot.corrections import repropagation_ends
+            ends = repropagation_ends(sorted(keys), w, n)
+        else:
+            ends = (n - 1, 0)
+        for direction, end in zip(("forward", "backward"), ends):
+            if end == w:
+                continue
             for r in session.propagate([1], start_frame=w, end_frame=end, direction=direction, stop_at_keyframe=True):
                 if r.frame not in keys:
                     masks[r.frame] = r.mask
@@ -92,20 +99,26 @@ def main(argv=None) -> int:
     parser.add_argument("--sequences", nargs="+", default=["blackswan", "dog", "kite-surf"])
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--clicks", type=int, default=3)
-    parser.add_argument("--modes", nargs="+", default=["refine", "replace"])
+    parser.add_argument("--modes", nargs="+", default=["nearest", "refine"],
+                        help="nearest: refine, and re-propagate only over the frames nearer to the corrected "
+                             "frame than to any other keyframe (the dock's way); refine: refine, and "
+                             "re-propagate up to the neighbouring keyframes; replace: the click as a prompt")
+    parser.add_argument("--davis-root", type=Path, default=None, help="default: $NAPARI_HOTSPOT_DATA/davis2016-dev")
+    parser.add_argument("--weights", type=Path, default=None)
     args = parser.parse_args(argv)
 
+    from napari_hotspot.data_paths import davis_annotations_dir, davis_frames_dir
     from napari_hotspot.models.weights import ModelBundle
 
     data = Path(os.environ.get("NAPARI_HOTSPOT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    root = data / "davis2016-dev"
-    models = ModelBundle.load()
+    root = args.davis_root or data / "davis2016-dev"
+    models = ModelBundle.load(args.weights) if args.weights else ModelBundle.load()
     print(f"| sequence | mode | mean J after 0..{args.clicks} clicks | never falls |")
     print("|---|---|---|---|")
     totals: dict[str, list[list[float]]] = {m: [] for m in args.modes}
     start = time.perf_counter()
     for seq in args.sequences:
-        video, gt = _load(root / "JPEGImages" / "480p" / seq, root / "Annotations" / "480p" / seq, args.frames)
+        video, gt = _load(davis_frames_dir(root, seq), davis_annotations_dir(root, seq), args.frames)
         for mode in args.modes:
             curve = run_sequence(video, gt, models, args.clicks, mode)
             totals[mode].append(curve)

@@ -138,6 +138,18 @@ def refine_mask(session, frame: int, base: np.ndarray, clicks: Sequence[tuple[fl
     return mask
 
 
+def repropagation_ends(keyframes: Sequence[int], frame: int, num_frames: int) -> tuple[int, int]:
+    """(last frame forward, last frame backward) that re-propagation from a corrected ``frame`` should
+    rewrite: the frames nearer to it than to any other keyframe (ties go to the corrected one), up to
+    the video's ends where no keyframe lies beyond. The others keep the answer of the keyframe they are
+    nearest to, which a correction elsewhere should not overwrite."""
+    after = [k for k in keyframes if k > frame]
+    before = [k for k in keyframes if k < frame]
+    forward = (frame + min(after)) // 2 if after else num_frames - 1
+    backward = -((-(frame + max(before))) // 2) if before else 0  # ceil: ties go to `frame`
+    return forward, backward
+
+
 def clicks_hotspot(mask: np.ndarray, clicks, previous: tuple[float, float] | None):
     """The hotspot of a click-corrected mask: the first positive click, else the previous hotspot if it is
     still inside, else None (the session picks one)."""
