@@ -149,10 +149,10 @@ def test_track_with_adaptation_matches_outputs_contract(tmp_path, sample_folder)
 
 
 def test_adapt_help_states_the_session_defaults():
-    """Every command's --adapt help is written once (cli.add_adapt_arg) without importing the session."""
+    """Every command's --adapt help is written once (options.add_adapt_arg) from the defaults the session uses."""
     import argparse
 
-    from napari_hotspot.cli import add_adapt_arg, adapt_seconds
+    from napari_hotspot.options import add_adapt_arg, adapt_seconds
     from napari_hotspot.session import DEFAULT_ADAPT_SECONDS, DEFAULT_ADAPT_STEPS
 
     p = argparse.ArgumentParser()
@@ -168,7 +168,7 @@ def test_adapt_help_states_the_session_defaults():
 def test_complete_help_states_the_session_default():
     import argparse
 
-    from napari_hotspot.cli import add_complete_arg, complete_frames
+    from napari_hotspot.options import add_complete_arg, complete_frames
     from napari_hotspot.session import COMPLETION_FRAMES
 
     p = argparse.ArgumentParser()

@@ -17,7 +17,7 @@ import numpy as np
 from . import track_output
 from .errors import PromptError
 from .fileio import write_png_checked
-from .session import COMPLETION_FRAMES, HotspotSession
+from .session import HotspotSession
 
 HOTSPOT_COLUMNS = track_output.HOTSPOT_COLUMNS
 
@@ -93,12 +93,10 @@ def track_video(
     prompts: list[Prompt],
     out_dir: Path,
     progress: Callable[[int, int], None] | None = None,
-    adapt_seconds: float = 0.0,
-    complete_frames: int = COMPLETION_FRAMES,
 ) -> TrackRun:
-    """Apply the prompts, complete the masks of sparse ones over `complete_frames` frames (0 = off;
-    `HotspotSession.complete_prompt`), adapt each object's tracker for `adapt_seconds` (0 = off),
-    propagate forward and backward over the whole video, and write `out_dir/masks/<stem>.png` (uint8 object ids) and
+    """Apply the prompts, prepare the objects as the session's options say (`HotspotSession.preflight`:
+    complete the masks of sparse prompts, adapt each object's tracker), propagate forward and backward
+    over the whole video, and write `out_dir/masks/<stem>.png` (uint8 object ids) and
     `out_dir/hotspots.csv`.
 
     Everything is written to a hidden partial folder in `out_dir` (each file's write checked and
@@ -107,14 +105,12 @@ def track_video(
     shorter video leaves no stale masks of an earlier, longer one."""
     out_dir = Path(out_dir)
     with track_output.writing(out_dir) as partial:
-        run, rows = _track_into(session, prompts, partial / track_output.MASKS, progress, adapt_seconds,
-                                complete_frames)
+        run, rows = _track_into(session, prompts, partial / track_output.MASKS, progress)
         track_output.write_hotspots(partial, rows)
     return run
 
 
-def _track_into(session, prompts, mask_dir: Path, progress, adapt_seconds: float,
-                complete_frames: int) -> tuple[TrackRun, list[list]]:
+def _track_into(session, prompts, mask_dir: Path, progress) -> tuple[TrackRun, list[list]]:
     """track_video's work: the label PNGs into `mask_dir`; returns the run and the hotspot rows."""
     t0 = time.perf_counter()
     names = list(session.source.frame_names)
@@ -125,15 +121,11 @@ def _track_into(session, prompts, mask_dir: Path, progress, adapt_seconds: float
         per_frame.setdefault(r.frame, {})[r.object_id] = (r.mask, r.hotspot, r.confidence, r.source)
     total = session.num_frames
     ids = sorted({p.object_id for p in prompts})
-    for oid in ids:  # counts as tracking: it encodes the first frames
-        for r in session.complete_prompts(oid, complete_frames):  # 0 frames: kept as they are
-            per_frame[r.frame][oid] = (r.mask, r.hotspot, r.confidence, r.source)
-    t_adapt = time.perf_counter()
-    for oid in ids:
-        if set(session.anchors(oid)) != set(range(total)):  # else every frame is prompted: nothing to propagate
-            session.adapt(oid, adapt_seconds)
-            session.adaptation_verdict(oid)  # the guard's round trips count as adaptation, not tracking
-    adapt_seconds_used = time.perf_counter() - t_adapt
+    # Completion counts as tracking (it encodes the first frames); adaptation and its guard do not.
+    adapting_before = session.preflight_seconds
+    for r in session.preflight(ids):  # a completed mask replaces its prompt's
+        per_frame[r.frame][r.object_id] = (r.mask, r.hotspot, r.confidence, r.source)
+    adapt_seconds_used = session.preflight_seconds - adapting_before
 
     write_seconds = 0.0
 

@@ -29,7 +29,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from napari_hotspot.annotations.project import (
 )
 from napari_hotspot.annotations.model import FrameAnnotation
 from napari_hotspot.errors import AnnotationError, HotspotError, ProjectIOError, PromptError, VideoError
-from napari_hotspot.session import COMPLETION_FRAMES, DEFAULT_ADAPT_SECONDS, DEFAULT_ADAPT_STEPS
+from napari_hotspot.options import DEFAULT_ADAPT_SECONDS, TrackingOptions
 
 
 META_KEY = "napari_hotspot"
@@ -322,14 +322,9 @@ class HotspotController:
         self.track_range: tuple[int, int] | None = None
         self.low_confidence_threshold = 0.5
         self.show_gaze_map = False
-        #: Per-video adaptation budget per object, in seconds of training (0 = off): "Adapt now" trains
-        #: for this long, and a run first adapts the objects with keyframes not learnt yet.
-        self.adapt_seconds = float(adapt_seconds)
-        #: Cap on the optimiser steps of one adaptation per object (None: the time budget alone).
-        self.adapt_max_steps: int | None = DEFAULT_ADAPT_STEPS
-        #: Frames a click's or box's mask travels away and back to be completed before
-        #: the first run or adaptation that uses it (0 = off; HotspotSession.complete_prompt).
-        self.complete_frames = COMPLETION_FRAMES
+        #: What the session prepares before tracking (completion, adaptation) and its working size; the
+        #: dock's settings edit it (``adapt_seconds``, ``adapt_max_steps``, ``complete_frames``).
+        self.options = TrackingOptions(adapt_seconds=float(adapt_seconds)).with_(long_side=long_side)
         #: Called with no arguments to ask the user for a project folder (the widget sets a dialog).
         self.ask_project_path: Callable[[], str | None] | None = None
         self.last_error: Exception | None = None
@@ -383,6 +378,42 @@ class HotspotController:
         self._project_adaptation: tuple[Path, dict, dict, list] | None = None
         viewer.dims.events.current_step.connect(self._on_frame_changed)
         viewer.layers.events.removed.connect(self._on_layer_removed)
+
+    # ------------------------------------------------------------------ settings
+    def set_options(self, **changes) -> None:
+        """Change tracking options (``TrackingOptions`` fields); the session follows at once."""
+        self.options = replace(self.options, **changes)
+        if self.session is not None:
+            self.session.options = self.options
+
+    @property
+    def adapt_seconds(self) -> float:
+        """Per-video adaptation budget per object, in seconds of training (0 = off): "Adapt now" trains
+        for this long, and a run first adapts the objects with keyframes not learnt yet."""
+        return self.options.adapt_seconds
+
+    @adapt_seconds.setter
+    def adapt_seconds(self, value: float) -> None:
+        self.set_options(adapt_seconds=float(value))
+
+    @property
+    def adapt_max_steps(self) -> int | None:
+        """Cap on the optimiser steps of one adaptation per object (None: the time budget alone)."""
+        return self.options.adapt_steps
+
+    @adapt_max_steps.setter
+    def adapt_max_steps(self, value: int | None) -> None:
+        self.set_options(adapt_steps=value)
+
+    @property
+    def complete_frames(self) -> int:
+        """Frames a click's or box's mask travels away and back to be completed before the first run or
+        adaptation that uses it (0 = off; HotspotSession.complete_prompt)."""
+        return self.options.complete_frames
+
+    @complete_frames.setter
+    def complete_frames(self, value: int) -> None:
+        self.set_options(complete_frames=int(value))
 
     # ------------------------------------------------------------------ state
     @property
@@ -547,8 +578,7 @@ class HotspotController:
     def _create_session(self) -> None:
         from napari_hotspot.session import HotspotSession
 
-        kwargs = {} if self.long_side is None else {"long_side": int(self.long_side)}
-        self.session = HotspotSession(self._source, self.models, **kwargs)
+        self.session = HotspotSession(self._source, self.models, options=self.options)
         self._anchor_entries = {}
         self._adapt_learnt = {}
         self.ready_changed.emit(True)
@@ -1662,8 +1692,8 @@ class HotspotController:
 
         if self.complete_frames <= 0:  # off: the masks stay as they are, and adaptation may learn them
             with self.lock:
-                for oid in object_ids:
-                    self.session.complete_prompts(oid, 0)
+                for _ in self.session.preflight_steps(object_ids, adapt=False):
+                    pass
         anchors = {oid: len(self.completion_pending(oid)) for oid in object_ids}
         pending = [oid for oid, n in anchors.items() if n]
         if not pending:
@@ -1677,7 +1707,7 @@ class HotspotController:
         self._complete_batch.__enter__()
         self._set_editable(False)
         self._complete_worker = start_completion(
-            self.session, self.lock, pending, self.complete_frames, anchors=sum(anchors.values()),
+            self.session, self.lock, pending, anchors=sum(anchors.values()),
             connect={"yielded": self._on_completed, "errored": self._on_complete_error,
                      "finished": self._on_complete_finished})
         self.run_state_changed.emit(True)
@@ -1819,8 +1849,7 @@ class HotspotController:
         self._adapt_ticks = 0
         self._adapt_pbar = None
         worker = self._adapt_worker = start_adaptation(
-            self.session, self.lock, object_ids, self.adapt_seconds, max_steps=self.adapt_max_steps,
-            should_stop=self._adapt_stop.is_set,
+            self.session, self.lock, object_ids, should_stop=self._adapt_stop.is_set,
             connect={"yielded": self._on_adapt_progress, "errored": self._on_adapt_error,
                      "finished": self._on_adapt_finished})
         self.adapt_state_changed.emit(True)

@@ -30,7 +30,7 @@ from napari_hotspot.annotations.model import AnnotationStore, Provenance
 from napari_hotspot.annotations.project import PROJECT_FILE, save_project
 from napari_hotspot.batch.manifest import BatchItem
 from napari_hotspot.errors import HotspotError, ProjectIOError, PromptError
-from napari_hotspot.models.resolution import DEFAULT_LONG_SIDE
+from napari_hotspot.options import DEFAULT_LONG_SIDE, TrackingOptions
 
 MARKER_FILE = "batch_complete.json"
 MARKER_FORMAT = "napari-hotspot-batch-result"
@@ -181,21 +181,19 @@ def _maybe_die_for_test() -> None:
     os._exit(17)
 
 
-def track_into_store(session, prompt, adapt_seconds: float = 0.0) -> AnnotationStore:
-    """Apply the prompt (a click's or box's mask completed by `HotspotSession.complete_prompt`), adapt
-    the tracker to this video for `adapt_seconds` (0 = off), propagate
-    both ways, and collect masks and hotspots in an AnnotationStore."""
+def track_into_store(session, prompt) -> AnnotationStore:
+    """Apply the prompt, prepare the object as the session's options say (`HotspotSession.preflight`:
+    a click's or box's mask completed, the tracker adapted to this video), propagate both ways, and
+    collect masks and hotspots in an AnnotationStore."""
     H, W = session.frame_size
     store = AnnotationStore(session.num_frames, H, W)
     store.add_object(obj_id=OBJECT_ID)
     r = prompt.apply(session)
     # A given mask is the annotator's keyframe; a mask the model made from a click/box/gaze is not.
     provenance = Provenance.KEYFRAME if prompt.kind == "mask" else Provenance.AUTOMATIC
-    for c in [r, *session.complete_prompts(OBJECT_ID)]:  # a completed mask replaces the prompt's
+    for c in [r, *session.preflight([OBJECT_ID])]:  # a completed mask replaces the prompt's
         store.set_frame(OBJECT_ID, c.frame, mask=c.mask, hotspot=_hotspot(c.hotspot, H, W),
                         confidence=_confidence(c.confidence), provenance=provenance)
-    if adapt_seconds > 0:
-        session.adapt(OBJECT_ID, adapt_seconds)
     halfway = session.num_frames // 2
     for n, tr in enumerate(session.propagate(direction="both"), start=1):
         store.set_frame(tr.object_id, tr.frame, mask=tr.mask, hotspot=_hotspot(tr.hotspot, H, W),
@@ -340,9 +338,10 @@ def process_video(item: BatchItem, out_dir: str | os.PathLike, weights: str | No
         models = worker_models(weights, threads)
         source = open_source(item.source_path, cache_bytes=_SOURCE_CACHE_BYTES)
         require_complete(source, accept_truncated)
-        session = HotspotSession(source, models, long_side=long_side, feature_cache_frames=_FEATURE_CACHE_FRAMES)
+        options = TrackingOptions(adapt_seconds=adapt_seconds, long_side=long_side)
+        session = HotspotSession(source, models, options=options, feature_cache_frames=_FEATURE_CACHE_FRAMES)
         prompt = build_prompt(item, session.frame_size)
-        store = track_into_store(session, prompt, adapt_seconds)
+        store = track_into_store(session, prompt)
         seconds = time.perf_counter() - t0
         write_outputs(store, item, source, out_dir, session.num_frames, seconds,
                       {"long_side": long_side, "weights": weights, "adapt_seconds": adapt_seconds})
