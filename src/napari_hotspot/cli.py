@@ -17,7 +17,6 @@ from .options import (
     add_prompt_args,
     adapt_seconds,
     complete_frames,
-    prompt_from_args,
     tracking_options,
 )
 
@@ -25,7 +24,7 @@ from .options import (
 def cmd_track(args) -> int:
     from .errors import PromptError
     from .models.weights import ModelBundle
-    from .pipeline import TRACK_CACHE_BYTES, terminal_progress, track_video
+    from .pipeline import TRACK_CACHE_BYTES, prompt_from_args, terminal_progress, track_video
     from .session import HotspotSession
     from .video import open_source, require_complete
 

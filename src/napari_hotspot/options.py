@@ -156,18 +156,3 @@ def add_prompt_args(p: argparse.ArgumentParser, *, tracks: bool = False) -> None
                        help="saved project folder or `napari-hotspot track` output folder (masks/ + hotspots.csv)")
     p.add_argument("--negative", type=_xy, action="append", default=[],
                    help="negative click X,Y (with --click; repeat for more)")
-
-
-def prompt_from_args(args, frame_size):
-    """The pipeline Prompt of a parsed --mask / --click / --box / --auto."""
-    from .boxes import normalize_box
-    from .pipeline import Prompt, read_mask_png
-
-    if args.mask is not None:
-        return Prompt("mask", args.frame, mask=read_mask_png(args.mask, frame_size))
-    if args.click:
-        return Prompt("click", args.frame, points=list(args.click), negative=list(args.negative))
-    if args.box is not None:
-        return Prompt("box", args.frame, box=normalize_box(args.box))  # the rule of every entry point
-    return Prompt("auto", args.frame)
-

@@ -55,6 +55,19 @@ class Prompt:
         raise PromptError(f"unknown prompt kind {self.kind!r}")
 
 
+def prompt_from_args(args, frame_size) -> Prompt:
+    """The Prompt of a parsed command line's --mask / --click / --box / --auto (options.add_prompt_args)."""
+    from .boxes import normalize_box
+
+    if args.mask is not None:
+        return Prompt("mask", args.frame, mask=read_mask_png(args.mask, frame_size))
+    if args.click:
+        return Prompt("click", args.frame, points=list(args.click), negative=list(args.negative))
+    if args.box is not None:
+        return Prompt("box", args.frame, box=normalize_box(args.box))  # the rule of every entry point
+    return Prompt("auto", args.frame)
+
+
 def read_mask_png(path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
     """A prompt mask from a PNG: any non-zero pixel is the object. In an RGBA image with transparency
     the opaque pixels are the object; a lossy JPEG is thresholded at half intensity (its compression

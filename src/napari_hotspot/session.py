@@ -29,6 +29,7 @@ from .models.tracking import Reference, deepest_point, make_reference, mask_core
 from .models.weights import ModelBundle
 # The defaults live in the torch-free options module (the command line's help reads them there).
 from .options import COMPLETION_FRAMES, DEFAULT_ADAPT_SECONDS, DEFAULT_ADAPT_STEPS, TrackingOptions
+from .video.frames import ArrayFrames
 
 # Radius of the disks around positive clicks (or gaze fixations) that seed `_prompt_seeded_mask`, as a
 # share of the working image's diagonal (16 px at 256x448).
@@ -127,20 +128,6 @@ class _ObjectState:
     anchors: dict[int, _Anchor] = field(default_factory=dict)
 
 
-class _ArrayFrames:
-    """A (T, H, W, 3) uint8 array seen as a frame source."""
-
-    def __init__(self, frames: np.ndarray):
-        if frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"expected frames of shape (T, H, W, 3), got {frames.shape}")
-        self._frames = frames
-        self.num_frames, self.height, self.width = frames.shape[:3]
-        self.frame_names = [f"{i:05d}" for i in range(self.num_frames)]
-
-    def get_frame(self, i: int) -> np.ndarray:
-        return np.asarray(self._frames[i])
-
-
 class HotspotSession:
     """Prompt objects on any frame and propagate their masks and hotspots through a video."""
 
@@ -149,7 +136,8 @@ class HotspotSession:
                  options: TrackingOptions | None = None):
         """`options` say what `propagate` does first (`preflight`: completion, adaptation) and the working
         size; without them the session only propagates. `long_side`, when given, overrides theirs."""
-        self.source = _ArrayFrames(source) if isinstance(source, np.ndarray) else source
+        # a numpy video (T, H, W, 3) goes through the one frame adapter (video.frames), as a layer's data does
+        self.source = ArrayFrames(source, rgb=True) if isinstance(source, np.ndarray) else source
         self.models = models or ModelBundle.load()
         if threads:
             torch.set_num_threads(threads)

@@ -21,7 +21,6 @@ worker; each changed keyframe is written back to the store as one undo step.
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import threading
@@ -45,28 +44,37 @@ from napari_hotspot.annotations.project import (
     adaptation_file_name,
     adaptation_warning,
 )
+from napari_hotspot.annotations.io_fixations import read_frame_fixations
 from napari_hotspot.annotations.model import FrameAnnotation
 from napari_hotspot.errors import AnnotationError, HotspotError, ProjectIOError, PromptError, VideoError
 from napari_hotspot.options import DEFAULT_ADAPT_SECONDS, TrackingOptions
-
-
-META_KEY = "napari_hotspot"
-EXTRA_KEY = WIDGET_EXTRA_KEY
-
-ROLE_VIDEO = "video"
-ROLE_MASKS = "masks"
-ROLE_HOTSPOTS = "hotspots"
-ROLE_TRACKS = "hotspot tracks"
-ROLE_CLICKS = "clicks"
-ROLE_BOXES = "boxes"
-ROLE_GAZE = "gaze map"
-OUTPUT_ROLES = (ROLE_MASKS, ROLE_HOTSPOTS, ROLE_TRACKS, ROLE_CLICKS, ROLE_BOXES, ROLE_GAZE)
-
-POSITIVE_COLOR = (0.1, 0.95, 0.2, 1.0)
-NEGATIVE_COLOR = (1.0, 0.15, 0.15, 1.0)
-#: Layers are refreshed at most this often while a propagation run streams in (seconds).
-REFRESH_SECONDS = 0.15
-DIRECTIONS = ("forward", "backward", "both")
+from napari_hotspot._napari.layer_data import (  # noqa: F401 (EXTRA_KEY, colours: the dock's names)
+    DIRECTIONS,
+    EXTRA_KEY,
+    META_KEY,
+    NEGATIVE_COLOR,
+    OUTPUT_ROLES,
+    POSITIVE_COLOR,
+    REFRESH_SECONDS,
+    ROLE_BOXES,
+    ROLE_CLICKS,
+    ROLE_GAZE,
+    ROLE_HOTSPOTS,
+    ROLE_MASKS,
+    ROLE_TRACKS,
+    ROLE_VIDEO,
+    TRACK_COLOR_KEY,
+    PromptGroup,
+    frame_source_for,
+    hotspot_size,
+    hotspot_table,
+    lazy_label_volume,
+    layer_meta,
+    prompt_layer_data,
+    rgba,
+    track_colors,
+    track_table,
+)
 
 _models_lock = threading.Lock()
 _shared_models = None
@@ -81,197 +89,6 @@ def shared_models():
 
             _shared_models = ModelBundle.load()
         return _shared_models
-
-
-# ---------------------------------------------------------------------------- pure helpers
-@dataclass(frozen=True)
-class PromptGroup:
-    """The prompts of one object on one frame: clicks ``(x, y, label)`` and at most one box."""
-
-    clicks: tuple[tuple[float, float, int], ...] = ()
-    box: tuple[float, float, float, float] | None = None
-
-    @property
-    def empty(self) -> bool:
-        return not self.clicks and self.box is None
-
-    def to_json(self) -> dict:
-        return {"clicks": [list(c) for c in self.clicks], "box": None if self.box is None else list(self.box)}
-
-    @classmethod
-    def from_json(cls, record: dict) -> PromptGroup:
-        clicks = tuple((float(x), float(y), int(label)) for x, y, label in record.get("clicks", []))
-        box = record.get("box")
-        return cls(clicks, None if box is None else tuple(float(v) for v in box))
-
-
-def lazy_label_volume(store: AnnotationStore) -> LazyLabels:
-    """The store's (T, H, W) labels as a lazy, writable array (uint8, uint16 above 255 objects):
-    frames are made from the store when read, a few dense ones cached, written ones kept compressed."""
-    return LazyLabels(store)
-
-
-def hotspot_table(store: AnnotationStore) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Hotspots as napari Points data ``(N, 3)`` rows ``(t, y, x)`` plus features
-    ``object_id``, ``confidence`` (NaN when unknown), ``source`` (provenance value) and ``keyframe``."""
-    rows, ids, conf, source, key = [], [], [], [], []
-    for oid, frame, entry in store.iter_entries():
-        if entry.hotspot is None or not entry.hotspot.visible:
-            continue
-        rows.append((frame, entry.hotspot.y, entry.hotspot.x))
-        ids.append(oid)
-        conf.append(np.nan if entry.confidence is None else entry.confidence)
-        source.append(entry.provenance.value)
-        key.append(entry.is_keyframe)
-    data = np.asarray(rows, dtype=float).reshape(-1, 3)
-    features = {
-        "object_id": np.asarray(ids, dtype=int),
-        "confidence": np.asarray(conf, dtype=float),
-        "source": np.asarray(source, dtype=object),
-        "keyframe": np.asarray(key, dtype=bool),
-    }
-    return data, features
-
-
-def track_table(store: AnnotationStore) -> np.ndarray:
-    """Hotspot trajectories as napari Tracks data ``(N, 4)`` rows ``(object_id, t, y, x)``."""
-    data, features = hotspot_table(store)
-    if not len(data):
-        return np.zeros((0, 4))
-    table = np.column_stack([features["object_id"].astype(float), data])
-    order = np.lexsort((table[:, 1], table[:, 0]))
-    return table[order]
-
-
-def prompt_layer_data(groups: dict[tuple[int, int], "PromptGroup"]):
-    """Clicks and boxes of prompt groups as napari layer data: click rows (t, y, x) with their labels
-    and object ids, box rectangles (4 corners, t-indexed) with their object ids."""
-    rows, labels, ids, rects, box_ids = [], [], [], [], []
-    for (t, oid), group in sorted(groups.items()):
-        for x, y, label in group.clicks:
-            rows.append((t, y, x))
-            labels.append(label)
-            ids.append(oid)
-        if group.box is not None:
-            x0, y0, x1, y1 = group.box
-            rects.append(np.array([[t, y0, x0], [t, y0, x1], [t, y1, x1], [t, y1, x0]], float))
-            box_ids.append(oid)
-    return rows, labels, ids, rects, box_ids
-
-
-def hotspot_size(store: AnnotationStore) -> float:
-    """Display size of hotspot points: visible on small and large frames alike."""
-    return max(6.0, min(store.height, store.width) / 24)
-
-
-#: The Tracks property that colours each hotspot track with its object's colour.
-TRACK_COLOR_KEY = "object_color"
-
-
-def track_colors(table: np.ndarray, colors: dict[int, tuple]) -> tuple[dict[str, np.ndarray], Any]:
-    """Properties and a step colormap that give each track (= object id) its object's RGBA colour.
-
-    napari maps a property with a custom colormap without rescaling, so each object gets a value in
-    [0, 1] (its rank) and the colormap has one bin per object centred on it.
-    """
-    from napari.utils.colormaps import Colormap
-
-    ids = sorted(set(table[:, 0].astype(int).tolist()) | set(colors))
-    n = len(ids)
-    value = {oid: (i + 0.5) / n for i, oid in enumerate(ids)}
-    controls = np.linspace(0.0, 1.0, n + 1)
-    palette = [colors.get(oid, (1.0, 1.0, 0.0, 1.0)) for oid in ids]
-    cmap = Colormap(colors=palette, controls=controls, interpolation="zero", name="hotspot objects")
-    properties = {TRACK_COLOR_KEY: np.array([value[int(i)] for i in table[:, 0]])}
-    return properties, cmap
-
-
-def read_fixations_csv(path: str | os.PathLike) -> dict[int, list[tuple[float, float]]]:
-    """Eye-gaze fixations from a CSV of ``t,x,y`` rows (a header line is optional): ``{frame: [(x, y)]}``.
-
-    With a header, the columns are found by name (``t``/``frame``/``time``, ``x``, ``y``); extra columns
-    (duration, ...) are ignored.
-    """
-    path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = [(n, r) for n, r in enumerate(csv.reader(handle), start=1) if r and any(c.strip() for c in r)]
-    except FileNotFoundError:
-        raise PromptError(f"gaze file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise PromptError(f"cannot read gaze file {path}: {err}") from None
-    cols = [0, 1, 2]
-    if rows and rows[0][1][0].strip().lower() in ("t", "frame", "time"):
-        header = [c.strip().lower() for c in rows[0][1]]
-        if "x" not in header or "y" not in header:
-            raise PromptError(f"gaze file {path}: the header must name the columns t, x and y, got {header}")
-        cols = [0, header.index("x"), header.index("y")]
-        rows = rows[1:]
-    fixations: dict[int, list[tuple[float, float]]] = {}
-    for line, row in rows:
-        try:
-            t, x, y = (float(row[c]) for c in cols)
-        except (IndexError, ValueError):
-            raise PromptError(f"gaze file {path}, line {line}: expected numbers t,x,y, got {row}") from None
-        if not (np.isfinite(t) and np.isfinite(x) and np.isfinite(y)) or t < 0 or not float(t).is_integer():
-            raise PromptError(f"gaze file {path}, line {line}: t must be a frame number >= 0 and x, y finite, "
-                              f"got {row}")
-        fixations.setdefault(int(t), []).append((x, y))
-    if not fixations:
-        raise PromptError(f"gaze file {path} holds no fixations")
-    return fixations
-
-
-class _LayerFrames:
-    """Frames of an image layer's array as the session's frame source (RGB uint8)."""
-
-    def __init__(self, data: Any, rgb: bool, name: str):
-        shape = tuple(data.shape)
-        core = shape[:-1] if rgb else shape
-        if len(core) == 2:
-            core, self._single = (1, *core), True
-        else:
-            self._single = False
-        if len(core) != 3:
-            raise VideoError(f"layer {name!r} has shape {shape}; expected a video (T, H, W) or (T, H, W, 3)")
-        self._data, self._rgb, self.name = data, rgb, name
-        self.num_frames, self.height, self.width = (int(v) for v in core)
-        self.frame_names = [f"{i:05d}" for i in range(self.num_frames)]
-
-    def get_frame(self, i: int) -> np.ndarray:
-        frame = np.asarray(self._data if self._single else self._data[i])
-        if not self._rgb:
-            frame = np.repeat(frame[..., None], 3, axis=-1)
-        frame = frame[..., :3]
-        if frame.dtype != np.uint8:
-            f = frame.astype(np.float32)
-            lo, hi = float(np.nanmin(f)), float(np.nanmax(f))
-            frame = np.clip((f - lo) * (255.0 / max(hi - lo, 1e-6)), 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(frame)
-
-
-def frame_source_for(layer) -> Any:
-    """What the session reads frames from: the reader's FrameSource, the array itself, or an adapter."""
-    from napari_hotspot.video import LazyVideoArray
-
-    data = layer.data
-    if getattr(layer, "multiscale", False):
-        raise VideoError(f"layer {layer.name!r} is multiscale; open the video itself with napari-hotspot")
-    if isinstance(data, LazyVideoArray):
-        return data.source
-    if isinstance(data, np.ndarray) and data.ndim == 4 and data.shape[-1] == 3 and data.dtype == np.uint8:
-        return data
-    return _LayerFrames(data, bool(layer.rgb), layer.name)
-
-
-def _meta(layer) -> dict:
-    md = getattr(layer, "metadata", None) or {}
-    value = md.get(META_KEY)
-    return value if isinstance(value, dict) else {}
-
-
-def _rgba(color: Sequence[int], alpha: float = 1.0) -> tuple[float, float, float, float]:
-    return (color[0] / 255.0, color[1] / 255.0, color[2] / 255.0, alpha)
 
 
 # ---------------------------------------------------------------------------- the controller
@@ -490,7 +307,7 @@ class HotspotController:
         source = frame_source_for(layer)
         T = int(getattr(source, "num_frames", None) or source.shape[0])
         H, W = (int(source.height), int(source.width)) if hasattr(source, "height") else source.shape[1:3]
-        meta = _meta(layer)
+        meta = layer_meta(layer)
         project = meta.get("project")
         extra: dict = {}
         if project:
@@ -603,14 +420,14 @@ class HotspotController:
     def _find_layer(self, role: str):
         """An output layer made for this video earlier: same video name, or (newest first) opened from
         the same project as the video layer."""
-        project = _meta(self.video_layer).get("project")
+        project = layer_meta(self.video_layer).get("project")
         for layer in self.viewer.layers:
-            m = _meta(layer)
+            m = layer_meta(layer)
             if m.get("role") == role and m.get("video") == self.video_layer.name:
                 return layer
         if project:
             for layer in reversed(self.viewer.layers):
-                m = _meta(layer)
+                m = layer_meta(layer)
                 if m.get("role") == role and m.get("project") == project:
                     return layer
         return None
@@ -726,7 +543,7 @@ class HotspotController:
 
         colors: dict = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0)}
         for info in self.store.objects:
-            colors[info.id] = _rgba(info.color)
+            colors[info.id] = rgba(info.color)
         return DirectLabelColormap(color_dict=colors)
 
     def _refresh_all(self) -> None:
@@ -761,7 +578,7 @@ class HotspotController:
         """Rebuild the hotspots and tracks layers from the store (cheap: one row per object and frame)."""
         hotspots = self.layer(ROLE_HOTSPOTS)
         data, features = hotspot_table(self.store)
-        colors = {o.id: _rgba(o.color) for o in self.store.objects}
+        colors = {o.id: rgba(o.color) for o in self.store.objects}
         face = np.array([colors.get(int(i), (1, 1, 0, 1)) for i in features["object_id"]]).reshape(-1, 4)
         with self._updating_layers():
             if hotspots is not None:
@@ -820,7 +637,7 @@ class HotspotController:
         clicks = self.layer(ROLE_CLICKS)
         if clicks is None:
             return
-        colors = {o.id: _rgba(o.color) for o in self.store.objects}
+        colors = {o.id: rgba(o.color) for o in self.store.objects}
         labels = np.asarray(clicks.features["label"]) if len(clicks.data) else np.zeros(0, int)
         ids = np.asarray(clicks.features["object_id"]) if len(clicks.data) else np.zeros(0, int)
         with self._updating_layers():
@@ -839,7 +656,7 @@ class HotspotController:
         boxes = self.layer(ROLE_BOXES)
         if boxes is None:
             return
-        colors = {o.id: _rgba(o.color) for o in self.store.objects}
+        colors = {o.id: rgba(o.color) for o in self.store.objects}
         with self._updating_layers():
             if boxes.nshapes:
                 ids = np.asarray(boxes.features["object_id"])
@@ -1275,7 +1092,7 @@ class HotspotController:
         try:
             self._require_session()
             self._require_no_jobs("prompt with a gaze file")
-            fixations = read_fixations_csv(path)
+            fixations = read_frame_fixations(path)
             bad = [t for t in fixations if not 0 <= t < self.num_frames]
             if bad:
                 raise PromptError(f"gaze file {path}: frames {bad[:5]} are outside 0..{self.num_frames - 1}")
@@ -2143,7 +1960,7 @@ class HotspotController:
     # ------------------------------------------------------------------ save, load, export
     def _video_record(self) -> tuple[Any, dict]:
         """(video path for the project, description for the project reader)."""
-        meta = _meta(self.video_layer)
+        meta = layer_meta(self.video_layer)
         source = meta.get("source")
         if source == "sample":
             return None, {"kind": "sample"}
@@ -2294,7 +2111,7 @@ class HotspotController:
                 video.metadata.setdefault(META_KEY, {})["project"] = str(path)
             else:
                 layers = self.viewer.open(str(path), plugin="napari-hotspot")
-                video = next(la for la in layers if _meta(la).get("role") == ROLE_VIDEO)
+                video = next(la for la in layers if layer_meta(la).get("role") == ROLE_VIDEO)
             self.set_video(video)
         except (HotspotError, StopIteration) as err:
             self._report(err if isinstance(err, HotspotError) else ProjectIOError(f"{path}: no video layer"))

@@ -40,6 +40,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_hotspot._napari.layer_data import frame_source_for
 from napari_hotspot._napari.layout import WrappingLabel, vertical_scroll
 from napari_hotspot._napari.layer_roles import best_layer_name, layer_rank
 from napari_hotspot._napari.workers import ClosesWithDock, stop_workers
@@ -74,28 +75,6 @@ AGREEMENT_TIPS = {"Pairwise px": "mean distance between two annotators' points (
                   "Outliers": "annotators whose point is far from the consensus"}
 # Proposal colours: the tracker's point, the annotator's earlier label, a point the annotator moved.
 PROPOSAL_COLORS = {"tracker": "yellow", "label": "lime", "moved": "magenta"}
-
-
-class _LayerFrames:
-    """An Image layer's (T, H, W[, 3]) data seen as a HotspotSession frame source (RGB uint8)."""
-
-    def __init__(self, data) -> None:
-        shape = tuple(int(s) for s in data.shape)
-        if len(shape) not in (3, 4) or (len(shape) == 4 and shape[-1] not in (3, 4)):
-            raise AnnotationError(f"the video layer must be (T, H, W) or (T, H, W, 3); got shape {shape}")
-        self._data = data
-        self.num_frames, self.height, self.width = shape[:3]
-        self.frame_names = [f"{i:05d}" for i in range(self.num_frames)]
-
-    def get_frame(self, index: int) -> np.ndarray:
-        frame = np.asarray(self._data[int(index)])
-        if frame.ndim == 2:
-            frame = np.repeat(frame[..., None], 3, axis=2)
-        frame = frame[..., :3]
-        if frame.dtype != np.uint8:
-            top = float(frame.max()) or 1.0
-            frame = np.clip(frame / (top if top > 255 else 255.0) * 255, 0, 255).astype(np.uint8)
-        return frame
 
 
 class LabellingWidget(ClosesWithDock, QWidget):
@@ -390,8 +369,7 @@ class LabellingWidget(ClosesWithDock, QWidget):
     def ensure_store(self) -> AnnotationStore:
         """The store, built from the video layer's size when there is none yet."""
         if self.store is None:
-            video = self._video_layer()
-            frames = _LayerFrames(video.data)
+            frames = frame_source_for(self._video_layer())
             self.set_store(AnnotationStore(frames.num_frames, frames.height, frames.width))
         return self.store
 
@@ -408,7 +386,8 @@ class LabellingWidget(ClosesWithDock, QWidget):
 
             if self._models is None:
                 self._models = ModelBundle.load()
-            self.session = HotspotSession(_LayerFrames(self._video_layer().data), models=self._models)
+            # the tracking dock's frame source (video.frames): the same pixels whatever the layer's type
+            self.session = HotspotSession(frame_source_for(self._video_layer()), models=self._models)
         return self.session
 
     def import_layers(self, frames: list[int] | None = None) -> None:
@@ -490,7 +469,7 @@ class LabellingWidget(ClosesWithDock, QWidget):
             store, _meta = load_project(directory)
             video = self._video_layer(required=False)
             if video is not None:
-                frames = _LayerFrames(video.data)
+                frames = frame_source_for(video)
                 expected = (frames.num_frames, frames.height, frames.width)
                 if store.shape != expected:
                     raise AnnotationError(

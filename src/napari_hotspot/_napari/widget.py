@@ -33,13 +33,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_hotspot._napari.controller import ROLE_BOXES, ROLE_CLICKS, ROLE_MASKS, HotspotController, _meta
+from napari_hotspot._napari.controller import HotspotController
 from napari_hotspot._napari.keybindings import bind_keys, unbind_keys
+from napari_hotspot._napari.layer_data import ROLE_BOXES, ROLE_CLICKS, ROLE_MASKS, layer_meta
 from napari_hotspot._napari.layout import WrappingLabel, vertical_scroll
 from napari_hotspot._napari.qa_plot import QAPlot
 from napari_hotspot._napari.reader import is_ground_truth, style_ground_truth
 from napari_hotspot._napari.workers import ClosesWithDock, stop_workers
-from napari_hotspot.session import DEFAULT_ADAPT_SECONDS
+from napari_hotspot.options import DEFAULT_ADAPT_SECONDS
 
 #: The autosave timer checks this often (ms); the Autosaver itself saves every ``autosave_interval_s``.
 AUTOSAVE_CHECK_MS = 15_000
@@ -399,8 +400,8 @@ class HotspotWidget(ClosesWithDock, QWidget):
 
     # ------------------------------------------------------------------ video choice
     def _image_layers(self):
-        return [la for la in self.viewer.layers if type(la).__name__ == "Image" and _meta(la).get("role") is None
-                or (type(la).__name__ == "Image" and _meta(la).get("role") == "video")]
+        return [la for la in self.viewer.layers if type(la).__name__ == "Image" and layer_meta(la).get("role") is None
+                or (type(la).__name__ == "Image" and layer_meta(la).get("role") == "video")]
 
     def _refresh_video_choices(self) -> None:
         self.video_combo.blockSignals(True)
@@ -418,8 +419,8 @@ class HotspotWidget(ClosesWithDock, QWidget):
             return
         self._refresh_video_choices()
         layer = getattr(event, "value", None)
-        if getattr(event, "type", "") == "inserted" and _meta(layer).get("project") and \
-                _meta(layer).get("role") == "video":
+        if getattr(event, "type", "") == "inserted" and layer_meta(layer).get("project") and \
+                layer_meta(layer).get("role") == "video":
             self._opened_project = layer  # File > Open on a project folder: work on it
         # Let one viewer.open() insert all its layers before picking (a project brings several).
         QTimer.singleShot(0, self._auto_pick_video)
@@ -435,7 +436,7 @@ class HotspotWidget(ClosesWithDock, QWidget):
             return
         layers = self._image_layers()
         if current is None and layers:
-            projects = [la for la in layers if _meta(la).get("project")]
+            projects = [la for la in layers if layer_meta(la).get("project")]
             self._start_on((projects or layers)[-1 if projects else 0])
         self._show_ground_truth()
 

@@ -13,7 +13,6 @@ result. Any other exception propagates so Dask can retry the task (`retries=`).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -110,30 +109,11 @@ def completed_result(item: BatchItem, out_dir: Path) -> VideoResult | None:
 
 # ---------------------------------------------------------------------------- prompts
 def read_fixations(path: Path, frame: int, frame_size: tuple[int, int]) -> list[tuple[float, float]]:
-    """Fixations (x, y) on `frame` from a CSV with columns `frame` (or `t`, a frame index), `x`, `y`."""
-    rows = []
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip().lower() for h in (reader.fieldnames or [])]
-            reader.fieldnames = header
-            frame_col = "frame" if "frame" in header else "t" if "t" in header else None
-            if frame_col is None or "x" not in header or "y" not in header:
-                raise PromptError(f"fixation CSV {path} needs columns frame (or t), x, y; it has {','.join(header)}")
-            for row in reader:
-                where = f"fixation CSV {path} line {reader.line_num}"
-                try:
-                    t, x, y = (float(row[c]) for c in (frame_col, "x", "y"))
-                except (TypeError, ValueError):
-                    raise PromptError(f"{where}: {frame_col}, x, y must be numbers") from None
-                if not (math.isfinite(x) and math.isfinite(y) and float(t).is_integer()):
-                    raise PromptError(f"{where}: x, y must be finite and {frame_col} a frame index")
-                if int(t) == frame:
-                    rows.append((x, y))
-    except FileNotFoundError:
-        raise PromptError(f"fixation CSV not found: {path}") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise PromptError(f"cannot read fixation CSV {path}: {err}") from None
+    """Fixations (x, y) on `frame` from a gaze prompt file (``io_fixations.read_frame_fixations``, the
+    reader of the tracking dock's gaze files too: columns ``frame`` or ``t`` (a frame index), ``x``, ``y``)."""
+    from napari_hotspot.annotations.io_fixations import read_frame_fixations
+
+    rows = read_frame_fixations(path).get(int(frame))
     if not rows:
         raise PromptError(f"fixation CSV {path} has no fixation on frame {frame}")
     return rows

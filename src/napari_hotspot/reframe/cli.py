@@ -24,7 +24,6 @@ from napari_hotspot.options import (
     add_adapt_arg,
     add_long_side_arg,
     add_prompt_args,
-    prompt_from_args,
     tracking_options,
 )
 
@@ -120,7 +119,7 @@ def _tracks(args, source):
     if args.objects:
         raise PromptError("--objects selects objects of --tracks; a prompt tracks one object")
     from napari_hotspot.models.weights import ModelBundle
-    from napari_hotspot.pipeline import terminal_progress
+    from napari_hotspot.pipeline import prompt_from_args, terminal_progress
     from napari_hotspot.session import HotspotSession
 
     prompt = prompt_from_args(args, frame_size)
