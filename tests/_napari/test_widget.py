@@ -195,7 +195,7 @@ def test_track_to_the_end_streams_and_undoes_as_one_step(setup, sample):
     c.run_progress.connect(lambda n: seen.append(len(c.store.frames_with(1))))
     widget.direction_combo.setCurrentText("forward")
     widget.track_button.click()
-    assert c.running and c._worker.pbar.total == T  # napari's progress bar, one tick per frame
+    assert c.running and c.job("track").worker.pbar.total == T  # napari's progress bar, one tick per frame
     assert c.wait(60)
     assert c.last_error is None, c.last_error
     assert c.store.frames_with(1) == list(range(T))
