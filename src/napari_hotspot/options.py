@@ -78,21 +78,24 @@ class OptionField:
     tooltip: str
 
 
-#: The settings the tracking dock edits, generated into a magicgui form (``_napari.widget``).
+#: The settings the tracking dock edits, generated into its magicgui form (``_napari.widget.option_box``).
 FIELDS = {
     "adapt_seconds": OptionField(
-        "adapt_seconds", "Adapt (s)", 0.0, 600.0, 1.0, 1,
+        "adapt_seconds", "adapt (s)", 0.0, 600.0, 1.0, 1,
         "Per-video adaptation: seconds of fine-tuning each object's own copy of the tracker on its prompts "
-        f"and corrections (synthetic motion of those frames); each adaptation also stops after "
-        f"{DEFAULT_ADAPT_STEPS} steps (more overfit on held-out videos). 'Adapt now' trains the selected "
-        "object; Track first adapts objects with keyframes not learnt yet, after the last adaptation "
+        f"and corrections (synthetic motion of those frames); each adaptation also stops after {DEFAULT_ADAPT_STEPS} "
+        "steps (about 5 s on 2 cores). Track runs it first for every object with "
+        "keyframes it has not learnt yet; 'Adapt now' runs it on demand. Cancel stops it and keeps what "
         "was learnt. 0 = off: nothing is trained (an object adapted earlier keeps its adapted copy until "
         "'Reset adaptation'). Adapted weights are saved with the project."),
+    # a float box with no decimals: magicgui's int box (superqt's) shows no "off" at 0
     "complete_frames": OptionField(
-        "complete_frames", "Complete (frames)", 0, 30, 1, 0,
+        "complete_frames", "complete (frames)", 0, 30, 1, 0,
         "Before the first run (or adaptation) from a click or box prompt that picked an object on a frame "
         "without its mask, that mask is completed once: tracked this many frames away and back, and kept "
-        "if it still honours the clicks (one undo step). 0 = off."),
+        "if it still honours the prompt (a click's mask often covers only part of its object). One undo "
+        "step; clicks that corrected a mask, painted masks, Auto and gaze prompts are never changed. "
+        "0 = off."),
 }
 assert set(FIELDS) <= {f.name for f in fields(TrackingOptions)}
 
