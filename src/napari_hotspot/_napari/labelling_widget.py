@@ -40,7 +40,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_hotspot._napari.layer_data import frame_source_for
+from napari_hotspot._napari.layer_data import frame_source_for, hotspot_table
 from napari_hotspot._napari.layout import WrappingLabel, vertical_scroll
 from napari_hotspot._napari.layer_roles import best_layer_name, layer_rank
 from napari_hotspot._napari.workers import ClosesWithDock, stop_workers
@@ -49,15 +49,19 @@ from napari_hotspot.annotations.io_hotspot_maps import export_benchmark
 from napari_hotspot.annotations.labelling import (
     DEFAULT_KEYFRAME_INTERVAL,
     KeyframeLabeller,
+    anchor_on_first_masks,
+    annotator_points,
     annotator_summary,
     frame_agreements,
+    import_layer_data,
     keyframe_schedule,
     object_agreement,
     parse_frame_list,
     prompt_session_from_store,
     store_track_results,
+    track_for_labelling,
 )
-from napari_hotspot.annotations.model import AnnotationStore, Hotspot, Provenance
+from napari_hotspot.annotations.model import AnnotationStore, Provenance
 from napari_hotspot.errors import AnnotationError, HotspotError
 from napari_hotspot.video.lazy_array import LazyFrameArray
 
@@ -402,41 +406,15 @@ class LabellingWidget(ClosesWithDock, QWidget):
         masks = self._layer(self.masks_combo)
         if frames is None:
             frames = keyframe_schedule(store.num_frames, self.every_spin.value(), self._extra_frames())
-        with store.batch("import layers for labelling"):
-            if points is not None and points.name != TRACK_LAYER:  # our own layer mirrors the store
-                coords = np.asarray(points.data, dtype=float)
-                if coords.ndim != 2 or coords.shape[1] != 3:
-                    raise AnnotationError(f"tracker layer {points.name!r} must hold (frame, y, x) points")
-                features = points.features
-                ids = (np.asarray(features["object_id"], dtype=int) if "object_id" in features
-                       else np.ones(len(coords), dtype=int))
-                for (t, y, x), obj_id in zip(coords, ids):
-                    if not store.has_object(int(obj_id)):
-                        self._add_object(int(obj_id))
-                    frame = int(round(t))
-                    entry = store.get(int(obj_id), frame)
-                    if entry is not None and entry.is_keyframe:
-                        continue
-                    x = min(max(x, 0.0), store.width - 1.0)
-                    y = min(max(y, 0.0), store.height - 1.0)
-                    if entry is not None and entry.hotspot == Hotspot(x, y):
-                        continue  # already imported: keep the entry (and the undo history) as it is
-                    store.set_frame(int(obj_id), frame, hotspot=(x, y), provenance=Provenance.IMPORTED)
-            if masks is not None and masks.name != MASKS_LAYER:
-                for frame in frames:
-                    label = np.asarray(masks.data[frame])
-                    for obj_id in np.unique(label):
-                        if obj_id == 0:
-                            continue
-                        obj_id = int(obj_id)
-                        if not store.has_object(obj_id):
-                            self._add_object(obj_id)
-                        entry = store.get(obj_id, frame)
-                        if entry is not None and entry.is_keyframe and entry.packed_mask is not None:
-                            continue  # a mask the user made or confirmed stays
-                        mask = label == obj_id
-                        if entry is None or entry.packed_mask is None or not np.array_equal(entry.mask, mask):
-                            store.set_frame(obj_id, frame, mask=mask)
+        coords = ids = None
+        if points is not None and points.name != TRACK_LAYER:  # our own layer mirrors the store
+            coords = np.asarray(points.data, dtype=float)
+            if coords.ndim != 2 or coords.shape[1] != 3:
+                raise AnnotationError(f"tracker layer {points.name!r} must hold (frame, y, x) points")
+            features = points.features
+            ids = np.asarray(features["object_id"], dtype=int) if "object_id" in features else None
+        labels = masks.data if masks is not None and masks.name != MASKS_LAYER else None
+        import_layer_data(store, frames, coords, ids, labels, add_object=self._add_object)
 
     def save_project(self, directory: str | Path | None = None) -> Path | None:
         """Save the store (objects, tracker track, every annotator's labels) as a project folder."""
@@ -508,7 +486,7 @@ class LabellingWidget(ClosesWithDock, QWidget):
 
         def work():
             results = []
-            for done, result in enumerate(session.propagate(ids, direction="both"), start=1):
+            for done, _total, result in track_for_labelling(session, ids, store.num_frames):
                 results.append(result)
                 if done % 4 == 0:
                     yield done
@@ -551,30 +529,12 @@ class LabellingWidget(ClosesWithDock, QWidget):
                 return True
             return store.has_object(obj_id) and any(store.mask(obj_id, f) is not None for f in store.keyframes(obj_id))
 
-        seen: set[int] = set()
-        with store.batch("anchor objects on their first mask"):
-            for frame in range(store.num_frames):
-                label = np.asarray(masks.data[frame])
-                for value in np.unique(label):
-                    obj_id = int(value)
-                    if obj_id == 0 or obj_id in seen:
-                        continue
-                    seen.add(obj_id)
-                    if anchored(obj_id):
-                        continue
-                    if not store.has_object(obj_id):
-                        self._add_object(obj_id)
-                    store.set_frame(obj_id, frame, mask=label == value, provenance=Provenance.KEYFRAME)
+        anchor_on_first_masks(store, masks.data, anchored, add_object=self._add_object)
 
     def _show_tracker_layers(self) -> None:
         store = self.store
-        rows, ids = [], []
-        for obj_id, frame, entry in store.iter_entries():
-            if entry.hotspot is not None and entry.hotspot.visible:
-                rows.append((frame, entry.hotspot.y, entry.hotspot.x))
-                ids.append(obj_id)
-        data = np.asarray(rows, dtype=float).reshape(-1, 3)
-        features = {"object_id": np.asarray(ids, dtype=int)}
+        data, table_features = hotspot_table(store)  # the tracking dock's hotspots layer data
+        features = {"object_id": table_features["object_id"]}
         if TRACK_LAYER in self.viewer.layers:
             layer = self.viewer.layers[TRACK_LAYER]
             layer.data = data
@@ -835,24 +795,14 @@ class LabellingWidget(ClosesWithDock, QWidget):
     def _refresh_label_layer(self) -> None:
         if LABELS_LAYER not in self.viewer.layers or self.store is None:
             return
-        rows, names, ids, provenance, sizes = [], [], [], [], []
-        for name in self.store.annotators():
-            for (obj_id, frame), record in self.store.annotator_hotspots(name).items():
-                if record.hotspot is None or not record.hotspot.visible:
-                    continue
-                rows.append((frame, record.hotspot.y, record.hotspot.x))
-                names.append(name)
-                ids.append(obj_id)
-                provenance.append(record.provenance.value)
-                sizes.append(4 if record.provenance == Provenance.DERIVED else 8)
+        rows, features = annotator_points(self.store)
         layer = self.viewer.layers[LABELS_LAYER]
-        layer.data = np.asarray(rows, dtype=float).reshape(-1, 3)
-        layer.features = {"annotator": np.asarray(names, dtype=object), "object_id": np.asarray(ids, dtype=int),
-                          "provenance": np.asarray(provenance, dtype=object)}
-        if rows:
-            layer.size = np.asarray(sizes, dtype=float)
+        layer.data = rows
+        layer.features = {k: v for k, v in features.items() if k != "derived"}
+        if len(rows):
+            layer.size = np.where(features["derived"], 4.0, 8.0)
             palette = _annotator_colors(self.store.annotators())
-            layer.face_color = np.array([palette[n] for n in names])
+            layer.face_color = np.array([palette[n] for n in features["annotator"]])
 
     def _go_to_table_frame(self, row: int, _column: int) -> None:
         item = self.table.item(row, 0)
