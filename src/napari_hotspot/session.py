@@ -239,9 +239,8 @@ class HotspotSession:
         """Tracker passes over the prompted frame itself, each with the previous answer as its template.
 
         Gaze2Mask-Net often stops at part of an object; the tracker, trained to segment whole objects
-        from a template, completes it, and a second and third pass complete it further (one click on
-        every 5th frame of all 12 DAVIS sequences, each scored by the 3-fold model that never saw it:
-        mean IoU 0.688 / 0.720 / 0.728 after 1 / 2 / 3 passes; docs/benchmarks.md). A pass is kept only
+        from a template, completes it, and a second and third pass complete it further (each raised
+        mean IoU: docs/benchmarks.md, "Measurements that stood in code comments"). A pass is kept only
         if it still honours every click (positives inside, negatives out); parts far from the clicked
         ones are then dropped (`_near_clicked_parts`). When the first pass leaves a positive click out,
         or there is nothing to refine, the further passes start from `_prompt_seeded_mask` instead (and
@@ -468,7 +467,7 @@ class HotspotSession:
         peak = (float(peak_x), float(peak_y))
         if self.refine_prompts and not _inside(mask_work, peak):
             # The answer misses EG-Net's own peak (or is empty): seed the tracker there, as for a gaze
-            # fixation (every 5th frame of the 12 sequences, fold models: Auto IoU 0.654 -> 0.672).
+            # fixation (it raised Auto's IoU: docs/benchmarks.md, "Measurements that stood in code comments").
             mask_work = self._refine_with_tracker(frame, torch.zeros_like(mask_work), peak, gaze_w=[peak])
         if not bool(mask_work.any()):
             raise PromptError(f"EG-Net found no salient object on frame {frame}; prompt it with a click or box")
@@ -525,7 +524,7 @@ class HotspotSession:
         if a.box_work is not None:
             # Clipped to the box, not refused when mostly outside it as the prompt's answer is: the way
             # back often spreads over look-alikes next to the object (drift-straight's second car), and
-            # refusing those cost box J 0.724 -> 0.697 over the three folds (docs/benchmarks.md).
+            # refusing those cost box J (docs/benchmarks.md, "Measurements that stood in code comments").
             mask = mask * self._box_region(a.box_work)
         if not (_honours_clicks(mask, a.positive, a.negative)
                 and (a.hotspot_work is None or _inside(mask, a.hotspot_work))):
@@ -853,8 +852,8 @@ class HotspotSession:
 def _near_clicked_parts(mask_work: torch.Tensor, pos, reach: float = 0.05) -> torch.Tensor:
     """Drop the mask's parts that lie far (over `reach` x the image diagonal) from the parts the positive
     clicks are on: look-alike objects elsewhere in the frame (breakdance: spectators in the dancer's red)
-    are not the clicked object (held-out DAVIS, one click at the deepest point of every 10th frame:
-    mean IoU over frames 0.671 -> 0.700, no sequence worse)."""
+    are not the clicked object (it raised one-click IoU on held-out DAVIS, no sequence worse:
+    docs/benchmarks.md, "Measurements that stood in code comments")."""
     if not pos:
         return mask_work
     m = (mask_work > 0.5).numpy().astype(np.uint8)
