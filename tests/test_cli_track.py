@@ -228,7 +228,7 @@ def test_track_mask_png_variants(tmp_path, sample_folder, capsys):
     assert "whole frame" in capsys.readouterr().err
     # A JPEG's compression noise around the object is not object.
     cv2.imwrite(str(tmp_path / "mask.jpg"), gt.astype(np.uint8) * 255, [cv2.IMWRITE_JPEG_QUALITY, 60])
-    from napari_hotspot.pipeline import read_mask_png
+    from napari_hotspot.video.masks import read_prompt_mask as read_mask_png
 
     assert (read_mask_png(tmp_path / "mask.jpg") ^ gt).mean() < 0.01
 

@@ -422,9 +422,13 @@ def test_read_mask_png_modes(tmp_path):
     indexed.save(tmp_path / "indexed.png")
     np.testing.assert_array_equal(read_mask_png(tmp_path / "indexed.png"), ids)
     rgb = np.zeros((6, 8, 3), np.uint8)
-    rgb[1, 1] = (0, 200, 0)
+    rgb[1, 1] = (0, 128, 0)  # DAVIS palette colour 2: one reader for every mask PNG (video/masks.py)
     Image.fromarray(rgb).save(tmp_path / "rgb.png")
-    assert read_mask_png(tmp_path / "rgb.png").sum() == 1
+    assert read_mask_png(tmp_path / "rgb.png").sum() == 2
+    rgb[1, 1] = (0, 200, 0)  # not a palette colour: refused, as a DAVIS import or the evaluator refuses it
+    Image.fromarray(rgb).save(tmp_path / "other.png")
+    with pytest.raises(VideoError, match="not in the DAVIS palette"):
+        read_mask_png(tmp_path / "other.png")
     (tmp_path / "junk.png").write_bytes(b"junk")
     with pytest.raises(VideoError, match=r"junk\.png"):
         read_mask_png(tmp_path / "junk.png")

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from . import track_output
 from .errors import PromptError
 from .fileio import write_png_checked
+from .video.masks import read_prompt_mask
 from .session import HotspotSession
 
 HOTSPOT_COLUMNS = track_output.HOTSPOT_COLUMNS
@@ -60,37 +60,12 @@ def prompt_from_args(args, frame_size) -> Prompt:
     from .boxes import normalize_box
 
     if args.mask is not None:
-        return Prompt("mask", args.frame, mask=read_mask_png(args.mask, frame_size))
+        return Prompt("mask", args.frame, mask=read_prompt_mask(args.mask, frame_size))
     if args.click:
         return Prompt("click", args.frame, points=list(args.click), negative=list(args.negative))
     if args.box is not None:
         return Prompt("box", args.frame, box=normalize_box(args.box))  # the rule of every entry point
     return Prompt("auto", args.frame)
-
-
-def read_mask_png(path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
-    """A prompt mask from a PNG: any non-zero pixel is the object. In an RGBA image with transparency
-    the opaque pixels are the object; a lossy JPEG is thresholded at half intensity (its compression
-    noise is not object). A mask that covers the whole frame is refused (inverted, or an opaque image)."""
-    path = Path(path)
-    if not path.is_file():
-        raise PromptError(f"mask file not found: {path}")
-    m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if m is None:
-        raise PromptError(f"cannot read mask image {path}: not a valid PNG")
-    if m.ndim == 3 and m.shape[2] == 4 and m[..., 3].min() != m[..., 3].max():
-        m = m[..., 3]  # transparency marks the object; the colour of transparent pixels is arbitrary
-    elif m.ndim == 3:
-        m = m[..., :3].max(axis=2)
-    if frame_size is not None and m.shape != tuple(frame_size):
-        raise PromptError(f"mask {path} has size {m.shape[1]}x{m.shape[0]} but the frames are "
-                          f"{frame_size[1]}x{frame_size[0]}")
-    lossy = path.suffix.lower() in (".jpg", ".jpeg")
-    mask = m > (np.iinfo(m.dtype).max // 2 if lossy and m.dtype.kind == "u" else 0)
-    if mask.all():
-        raise PromptError(f"mask {path} covers the whole frame: the object must be non-zero on a zero "
-                          "background (is the mask inverted, or an opaque image?)")
-    return mask
 
 
 @dataclass

@@ -121,10 +121,11 @@ def read_fixations(path: Path, frame: int, frame_size: tuple[int, int]) -> list[
 
 def build_prompt(item: BatchItem, frame_size: tuple[int, int]):
     """The pipeline Prompt for a manifest row (reads the mask PNG / fixation CSV it names)."""
-    from napari_hotspot.pipeline import Prompt, read_mask_png
+    from napari_hotspot.pipeline import Prompt
+    from napari_hotspot.video.masks import read_prompt_mask
 
     if item.prompt == "mask":
-        return Prompt("mask", item.frame, OBJECT_ID, mask=read_mask_png(item.value_path, frame_size))
+        return Prompt("mask", item.frame, OBJECT_ID, mask=read_prompt_mask(item.value_path, frame_size))
     if item.prompt == "click":
         return Prompt("click", item.frame, OBJECT_ID, points=[item.point])
     if item.prompt == "box":
