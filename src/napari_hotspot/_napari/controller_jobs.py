@@ -46,10 +46,6 @@ class Job:
     then: Callable[[], Any] | None = None  # the next step once it ends well (completion -> adaptation -> run)
     state: dict = field(default_factory=dict)  # what its kind keeps while it runs
 
-    @property
-    def in_batch(self) -> bool:
-        return bool(self.exits._exit_callbacks)
-
 
 class JobsMixin:
     """Starting, cancelling and ending the dock's background jobs (a part of ``HotspotController``)."""
