@@ -119,7 +119,8 @@ class JobsMixin:
                 job.then = None  # the run it was to start does not start
             if kind == "adapt":
                 job.state["stop"].set()
-            job.worker.quit()
+            if job.worker is not None:
+                job.worker.quit()
 
     def wait(self, timeout_s: float = 120.0) -> bool:
         """Process Qt events until the running job ends (scripts and tests); True if it ended."""
