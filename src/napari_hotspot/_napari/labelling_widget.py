@@ -13,7 +13,6 @@ strongest gaze candidate.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_hotspot._napari.agreement_plot import annotator_colors, draw_agreement, fmt_number, fmt_point
 from napari_hotspot._napari.layer_data import frame_source_for, hotspot_table
 from napari_hotspot._napari.layout import WrappingLabel, vertical_scroll
 from napari_hotspot._napari.layer_roles import best_layer_name, layer_rank
@@ -622,7 +622,7 @@ class LabellingWidget(ClosesWithDock, QWidget):
             return None
         self._show_tracker_layers()
         self._message(f"object {obj_id} initialised from gaze on frame {frame}: {int(result.mask.sum())} px, "
-                      f"hotspot {_fmt_point(result.hotspot)}; run the tracker to pre-fill the other frames")
+                      f"hotspot {fmt_point(result.hotspot)}; run the tracker to pre-fill the other frames")
         return result
 
     def snap_to_gaze(self) -> None:
@@ -759,7 +759,7 @@ class LabellingWidget(ClosesWithDock, QWidget):
         self.summary_label.setText(
             f"{labeller.annotator}: {summary['keyframes']} keyframes labelled ({summary['moved']} moved, "
             f"{summary['not_visible']} not visible), {summary['derived']} derived frames, "
-            f"{_fmt_number(summary['seconds_per_keyframe'], '.1f')} s per keyframe. Done: {per_object}"
+            f"{fmt_number(summary['seconds_per_keyframe'], '.1f')} s per keyframe. Done: {per_object}"
         )
         task = labeller.current
         if task is None:
@@ -801,7 +801,7 @@ class LabellingWidget(ClosesWithDock, QWidget):
         layer.features = {k: v for k, v in features.items() if k != "derived"}
         if len(rows):
             layer.size = np.where(features["derived"], 4.0, 8.0)
-            palette = _annotator_colors(self.store.annotators())
+            palette = annotator_colors(self.store.annotators())
             layer.face_color = np.array([palette[n] for n in features["annotator"]])
 
     def _go_to_table_frame(self, row: int, _column: int) -> None:
@@ -838,8 +838,8 @@ class LabellingWidget(ClosesWithDock, QWidget):
         for i, row in enumerate(rows):
             cells = (
                 str(row.frame), ", ".join(row.annotators), ", ".join(row.not_visible),
-                _fmt_number(row.mean_pairwise_px, ".1f"), _fmt_number(row.spread_px, ".1f"),
-                _fmt_number(row.pck, ".2f"), _fmt_point(row.consensus), ", ".join(row.outliers),
+                fmt_number(row.mean_pairwise_px, ".1f"), fmt_number(row.spread_px, ".1f"),
+                fmt_number(row.pck, ".2f"), fmt_point(row.consensus), ", ".join(row.outliers),
             )
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
@@ -852,9 +852,9 @@ class LabellingWidget(ClosesWithDock, QWidget):
                 seq = object_agreement(self.store, obj_id, include_derived=self.derived_check.isChecked())
                 self.agreement_label.setText(
                     f"{len(seq['annotators'])} annotator(s), {seq['n_frames']} frames compared: mean pairwise "
-                    f"{_fmt_number(seq['mean_pairwise_px'], '.1f')} px "
-                    f"({_fmt_number(seq['mean_pairwise_norm'], '.3f')} of object size), spread "
-                    f"{_fmt_number(seq['spread_px'], '.1f')} px, PCK@0.1 {_fmt_number(seq['pck'], '.2f')}"
+                    f"{fmt_number(seq['mean_pairwise_px'], '.1f')} px "
+                    f"({fmt_number(seq['mean_pairwise_norm'], '.3f')} of object size), spread "
+                    f"{fmt_number(seq['spread_px'], '.1f')} px, PCK@0.1 {fmt_number(seq['pck'], '.2f')}"
                 )
             except HotspotError as err:
                 self.agreement_label.setText(str(err))
@@ -863,28 +863,7 @@ class LabellingWidget(ClosesWithDock, QWidget):
         self._plot(rows)
 
     def _plot(self, rows) -> None:
-        self.figure.clear()
-        axes = self.figure.add_subplot(111)
-        frames = [r.frame for r in rows]
-        if rows:
-            axes.plot(frames, [r.mean_pairwise_px for r in rows], "o-", label="mean pairwise px")
-            axes.plot(frames, [r.spread_px for r in rows], "s--", label="spread px")
-            flagged = [r for r in rows if r.outliers]
-            if flagged:
-                axes.plot([r.frame for r in flagged], [r.spread_px for r in flagged], "rx", ms=10, label="outliers")
-            pck_axes = axes.twinx()
-            pck_axes.plot(frames, [r.pck for r in rows], "^:", color="tab:green", label="PCK@0.1")
-            pck_axes.set_ylim(-0.05, 1.05)
-            pck_axes.set_ylabel("PCK", fontsize=8)
-            pck_axes.tick_params(labelsize=7)
-            handles, labels = axes.get_legend_handles_labels()
-            more_handles, more_labels = pck_axes.get_legend_handles_labels()
-            axes.legend(handles + more_handles, labels + more_labels, fontsize=7, ncol=4, frameon=False,
-                        loc="upper center", bbox_to_anchor=(0.5, -0.32))
-        axes.set_xlabel("frame", fontsize=8)
-        axes.set_ylabel("px", fontsize=8)
-        axes.tick_params(labelsize=7)
-        axes.set_title("annotator agreement over time", fontsize=9)
+        draw_agreement(self.figure, rows)
         self.plot_canvas.draw_idle()
 
     # ================================================================== export
@@ -909,21 +888,6 @@ class LabellingWidget(ClosesWithDock, QWidget):
         self._message(f"exported {len(self.store.annotators())} annotator(s) and maps of "
                       f"{len(result.map_dirs)} object(s) to {result.root}")
         return result
-
-
-def _fmt_number(value, spec: str) -> str:
-    return "-" if value is None or not math.isfinite(value) else format(value, spec)
-
-
-def _fmt_point(point) -> str:
-    return "-" if point is None else f"{point[0]:.1f}, {point[1]:.1f}"
-
-
-def _annotator_colors(names: list[str]) -> dict[str, np.ndarray]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10"]
-    return {name: np.array(cmap(i % 10)) for i, name in enumerate(sorted(names))}
 
 
 __all__ = ["LabellingWidget"]
