@@ -119,9 +119,13 @@ def test_fixation_csv_by_frame_or_t(tmp_path):
     assert read_fixations(by_t, 2, (100, 100)) == [(5.0, 6.0)]
     with pytest.raises(PromptError, match="no fixation on frame 1"):
         read_fixations(by_t, 1, (100, 100))
-    with pytest.raises(PromptError, match="needs columns frame"):
-        read_fixations(write(tmp_path / "bad.csv", "time,x,y\n0,1,1\n"), 0, (100, 100))
+    # one reader for every gaze prompt file (io_fixations.read_frame_fixations, as the dock's): a time
+    # column counts frames, a file without a header is frame,x,y
+    assert read_fixations(write(tmp_path / "time.csv", "time,x,y\n0,1,1\n"), 0, (100, 100)) == [(1.0, 1.0)]
+    assert read_fixations(write(tmp_path / "bare.csv", "4,7,8\n"), 4, (100, 100)) == [(7.0, 8.0)]
+    with pytest.raises(PromptError, match="no x/y columns"):
+        read_fixations(write(tmp_path / "bad.csv", "frame,u,v\n0,1,1\n"), 0, (100, 100))
     with pytest.raises(PromptError, match="line 2"):
         read_fixations(write(tmp_path / "nan.csv", "frame,x,y\n0,abc,1\n"), 0, (100, 100))
-    with pytest.raises(PromptError, match="not found"):
+    with pytest.raises(PromptError, match="does not exist"):
         read_fixations(tmp_path / "none.csv", 0, (100, 100))

@@ -149,10 +149,10 @@ def test_track_with_adaptation_matches_outputs_contract(tmp_path, sample_folder)
 
 
 def test_adapt_help_states_the_session_defaults():
-    """Every command's --adapt help is written once (cli.add_adapt_arg) without importing the session."""
+    """Every command's --adapt help is written once (options.add_adapt_arg) from the defaults the session uses."""
     import argparse
 
-    from napari_hotspot.cli import add_adapt_arg, adapt_seconds
+    from napari_hotspot.options import add_adapt_arg, adapt_seconds
     from napari_hotspot.session import DEFAULT_ADAPT_SECONDS, DEFAULT_ADAPT_STEPS
 
     p = argparse.ArgumentParser()
@@ -168,7 +168,7 @@ def test_adapt_help_states_the_session_defaults():
 def test_complete_help_states_the_session_default():
     import argparse
 
-    from napari_hotspot.cli import add_complete_arg, complete_frames
+    from napari_hotspot.options import add_complete_arg, complete_frames
     from napari_hotspot.session import COMPLETION_FRAMES
 
     p = argparse.ArgumentParser()
@@ -228,7 +228,7 @@ def test_track_mask_png_variants(tmp_path, sample_folder, capsys):
     assert "whole frame" in capsys.readouterr().err
     # A JPEG's compression noise around the object is not object.
     cv2.imwrite(str(tmp_path / "mask.jpg"), gt.astype(np.uint8) * 255, [cv2.IMWRITE_JPEG_QUALITY, 60])
-    from napari_hotspot.pipeline import read_mask_png
+    from napari_hotspot.video.masks import read_prompt_mask as read_mask_png
 
     assert (read_mask_png(tmp_path / "mask.jpg") ^ gt).mean() < 0.01
 

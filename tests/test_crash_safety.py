@@ -342,7 +342,7 @@ def test_one_box_rule_for_cli_manifest_and_session(tmp_path):
 
     from napari_hotspot.batch.manifest import read_manifest
     from napari_hotspot.boxes import normalize_box
-    from napari_hotspot.cli import prompt_from_args
+    from napari_hotspot.pipeline import prompt_from_args
 
     assert normalize_box((100, 100, 50, 60)) == (50.0, 60.0, 100.0, 100.0)
     with pytest.raises(PromptError, match="zero area"):

@@ -298,15 +298,18 @@ def test_adaptation_frames_one_at_a_time_then_chunked_training(sample, models):
 
     from napari_hotspot._napari.workers import adaptation_steps
 
-    s = HotspotSession(sample.frames[:4], models, long_side=256)
+    from napari_hotspot.options import TrackingOptions
+
+    s = HotspotSession(sample.frames[:4], models, options=TrackingOptions(adapt_seconds=60.0, adapt_steps=2,
+                                                                          long_side=256))
     s.add_prompt(0, 1, mask=sample.masks[0] == 1)
     s.add_prompt(2, 1, mask=sample.masks[2] == 1)
     assert s.pending_adaptation_frames(1) == [0, 2] and s.pending_adaptation_frames(5) == []
     assert s.add_adaptation_frames(1, max_frames=1) == [0]
     assert s.pending_adaptation_frames(1) == [2] and not s.is_adapted(1)  # taken in, not trained
-    assert list(adaptation_steps(s, threading.Lock(), [1], 60.0, max_steps=2, should_stop=lambda: True)) == []
+    assert list(adaptation_steps(s, threading.Lock(), [1], should_stop=lambda: True)) == []
     assert s.pending_adaptation_frames(1) == [2]  # a stop before anything: nothing changed
-    progress = list(adaptation_steps(s, threading.Lock(), [1], 60.0, max_steps=2, chunk_seconds=1e-6))
+    progress = list(adaptation_steps(s, threading.Lock(), [1], chunk_seconds=1e-6))
     assert [p.phase for p in progress] == ["frames", "training", "training", "done"]
     assert progress[0].frames == (2,) and [p.steps for p in progress[1:]] == [1, 2, 2]
     assert progress[-1].learnt == (0, 2) and progress[-1].overall == 1.0
@@ -420,3 +423,59 @@ def test_completion_off_or_on_a_one_frame_video(sample, models, session):
     one = HotspotSession(sample.frames[:1], models)
     one.add_prompt(0, 1, points=[(x, y)])
     assert one.complete_prompts(1) == []
+
+
+# ---- the preflight: what propagate does first (options) -----------------------------------------
+
+def test_propagate_completes_then_adapts_as_the_options_say(sample, models, monkeypatch):
+    """`propagate` runs the session's preflight first: the click's mask is completed over
+    `complete_frames`, then the object is adapted (at most `adapt_steps` steps) and judged; a
+    second propagation finds nothing left to prepare."""
+    from napari_hotspot.options import TrackingOptions
+
+    options = TrackingOptions(complete_frames=2, adapt_seconds=60.0, adapt_steps=2, long_side=256)
+    s = HotspotSession(sample.frames[:6], models, options=options)
+    calls = []
+    for name in ("complete_prompt", "adapt", "adaptation_verdict"):
+        real = getattr(s, name)
+        monkeypatch.setattr(s, name, lambda *a, _n=name, _r=real, **k: calls.append((_n, a, k)) or _r(*a, **k))
+    x, y = sample.hotspots[0, 0, :2]
+    s.add_prompt(0, 1, points=[(x, y)])
+    assert s.pending_completions(1) == [0] and not s.is_adapted(1)
+    assert len(list(s.propagate())) == 5
+    names = [c[0] for c in calls]
+    assert names[:2] == ["complete_prompt", "adapt"] and "adaptation_verdict" in names
+    assert calls[0][1] == (1, 0, 2)  # frames from the options
+    assert s.pending_completions(1) == [] and s.is_adapted(1)
+    assert s.adaptation_state(1)["steps"] == 2 and s.adaptation_verdict(1, judge=False) is not None
+    assert s.preflight_seconds > 0
+    calls.clear()
+    assert len(list(s.propagate())) == 5
+    assert [c[0] for c in calls if c[0] != "adaptation_verdict"] == []  # nothing left to prepare
+
+
+def test_preflight_returns_the_completed_masks_and_skips_adaptation_with_nothing_to_track(sample, models):
+    """No adaptation when every frame is prompted (nothing will be tracked), nor with a budget of 0;
+    a session made without options only propagates."""
+    from napari_hotspot.options import TrackingOptions
+
+    options = TrackingOptions(complete_frames=2, adapt_seconds=60.0, adapt_steps=2, long_side=256)
+    s = HotspotSession(sample.frames[:3], models, options=options)
+    for t in range(3):
+        s.add_prompt(t, 1, mask=sample.masks[t] == 1)
+    assert not s.needs_adaptation(1)
+    assert s.preflight() == [] and not s.is_adapted(1) and list(s.propagate()) == []
+    s.remove_anchor(1, 2)
+    assert s.needs_adaptation(1)
+    s.options = options.with_(adapt_seconds=0.0)
+    assert not s.needs_adaptation(1)
+    s.preflight()
+    assert not s.is_adapted(1)
+
+    plain = HotspotSession(sample.frames[:4], models, long_side=256)
+    assert plain.options.adapt_seconds == 0 and plain.options.complete_frames == 0
+    x, y = sample.hotspots[0, 0, :2]
+    r = plain.add_prompt(0, 1, points=[(x, y)])
+    assert plain.preflight() == []  # completion off: the click's mask is kept as it is
+    assert plain.pending_completions(1) == [] and not plain.is_adapted(1)
+    assert np.array_equal(plain._mask_to_frame(plain._objects[1].anchors[0].mask_work), r.mask)

@@ -422,9 +422,13 @@ def test_read_mask_png_modes(tmp_path):
     indexed.save(tmp_path / "indexed.png")
     np.testing.assert_array_equal(read_mask_png(tmp_path / "indexed.png"), ids)
     rgb = np.zeros((6, 8, 3), np.uint8)
-    rgb[1, 1] = (0, 200, 0)
+    rgb[1, 1] = (0, 128, 0)  # DAVIS palette colour 2: one reader for every mask PNG (video/masks.py)
     Image.fromarray(rgb).save(tmp_path / "rgb.png")
-    assert read_mask_png(tmp_path / "rgb.png").sum() == 1
+    assert read_mask_png(tmp_path / "rgb.png").sum() == 2
+    rgb[1, 1] = (0, 200, 0)  # not a palette colour: refused, as a DAVIS import or the evaluator refuses it
+    Image.fromarray(rgb).save(tmp_path / "other.png")
+    with pytest.raises(VideoError, match="not in the DAVIS palette"):
+        read_mask_png(tmp_path / "other.png")
     (tmp_path / "junk.png").write_bytes(b"junk")
     with pytest.raises(VideoError, match=r"junk\.png"):
         read_mask_png(tmp_path / "junk.png")
@@ -449,3 +453,33 @@ def test_davis_annotations_are_found_and_read_lazily(tmp_path):
         masks[2]
     with pytest.raises(VideoError, match="no <frame name>.png mask"):
         lazy_mask_array(ann, ["a", "b"], HEIGHT, WIDTH)
+
+
+# ---------------------------------------------------------------------------- the one frame adapter
+def test_a_float_video_fills_the_range_for_both_docks():
+    """A float [0, 1] video layer: the tracking and the labelling dock read the same full-range RGB
+    uint8 frames through the one adapter (video.frames); the labelling dock used to see it all black."""
+    from types import SimpleNamespace
+
+    from napari_hotspot._napari.layer_data import frame_source_for
+    from napari_hotspot.video.frames import ArrayFrames, to_rgb_uint8
+
+    rng = np.random.default_rng(0)
+    video = rng.random((3, 12, 16, 3)).astype(np.float32)
+    video[:, 0, 0] = (0.0, 0.0, 0.0)
+    video[:, 0, 1] = (1.0, 1.0, 1.0)
+    layer = SimpleNamespace(data=video, rgb=True, name="clip", multiscale=False)
+    source = frame_source_for(layer)
+    assert (source.num_frames, source.height, source.width) == (3, 12, 16)
+    frame = source.get_frame(1)
+    assert frame.dtype == np.uint8 and frame.shape == (12, 16, 3)
+    assert frame.min() == 0 and frame.max() == 255 and frame.mean() > 100
+    np.testing.assert_array_equal(frame, np.clip(video[1] * 255, 0, 255).astype(np.uint8))
+    # grey, 16-bit and uint8 videos through the same adapter
+    grey = ArrayFrames((video[..., 0] * 1000).astype(np.uint16), rgb=False)
+    assert grey.get_frame(0).shape == (12, 16, 3) and grey.get_frame(0).max() == 255
+    as_bytes = (video * 255).astype(np.uint8)
+    np.testing.assert_array_equal(ArrayFrames(as_bytes, rgb=True).get_frame(2), as_bytes[2])
+    assert not to_rgb_uint8(np.full((4, 4), np.nan, np.float32), rgb=False).any()  # no NaN surprise
+    with pytest.raises(VideoError, match="expected a video"):
+        ArrayFrames(np.zeros((2, 3, 4, 5, 6)), rgb=False)

@@ -7,45 +7,24 @@ import sys
 import warnings
 from pathlib import Path
 
-from .argtypes import parse_box as _box
-from .argtypes import parse_xy as _xy
-from .argtypes import long_side_px, non_negative_float, non_negative_int
+from .argtypes import non_negative_int
 from .fileio import atomic_write
-
-
-def _add_prompt_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--frame", type=int, default=0, help="frame of the prompt (0-based, default 0)")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--mask", type=Path, help="PNG mask of the object on --frame (non-zero = object)")
-    g.add_argument("--click", type=_xy, action="append", help="positive click X,Y (repeatable)")
-    g.add_argument("--box", type=_box, help="box X0,Y0,X1,Y1")
-    g.add_argument("--auto", action="store_true", help="EG-Net picks the target automatically")
-    p.add_argument("--negative", type=_xy, action="append", default=[], help="negative click X,Y (with --click; repeat for more)")
-
-
-def prompt_from_args(args, frame_size):
-    from .boxes import normalize_box
-    from .pipeline import Prompt, read_mask_png
-
-    if args.mask is not None:
-        return Prompt("mask", args.frame, mask=read_mask_png(args.mask, frame_size))
-    if args.click:
-        return Prompt("click", args.frame, points=list(args.click), negative=list(args.negative))
-    if args.box is not None:
-        return Prompt("box", args.frame, box=normalize_box(args.box))  # the rule of every entry point
-    return Prompt("auto", args.frame)
-
-
-def adapt_seconds(args) -> float:
-    from .session import DEFAULT_ADAPT_SECONDS
-
-    return DEFAULT_ADAPT_SECONDS if args.adapt is None else max(0.0, args.adapt)
+from .options import (
+    add_accept_truncated_arg,
+    add_adapt_arg,
+    add_complete_arg,
+    add_long_side_arg,
+    add_prompt_args,
+    adapt_seconds,
+    complete_frames,
+    tracking_options,
+)
 
 
 def cmd_track(args) -> int:
     from .errors import PromptError
     from .models.weights import ModelBundle
-    from .pipeline import TRACK_CACHE_BYTES, terminal_progress, track_video
+    from .pipeline import TRACK_CACHE_BYTES, prompt_from_args, terminal_progress, track_video
     from .session import HotspotSession
     from .video import open_source, require_complete
 
@@ -57,15 +36,15 @@ def cmd_track(args) -> int:
         raise PromptError(f"{x:g},{y:g} is given both as --click and as --negative: which is it?")
     source = open_source(args.source, cache_bytes=TRACK_CACHE_BYTES)
     require_complete(source, args.accept_truncated)  # before the earlier output could be replaced
-    session = HotspotSession(source, ModelBundle.load(args.weights), long_side=args.long_side)
+    options = tracking_options(args)
+    session = HotspotSession(source, ModelBundle.load(args.weights), options=options)
     prompt = prompt_from_args(args, session.frame_size)
-    budget = adapt_seconds(args)
-    if budget > 0:  # a few silent seconds before the progress bar otherwise
-        print(f"adapting the tracker to this video (up to {budget:g} s; --adapt 0 skips it)", file=sys.stderr)
+    if options.adapt_seconds > 0:  # a few silent seconds before the progress bar otherwise
+        print(f"adapting the tracker to this video (up to {options.adapt_seconds:g} s; --adapt 0 skips it)",
+              file=sys.stderr)
     progress, close = terminal_progress("track")
     try:
-        run = track_video(session, [prompt], args.out, progress, adapt_seconds=budget,
-                          complete_frames=complete_frames(args))
+        run = track_video(session, [prompt], args.out, progress)
     finally:
         close()
     adapted = session.adaptation_state(prompt.object_id)
@@ -185,44 +164,6 @@ def _eval_corrections(args, root) -> int:
     return 0
 
 
-def add_adapt_arg(p: argparse.ArgumentParser, what: str = "per-video adaptation budget in seconds",
-                  off: str = "0 = off") -> None:
-    """The --adapt option of every command that tracks (read it with `adapt_seconds`). The defaults
-    in its help are session.DEFAULT_ADAPT_SECONDS / DEFAULT_ADAPT_STEPS (not imported: that pulls in
-    torch for --help; a test checks they agree)."""
-    p.add_argument("--adapt", type=non_negative_float, default=None, metavar="SECONDS",
-                   help=f"{what} (default 10 s, at most 40 steps, of training; encoding the prompted "
-                        f"frames' views comes on top; {off})")
-
-
-def add_accept_truncated_arg(p: argparse.ArgumentParser) -> None:
-    """The --accept-truncated option of every command that reads a whole video (video.require_complete)."""
-    p.add_argument("--accept-truncated", action="store_true",
-                   help="use the readable part of a truncated video (fewer readable frames than its container "
-                        "lists); without it such a video is an error")
-
-
-def add_complete_arg(p: argparse.ArgumentParser) -> None:
-    """The --complete option of every command that tracks from one prompt. Its default in the help is
-    session.COMPLETION_FRAMES (not imported, for a fast --help; a test checks they agree)."""
-    p.add_argument("--complete", type=non_negative_int, default=None, metavar="FRAMES",
-                   help="complete a click's or box's mask before tracking: track it this many frames away "
-                        "and back (default 5; 0 = off; a --mask or --auto mask is never changed)")
-
-
-def complete_frames(args) -> int:
-    from .session import COMPLETION_FRAMES
-
-    return COMPLETION_FRAMES if args.complete is None else args.complete
-
-
-def add_long_side_arg(p: argparse.ArgumentParser) -> None:
-    from .models.resolution import DEFAULT_LONG_SIDE
-
-    p.add_argument("--long-side", type=long_side_px, default=DEFAULT_LONG_SIDE, metavar="PX",
-                   help="long side of the networks' working resolution in pixels, 256-2048 (default %(default)s)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="napari-hotspot", description="Video object segmentation with joint hotspot tracking")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -230,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("track", help="track one object through a video from a prompt")
     p.add_argument("source", type=Path, help="video file or folder of frames")
     p.add_argument("--out", type=Path, required=True, help="output folder (masks/, hotspots.csv)")
-    _add_prompt_args(p)
+    add_prompt_args(p)
     p.add_argument("--weights", type=Path, default=None, help="model weights (default: the shipped ones)")
     add_adapt_arg(p)
     add_complete_arg(p)

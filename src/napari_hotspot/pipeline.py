@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from . import track_output
 from .errors import PromptError
 from .fileio import write_png_checked
-from .session import COMPLETION_FRAMES, HotspotSession
+from .video.masks import read_prompt_mask
+from .session import HotspotSession
 
 HOTSPOT_COLUMNS = track_output.HOTSPOT_COLUMNS
 
@@ -55,29 +55,17 @@ class Prompt:
         raise PromptError(f"unknown prompt kind {self.kind!r}")
 
 
-def read_mask_png(path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
-    """A prompt mask from a PNG: any non-zero pixel is the object. In an RGBA image with transparency
-    the opaque pixels are the object; a lossy JPEG is thresholded at half intensity (its compression
-    noise is not object). A mask that covers the whole frame is refused (inverted, or an opaque image)."""
-    path = Path(path)
-    if not path.is_file():
-        raise PromptError(f"mask file not found: {path}")
-    m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if m is None:
-        raise PromptError(f"cannot read mask image {path}: not a valid PNG")
-    if m.ndim == 3 and m.shape[2] == 4 and m[..., 3].min() != m[..., 3].max():
-        m = m[..., 3]  # transparency marks the object; the colour of transparent pixels is arbitrary
-    elif m.ndim == 3:
-        m = m[..., :3].max(axis=2)
-    if frame_size is not None and m.shape != tuple(frame_size):
-        raise PromptError(f"mask {path} has size {m.shape[1]}x{m.shape[0]} but the frames are "
-                          f"{frame_size[1]}x{frame_size[0]}")
-    lossy = path.suffix.lower() in (".jpg", ".jpeg")
-    mask = m > (np.iinfo(m.dtype).max // 2 if lossy and m.dtype.kind == "u" else 0)
-    if mask.all():
-        raise PromptError(f"mask {path} covers the whole frame: the object must be non-zero on a zero "
-                          "background (is the mask inverted, or an opaque image?)")
-    return mask
+def prompt_from_args(args, frame_size) -> Prompt:
+    """The Prompt of a parsed command line's --mask / --click / --box / --auto (options.add_prompt_args)."""
+    from .boxes import normalize_box
+
+    if args.mask is not None:
+        return Prompt("mask", args.frame, mask=read_prompt_mask(args.mask, frame_size))
+    if args.click:
+        return Prompt("click", args.frame, points=list(args.click), negative=list(args.negative))
+    if args.box is not None:
+        return Prompt("box", args.frame, box=normalize_box(args.box))  # the rule of every entry point
+    return Prompt("auto", args.frame)
 
 
 @dataclass
@@ -93,12 +81,10 @@ def track_video(
     prompts: list[Prompt],
     out_dir: Path,
     progress: Callable[[int, int], None] | None = None,
-    adapt_seconds: float = 0.0,
-    complete_frames: int = COMPLETION_FRAMES,
 ) -> TrackRun:
-    """Apply the prompts, complete the masks of sparse ones over `complete_frames` frames (0 = off;
-    `HotspotSession.complete_prompt`), adapt each object's tracker for `adapt_seconds` (0 = off),
-    propagate forward and backward over the whole video, and write `out_dir/masks/<stem>.png` (uint8 object ids) and
+    """Apply the prompts, prepare the objects as the session's options say (`HotspotSession.preflight`:
+    complete the masks of sparse prompts, adapt each object's tracker), propagate forward and backward
+    over the whole video, and write `out_dir/masks/<stem>.png` (uint8 object ids) and
     `out_dir/hotspots.csv`.
 
     Everything is written to a hidden partial folder in `out_dir` (each file's write checked and
@@ -107,14 +93,12 @@ def track_video(
     shorter video leaves no stale masks of an earlier, longer one."""
     out_dir = Path(out_dir)
     with track_output.writing(out_dir) as partial:
-        run, rows = _track_into(session, prompts, partial / track_output.MASKS, progress, adapt_seconds,
-                                complete_frames)
+        run, rows = _track_into(session, prompts, partial / track_output.MASKS, progress)
         track_output.write_hotspots(partial, rows)
     return run
 
 
-def _track_into(session, prompts, mask_dir: Path, progress, adapt_seconds: float,
-                complete_frames: int) -> tuple[TrackRun, list[list]]:
+def _track_into(session, prompts, mask_dir: Path, progress) -> tuple[TrackRun, list[list]]:
     """track_video's work: the label PNGs into `mask_dir`; returns the run and the hotspot rows."""
     t0 = time.perf_counter()
     names = list(session.source.frame_names)
@@ -125,15 +109,11 @@ def _track_into(session, prompts, mask_dir: Path, progress, adapt_seconds: float
         per_frame.setdefault(r.frame, {})[r.object_id] = (r.mask, r.hotspot, r.confidence, r.source)
     total = session.num_frames
     ids = sorted({p.object_id for p in prompts})
-    for oid in ids:  # counts as tracking: it encodes the first frames
-        for r in session.complete_prompts(oid, complete_frames):  # 0 frames: kept as they are
-            per_frame[r.frame][oid] = (r.mask, r.hotspot, r.confidence, r.source)
-    t_adapt = time.perf_counter()
-    for oid in ids:
-        if set(session.anchors(oid)) != set(range(total)):  # else every frame is prompted: nothing to propagate
-            session.adapt(oid, adapt_seconds)
-            session.adaptation_verdict(oid)  # the guard's round trips count as adaptation, not tracking
-    adapt_seconds_used = time.perf_counter() - t_adapt
+    # Completion counts as tracking (it encodes the first frames); adaptation and its guard do not.
+    adapting_before = session.preflight_seconds
+    for r in session.preflight(ids):  # a completed mask replaces its prompt's
+        per_frame[r.frame][r.object_id] = (r.mask, r.hotspot, r.confidence, r.source)
+    adapt_seconds_used = session.preflight_seconds - adapting_before
 
     write_seconds = 0.0
 

@@ -24,14 +24,13 @@ from .errors import PromptError
 from .models.adaptation import ADAPTED_PARTS, TrackerAdapter
 from .models.backbone import FrameFeatures, frame_to_tensor
 from .models.guidance import make_guidance
-from .models.resolution import DEFAULT_LONG_SIDE, working_size
+from .models.resolution import working_size
 from .models.tracking import Reference, deepest_point, make_reference, mask_core, track_step
 from .models.weights import ModelBundle
+# The defaults live in the torch-free options module (the command line's help reads them there).
+from .options import COMPLETION_FRAMES, DEFAULT_ADAPT_SECONDS, DEFAULT_ADAPT_STEPS, TrackingOptions
+from .video.frames import ArrayFrames
 
-DEFAULT_ADAPT_SECONDS = 10.0  # per-video adaptation time budget per `adapt` call (0 = off)
-# ...and its step cap: beyond about 40 steps J fell again on held-out DAVIS (the copy overfits the
-# prompted frames), so a fast machine stops early instead of training longer than helps.
-DEFAULT_ADAPT_STEPS = 40
 # Radius of the disks around positive clicks (or gaze fixations) that seed `_prompt_seeded_mask`, as a
 # share of the working image's diagonal (16 px at 256x448).
 CLICK_SEED_RADIUS = 0.031
@@ -39,15 +38,9 @@ CLICK_SEED_RADIUS = 0.031
 REFINE_PASSES = 3
 # A box prompt's answer is kept inside the box widened by this share of the working diagonal.
 BOX_MARGIN = 0.02
-# Frames a sparse prompt's mask travels away and back to complete it before tracking (`complete_prompt`).
-# Three folds, one click at the deepest point, every sequence scored by a model that never saw it: CLI
-# J 0.707 without; 0.718 / 0.720 / 0.713 / 0.714 / 0.705 over 3 / 5 / 7 / 10 / 20 frames
-# (docs/benchmarks.md, "Completing a prompt's mask by a round trip").
-COMPLETION_FRAMES = 5
-# Prompts whose masks completion may revise: clicks and boxes, where it was measured. Not Auto: there
-# it raised J (0.641 -> 0.692) but put the hotspot outside the object more often (inside on 98.2% ->
-# 96.7% of frames). Not gaze fixations: unmeasured (no gaze data here), and a gaze file often prompts
-# every frame, where a round trip per frame would cost about 0.3 s each.
+# Prompts whose masks completion may revise: clicks and boxes, where it was measured. Not Auto (more
+# hotspots outside the object) nor gaze fixations (unmeasured; a gaze file often prompts every frame);
+# docs/benchmarks.md, "Completing a prompt's mask by a round trip".
 SPARSE_SOURCES = ("click", "box")
 
 SOURCES = ("click", "box", "mask", "gaze", "auto", "correction")
@@ -110,37 +103,49 @@ class AdaptationVerdict:
         return (f"adaptation {word}: round-trip IoU {self.adapted_iou:.3f} adapted vs {self.base_iou:.3f} base")
 
 
+@dataclass(frozen=True)
+class PreflightStep:
+    """One lock-sized piece of `HotspotSession.preflight_steps`.
+
+    phase "completed": a prompt's mask was completed (`result` is its new mask, None when it stayed
+    as it was); "frames": anchor frames taken into the object's adaptation (`frames`, so far);
+    "training": a chunk of optimiser steps (`steps` and training `seconds` so far, `fraction` of the
+    budget); "adapted": the object's adaptation is done (`frames`: every frame it has learnt).
+    `index` / `total` count the objects being adapted."""
+
+    phase: str
+    object_id: int
+    result: PromptResult | None = None
+    frames: tuple[int, ...] = ()
+    steps: int = 0
+    seconds: float = 0.0
+    fraction: float = 0.0
+    index: int = 0
+    total: int = 1
+
+
 @dataclass
 class _ObjectState:
     anchors: dict[int, _Anchor] = field(default_factory=dict)
 
 
-class _ArrayFrames:
-    """A (T, H, W, 3) uint8 array seen as a frame source."""
-
-    def __init__(self, frames: np.ndarray):
-        if frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"expected frames of shape (T, H, W, 3), got {frames.shape}")
-        self._frames = frames
-        self.num_frames, self.height, self.width = frames.shape[:3]
-        self.frame_names = [f"{i:05d}" for i in range(self.num_frames)]
-
-    def get_frame(self, i: int) -> np.ndarray:
-        return np.asarray(self._frames[i])
-
-
 class HotspotSession:
     """Prompt objects on any frame and propagate their masks and hotspots through a video."""
 
-    def __init__(self, source, models: ModelBundle | None = None, long_side: int = DEFAULT_LONG_SIDE,
-                 feature_cache_frames: int = 48, threads: int | None = None):
-        self.source = _ArrayFrames(source) if isinstance(source, np.ndarray) else source
+    def __init__(self, source, models: ModelBundle | None = None, long_side: int | None = None,
+                 feature_cache_frames: int = 48, threads: int | None = None,
+                 options: TrackingOptions | None = None):
+        """`options` say what `propagate` does first (`preflight`: completion, adaptation) and the working
+        size; without them the session only propagates. `long_side`, when given, overrides theirs."""
+        # a numpy video (T, H, W, 3) goes through the one frame adapter (video.frames), as a layer's data does
+        self.source = ArrayFrames(source, rgb=True) if isinstance(source, np.ndarray) else source
         self.models = models or ModelBundle.load()
         if threads:
             torch.set_num_threads(threads)
+        self.options = (options or TrackingOptions.propagate_only()).with_(long_side=long_side)
         self.num_frames = int(self.source.num_frames)
         self.frame_size = (int(self.source.height), int(self.source.width))
-        self.work_size = working_size(*self.frame_size, long_side=long_side)
+        self.work_size = working_size(*self.frame_size, long_side=self.options.long_side)
         self._features: OrderedDict[int, FrameFeatures] = OrderedDict()
         self._cache_frames = feature_cache_frames
         self._objects: dict[int, _ObjectState] = {}
@@ -153,6 +158,7 @@ class HotspotSession:
         # (object, frame) -> (the anchor mask it was computed for, the base tracker's round-trip IoU)
         self._base_round_trips: dict[tuple[int, int], tuple[torch.Tensor, float]] = {}
         self.timings = {"decode": 0.0, "encoder": 0.0, "heads": 0.0}
+        self.preflight_seconds = 0.0  # time `preflight` spent adapting and judging (not tracking)
 
     # ---- frames and features -------------------------------------------------------------
     def _check_frame(self, frame: int) -> int:
@@ -234,9 +240,8 @@ class HotspotSession:
         """Tracker passes over the prompted frame itself, each with the previous answer as its template.
 
         Gaze2Mask-Net often stops at part of an object; the tracker, trained to segment whole objects
-        from a template, completes it, and a second and third pass complete it further (one click on
-        every 5th frame of all 12 DAVIS sequences, each scored by the 3-fold model that never saw it:
-        mean IoU 0.688 / 0.720 / 0.728 after 1 / 2 / 3 passes; docs/benchmarks.md). A pass is kept only
+        from a template, completes it, and a second and third pass complete it further (each raised
+        mean IoU: docs/benchmarks.md, "Measurements that stood in code comments"). A pass is kept only
         if it still honours every click (positives inside, negatives out); parts far from the clicked
         ones are then dropped (`_near_clicked_parts`). When the first pass leaves a positive click out,
         or there is nothing to refine, the further passes start from `_prompt_seeded_mask` instead (and
@@ -463,7 +468,7 @@ class HotspotSession:
         peak = (float(peak_x), float(peak_y))
         if self.refine_prompts and not _inside(mask_work, peak):
             # The answer misses EG-Net's own peak (or is empty): seed the tracker there, as for a gaze
-            # fixation (every 5th frame of the 12 sequences, fold models: Auto IoU 0.654 -> 0.672).
+            # fixation (it raised Auto's IoU: docs/benchmarks.md, "Measurements that stood in code comments").
             mask_work = self._refine_with_tracker(frame, torch.zeros_like(mask_work), peak, gaze_w=[peak])
         if not bool(mask_work.any()):
             raise PromptError(f"EG-Net found no salient object on frame {frame}; prompt it with a click or box")
@@ -520,7 +525,7 @@ class HotspotSession:
         if a.box_work is not None:
             # Clipped to the box, not refused when mostly outside it as the prompt's answer is: the way
             # back often spreads over look-alikes next to the object (drift-straight's second car), and
-            # refusing those cost box J 0.724 -> 0.697 over the three folds (docs/benchmarks.md).
+            # refusing those cost box J (docs/benchmarks.md, "Measurements that stood in code comments").
             mask = mask * self._box_region(a.box_work)
         if not (_honours_clicks(mask, a.positive, a.negative)
                 and (a.hotspot_work is None or _inside(mask, a.hotspot_work))):
@@ -692,6 +697,76 @@ class HotspotSession:
             return self.models.tracker
         return a.model
 
+    # ---- preflight: what propagation does first ---------------------------------------------------
+    def needs_adaptation(self, object_id: int) -> bool:
+        """Whether `preflight` adapts the object: a budget (`options.adapt_seconds`), anchors its
+        adaptation has not taken in yet, and a frame left to track (not every frame is an anchor)."""
+        return (self.options.adapt_seconds > 0 and bool(self.pending_adaptation_frames(object_id))
+                and len(self.anchors(object_id)) < self.num_frames)
+
+    def preflight(self, object_ids: Sequence[int] | None = None) -> list[PromptResult]:
+        """Prepare objects for tracking as `options` say, as SAM2's `propagate_in_video_preflight` does:
+        complete the masks of their click and box prompts (`complete_prompts` over
+        `options.complete_frames`; 0 lets them through as they are), then adapt the tracker of each
+        object that `needs_adaptation` (`adapt` for `options.adapt_seconds`, at most
+        `options.adapt_steps` steps) and judge the adapted copy (`adaptation_verdict`). `propagate`
+        runs it first; a second call finds nothing left to do. Returns the prompt masks that changed."""
+        return [s.result for s in self.preflight_steps(object_ids) if s.phase == "completed" and s.result is not None]
+
+    def preflight_steps(self, object_ids: Sequence[int] | None = None, *, complete: bool = True,
+                        adapt: bool = True, adapt_ids: Sequence[int] | None = None, should_stop=None,
+                        chunk_seconds: float | None = None) -> Iterator[PreflightStep]:
+        """`preflight` one step at a time, for a caller that shares the session between threads and
+        holds its lock for one step (the tracking dock; `_napari.workers`). `complete` / `adapt` pick
+        the phases; `adapt_ids` adapts these objects whether or not they `need_adaptation` (the dock's
+        "Adapt now"); `should_stop` ends the adaptation early (no "adapted" step then; what was learnt
+        is kept); `chunk_seconds` trains in chunks of about that long (None: one `adapt` call)."""
+        ids = [int(i) for i in (self.object_ids if object_ids is None else object_ids)]
+        if complete:
+            for oid in ids:
+                for frame in self.pending_completions(oid):
+                    yield PreflightStep("completed", oid, self.complete_prompt(oid, frame, self.options.complete_frames))
+        if not adapt or self.options.adapt_seconds <= 0:
+            return
+        learn = [int(i) for i in adapt_ids] if adapt_ids is not None else [i for i in ids if self.needs_adaptation(i)]
+        for index, oid in enumerate(learn):
+            t0 = time.perf_counter()
+            yield from self._adaptation_steps(oid, index, len(learn), should_stop, chunk_seconds)
+            self.preflight_seconds += time.perf_counter() - t0
+
+    def _adaptation_steps(self, oid: int, index: int, total: int, should_stop, chunk_seconds) -> Iterator[PreflightStep]:
+        def stopped() -> bool:
+            return should_stop is not None and should_stop()
+
+        seconds, max_steps = self.options.adapt_seconds, self.options.adapt_steps
+        added: list[int] = []
+        while not stopped():
+            new = self.add_adaptation_frames(oid, max_frames=1)
+            if not new:
+                break
+            added.extend(new)
+            yield PreflightStep("frames", oid, frames=tuple(added), index=index, total=total)
+        steps, spent = 0, 0.0
+        while spent < seconds and (max_steps is None or steps < max_steps) and not stopped():
+            t0 = time.perf_counter()
+            n = self.adapt(oid, seconds - spent if chunk_seconds is None else min(chunk_seconds, seconds - spent),
+                           should_stop=should_stop, max_steps=None if max_steps is None else max_steps - steps)
+            spent += time.perf_counter() - t0
+            if n == 0:
+                break  # nothing to learn from (or stopped mid-chunk)
+            steps += n
+            fraction = spent / seconds if max_steps is None else max(spent / seconds, steps / max_steps)
+            yield PreflightStep("training", oid, steps=steps, seconds=spent, fraction=min(fraction, 1.0),
+                                index=index, total=total)
+            if chunk_seconds is None:
+                break  # the whole budget in one call
+        if stopped():
+            return
+        self.adaptation_verdict(oid)  # the guard's round trips count as adaptation, not tracking
+        state = self.adaptation_state(oid)
+        yield PreflightStep("adapted", oid, frames=tuple(state["frames"]) if state is not None else (),
+                            steps=steps, seconds=spent, fraction=1.0, index=index, total=total)
+
     # ---- propagation -------------------------------------------------------------------------
     def propagate(
         self,
@@ -700,8 +775,10 @@ class HotspotSession:
         end_frame: int | None = None,
         direction: str = "forward",
         stop_at_keyframe: bool = False,
+        preflight: bool = True,
     ) -> Iterator[TrackResult]:
-        """Yield TrackResults frame by frame.
+        """Yield TrackResults frame by frame, after the objects' `preflight` (unless `preflight` is
+        False: a caller that ran `preflight_steps` itself, as the dock does between its jobs).
 
         direction "forward" sweeps from `start_frame` (default: each object's first anchor) to
         `end_frame` (default: the last frame); "backward" sweeps the other way; "both" runs forward
@@ -715,6 +792,8 @@ class HotspotSession:
         for i in ids:
             if not self._objects.get(i) or not self._objects[i].anchors:
                 raise PromptError(f"object {i} has no prompt yet: click, draw a box or give a mask first")
+        if preflight:
+            self.preflight(ids)
         if direction == "both":
             yield from self._sweep(ids, start_frame, end_frame, +1, stop_at_keyframe)
             firsts = {i: min(self._objects[i].anchors) for i in ids}
@@ -775,8 +854,8 @@ class HotspotSession:
 def _near_clicked_parts(mask_work: torch.Tensor, pos, reach: float = 0.05) -> torch.Tensor:
     """Drop the mask's parts that lie far (over `reach` x the image diagonal) from the parts the positive
     clicks are on: look-alike objects elsewhere in the frame (breakdance: spectators in the dancer's red)
-    are not the clicked object (held-out DAVIS, one click at the deepest point of every 10th frame:
-    mean IoU over frames 0.671 -> 0.700, no sequence worse)."""
+    are not the clicked object (it raised one-click IoU on held-out DAVIS, no sequence worse:
+    docs/benchmarks.md, "Measurements that stood in code comments")."""
     if not pos:
         return mask_work
     m = (mask_work > 0.5).numpy().astype(np.uint8)

@@ -255,3 +255,19 @@ def test_dock_opens_from_the_plugin_menu(make_napari_viewer):
     assert isinstance(widget, LabellingWidget)
     viewer.add_image(np.zeros((3, 8, 8), np.uint8), name="clip")  # the dock follows the viewer's layers
     assert widget.video_combo.findText("clip") >= 0
+
+
+def test_a_float_video_is_not_black_to_the_labelling_tracker(make_napari_viewer, models):
+    """The labelling dock's session reads a float [0, 1] video layer as the tracking dock does
+    (layer_data.frame_source_for), not as black frames."""
+    from napari_hotspot._napari.layer_data import frame_source_for
+
+    viewer = make_napari_viewer()
+    frames = make_sample_video()[0][0]
+    layer = viewer.add_image(np.asarray(frames, np.float32) / 255.0, name="clip", rgb=True)
+    widget = LabellingWidget(viewer, models=models)
+    widget.video_combo.setCurrentText("clip")
+    seen = widget.ensure_session().source.get_frame(3)
+    assert seen.dtype == np.uint8 and seen.max() >= 250
+    np.testing.assert_array_equal(seen, frame_source_for(layer).get_frame(3))
+    widget.shutdown()

@@ -18,7 +18,8 @@ import pytest
 from qtpy.QtWidgets import QApplication
 from scipy.ndimage import distance_transform_edt
 
-from napari_hotspot._napari.controller import HotspotController, read_fixations_csv
+from napari_hotspot._napari.controller import HotspotController
+from napari_hotspot.annotations.io_fixations import read_frame_fixations
 from napari_hotspot._napari.keybindings import SHORTCUTS, markdown_table
 from napari_hotspot._napari.widget import HotspotWidget, controller_for
 from napari_hotspot.annotations import Provenance
@@ -172,7 +173,7 @@ def test_gaze_file_stands_in_for_clicks(setup, sample, tmp_path):
     x, y = deepest(sample.masks[0] == 1)
     path = tmp_path / "gaze.csv"
     path.write_text(f"t,x,y\n0,{x},{y}\n0,{x + 1},{y}\n5,{x},{y}\n")
-    assert read_fixations_csv(path) == {0: [(x, y), (x + 1, y)], 5: [(x, y)]}
+    assert read_frame_fixations(path) == {0: [(x, y), (x + 1, y)], 5: [(x, y)]}
     c.load_gaze(path)
     assert c.wait(30)
     for t in (0, 5):
@@ -194,7 +195,7 @@ def test_track_to_the_end_streams_and_undoes_as_one_step(setup, sample):
     c.run_progress.connect(lambda n: seen.append(len(c.store.frames_with(1))))
     widget.direction_combo.setCurrentText("forward")
     widget.track_button.click()
-    assert c.running and c._worker.pbar.total == T  # napari's progress bar, one tick per frame
+    assert c.running and c.job("track").worker.pbar.total == T  # napari's progress bar, one tick per frame
     assert c.wait(60)
     assert c.last_error is None, c.last_error
     assert c.store.frames_with(1) == list(range(T))

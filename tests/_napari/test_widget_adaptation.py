@@ -94,7 +94,7 @@ def test_adapt_now_in_a_worker_with_progress_prompts_meanwhile_then_reset(setup,
 
     c.adapt_progress.connect(on_progress)
     widget.adapt_button.click()
-    assert c.adapting and c._adapt_worker is not None and c._adapt_pbar.total == 100  # napari's progress bar
+    assert c.adapting and c.job("adapt") is not None and c.job("adapt").state["pbar"].total == 100  # napari's progress bar
     from qtpy.QtCore import QThread, QThreadPool
 
     from napari_hotspot._napari.workers import POOL_HEADROOM
@@ -132,7 +132,7 @@ def test_cancel_keeps_what_was_learnt_and_tracking_still_works_then_reset_gives_
     paint(c, sample, 0)
     widget.adapt_spin.setValue(0)  # budget 0: Track propagates at once, with the base model
     widget.track_button.click()
-    assert c._worker is not None and not c.adapting
+    assert c.job("track") is not None and not c.adapting
     assert c.wait(120) and c.last_error is None
     base = masks_of(c)
     assert all(c.store.get(1, t) is not None for t in range(T))
@@ -141,7 +141,7 @@ def test_cancel_keeps_what_was_learnt_and_tracking_still_works_then_reset_gives_
     c.adapt_max_steps = None
     c.adapt_progress.connect(lambda p: widget.cancel_button.click() if p.phase == "training" else None)
     widget.track_button.click()
-    assert c.running and c.adapting and c._worker is None
+    assert c.running and c.adapting and c.job("track") is None
     assert c.wait(120)
     assert not c.running and not c.adapting and "cancelled" in widget.status_label.text()
     assert "tracking not started" in widget.status_label.text()
@@ -169,7 +169,7 @@ def test_track_adapts_only_when_keyframes_are_new(setup, sample):
     assert c.adaptation_summary(1)["steps"] == STEPS
     assert all(c.store.get(1, t) is not None for t in range(T))
     widget.track_button.click()  # nothing new: straight to propagation
-    assert not c.adapting and c._worker is not None
+    assert not c.adapting and c.job("track") is not None
     assert c.wait(120)
     paint(c, sample, 5)  # a correction: learnt before the next run
     assert c.adaptation_pending(1) == [5] and "1 new keyframe" in widget.adapt_label.text()
@@ -266,7 +266,7 @@ def test_a_click_mask_is_completed_once_before_adaptation_and_undoes_apart(setup
                         lambda oid, max_frames=None: order.append(("adapt", oid)) or real_add(oid, max_frames))
     widget.direction_combo.setCurrentText("forward")
     widget.track_button.click()
-    assert c.running and c.busy and c._complete_worker is not None and not widget.track_button.isEnabled()
+    assert c.running and c.busy and c.job("complete") is not None and not widget.track_button.isEnabled()
     assert c.wait(120) and c.last_error is None, c.last_error
     assert order[0] == ("complete", 0, 5) and order[1][0] == "adapt"  # adaptation learns the completed mask
     entry = c.store.get(1, 0)
@@ -274,7 +274,7 @@ def test_a_click_mask_is_completed_once_before_adaptation_and_undoes_apart(setup
     assert np.array_equal(c.layer("masks").data[0] == 1, completed)
     assert c.completion_pending(1) == [] and all(c.store.get(1, t) is not None for t in range(T))
     widget.track_button.click()  # completed once: straight to propagation
-    assert c._complete_worker is None and c._worker is not None
+    assert c.job("complete") is None and c.job("track") is not None
     assert c.wait(120) and [o for o in order if o[0] == "complete"] == [("complete", 0, 5)]
     c.undo()  # the second run
     c.undo()  # the first run
@@ -289,11 +289,11 @@ def test_cancel_while_completing_then_completion_off(setup, sample):
     click_object_1(c, sample)
     assert c.completion_pending(1) == [0]
     widget.track_button.click()
-    assert c._complete_worker is not None and c.running and widget.cancel_button.isEnabled()
+    assert c.job("complete") is not None and c.running and widget.cancel_button.isEnabled()
     widget.cancel_button.click()
     assert c.running  # until the worker has stopped
     assert c.wait(120) and not c.running
-    assert c.store.frames_with(1) == [0] and c._worker is None and not c.adapting  # nothing started after it
+    assert c.store.frames_with(1) == [0] and c.job("track") is None and not c.adapting  # nothing started after it
     # Off: a new click's mask is tracked and learnt as it is.
     widget.complete_spin.setValue(0)
     assert c.complete_frames == 0 and widget.complete_spin.text() == "off"

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=48, help="number of frames of the sample video (default 48)")
     parser.add_argument("--long-side", type=int, default=None,
                         help="working resolution of the networks (default: the video's own size, 320)")
-    from napari_hotspot.cli import add_adapt_arg
+    from napari_hotspot.options import add_adapt_arg
 
     add_adapt_arg(parser, "the dock's per-video adaptation budget in seconds")
 
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     long_side = args.long_side or max(sample.frames.shape[1:3])
     # A scripted run must leave nothing behind: its autosaves go to a temporary folder.
     scratch = tempfile.TemporaryDirectory(prefix="napari-hotspot-demo-") if scripted else None
-    from napari_hotspot.cli import adapt_seconds
+    from napari_hotspot.options import adapt_seconds
 
     widget = HotspotWidget(viewer, long_side=long_side, autosave_dir=scratch.name if scratch else None,
                            adapt_seconds=adapt_seconds(args))

@@ -13,7 +13,6 @@ strongest gaze candidate.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -40,6 +39,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_hotspot._napari.agreement_plot import annotator_colors, draw_agreement, fmt_number, fmt_point
+from napari_hotspot._napari.layer_data import frame_source_for, hotspot_table
 from napari_hotspot._napari.layout import WrappingLabel, vertical_scroll
 from napari_hotspot._napari.layer_roles import best_layer_name, layer_rank
 from napari_hotspot._napari.workers import ClosesWithDock, stop_workers
@@ -48,15 +49,19 @@ from napari_hotspot.annotations.io_hotspot_maps import export_benchmark
 from napari_hotspot.annotations.labelling import (
     DEFAULT_KEYFRAME_INTERVAL,
     KeyframeLabeller,
+    anchor_on_first_masks,
+    annotator_points,
     annotator_summary,
     frame_agreements,
+    import_layer_data,
     keyframe_schedule,
     object_agreement,
     parse_frame_list,
     prompt_session_from_store,
     store_track_results,
+    track_for_labelling,
 )
-from napari_hotspot.annotations.model import AnnotationStore, Hotspot, Provenance
+from napari_hotspot.annotations.model import AnnotationStore, Provenance
 from napari_hotspot.errors import AnnotationError, HotspotError
 from napari_hotspot.video.lazy_array import LazyFrameArray
 
@@ -74,28 +79,6 @@ AGREEMENT_TIPS = {"Pairwise px": "mean distance between two annotators' points (
                   "Outliers": "annotators whose point is far from the consensus"}
 # Proposal colours: the tracker's point, the annotator's earlier label, a point the annotator moved.
 PROPOSAL_COLORS = {"tracker": "yellow", "label": "lime", "moved": "magenta"}
-
-
-class _LayerFrames:
-    """An Image layer's (T, H, W[, 3]) data seen as a HotspotSession frame source (RGB uint8)."""
-
-    def __init__(self, data) -> None:
-        shape = tuple(int(s) for s in data.shape)
-        if len(shape) not in (3, 4) or (len(shape) == 4 and shape[-1] not in (3, 4)):
-            raise AnnotationError(f"the video layer must be (T, H, W) or (T, H, W, 3); got shape {shape}")
-        self._data = data
-        self.num_frames, self.height, self.width = shape[:3]
-        self.frame_names = [f"{i:05d}" for i in range(self.num_frames)]
-
-    def get_frame(self, index: int) -> np.ndarray:
-        frame = np.asarray(self._data[int(index)])
-        if frame.ndim == 2:
-            frame = np.repeat(frame[..., None], 3, axis=2)
-        frame = frame[..., :3]
-        if frame.dtype != np.uint8:
-            top = float(frame.max()) or 1.0
-            frame = np.clip(frame / (top if top > 255 else 255.0) * 255, 0, 255).astype(np.uint8)
-        return frame
 
 
 class LabellingWidget(ClosesWithDock, QWidget):
@@ -390,8 +373,7 @@ class LabellingWidget(ClosesWithDock, QWidget):
     def ensure_store(self) -> AnnotationStore:
         """The store, built from the video layer's size when there is none yet."""
         if self.store is None:
-            video = self._video_layer()
-            frames = _LayerFrames(video.data)
+            frames = frame_source_for(self._video_layer())
             self.set_store(AnnotationStore(frames.num_frames, frames.height, frames.width))
         return self.store
 
@@ -408,7 +390,8 @@ class LabellingWidget(ClosesWithDock, QWidget):
 
             if self._models is None:
                 self._models = ModelBundle.load()
-            self.session = HotspotSession(_LayerFrames(self._video_layer().data), models=self._models)
+            # the tracking dock's frame source (video.frames): the same pixels whatever the layer's type
+            self.session = HotspotSession(frame_source_for(self._video_layer()), models=self._models)
         return self.session
 
     def import_layers(self, frames: list[int] | None = None) -> None:
@@ -423,41 +406,15 @@ class LabellingWidget(ClosesWithDock, QWidget):
         masks = self._layer(self.masks_combo)
         if frames is None:
             frames = keyframe_schedule(store.num_frames, self.every_spin.value(), self._extra_frames())
-        with store.batch("import layers for labelling"):
-            if points is not None and points.name != TRACK_LAYER:  # our own layer mirrors the store
-                coords = np.asarray(points.data, dtype=float)
-                if coords.ndim != 2 or coords.shape[1] != 3:
-                    raise AnnotationError(f"tracker layer {points.name!r} must hold (frame, y, x) points")
-                features = points.features
-                ids = (np.asarray(features["object_id"], dtype=int) if "object_id" in features
-                       else np.ones(len(coords), dtype=int))
-                for (t, y, x), obj_id in zip(coords, ids):
-                    if not store.has_object(int(obj_id)):
-                        self._add_object(int(obj_id))
-                    frame = int(round(t))
-                    entry = store.get(int(obj_id), frame)
-                    if entry is not None and entry.is_keyframe:
-                        continue
-                    x = min(max(x, 0.0), store.width - 1.0)
-                    y = min(max(y, 0.0), store.height - 1.0)
-                    if entry is not None and entry.hotspot == Hotspot(x, y):
-                        continue  # already imported: keep the entry (and the undo history) as it is
-                    store.set_frame(int(obj_id), frame, hotspot=(x, y), provenance=Provenance.IMPORTED)
-            if masks is not None and masks.name != MASKS_LAYER:
-                for frame in frames:
-                    label = np.asarray(masks.data[frame])
-                    for obj_id in np.unique(label):
-                        if obj_id == 0:
-                            continue
-                        obj_id = int(obj_id)
-                        if not store.has_object(obj_id):
-                            self._add_object(obj_id)
-                        entry = store.get(obj_id, frame)
-                        if entry is not None and entry.is_keyframe and entry.packed_mask is not None:
-                            continue  # a mask the user made or confirmed stays
-                        mask = label == obj_id
-                        if entry is None or entry.packed_mask is None or not np.array_equal(entry.mask, mask):
-                            store.set_frame(obj_id, frame, mask=mask)
+        coords = ids = None
+        if points is not None and points.name != TRACK_LAYER:  # our own layer mirrors the store
+            coords = np.asarray(points.data, dtype=float)
+            if coords.ndim != 2 or coords.shape[1] != 3:
+                raise AnnotationError(f"tracker layer {points.name!r} must hold (frame, y, x) points")
+            features = points.features
+            ids = np.asarray(features["object_id"], dtype=int) if "object_id" in features else None
+        labels = masks.data if masks is not None and masks.name != MASKS_LAYER else None
+        import_layer_data(store, frames, coords, ids, labels, add_object=self._add_object)
 
     def save_project(self, directory: str | Path | None = None) -> Path | None:
         """Save the store (objects, tracker track, every annotator's labels) as a project folder."""
@@ -490,7 +447,7 @@ class LabellingWidget(ClosesWithDock, QWidget):
             store, _meta = load_project(directory)
             video = self._video_layer(required=False)
             if video is not None:
-                frames = _LayerFrames(video.data)
+                frames = frame_source_for(video)
                 expected = (frames.num_frames, frames.height, frames.width)
                 if store.shape != expected:
                     raise AnnotationError(
@@ -529,7 +486,7 @@ class LabellingWidget(ClosesWithDock, QWidget):
 
         def work():
             results = []
-            for done, result in enumerate(session.propagate(ids, direction="both"), start=1):
+            for done, _total, result in track_for_labelling(session, ids, store.num_frames):
                 results.append(result)
                 if done % 4 == 0:
                     yield done
@@ -572,30 +529,12 @@ class LabellingWidget(ClosesWithDock, QWidget):
                 return True
             return store.has_object(obj_id) and any(store.mask(obj_id, f) is not None for f in store.keyframes(obj_id))
 
-        seen: set[int] = set()
-        with store.batch("anchor objects on their first mask"):
-            for frame in range(store.num_frames):
-                label = np.asarray(masks.data[frame])
-                for value in np.unique(label):
-                    obj_id = int(value)
-                    if obj_id == 0 or obj_id in seen:
-                        continue
-                    seen.add(obj_id)
-                    if anchored(obj_id):
-                        continue
-                    if not store.has_object(obj_id):
-                        self._add_object(obj_id)
-                    store.set_frame(obj_id, frame, mask=label == value, provenance=Provenance.KEYFRAME)
+        anchor_on_first_masks(store, masks.data, anchored, add_object=self._add_object)
 
     def _show_tracker_layers(self) -> None:
         store = self.store
-        rows, ids = [], []
-        for obj_id, frame, entry in store.iter_entries():
-            if entry.hotspot is not None and entry.hotspot.visible:
-                rows.append((frame, entry.hotspot.y, entry.hotspot.x))
-                ids.append(obj_id)
-        data = np.asarray(rows, dtype=float).reshape(-1, 3)
-        features = {"object_id": np.asarray(ids, dtype=int)}
+        data, table_features = hotspot_table(store)  # the tracking dock's hotspots layer data
+        features = {"object_id": table_features["object_id"]}
         if TRACK_LAYER in self.viewer.layers:
             layer = self.viewer.layers[TRACK_LAYER]
             layer.data = data
@@ -683,7 +622,7 @@ class LabellingWidget(ClosesWithDock, QWidget):
             return None
         self._show_tracker_layers()
         self._message(f"object {obj_id} initialised from gaze on frame {frame}: {int(result.mask.sum())} px, "
-                      f"hotspot {_fmt_point(result.hotspot)}; run the tracker to pre-fill the other frames")
+                      f"hotspot {fmt_point(result.hotspot)}; run the tracker to pre-fill the other frames")
         return result
 
     def snap_to_gaze(self) -> None:
@@ -820,7 +759,7 @@ class LabellingWidget(ClosesWithDock, QWidget):
         self.summary_label.setText(
             f"{labeller.annotator}: {summary['keyframes']} keyframes labelled ({summary['moved']} moved, "
             f"{summary['not_visible']} not visible), {summary['derived']} derived frames, "
-            f"{_fmt_number(summary['seconds_per_keyframe'], '.1f')} s per keyframe. Done: {per_object}"
+            f"{fmt_number(summary['seconds_per_keyframe'], '.1f')} s per keyframe. Done: {per_object}"
         )
         task = labeller.current
         if task is None:
@@ -856,24 +795,14 @@ class LabellingWidget(ClosesWithDock, QWidget):
     def _refresh_label_layer(self) -> None:
         if LABELS_LAYER not in self.viewer.layers or self.store is None:
             return
-        rows, names, ids, provenance, sizes = [], [], [], [], []
-        for name in self.store.annotators():
-            for (obj_id, frame), record in self.store.annotator_hotspots(name).items():
-                if record.hotspot is None or not record.hotspot.visible:
-                    continue
-                rows.append((frame, record.hotspot.y, record.hotspot.x))
-                names.append(name)
-                ids.append(obj_id)
-                provenance.append(record.provenance.value)
-                sizes.append(4 if record.provenance == Provenance.DERIVED else 8)
+        rows, features = annotator_points(self.store)
         layer = self.viewer.layers[LABELS_LAYER]
-        layer.data = np.asarray(rows, dtype=float).reshape(-1, 3)
-        layer.features = {"annotator": np.asarray(names, dtype=object), "object_id": np.asarray(ids, dtype=int),
-                          "provenance": np.asarray(provenance, dtype=object)}
-        if rows:
-            layer.size = np.asarray(sizes, dtype=float)
-            palette = _annotator_colors(self.store.annotators())
-            layer.face_color = np.array([palette[n] for n in names])
+        layer.data = rows
+        layer.features = {k: v for k, v in features.items() if k != "derived"}
+        if len(rows):
+            layer.size = np.where(features["derived"], 4.0, 8.0)
+            palette = annotator_colors(self.store.annotators())
+            layer.face_color = np.array([palette[n] for n in features["annotator"]])
 
     def _go_to_table_frame(self, row: int, _column: int) -> None:
         item = self.table.item(row, 0)
@@ -909,8 +838,8 @@ class LabellingWidget(ClosesWithDock, QWidget):
         for i, row in enumerate(rows):
             cells = (
                 str(row.frame), ", ".join(row.annotators), ", ".join(row.not_visible),
-                _fmt_number(row.mean_pairwise_px, ".1f"), _fmt_number(row.spread_px, ".1f"),
-                _fmt_number(row.pck, ".2f"), _fmt_point(row.consensus), ", ".join(row.outliers),
+                fmt_number(row.mean_pairwise_px, ".1f"), fmt_number(row.spread_px, ".1f"),
+                fmt_number(row.pck, ".2f"), fmt_point(row.consensus), ", ".join(row.outliers),
             )
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
@@ -923,9 +852,9 @@ class LabellingWidget(ClosesWithDock, QWidget):
                 seq = object_agreement(self.store, obj_id, include_derived=self.derived_check.isChecked())
                 self.agreement_label.setText(
                     f"{len(seq['annotators'])} annotator(s), {seq['n_frames']} frames compared: mean pairwise "
-                    f"{_fmt_number(seq['mean_pairwise_px'], '.1f')} px "
-                    f"({_fmt_number(seq['mean_pairwise_norm'], '.3f')} of object size), spread "
-                    f"{_fmt_number(seq['spread_px'], '.1f')} px, PCK@0.1 {_fmt_number(seq['pck'], '.2f')}"
+                    f"{fmt_number(seq['mean_pairwise_px'], '.1f')} px "
+                    f"({fmt_number(seq['mean_pairwise_norm'], '.3f')} of object size), spread "
+                    f"{fmt_number(seq['spread_px'], '.1f')} px, PCK@0.1 {fmt_number(seq['pck'], '.2f')}"
                 )
             except HotspotError as err:
                 self.agreement_label.setText(str(err))
@@ -934,28 +863,7 @@ class LabellingWidget(ClosesWithDock, QWidget):
         self._plot(rows)
 
     def _plot(self, rows) -> None:
-        self.figure.clear()
-        axes = self.figure.add_subplot(111)
-        frames = [r.frame for r in rows]
-        if rows:
-            axes.plot(frames, [r.mean_pairwise_px for r in rows], "o-", label="mean pairwise px")
-            axes.plot(frames, [r.spread_px for r in rows], "s--", label="spread px")
-            flagged = [r for r in rows if r.outliers]
-            if flagged:
-                axes.plot([r.frame for r in flagged], [r.spread_px for r in flagged], "rx", ms=10, label="outliers")
-            pck_axes = axes.twinx()
-            pck_axes.plot(frames, [r.pck for r in rows], "^:", color="tab:green", label="PCK@0.1")
-            pck_axes.set_ylim(-0.05, 1.05)
-            pck_axes.set_ylabel("PCK", fontsize=8)
-            pck_axes.tick_params(labelsize=7)
-            handles, labels = axes.get_legend_handles_labels()
-            more_handles, more_labels = pck_axes.get_legend_handles_labels()
-            axes.legend(handles + more_handles, labels + more_labels, fontsize=7, ncol=4, frameon=False,
-                        loc="upper center", bbox_to_anchor=(0.5, -0.32))
-        axes.set_xlabel("frame", fontsize=8)
-        axes.set_ylabel("px", fontsize=8)
-        axes.tick_params(labelsize=7)
-        axes.set_title("annotator agreement over time", fontsize=9)
+        draw_agreement(self.figure, rows)
         self.plot_canvas.draw_idle()
 
     # ================================================================== export
@@ -980,21 +888,6 @@ class LabellingWidget(ClosesWithDock, QWidget):
         self._message(f"exported {len(self.store.annotators())} annotator(s) and maps of "
                       f"{len(result.map_dirs)} object(s) to {result.root}")
         return result
-
-
-def _fmt_number(value, spec: str) -> str:
-    return "-" if value is None or not math.isfinite(value) else format(value, spec)
-
-
-def _fmt_point(point) -> str:
-    return "-" if point is None else f"{point[0]:.1f}, {point[1]:.1f}"
-
-
-def _annotator_colors(names: list[str]) -> dict[str, np.ndarray]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10"]
-    return {name: np.array(cmap(i % 10)) for i, name in enumerate(sorted(names))}
 
 
 __all__ = ["LabellingWidget"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_hotspot._napari.controller import (
+from napari_hotspot._napari.layer_data import (
     EXTRA_KEY,
     META_KEY,
     NEGATIVE_COLOR,
@@ -31,6 +31,7 @@ from napari_hotspot._napari.controller import (
     prompt_layer_data,
     track_colors,
     track_table,
+    video_layer_data,
 )
 from napari_hotspot.annotations.project import load_project
 from napari_hotspot.errors import ProjectIOError
@@ -44,9 +45,7 @@ def _video_layer(path: Path, meta: dict, extra: dict, shape: tuple[int, int, int
     name = video.get("name")
     video_path = meta.get("video_path")
     if video_path and Path(video_path).exists():
-        from napari_hotspot._napari.reader import read_video
-
-        layers = read_video(video_path)
+        layers = video_layer_data(video_path)
         data, kwargs, kind = layers[0]
         if tuple(data.shape[:3]) != shape:
             raise ProjectIOError(

@@ -3,37 +3,25 @@ and a napari-hotspot project folder with its layers (see ``project_reader``)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 
-from napari_hotspot.annotations.project import is_project_dir
-from napari_hotspot.video import (
-    LazyVideoArray,
-    find_davis_annotations,
-    is_video_path,
-    lazy_mask_array,
-    list_frame_files,
-    open_source,
+# The video and project readers build on layer_data, which imports neither of them: no import cycle.
+from napari_hotspot._napari.layer_data import (  # noqa: F401 (the ground-truth colours are read from here)
+    GROUND_TRUTH_COLOR,
+    GROUND_TRUTH_COLORS,
+    LayerData,
+    single_path,
+    video_layer_data,
 )
-
-LayerData = tuple  # (data, kwargs, layer_type)
-
-
-def _single_path(path) -> Path | None:
-    if isinstance(path, (list, tuple)):
-        if len(path) != 1:
-            return None  # several videos/folders at once: napari calls us once per path instead
-        path = path[0]
-    if not isinstance(path, (str, os.PathLike)):
-        return None
-    return Path(path)
+from napari_hotspot._napari.project_reader import read_project as _read_project
+from napari_hotspot.annotations.project import is_project_dir
+from napari_hotspot.video import is_video_path, list_frame_files
 
 
 def get_reader(path) -> Callable[[object], list[LayerData]] | None:
     """Return ``read_video`` for a video file or a folder holding jpg/png frames, ``read_project`` for a
     napari-hotspot project folder, else None."""
-    single = _single_path(path)
+    single = single_path(path)
     if single is None:
         return None
     if single.is_dir() and is_project_dir(single):
@@ -49,8 +37,6 @@ def get_reader(path) -> Callable[[object], list[LayerData]] | None:
 
 def read_project(path) -> list[LayerData]:
     """Layer data for a project folder: its video plus masks, hotspots, tracks, clicks and boxes."""
-    from napari_hotspot._napari.project_reader import read_project as _read_project
-
     return _read_project(path)
 
 
@@ -59,34 +45,7 @@ def read_video(path) -> list[LayerData]:
 
     Raises napari_hotspot.errors.VideoError (napari shows its message) when the video cannot be read.
     """
-    single = _single_path(path)
-    if single is None:
-        raise ValueError(f"napari-hotspot reads one video or frame folder at a time, got {path!r}")
-    source = open_source(single)
-    name = single.stem if single.is_file() else single.name
-    metadata = {
-        "napari_hotspot": {
-            "source": str(single),
-            "fps": source.fps,
-            "frame_names": list(source.frame_names),
-            "num_frames": source.num_frames,
-        }
-    }
-    layers: list[LayerData] = [(LazyVideoArray(source), {"name": name, "rgb": True, "metadata": metadata}, "image")]
-    if single.is_dir():
-        annotations = find_davis_annotations(single)
-        if annotations is not None:
-            masks = lazy_mask_array(annotations, source.frame_names, source.height, source.width)
-            labels_meta = {"napari_hotspot": {"source": str(annotations), "ground_truth": True}}
-            layers.append((masks, {"name": f"{name} ground truth", "metadata": labels_meta, "opacity": 0.5,
-                                   "colormap": dict(GROUND_TRUTH_COLORS)}, "labels"))
-    return layers
-
-
-#: Ground truth in one colour of its own (cyan; the DAVIS palette of the masks has none), so the
-#: masks being made and the truth they are measured against can be told apart.
-GROUND_TRUTH_COLOR = (0.0, 0.9, 1.0, 1.0)
-GROUND_TRUTH_COLORS = {None: GROUND_TRUTH_COLOR, 0: (0.0, 0.0, 0.0, 0.0)}
+    return video_layer_data(path)
 
 
 def is_ground_truth(layer) -> bool:

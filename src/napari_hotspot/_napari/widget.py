@@ -33,13 +33,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_hotspot._napari.controller import ROLE_BOXES, ROLE_CLICKS, ROLE_MASKS, HotspotController, _meta
+from napari_hotspot._napari.controller import HotspotController
 from napari_hotspot._napari.keybindings import bind_keys, unbind_keys
+from napari_hotspot._napari.layer_data import ROLE_BOXES, ROLE_CLICKS, ROLE_MASKS, layer_meta
 from napari_hotspot._napari.layout import WrappingLabel, vertical_scroll
 from napari_hotspot._napari.qa_plot import QAPlot
 from napari_hotspot._napari.reader import is_ground_truth, style_ground_truth
 from napari_hotspot._napari.workers import ClosesWithDock, stop_workers
-from napari_hotspot.session import DEFAULT_ADAPT_SECONDS
+from napari_hotspot.options import DEFAULT_ADAPT_SECONDS, FIELDS, TrackingOptions
 
 #: The autosave timer checks this often (ms); the Autosaver itself saves every ``autosave_interval_s``.
 AUTOSAVE_CHECK_MS = 15_000
@@ -80,15 +81,21 @@ class _CloseWatcher(QObject):
         return False
 
 
-def _off_at_zero(spin, text: str, maximum, value, tooltip: str) -> QLabel:
-    """Set up a setting's spin box, 0 to `maximum`, shown as "off" at 0; returns its label (same tooltip)."""
-    spin.setRange(0, maximum)
+def option_box(name: str, value):
+    """The magicgui box of a ``TrackingOptions`` field, generated from its ``options.FIELDS`` entry
+    (label, range, step, decimals, help) and shown as "off" at 0."""
+    from magicgui import widgets as mw
+
+    field = FIELDS[name]
+    box = mw.FloatSpinBox(label=field.label, min=field.minimum, max=field.maximum, step=field.step,
+                          tooltip=field.tooltip)
+    spin = box.native
+    spin.setDecimals(field.decimals)
+    spin.setRange(0, field.maximum)
     spin.setSpecialValueText("off")
     spin.setValue(value)
-    spin.setToolTip(tooltip)
-    label = QLabel(text)
-    label.setToolTip(tooltip)
-    return label
+    spin.setToolTip(field.tooltip)
+    return box
 
 
 def _wrapping_label() -> WrappingLabel:
@@ -230,12 +237,11 @@ class HotspotWidget(ClosesWithDock, QWidget):
         scope = mw.ComboBox(label="objects", choices=["selected object", "all objects"])
         limit = mw.CheckBox(text="only frames from..to")
         first, last = mw.SpinBox(label="from", min=0, max=0), mw.SpinBox(label="to", min=0, max=0)
-        adapt = mw.FloatSpinBox(label="adapt (s)", min=0.0, max=600.0, step=1.0)
-        # a float box with no decimals: magicgui's int box (superqt's) shows no "off" at 0
-        complete = mw.FloatSpinBox(label="complete (frames)", min=0, max=30, step=1)
+        # the tracking options (completion, adaptation) come from the options object itself
+        options = {name: option_box(name, getattr(self.controller.options, name)) for name in FIELDS}
         threshold = mw.FloatSpinBox(label="low below", min=0.0, max=1.0, step=0.05)
         gaze_map = mw.CheckBox(text="show the EG-Net gaze map")
-        self.settings = mw.Container(widgets=[direction, scope, limit, first, last, adapt, complete, threshold,
+        self.settings = mw.Container(widgets=[direction, scope, limit, first, last, *options.values(), threshold,
                                               gaze_map], labels=True)
         self.settings.margins = (0, 0, 0, 0)
         box.addWidget(self.settings.native)
@@ -243,27 +249,9 @@ class HotspotWidget(ClosesWithDock, QWidget):
         self.range_check, self.range_from, self.range_to = limit.native, first.native, last.native
         for spin in (self.range_from, self.range_to):
             spin.setEnabled(False)
-        self.adapt_spin, self.complete_spin = adapt.native, complete.native
+        self.option_spins = {name: box.native for name, box in options.items()}
+        self.adapt_spin, self.complete_spin = self.option_spins["adapt_seconds"], self.option_spins["complete_frames"]
         self.threshold_spin, self.gaze_map_check = threshold.native, gaze_map.native
-        self.adapt_spin.setDecimals(1)
-        self.complete_spin.setDecimals(0)
-        _off_at_zero(
-            self.adapt_spin, "Adapt (s)", 600.0, self.controller.adapt_seconds,
-            "Per-video adaptation: seconds of fine-tuning each object's own copy of the tracker on its prompts "
-            "and corrections (synthetic motion of those frames); each adaptation also stops after 40 steps "
-            "(about 5 s on 2 cores). Track runs it first for every object with "
-            "keyframes it has not learnt yet; 'Adapt now' runs it on demand. Cancel stops it and keeps what "
-            "was learnt. 0 = off: nothing is trained (an object adapted earlier keeps its adapted copy until "
-            "'Reset adaptation'). Adapted weights are saved with the project.")
-        _off_at_zero(
-            self.complete_spin, "Complete (frames)", 30, self.controller.complete_frames,
-            "Before the first run (or adaptation) from a click or box prompt that picked an object on a frame "
-            "without its mask, that mask is completed once: tracked this many frames away and back, and kept "
-            "if it still honours the prompt (a click's mask often covers only part of its object). One undo "
-            "step; clicks that corrected a mask, painted masks, Auto and gaze prompts are never changed. "
-            "0 = off.")
-        for w in (adapt, complete):  # the form's labels explain too
-            w.tooltip = w.native.toolTip()
         self.threshold_spin.setValue(self.controller.low_confidence_threshold)
         self.threshold_spin.setToolTip("Frames whose confidence is below this are 'low' (◀ low, low ▶, J)")
         self.range_check.setToolTip("Track only the frames from..to (else all frames)")
@@ -339,8 +327,8 @@ class HotspotWidget(ClosesWithDock, QWidget):
         self.track_button.clicked.connect(lambda: c.track())
         self.repropagate_button.clicked.connect(lambda: c.repropagate_from_here())
         self.cancel_button.clicked.connect(c.cancel)
-        self.adapt_spin.valueChanged.connect(self._on_adapt_seconds)
-        self.complete_spin.valueChanged.connect(lambda v: setattr(c, "complete_frames", int(v)))
+        for name, spin in self.option_spins.items():
+            spin.valueChanged.connect(lambda value, name=name: self._on_option(name, value))
         self.adapt_button.clicked.connect(lambda: c.adapt_now())
         self.reset_adapt_button.clicked.connect(lambda: c.reset_adaptation())
         self.undo_button.clicked.connect(c.undo)
@@ -393,14 +381,16 @@ class HotspotWidget(ClosesWithDock, QWidget):
     def _show_adaptation(self) -> None:
         self.adapt_label.setText(self.controller.adaptation_text())
 
-    def _on_adapt_seconds(self, value: float) -> None:
-        self.controller.adapt_seconds = float(value)
+    def _on_option(self, name: str, value: float) -> None:
+        """A tracking option changed in the settings: the controller (and its session) follow."""
+        kind = type(getattr(TrackingOptions(), name))  # int frames, float seconds
+        self.controller.set_options(**{name: kind(value)})
         self._show_adaptation()
 
     # ------------------------------------------------------------------ video choice
     def _image_layers(self):
-        return [la for la in self.viewer.layers if type(la).__name__ == "Image" and _meta(la).get("role") is None
-                or (type(la).__name__ == "Image" and _meta(la).get("role") == "video")]
+        return [la for la in self.viewer.layers if type(la).__name__ == "Image" and layer_meta(la).get("role") is None
+                or (type(la).__name__ == "Image" and layer_meta(la).get("role") == "video")]
 
     def _refresh_video_choices(self) -> None:
         self.video_combo.blockSignals(True)
@@ -418,8 +408,8 @@ class HotspotWidget(ClosesWithDock, QWidget):
             return
         self._refresh_video_choices()
         layer = getattr(event, "value", None)
-        if getattr(event, "type", "") == "inserted" and _meta(layer).get("project") and \
-                _meta(layer).get("role") == "video":
+        if getattr(event, "type", "") == "inserted" and layer_meta(layer).get("project") and \
+                layer_meta(layer).get("role") == "video":
             self._opened_project = layer  # File > Open on a project folder: work on it
         # Let one viewer.open() insert all its layers before picking (a project brings several).
         QTimer.singleShot(0, self._auto_pick_video)
@@ -435,7 +425,7 @@ class HotspotWidget(ClosesWithDock, QWidget):
             return
         layers = self._image_layers()
         if current is None and layers:
-            projects = [la for la in layers if _meta(la).get("project")]
+            projects = [la for la in layers if layer_meta(la).get("project")]
             self._start_on((projects or layers)[-1 if projects else 0])
         self._show_ground_truth()
 
@@ -672,9 +662,9 @@ class HotspotWidget(ClosesWithDock, QWidget):
         self._closing = True
         self._autosave_timer.stop()
         c = self.controller
-        jobs = [c._worker, c._gaze_worker, c._complete_worker, c._adapt_worker, c._encode_worker, c._model_worker]
+        workers = c.workers()
         c.close()
-        stop_workers(jobs)  # until superqt has let go of them too: no worker may outlive the dock
+        stop_workers(workers)  # until superqt has let go of them too: no worker may outlive the dock
         try:
             self.viewer.layers.events.inserted.disconnect(self._on_layers_changed)
             self.viewer.layers.events.removed.disconnect(self._on_layers_changed)

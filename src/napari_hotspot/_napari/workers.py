@@ -93,7 +93,8 @@ def propagation_batches(session: HotspotSession, lock: threading.Lock, sweeps: S
     """
     batch: list[TrackResult] = []
     for sweep in sweeps:
-        results = session.propagate(**sweep.kwargs)
+        # the dock ran the preflight as jobs of their own (``prompt_completions``, ``adaptation_steps``)
+        results = session.propagate(**sweep.kwargs, preflight=False)
         while True:
             with lock:  # one step at a time: a prefetch or a click can slip in between
                 result = next(results, None)
@@ -134,58 +135,45 @@ class AdaptProgress:
         return min(1.0, (self.index + min(self.fraction, 1.0)) / max(self.total, 1))
 
 
+def _one_step_per_lock(lock: threading.Lock, steps: Iterator) -> Iterator:
+    """Advance ``steps`` (a session generator) holding ``lock`` for one step at a time, with a short
+    pause after each so a thread waiting for the lock (a click, a prefetch) gets it first."""
+    while True:
+        with lock:
+            step = next(steps, None)
+        if step is None:
+            return
+        time.sleep(_HANDOVER_SECONDS)
+        yield step
+
+
+_ADAPT_PHASES = {"frames": "frames", "training": "training", "adapted": "done"}
+
+
 def adaptation_steps(
     session: HotspotSession,
     lock: threading.Lock,
     object_ids: Sequence[int],
-    seconds: float,
     *,
-    max_steps: int | None = None,
     should_stop: Callable[[], bool] | None = None,
     chunk_seconds: float | None = None,
 ) -> Iterator[AdaptProgress]:
-    """Adapt each object's tracker for ``seconds`` of training (and at most ``max_steps`` steps).
+    """Adapt each object's tracker as the session's options say (``options.adapt_seconds`` of training,
+    at most ``options.adapt_steps`` steps): the adaptation phase of ``HotspotSession.preflight_steps``.
 
     The lock is held for one anchor frame (an encoder pass over its synthetic views) or one chunk
     of training at a time, so clicks and frame encoding get in between. An object's run ends with a
     ``done`` progress; a stop (``should_stop`` or a quit) ends the generator without one, keeping
     whatever the object learnt so far. Anchors added meanwhile join the training at the next chunk.
     """
-    def stopped() -> bool:
-        return should_stop is not None and should_stop()
-
     chunk_seconds = ADAPT_CHUNK_SECONDS if chunk_seconds is None else chunk_seconds
-
-    total = len(object_ids)
-    for index, oid in enumerate(object_ids):
-        added: list[int] = []
-        while not stopped():
-            with lock:
-                new = session.add_adaptation_frames(oid, max_frames=1)
-            if not new:
-                break
-            time.sleep(_HANDOVER_SECONDS)
-            added.extend(new)
-            yield AdaptProgress(oid, index, total, "frames", frames=tuple(added))
-        steps, spent = 0, 0.0
-        while spent < seconds and (max_steps is None or steps < max_steps) and not stopped():
-            with lock:
-                t0 = time.perf_counter()
-                n = session.adapt(oid, min(chunk_seconds, seconds - spent), should_stop=should_stop,
-                                  max_steps=None if max_steps is None else max_steps - steps)
-                spent += time.perf_counter() - t0
-            time.sleep(_HANDOVER_SECONDS)
-            if n == 0:
-                break  # nothing to learn from (or stopped mid-chunk)
-            steps += n
-            fraction = spent / seconds if max_steps is None else max(spent / seconds, steps / max_steps)
-            yield AdaptProgress(oid, index, total, "training", min(fraction, 1.0), steps, spent)
-        if stopped():
-            return
-        with lock:
-            state = session.adaptation_state(oid)
-        learnt = tuple(state["frames"]) if state is not None else ()
-        yield AdaptProgress(oid, index, total, "done", 1.0, steps, spent, learnt=learnt)
+    steps = session.preflight_steps(object_ids, complete=False, adapt_ids=object_ids, should_stop=should_stop,
+                                    chunk_seconds=chunk_seconds)
+    for s in _one_step_per_lock(lock, steps):
+        phase = _ADAPT_PHASES[s.phase]
+        yield AdaptProgress(s.object_id, s.index, s.total, phase, s.fraction, s.steps, s.seconds,
+                            frames=s.frames if phase == "frames" else (),
+                            learnt=s.frames if phase == "done" else ())
 
 
 def encode_frame(
@@ -212,20 +200,12 @@ def gaze_prompts(
             yield err
 
 
-def prompt_completions(
-    session: HotspotSession, lock: threading.Lock, object_ids: Sequence[int], frames: int
-) -> Iterator[PromptResult]:
-    """Complete each object's pending prompt masks (``HotspotSession.complete_prompt``), one anchor
-    per lock hold; yield, per anchor, its new mask or None when it stays as it was (a yield is where a
-    cancel takes effect)."""
-    for oid in object_ids:
-        with lock:
-            pending = session.pending_completions(oid)
-        for frame in pending:
-            with lock:
-                result = session.complete_prompt(oid, frame, frames)
-            time.sleep(_HANDOVER_SECONDS)
-            yield result
+def prompt_completions(session: HotspotSession, lock: threading.Lock, object_ids: Sequence[int]) -> Iterator[PromptResult]:
+    """Complete each object's pending prompt masks over ``options.complete_frames`` frames: the
+    completion phase of ``HotspotSession.preflight_steps``, one anchor per lock hold; yield, per
+    anchor, its new mask or None when it stays as it was (a yield is where a cancel takes effect)."""
+    for step in _one_step_per_lock(lock, session.preflight_steps(object_ids, adapt=False)):
+        yield step.result
 
 
 def _start(func: Callable, *args, connect: dict[str, Any], progress: dict | bool | None = None, **kwargs):
@@ -256,19 +236,17 @@ def start_gaze_prompts(session, lock, object_id: int, fixations, *, connect: dic
                   progress={"total": max(1, len(fixations)), "desc": "gaze prompts"})
 
 
-def start_completion(session, lock, object_ids: Sequence[int], frames: int, *, anchors: int,
-                     connect: dict[str, Any]):
+def start_completion(session, lock, object_ids: Sequence[int], *, anchors: int, connect: dict[str, Any]):
     """Run ``prompt_completions`` in a napari thread worker, one progress tick per anchor of the
     ``anchors`` pending."""
-    return _start(prompt_completions, session, lock, list(object_ids), frames, connect=connect,
+    return _start(prompt_completions, session, lock, list(object_ids), connect=connect,
                   progress={"total": max(1, anchors), "desc": "completing prompt masks"})
 
 
-def start_adaptation(session, lock, object_ids: Sequence[int], seconds: float, *, max_steps: int | None = None,
-                     should_stop: Callable[[], bool] | None = None, connect: dict[str, Any]):
+def start_adaptation(session, lock, object_ids: Sequence[int], *, should_stop: Callable[[], bool] | None = None,
+                     connect: dict[str, Any]):
     """Run ``adaptation_steps`` in a napari thread worker (the caller shows its progress)."""
-    return _start(adaptation_steps, session, lock, list(object_ids), seconds, max_steps=max_steps,
-                  should_stop=should_stop, connect=connect)
+    return _start(adaptation_steps, session, lock, list(object_ids), should_stop=should_stop, connect=connect)
 
 
 class ClosesWithDock:

@@ -10,12 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from napari_hotspot.annotations.model import AnnotationStore, Provenance
-from napari_hotspot.annotations.palette import davis_palette, davis_palette_bytes
+from napari_hotspot.annotations.palette import davis_palette_bytes
 from napari_hotspot.errors import AnnotationError, ProjectIOError
 from napari_hotspot.fileio import atomic_write, staged_files
+# The one mask-PNG reader (video/masks.py), named here too: DAVIS folders are read with it.
+from napari_hotspot.video.masks import read_label_png  # noqa: F401
 
 
 def frame_stems(frame_names: Sequence[str] | None, num_frames: int) -> list[str]:
@@ -53,51 +55,6 @@ def write_label_png(path: str | os.PathLike, labels: np.ndarray) -> Path:
     with atomic_write(path, "wb") as handle:
         image.save(handle, format="PNG")
     return path
-
-
-def read_label_png(path: str | os.PathLike) -> np.ndarray:
-    """Read a mask PNG as raw (H, W) uint8 values.
-
-    Mode "P" gives palette indices; "L"/"1" grey values; RGB(A) is mapped back through the DAVIS
-    palette (an unknown colour is an error).
-    """
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            if mode == "P":
-                return np.array(image, dtype=np.uint8)
-            if mode in ("L", "1"):
-                return np.array(image.convert("L"), dtype=np.uint8)
-            if mode in ("I", "I;16", "I;16B", "I;16L"):
-                values = np.array(image)
-                if values.min() < 0 or values.max() > 255:
-                    raise ProjectIOError(f"{path}: label values {values.min()}..{values.max()} exceed 255")
-                return values.astype(np.uint8)
-            rgb = np.array(image.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError:
-        raise ProjectIOError(f"mask file {path} does not exist") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise ProjectIOError(f"cannot read mask PNG {path}: {err}") from None
-    return _rgb_to_index(rgb, path)
-
-
-def _rgb_to_index(rgb: np.ndarray, path: Path) -> np.ndarray:
-    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
-        return rgb[..., 0].copy()  # grey stored as RGB
-    palette = davis_palette().astype(np.int32)
-    keys = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
-    lookup = {int(k): i for i, k in enumerate(keys)}
-    packed = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
-    colors, inverse = np.unique(packed, return_inverse=True)
-    indices = np.empty(len(colors), dtype=np.uint8)
-    for i, color in enumerate(colors.tolist()):
-        if color not in lookup:
-            rgb_text = ((color >> 16) & 255, (color >> 8) & 255, color & 255)
-            raise ProjectIOError(f"{path}: colour {rgb_text} is not in the DAVIS palette")
-        indices[i] = lookup[color]
-    return indices[inverse].reshape(packed.shape)
 
 
 def export_davis_png(

@@ -31,7 +31,7 @@ import numpy as np
 
 from napari_hotspot.annotations.model import AnnotationStore, Provenance
 from napari_hotspot.annotations._parse import parse_float
-from napari_hotspot.errors import AnnotationError, ProjectIOError
+from napari_hotspot.errors import AnnotationError, ProjectIOError, PromptError
 from napari_hotspot.fileio import atomic_write
 
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
@@ -166,6 +166,8 @@ def read_fixations_csv(
         raise ProjectIOError(f"fixation file {path} is empty; expected a header such as frame,x,y")
     first = lines[0]
     delimiter = max(",;\t", key=first.count) if any(c in first for c in ",;\t") else ","
+    if not any(c.isalpha() for c in first):  # no header: frame, x, y
+        lines = [delimiter.join(("frame", "x", "y")), *lines]
     reader = csv.DictReader(lines, delimiter=delimiter)
     header = [h for h in (reader.fieldnames or []) if h is not None]
     columns = {kind: _find_column(header, kind) for kind in _ALIASES}
@@ -261,6 +263,26 @@ def read_fixations_csv(
         source=str(path),
         dropped=dropped,
     )
+
+
+#: The time base of a file whose times count frames (``t`` is the frame index): gaze prompt files.
+FRAME_CLOCK = TimeBase(fps=1.0)
+
+
+def read_frame_fixations(path: str | os.PathLike, *, num_frames: int | None = None,
+                         frame_size: tuple[int, int] | None = None) -> dict[int, list[tuple[float, float]]]:
+    """Fixations per frame, ``{frame: [(x, y), ...]}``, for gaze prompts (the tracking dock's gaze file,
+    a batch manifest's ``gaze`` row): ``read_fixations_csv`` with a time column counting frames
+    (``FRAME_CLOCK``: ``t,x,y`` rows with ``t`` the frame index) and a file without a header read as
+    ``frame,x,y``. A problem with the file raises PromptError (it is a prompt's file)."""
+    try:
+        fixations = read_fixations_csv(path, FRAME_CLOCK, num_frames=num_frames, frame_size=frame_size)
+    except ProjectIOError as err:
+        raise PromptError(str(err)) from None
+    by_frame: dict[int, list[tuple[float, float]]] = {}
+    for t, (x, y) in zip(fixations.frames.tolist(), fixations.xy.tolist()):
+        by_frame.setdefault(int(t), []).append((float(x), float(y)))
+    return by_frame
 
 
 def write_fixations_csv(path: str | os.PathLike, fixations: Fixations) -> Path:

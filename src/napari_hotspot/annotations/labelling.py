@@ -421,6 +421,83 @@ class KeyframeLabeller:
         return record
 
 
+# ---------------------------------------------------------------------------- the dock's layers, as arrays
+def import_layer_data(
+    store: AnnotationStore,
+    frames: Sequence[int],
+    points: np.ndarray | None = None,
+    point_ids: np.ndarray | None = None,
+    labels=None,
+    add_object: Callable[[int], object] | None = None,
+) -> None:
+    """Copy a tracker's hotspots and reference masks into the store (one undo step).
+
+    ``points``: (N, 3) rows (frame, y, x) with their object ids (``point_ids``, default 1); they fill
+    frames without a keyframe entry. ``labels``: a (T, H, W) label volume (object ids), the reference
+    for the object size agreement is normalised by (and for the exported masks): at ``frames`` its
+    masks replace the tracker's, never a keyframe mask. ``add_object(obj_id)`` adds an object the
+    store lacks (default: ``store.add_object``)."""
+    add_object = add_object or (lambda obj_id: store.add_object(obj_id=obj_id))
+    with store.batch("import layers for labelling"):
+        if points is not None:
+            coords = np.asarray(points, dtype=float)
+            if coords.ndim != 2 or coords.shape[1] != 3:
+                raise AnnotationError("tracker points must be (frame, y, x) rows")
+            ids = np.ones(len(coords), dtype=int) if point_ids is None else np.asarray(point_ids, dtype=int)
+            for (t, y, x), obj_id in zip(coords, ids):
+                if not store.has_object(int(obj_id)):
+                    add_object(int(obj_id))
+                frame = int(round(t))
+                entry = store.get(int(obj_id), frame)
+                if entry is not None and entry.is_keyframe:
+                    continue
+                x = min(max(x, 0.0), store.width - 1.0)
+                y = min(max(y, 0.0), store.height - 1.0)
+                if entry is not None and entry.hotspot == Hotspot(x, y):
+                    continue  # already imported: keep the entry (and the undo history) as it is
+                store.set_frame(int(obj_id), frame, hotspot=(x, y), provenance=Provenance.IMPORTED)
+        if labels is not None:
+            for frame in frames:
+                label = np.asarray(labels[frame])
+                for obj_id in np.unique(label):
+                    if obj_id == 0:
+                        continue
+                    obj_id = int(obj_id)
+                    if not store.has_object(obj_id):
+                        add_object(obj_id)
+                    entry = store.get(obj_id, frame)
+                    if entry is not None and entry.is_keyframe and entry.packed_mask is not None:
+                        continue  # a mask the user made or confirmed stays
+                    mask = label == obj_id
+                    if entry is None or entry.packed_mask is None or not np.array_equal(entry.mask, mask):
+                        store.set_frame(obj_id, frame, mask=mask)
+
+
+def anchor_on_first_masks(
+    store: AnnotationStore,
+    labels,
+    anchored: Callable[[int], bool],
+    add_object: Callable[[int], object] | None = None,
+) -> None:
+    """Give each object of a (T, H, W) label volume that is not ``anchored`` yet a KEYFRAME mask on the
+    first frame it appears in (the mask the tracker starts from); one undo step."""
+    add_object = add_object or (lambda obj_id: store.add_object(obj_id=obj_id))
+    seen: set[int] = set()
+    with store.batch("anchor objects on their first mask"):
+        for frame in range(store.num_frames):
+            label = np.asarray(labels[frame])
+            for value in np.unique(label):
+                obj_id = int(value)
+                if obj_id == 0 or obj_id in seen:
+                    continue
+                seen.add(obj_id)
+                if anchored(obj_id):
+                    continue
+                if not store.has_object(obj_id):
+                    add_object(obj_id)
+                store.set_frame(obj_id, frame, mask=label == value, provenance=Provenance.KEYFRAME)
+
+
 # ---------------------------------------------------------------------------- tracker pre-fill
 def prompt_session_from_store(session, store: AnnotationStore, object_ids: Sequence[int] | None = None) -> list[int]:
     """Anchor every object the session has no prompt for on the store's keyframe masks.
@@ -492,13 +569,21 @@ def run_tracker(
     Returns the number of entries written.
     """
     ids = prompt_session_from_store(session, store, object_ids)
-    total = len(ids) * store.num_frames
     results = []
-    for done, result in enumerate(session.propagate(ids, direction="both"), start=1):
+    for done, total, result in track_for_labelling(session, ids, store.num_frames):
         results.append(result)
         if progress is not None:
             progress(done, total)
     return store_track_results(store, results)
+
+
+def track_for_labelling(session, ids: Sequence[int], num_frames: int) -> Iterator[tuple[int, int, object]]:
+    """The pre-fill's tracking: ``session.propagate`` both ways (after the session's preflight, as its
+    options say), as (results so far, results expected, result); the store is written apart
+    (``store_track_results``), so a worker thread can run this and the main thread write."""
+    total = len(ids) * num_frames
+    for done, result in enumerate(session.propagate(list(ids), direction="both"), start=1):
+        yield done, total, result
 
 
 def _clip_to_image(xy: tuple[float, float], store: AnnotationStore) -> tuple[float, float]:
@@ -653,6 +738,24 @@ def object_agreement(
     result = annotator_agreement(tracks, masks, size_mode, pck_threshold, outlier_threshold)
     result["annotators"] = names
     return result
+
+
+def annotator_points(store: AnnotationStore) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Every annotator's visible hotspots as napari Points data: (N, 3) rows (frame, y, x) and features
+    ``annotator``, ``object_id``, ``provenance`` (value) and ``derived`` (an in-between point)."""
+    rows, names, ids, provenance, derived = [], [], [], [], []
+    for name in store.annotators():
+        for (obj_id, frame), record in store.annotator_hotspots(name).items():
+            if record.hotspot is None or not record.hotspot.visible:
+                continue
+            rows.append((frame, record.hotspot.y, record.hotspot.x))
+            names.append(name)
+            ids.append(obj_id)
+            provenance.append(record.provenance.value)
+            derived.append(record.provenance == Provenance.DERIVED)
+    return np.asarray(rows, dtype=float).reshape(-1, 3), {
+        "annotator": np.asarray(names, dtype=object), "object_id": np.asarray(ids, dtype=int),
+        "provenance": np.asarray(provenance, dtype=object), "derived": np.asarray(derived, dtype=bool)}
 
 
 def annotator_summary(store: AnnotationStore, annotator: str) -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from napari_hotspot.argtypes import non_negative_int as _non_negative_int
 from napari_hotspot.argtypes import positive_int as _positive_int
-from napari_hotspot.cli import add_accept_truncated_arg, add_adapt_arg, add_long_side_arg
+from napari_hotspot.options import add_accept_truncated_arg, add_adapt_arg, add_long_side_arg, adapt_seconds
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -94,7 +94,6 @@ def _raise_keyboard_interrupt(signum, frame):
 def run(args) -> int:
     """Run a batch from parsed arguments; returns the exit status."""
     from napari_hotspot.batch.manifest import missing_files, read_manifest
-    from napari_hotspot.cli import adapt_seconds
     from napari_hotspot.batch.runner import (
         REPORT_FILE,
         dashboard_link,

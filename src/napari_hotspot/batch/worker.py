@@ -13,7 +13,6 @@ result. Any other exception propagates so Dask can retry the task (`retries=`).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -30,7 +29,7 @@ from napari_hotspot.annotations.model import AnnotationStore, Provenance
 from napari_hotspot.annotations.project import PROJECT_FILE, save_project
 from napari_hotspot.batch.manifest import BatchItem
 from napari_hotspot.errors import HotspotError, ProjectIOError, PromptError
-from napari_hotspot.models.resolution import DEFAULT_LONG_SIDE
+from napari_hotspot.options import DEFAULT_LONG_SIDE, TrackingOptions
 
 MARKER_FILE = "batch_complete.json"
 MARKER_FORMAT = "napari-hotspot-batch-result"
@@ -110,30 +109,11 @@ def completed_result(item: BatchItem, out_dir: Path) -> VideoResult | None:
 
 # ---------------------------------------------------------------------------- prompts
 def read_fixations(path: Path, frame: int, frame_size: tuple[int, int]) -> list[tuple[float, float]]:
-    """Fixations (x, y) on `frame` from a CSV with columns `frame` (or `t`, a frame index), `x`, `y`."""
-    rows = []
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip().lower() for h in (reader.fieldnames or [])]
-            reader.fieldnames = header
-            frame_col = "frame" if "frame" in header else "t" if "t" in header else None
-            if frame_col is None or "x" not in header or "y" not in header:
-                raise PromptError(f"fixation CSV {path} needs columns frame (or t), x, y; it has {','.join(header)}")
-            for row in reader:
-                where = f"fixation CSV {path} line {reader.line_num}"
-                try:
-                    t, x, y = (float(row[c]) for c in (frame_col, "x", "y"))
-                except (TypeError, ValueError):
-                    raise PromptError(f"{where}: {frame_col}, x, y must be numbers") from None
-                if not (math.isfinite(x) and math.isfinite(y) and float(t).is_integer()):
-                    raise PromptError(f"{where}: x, y must be finite and {frame_col} a frame index")
-                if int(t) == frame:
-                    rows.append((x, y))
-    except FileNotFoundError:
-        raise PromptError(f"fixation CSV not found: {path}") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise PromptError(f"cannot read fixation CSV {path}: {err}") from None
+    """Fixations (x, y) on `frame` from a gaze prompt file (``io_fixations.read_frame_fixations``, the
+    reader of the tracking dock's gaze files too: columns ``frame`` or ``t`` (a frame index), ``x``, ``y``)."""
+    from napari_hotspot.annotations.io_fixations import read_frame_fixations
+
+    rows = read_frame_fixations(path).get(int(frame))
     if not rows:
         raise PromptError(f"fixation CSV {path} has no fixation on frame {frame}")
     return rows
@@ -141,10 +121,11 @@ def read_fixations(path: Path, frame: int, frame_size: tuple[int, int]) -> list[
 
 def build_prompt(item: BatchItem, frame_size: tuple[int, int]):
     """The pipeline Prompt for a manifest row (reads the mask PNG / fixation CSV it names)."""
-    from napari_hotspot.pipeline import Prompt, read_mask_png
+    from napari_hotspot.pipeline import Prompt
+    from napari_hotspot.video.masks import read_prompt_mask
 
     if item.prompt == "mask":
-        return Prompt("mask", item.frame, OBJECT_ID, mask=read_mask_png(item.value_path, frame_size))
+        return Prompt("mask", item.frame, OBJECT_ID, mask=read_prompt_mask(item.value_path, frame_size))
     if item.prompt == "click":
         return Prompt("click", item.frame, OBJECT_ID, points=[item.point])
     if item.prompt == "box":
@@ -181,21 +162,19 @@ def _maybe_die_for_test() -> None:
     os._exit(17)
 
 
-def track_into_store(session, prompt, adapt_seconds: float = 0.0) -> AnnotationStore:
-    """Apply the prompt (a click's or box's mask completed by `HotspotSession.complete_prompt`), adapt
-    the tracker to this video for `adapt_seconds` (0 = off), propagate
-    both ways, and collect masks and hotspots in an AnnotationStore."""
+def track_into_store(session, prompt) -> AnnotationStore:
+    """Apply the prompt, prepare the object as the session's options say (`HotspotSession.preflight`:
+    a click's or box's mask completed, the tracker adapted to this video), propagate both ways, and
+    collect masks and hotspots in an AnnotationStore."""
     H, W = session.frame_size
     store = AnnotationStore(session.num_frames, H, W)
     store.add_object(obj_id=OBJECT_ID)
     r = prompt.apply(session)
     # A given mask is the annotator's keyframe; a mask the model made from a click/box/gaze is not.
     provenance = Provenance.KEYFRAME if prompt.kind == "mask" else Provenance.AUTOMATIC
-    for c in [r, *session.complete_prompts(OBJECT_ID)]:  # a completed mask replaces the prompt's
+    for c in [r, *session.preflight([OBJECT_ID])]:  # a completed mask replaces the prompt's
         store.set_frame(OBJECT_ID, c.frame, mask=c.mask, hotspot=_hotspot(c.hotspot, H, W),
                         confidence=_confidence(c.confidence), provenance=provenance)
-    if adapt_seconds > 0:
-        session.adapt(OBJECT_ID, adapt_seconds)
     halfway = session.num_frames // 2
     for n, tr in enumerate(session.propagate(direction="both"), start=1):
         store.set_frame(tr.object_id, tr.frame, mask=tr.mask, hotspot=_hotspot(tr.hotspot, H, W),
@@ -340,9 +319,10 @@ def process_video(item: BatchItem, out_dir: str | os.PathLike, weights: str | No
         models = worker_models(weights, threads)
         source = open_source(item.source_path, cache_bytes=_SOURCE_CACHE_BYTES)
         require_complete(source, accept_truncated)
-        session = HotspotSession(source, models, long_side=long_side, feature_cache_frames=_FEATURE_CACHE_FRAMES)
+        options = TrackingOptions(adapt_seconds=adapt_seconds, long_side=long_side)
+        session = HotspotSession(source, models, options=options, feature_cache_frames=_FEATURE_CACHE_FRAMES)
         prompt = build_prompt(item, session.frame_size)
-        store = track_into_store(session, prompt, adapt_seconds)
+        store = track_into_store(session, prompt)
         seconds = time.perf_counter() - t0
         write_outputs(store, item, source, out_dir, session.num_frames, seconds,
                       {"long_side": long_side, "weights": weights, "adapt_seconds": adapt_seconds})

@@ -19,11 +19,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from napari_hotspot.data_paths import davis_annotations_dir
 from napari_hotspot.errors import AnnotationError, ProjectIOError
 from napari_hotspot.fileio import atomic_write
+from napari_hotspot.video.masks import binary_as_object_one
+from napari_hotspot.video.masks import read_label_png as _read_label_png
 from napari_hotspot.evaluation.davis import (
     DEFAULT_BOUND_TH,
     boundary_f,
@@ -37,26 +38,10 @@ RESULT_COLUMNS = ("sequence", "object_id", "J_mean", "J_recall", "J_decay", "F_m
 
 
 def read_label_png(path: Path, ground_truth: bool) -> np.ndarray:
-    """Label map (uint8/uint16, 0 = background) from a mask PNG, binary 0/255 mapped to 0/1."""
-    try:
-        with Image.open(path) as image:
-            labels = np.array(image)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise ProjectIOError(f"cannot read mask {path}: {exc}") from exc
-    if labels.ndim == 3:
-        # Grey masks saved as RGB(A) are accepted; colour-coded objects are not (save a palette PNG).
-        channels = labels[..., :3]
-        grey = np.array_equal(channels[..., 0], channels[..., 1]) and np.array_equal(channels[..., 0], channels[..., 2])
-        if not grey:
-            raise AnnotationError(
-                f"mask {path} is a colour image; save masks as indexed (palette) or grey PNGs with one label per object"
-            )
-        labels = channels[..., 0]
-    labels = labels.astype(np.uint16) if labels.dtype not in (np.uint8, np.uint16) else labels
-    values = np.unique(labels)
-    if np.all(np.isin(values, (0, 255))):
-        return (labels == 255).astype(np.uint8)
-    if ground_truth:
+    """Label map (uint8, 0 = background) of a mask PNG (the one reader, ``video.masks.read_label_png``),
+    binary 0/255 mapped to 0/1; in multi-object ground truth 255 is DAVIS's void label (background)."""
+    labels = binary_as_object_one(_read_label_png(path))
+    if ground_truth and labels.max(initial=0) == 255:
         labels = labels.copy()
         labels[labels == 255] = 0  # DAVIS void label
     return labels

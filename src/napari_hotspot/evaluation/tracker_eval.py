@@ -16,11 +16,11 @@ import numpy as np
 
 from ..data_paths import davis_annotations_dir, davis_frames_dir
 from ..errors import ProjectIOError
-from ..models.resolution import DEFAULT_LONG_SIDE
 from ..models.tracking import deepest_point
 from ..models.weights import ModelBundle
+from ..options import COMPLETION_FRAMES, DEFAULT_ADAPT_STEPS, DEFAULT_LONG_SIDE, TrackingOptions
 from ..pipeline import TRACK_CACHE_BYTES, Prompt, track_video
-from ..session import COMPLETION_FRAMES, DEFAULT_ADAPT_STEPS, HotspotSession
+from ..session import HotspotSession
 from ..video import open_source
 from .hotspot import point_inside, temporal_jitter
 from .report import evaluate_sequence, list_sequences, read_label_png
@@ -77,6 +77,7 @@ def evaluate_tracker(
 ) -> list[dict]:
     davis_root, out_dir = Path(davis_root), Path(out_dir)
     models = models or ModelBundle.load()
+    options = TrackingOptions(complete_frames=complete_frames, adapt_seconds=adapt_seconds, long_side=long_side)
     rows = []
     for seq in sequences or list_sequences(davis_root):
         img_dir = davis_frames_dir(davis_root, seq)
@@ -91,10 +92,9 @@ def evaluate_tracker(
                    for oid in (ids if init != "auto" else ids[:1])]
         pred_dir = out_dir / "predictions" / seq
         with open_source(img_dir, cache_bytes=TRACK_CACHE_BYTES) as source:
-            session = HotspotSession(source, models, long_side=long_side)
+            session = HotspotSession(source, models, options=options)
             session.guard_adaptation = adapt_guard
-            run = track_video(session, prompts, pred_dir, adapt_seconds=adapt_seconds,
-                              complete_frames=complete_frames)
+            run = track_video(session, prompts, pred_dir)
         # track_video writes masks/ inside pred_dir; DAVIS layout wants the PNGs directly in it.
         for png in (pred_dir / "masks").glob("*.png"):
             png.replace(pred_dir / png.name)
@@ -147,16 +147,17 @@ def correction_curve(
     gt = [read_label_png(p, ground_truth=True) for p in gt_files]
     ids = [int(v) for v in np.unique(gt[0]) if v != 0]
     with open_source(davis_frames_dir(davis_root, sequence)) as source:
-        session = HotspotSession(source, models, long_side=long_side)
+        options = TrackingOptions(complete_frames=complete_frames, adapt_seconds=adapt_seconds,
+                                  adapt_steps=adapt_steps, long_side=long_side)
+        session = HotspotSession(source, models, options=options)
         session.guard_adaptation = adapt_guard
         pred: dict[int, list[np.ndarray]] = {}
         for oid in ids:
             r = prompt_from_ground_truth(gt[0] == oid, init, 0, oid).apply(session)
             pred[oid] = [np.zeros(gt[0].shape, bool) for _ in gt]
             pred[oid][0] = r.mask
-            for c in session.complete_prompts(oid, complete_frames):
-                pred[oid][c.frame] = c.mask
-            session.adapt(oid, adapt_seconds, max_steps=adapt_steps)
+        for c in session.preflight(ids):  # completion, then adaptation (a completed mask replaces its prompt's)
+            pred[c.object_id][c.frame] = c.mask
         for r in session.propagate(direction="both"):
             pred[r.object_id][r.frame] = r.mask
 
@@ -180,8 +181,7 @@ def correction_curve(
                 worst = min(candidates, key=lambda t: j[t])
                 pred[oid][worst] = gt[worst] == oid
                 session.add_prompt(worst, oid, mask=gt[worst] == oid, source="correction")
-                session.adapt(oid, adapt_seconds, max_steps=adapt_steps)
-                for direction in ("forward", "backward"):
+                for direction in ("forward", "backward"):  # the first adapts to the correction first
                     for r in session.propagate([oid], start_frame=worst, direction=direction, stop_at_keyframe=True):
                         pred[oid][r.frame] = r.mask
             history.extend(scores(step))

@@ -26,9 +26,8 @@ from .tracking import correlation_input, deepest_point, hotspot_weights, make_re
 DEFAULT_VIEWS = 6
 # The parts of the tracker head a per-object copy fine-tunes: the second stride-8 block, the
 # stride-4 block and the mask and hotspot outputs (the projections and first blocks stay frozen).
-# On held-out DAVIS this scored as the whole head did at 20-40 steps and lost less with more steps
-# (20/40/80 steps: J 0.752/0.754/0.748; whole head 0.756/0.754/0.744), at a cheaper step
-# (docs/benchmarks.md, "Adaptation: parts and steps").
+# On held-out DAVIS this scored as the whole head did and lost less with more steps, at a cheaper
+# step (docs/benchmarks.md, "Adaptation: parts and steps").
 ADAPTED_PARTS = ("block8b", "block4", "mask8", "mask4", "hot_block", "hot_out")
 
 

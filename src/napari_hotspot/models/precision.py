@@ -3,7 +3,7 @@
 CPUs with AVX512-BF16 or AMX run bf16 matmuls and convolutions 1.5-4x faster; elsewhere bf16 is
 emulated and slower, so the choice is measured once per process rather than assumed. Inference only
 (encoder and the correlation's similarity matmul); training and adaptation gradients stay float32.
-On held-out DAVIS the bf16 path scored the same J as float32 to 0.001 (docs/benchmarks.md).
+On held-out DAVIS the bf16 path scored the same J as float32 (docs/benchmarks.md).
 Set NAPARI_HOTSPOT_FP32=1 to force float32 everywhere.
 """
 

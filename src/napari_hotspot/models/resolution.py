@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-# Long side of the working resolution; the short side keeps the aspect ratio, rounded to 32.
-# 448 rather than 512: on held-out DAVIS it scored J 0.668 vs 0.658 without adaptation and 0.752 vs
-# 0.735 with it, at about 1.5x the speed (docs/benchmarks.md, "Working resolution").
-DEFAULT_LONG_SIDE = 448
+# Long side of the working resolution (the short side keeps the aspect ratio, rounded to 32); the
+# default lives with the other tracking defaults (options.py; docs/benchmarks.md, "Working resolution").
+from ..options import DEFAULT_LONG_SIDE
 
 
 def working_size(height: int, width: int, long_side: int = DEFAULT_LONG_SIDE) -> tuple[int, int]:

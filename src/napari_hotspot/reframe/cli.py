@@ -18,8 +18,14 @@ import numpy as np
 
 from napari_hotspot.errors import HotspotError, ProjectIOError, PromptError
 from napari_hotspot.fileio import atomic_write
-from napari_hotspot.argtypes import parse_box as _box
-from napari_hotspot.argtypes import parse_xy as _xy
+from napari_hotspot.options import (
+    COMPLETION_FRAMES,
+    add_accept_truncated_arg,
+    add_adapt_arg,
+    add_long_side_arg,
+    add_prompt_args,
+    tracking_options,
+)
 
 
 def _zoom(text: str) -> float | None:
@@ -65,16 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="zoom factor >= 1 (1 = the largest window of that aspect) or 'auto' (frames the masks)")
     parser.add_argument("--mode", choices=("auto", "steady", "track", "pan"), default="auto",
                         help="camera mode (auto: chosen per shot from the subject's motion)")
-    g = parser.add_mutually_exclusive_group(required=True)
-    g.add_argument("--mask", type=Path, help="PNG mask of the object on --frame (runs the tracker)")
-    g.add_argument("--click", type=_xy, action="append",
-                   help="positive click X,Y on --frame (repeatable; runs the tracker)")
-    g.add_argument("--box", type=_box, help="box X0,Y0,X1,Y1 on --frame (runs the tracker)")
-    g.add_argument("--auto", action="store_true", help="EG-Net picks the target on --frame (runs the tracker)")
-    g.add_argument("--tracks", type=Path,
-                   help="saved project folder or `napari-hotspot track` output folder (masks/ + hotspots.csv)")
-    parser.add_argument("--negative", type=_xy, action="append", default=[], help="negative click X,Y (with --click)")
-    parser.add_argument("--frame", type=int, default=0, help="frame of the prompt (0-based, default 0)")
+    add_prompt_args(parser, tracks=True)
     parser.add_argument("--objects", type=_ids, default=None,
                         help="with --tracks: object ids to keep in view, priority first (default: all)")
     parser.add_argument("--report", type=Path, default=None, help="write the JSON quality report here")
@@ -88,8 +85,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output height in pixels (default: the zoom-1 window's)")
     parser.add_argument("--fps", type=float, default=None, help="frame rate for frame folders (default 24)")
     parser.add_argument("--weights", type=Path, default=None, help="model weights for the tracker")
-    from napari_hotspot.cli import add_accept_truncated_arg, add_adapt_arg, add_long_side_arg
-
     add_adapt_arg(parser, "adapt the tracker to the video first, as for track")
     add_long_side_arg(parser)
     add_accept_truncated_arg(parser)
@@ -123,16 +118,17 @@ def _tracks(args, source):
         raise PromptError("--negative needs at least one --click")
     if args.objects:
         raise PromptError("--objects selects objects of --tracks; a prompt tracks one object")
-    from napari_hotspot.cli import adapt_seconds, prompt_from_args
     from napari_hotspot.models.weights import ModelBundle
-    from napari_hotspot.pipeline import terminal_progress
+    from napari_hotspot.pipeline import prompt_from_args, terminal_progress
     from napari_hotspot.session import HotspotSession
 
     prompt = prompt_from_args(args, frame_size)
-    session = HotspotSession(source, ModelBundle.load(args.weights), long_side=args.long_side)
+    # reframe has no --complete: a click's or box's mask is completed over the default frames
+    options = tracking_options(args).with_(complete_frames=COMPLETION_FRAMES)
+    session = HotspotSession(source, ModelBundle.load(args.weights), options=options)
     progress, close = terminal_progress("track")
     try:
-        return run_tracker(session, [prompt], progress, adapt_seconds=adapt_seconds(args))
+        return run_tracker(session, [prompt], progress)
     finally:
         close()
 

@@ -112,12 +112,10 @@ def load_tracks(path: Path, frame_names: Sequence[str], frame_size: tuple[int, i
                          "(masks/ + hotspots.csv)")
 
 
-def run_tracker(session, prompts: Sequence, progress: Callable[[int, int], None] | None = None,
-                adapt_seconds: float = 0.0) -> list[ObjectTrack]:
-    """Apply ``pipeline.Prompt``s to a ``HotspotSession``, complete the masks of sparse ones
-    (``HotspotSession.complete_prompt``), adapt each object's tracker for
-    ``adapt_seconds`` (0 = off), propagate both ways and return the tracks (masks kept compressed,
-    so long videos fit in memory)."""
+def run_tracker(session, prompts: Sequence, progress: Callable[[int, int], None] | None = None) -> list[ObjectTrack]:
+    """Apply ``pipeline.Prompt``s to a ``HotspotSession``, prepare the objects as its options say
+    (``HotspotSession.preflight``: completion of sparse prompts' masks, adaptation), propagate both
+    ways and return the tracks (masks kept compressed, so long videos fit in memory)."""
     num_frames = session.num_frames
     ids: list[int] = []
     masks: dict[int, list[CompressedMask | None]] = {}
@@ -137,10 +135,8 @@ def run_tracker(session, prompts: Sequence, progress: Callable[[int, int], None]
     for prompt in prompts:
         r = prompt.apply(session)
         put(r.object_id, r.frame, r.mask, r.hotspot)
-    for oid in list(ids):
-        for c in session.complete_prompts(oid):
-            put(c.object_id, c.frame, c.mask, c.hotspot)
-        session.adapt(oid, adapt_seconds)
+    for c in session.preflight(ids):  # a completed mask replaces its prompt's
+        put(c.object_id, c.frame, c.mask, c.hotspot)
     for r in session.propagate(direction="both"):
         put(r.object_id, r.frame, r.mask, r.hotspot)
         if progress is not None:

@@ -6,9 +6,9 @@ distractor: the target is the pasted object alone. A few pseudo-frames per compo
 by small known affines (exact point correspondence for the hotspot). Only the sequences given are
 used (training sequences: validation stays unseen).
 
-Measured (docs/benchmarks.md, "Training data"): they teach the tracker to follow the template's
-object (held-out J without adaptation 0.66 -> 0.74) but cost one-click accuracy and hurt
-Gaze2Mask-Net, so the shipped weights do not use them (`napari-hotspot train --composites N`).
+They teach the tracker to follow the template's object but cost one-click accuracy and hurt
+Gaze2Mask-Net, so the shipped weights do not use them (`napari-hotspot train --composites N`;
+docs/benchmarks.md, "Training data").
 """
 
 from __future__ import annotations

@@ -1,0 +1,547 @@
+"""The tracking dock's background jobs: one record per job and one path by which every job ends.
+
+A tracking run is a chain of jobs, each in a napari thread worker: completing the masks of click and
+box prompts, adapting the objects' trackers (``HotspotSession.preflight_steps``, the session's own
+preflight, one lock-sized step at a time; ``workers``), then propagating. Prompting with a gaze file
+is a job too. Each job is a ``Job`` record (worker, session, store batch, error, cancelled, next
+step) and ends through ``JobsMixin._finish_job``: the record is forgotten, its store batch closed (one
+undo step), a job of a session since replaced changes nothing more, and its kind's ending
+(``_end_<kind>``) reports the error, the cancel, or the result and starts the next step.
+
+``JobsMixin`` is a part of ``HotspotController`` (it uses the controller's store, session, layers and
+signals); the adapted trackers' bookkeeping is Qt-free (``annotations.adapted_trackers``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_hotspot._napari.layer_data import DIRECTIONS, REFRESH_SECONDS, ROLE_MASKS
+from napari_hotspot.annotations import Provenance
+from napari_hotspot.annotations.io_fixations import read_frame_fixations
+from napari_hotspot.errors import HotspotError, PromptError
+
+#: What each kind of job is (for its record and the dock's state).
+JOB_KINDS = ("complete", "adapt", "track", "gaze")
+
+
+@dataclass(eq=False)
+class Job:
+    """One background job of the dock and what its end needs."""
+
+    kind: str  # one of JOB_KINDS
+    session: Any  # the session it works for: at its end, a job of a replaced session changes nothing
+    worker: Any = None
+    exits: ExitStack = field(default_factory=ExitStack)  # holds its open store batch (one undo step)
+    error: Exception | None = None
+    cancelled: bool = False
+    then: Callable[[], Any] | None = None  # the next step once it ends well (completion -> adaptation -> run)
+    state: dict = field(default_factory=dict)  # what its kind keeps while it runs
+
+
+class JobsMixin:
+    """Starting, cancelling and ending the dock's background jobs (a part of ``HotspotController``)."""
+
+    # ------------------------------------------------------------------ the job record
+    def job(self, kind: str) -> Job | None:
+        """The running job of ``kind`` (``JOB_KINDS``), or None."""
+        return self._jobs.get(kind)
+
+    def workers(self) -> list:
+        """Every thread worker the controller has started and not seen end (jobs, frame encoding, models)."""
+        return [job.worker for job in self._jobs.values()] + [self._encode_worker, self._model_worker]
+
+    def _start_job(self, kind: str, *, batch: str | None = None, then: Callable[[], Any] | None = None,
+                   **state) -> Job:
+        """Record a job of ``kind`` for the current session (its worker is set by the caller), opening
+        a store batch named ``batch`` that its results go into."""
+        job = Job(kind, self.session, then=then, state=dict(state))
+        if batch is not None:
+            job.exits.enter_context(self.store.batch(batch))
+        self._jobs[kind] = job
+        return job
+
+    def _job_signals(self, job: Job, yielded: Callable[[Job, Any], None] | None = None) -> dict[str, Any]:
+        """The worker signals of a job: its results to ``yielded``, its error to the record, its end to
+        ``_finish_job``."""
+        connect = {"errored": lambda err: setattr(job, "error", err), "finished": lambda: self._finish_job(job)}
+        if yielded is not None:
+            connect["yielded"] = lambda value: yielded(job, value)
+        return connect
+
+    def _finish_job(self, job: Job) -> None:
+        """The one end of every job: forget it, close its store batch (the layers already show its
+        results: no full refresh for it), then its kind's ending (``_end_<kind>``), told whether the job
+        still belongs to the video in use."""
+        if self._jobs.get(job.kind) is job:
+            del self._jobs[job.kind]
+        self._muted = True
+        try:
+            job.exits.close()
+        finally:
+            self._muted = False
+        current = self.session is not None and job.session is self.session and self.store is not None
+        getattr(self, f"_end_{job.kind}")(job, current)
+
+    def _job_went_wrong(self, job: Job, cancelled_text: str) -> bool:
+        """Report a job's error, or say it was cancelled; True when it did either (nothing follows it)."""
+        if job.error is not None:
+            self._report(job.error)
+            return True
+        if job.cancelled:
+            self._info(cancelled_text)
+            return True
+        return False
+
+    def _then(self, job: Job) -> None:
+        """Start what comes after a job that ended well, if its video is still shown."""
+        if job.then is not None and self.video_layer is not None and self.video_layer in self.viewer.layers:
+            job.then()
+
+    def cancel(self) -> None:
+        """Stop the running propagation (frames done so far are kept, as one undo step) or adaptation
+        (what the objects learnt so far is kept; the run it was to start does not start)."""
+        for kind in JOB_KINDS:
+            job = self._jobs.get(kind)
+            if job is None:
+                continue
+            if kind != "gaze":
+                job.cancelled = True
+            if kind in ("complete", "adapt"):
+                job.then = None  # the run it was to start does not start
+            if kind == "adapt":
+                job.state["stop"].set()
+            if job.worker is not None:
+                job.worker.quit()
+
+    def wait(self, timeout_s: float = 120.0) -> bool:
+        """Process Qt events until the running job ends (scripts and tests); True if it ended."""
+        from qtpy.QtWidgets import QApplication
+
+        end = time.monotonic() + timeout_s
+        while (self.busy or self.adapting or self._encode_worker is not None or self._model_worker is not None) \
+                and time.monotonic() < end:
+            QApplication.processEvents()
+            time.sleep(0.005)
+        QApplication.processEvents()
+        return not self.busy and not self.adapting
+
+    # ------------------------------------------------------------------ tracking
+    def _track_ids(self) -> list[int]:
+        if self.track_scope == "all":
+            ids = [o for o in self.store.object_ids if self.store.keyframes(o)]
+            if not ids:
+                raise PromptError("no object has a prompt yet: click, draw a box or press Auto first")
+            return ids
+        oid = self.selected_id
+        if not oid or not self.store.has_object(oid):
+            raise PromptError("select an object first (or set Objects to 'all')")
+        if not self.store.keyframes(oid):
+            name = self.store.get_object(oid).name
+            raise PromptError(f"{name} has no prompt yet: click, draw a box or press Auto first")
+        return [oid]
+
+    def track(self, direction: str | None = None, start_frame: int | None = None,
+              stop_at_keyframe: bool = False, summary: str | None = None):
+        """Propagate the objects (widget settings) in ``direction``; returns the worker or None.
+
+        With ``start_frame`` the sweep starts there (re-propagation) and, with ``stop_at_keyframe``,
+        ends at the next keyframe; otherwise it covers ``track_range`` (all frames by default).
+        Results stream into the store (one undo step per run) and the layers while it runs.
+        With an adaptation budget (``adapt_seconds`` > 0), objects with keyframes their adaptation has
+        not learnt yet are adapted first (the returned worker is then the adaptation's; Cancel stops
+        the whole run).
+        """
+        direction = direction or self.track_direction
+        try:
+            if direction not in DIRECTIONS:
+                raise PromptError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+            self._require_session()
+            self._require_no_jobs("start another run")
+            ids = self._track_ids()
+            self._sync_anchors(ids)
+        except HotspotError as err:
+            self._report(err)
+            return None
+        def adapt_then_propagate():
+            learn = [oid for oid in ids if self.adaptation_pending(oid)] if self.adapt_seconds > 0 else []
+            if learn:
+                def then():
+                    return self._start_propagation(direction, start_frame, stop_at_keyframe, ids, summary)
+
+                return self._start_adaptation(learn, then=then)
+            return self._start_propagation(direction, start_frame, stop_at_keyframe, ids, summary)
+
+        return self._complete_then_start(ids, adapt_then_propagate)
+
+    def _start_propagation(self, direction: str, start_frame: int | None, stop_at_keyframe: bool, ids: list[int],
+                           summary: str | None = None):
+        from napari_hotspot._napari.workers import Sweep, start_propagation
+
+        try:
+            self._require_session()
+            self._require_no_jobs("start another run")
+            ids = [oid for oid in ids if self.store.has_object(oid) and self.store.keyframes(oid)]
+            if not ids:
+                raise PromptError("no object to track is left")
+            self._sync_anchors(ids)  # prompts and corrections made while the tracker adapted
+        except HotspotError as err:
+            self._report(err)
+            return None
+        last = self.num_frames - 1
+        a, b = self.track_range if self.track_range is not None else (0, last)
+        a, b = sorted((int(min(max(a, 0), last)), int(min(max(b, 0), last))))
+        common = {"object_ids": ids, "stop_at_keyframe": stop_at_keyframe}
+        sweeps = []
+        if start_frame is not None:
+            s = int(start_frame)
+            if direction in ("forward", "both"):
+                sweeps.append(Sweep({**common, "start_frame": s, "end_frame": b if not stop_at_keyframe else last,
+                                     "direction": "forward"}, max(last - s, 1)))
+            if direction in ("backward", "both"):
+                sweeps.append(Sweep({**common, "start_frame": s, "end_frame": a if not stop_at_keyframe else 0,
+                                     "direction": "backward"}, max(s, 1)))
+        else:
+            if direction in ("forward", "both"):
+                sweeps.append(Sweep({**common, "start_frame": a, "end_frame": b, "direction": "forward"}, b - a + 1))
+            if direction in ("backward", "both"):
+                sweeps.append(Sweep({**common, "start_frame": b, "end_frame": a, "direction": "backward"}, b - a + 1))
+        label = f"track {direction}" if start_frame is None else f"re-propagate {direction} from frame {start_frame}"
+        job = self._start_job("track", batch=label, summary=summary, frames=0, last_refresh=time.perf_counter())
+        self._set_editable(False)
+        job.worker = start_propagation(self.session, self.lock, sweeps, desc=label,
+                                       connect=self._job_signals(job, yielded=self._on_run_batch))
+        self.run_state_changed.emit(True)
+        self.status.emit(f"{label}…")
+        return job.worker
+
+    def repropagation_plan(self, object_ids: Iterable[int], frame: int,
+                           sides: Sequence[str] = ("forward", "backward")) -> dict[str, tuple[int, int]]:
+        """Per side, the first and last frame a re-propagation from ``frame`` can change: the frames up to
+        each object's next keyframe on that side, where the object has a keyframe to start from. A side
+        with nothing to change (the last frame, forward; a keyframe right next to it) is left out."""
+        last = self.num_frames - 1
+        plan = {}
+        for side in sides:
+            step = 1 if side == "forward" else -1
+            frames: set[int] = set()
+            for oid in object_ids:
+                keys = {k for k in self.store.keyframes(oid)
+                        if (e := self.store.get(oid, k)) is not None and e.packed_mask is not None}
+                if not any(k <= frame if step > 0 else k >= frame for k in keys):
+                    continue  # nothing behind to track from on this side
+                f = frame
+                while 0 <= f <= last and (f == frame or f not in keys):
+                    if f not in keys:
+                        frames.add(f)
+                    f += step
+            if frames:
+                plan[side] = (min(frames), max(frames)) if step > 0 else (max(frames), min(frames))
+        return plan
+
+    def repropagate_from_here(self, direction: str | None = None):
+        """Propagate from the current frame up to the next keyframe on each side that has frames to change
+        (``direction`` "forward" or "backward" keeps one side). Nothing starts, adaptation included,
+        when no frame can change; the status says which frames it runs over."""
+        t = self.current_frame
+        sides = ("forward", "backward") if direction in (None, "both") else (direction,)
+        try:
+            if direction not in (None, *DIRECTIONS):
+                raise PromptError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+            self._require_session()
+            self._require_no_jobs("re-propagate")
+            plan = self.repropagation_plan(self._track_ids(), t, sides)
+            if not plan:
+                where = {"forward": "after it", "backward": "before it"}
+                raise PromptError(f"nothing to re-propagate from frame {t}: no frame "
+                                  f"{' or '.join(where[s] for s in sides)} can change (a keyframe or the end of the "
+                                  f"video is next)")
+        except HotspotError as err:
+            self._report(err)
+            return None
+        run = "both" if len(plan) == 2 else next(iter(plan))
+        spans = [f"{side} over frames {a}-{b}" if a != b else f"{side} over frame {a}" for side, (a, b) in plan.items()]
+        summary = f"re-propagated from frame {t}: " + ", ".join(spans)
+        self.status.emit(summary.replace("re-propagated", "re-propagating", 1) + "…")
+        return self.track(run, start_frame=t, stop_at_keyframe=True, summary=summary)
+
+    def _on_run_batch(self, job: Job, results) -> None:
+        """Apply one frame's results (main thread): store first, then the labels slice."""
+        frames = set()
+        for r in results:
+            if not self.store.has_object(r.object_id):
+                continue
+            entry = self.store.get(r.object_id, r.frame)
+            if entry is not None and entry.is_keyframe:
+                continue  # never overwrite what the user made or confirmed
+            self.store.set_frame(r.object_id, r.frame, mask=r.mask, hotspot=self._clip_hotspot(r.hotspot),
+                                 confidence=float(np.clip(r.confidence, 0.0, 1.0)),
+                                 provenance=Provenance.PROPAGATED)
+            self._j_cache.pop((r.object_id, r.frame), None)
+            frames.add(r.frame)
+        self._refresh_frames(frames)
+        job.state["frames"] += 1
+        self.run_progress.emit(job.state["frames"])
+        now = time.perf_counter()
+        if now - job.state["last_refresh"] >= REFRESH_SECONDS:  # stream into the layers in small batches
+            job.state["last_refresh"] = now
+            masks = self.layer(ROLE_MASKS)
+            if masks is not None:
+                masks.refresh()
+            self._refresh_points()
+            self.annotations_changed.emit()
+
+    def _end_track(self, job: Job, current: bool) -> None:
+        self._set_editable(True)
+        masks = self.layer(ROLE_MASKS)
+        if masks is not None:
+            masks.refresh()
+        self._refresh_points()
+        self.annotations_changed.emit()
+        self.run_state_changed.emit(False)
+        frames, summary = job.state["frames"], job.state["summary"]
+        if not self._job_went_wrong(job, f"tracking cancelled after {frames} frames; they are kept (undo removes them)"):
+            self._info(f"{summary} ({frames} frames tracked)" if summary else f"tracked {frames} frames")
+        self._request_encode(self.current_frame)
+
+    # ------------------------------------------------------------------ completing sparse prompts
+    def completion_pending(self, obj_id: int) -> list[int]:
+        """Keyframes of the object whose click or box mask is not completed yet (none when completion
+        is off: the next run or adaptation takes them as they are)."""
+        if self.session is None or self.complete_frames <= 0:
+            return []
+        with self.lock:
+            return self.session.pending_completions(obj_id)
+
+    def _complete_then_start(self, object_ids: list[int], then: Callable[[], Any]):
+        """Complete the objects' pending prompt masks in a thread worker (the session preflight's
+        completion phase), then call ``then`` (a run or an adaptation); with nothing pending, call it
+        at once. Returns the first worker started."""
+        from napari_hotspot._napari.workers import start_completion
+
+        if self.complete_frames <= 0:  # off: the masks stay as they are, and adaptation may learn them
+            with self.lock:
+                for _ in self.session.preflight_steps(object_ids, adapt=False):
+                    pass
+        anchors = {oid: len(self.completion_pending(oid)) for oid in object_ids}
+        pending = [oid for oid, n in anchors.items() if n]
+        if not pending:
+            return then()
+        job = self._start_job("complete", batch="complete prompt masks", then=then, changed=False)
+        self._set_editable(False)
+        job.worker = start_completion(self.session, self.lock, pending, anchors=sum(anchors.values()),
+                                      connect=self._job_signals(job, yielded=self._on_completed))
+        self.run_state_changed.emit(True)
+        self.status.emit("completing the prompt masks…")
+        return job.worker
+
+    def _on_completed(self, job: Job, result) -> None:
+        if result is None or self.store is None or self.session is not job.session \
+                or not self.store.has_object(result.object_id):
+            return
+        self._write_prompt(result)
+        job.state["changed"] = True  # a keyframe's mask changed: refresh the layers at the end
+        self._refresh_frames([result.frame])
+
+    def _end_complete(self, job: Job, current: bool) -> None:
+        self.run_state_changed.emit(False)
+        if not current:
+            return  # the video changed or was removed meanwhile
+        self._set_editable(True)
+        if job.state["changed"]:
+            self._refresh_all()
+            self.annotations_changed.emit()
+        if not self._job_went_wrong(job, "cancelled while completing the prompt masks; nothing else started"):
+            self._then(job)
+
+    # ------------------------------------------------------------------ per-video adaptation
+    def adaptation_pending(self, obj_id: int) -> list[int]:
+        """Keyframes of the object (prompts and corrections) its adaptation has not learnt yet."""
+        return self.adapted.pending(self.store, obj_id)
+
+    def adaptation_summary(self, obj_id: int) -> dict | None:
+        """``{"steps", "seconds", "frames"}`` of the object's adapted tracker, None on the base model."""
+        return self.adapted.summary(self.session, obj_id)
+
+    def adaptation_text(self, obj_id: int | None = None) -> str:
+        """One line for the dock: "adapted: 40 steps, 4.8 s" or "base model" (and what is pending)."""
+        oid = self.selected_id if obj_id is None else obj_id
+        if self.session is None or not oid or self.store is None or not self.store.has_object(oid):
+            return ""
+        job = self._jobs.get("adapt")
+        run = job.state["runs"].get(oid) if job is not None else None
+        if run is not None and not run.done:
+            if run.phase == "frames":
+                return f"adapting: taking in keyframe {run.frames[-1]}…"
+            return f"adapting: {run.fraction:.0%} ({run.steps} steps)"
+        summary = self.adaptation_summary(oid)
+        text = "base model" if summary is None else f"adapted: {summary['steps']} steps, {summary['seconds']:.1f} s"
+        verdict = self.session.adaptation_verdict(oid, judge=False)  # reached when adaptation ends
+        if verdict is not None and not verdict.kept:
+            text += (f"; not kept, the base model tracks (round trip {verdict.adapted_iou:.2f} vs "
+                     f"{verdict.base_iou:.2f})")
+        pending = self.adaptation_pending(oid)
+        if pending and self.adapt_seconds > 0:
+            n = len(pending)
+            text += f" ({n} new keyframe{'s' if n > 1 else ''} to learn before tracking)"
+        return text
+
+    def _adaptation_target(self, obj_id: int | None, what: str, missing: str) -> int:
+        """The object an adaptation action applies to (the selected one by default), once the session
+        is ready and no job runs; raises a HotspotError saying why not."""
+        oid = self.selected_id if obj_id is None else int(obj_id)
+        self._require_session()
+        self._require_no_jobs(what)
+        if not oid or not self.store.has_object(oid):
+            raise PromptError(missing)
+        return oid
+
+    def adapt_now(self, obj_id: int | None = None):
+        """Adapt the selected object's tracker to its prompts and corrections for ``adapt_seconds``,
+        in a thread worker; returns the worker or None."""
+        try:
+            oid = self._adaptation_target(obj_id, "adapt", "select an object to adapt the tracker to")
+            if not self.store.keyframes(oid):
+                name = self.store.get_object(oid).name
+                raise PromptError(f"{name} has no prompt yet: click, draw a box or paint its mask first")
+            if self.adapt_seconds <= 0:
+                raise PromptError("the adaptation budget is 0 s (off): set 'Adapt (s)' above 0 first")
+            self._sync_anchors([oid])
+        except HotspotError as err:
+            self._report(err)
+            return None
+        return self._complete_then_start([oid], lambda: self._start_adaptation([oid]))
+
+    def reset_adaptation(self, obj_id: int | None = None) -> bool:
+        """Back to the base tracker for the object; its adapted weights leave the project at the next save."""
+        try:
+            oid = self._adaptation_target(obj_id, "reset the adaptation", "select an object first")
+        except HotspotError as err:
+            self._report(err)
+            return False
+        was = self.session.is_adapted(oid)
+        with self.lock:
+            self.session.reset_adaptation(oid)
+        self.adapted.forget(oid)
+        if self.autosaver is not None:
+            self.autosaver.mark_dirty()
+        self.adaptation_changed.emit(oid)
+        name = self.store.get_object(oid).name
+        self._info(f"{name}: back to the base model" if was else f"{name} already uses the base model")
+        return True
+
+    def _start_adaptation(self, object_ids: list[int], then: Callable[[], Any] | None = None):
+        """Adapt the objects' trackers in a thread worker (the session preflight's adaptation phase,
+        ``options.adapt_seconds`` each); ``then`` (a run) starts when it ends well."""
+        from napari.utils import progress
+
+        from napari_hotspot._napari.workers import start_adaptation
+
+        stop = threading.Event()
+        job = self._start_job("adapt", then=then, stop=stop, before_run=then is not None, runs={},
+                              ids=list(object_ids), ticks=0, pbar=None)
+        names = ", ".join(self.store.get_object(oid).name for oid in object_ids)
+        job.worker = start_adaptation(self.session, self.lock, object_ids, should_stop=stop.is_set,
+                                      connect=self._job_signals(job, yielded=self._on_adapt_progress))
+        self.adapt_state_changed.emit(True)
+        self.status.emit(f"adapting the tracker to {names}…")
+        # napari's progress bar processes Qt events when it changes: make it once the job is set up
+        pbar = progress(total=100 * len(object_ids), desc=f"adapting {names}")
+        if self._jobs.get("adapt") is job:
+            job.state["pbar"] = pbar
+        else:  # it ended already
+            pbar.close()
+        return job.worker
+
+    def _on_adapt_progress(self, job: Job, p) -> None:
+        if self.session is None or self.session is not job.session:
+            return  # the video changed meanwhile
+        job.state["runs"][p.object_id] = p
+        if p.done:
+            self.adapted.add_learnt(p.object_id, p.learnt)
+        self.adapt_progress.emit(p)
+        self.adaptation_changed.emit(p.object_id)
+        # last: napari's progress bar processes Qt events when it moves, so later progress (and the
+        # end of the job) may be handled inside this call
+        ticks = int(round(100 * p.total * p.overall))
+        if job.state["pbar"] is not None and ticks > job.state["ticks"]:
+            delta, job.state["ticks"] = ticks - job.state["ticks"], ticks
+            job.state["pbar"].update(delta)
+
+    def _end_adapt(self, job: Job, current: bool) -> None:
+        pbar, job.state["pbar"] = job.state["pbar"], None
+        if pbar is not None:
+            pbar.close()
+        runs = job.state["runs"]
+        if current and self.autosaver is not None and any(p.steps for p in runs.values()):
+            self.autosaver.mark_dirty()
+        self.adapt_state_changed.emit(False)
+        for oid in runs:
+            self.adaptation_changed.emit(oid)
+        if not current:
+            return
+        names = {oid: self.store.get_object(oid).name for oid in runs if self.store.has_object(oid)}
+        if not all(oid in runs and runs[oid].done for oid in job.state["ids"]):
+            job.cancelled = True  # stopped from napari's activity dock, not our Cancel
+        kept = [f"{names.get(oid, oid)} keeps {s['steps']} steps"
+                for oid in runs if (s := self.adaptation_summary(oid)) is not None]
+        cancelled = ("adaptation cancelled" + (f"; {', '.join(kept)}" if kept else "; the base model stays in use")
+                     + ("; tracking not started" if job.state["before_run"] else ""))
+        if self._job_went_wrong(job, cancelled):
+            return
+        done = [p for p in runs.values() if p.done]
+        idle = [names.get(p.object_id, p.object_id) for p in done if p.steps == 0]
+        trained = [f"{names.get(p.object_id, p.object_id)} ({p.steps} steps, {p.seconds:.1f} s)"
+                   for p in done if p.steps]
+        if trained:
+            self._info("adapted the tracker to " + ", ".join(trained))
+        if idle:
+            self._info(f"nothing new to learn for {', '.join(map(str, idle))}: its keyframes were learnt before "
+                       f"(Reset adaptation to learn them again)")
+        self._then(job)
+
+    # ------------------------------------------------------------------ gaze prompts
+    def load_gaze(self, path) -> None:
+        """Prompt the selected object with recorded fixations (CSV ``t,x,y``), in a thread worker."""
+        from napari_hotspot._napari.workers import start_gaze_prompts
+
+        try:
+            self._require_session()
+            self._require_no_jobs("prompt with a gaze file")
+            fixations = read_frame_fixations(path)
+            bad = [t for t in fixations if not 0 <= t < self.num_frames]
+            if bad:
+                raise PromptError(f"gaze file {path}: frames {bad[:5]} are outside 0..{self.num_frames - 1}")
+            oid = self._ensure_object()
+        except HotspotError as err:
+            self._report(err)
+            return
+        job = self._start_job("gaze", batch=f"gaze prompts from {Path(path).name}", errors=[])
+        self._set_editable(False)
+        job.worker = start_gaze_prompts(self.session, self.lock, oid, fixations,
+                                        connect=self._job_signals(job, yielded=self._on_gaze_result))
+        self.run_state_changed.emit(True)
+
+    def _on_gaze_result(self, job: Job, value) -> None:
+        if isinstance(value, Exception):
+            job.state["errors"].append(str(value))
+            return
+        self._write_prompt(value)
+        self._refresh_frames([value.frame])
+
+    def _end_gaze(self, job: Job, current: bool) -> None:
+        self._set_editable(True)
+        self._refresh_all()
+        self.annotations_changed.emit()
+        self.run_state_changed.emit(False)
+        errors = job.state["errors"] + ([str(job.error)] if job.error is not None else [])
+        if errors:
+            self._report(PromptError("gaze prompts failed on some frames: " + "; ".join(errors[:3])), warning=True)

@@ -1,0 +1,190 @@
+"""The tracking dock's project: saving and opening project folders, autosave and exports.
+
+``ProjectMixin`` is a part of ``HotspotController``. The project files themselves are written and read
+by the Qt-free ``annotations.project``; the adapted trackers saved with a project are kept by
+``annotations.adapted_trackers``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from napari_hotspot._napari.layer_data import EXTRA_KEY, META_KEY, OUTPUT_ROLES, ROLE_VIDEO, layer_meta
+from napari_hotspot.annotations import AnnotationStore, Autosaver, load_project, save_project
+from napari_hotspot.annotations.project import ADAPTATION_DIR
+from napari_hotspot.errors import HotspotError, ProjectIOError
+
+
+class ProjectMixin:
+    """Save, open, autosave and export (a part of ``HotspotController``)."""
+
+    # ------------------------------------------------------------------ save, load, export
+    def _video_record(self) -> tuple[Any, dict]:
+        """(video path for the project, description for the project reader)."""
+        meta = layer_meta(self.video_layer)
+        source = meta.get("source")
+        if source == "sample":
+            return None, {"kind": "sample"}
+        path = getattr(self._source, "path", None) or source
+        if path and Path(str(path)).exists():
+            return Path(str(path)), {"kind": "path"}
+        return None, {"kind": "none"}
+
+    def _project_extra(self) -> dict:
+        _path, video = self._video_record()
+        prompts = [{"frame": t, "object_id": oid, **g.to_json()} for (t, oid), g in sorted(self._applied.items())]
+        return {EXTRA_KEY: {"video": {**video, "name": self.video_layer.name}, "prompts": prompts,
+                            "frame_names": self.frame_names,
+                            "adaptation": self.adapted.records(self.session, self.store)}}
+
+    def _adaptation_files(self) -> dict[str, bytes | Path]:
+        """Each adapted object's tracker state (torch.save bytes), by its file name in the project."""
+        return self.adapted.files(self.session, self.store, self.lock)
+
+    def autosave_name(self) -> str:
+        """The autosave folder name of the video: its layer name plus a key of its source path, so a frame
+        folder and an mp4 of the same name (or two same-named videos in different folders) never share
+        one autosave. A layer without a file keys on its name and shape."""
+        import hashlib
+
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.video_layer.name) or "video"
+        video_path, record = self._video_record()
+        if video_path is not None:
+            source = str(Path(video_path).resolve())
+        else:
+            source = f"{record.get('kind')}:{self.video_layer.name}:{self.store.shape}"
+        return f"{safe}-{hashlib.sha1(source.encode('utf-8')).hexdigest()[:10]}.hotspot"
+
+    def _make_autosaver(self) -> None:
+        path = self.project_path
+        if path is None:
+            root = self.autosave_dir or Path(os.environ.get("NAPARI_HOTSPOT_AUTOSAVE_DIR",
+                                                            Path.home() / ".napari-hotspot" / "autosave"))
+            path = Path(root) / self.autosave_name()
+        video_path, _ = self._video_record()
+        self.autosaver = Autosaver(self.store, path, self.autosave_interval_s, video_source=video_path,
+                                   extra=self._project_extra, extra_files=self._adaptation_files,
+                                   replace_dirs=(ADAPTATION_DIR,))
+
+    def autosave_tick(self) -> bool:
+        """Save if the store changed and the interval passed (a QTimer calls this); never while tracking."""
+        if self.autosaver is None or self.store is None or self.store.in_batch:
+            return False
+        try:
+            return self.autosaver.maybe_save()
+        except ProjectIOError as err:
+            self._report(err, warning=True)
+            return False
+
+    def flush_autosave(self) -> None:
+        """Save now if there are unsaved changes (on close, before switching videos)."""
+        if self.autosaver is None or self.store is None or not self.autosaver.dirty or self.store.in_batch:
+            return
+        try:
+            self.autosaver.save_now()
+        except ProjectIOError as err:
+            self._report(err, warning=True)
+
+    def save_project(self, path: str | os.PathLike | None = None) -> Path | None:
+        """Save the project folder (video path, objects, masks, hotspots, prompts); returns its path."""
+        try:
+            self._require_video()
+            if self.store.in_batch:
+                raise ProjectIOError("cannot save while tracking; wait for the run to end or cancel it")
+            if path is None:
+                path = self.project_path
+            if path is None and self.ask_project_path is not None:
+                path = self.ask_project_path()
+            if not path:
+                raise ProjectIOError("no project folder chosen; use 'Save project as…'")
+            video_path, _ = self._video_record()
+            files = self._adaptation_files()
+            saved = save_project(self.store, path, video_source=video_path, extra=self._project_extra(),
+                                 extra_files=files, replace_dirs=(ADAPTATION_DIR,))
+        except HotspotError as err:
+            self._report(err)
+            return None
+        self.project_path = Path(saved)
+        for role in OUTPUT_ROLES:
+            layer = self.layer(role)
+            if layer is not None:
+                layer.metadata.setdefault(META_KEY, {})["project"] = str(saved)
+        self._make_autosaver()
+        self.project_changed.emit()
+        self._info(f"saved project {saved}")
+        return self.project_path
+
+    def open_project(self, path: str | os.PathLike) -> bool:
+        """Continue working on a saved project folder.
+
+        When the project belongs to the video already shown, its annotations replace the current
+        ones on that video layer; otherwise the project is opened through the napari-hotspot reader
+        (its video plus layers). The current annotations are autosaved first.
+        """
+        from napari_hotspot.annotations.project import is_project_dir
+
+        try:
+            if self.busy or self.adapting:
+                raise ProjectIOError("cannot open a project while tracking or adapting; cancel the run first")
+            if not is_project_dir(path):
+                raise ProjectIOError(f"{path} is not a napari-hotspot project folder (no project.json)")
+            with warnings.catch_warnings():  # adaptation problems: reported once, when the session restores
+                warnings.simplefilter("ignore")
+                store, meta = load_project(path)  # read it once up front: a broken project changes nothing
+            video = self.video_layer if self._is_project_video(store, meta) else None
+            self.flush_autosave()
+            if self.video_layer is not None:  # the old output layers are saved with their store: drop them
+                for role in OUTPUT_ROLES:
+                    layer = self.layer(role)
+                    if layer is not None:
+                        self.viewer.layers.remove(layer)
+                self.set_video(None)
+            if video is not None:
+                video.metadata.setdefault(META_KEY, {})["project"] = str(path)
+            else:
+                layers = self.viewer.open(str(path), plugin="napari-hotspot")
+                video = next(la for la in layers if layer_meta(la).get("role") == ROLE_VIDEO)
+            self.set_video(video)
+        except (HotspotError, StopIteration) as err:
+            self._report(err if isinstance(err, HotspotError) else ProjectIOError(f"{path}: no video layer"))
+            return False
+        self.project_changed.emit()
+        self._info(f"opened project {path}")
+        return True
+
+    def _is_project_video(self, store: AnnotationStore, meta: dict) -> bool:
+        """Whether a loaded project was made for the video layer in use."""
+        if self.video_layer is None or store.shape != self.store.shape:
+            return False
+        video_path, record = self._video_record()
+        kind = ((meta.get("extra") or {}).get(EXTRA_KEY) or {}).get("video", {}).get("kind")
+        if video_path is not None and meta.get("video_path"):
+            return Path(meta["video_path"]).resolve() == Path(video_path).resolve()
+        return kind == "sample" and record.get("kind") == "sample"
+
+    def export(self, kind: str, path: str | os.PathLike) -> Path | None:
+        """Export the annotations: ``kind`` "davis" (PNG folder), "csv"/"json" (hotspots) or "coco"."""
+        from napari_hotspot.annotations import io_coco, io_davis, io_hotspots
+
+        try:
+            self._require_video()
+            if self.store.in_batch:
+                raise ProjectIOError("cannot export while tracking; wait for the run to end or cancel it")
+            if kind == "davis":
+                io_davis.export_davis_png(self.store, path, frame_names=self.frame_names)
+            elif kind == "csv":
+                io_hotspots.export_hotspots_csv(self.store, path)
+            elif kind == "json":
+                io_hotspots.export_hotspots_json(self.store, path)
+            elif kind == "coco":
+                io_coco.export_coco(self.store, path, frame_names=self.frame_names)
+            else:
+                raise ProjectIOError(f"unknown export kind {kind!r}; use davis, csv, json or coco")
+        except HotspotError as err:
+            self._report(err)
+            return None
+        self._info(f"exported {kind} to {path}")
+        return Path(path)

@@ -1,0 +1,126 @@
+"""Bookkeeping of the objects' adapted trackers in an annotation project (Qt-free).
+
+The tracking dock adapts each object's own copy of the tracker (``HotspotSession.adapt``) and saves
+the adapted weights with the project (``adaptation/object_XXXXX.pt``, listed in the project's
+``extra``). ``AdaptedTrackers`` keeps what that needs between a video's session and its store:
+which keyframes each object's adaptation has learnt with a full budget (a cancelled adaptation
+leaves them pending, so the next run adapts again), the project's records and files while the
+session that restores them is not made yet, the records and files to save, and the restoring itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Any
+
+from napari_hotspot.annotations.model import AnnotationStore
+from napari_hotspot.annotations.project import adaptation_file_name
+
+
+class AdaptedTrackers:
+    """The adapted trackers of one video's objects: learnt keyframes, project records and files."""
+
+    def __init__(self) -> None:
+        #: Per object: the keyframes its adaptation has learnt with a full budget.
+        self.learnt: dict[int, set[int]] = {}
+        #: (project, records, checked states, problems) from ``load_project``, to restore once the session exists.
+        self.unrestored: tuple[Path, dict, dict, list] | None = None
+
+    def clear(self) -> None:
+        self.learnt = {}
+        self.unrestored = None
+
+    # ------------------------------------------------------------------ learnt keyframes
+    def pending(self, store: AnnotationStore | None, obj_id: int) -> list[int]:
+        """Keyframes of the object with a mask (prompts and corrections) its adaptation has not learnt yet."""
+        if store is None or not store.has_object(obj_id):
+            return []
+        learnt = self.learnt.get(obj_id, set())
+        return [t for t in store.keyframes(obj_id)
+                if t not in learnt and (e := store.get(obj_id, t)) is not None and e.packed_mask is not None]
+
+    def add_learnt(self, obj_id: int, frames) -> None:
+        self.learnt[obj_id] = set(self.learnt.get(obj_id, set())) | set(frames)
+
+    def forget(self, obj_id: int) -> None:
+        self.learnt.pop(obj_id, None)
+
+    @staticmethod
+    def summary(session, obj_id: int) -> dict | None:
+        """``{"steps", "seconds", "frames"}`` of the object's adapted tracker, None on the base model."""
+        if session is None or not session.is_adapted(obj_id):
+            return None
+        state = session.adaptation_state(obj_id)
+        return {"steps": int(state["steps"]), "seconds": float(state["seconds"]), "frames": list(state["frames"])}
+
+    # ------------------------------------------------------------------ the project
+    def restore(self, session, store: AnnotationStore, lock=None) -> tuple[list[int], Path | None, list[str]]:
+        """Load the adapted trackers saved with the project into ``session`` (read and checked by
+        ``load_project``); a file that does not fit leaves that object on the base model. Returns the
+        objects restored, the project and the problems to warn about."""
+        pending, self.unrestored = self.unrestored, None
+        if pending is None or session is None:
+            return [], None, []
+        lock = lock if lock is not None else contextlib.nullcontext()
+        project, records, states, loaded_problems = pending
+        problems = list(loaded_problems)
+        restored = []
+        for oid, state in sorted(states.items()):
+            if not store.has_object(oid):
+                continue
+            name = records.get(str(oid), {}).get("file") if isinstance(records.get(str(oid)), dict) else None
+            label = f"{store.get_object(oid).name} ({name or 'no file recorded'})"
+            try:
+                with lock:
+                    session.load_adaptation_state(oid, state)
+                learnt = {int(t) for t in state.get("frames", [])}
+            except Exception as err:  # noqa: BLE001 (wrong keys or shapes: made for another tracker)
+                with lock:
+                    session.reset_adaptation(oid)
+                detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+                problems.append(f"{label}: it does not fit this tracker ({detail})")
+                continue
+            self.learnt[oid] = learnt
+            restored.append(oid)
+        return restored, project, problems
+
+    def _unrestored(self) -> tuple[dict, dict[str, Path]]:
+        """The project's adaptation records and files while the session that restores them is not made yet."""
+        project, records, states, _problems = self.unrestored
+        kept, files = {}, {}
+        for key, record in records.items():
+            name = record.get("file") if isinstance(record, dict) else None
+            if name and str(key).isdigit() and int(key) in states:  # unusable files are dropped
+                kept[key] = record
+                files[str(name)] = project / str(name)
+        return kept, files
+
+    def records(self, session, store: AnnotationStore) -> dict:
+        """The project's ``adaptation`` records: per adapted object, its file and summary."""
+        adaptation = {}
+        if session is None and self.unrestored is not None:
+            adaptation = dict(self._unrestored()[0])  # models still loading: keep what the project had
+        for oid in (store.object_ids if session is not None else []):
+            summary = self.summary(session, oid)
+            if summary is not None:
+                adaptation[str(oid)] = {"file": adaptation_file_name(oid), **summary}
+        return adaptation
+
+    def files(self, session, store: AnnotationStore, lock=None) -> dict[str, bytes | Path]:
+        """Each adapted object's tracker state (torch.save bytes), by its file name in the project."""
+        if session is None and self.unrestored is not None:
+            return self._unrestored()[1]
+        import torch
+
+        lock = lock if lock is not None else contextlib.nullcontext()
+        files: dict[str, Any] = {}
+        for oid in (store.object_ids if session is not None else []):
+            with lock:  # a consistent snapshot: training steps run under the lock
+                if not session.is_adapted(oid):
+                    continue
+                buffer = io.BytesIO()
+                torch.save(session.adaptation_state(oid), buffer)
+            files[adaptation_file_name(oid)] = buffer.getvalue()
+        return files

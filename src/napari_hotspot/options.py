@@ -1,0 +1,161 @@
+"""Tracking options and their defaults, written once (torch-free, so ``--help`` stays fast).
+
+``TrackingOptions`` is what a ``HotspotSession`` runs its preflight by (``HotspotSession.preflight``:
+complete the masks of click and box prompts, then adapt each object's tracker) and the working size
+it encodes frames at. The command line reads it from the shared ``add_*_arg`` options below
+(``tracking_options(args)``), and the tracking dock's settings are generated from its fields
+(``FIELDS``), so a default, a range or a help text is changed in one place.
+
+Why these defaults (measurements in docs/benchmarks.md):
+
+* ``adapt_seconds`` 10 s and ``adapt_steps`` 40: beyond about 40 steps J fell again on held-out DAVIS
+  (the copy overfits the prompted frames), so a fast machine stops early ("Per-video adaptation").
+* ``complete_frames`` 5: the best of 3 / 5 / 7 / 10 / 20 frames for one click ("Completing a prompt's
+  mask by a round trip").
+* ``long_side`` 448: scores as well as 512 at about 1.5x the speed ("Working resolution").
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from dataclasses import dataclass, fields, replace
+
+from .argtypes import long_side_px, non_negative_float, non_negative_int
+from .argtypes import parse_box as _box
+from .argtypes import parse_xy as _xy
+
+#: Per-video adaptation budget per object, seconds of training (0 = off).
+DEFAULT_ADAPT_SECONDS = 10.0
+#: ...and its cap on optimiser steps (None: the time budget alone).
+DEFAULT_ADAPT_STEPS = 40
+#: Frames a click's or box's mask travels away and back to be completed before tracking (0 = off).
+COMPLETION_FRAMES = 5
+#: Long side of the networks' working resolution in pixels (the short side keeps the aspect ratio).
+DEFAULT_LONG_SIDE = 448
+#: The range ``--long-side`` and the dock accept: below about 256 clicks give empty masks, above 2048
+#: the features of one frame alone take gigabytes (docs/model_card.md, "Known limits").
+LONG_SIDE_RANGE = (256, 2048)
+
+
+@dataclass(frozen=True)
+class TrackingOptions:
+    """How a session prepares its objects before propagating them, and the size it works at.
+
+    The defaults are the command line's. ``HotspotSession`` made without options runs no preflight
+    (``TrackingOptions.propagate_only``): a library caller asks for completion and adaptation.
+    """
+
+    #: frames a click's or box's mask travels away and back before tracking (0: kept as it is)
+    complete_frames: int = COMPLETION_FRAMES
+    #: seconds of per-video adaptation per object (0 = off)
+    adapt_seconds: float = DEFAULT_ADAPT_SECONDS
+    #: cap on the optimiser steps of one adaptation (None: the time budget alone)
+    adapt_steps: int | None = DEFAULT_ADAPT_STEPS
+    #: long side of the networks' working resolution in pixels
+    long_side: int = DEFAULT_LONG_SIDE
+
+    @classmethod
+    def propagate_only(cls, long_side: int = DEFAULT_LONG_SIDE) -> TrackingOptions:
+        """No completion and no adaptation: ``propagate`` only propagates."""
+        return cls(complete_frames=0, adapt_seconds=0.0, long_side=long_side)
+
+    def with_(self, **changes) -> TrackingOptions:
+        """A copy with some fields changed (None leaves a field as it is)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class OptionField:
+    """How a setting is shown: its label, range and help, for the dock's settings (``FIELDS``)."""
+
+    name: str
+    label: str
+    minimum: float
+    maximum: float
+    step: float
+    decimals: int
+    tooltip: str
+
+
+#: The settings the tracking dock edits, generated into its magicgui form (``_napari.widget.option_box``).
+FIELDS = {
+    "adapt_seconds": OptionField(
+        "adapt_seconds", "adapt (s)", 0.0, 600.0, 1.0, 1,
+        "Per-video adaptation: seconds of fine-tuning each object's own copy of the tracker on its prompts "
+        f"and corrections (synthetic motion of those frames); each adaptation also stops after {DEFAULT_ADAPT_STEPS} "
+        "steps (about 5 s on 2 cores). Track runs it first for every object with "
+        "keyframes it has not learnt yet; 'Adapt now' runs it on demand. Cancel stops it and keeps what "
+        "was learnt. 0 = off: nothing is trained (an object adapted earlier keeps its adapted copy until "
+        "'Reset adaptation'). Adapted weights are saved with the project."),
+    # a float box with no decimals: magicgui's int box (superqt's) shows no "off" at 0
+    "complete_frames": OptionField(
+        "complete_frames", "complete (frames)", 0, 30, 1, 0,
+        "Before the first run (or adaptation) from a click or box prompt that picked an object on a frame "
+        "without its mask, that mask is completed once: tracked this many frames away and back, and kept "
+        "if it still honours the prompt (a click's mask often covers only part of its object). One undo "
+        "step; clicks that corrected a mask, painted masks, Auto and gaze prompts are never changed. "
+        "0 = off."),
+}
+assert set(FIELDS) <= {f.name for f in fields(TrackingOptions)}
+
+
+# ---------------------------------------------------------------------------- command-line options
+def add_adapt_arg(p: argparse.ArgumentParser, what: str = "per-video adaptation budget in seconds",
+                  off: str = "0 = off") -> None:
+    """The --adapt option of every command that tracks (read it with `adapt_seconds`)."""
+    p.add_argument("--adapt", type=non_negative_float, default=None, metavar="SECONDS",
+                   help=f"{what} (default {DEFAULT_ADAPT_SECONDS:g} s, at most {DEFAULT_ADAPT_STEPS} steps, of "
+                        f"training; encoding the prompted frames' views comes on top; {off})")
+
+
+def adapt_seconds(args) -> float:
+    return DEFAULT_ADAPT_SECONDS if args.adapt is None else max(0.0, args.adapt)
+
+
+def add_complete_arg(p: argparse.ArgumentParser) -> None:
+    """The --complete option of every command that tracks from one prompt (read it with `complete_frames`)."""
+    p.add_argument("--complete", type=non_negative_int, default=None, metavar="FRAMES",
+                   help="complete a click's or box's mask before tracking: track it this many frames away "
+                        f"and back (default {COMPLETION_FRAMES}; 0 = off; a --mask or --auto mask is never "
+                        "changed)")
+
+
+def complete_frames(args) -> int:
+    value = getattr(args, "complete", None)
+    return COMPLETION_FRAMES if value is None else value
+
+
+def add_long_side_arg(p: argparse.ArgumentParser) -> None:
+    lo, hi = LONG_SIDE_RANGE
+    p.add_argument("--long-side", type=long_side_px, default=DEFAULT_LONG_SIDE, metavar="PX",
+                   help=f"long side of the networks' working resolution in pixels, {lo}-{hi} (default %(default)s)")
+
+
+def tracking_options(args) -> TrackingOptions:
+    """The TrackingOptions of a parsed command line (its --adapt, --complete and --long-side)."""
+    return TrackingOptions(complete_frames=complete_frames(args), adapt_seconds=adapt_seconds(args),
+                           long_side=getattr(args, "long_side", None) or DEFAULT_LONG_SIDE)
+
+
+def add_accept_truncated_arg(p: argparse.ArgumentParser) -> None:
+    """The --accept-truncated option of every command that reads a whole video (video.require_complete)."""
+    p.add_argument("--accept-truncated", action="store_true",
+                   help="use the readable part of a truncated video (fewer readable frames than its container "
+                        "lists); without it such a video is an error")
+
+
+def add_prompt_args(p: argparse.ArgumentParser, *, tracks: bool = False) -> None:
+    """--frame and one of --mask / --click / --box / --auto (or, with ``tracks``, --tracks), with --negative."""
+    runs = " (runs the tracker)" if tracks else ""
+    p.add_argument("--frame", type=int, default=0, help="frame of the prompt (0-based, default 0)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--mask", type=Path, help=f"PNG mask of the object on --frame (non-zero = object){runs}")
+    g.add_argument("--click", type=_xy, action="append", help=f"positive click X,Y on --frame (repeatable){runs}")
+    g.add_argument("--box", type=_box, help=f"box X0,Y0,X1,Y1 on --frame{runs}")
+    g.add_argument("--auto", action="store_true", help=f"EG-Net picks the target on --frame{runs}")
+    if tracks:
+        g.add_argument("--tracks", type=Path,
+                       help="saved project folder or `napari-hotspot track` output folder (masks/ + hotspots.csv)")
+    p.add_argument("--negative", type=_xy, action="append", default=[],
+                   help="negative click X,Y (with --click; repeat for more)")
