@@ -39,3 +39,12 @@ def test_eval_cli_corrections_writes_csv_and_plot(davis_layout, tmp_path, capsys
     text = capsys.readouterr().out
     assert "corrections=1 J_mean=" in text
     assert (out / "corrections.csv").is_file() and (out / "corrections.png").stat().st_size > 1000
+
+
+def test_repropagation_ends_give_each_frame_to_its_nearest_keyframe():
+    from napari_hotspot.corrections import repropagation_ends
+
+    assert repropagation_ends([0, 10], 10, 30) == (29, 5)  # no keyframe ahead: to the end; a tie goes to 10
+    assert repropagation_ends([0, 10, 20], 10, 30) == (15, 5)
+    assert repropagation_ends([0, 9], 9, 30) == (29, 5)  # frame 4 is nearer to 0, frame 5 to 9
+    assert repropagation_ends([9], 9, 30) == (29, 0)

@@ -52,6 +52,30 @@ def test_keyframes_are_never_overwritten_and_reanchor(session, sample):
     assert frames == [7, 6, 5, 4, 3, 2, 1]
 
 
+def test_a_correction_keeps_the_prompt_behind_it_as_template(session, sample):
+    """A sweep leaving a corrected frame restarts the previous-frame chain from the correction but keeps
+    the prompt behind it as the appearance template, so a partial correction does not shrink the
+    object for the rest of the video (the default; `corrections_keep_anchor`)."""
+    truth = sample.masks == 1
+    session.add_prompt(0, 1, mask=truth[0])
+    part = truth[5].copy()
+    ys, xs = np.nonzero(part)
+    part[:, : int(np.percentile(xs, 70))] = False  # the correction holds only a sliver of the object
+    assert 0 < part.sum() < 0.4 * truth[5].sum()
+    session.add_prompt(5, 1, mask=part, source="correction")
+    assert session._template_for_correction(1, 5, +1) is not None  # frame 0's prompt lies behind
+    assert session._template_for_correction(1, 5, -1) is None  # no prompt after frame 5
+    assert session._template_for_correction(1, 0, +1) is None  # frame 0 is a prompt, not a correction
+
+    def j_after(keep):
+        session.corrections_keep_anchor = keep
+        res = list(session.propagate(start_frame=5, end_frame=15))
+        return np.mean([iou(r.mask, truth[r.frame]) for r in res])
+
+    kept, replaced = j_after(True), j_after(False)
+    assert kept > replaced + 0.1, (kept, replaced)
+
+
 def test_several_objects_encode_each_frame_once(session, sample, monkeypatch):
     session.add_prompt(0, 1, mask=sample.masks[0] == 1)
     session.add_prompt(0, 2, mask=sample.masks[0] == 2)
