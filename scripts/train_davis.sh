@@ -27,7 +27,7 @@ run() {  # run NAME [--val-sequences ...]: the three heads, then one merged file
     --gaze2mask "$OUT/gaze2mask_$name/weights.pt" --tracker "$OUT/tracker_$name/weights.pt" --out "$OUT/m_$name.pt"
   # A second round for the tracker, from the first one's weights at half the rate (a fresh one-cycle
   # schedule): on the validation split head J 0.760 -> 0.782, CLI mask J 0.736 -> 0.756 without
-  # adaptation (docs/benchmarks.md, "A second training round for the tracker"). STEPS_TRACKER_FT=0 skips it.
+  # adaptation (docs/benchmarks.md, "Accuracy on the test set (2026-12-03)"). STEPS_TRACKER_FT=0 skips it.
   if [ "$STF" -gt 0 ]; then
     $T --head tracker --threads 1 --steps-tracker $STF --lr 1e-3 --seed 1 --init "$OUT/m_$name.pt" "$@" \
        --out "$OUT/tracker2_$name" > "$OUT/tracker2_$name.log" 2>&1 \
