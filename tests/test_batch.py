@@ -256,8 +256,11 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
     manifest = write_manifest(root / "manifest.csv", rows)
     out = tmp_path / "out"
     command = [str(manifest), "--out", str(out), "--workers", "2", "--long-side", str(LONG_SIDE), "--adapt", "0"]
+    # As in a terminal, SIGINT is not ignored in the child: a suite started in the background (`cmd &` in a
+    # script) ignores it, which a child inherits and Python then leaves ignored (no KeyboardInterrupt).
     proc = subprocess.Popen([sys.executable, "-m", "napari_hotspot.batch.cli", *command],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 90
         while not list(out.glob(f"*/{MARKER_FILE}")):
