@@ -153,10 +153,8 @@ class HotspotSession:
         self._adapted_frames: dict[int, set[int]] = {}
         self.adapt_parts = ADAPTED_PARTS  # what adaptation fine-tunes (None: the whole tracker head)
         self.refine_prompts = True  # refine click/box/gaze/auto masks (see _refine_with_tracker)
-        # A sweep from a correction keeps the prompt behind it as its template (`_template_for_correction`).
-        # Chosen on the validation split of davis2016-train: five simulated corrective clicks, mean J
-        # 0.754 -> 0.740 after one and 0.737 after five with it, 0.754 -> 0.680 / 0.656 without; painted
-        # (ground-truth) corrections 0.721 -> 0.747 after three with it, 0.742 without (docs/benchmarks.md).
+        # A sweep from a correction keeps the prompt behind it as its template (`_template_for_correction`):
+        # partial click corrections cost far less J so (docs/benchmarks.md, "Corrective clicks").
         self.corrections_keep_anchor = True
         self.guard_adaptation = True  # an adapted copy tracks only if it passes `adaptation_verdict`
         self._verdicts: dict[int, AdaptationVerdict] = {}

@@ -139,10 +139,8 @@ def hotspot_from_heat(heat_logits: torch.Tensor, mask_prob: torch.Tensor, stride
 
 
 # Confidence = P(IoU >= 0.5) from the mask's certainty, a logistic fitted on the validation split of
-# davis2016-train (6 sequences, mask and click prompts, 688 frames; benchmarks/confidence_study.py).
-# There the certainty alone ranked bad frames better than the earlier certainty x agreement with the
-# anchor's propagated mask (pooled AUROC for IoU < 0.5: 0.62 vs 0.24; least-confident frame below the
-# run's mean J: 12/12 vs 10/12 runs); docs/benchmarks.md, "Confidence".
+# davis2016-train; the certainty ranked bad frames better there than the other evidence of a step
+# (docs/benchmarks.md, "Confidence"; benchmarks/confidence_study.py).
 CONFIDENCE_SLOPE = 24.56
 CONFIDENCE_CERTAINTY_AT_HALF = 0.8527  # certainty where the confidence is 0.5
 
@@ -153,10 +151,9 @@ def mask_certainty(mask_prob: torch.Tensor) -> float:
     return float((2 * mask_prob[fg] - 1).mean()) if bool(fg.any()) else 0.0
 
 
-def confidence_score(mask_prob: torch.Tensor, corr: torch.Tensor | None = None) -> float:
+def confidence_score(mask_prob: torch.Tensor) -> float:
     """Per-frame confidence in [0, 1]: the chance the mask is right (IoU >= 0.5), from its certainty
-    (`mask_certainty`, calibrated as above). 0 for an empty mask. `corr` is not used any more (kept
-    for callers that pass it)."""
+    (`mask_certainty`, calibrated as above); 0 for an empty mask."""
     fg = mask_prob > 0.5
     if not bool(fg.any()):
         return 0.0
@@ -205,6 +202,6 @@ def track_step(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, pre
     m4, _m8, hot = tracker(feats, corr, prev.mask_map)
     mask_prob = torch.sigmoid(F.interpolate(m4, size=size, mode="bilinear", align_corners=False))[0, 0]
     heat, xy = hotspot_from_heat(hot[0, 0], mask_prob)
-    conf = confidence_score(mask_prob, corr)
+    conf = confidence_score(mask_prob)
     return StepResult(mask_prob, xy, conf, make_reference(feats, mask_prob, xy, keys=keys), heat,
                       step_evidence(mask_prob, corr, heat, anchor, prev))
