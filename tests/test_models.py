@@ -155,3 +155,16 @@ def test_one_template_as_anchor_and_previous_correlates_once_with_the_same_resul
     finally:
         tracking.weighted_correlation = real
     assert calls == [1, 1, 1] and torch.equal(same, general)
+
+
+def test_confidence_is_the_chance_a_mask_is_right_from_its_certainty():
+    from napari_hotspot.models.tracking import CONFIDENCE_CERTAINTY_AT_HALF, confidence_score, mask_certainty
+
+    empty = torch.zeros(32, 32)
+    assert confidence_score(empty) == 0.0 and mask_certainty(empty) == 0.0
+    sure, unsure = torch.zeros(32, 32), torch.zeros(32, 32)
+    sure[8:24, 8:24], unsure[8:24, 8:24] = 0.999, 0.8
+    assert confidence_score(sure) > 0.9 > 0.1 > confidence_score(unsure)
+    half = torch.zeros(32, 32)
+    half[8:24, 8:24] = (1 + CONFIDENCE_CERTAINTY_AT_HALF) / 2  # 2p - 1 = the certainty at 0.5
+    assert abs(confidence_score(half) - 0.5) < 1e-3
