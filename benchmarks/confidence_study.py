@@ -26,45 +26,39 @@ FEATURES = ("certainty", "agree_anchor", "agree_prev", "moved", "bg_like", "fg_s
 
 
 def auroc(score_bad: np.ndarray, bad: np.ndarray) -> float:
-    """Probability that a bad frame scores higher than a good one (ties count half)."""
-    pos, neg = score_bad[bad], score_bad[~bad]
-    if len(pos) == 0 or len(neg) == 0:
+    """Probability that a bad frame scores higher than a good one (ties count half): Mann-Whitney U."""
+    from scipy.stats import rankdata
+
+    n_pos, n_neg = int(bad.sum()), int((~bad).sum())
+    if n_pos == 0 or n_neg == 0:
         return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    vals = np.concatenate([pos, neg])[order]
-    # average ranks over ties
-    i = 0
-    while i < len(vals):
-        j = i
-        while j + 1 < len(vals) and vals[j + 1] == vals[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+    ranks = rankdata(score_bad)  # average ranks over ties
+    return float((ranks[bad].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def track_rows(davis_root: Path, sequences, weights, inits, long_side) -> list[dict]:
+def track_rows(davis_root: Path, sequences, weights, inits, long_side: int | None) -> list[dict]:
     import torch
 
     from napari_hotspot.data_paths import davis_annotations_dir, davis_frames_dir
     from napari_hotspot.evaluation.tracker_eval import prompt_from_ground_truth
     from napari_hotspot.models.weights import ModelBundle
+    from napari_hotspot.options import TrackingOptions
     from napari_hotspot.evaluation.report import read_label_png
     from napari_hotspot.session import HotspotSession
     from napari_hotspot.video import open_source
 
     torch.set_num_threads(1)
     models = ModelBundle.load(weights) if weights else ModelBundle.load()
+    options = TrackingOptions(adapt_seconds=0.0).with_(long_side=long_side)
     rows = []
     for init in inits:
         for seq in sequences:
             gt = [read_label_png(p, ground_truth=True) > 0
                   for p in sorted(davis_annotations_dir(davis_root, seq).glob("*.png"))]
             with open_source(davis_frames_dir(davis_root, seq)) as source:
-                session = HotspotSession(source, models, long_side=long_side)
+                # The command line's preflight (click and box masks completed) without adaptation.
+                session = HotspotSession(source, models, options=options)
                 prompt_from_ground_truth(gt[0], init, 0, 1).apply(session)
-                session.complete_prompts(1)
                 for r in session.propagate(direction="forward"):
                     g = gt[r.frame]
                     union = (g | r.mask).sum()
@@ -113,8 +107,7 @@ def main(argv=None) -> int:
         with open(args.from_csv, newline="") as fh:
             rows = [{k: (v if k in ("init", "sequence") else float(v)) for k, v in r.items()} for r in csv.DictReader(fh)]
     else:
-        from napari_hotspot.models.resolution import DEFAULT_LONG_SIDE
-        rows = track_rows(args.davis_root, args.sequences, args.weights, args.inits, args.long_side or DEFAULT_LONG_SIDE)
+        rows = track_rows(args.davis_root, args.sequences, args.weights, args.inits, args.long_side)
         args.out.mkdir(parents=True, exist_ok=True)
         with open(args.out / "frames.csv", "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))

@@ -97,7 +97,7 @@ class StepResult:
     confidence: float
     reference: Reference  # this frame as the next step's "previous" template
     heat: torch.Tensor  # (h8, w8) hotspot heat map (softmax)
-    evidence: dict = None  # the tracker's own per-frame evidence (`step_evidence`)
+    evidence: dict | None = None  # the tracker's own per-frame evidence (`step_evidence`)
 
 
 def mask_core(mask: np.ndarray, rim_px: float = HOTSPOT_RIM_PX, rim_fraction: float = HOTSPOT_RIM_FRACTION) -> np.ndarray:
@@ -151,14 +151,17 @@ def mask_certainty(mask_prob: torch.Tensor) -> float:
     return float((2 * mask_prob[fg] - 1).mean()) if bool(fg.any()) else 0.0
 
 
+def confidence_from_certainty(certainty: float) -> float:
+    """The chance a non-empty mask is right (IoU >= 0.5) given its `mask_certainty` (calibrated above)."""
+    return float(1.0 / (1.0 + np.exp(-CONFIDENCE_SLOPE * (certainty - CONFIDENCE_CERTAINTY_AT_HALF))))
+
+
 def confidence_score(mask_prob: torch.Tensor) -> float:
-    """Per-frame confidence in [0, 1]: the chance the mask is right (IoU >= 0.5), from its certainty
-    (`mask_certainty`, calibrated as above); 0 for an empty mask."""
-    fg = mask_prob > 0.5
-    if not bool(fg.any()):
+    """Per-frame confidence in [0, 1]: the chance the mask is right (IoU >= 0.5), from its certainty;
+    0 for an empty mask."""
+    if not bool((mask_prob > 0.5).any()):
         return 0.0
-    z = CONFIDENCE_SLOPE * (mask_certainty(mask_prob) - CONFIDENCE_CERTAINTY_AT_HALF)
-    return float(1.0 / (1.0 + np.exp(-z)))
+    return confidence_from_certainty(mask_certainty(mask_prob))
 
 
 def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -174,9 +177,10 @@ def step_evidence(mask_prob: torch.Tensor, corr: torch.Tensor, heat: torch.Tenso
     its object, and the hotspot heat map's peak. All on the stride-8 grid except the certainty."""
     fg = mask_prob > 0.5
     grid = tuple(corr.shape[-2:])
-    m8 = mask_to_grid(mask_prob, grid)[0, 0] > 0.5
+    grid_prob = mask_to_grid(mask_prob, grid)[0, 0]
+    m8 = grid_prob > 0.5
     p8 = prev.mask_map[0, 0] > 0.5
-    area8 = float(mask_to_grid(mask_prob, grid).mean())
+    area8 = float(grid_prob.mean())
     ev = {"area": float(fg.float().mean()), "heat_peak": float(heat.max())}
     # Size change, as |log| of the area ratio to each template (1e-3 of the grid: an empty mask is finite).
     ev["area_vs_anchor"] = abs(float(np.log((area8 + 1e-3) / (float(anchor.mask.mean()) + 1e-3))))
@@ -202,6 +206,7 @@ def track_step(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, pre
     m4, _m8, hot = tracker(feats, corr, prev.mask_map)
     mask_prob = torch.sigmoid(F.interpolate(m4, size=size, mode="bilinear", align_corners=False))[0, 0]
     heat, xy = hotspot_from_heat(hot[0, 0], mask_prob)
-    conf = confidence_score(mask_prob)
-    return StepResult(mask_prob, xy, conf, make_reference(feats, mask_prob, xy, keys=keys), heat,
-                      step_evidence(mask_prob, corr, heat, anchor, prev))
+    evidence = step_evidence(mask_prob, corr, heat, anchor, prev)
+    # = confidence_score(mask_prob), from the certainty the evidence already holds
+    conf = confidence_from_certainty(evidence["certainty"]) if evidence["area"] > 0 else 0.0
+    return StepResult(mask_prob, xy, conf, make_reference(feats, mask_prob, xy, keys=keys), heat, evidence)
