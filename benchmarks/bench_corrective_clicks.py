@@ -127,8 +127,10 @@ def main(argv=None) -> int:
                   flush=True)
     for mode, curves in totals.items():
         mean = np.mean(np.array(curves), axis=0)
-        print(f"| mean | {mode} | {' -> '.join(f'{v:.3f}' for v in mean)} | "
-              f"{sum(all(b >= a - 1e-9 for a, b in zip(c, c[1:])) for c in curves)}/{len(curves)} sequences |")
+        rises = all(b >= a - 1e-9 for a, b in zip(mean, mean[1:]))
+        print(f"| mean | {mode} | {' -> '.join(f'{v:.4f}' for v in mean)} | "
+              f"mean {'never falls' if rises else 'FALLS'}; "
+              f"{sum(all(b >= a - 1e-9 for a, b in zip(c, c[1:])) for c in curves)}/{len(curves)} sequences never fall |")
     print(f"\n{time.perf_counter() - start:.0f} s")
     return 0
 

@@ -64,7 +64,8 @@ def test_a_correction_keeps_the_prompt_behind_it_as_template(session, sample):
     assert 0 < part.sum() < 0.4 * truth[5].sum()
     session.add_prompt(5, 1, mask=part, source="correction")
     assert session._template_for_correction(1, 5, +1) is not None  # frame 0's prompt lies behind
-    assert session._template_for_correction(1, 5, -1) is None  # no prompt after frame 5
+    # backward too: the prompt is the object's appearance whichever way the sweep runs
+    assert session._template_for_correction(1, 5, -1) is not None
     assert session._template_for_correction(1, 0, +1) is None  # frame 0 is a prompt, not a correction
 
     def j_after(keep):
@@ -73,6 +74,29 @@ def test_a_correction_keeps_the_prompt_behind_it_as_template(session, sample):
         return np.mean([iou(r.mask, truth[r.frame]) for r in res])
 
     kept, replaced = j_after(True), j_after(False)
+    assert kept > replaced + 0.1, (kept, replaced)
+
+
+def test_a_correction_keeps_the_prompt_in_a_backward_sweep(session, sample):
+    """A backward sweep from a correction after the prompt keeps the prompt as its anchor template too,
+    and a sweep started between two anchors re-anchors the same way."""
+    truth = sample.masks == 1
+    session.add_prompt(0, 1, mask=truth[0])
+    part = truth[12].copy()
+    ys, xs = np.nonzero(part)
+    part[:, : int(np.percentile(xs, 70))] = False
+    session.add_prompt(12, 1, mask=part, source="correction")
+    anchor_ref, prev_ref = session._state_from_behind(1, 8, -1)  # between them, backward: from frame 12
+    prompt_ref = session._template_for_correction(1, 12, -1)
+    assert torch.equal(anchor_ref.mask, prompt_ref.mask)  # frame 0's prompt, not the sliver at frame 12
+    assert prev_ref.mask.sum() < 0.5 * anchor_ref.mask.sum()  # the chain restarts from the sliver
+
+    def j_backward(keep):
+        session.corrections_keep_anchor = keep
+        res = list(session.propagate(start_frame=12, end_frame=1, direction="backward"))
+        return np.mean([iou(r.mask, truth[r.frame]) for r in res])
+
+    kept, replaced = j_backward(True), j_backward(False)
     assert kept > replaced + 0.1, (kept, replaced)
 
 

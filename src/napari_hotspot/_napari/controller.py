@@ -554,8 +554,9 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         """The masks layer shows this store lazily (else it holds a copy to rewrite)."""
         return isinstance(data, LazyLabels) and data.store is self.store
 
-    def _refresh_points(self) -> None:
-        """Rebuild the hotspots and tracks layers from the store (cheap: one row per object and frame)."""
+    def _refresh_points(self, tracks: bool = True) -> None:
+        """Rebuild the hotspots (and, with ``tracks``, the tracks) layer from the store: one row per object
+        and frame."""
         hotspots = self.layer(ROLE_HOTSPOTS)
         data, features = hotspot_table(self.store)
         colors = {o.id: rgba(o.color) for o in self.store.objects}
@@ -570,7 +571,8 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
                 hotspots.feature_defaults = {"object_id": self.selected_id, "confidence": np.nan,
                                              "source": Provenance.USER_CORRECTED.value, "keyframe": True}
                 hotspots.current_face_color = colors.get(self.selected_id, (1, 1, 0, 1))
-            self._refresh_tracks(colors)
+            if tracks:
+                self._refresh_tracks(colors)
 
     def _refresh_tracks(self, colors: dict) -> None:
         table = track_table(self.store)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_hotspot._napari.layer_data import DIRECTIONS, REFRESH_SECONDS, ROLE_MASKS
+from napari_hotspot._napari.layer_data import DIRECTIONS, POINTS_REFRESH_SECONDS, REFRESH_SECONDS, ROLE_MASKS
 from napari_hotspot.annotations import Provenance
 from napari_hotspot.annotations.io_fixations import read_frame_fixations
 from napari_hotspot.errors import HotspotError, PromptError
@@ -215,7 +215,8 @@ class JobsMixin:
             if direction in ("backward", "both"):
                 sweeps.append(Sweep({**common, "start_frame": b, "end_frame": a, "direction": "backward"}, b - a + 1))
         label = f"track {direction}" if start_frame is None else f"re-propagate {direction} from frame {start_frame}"
-        job = self._start_job("track", batch=label, summary=summary, frames=0, last_refresh=time.perf_counter())
+        now = time.perf_counter()
+        job = self._start_job("track", batch=label, summary=summary, frames=0, last_refresh=now, last_points=now)
         self._set_editable(False)
         job.worker = start_propagation(self.session, self.lock, sweeps, desc=label,
                                        connect=self._job_signals(job, yielded=self._on_run_batch))
@@ -296,7 +297,9 @@ class JobsMixin:
             masks = self.layer(ROLE_MASKS)
             if masks is not None:
                 masks.refresh()
-            self._refresh_points()
+        if now - job.state["last_points"] >= POINTS_REFRESH_SECONDS:
+            job.state["last_points"] = now
+            self._refresh_points(tracks=False)  # the tracks layer is rebuilt once, when the run ends
             self.annotations_changed.emit()
 
     def _end_track(self, job: Job, current: bool) -> None:

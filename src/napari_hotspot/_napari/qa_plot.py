@@ -2,7 +2,10 @@
 
 A matplotlib FigureCanvasQTAgg in a QWidget. It only draws what it is given (series per object,
 keyframes, the current frame) and reports clicks as frame numbers; the controller computes the
-series. Redraws are coalesced with a short timer so a streaming propagation run stays cheap.
+series. Redraws are coalesced with a short timer, and while only the values change (a propagation run
+streaming in) the curves are blitted over the still axes, ticks and legend: 2 ms an update against
+about 170 ms for a full redraw (docs/benchmarks.md, "GUI speed through the
+dock"), so the plot never holds up the viewer.
 """
 
 from __future__ import annotations
@@ -37,11 +40,15 @@ class QAPlot(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.canvas)
         self.canvas.mpl_connect("button_press_event", self._on_click)
+        self.canvas.mpl_connect("draw_event", self._on_draw)
+        self._background = None  # the figure without its curves, for blitting (`_on_draw`)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.redraw)
         self._data = None
         self._frame_line = None
+        self._lines: dict[tuple[int, str], object] = {}  # (object id, "conf" or "J") -> its Line2D
+        self._drawn = None  # the structure (`_structure`) of the last full redraw
         self.num_frames = 0
         self.draw_count = 0  # for tests: how often the figure was really redrawn
 
@@ -56,8 +63,42 @@ class QAPlot(QWidget):
         elif not self._timer.isActive():
             self._timer.start(REDRAW_DELAY_MS)
 
+    def _structure(self):
+        """What decides the plot's artists and layout: objects, colours, names, which series have values,
+        keyframes, threshold and length. While only the values change (a propagation run streaming in),
+        the lines' data are swapped in place and the layout is kept, a fraction of a full redraw."""
+        if self._data is None or not self.num_frames:
+            return None
+        confidence, colors, names, keyframes, threshold, jaccard, _current = self._data
+        series = tuple((oid, kind) for oid, kind, values in self._series()
+                       if np.isfinite(values).any())
+        return (series, tuple(sorted((k, tuple(v)) for k, v in colors.items())), tuple(sorted(names.items())),
+                tuple(keyframes), float(threshold), self.num_frames)
+
+    def _series(self):
+        confidence, _colors, _names, _keyframes, _threshold, jaccard, _current = self._data
+        for oid, values in confidence.items():
+            yield oid, "conf", values
+            if jaccard is not None and oid in jaccard:
+                yield oid, "J", jaccard[oid]
+
     def redraw(self) -> None:
         self._timer.stop()
+        structure = self._structure()
+        if structure is not None and structure == self._drawn and self._lines and self._background is not None:
+            current = self._data[-1]
+            for oid, kind, values in self._series():
+                line = self._lines.get((oid, kind))
+                if line is not None:
+                    line.set_ydata(values)
+            if self._frame_line is not None:
+                self._frame_line.set_xdata([current, current])
+            self._blit()  # same axes, ticks and legend: only the curves are drawn again
+            self.draw_count += 1
+            return
+        self._drawn = structure
+        self._lines = {}
+        self._background = None
         ax = self.axes
         ax.clear()
         for legend in list(self.figure.legends):
@@ -70,7 +111,7 @@ class QAPlot(QWidget):
         ax.set_xlabel("frame", fontsize=8, color=FOREGROUND)
         ax.set_ylabel("confidence / J", fontsize=8, color=FOREGROUND)
         ax.tick_params(labelsize=7, colors=FOREGROUND)
-        if self._data is None or not self.num_frames:
+        if structure is None:
             ax.set_xlim(0, 1)
             ax.text(0.5, 0.5, "no video", ha="center", va="center", transform=ax.transAxes, fontsize=8,
                     color=FOREGROUND)
@@ -82,15 +123,20 @@ class QAPlot(QWidget):
         frames = np.arange(self.num_frames)
         ax.set_xlim(-0.5, self.num_frames - 0.5)
         ax.axhline(threshold, color="0.6", lw=0.9, ls=":", label="low below")
-        for oid, values in confidence.items():
+        for oid, kind, values in self._series():
+            if not np.isfinite(values).any():
+                continue
             color = tuple(c / 255 for c in colors.get(oid, (200, 200, 0)))
-            if np.isfinite(values).any():
-                ax.plot(frames, values, color=color, lw=1.2, label=f"{names.get(oid, oid)} conf.")
-            if jaccard is not None and oid in jaccard and np.isfinite(jaccard[oid]).any():
-                ax.plot(frames, jaccard[oid], color=color, lw=1.0, ls="--", label=f"{names.get(oid, oid)} J")
+            if kind == "conf":
+                (line,) = ax.plot(frames, values, color=color, lw=1.2, label=f"{names.get(oid, oid)} conf.",
+                                  animated=True)
+            else:
+                (line,) = ax.plot(frames, values, color=color, lw=1.0, ls="--", label=f"{names.get(oid, oid)} J",
+                                  animated=True)
+            self._lines[(oid, kind)] = line
         for i, t in enumerate(keyframes):
             ax.axvline(t, color="gold", lw=0.8, alpha=0.7, label="keyframe" if i == 0 else "_")
-        self._frame_line = ax.axvline(current, color=FOREGROUND, lw=1.0, alpha=0.7)
+        self._frame_line = ax.axvline(current, color=FOREGROUND, lw=1.0, alpha=0.7, animated=True)
         handles, labels = ax.get_legend_handles_labels()
         if any(label.endswith(("conf.", " J")) for label in labels):
             # above the axes, not over the curves, in a size that reads at the dock's width
@@ -99,6 +145,26 @@ class QAPlot(QWidget):
         self.canvas.draw_idle()
         self.draw_count += 1
 
+    def _on_draw(self, _event) -> None:
+        """After a full draw (a structure change, a resize): keep the still parts as the blit background,
+        then draw the curves and the frame marker (animated artists, left out of full draws)."""
+        self._background = self.canvas.copy_from_bbox(self.figure.bbox)
+        self._draw_animated()
+
+    def _draw_animated(self) -> None:
+        for line in self._lines.values():
+            self.axes.draw_artist(line)
+        if self._frame_line is not None:
+            self.axes.draw_artist(self._frame_line)
+
+    def _blit(self) -> None:
+        if self._background is None:
+            self.canvas.draw_idle()
+            return
+        self.canvas.restore_region(self._background)
+        self._draw_animated()
+        self.canvas.blit(self.figure.bbox)
+
     def set_current_frame(self, frame: int) -> None:
         """Move the current-frame marker without recomputing the series."""
         if self._data is not None:
@@ -106,7 +172,7 @@ class QAPlot(QWidget):
             self._data = (confidence, colors, names, keyframes, threshold, jaccard, frame)
         if self._frame_line is not None:
             self._frame_line.set_xdata([frame, frame])
-            self.canvas.draw_idle()
+            self._blit()
 
     def frame_at(self, xdata: float | None) -> int | None:
         """The frame a click at data x falls on, or None outside the plot."""
