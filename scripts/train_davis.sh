@@ -11,13 +11,13 @@ set -eu
 OUT=${1:-runs/davis_train}; mkdir -p "$OUT"
 DATA=${NAPARI_HOTSPOT_DATA:-../shared/data}
 C=${CACHE:-runs/cache}
-SE=${STEPS_EGNET:-400}; SG=${STEPS_GAZE2MASK:-800}; ST=${STEPS_TRACKER:-1500}; STF=${STEPS_TRACKER_FT:-1500}
+SE=${STEPS_EGNET:-400}; SG=${STEPS_GAZE2MASK:-800}; ST=${STEPS_TRACKER:-1500}; STF=${STEPS_TRACKER_FT:-1500}; STF2=${STEPS_TRACKER_FT2:-1500}
 VAL="boat dog-agility hockey mallard-water rollerblade swing"
 T="python3 -m napari_hotspot.train --davis-root $DATA/davis2016-train --stills-root $DATA/duts-tr-subset --cache $C"
 # Encode every sequence's and still's views once before the parallel runs (they would race to write them).
 $T --seed 0 --head egnet --steps-egnet 1 --out "$OUT/warm" > "$OUT/warm.log" 2>&1 || { tail -5 "$OUT/warm.log"; exit 1; }
 run() {  # run NAME [--val-sequences ...]: the three heads, then one merged file
-  name=$1; shift
+  name=$1; shift; extra=("$@")
   for head in egnet gaze2mask tracker; do
     $T --seed 0 --head $head --threads 1 --steps-egnet $SE --steps-gaze2mask $SG --steps-tracker $ST \
        --single-click-rate 0.3 "$@" --out "$OUT/${head}_$name" > "$OUT/${head}_$name.log" 2>&1 \
@@ -25,16 +25,20 @@ run() {  # run NAME [--val-sequences ...]: the three heads, then one merged file
   done
   python3 -m napari_hotspot.models.training.merge --egnet "$OUT/egnet_$name/weights.pt" \
     --gaze2mask "$OUT/gaze2mask_$name/weights.pt" --tracker "$OUT/tracker_$name/weights.pt" --out "$OUT/m_$name.pt"
-  # A second round for the tracker, from the first one's weights at half the rate (a fresh one-cycle
-  # schedule): on the validation split head J 0.760 -> 0.782, CLI mask J 0.736 -> 0.756 without
-  # adaptation (docs/benchmarks.md, "Accuracy on the test set (2026-12-03)"). STEPS_TRACKER_FT=0 skips it.
-  if [ "$STF" -gt 0 ]; then
-    $T --head tracker --threads 1 --steps-tracker $STF --lr 1e-3 --seed 1 --init "$OUT/m_$name.pt" "$@" \
-       --out "$OUT/tracker2_$name" > "$OUT/tracker2_$name.log" 2>&1 \
-       || { echo "$name tracker round 2 failed:"; tail -5 "$OUT/tracker2_$name.log"; return 1; }
+  # Two more rounds for the tracker, each from the previous round's weights with a fresh one-cycle
+  # schedule at half the previous rate. On the validation split: round 2 head J 0.760 -> 0.782, CLI mask
+  # J 0.736 -> 0.756 without adaptation; round 3 head J 0.782 -> 0.798, mask 0.756 -> 0.772, click
+  # 0.638 -> 0.650, box 0.699 -> 0.716 (docs/benchmarks.md, "Accuracy on the test set (2026-12-03)").
+  # STEPS_TRACKER_FT=0 skips round 2, STEPS_TRACKER_FT2=0 round 3.
+  for round in "2 $STF 1e-3 1" "3 $STF2 5e-4 2"; do
+    set -- $round; r=$1; steps=$2; lr=$3; seed=$4; set -- "${extra[@]}"
+    [ "$steps" -gt 0 ] || break
+    $T --head tracker --threads 1 --steps-tracker "$steps" --lr "$lr" --seed "$seed" --init "$OUT/m_$name.pt" "$@" \
+       --out "$OUT/tracker${r}_$name" > "$OUT/tracker${r}_$name.log" 2>&1 \
+       || { echo "$name tracker round $r failed:"; tail -5 "$OUT/tracker${r}_$name.log"; return 1; }
     python3 -m napari_hotspot.models.training.merge --egnet "$OUT/egnet_$name/weights.pt" \
-      --gaze2mask "$OUT/gaze2mask_$name/weights.pt" --tracker "$OUT/tracker2_$name/weights.pt" --out "$OUT/m_$name.pt"
-  fi
+      --gaze2mask "$OUT/gaze2mask_$name/weights.pt" --tracker "$OUT/tracker${r}_$name/weights.pt" --out "$OUT/m_$name.pt"
+  done
   grep -h "val mean\|steps\b" "$OUT"/*_"$name".log | sed "s/^/$name: /" || true
 }
 run split --val-sequences $VAL & A=$!

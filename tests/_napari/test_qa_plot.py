@@ -1,5 +1,5 @@
-"""The QA plot on its own (Qt, no viewer): a run streaming values in only blits the curves; a change of
-objects, keyframes or series redraws the whole figure."""
+"""The QA plot on its own (Qt, no viewer): a run streaming values in, a new keyframe or a frame change only
+blits the curves and markers; a change of objects, series or threshold redraws the whole figure."""
 
 from __future__ import annotations
 
@@ -44,7 +44,10 @@ def test_streamed_values_blit_the_curves_without_a_full_draw(qtbot, monkeypatch)
     assert plot._frame_line.get_xdata()[0] == 9
     assert line in plot.axes.lines and line.get_animated()
 
-    plot.set_data(conf, *args[:2], [0, 5], 0.5, None, T, 9, immediate=True)  # a new keyframe
+    plot.set_data(conf, *args[:2], [0, 5], 0.5, None, T, 9, immediate=True)  # a click made a keyframe
+    assert full == [] and [seg[0][0] for seg in plot._keyframe_lines.get_segments()] == [0, 5]
+
+    plot.set_data(conf, *args[:2], [0, 5], 0.7, None, T, 9, immediate=True)  # a new threshold
     plot.canvas.draw()
     assert len(full) == 1 and plot._lines[(1, "conf")] is not line  # artists made anew
 

@@ -15,6 +15,7 @@ from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 BACKGROUND = "#262930"  # napari's dark theme
@@ -22,6 +23,7 @@ FOREGROUND = "#d6d6d6"
 
 #: Wait this long after a change before redrawing (milliseconds); more changes in between merge.
 REDRAW_DELAY_MS = 200
+Y_RANGE = (-0.02, 1.05)
 
 
 class QAPlot(QWidget):
@@ -42,6 +44,7 @@ class QAPlot(QWidget):
         self.canvas.mpl_connect("button_press_event", self._on_click)
         self.canvas.mpl_connect("draw_event", self._on_draw)
         self._background = None  # the figure without its curves, for blitting (`_on_draw`)
+        self._keyframe_lines = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.redraw)
@@ -65,15 +68,15 @@ class QAPlot(QWidget):
 
     def _structure(self):
         """What decides the plot's artists and layout: objects, colours, names, which series have values,
-        keyframes, threshold and length. While only the values change (a propagation run streaming in),
-        the lines' data are swapped in place and the layout is kept, a fraction of a full redraw."""
+        whether there are keyframes, threshold and length. While only values, keyframes or the current
+        frame change (a run streaming in, a click), the artists' data are swapped in place and blitted."""
         if self._data is None or not self.num_frames:
             return None
         confidence, colors, names, keyframes, threshold, jaccard, _current = self._data
         series = tuple((oid, kind) for oid, kind, values in self._series()
                        if np.isfinite(values).any())
         return (series, tuple(sorted((k, tuple(v)) for k, v in colors.items())), tuple(sorted(names.items())),
-                tuple(keyframes), float(threshold), self.num_frames)
+                bool(keyframes), float(threshold), self.num_frames)
 
     def _series(self):
         confidence, _colors, _names, _keyframes, _threshold, jaccard, _current = self._data
@@ -93,7 +96,9 @@ class QAPlot(QWidget):
                     line.set_ydata(values)
             if self._frame_line is not None:
                 self._frame_line.set_xdata([current, current])
-            self._blit()  # same axes, ticks and legend: only the curves are drawn again
+            if self._keyframe_lines is not None:
+                self._keyframe_lines.set_segments(self._keyframe_segments(self._data[3]))
+            self._blit()  # same axes, ticks and legend: only the curves and markers are drawn again
             self.draw_count += 1
             return
         self._drawn = structure
@@ -107,7 +112,7 @@ class QAPlot(QWidget):
         ax.set_facecolor(BACKGROUND)
         for spine in ax.spines.values():
             spine.set_color(FOREGROUND)
-        ax.set_ylim(-0.02, 1.05)
+        ax.set_ylim(*Y_RANGE)
         ax.set_xlabel("frame", fontsize=8, color=FOREGROUND)
         ax.set_ylabel("confidence / J", fontsize=8, color=FOREGROUND)
         ax.tick_params(labelsize=7, colors=FOREGROUND)
@@ -115,7 +120,7 @@ class QAPlot(QWidget):
             ax.set_xlim(0, 1)
             ax.text(0.5, 0.5, "no video", ha="center", va="center", transform=ax.transAxes, fontsize=8,
                     color=FOREGROUND)
-            self._frame_line = None
+            self._frame_line = self._keyframe_lines = None
             self.canvas.draw_idle()
             self.draw_count += 1
             return
@@ -134,8 +139,9 @@ class QAPlot(QWidget):
                 (line,) = ax.plot(frames, values, color=color, lw=1.0, ls="--", label=f"{names.get(oid, oid)} J",
                                   animated=True)
             self._lines[(oid, kind)] = line
-        for i, t in enumerate(keyframes):
-            ax.axvline(t, color="gold", lw=0.8, alpha=0.7, label="keyframe" if i == 0 else "_")
+        self._keyframe_lines = LineCollection(self._keyframe_segments(keyframes), colors="gold", linewidths=0.8,
+                                              alpha=0.7, label="keyframe" if len(keyframes) else "_", animated=True)
+        ax.add_collection(self._keyframe_lines, autolim=False)
         self._frame_line = ax.axvline(current, color=FOREGROUND, lw=1.0, alpha=0.7, animated=True)
         handles, labels = ax.get_legend_handles_labels()
         if any(label.endswith(("conf.", " J")) for label in labels):
@@ -151,7 +157,13 @@ class QAPlot(QWidget):
         self._background = self.canvas.copy_from_bbox(self.figure.bbox)
         self._draw_animated()
 
+    @staticmethod
+    def _keyframe_segments(keyframes) -> list:
+        return [[(t, Y_RANGE[0]), (t, Y_RANGE[1])] for t in keyframes]
+
     def _draw_animated(self) -> None:
+        if self._keyframe_lines is not None:
+            self.axes.draw_artist(self._keyframe_lines)
         for line in self._lines.values():
             self.axes.draw_artist(line)
         if self._frame_line is not None:
