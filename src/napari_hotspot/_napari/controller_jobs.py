@@ -33,6 +33,17 @@ from napari_hotspot.errors import HotspotError, PromptError
 JOB_KINDS = ("complete", "adapt", "track", "gaze")
 
 
+def process_events() -> None:
+    """What one turn of Qt's main loop does, for scripts and tests that wait without running it: pending
+    events, then the widgets deleted later (napari's finished progress bars, whose deletion stops the
+    status bar's "in progress" animation; ``processEvents`` alone never deletes them)."""
+    from qtpy.QtCore import QEvent
+    from qtpy.QtWidgets import QApplication
+
+    QApplication.processEvents()
+    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+
+
 @dataclass(eq=False)
 class Job:
     """One background job of the dock and what its end needs."""
@@ -124,14 +135,12 @@ class JobsMixin:
 
     def wait(self, timeout_s: float = 120.0) -> bool:
         """Process Qt events until the running job ends (scripts and tests); True if it ended."""
-        from qtpy.QtWidgets import QApplication
-
         end = time.monotonic() + timeout_s
         while (self.busy or self.adapting or self._encode_worker is not None or self._model_worker is not None) \
                 and time.monotonic() < end:
-            QApplication.processEvents()
+            process_events()
             time.sleep(0.005)
-        QApplication.processEvents()
+        process_events()
         return not self.busy and not self.adapting
 
     # ------------------------------------------------------------------ tracking
@@ -216,9 +225,10 @@ class JobsMixin:
                 sweeps.append(Sweep({**common, "start_frame": b, "end_frame": a, "direction": "backward"}, b - a + 1))
         label = f"track {direction}" if start_frame is None else f"re-propagate {direction} from frame {start_frame}"
         now = time.perf_counter()
-        job = self._start_job("track", batch=label, summary=summary, frames=0, last_refresh=now, last_points=now)
+        job = self._start_job("track", batch=label, summary=summary, frames=0, last_refresh=now, last_points=now,
+                              shown_changed=False)
         self._set_editable(False)
-        job.worker = start_propagation(self.session, self.lock, sweeps, desc=label,
+        job.worker = start_propagation(self.session, self.lock, sweeps,
                                        connect=self._job_signals(job, yielded=self._on_run_batch))
         self.run_state_changed.emit(True)
         self.status.emit(f"{label}…")
@@ -277,6 +287,7 @@ class JobsMixin:
     def _on_run_batch(self, job: Job, results) -> None:
         """Apply one frame's results (main thread): store first, then the labels slice."""
         frames = set()
+        gt = self.ground_truth_layer()
         for r in results:
             if not self.store.has_object(r.object_id):
                 continue
@@ -287,28 +298,40 @@ class JobsMixin:
                                  confidence=float(np.clip(r.confidence, 0.0, 1.0)),
                                  provenance=Provenance.PROPAGATED)
             self._j_cache.pop((r.object_id, r.frame), None)
+            if gt is not None:  # the QA plot's J, one frame at a time
+                self._cache_jaccard(r.object_id, r.frame, self.store.get(r.object_id, r.frame), gt.data[r.frame],
+                                    mask=r.mask)
             frames.add(r.frame)
         self._refresh_frames(frames)
         job.state["frames"] += 1
         self.run_progress.emit(job.state["frames"])
+        # The layers show one frame: redrawing them (a texture upload and a canvas paint, in software
+        # under Xvfb) only pays when that frame got a new result; other frames are read afresh when
+        # the user goes to them (the masks layer reads the store lazily; the points at the run's end).
+        job.state["shown_changed"] |= self.current_frame in frames
         now = time.perf_counter()
-        if now - job.state["last_refresh"] >= REFRESH_SECONDS:  # stream into the layers in small batches
+        if job.state["shown_changed"] and now - job.state["last_refresh"] >= REFRESH_SECONDS:
             job.state["last_refresh"] = now
+            job.state["shown_changed"] = False
             masks = self.layer(ROLE_MASKS)
             if masks is not None:
                 masks.refresh()
+            self._refresh_points(tracks=False)  # the tracks layer is rebuilt once, when the run ends
         if now - job.state["last_points"] >= POINTS_REFRESH_SECONDS:
             job.state["last_points"] = now
-            self._refresh_points(tracks=False)  # the tracks layer is rebuilt once, when the run ends
-            self.annotations_changed.emit()
+            self.annotations_changed.emit()  # the QA plot and the dock's counts
 
     def _end_track(self, job: Job, current: bool) -> None:
+        from qtpy.QtCore import QTimer
+
         self._set_editable(True)
         masks = self.layer(ROLE_MASKS)
         if masks is not None:
             masks.refresh()
         self._refresh_points()
-        self.annotations_changed.emit()
+        # In a turn of the event loop of its own: the QA plot's J of every re-tracked frame against the
+        # ground truth costs as much again as the layers' refresh, and the viewer stays responsive between.
+        QTimer.singleShot(0, self.annotations_changed.emit)
         self.run_state_changed.emit(False)
         frames, summary = job.state["frames"], job.state["summary"]
         if not self._job_went_wrong(job, f"tracking cancelled after {frames} frames; they are kept (undo removes them)"):

@@ -62,11 +62,19 @@ class QAMixin:
                     continue
                 if t not in gt_frames:
                     gt_frames[t] = np.asarray(gt.data[t])
-                j = float(jaccard(entry.mask, gt_frames[t] == oid))
-                self._j_cache[(oid, t)] = (entry, j)
-                values[t] = j
+                values[t] = self._cache_jaccard(oid, t, entry, gt_frames[t])
             out[oid] = values
         return out
+
+    def _cache_jaccard(self, oid: int, t: int, entry, gt_frame: np.ndarray, mask: np.ndarray | None = None) -> float:
+        """J of one stored entry against its ground-truth frame, kept until the entry changes. A run
+        computes it frame by frame as results come in (a few ms each), so its end does not freeze the
+        viewer computing them all at once."""
+        from napari_hotspot.evaluation.davis import jaccard
+
+        j = float(jaccard(entry.mask if mask is None else mask, np.asarray(gt_frame) == oid))
+        self._j_cache[(oid, t)] = (entry, j)
+        return j
 
     def keyframes(self) -> list[int]:
         frames: set[int] = set()

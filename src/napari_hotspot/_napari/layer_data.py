@@ -35,9 +35,9 @@ OUTPUT_ROLES = (ROLE_MASKS, ROLE_HOTSPOTS, ROLE_TRACKS, ROLE_CLICKS, ROLE_BOXES,
 
 POSITIVE_COLOR = (0.1, 0.95, 0.2, 1.0)
 NEGATIVE_COLOR = (1.0, 0.15, 0.15, 1.0)
-#: While a propagation run streams in: the masks layer is refreshed at most this often (seconds; cheap,
-#: one slice), the hotspot points and the QA plot at most every POINTS_REFRESH_SECONDS (rebuilding the
-#: points layer costs tens of ms of the main thread), the hotspot tracks only when the run ends.
+#: While a propagation run streams in: the masks and hotspot layers are refreshed at most this often
+#: (seconds), and only when the frame on screen got a new result; the QA plot at most every
+#: POINTS_REFRESH_SECONDS; the hotspot tracks only when the run ends.
 REFRESH_SECONDS = 0.15
 POINTS_REFRESH_SECONDS = 0.6
 DIRECTIONS = ("forward", "backward", "both")

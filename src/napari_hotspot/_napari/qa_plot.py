@@ -4,7 +4,7 @@ A matplotlib FigureCanvasQTAgg in a QWidget. It only draws what it is given (ser
 keyframes, the current frame) and reports clicks as frame numbers; the controller computes the
 series. Redraws are coalesced with a short timer, and while only the values change (a propagation run
 streaming in) the curves are blitted over the still axes, ticks and legend: 2 ms an update against
-about 170 ms for a full redraw (docs/benchmarks.md, "GUI speed through the
+about 170 ms for a full redraw on the loaded 2-CPU machine (docs/benchmarks.md, "GUI speed through the
 dock"), so the plot never holds up the viewer.
 """
 

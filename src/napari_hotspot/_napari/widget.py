@@ -9,6 +9,7 @@ for the File menu.
 from __future__ import annotations
 
 import os
+import time
 import weakref
 
 from napari.viewer import Viewer
@@ -44,6 +45,8 @@ from napari_hotspot.options import DEFAULT_ADAPT_SECONDS, FIELDS, TrackingOption
 
 #: The autosave timer checks this often (ms); the Autosaver itself saves every ``autosave_interval_s``.
 AUTOSAVE_CHECK_MS = 15_000
+#: The status line's "tracking… N frames done" changes at most this often (seconds).
+PROGRESS_TEXT_SECONDS = 0.5
 
 _WIDGETS: weakref.WeakValueDictionary[int, HotspotWidget] = weakref.WeakValueDictionary()
 
@@ -118,6 +121,8 @@ class HotspotWidget(ClosesWithDock, QWidget):
         _WIDGETS[id(napari_viewer)] = self
         self._closing = False
         self._opened_project = None
+        self._progress_shown = 0.0  # when the status line last showed the run's progress
+        self._last_jaccard = None  # the QA plot's J series as last computed (kept while a run streams in)
         self._build()
         self._connect()
         bind_keys(napari_viewer, self.controller)
@@ -364,7 +369,10 @@ class HotspotWidget(ClosesWithDock, QWidget):
         self.status_label.setText(text)
 
     def _show_progress(self, frames: int) -> None:
-        self.status_label.setText(f"tracking… {frames} frames done")
+        now = time.perf_counter()  # a new text repaints the window: a few times a second is enough
+        if now - self._progress_shown >= PROGRESS_TEXT_SECONDS:
+            self._progress_shown = now
+            self.status_label.setText(f"tracking… {frames} frame{'' if frames == 1 else 's'} done")
 
     def _show_adapt_progress(self, p) -> None:
         store = self.controller.store
@@ -563,9 +571,10 @@ class HotspotWidget(ClosesWithDock, QWidget):
                   self.reset_adapt_button):
             b.setEnabled(not (running or adapting))
 
-    def _on_run_state(self, _running: bool) -> None:
+    def _on_run_state(self, running: bool) -> None:
         self._update_buttons()
-        self._refresh_plot()
+        if running:  # at the end the controller's annotations_changed redraws it, J included, a turn later
+            self._refresh_plot()
         self._show_project()
         self._show_adaptation()
 
@@ -589,7 +598,10 @@ class HotspotWidget(ClosesWithDock, QWidget):
             return
         ids = c._qa_ids()
         conf = {k: v for k, v in c.confidence_series().items() if k in ids}
-        j = None if c.running else c.jaccard_series()  # J after the run: ground truth may be slow to read
+        # J after the run (ground truth may be slow to read); during it the last J stands, so the plot
+        # keeps its curves and legend and only blits the new confidences
+        j = self._last_jaccard if c.running else c.jaccard_series()
+        self._last_jaccard = j
         if j is not None:
             j = {k: v for k, v in j.items() if k in ids}
         colors = {o.id: o.color for o in c.store.objects}

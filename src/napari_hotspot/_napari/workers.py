@@ -218,11 +218,12 @@ def _start(func: Callable, *args, connect: dict[str, Any], progress: dict | bool
     return worker
 
 
-def start_propagation(session, lock, sweeps: Sequence[Sweep], *, connect: dict[str, Any], desc: str = "tracking"):
-    """Run ``propagation_batches`` in a napari thread worker with a progress bar (one tick per batch)."""
-    total = max(1, sum(s.frames for s in sweeps))
-    return _start(propagation_batches, session, lock, list(sweeps), connect=connect,
-                  progress={"total": total, "desc": desc})
+def start_propagation(session, lock, sweeps: Sequence[Sweep], *, connect: dict[str, Any]):
+    """Run ``propagation_batches`` in a napari thread worker, without napari's progress bar: while one is
+    shown the whole window repaints several times a frame, which under software OpenGL (Xvfb) cost the
+    run more than half its speed (docs/benchmarks.md, "GUI speed through the dock"); the dock's status
+    line shows the progress instead."""
+    return _start(propagation_batches, session, lock, list(sweeps), connect=connect)
 
 
 def start_encode(session, lock, frame: int, with_gaze: bool, *, connect: dict[str, Any]):
