@@ -398,8 +398,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
                            "project": None if self.project_path is None else str(self.project_path)}}
 
     def _find_layer(self, role: str):
-        """An output layer made for this video earlier: same video name, or (newest first) opened from
-        the same project as the video layer."""
+        """An earlier output layer of this video: same video name, or (newest first) its project's."""
         project = layer_meta(self.video_layer).get("project")
         for layer in self.viewer.layers:
             m = layer_meta(layer)
@@ -555,8 +554,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         return isinstance(data, LazyLabels) and data.store is self.store
 
     def _refresh_points(self, tracks: bool = True) -> None:
-        """Rebuild the hotspots (and, with ``tracks``, the tracks) layer from the store: one row per object
-        and frame."""
+        """Rebuild the hotspots (and, with ``tracks``, the tracks) layer from the store."""
         hotspots = self.layer(ROLE_HOTSPOTS)
         data, features = hotspot_table(self.store)
         colors = {o.id: rgba(o.color) for o in self.store.objects}
@@ -667,7 +665,8 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
             layer = self.layer(ROLE_MASKS)
             if layer is not None:
                 layer.refresh()
-            self._refresh_points()
+            self._refresh_points(tracks=False)
+            self._defer_tracks()  # a click's mask shows first; the tracks layer cost it 0.1-0.4 s
         self.annotations_changed.emit()
 
     # ------------------------------------------------------------------ frames
@@ -886,7 +885,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
     def close(self) -> None:
         """Cancel work, autosave, and stop listening to the viewer (the widget is closing)."""
         self.cancel()
-        self.wait(30)  # let the workers end while their Qt signals still exist
+        self.wait(30)  # let the workers end while their Qt signals still exist (deferred work runs too)
         self.flush_autosave()
         self._disconnect_layer_events()
         masks = self.layer(ROLE_MASKS)

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from napari_hotspot._napari.layer_data import DIRECTIONS, POINTS_REFRESH_SECONDS, REFRESH_SECONDS, ROLE_MASKS
+from napari_hotspot._napari.layer_data import (DIRECTIONS, POINTS_REFRESH_SECONDS, REFRESH_SECONDS, ROLE_MASKS,
+                                              TRACKS_DELAY_MS, rgba)
 from napari_hotspot.annotations import Provenance
 from napari_hotspot.annotations.io_fixations import read_frame_fixations
 from napari_hotspot.errors import HotspotError, PromptError
@@ -60,6 +61,9 @@ class Job:
 
 class JobsMixin:
     """Starting, cancelling and ending the dock's background jobs (a part of ``HotspotController``)."""
+
+    _tracks_timer = None  # the deferred tracks rebuild (`_defer_tracks`)
+    _tracks_pending = False
 
     # ------------------------------------------------------------------ the job record
     def job(self, kind: str) -> Job | None:
@@ -141,7 +145,29 @@ class JobsMixin:
             process_events()
             time.sleep(0.005)
         process_events()
+        self._flush_tracks()
         return not self.busy and not self.adapting
+
+    def _defer_tracks(self) -> None:
+        """Rebuild the hotspot tracks layer TRACKS_DELAY_MS from now (edits in between merge), once the
+        edit's own mask and hotspot show; ``wait`` and closing run it at once."""
+        from qtpy.QtCore import QTimer
+
+        if self._tracks_timer is None:
+            self._tracks_timer = QTimer()  # the controller is no QObject: it keeps the timer itself
+            self._tracks_timer.setSingleShot(True)
+            self._tracks_timer.timeout.connect(self._flush_tracks)
+        self._tracks_pending = True
+        self._tracks_timer.start(TRACKS_DELAY_MS)
+
+    def _flush_tracks(self) -> None:
+        """The deferred tracks rebuild, now."""
+        if not self._tracks_pending:
+            return
+        self._tracks_pending = False
+        self._tracks_timer.stop()
+        if self.store is not None and self.video_layer is not None and self.video_layer in self.viewer.layers:
+            self._refresh_tracks({o.id: rgba(o.color) for o in self.store.objects})
 
     # ------------------------------------------------------------------ tracking
     def _track_ids(self) -> list[int]:
