@@ -101,8 +101,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clicks", type=int, default=3)
     parser.add_argument("--modes", nargs="+", default=["nearest", "refine"],
                         help="nearest: refine, and re-propagate only over the frames nearer to the corrected "
-                             "frame than to any other keyframe (the dock's way); refine: refine, and "
-                             "re-propagate up to the neighbouring keyframes; replace: the click as a prompt")
+                             "frame than to any other keyframe; refine: refine, and re-propagate up to the "
+                             "neighbouring keyframes (the dock's way); replace: the click as a prompt")
     parser.add_argument("--davis-root", type=Path, default=None, help="default: $NAPARI_HOTSPOT_DATA/davis2016-dev")
     parser.add_argument("--weights", type=Path, default=None)
     args = parser.parse_args(argv)

@@ -11,8 +11,8 @@ object's.
 What a click "points at" comes from the prompt decoder, asked through a scratch object of the
 session so the real object's anchors are untouched, with a positive click at the mask's core so it
 answers for this object; an answer that would remove or add too much is not trusted (only the
-click's surroundings change then), and what it changes is cut to the click's reach (`REACH`). The result always honours the clicks: positives inside,
-negatives outside.
+click's surroundings change then), and what it changes is cut to the click's reach (`REACH`). The
+result always honours the clicks: positives inside, negatives outside.
 """
 
 from __future__ import annotations

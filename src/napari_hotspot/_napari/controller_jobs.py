@@ -240,15 +240,15 @@ class JobsMixin:
             s = int(start_frame)
             if direction in ("forward", "both"):
                 sweeps.append(Sweep({**common, "start_frame": s, "end_frame": b if not stop_at_keyframe else last,
-                                     "direction": "forward"}, max(last - s, 1)))
+                                     "direction": "forward"}))
             if direction in ("backward", "both"):
                 sweeps.append(Sweep({**common, "start_frame": s, "end_frame": a if not stop_at_keyframe else 0,
-                                     "direction": "backward"}, max(s, 1)))
+                                     "direction": "backward"}))
         else:
             if direction in ("forward", "both"):
-                sweeps.append(Sweep({**common, "start_frame": a, "end_frame": b, "direction": "forward"}, b - a + 1))
+                sweeps.append(Sweep({**common, "start_frame": a, "end_frame": b, "direction": "forward"}))
             if direction in ("backward", "both"):
-                sweeps.append(Sweep({**common, "start_frame": b, "end_frame": a, "direction": "backward"}, b - a + 1))
+                sweeps.append(Sweep({**common, "start_frame": b, "end_frame": a, "direction": "backward"}))
         label = f"track {direction}" if start_frame is None else f"re-propagate {direction} from frame {start_frame}"
         now = time.perf_counter()
         job = self._start_job("track", batch=label, summary=summary, frames=0, last_refresh=now, last_points=now,

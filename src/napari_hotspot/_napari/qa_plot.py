@@ -72,7 +72,7 @@ class QAPlot(QWidget):
         frame change (a run streaming in, a click), the artists' data are swapped in place and blitted."""
         if self._data is None or not self.num_frames:
             return None
-        confidence, colors, names, keyframes, threshold, jaccard, _current = self._data
+        _confidence, colors, names, keyframes, threshold, _jaccard, _current = self._data
         series = tuple((oid, kind) for oid, kind, values in self._series()
                        if np.isfinite(values).any())
         return (series, tuple(sorted((k, tuple(v)) for k, v in colors.items())), tuple(sorted(names.items())),

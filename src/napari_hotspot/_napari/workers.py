@@ -79,10 +79,9 @@ def stop_workers(workers, timeout_s: float = 30.0) -> bool:
 
 @dataclass(frozen=True)
 class Sweep:
-    """One ``session.propagate`` call: keyword arguments plus the number of frames it may visit."""
+    """One ``session.propagate`` call: its keyword arguments."""
 
     kwargs: dict
-    frames: int
 
 
 def propagation_batches(session: HotspotSession, lock: threading.Lock, sweeps: Sequence[Sweep]) -> Iterator[list[TrackResult]]:
