@@ -7,7 +7,10 @@ Run under Xvfb from the repository root::
 
 * click-to-mask: the dock moves to a frame it has not shown yet and a click lands at once, so the
   time (the click's layer event until the mask is in the store) includes encoding that frame;
-  median and max over ``--clicks`` frames.
+  median and max over ``--clicks`` frames. That mask is Gaze2Mask-Net's answer; the tracker passes
+  that refine it run in a thread after it, and ``click_to_refined_ms`` is the time until their
+  mask is in the store (the viewer's event loop running meanwhile). ``encoder_ms`` is one encoder
+  pass alone in the same process (median of 5), for comparing machines.
 * tracking: frames/s of a forward run in the dock (``Track``, adaptation and completion off) from a
   mask painted on frame 0, against frames/s of ``HotspotSession.propagate`` (what the CLI's
   ``track`` runs) on the same frames in the same process, right after.
@@ -48,6 +51,7 @@ def main(argv=None) -> int:
     from napari_hotspot._napari.controller import shared_models
     from napari_hotspot._napari.controller_jobs import process_events
     from napari_hotspot._napari.widget import HotspotWidget
+    from napari_hotspot.models.backbone import frame_to_tensor
     from napari_hotspot.session import HotspotSession
 
     data = Path(os.environ.get("NAPARI_HOTSPOT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -71,7 +75,7 @@ def main(argv=None) -> int:
 
     # click-to-mask on frames never shown before (encoding included)
     c.add_object()
-    times = []
+    times, refined = [], []
     for t in np.linspace(T // 2, T - 1, args.clicks).astype(int):
         gt = np.asarray(truth.data[t]) > 0
         depth = distance_transform_edt(np.pad(gt, 1))[1:-1, 1:-1]
@@ -82,6 +86,10 @@ def main(argv=None) -> int:
         c.add_click(int(t), float(x), float(y), positive=True)
         times.append(time.perf_counter() - start)
         assert c.store.get(1, int(t)) is not None, c.last_error
+        while c._refine_worker is not None:
+            process_events()
+            time.sleep(0.001)
+        refined.append(time.perf_counter() - start)
     c.wait(30)
 
     # tracking in the dock from a painted first frame, with a 20 ms timer watching the main thread
@@ -116,10 +124,20 @@ def main(argv=None) -> int:
     done = sum(1 for _ in session.propagate([1], start_frame=0, end_frame=n - 1))
     cli_fps = done / (time.perf_counter() - start)
 
+    enc = []
+    for t in range(5):  # the encoder alone on frames the session has not cached (same process, same run)
+        img = c._source.get_frame(n + t if n + t < T else t)
+        start = time.perf_counter()
+        models.encoder(frame_to_tensor(img, session.work_size))
+        enc.append(time.perf_counter() - start)
+
     result = {
         "video": str(seq.name), "frames": n, "size": list(c.store.shape[1:]),
+        "encoder_ms": round(1000 * float(np.median(enc)), 1),
         "click_to_mask_ms": {"median": round(1000 * float(np.median(times)), 1),
                              "max": round(1000 * float(np.max(times)), 1), "n": len(times)},
+        "click_to_refined_ms": {"median": round(1000 * float(np.median(refined)), 1),
+                                "max": round(1000 * float(np.max(refined)), 1)},
         "dock_fps": round(dock_fps, 2), "session_fps": round(cli_fps, 2),
         "dock_vs_session": round(dock_fps / cli_fps, 3),
         "longest_freeze_ms": round(1000 * max(float(gaps.max()) - 0.020, 0.0), 1),

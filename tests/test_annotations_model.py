@@ -248,6 +248,52 @@ def test_undo_redo_single_steps(store):
     assert not store.can_redo
 
 
+def test_amend_frame_joins_the_step_that_wrote_the_entry(store):
+    # A click's first mask, then its refined one: one undo removes the click's whole result.
+    calls = []
+    store.events.connect(lambda obj_id, frames: calls.append((obj_id, frames)))
+    first, refined = box(0, 0, 5, 5), box(0, 0, 8, 8)
+    store.set_frame(1, 1, mask=box(20, 20, 30, 30))  # an earlier step on the same frame
+    written = store.set_frame(1, 1, mask=first, hotspot=(2, 2), provenance=Provenance.KEYFRAME)
+    store.set_frame(2, 4, mask=box(1, 1, 3, 3))  # a later step elsewhere does not matter
+    calls.clear()
+    amended = store.amend_frame(1, 1, written, mask=refined, hotspot=(4, 4))
+    assert amended is store.get(1, 1) and np.array_equal(store.mask(1, 1), refined)
+    assert store.get(1, 1).provenance is Provenance.KEYFRAME  # fields not given are kept
+    assert calls == [(1, (1,))]
+    assert store.undo() and store.undo()  # the later step, then the click with its amendment
+    assert np.array_equal(store.mask(1, 1), box(20, 20, 30, 30))
+    assert store.redo() and np.array_equal(store.mask(1, 1), refined)
+    assert store.amend_frame(1, 1, written, mask=first) is None  # no longer the entry: nothing changes
+    assert np.array_equal(store.mask(1, 1), refined)
+    with pytest.raises(TypeError, match="colour"):
+        store.amend_frame(1, 1, store.get(1, 1), colour=1)
+
+
+def test_amend_frame_after_the_entry_was_touched_since_is_its_own_step(store):
+    written = store.set_frame(1, 1, mask=box(0, 0, 5, 5))
+    store.set_frame(1, 1, mask=box(0, 0, 6, 6))
+    store.undo()
+    store.redo()  # the entry is no longer the one written: nothing to amend
+    assert store.amend_frame(1, 1, written, mask=box(0, 0, 7, 7)) is None
+    current = store.get(1, 1)
+    with store.batch("run"):  # a batch that wrote the frame: the amendment joins the batch
+        store.set_frame(1, 2, mask=box(0, 0, 2, 2))
+        batch_entry = store.set_frame(1, 1, mask=box(0, 0, 3, 3))
+        store.amend_frame(1, 1, batch_entry, mask=box(0, 0, 4, 4))
+    store.undo()
+    assert store.get(1, 1) is current and store.get(1, 2) is None
+    # A batch that did not touch the frame leaves the amendment in the step that wrote it.
+    written = store.set_frame(1, 5, mask=box(0, 0, 5, 5))
+    with store.batch("run"):
+        store.set_frame(1, 6, mask=box(0, 0, 2, 2))
+        store.amend_frame(1, 5, written, mask=box(0, 0, 9, 9))
+    store.undo()  # the run
+    assert np.array_equal(store.mask(1, 5), box(0, 0, 9, 9)) and store.get(1, 6) is None
+    store.undo()  # the step that wrote frame 5, amendment included
+    assert store.get(1, 5) is None
+
+
 def test_batch_is_one_undo_step_and_events_are_grouped(store):
     calls = []
     store.events.connect(lambda obj_id, frames: calls.append((obj_id, frames)))

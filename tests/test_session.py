@@ -191,6 +191,50 @@ def test_a_decoder_mask_holding_the_click_gets_the_refinement_passes_and_no_fall
     assert steps == [] and r.mask[int(round(y)), int(round(x))]
 
 
+@pytest.mark.parametrize("prompt", ["click", "box", "click_and_hotspot"])
+def test_a_first_answer_refined_later_ends_as_the_prompt_refined_at_once(sample, models, prompt):
+    # The dock shows Gaze2Mask-Net's answer at once and refines it in a thread: the refined anchor
+    # must be exactly the one a plain add_prompt makes (same mask, same hotspot).
+    x, y = sample.hotspots[3, 0, :2]
+    ys, xs = np.nonzero(sample.masks[3] == 1)
+    kwargs = {"click": {"points": [(x, y)]}, "box": {"box": (xs.min(), ys.min(), xs.max(), ys.max())},
+              "click_and_hotspot": {"points": [(x, y)], "hotspot": (x + 2, y + 1)}}[prompt]
+    now = HotspotSession(sample.frames[:8], models)
+    later = HotspotSession(sample.frames[:8], models)
+    full = now.add_prompt(3, 1, **kwargs)
+    first = later.add_prompt(3, 1, refine_later=True, **kwargs)
+    assert first.refine_token is not None and full.refine_token is None
+    assert first.mask.any()
+    refined = later.refine_prompt(1, 3, first.refine_token)
+    assert np.array_equal(refined.mask, full.mask) and refined.hotspot == full.hotspot
+    assert refined.refine_token is None
+    assert later.refine_prompt(1, 3, first.refine_token) is None  # given once
+    a = [r.mask for r in now.propagate([1])]
+    b = [r.mask for r in later.propagate([1])]
+    assert len(a) == 4 and all(np.array_equal(p, q) for p, q in zip(a, b))
+
+
+def test_tracking_refines_a_pending_first_answer_itself_and_a_new_prompt_drops_it(sample, models):
+    x, y = sample.hotspots[0, 0, :2]
+    now = HotspotSession(sample.frames[:8], models)
+    later = HotspotSession(sample.frames[:8], models)
+    full = now.add_prompt(0, 1, points=[(x, y)])
+    first = later.add_prompt(0, 1, points=[(x, y)], refine_later=True)
+    # Propagation runs the pending refinement before it tracks, and the refined answer is still
+    # handed out once afterwards (the dock writes it to its store then).
+    a = [r.mask for r in now.propagate([1], preflight=False)]
+    b = [r.mask for r in later.propagate([1], preflight=False)]
+    assert all(np.array_equal(p, q) for p, q in zip(a, b))
+    assert np.array_equal(later.refine_prompt(1, 0, first.refine_token).mask, full.mask)
+    # Prompting the frame again replaces the pending answer: its token answers None.
+    first = later.add_prompt(0, 1, points=[(x, y)], refine_later=True)
+    later.add_prompt(0, 1, points=[(x, y), (5, 5)], labels=[1, 0])
+    assert later.refine_prompt(1, 0, first.refine_token) is None
+    first = later.add_prompt(0, 2, points=[(x, y)], refine_later=True)
+    later.reset_object(2)
+    assert later.refine_prompt(2, 0, first.refine_token) is None
+
+
 def test_close_positive_and_negative_clicks_split_the_space_between_them(session, sample, monkeypatch):
     h, w = session.work_size
     monkeypatch.setattr(session, "_segment", lambda frame, guidance: torch.zeros(h, w))

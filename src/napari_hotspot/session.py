@@ -4,7 +4,8 @@ Shaped like SAM2's video predictor. Coordinates in and out are pixels of the ori
 (x = column, y = row); the networks run at a working resolution (long side 448 by default).
 One encoder pass per frame serves every head and every object; features are kept in a small LRU
 cache so a new click on an encoded frame re-runs only the Gaze2Mask decoder and the tracker passes
-that refine its mask (no encoder pass).
+that refine its mask (no encoder pass). An interactive caller can take the decoder's answer first and
+the refined one a moment later (`add_prompt(refine_later=True)`, then `refine_prompt`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class PromptResult:
     hotspot: tuple[float, float] | None
     confidence: float
     source: str
+    # Not None: the mask is Gaze2Mask-Net's first answer, whose tracker refinement is still to come;
+    # `HotspotSession.refine_prompt(object_id, frame, refine_token)` gives the refined prompt.
+    refine_token: int | None = None
 
 
 @dataclass
@@ -87,6 +91,10 @@ class _Anchor:
     negative: tuple = ()
     box_work: tuple | None = None
     completed: bool = True  # False: a sparse prompt's mask that `complete_prompt` has not seen yet
+    # Set while the mask is the decoder's first answer (`add_prompt(refine_later=True)`): what
+    # `_refine_with_tracker` needs (the hotspot it refines around, the hotspot asked for, gaze fixations)
+    # and the token `refine_prompt` is asked with.
+    unrefined: tuple | None = None
 
 
 @dataclass
@@ -162,6 +170,8 @@ class HotspotSession:
         # (object, frame) -> (the anchor mask it was computed for, the base tracker's round-trip IoU)
         self._base_round_trips: dict[tuple[int, int], tuple[torch.Tensor, float]] = {}
         self.timings = {"decode": 0.0, "encoder": 0.0, "heads": 0.0}
+        self._refine_tokens = 0
+        self._refined: dict[tuple[int, int, int], PromptResult] = {}  # settled, not yet asked for
         self.preflight_seconds = 0.0  # time `preflight` spent adapting and judging (not tracking)
 
     # ---- frames and features -------------------------------------------------------------
@@ -380,12 +390,19 @@ class HotspotSession:
         gaze: Sequence[Sequence[float]] | None = None,
         hotspot: Sequence[float] | None = None,
         source: str | None = None,
+        refine_later: bool = False,
     ) -> PromptResult:
         """Prompt object `object_id` on `frame`; the frame becomes one of its anchors (keyframes).
 
         points: (N, 2) clicks (x, y) with labels 1 (positive) / 0 (negative); box: (x0, y0, x1, y1);
         mask: (H, W) bool, used as is; gaze: (N, 2) fixations (x, y). An explicit `hotspot` (x, y)
         overrides the hotspot chosen from the prompt.
+
+        `refine_later`: return Gaze2Mask-Net's answer without the tracker passes that refine it (a
+        quarter of a click's cost), with a `refine_token`; `refine_prompt` runs them later, and anything
+        that tracks from the anchor first (propagation, completion, adaptation) runs them itself, so
+        the refined anchor is exactly the one `add_prompt` would have made. An answer that misses the
+        prompt is refined at once (its refinement replaces it with another object).
         """
         frame = self._check_frame(frame)
         object_id = int(object_id)
@@ -442,20 +459,66 @@ class HotspotSession:
                     hot_work = tuple(np.unravel_index(np.argmax(gaze_map), gaze_map.shape)[::-1])
             guidance = make_guidance(self.work_size, pos, neg, box_w, gaze_map)
             mask_work = (self._segment(frame, guidance) > 0.5).float()
-            mask_work = self._refine_with_tracker(frame, mask_work, hot_work, pos, neg, box_w, gaze_w)
+            refine_hot = hot_work
+            refine_later = (refine_later and self.refine_prompts and bool(mask_work.any())
+                            and not _misses_prompt(mask_work, pos, None if box_w is None else self._box_region(box_w)))
+            if not refine_later:
+                mask_work = self._refine_with_tracker(frame, mask_work, hot_work, pos, neg, box_w, gaze_w)
             if not bool(mask_work.any()):
                 raise PromptError(f"the prompt on frame {frame} produced an empty mask: click inside the object")
             kind = source or ("click" if points is not None else "box" if box is not None else "gaze")
         if hotspot is not None:
             self._check_point(hotspot[0], hotspot[1], "hotspot")
             hot_work = self._to_work(*hotspot)
+        asked_hot = hot_work
         if hot_work is None or not _inside(mask_work, hot_work):
             hot_work = self._choose_hotspot(frame, mask_work)
         anchor = _Anchor(mask_work, hot_work, kind)
+        token = None
         if mask is None:
-            anchor = _Anchor(mask_work, hot_work, kind, tuple(pos), tuple(neg), box_w, completed=kind not in SPARSE_SOURCES)
+            if refine_later:
+                self._refine_tokens += 1
+                token = self._refine_tokens
+            anchor = _Anchor(mask_work, hot_work, kind, tuple(pos), tuple(neg), box_w, completed=kind not in SPARSE_SOURCES,
+                             unrefined=(refine_hot, asked_hot, tuple(gaze_w), token) if refine_later else None)
         self._objects.setdefault(object_id, _ObjectState()).anchors[frame] = anchor
-        return PromptResult(frame, object_id, self._mask_to_frame(mask_work), self._to_frame(hot_work), 1.0, kind)
+        return PromptResult(frame, object_id, self._mask_to_frame(mask_work), self._to_frame(hot_work), 1.0, kind,
+                            refine_token=token)
+
+    def refine_prompt(self, object_id: int, frame: int, token: int) -> PromptResult | None:
+        """The prompt that `add_prompt(refine_later=True)` answered with `token`, refined by the tracker
+        passes (run now unless propagation, completion or adaptation ran them first); None when that
+        prompt is no longer the object's anchor on `frame` (prompted again, corrected or removed)."""
+        key = (int(object_id), int(frame), int(token))
+        if key not in self._refined:
+            state = self._objects.get(key[0])
+            a = None if state is None else state.anchors.get(key[1])
+            if a is None or a.unrefined is None or a.unrefined[3] != key[2]:
+                return None
+            self._settle(key[0], key[1])
+        return self._refined.pop(key)
+
+    def _settle(self, object_id: int, frame: int | None = None) -> None:
+        """Run the pending tracker refinement of the object's anchor on `frame` (None: on every frame)."""
+        state = self._objects.get(object_id)
+        if state is None:
+            return
+        frames = [frame] if frame is not None else list(state.anchors)
+        for t in frames:
+            a = state.anchors.get(t)
+            if a is None or a.unrefined is None:
+                continue
+            refine_hot, asked_hot, gaze_w, token = a.unrefined
+            mask = self._refine_with_tracker(t, a.mask_work, refine_hot, a.positive, a.negative, a.box_work,
+                                             list(gaze_w))
+            if not bool(mask.any()):
+                mask = a.mask_work  # the decoder's answer had the prompt inside it: keep it
+            hot = asked_hot
+            if hot is None or not _inside(mask, hot):
+                hot = self._choose_hotspot(t, mask)
+            state.anchors[t] = replace(a, mask_work=mask, hotspot_work=hot, unrefined=None)
+            self._refined[(object_id, t, token)] = PromptResult(t, object_id, self._mask_to_frame(mask),
+                                                                self._to_frame(hot), 1.0, a.source)
 
     def auto_prompt(self, frame: int = 0, object_id: int = 1) -> PromptResult:
         """Automatic target selection: EG-Net's gaze map guides Gaze2Mask-Net (no user input)."""
@@ -505,6 +568,7 @@ class HotspotSession:
         state = self._objects.get(object_id)
         if state is None or frame not in state.anchors:
             raise PromptError(f"object {object_id} has no prompt on frame {frame}")
+        self._settle(object_id, frame)
         a = state.anchors[frame]
         if a.completed:
             return None
@@ -548,10 +612,12 @@ class HotspotSession:
 
     def reset_object(self, object_id: int) -> None:
         self._objects.pop(object_id, None)
+        self._refined = {k: v for k, v in self._refined.items() if k[0] != object_id}
         self.reset_adaptation(object_id)
 
     def reset(self) -> None:
         self._objects.clear()
+        self._refined.clear()
         self._adapters.clear()
         self._adapted_frames.clear()
         self._verdicts.clear()
@@ -602,6 +668,7 @@ class HotspotSession:
         adapter = self._adapters[object_id]
         h, w = self.work_size
         for frame in pending:
+            self._settle(object_id, frame)
             anchor = self._objects[object_id].anchors[frame]
             img = cv2.resize(self.source.get_frame(frame), (w, h), interpolation=cv2.INTER_AREA)
             adapter.add_frame(self.models.encoder, img, anchor.mask_work.numpy() > 0.5, anchor.hotspot_work)
@@ -621,6 +688,7 @@ class HotspotSession:
         """IoU between an anchor's mask and what `tracker` brings back to the anchor's frame after
         tracking it `frames` frames away (forward, or backward near the video's end) and back, the far
         answer as the template of the way back: real neighbouring frames, not views of the anchor."""
+        self._settle(object_id, frame)
         a = self._objects[object_id].anchors[frame]
         ahead, behind = self.num_frames - 1 - frame, frame
         k = min(int(frames), max(ahead, behind))
@@ -674,6 +742,7 @@ class HotspotSession:
 
     def _base_round_trip(self, object_id: int, frame: int) -> float:
         key = (object_id, frame)
+        self._settle(object_id, frame)
         mask = self._objects[object_id].anchors[frame].mask_work
         cached = self._base_round_trips.get(key)
         if cached is None or cached[0] is not mask:  # a new prompt or completion on that frame
@@ -809,6 +878,8 @@ class HotspotSession:
 
     def _sweep(self, ids, start_frame, end_frame, step, stop_at_keyframe) -> Iterator[TrackResult]:
         last = self.num_frames - 1
+        for i in ids:
+            self._settle(i)
         if start_frame is None:
             firsts = [min(self._objects[i].anchors) if step > 0 else max(self._objects[i].anchors) for i in ids]
             start_frame = min(firsts) if step > 0 else max(firsts)

@@ -116,6 +116,33 @@ def test_click_prompts_mask_hotspot_and_layers(setup, sample):
     assert c._applied[(0, 1)].clicks == ((x, y, 1), (far_x, far_y, 0))
 
 
+def test_a_click_answers_first_and_its_refined_mask_joins_the_same_undo_step(setup, sample):
+    from napari_hotspot.session import HotspotSession
+
+    viewer, widget, c = setup
+    x, y = prompt_object_1(c, sample, frame=2)
+    assert c.store.get(1, 2).mask.any()  # the decoder's answer is there at once...
+    assert c._refine_worker is not None and (1, 2) in c._refinements  # ...and its refinement runs in a thread
+    assert c.wait(30)
+    expected = HotspotSession(c._source, c.session.models, long_side=LONG_SIDE).add_prompt(2, 1, points=[(x, y)])
+    np.testing.assert_array_equal(c.store.get(1, 2).mask, expected.mask)  # what a plain prompt makes
+    np.testing.assert_array_equal(c.layer("masks").data[2], c.store.label_frame(2))
+    assert c.undo()  # one undo takes the whole click back: its mask and the point
+    assert c.store.get(1, 2) is None and len(c.layer("clicks").data) == 0
+    assert c.redo()
+    np.testing.assert_array_equal(c.store.get(1, 2).mask, expected.mask)
+    assert len(c.layer("clicks").data) == 1
+    # Tracking at once after a click tracks from the refined mask, and the store ends with it
+    # (completion off: it would change the mask again).
+    c.complete_frames = 0
+    x, y = deepest(sample.masks[5] == 1)
+    c.add_click(5, x, y, positive=True)
+    c.track_range = (5, 7)
+    track_and_wait(widget, c)
+    expected = HotspotSession(c._source, c.session.models, long_side=LONG_SIDE).add_prompt(5, 1, points=[(x, y)])
+    np.testing.assert_array_equal(c.store.get(1, 5).mask, expected.mask)
+
+
 def test_bad_prompts_are_shown_and_keep_annotations(setup, sample):
     viewer, widget, c = setup
     prompt_object_1(c, sample)

@@ -242,7 +242,11 @@ def click_object_1(c, sample, frame=0):
     k = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
     c.add_click(frame, float(xs[k]), float(ys[k]), positive=True)
     assert c.last_error is None and c.store.get(1, frame).is_keyframe, c.last_error
-    return c.store.mask(1, frame).copy()
+    # The mask the click ends with once its refinement (in a thread) is in: a plain prompt's.
+    from napari_hotspot.session import HotspotSession
+
+    session = HotspotSession(c._source, c.session.models, long_side=LONG_SIDE)
+    return session.add_prompt(frame, 1, points=[(float(xs[k]), float(ys[k]))]).mask
 
 
 def test_a_click_mask_is_completed_once_before_adaptation_and_undoes_apart(setup, sample, monkeypatch):

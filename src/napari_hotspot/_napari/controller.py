@@ -158,6 +158,12 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self._jobs: dict[str, Job] = {}
         self._encode_worker = None
         self._pending_encode: int | None = None
+        # A click's or box's first mask waiting for its refinement (`_request_refinement`): per (object,
+        # frame) the session, the prompt's token and the store entry the refined mask amends; the
+        # refined prompts computed (under the lock, by the worker or `_finish_refinements`) by token.
+        self._refine_worker = None
+        self._refinements: dict[tuple[int, int], tuple[Any, int, FrameAnnotation]] = {}
+        self._refined: dict[tuple[int, int, int], Any] = {}
         self._model_worker = None
         self._j_cache: dict[tuple[int, int], tuple[FrameAnnotation, float]] = {}
         self._objects_signature: tuple = ()
@@ -332,6 +338,8 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self._click_bases = {}
         self._prompt_history = {}
         self._anchor_entries = {}
+        self._refinements = {}
+        self._refined = {}
         self._j_cache = {}
         self.adapted.clear()
         self.selected_id = 0
@@ -758,10 +766,12 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
             raise PromptError(f"cannot {what} while tracking; wait for the run to end or cancel it")
 
     def _require_no_jobs(self, what: str) -> None:
-        """Like ``_require_idle``, and no adaptation running either."""
+        """Like ``_require_idle``, and no adaptation running either. What follows (a job, undo, a
+        deletion) then starts from the prompts' refined masks (`_finish_refinements`)."""
         self._require_idle(what)
         if self.adapting:
             raise PromptError(f"cannot {what} while the tracker adapts; wait for it to end or cancel it")
+        self._finish_refinements()
 
     def add_object(self, name: str | None = None):
         """Add an object (next free id, default colour) and select it; returns its ObjectInfo."""

@@ -72,7 +72,8 @@ class JobsMixin:
 
     def workers(self) -> list:
         """Every thread worker the controller has started and not seen end (jobs, frame encoding, models)."""
-        return [job.worker for job in self._jobs.values()] + [self._encode_worker, self._model_worker]
+        return [job.worker for job in self._jobs.values()] + [self._encode_worker, self._model_worker,
+                                                              self._refine_worker]
 
     def _start_job(self, kind: str, *, batch: str | None = None, then: Callable[[], Any] | None = None,
                    **state) -> Job:
@@ -140,8 +141,8 @@ class JobsMixin:
     def wait(self, timeout_s: float = 120.0) -> bool:
         """Process Qt events until the running job ends (scripts and tests); True if it ended."""
         end = time.monotonic() + timeout_s
-        while (self.busy or self.adapting or self._encode_worker is not None or self._model_worker is not None) \
-                and time.monotonic() < end:
+        while (self.busy or self.adapting or self._encode_worker is not None or self._model_worker is not None
+               or self._refine_worker is not None) and time.monotonic() < end:
             process_events()
             time.sleep(0.005)
         process_events()

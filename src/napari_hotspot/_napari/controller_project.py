@@ -94,6 +94,7 @@ class ProjectMixin:
             self._require_video()
             if self.store.in_batch:
                 raise ProjectIOError("cannot save while tracking; wait for the run to end or cancel it")
+            self._finish_refinements()  # the masks the clicks end with, not their first answers
             if path is None:
                 path = self.project_path
             if path is None and self.ask_project_path is not None:
@@ -173,6 +174,7 @@ class ProjectMixin:
             self._require_video()
             if self.store.in_batch:
                 raise ProjectIOError("cannot export while tracking; wait for the run to end or cancel it")
+            self._finish_refinements()
             if kind == "davis":
                 io_davis.export_davis_png(self.store, path, frame_names=self.frame_names)
             elif kind == "csv":

@@ -185,6 +185,17 @@ def encode_frame(
     return frame, gaze
 
 
+def refine_prompt(session: HotspotSession, lock: threading.Lock, object_id: int, frame: int, token: int,
+                  results: dict) -> tuple[int, int, int]:
+    """The tracker passes that refine a prompt's first mask (``HotspotSession.refine_prompt``), into
+    ``results`` under the lock (the GUI thread may take it from there first); returns its key."""
+    key = (object_id, frame, token)
+    with lock:
+        if key not in results:
+            results[key] = session.refine_prompt(object_id, frame, token)
+    return key
+
+
 def gaze_prompts(
     session: HotspotSession, lock: threading.Lock, object_id: int, fixations: dict[int, list[tuple[float, float]]]
 ) -> Iterator[PromptResult | Exception]:
@@ -228,6 +239,11 @@ def start_propagation(session, lock, sweeps: Sequence[Sweep], *, connect: dict[s
 def start_encode(session, lock, frame: int, with_gaze: bool, *, connect: dict[str, Any]):
     """Encode one frame in a thread worker (no progress bar: it takes well under a second)."""
     return _start(encode_frame, session, lock, frame, with_gaze, connect=connect)
+
+
+def start_refine(session, lock, object_id: int, frame: int, token: int, results: dict, *, connect: dict[str, Any]):
+    """Refine a prompt's first mask in a thread worker (no progress bar: a fifth of a second)."""
+    return _start(refine_prompt, session, lock, object_id, frame, token, results, connect=connect)
 
 
 def start_gaze_prompts(session, lock, object_id: int, fixations, *, connect: dict[str, Any]):

@@ -167,6 +167,15 @@ class ActionHistory:
     def can_redo(self) -> bool:
         return bool(self._redo)
 
+    @property
+    def done(self) -> list[StoreAction]:
+        """The undo stack, oldest first (a copy)."""
+        return list(self._undo)
+
+    def replace_done(self, index: int, action: StoreAction) -> None:
+        """Put ``action`` in place of the undo stack's step ``index`` (an amended result of that step)."""
+        self._undo[index] = action
+
     def undo_name(self) -> str | None:
         return action_name(self._undo[-1]) if self._undo else None
 

@@ -320,8 +320,13 @@ class AnnotationStore:
         self._check_object(obj_id)
         frame = self._check_frame(frame)
         old = self._entries.get(obj_id, {}).get(frame)
+        new = self._changed_entry(old, mask, hotspot, confidence, provenance, annotator, timestamp)
+        self._do(SetEntry(obj_id, frame, new, old))
+        return new
+
+    def _changed_entry(self, old, mask, hotspot, confidence, provenance, annotator, timestamp) -> FrameAnnotation:
         base = old if old is not None else FrameAnnotation()
-        new = FrameAnnotation(
+        return FrameAnnotation(
             packed_mask=base.packed_mask if mask is KEEP else self._validate_mask(mask),
             hotspot=base.hotspot if hotspot is KEEP else self._validate_hotspot(hotspot),
             confidence=base.confidence if confidence is KEEP else _validate_confidence(confidence),
@@ -329,7 +334,38 @@ class AnnotationStore:
             annotator=base.annotator if annotator is KEEP else _validate_annotator(annotator),
             timestamp=time.time() if timestamp is None else _validate_timestamp(timestamp),
         )
-        self._do(SetEntry(obj_id, frame, new, old))
+
+    def amend_frame(self, obj_id: int, frame: int, expected: FrameAnnotation, **fields: Any) -> FrameAnnotation | None:
+        """Change the (object, frame) entry as ``set_frame`` would, as part of the undo step that wrote
+        ``expected`` there: for a result that arrives in two steps (a click's first mask, then its
+        refined one), so one undo still removes the whole click. Does nothing and returns None unless
+        ``expected`` is still the entry. When that step is no longer the last one to touch the entry
+        (or is inside a group), the change is its own undo step instead (or joins the open batch)."""
+        self._check_object(obj_id)
+        frame = self._check_frame(frame)
+        if self._entries.get(obj_id, {}).get(frame) is not expected:
+            return None
+        done = self.history.done
+        step = None
+        if not any(key == (obj_id, frame) for a in self._pending for key in a.touched()):
+            for i in range(len(done) - 1, -1, -1):
+                action = done[i]
+                if isinstance(action, SetEntry) and (action.obj_id, action.frame) == (obj_id, frame):
+                    step = i if action.new is expected else None
+                    break
+                if any(key == (obj_id, frame) for key in action.touched()):
+                    break
+        if step is None:
+            return self.set_frame(obj_id, frame, **fields)
+        unknown = set(fields) - {"mask", "hotspot", "confidence", "provenance", "annotator", "timestamp"}
+        if unknown:
+            raise TypeError(f"amend_frame() got unexpected fields {sorted(unknown)}")
+        get = {k: fields.get(k, KEEP) for k in ("mask", "hotspot", "confidence", "provenance", "annotator")}
+        new = self._changed_entry(expected, **get, timestamp=fields.get("timestamp"))
+        self.history.replace_done(step, SetEntry(obj_id, frame, new, done[step].old))
+        change = SetEntry(obj_id, frame, new, expected)
+        change.apply(self)
+        self._notify(change)
         return new
 
     def clear_frame(self, obj_id: int, frame: int) -> None:
