@@ -10,7 +10,8 @@ Run under Xvfb from the repository root::
   median and max over ``--clicks`` frames. That mask is Gaze2Mask-Net's answer; the tracker passes
   that refine it run in a thread after it, and ``click_to_refined_ms`` is the time until their
   mask is in the store (the viewer's event loop running meanwhile). ``encoder_ms`` is one encoder
-  pass alone in the same process (median of 5), for comparing machines.
+  pass alone in the same process (median of 5), for comparing machines. ``second_click_ms``: a second
+  positive click on the same frame right after the first answer (it stops the first refinement).
 * tracking: frames/s of a forward run in the dock (``Track``, adaptation and completion off) from a
   mask painted on frame 0, against frames/s of ``HotspotSession.propagate`` (what the CLI's
   ``track`` runs) on the same frames in the same process, right after.
@@ -75,11 +76,12 @@ def main(argv=None) -> int:
 
     # click-to-mask on frames never shown before (encoding included)
     c.add_object()
-    times, refined = [], []
+    times, refined, again, points = [], [], [], {}
     for t in np.linspace(T // 2, T - 1, args.clicks).astype(int):
         gt = np.asarray(truth.data[t]) > 0
         depth = distance_transform_edt(np.pad(gt, 1))[1:-1, 1:-1]
         y, x = np.unravel_index(int(np.argmax(depth)), gt.shape)
+        points[int(t)] = (float(x), float(y))
         c.wait(30)  # no earlier job running
         c.go_to_frame(int(t))  # the dock asks for an encoding in the background; the click comes at once
         start = time.perf_counter()
@@ -91,6 +93,16 @@ def main(argv=None) -> int:
             time.sleep(0.001)
         refined.append(time.perf_counter() - start)
     c.wait(30)
+    # a second click right after a first one (a new object on the same, now encoded, frames)
+    c.add_object()
+    for t, (x, y) in points.items():
+        c.add_click(t, x, y, positive=True)
+        process_events()  # the first answer drawn, its refinement under way
+        start = time.perf_counter()
+        c.add_click(t, x + 4.0, y, positive=True)
+        again.append(time.perf_counter() - start)
+        c.wait(30)
+    c.select_object(1)
 
     # tracking in the dock from a painted first frame, with a 20 ms timer watching the main thread
     gt0 = np.asarray(truth.data[0]) > 0
@@ -136,6 +148,8 @@ def main(argv=None) -> int:
         "encoder_ms": round(1000 * float(np.median(enc)), 1),
         "click_to_mask_ms": {"median": round(1000 * float(np.median(times)), 1),
                              "max": round(1000 * float(np.max(times)), 1), "n": len(times)},
+        "second_click_ms": {"median": round(1000 * float(np.median(again)), 1),
+                            "max": round(1000 * float(np.max(again)), 1)},
         "click_to_refined_ms": {"median": round(1000 * float(np.median(refined)), 1),
                                 "max": round(1000 * float(np.max(refined)), 1)},
         "dock_fps": round(dock_fps, 2), "session_fps": round(cli_fps, 2),

@@ -235,6 +235,18 @@ def test_tracking_refines_a_pending_first_answer_itself_and_a_new_prompt_drops_i
     assert later.refine_prompt(2, 0, first.refine_token) is None
 
 
+def test_a_stopped_refinement_is_still_to_do(sample, models):
+    x, y = sample.hotspots[0, 0, :2]
+    session = HotspotSession(sample.frames[:4], models)
+    full = HotspotSession(sample.frames[:4], models).add_prompt(0, 1, points=[(x, y)])
+    first = session.add_prompt(0, 1, points=[(x, y)], refine_later=True)
+    passes = []
+    assert session.refine_prompt(1, 0, first.refine_token, should_stop=lambda: len(passes) > 0 or
+                                 passes.append(1)) is None  # stopped before its second pass
+    refined = session.refine_prompt(1, 0, first.refine_token)
+    assert np.array_equal(refined.mask, full.mask)
+
+
 def test_close_positive_and_negative_clicks_split_the_space_between_them(session, sample, monkeypatch):
     h, w = session.work_size
     monkeypatch.setattr(session, "_segment", lambda frame, guidance: torch.zeros(h, w))

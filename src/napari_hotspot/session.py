@@ -250,7 +250,7 @@ class HotspotSession:
         return prob
 
     def _refine_with_tracker(self, frame: int, mask_work: torch.Tensor, hot_work, pos=(), neg=(),
-                             box_w=None, gaze_w=()) -> torch.Tensor:
+                             box_w=None, gaze_w=(), should_stop=None) -> torch.Tensor | None:
         """Tracker passes over the prompted frame itself, each with the previous answer as its template.
 
         Gaze2Mask-Net often stops at part of an object; the tracker, trained to segment whole objects
@@ -259,13 +259,15 @@ class HotspotSession:
         if it still honours every click (positives inside, negatives out); parts far from the clicked
         ones are then dropped (`_near_clicked_parts`). When the first pass leaves a positive click out,
         or there is nothing to refine, the further passes start from `_prompt_seeded_mask` instead (and
-        then stay inside the prompt's box, if it has one).
+        then stay inside the prompt's box, if it has one). None when `should_stop()` said so before a pass.
         """
         if not self.refine_prompts:
             return mask_work
         region = None if box_w is None else self._box_region(box_w)
         mask = mask_work
         for i in range(REFINE_PASSES):
+            if should_stop is not None and should_stop():
+                return None
             before, kept = mask, False
             if bool(mask.any()):
                 mask, kept = self._tracker_pass(frame, mask, hot_work, pos, neg)
@@ -485,20 +487,21 @@ class HotspotSession:
         return PromptResult(frame, object_id, self._mask_to_frame(mask_work), self._to_frame(hot_work), 1.0, kind,
                             refine_token=token)
 
-    def refine_prompt(self, object_id: int, frame: int, token: int) -> PromptResult | None:
+    def refine_prompt(self, object_id: int, frame: int, token: int, should_stop=None) -> PromptResult | None:
         """The prompt that `add_prompt(refine_later=True)` answered with `token`, refined by the tracker
         passes (run now unless propagation, completion or adaptation ran them first); None when that
-        prompt is no longer the object's anchor on `frame` (prompted again, corrected or removed)."""
+        prompt is no longer the object's anchor on `frame` (prompted again, corrected or removed), or
+        when `should_stop()` said so between two passes (the refinement is then still to do)."""
         key = (int(object_id), int(frame), int(token))
         if key not in self._refined:
             state = self._objects.get(key[0])
             a = None if state is None else state.anchors.get(key[1])
             if a is None or a.unrefined is None or a.unrefined[3] != key[2]:
                 return None
-            self._settle(key[0], key[1])
-        return self._refined.pop(key)
+            self._settle(key[0], key[1], should_stop)
+        return self._refined.pop(key, None)
 
-    def _settle(self, object_id: int, frame: int | None = None) -> None:
+    def _settle(self, object_id: int, frame: int | None = None, should_stop=None) -> None:
         """Run the pending tracker refinement of the object's anchor on `frame` (None: on every frame)."""
         state = self._objects.get(object_id)
         if state is None:
@@ -510,7 +513,9 @@ class HotspotSession:
                 continue
             refine_hot, asked_hot, gaze_w, token = a.unrefined
             mask = self._refine_with_tracker(t, a.mask_work, refine_hot, a.positive, a.negative, a.box_work,
-                                             list(gaze_w))
+                                             list(gaze_w), should_stop)
+            if mask is None:
+                return  # stopped: still to refine
             if not bool(mask.any()):
                 mask = a.mask_work  # the decoder's answer had the prompt inside it: keep it
             hot = asked_hot

@@ -132,6 +132,18 @@ def test_a_click_answers_first_and_its_refined_mask_joins_the_same_undo_step(set
     assert c.redo()
     np.testing.assert_array_equal(c.store.get(1, 2).mask, expected.mask)
     assert len(c.layer("clicks").data) == 1
+    # A second click at once stops the first one's refinement (it is replaced anyway); the frame ends
+    # with the two clicks' refined mask, and undo takes the second click back.
+    first_mask = c.store.get(1, 2).mask
+    c.add_click(2, W - 3.0, H - 3.0, positive=False)
+    assert c.last_error is None, c.last_error
+    c.add_click(2, x + 1, y, positive=True)
+    assert c.wait(30) and not c._refinements
+    both = HotspotSession(c._source, c.session.models, long_side=LONG_SIDE).add_prompt(
+        2, 1, points=[(x, y), (W - 3.0, H - 3.0), (x + 1, y)], labels=[1, 0, 1])
+    np.testing.assert_array_equal(c.store.get(1, 2).mask, both.mask)
+    assert c.undo() and len(c.layer("clicks").data) == 2
+    assert c.undo() and np.array_equal(c.store.get(1, 2).mask, first_mask)
     # Tracking at once after a click tracks from the refined mask, and the store ends with it
     # (completion off: it would change the mask again).
     c.complete_frames = 0

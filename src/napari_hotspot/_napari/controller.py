@@ -162,6 +162,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         # frame) the session, the prompt's token and the store entry the refined mask amends; the
         # refined prompts computed (under the lock, by the worker or `_finish_refinements`) by token.
         self._refine_worker = None
+        self._refine_stop = threading.Event()  # set: the worker's refinement ends after its current pass
         self._refinements: dict[tuple[int, int], tuple[Any, int, FrameAnnotation]] = {}
         self._refined: dict[tuple[int, int, int], Any] = {}
         self._model_worker = None

@@ -7,6 +7,7 @@ changes (one undo step each) and keeps the prompt layers in step with undo and r
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
 import numpy as np
@@ -107,6 +108,7 @@ class EditsMixin:
                 if not oid or not self.store.has_object(oid):
                     oid = self._ensure_object()
                 base = self._correction_base(t, oid) if group.box is None else None
+                self._interrupt_refinement()
                 if base is not None:  # the frame has a mask: the clicks correct it
                     result = self._refine_by_clicks(t, oid, base, group)
                     self._write_prompt(result, correction=True)
@@ -183,8 +185,9 @@ class EditsMixin:
                 continue
             if (oid, t, token) in self._refined:
                 continue
+            self._refine_stop = threading.Event()
             self._refine_worker = start_refine(
-                session, self.lock, oid, t, token, self._refined,
+                session, self.lock, oid, t, token, self._refined, self._refine_stop,
                 connect={"returned": self._apply_refinement, "finished": self._on_refine_finished,
                          "errored": lambda err, k=(oid, t, token): self._on_refine_error(k, err)})
 
@@ -193,6 +196,12 @@ class EditsMixin:
         if self._refinements.get((oid, t), (None, None))[1] == token:
             del self._refinements[(oid, t)]  # the first mask stays; tracking refines it once more itself
         self._report(err, warning=True)
+
+    def _interrupt_refinement(self) -> None:
+        """A new prompt or correction goes first: the refinement in the thread stops after its current
+        pass (it runs again after, unless the new prompt replaced its anchor)."""
+        if self._refine_worker is not None:
+            self._refine_stop.set()
 
     def _on_refine_finished(self) -> None:
         self._refine_worker = None
@@ -203,16 +212,20 @@ class EditsMixin:
         a run, an adaptation, undo or a save, so they see the masks the clicks end with."""
         for (oid, t), (session, token, _entry) in list(self._refinements.items()):
             key = (oid, t, token)
-            if session is self.session:
-                with self.lock:
-                    if key not in self._refined:
-                        self._refined[key] = session.refine_prompt(oid, t, token)
+            if session is not self.session:
+                del self._refinements[(oid, t)]  # the video changed meanwhile
+                continue
+            with self.lock:
+                if key not in self._refined:
+                    self._refined[key] = session.refine_prompt(oid, t, token)
             self._apply_refinement(key)
 
     def _apply_refinement(self, key) -> None:
         """Amend the store with the refined prompt of ``key`` (object, frame, token) computed in
         ``self._refined``, unless that prompt or the mask it gave was replaced meanwhile."""
-        result = self._refined.pop(key, None)
+        if key not in self._refined:
+            return  # stopped before it was done: `_start_next_refinement` runs it again
+        result = self._refined.pop(key)
         oid, t, token = key
         pending = self._refinements.get((oid, t))
         if pending is None or pending[1] != token:

@@ -186,13 +186,16 @@ def encode_frame(
 
 
 def refine_prompt(session: HotspotSession, lock: threading.Lock, object_id: int, frame: int, token: int,
-                  results: dict) -> tuple[int, int, int]:
+                  results: dict, stop: threading.Event) -> tuple[int, int, int]:
     """The tracker passes that refine a prompt's first mask (``HotspotSession.refine_prompt``), into
-    ``results`` under the lock (the GUI thread may take it from there first); returns its key."""
+    ``results`` under the lock (the GUI thread may take it from there first); returns its key. Set
+    ``stop`` and it ends after the pass it is in, with nothing in ``results`` (to do again later)."""
     key = (object_id, frame, token)
     with lock:
-        if key not in results:
-            results[key] = session.refine_prompt(object_id, frame, token)
+        if key not in results and not stop.is_set():
+            result = session.refine_prompt(object_id, frame, token, should_stop=stop.is_set)
+            if result is not None or not stop.is_set():
+                results[key] = result
     return key
 
 
@@ -241,9 +244,10 @@ def start_encode(session, lock, frame: int, with_gaze: bool, *, connect: dict[st
     return _start(encode_frame, session, lock, frame, with_gaze, connect=connect)
 
 
-def start_refine(session, lock, object_id: int, frame: int, token: int, results: dict, *, connect: dict[str, Any]):
+def start_refine(session, lock, object_id: int, frame: int, token: int, results: dict, stop: threading.Event, *,
+                 connect: dict[str, Any]):
     """Refine a prompt's first mask in a thread worker (no progress bar: a fifth of a second)."""
-    return _start(refine_prompt, session, lock, object_id, frame, token, results, connect=connect)
+    return _start(refine_prompt, session, lock, object_id, frame, token, results, stop, connect=connect)
 
 
 def start_gaze_prompts(session, lock, object_id: int, fixations, *, connect: dict[str, Any]):
