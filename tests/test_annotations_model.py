@@ -283,6 +283,14 @@ def test_amend_frame_after_the_entry_was_touched_since_is_its_own_step(store):
         store.amend_frame(1, 1, batch_entry, mask=box(0, 0, 4, 4))
     store.undo()
     assert store.get(1, 1) is current and store.get(1, 2) is None
+    # An undone step that would put the entry back on redo: the amendment is a new step (redo is gone).
+    written = store.set_frame(1, 7, mask=box(0, 0, 5, 5))
+    store.set_frame(1, 7, mask=box(0, 0, 6, 6))
+    store.undo()
+    store.amend_frame(1, 7, written, mask=box(0, 0, 8, 8))
+    assert not store.can_redo and np.array_equal(store.mask(1, 7), box(0, 0, 8, 8))
+    store.undo()
+    assert store.get(1, 7) is written
     # A batch that did not touch the frame leaves the amendment in the step that wrote it.
     written = store.set_frame(1, 5, mask=box(0, 0, 5, 5))
     with store.batch("run"):

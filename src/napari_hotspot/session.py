@@ -403,8 +403,9 @@ class HotspotSession:
         `refine_later`: return Gaze2Mask-Net's answer without the tracker passes that refine it (a
         quarter of a click's cost), with a `refine_token`; `refine_prompt` runs them later, and anything
         that tracks from the anchor first (propagation, completion, adaptation) runs them itself, so
-        the refined anchor is exactly the one `add_prompt` would have made. An answer that misses the
-        prompt is refined at once (its refinement replaces it with another object).
+        the refined anchor is exactly the one `add_prompt` would have made (except where that would
+        have refused the prompt for an empty refinement: the first answer then stays). An answer that
+        misses the prompt is refined at once (its refinement replaces it with another object).
         """
         frame = self._check_frame(frame)
         object_id = int(object_id)
@@ -484,6 +485,7 @@ class HotspotSession:
             anchor = _Anchor(mask_work, hot_work, kind, tuple(pos), tuple(neg), box_w, completed=kind not in SPARSE_SOURCES,
                              unrefined=(refine_hot, asked_hot, tuple(gaze_w), token) if refine_later else None)
         self._objects.setdefault(object_id, _ObjectState()).anchors[frame] = anchor
+        self._forget_refined(object_id, frame)
         return PromptResult(frame, object_id, self._mask_to_frame(mask_work), self._to_frame(hot_work), 1.0, kind,
                             refine_token=token)
 
@@ -501,6 +503,11 @@ class HotspotSession:
             self._settle(key[0], key[1], should_stop)
         return self._refined.pop(key, None)
 
+    def _forget_refined(self, object_id: int, frame: int) -> None:
+        """Drop refined prompts of a frame whose anchor was replaced (nobody will ask for them)."""
+        for key in [k for k in self._refined if k[:2] == (object_id, frame)]:
+            del self._refined[key]
+
     def _settle(self, object_id: int, frame: int | None = None, should_stop=None) -> None:
         """Run the pending tracker refinement of the object's anchor on `frame` (None: on every frame)."""
         state = self._objects.get(object_id)
@@ -517,7 +524,9 @@ class HotspotSession:
             if mask is None:
                 return  # stopped: still to refine
             if not bool(mask.any()):
-                mask = a.mask_work  # the decoder's answer had the prompt inside it: keep it
+                # A plain add_prompt would refuse the prompt here ("produced an empty mask"); the user
+                # already has the decoder's answer, which holds the prompt: keep it.
+                mask = a.mask_work
             hot = asked_hot
             if hot is None or not _inside(mask, hot):
                 hot = self._choose_hotspot(t, mask)
@@ -547,6 +556,7 @@ class HotspotSession:
         hot = self._choose_hotspot(frame, mask_work)
         self._objects.setdefault(int(object_id), _ObjectState()).anchors[frame] = _Anchor(
             mask_work, hot, "auto", completed="auto" not in SPARSE_SOURCES)
+        self._forget_refined(int(object_id), frame)
         return PromptResult(frame, int(object_id), self._mask_to_frame(mask_work), self._to_frame(hot), 1.0, "auto")
 
     # ---- completing sparse prompts ----------------------------------------------------------------
@@ -614,6 +624,7 @@ class HotspotSession:
 
     def remove_anchor(self, object_id: int, frame: int) -> None:
         self._objects[object_id].anchors.pop(frame, None)
+        self._forget_refined(object_id, frame)
 
     def reset_object(self, object_id: int) -> None:
         self._objects.pop(object_id, None)

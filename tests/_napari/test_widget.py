@@ -144,6 +144,18 @@ def test_a_click_answers_first_and_its_refined_mask_joins_the_same_undo_step(set
     np.testing.assert_array_equal(c.store.get(1, 2).mask, both.mask)
     assert c.undo() and len(c.layer("clicks").data) == 2
     assert c.undo() and np.array_equal(c.store.get(1, 2).mask, first_mask)
+    # A hotspot moved at once after a click lands on the click's refined mask, not its first answer.
+    x9, y9 = deepest(sample.masks[9] == 1)
+    c.add_click(9, x9, y9, positive=True)
+    assert (1, 9) in c._refinements
+    hotspots = c.layer("hotspots")
+    data = hotspots.data.copy()
+    data[np.flatnonzero(data[:, 0] == 9)[0], 1:] = (y9 + 1, x9 + 1)
+    hotspots.data = data
+    assert not c._refinements and c.last_error is None, c.last_error
+    refined9 = HotspotSession(c._source, c.session.models, long_side=LONG_SIDE).add_prompt(9, 1, points=[(x9, y9)])
+    np.testing.assert_array_equal(c.store.get(1, 9).mask, refined9.mask)
+    assert (c.store.hotspot(1, 9).x, c.store.hotspot(1, 9).y) == pytest.approx((x9 + 1, y9 + 1))
     # Tracking at once after a click tracks from the refined mask, and the store ends with it
     # (completion off: it would change the mask again).
     c.complete_frames = 0

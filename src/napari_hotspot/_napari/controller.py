@@ -277,6 +277,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
             return
         if self.busy or self.adapting:
             raise AnnotationError("cannot switch the video while tracking or adapting; cancel the run first")
+        self._finish_refinements()  # the clicks' refined masks are what the autosave keeps
         self.flush_autosave()
         self._detach()
         if layer is None:
@@ -396,6 +397,8 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         if event.value is self.video_layer and self.video_layer is not None and not self.running:
             if self.adapting:  # it ends at its next chunk; what it learnt goes with the session
                 self.cancel()
+            else:
+                self._finish_refinements()
             self.flush_autosave()
             self._detach()
             self.video_changed.emit()

@@ -215,9 +215,14 @@ class EditsMixin:
             if session is not self.session:
                 del self._refinements[(oid, t)]  # the video changed meanwhile
                 continue
-            with self.lock:
-                if key not in self._refined:
-                    self._refined[key] = session.refine_prompt(oid, t, token)
+            try:
+                with self.lock:
+                    if key not in self._refined:
+                        self._refined[key] = session.refine_prompt(oid, t, token)
+            except Exception as err:  # noqa: BLE001 - the first mask stays; what was asked goes on
+                del self._refinements[(oid, t)]
+                self._report(err, warning=True)
+                continue
             self._apply_refinement(key)
 
     def _apply_refinement(self, key) -> None:
@@ -449,6 +454,7 @@ class EditsMixin:
         done = []
         try:
             if moves:
+                self._finish_refinements()  # a hotspot moved on a click's first mask goes on its refined one
                 self._require_session()
                 self._require_idle("move hotspots")
                 with self.store.batch("move hotspot"):

@@ -172,6 +172,11 @@ class ActionHistory:
         """The undo stack, oldest first (a copy)."""
         return list(self._undo)
 
+    @property
+    def undone(self) -> list[StoreAction]:
+        """The redo stack (a copy)."""
+        return list(self._redo)
+
     def replace_done(self, index: int, action: StoreAction) -> None:
         """Put ``action`` in place of the undo stack's step ``index`` (an amended result of that step)."""
         self._undo[index] = action

@@ -340,14 +340,16 @@ class AnnotationStore:
         ``expected`` there: for a result that arrives in two steps (a click's first mask, then its
         refined one), so one undo still removes the whole click. Does nothing and returns None unless
         ``expected`` is still the entry. When that step is no longer the last one to touch the entry
-        (or is inside a group), the change is its own undo step instead (or joins the open batch)."""
+        (or is inside a group, or an undone step or the open batch touches it), the change is its own
+        undo step instead (or joins the open batch)."""
         self._check_object(obj_id)
         frame = self._check_frame(frame)
         if self._entries.get(obj_id, {}).get(frame) is not expected:
             return None
         done = self.history.done
         step = None
-        if not any(key == (obj_id, frame) for a in self._pending for key in a.touched()):
+        later = [*self._pending, *self.history.undone]  # steps whose `old` would still be `expected`
+        if not any(key == (obj_id, frame) for a in later for key in a.touched()):
             for i in range(len(done) - 1, -1, -1):
                 action = done[i]
                 if isinstance(action, SetEntry) and (action.obj_id, action.frame) == (obj_id, frame):
