@@ -10,8 +10,9 @@ Run under Xvfb from the repository root::
   median and max over ``--clicks`` frames. That mask is Gaze2Mask-Net's answer; the tracker passes
   that refine it run in a thread after it, and ``click_to_refined_ms`` is the time until their
   mask is in the store (the viewer's event loop running meanwhile). ``encoder_ms`` is one encoder
-  pass alone in the same process (median of 5), for comparing machines. ``second_click_ms``: a second
-  positive click on the same frame right after the first answer (it stops the first refinement).
+  pass alone in the same process (median of 5), for comparing machines. ``encoded_click_ms``: a click
+  for a new object on those frames, now encoded; ``second_click_ms``: a second positive click on the
+  same frame right after that one's answer (it stops the first one's refinement).
 * tracking: frames/s of a forward run in the dock (``Track``, adaptation and completion off) from a
   mask painted on frame 0, against frames/s of ``HotspotSession.propagate`` (what the CLI's
   ``track`` runs) on the same frames in the same process, right after.
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
 
     # click-to-mask on frames never shown before (encoding included)
     c.add_object()
-    times, refined, again, points = [], [], [], {}
+    times, refined, encoded, again, points = [], [], [], [], {}
     for t in np.linspace(T // 2, T - 1, args.clicks).astype(int):
         gt = np.asarray(truth.data[t]) > 0
         depth = distance_transform_edt(np.pad(gt, 1))[1:-1, 1:-1]
@@ -96,7 +97,9 @@ def main(argv=None) -> int:
     # a second click right after a first one (a new object on the same, now encoded, frames)
     c.add_object()
     for t, (x, y) in points.items():
+        start = time.perf_counter()
         c.add_click(t, x, y, positive=True)
+        encoded.append(time.perf_counter() - start)
         process_events()  # the first answer drawn, its refinement under way
         start = time.perf_counter()
         c.add_click(t, x + 4.0, y, positive=True)
@@ -148,6 +151,8 @@ def main(argv=None) -> int:
         "encoder_ms": round(1000 * float(np.median(enc)), 1),
         "click_to_mask_ms": {"median": round(1000 * float(np.median(times)), 1),
                              "max": round(1000 * float(np.max(times)), 1), "n": len(times)},
+        "encoded_click_ms": {"median": round(1000 * float(np.median(encoded)), 1),
+                             "max": round(1000 * float(np.max(encoded)), 1)},
         "second_click_ms": {"median": round(1000 * float(np.median(again)), 1),
                             "max": round(1000 * float(np.max(again)), 1)},
         "click_to_refined_ms": {"median": round(1000 * float(np.median(refined)), 1),

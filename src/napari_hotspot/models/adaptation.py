@@ -109,14 +109,16 @@ class TrackerAdapter:
 
     def fit(self, seconds: float, batch_size: int = 4, should_stop: Callable[[], bool] | None = None,
             progress: Callable[[float], None] | None = None, max_steps: int | None = None) -> int:
-        """Train for about `seconds` (0 = nothing) and at most `max_steps` steps (None: no cap); returns
-        the steps run. Cancellable via should_stop."""
-        if seconds <= 0 or not self.examples:
+        """Train for about `seconds` (0 = nothing; any budget runs at least one step) and at most
+        `max_steps` steps (None: no cap); returns the steps run. Cancellable via should_stop."""
+        if seconds <= 0 or not self.examples or (max_steps is not None and max_steps <= 0):
             return 0
         self.model.train()
         t0 = time.perf_counter()
         steps = 0
-        while time.perf_counter() - t0 < seconds and (max_steps is None or steps < max_steps):
+        # At least one step: a budget shorter than the clock's own tick (a dock's small chunk on a busy
+        # machine) must not end a chunked adaptation as if there were nothing to learn.
+        while (steps == 0 or time.perf_counter() - t0 < seconds) and (max_steps is None or steps < max_steps):
             if should_stop and should_stop():
                 break
             feats, keys, ref_a, ref_p, target, hot_xy, hot_ok = self._batch(batch_size)
