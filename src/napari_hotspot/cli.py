@@ -85,7 +85,8 @@ def cmd_eval(args) -> int:
         note = _seen_in_training_note(models, args.sequences or list_sequences(root))
         rows = evaluate_tracker(root, args.out, args.sequences, args.init, models,
                                 adapt_seconds=adapt_seconds(args), long_side=args.long_side,
-                                complete_frames=complete_frames(args), adapt_guard=args.adapt_guard)
+                                complete_frames=complete_frames(args), adapt_guard=args.adapt_guard,
+                                distractor_memory=args.distractor_memory)
     print(write_results(rows, args.out, note=note))
     return 0
 
@@ -142,7 +143,8 @@ def _eval_corrections(args, root) -> int:
         for seq in args.sequences or list_sequences(root):
             rows.extend(correction_curve(root, seq, args.corrections, args.init, models, seconds,
                                          long_side=args.long_side, complete_frames=complete_frames(args),
-                                         adapt_guard=args.adapt_guard))
+                                         adapt_guard=args.adapt_guard,
+                                         distractor_memory=args.distractor_memory))
         curves[label] = rows
         for k in range(args.corrections + 1):
             js = [r["J_mean"] for r in rows if r["corrections"] == k]
@@ -196,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-adapt-guard", dest="adapt_guard", action="store_false",
                    help="use every adapted tracker, also one that fails the round-trip check the default "
                         "applies (session.adaptation_verdict; for measuring the guard)")
+    p.add_argument("--no-distractor-memory", dest="distractor_memory", action="store_false",
+                   help="track without keeping out the regions the tracker would wrongly add to a prompt's "
+                        "mask on its own frame (session.distractor_memory; for measuring it)")
     p.add_argument("--weights", type=Path, default=None)
     add_long_side_arg(p)
     p.add_argument("--out", type=Path, required=True, help="writes results.csv, summary.md (and predictions/)")

@@ -26,7 +26,7 @@ from .models.adaptation import ADAPTED_PARTS, TrackerAdapter
 from .models.backbone import FrameFeatures, frame_to_tensor
 from .models.guidance import make_guidance
 from .models.resolution import working_size
-from .models.tracking import Reference, deepest_point, make_reference, mask_core, track_step
+from .models.tracking import Reference, deepest_point, make_reference, mask_core, mask_to_grid, track_step
 from .models.weights import ModelBundle
 from .prompt_masks import _honours_clicks, _inside, _misses_prompt, _near_clicked_parts
 # The defaults live in the torch-free options module (the command line's help reads them there).
@@ -46,6 +46,9 @@ BOX_MARGIN = 0.02
 SPARSE_SOURCES = ("click", "box")
 
 SOURCES = ("click", "box", "mask", "gaze", "auto", "correction")
+# Tracker passes over an anchor's own frame, each from the union so far, whose growth beyond the anchor
+# mask is remembered as the distractors a sweep keeps out (`_anchor_reference`, tracking.distractor_gate).
+DISTRACTOR_PASSES = 3
 # The adaptation guard (`adaptation_verdict`): an adapted copy tracks only if it carries its anchor masks
 # this many frames away and back at least as well as the base tracker does, less ADAPT_GUARD_MARGIN IoU.
 # Chosen on the validation split of davis2016-train, never on the test sequences (docs/benchmarks.md,
@@ -166,6 +169,11 @@ class HotspotSession:
         # partial click corrections cost far less J so (docs/benchmarks.md, "Corrective clicks").
         self.corrections_keep_anchor = True
         self.guard_adaptation = True  # an adapted copy tracks only if it passes `adaptation_verdict`
+        # A sweep keeps out what looks like the regions the tracker would wrongly add to an anchor's mask
+        # on its own frame (`_anchor_reference`); chosen on the validation split ("Part prompts").
+        self.distractor_memory = True
+        # (object, frame) -> (the anchor they were computed for, its distractor keys or None)
+        self._distractors: dict[tuple[int, int], tuple[_Anchor, torch.Tensor | None]] = {}
         self._verdicts: dict[int, AdaptationVerdict] = {}
         # (object, frame) -> (the anchor mask it was computed for, the base tracker's round-trip IoU)
         self._base_round_trips: dict[tuple[int, int], tuple[torch.Tensor, float]] = {}
@@ -625,15 +633,18 @@ class HotspotSession:
     def remove_anchor(self, object_id: int, frame: int) -> None:
         self._objects[object_id].anchors.pop(frame, None)
         self._forget_refined(object_id, frame)
+        self._distractors.pop((object_id, frame), None)
 
     def reset_object(self, object_id: int) -> None:
         self._objects.pop(object_id, None)
         self._refined = {k: v for k, v in self._refined.items() if k[0] != object_id}
+        self._distractors = {k: v for k, v in self._distractors.items() if k[0] != object_id}
         self.reset_adaptation(object_id)
 
     def reset(self) -> None:
         self._objects.clear()
         self._refined.clear()
+        self._distractors.clear()
         self._adapters.clear()
         self._adapted_frames.clear()
         self._verdicts.clear()
@@ -913,9 +924,9 @@ class HotspotSession:
                     if state[i] is not None and stop_at_keyframe:
                         active.discard(i)
                         continue
-                    a = anchors[t]
-                    ref = make_reference(self.features(t), a.mask_work, a.hotspot_work)
-                    state[i] = (self._template_for_correction(i, t, step) or ref, ref)
+                    template = self._template_for_correction(i, t, step)
+                    ref = self._anchor_reference(i, t, distractors=template is None)
+                    state[i] = (template or ref, ref)
                     continue
                 if state[i] is None:
                     state[i] = self._state_from_behind(i, t, step)
@@ -946,7 +957,30 @@ class HotspotSession:
         if not prompts:
             return None
         f = min(prompts, key=lambda f: (abs(f - t), 0 if (f < t if step > 0 else f > t) else 1))
-        return make_reference(self.features(f), anchors[f].mask_work, anchors[f].hotspot_work)
+        return self._anchor_reference(object_id, f)
+
+    def _anchor_reference(self, object_id: int, t: int, distractors: bool = True) -> Reference:
+        """The template of anchor `t`, with its distractors when `distractor_memory` is on: the regions that
+        DISTRACTOR_PASSES base-tracker passes over the anchor's own frame add to its mask (each pass from
+        the union so far). A whole object's mask grows little (a rim, a look-alike beside it); part of
+        an object grows into the rest, which the sweep then keeps out. Computed once per anchor mask;
+        `distractors` False: a reference only used as the previous-frame template (which never gates)."""
+        a = self._objects[object_id].anchors[t]
+        feats = self.features(t)
+        ref = make_reference(feats, a.mask_work, a.hotspot_work)
+        if not (self.distractor_memory and distractors):
+            return ref
+        cached = self._distractors.get((object_id, t))
+        if cached is None or cached[0] is not a:
+            mask = a.mask_work > 0.5
+            grown = mask
+            for _ in range(DISTRACTOR_PASSES):
+                grown = grown | self._track_own_frame(t, grown.float(), a.hotspot_work)
+            cells = mask_to_grid((grown & ~mask).float(), tuple(ref.mask_map.shape[-2:]))[0, 0].flatten() > 0.5
+            cached = (a, ref.keys[0][:, cells] if bool(cells.any()) else None)
+            self._distractors[(object_id, t)] = cached
+        ref.distractors = cached[1]
+        return ref
 
     def _state_from_behind(self, object_id: int, t: int, step: int):
         """Start a sweep at a non-anchor frame: re-anchor on the nearest anchor behind it (in the
@@ -956,7 +990,7 @@ class HotspotSession:
         if not behind:
             return None
         a = max(behind) if step > 0 else min(behind)
-        anc = self._objects[object_id].anchors[a]
-        ref = make_reference(self.features(a), anc.mask_work, anc.hotspot_work)
-        return self._template_for_correction(object_id, a, step) or ref, ref
+        template = self._template_for_correction(object_id, a, step)
+        ref = self._anchor_reference(object_id, a, distractors=template is None)
+        return template or ref, ref
 

@@ -74,6 +74,7 @@ def evaluate_tracker(
     long_side: int = DEFAULT_LONG_SIDE,
     complete_frames: int = COMPLETION_FRAMES,
     adapt_guard: bool = True,
+    distractor_memory: bool = True,
 ) -> list[dict]:
     davis_root, out_dir = Path(davis_root), Path(out_dir)
     models = models or ModelBundle.load()
@@ -94,6 +95,7 @@ def evaluate_tracker(
         with open_source(img_dir, cache_bytes=TRACK_CACHE_BYTES) as source:
             session = HotspotSession(source, models, options=options)
             session.guard_adaptation = adapt_guard
+            session.distractor_memory = distractor_memory
             run = track_video(session, prompts, pred_dir)
         # track_video writes masks/ inside pred_dir; DAVIS layout wants the PNGs directly in it.
         for png in (pred_dir / "masks").glob("*.png"):
@@ -131,6 +133,7 @@ def correction_curve(
     long_side: int = DEFAULT_LONG_SIDE,
     complete_frames: int = COMPLETION_FRAMES,
     adapt_guard: bool = True,
+    distractor_memory: bool = True,
 ) -> list[dict]:
     """The simulated-annotator correction protocol on one sequence (one object per first-frame id).
 
@@ -151,6 +154,7 @@ def correction_curve(
                                   adapt_steps=adapt_steps, long_side=long_side)
         session = HotspotSession(source, models, options=options)
         session.guard_adaptation = adapt_guard
+        session.distractor_memory = distractor_memory
         pred: dict[int, list[np.ndarray]] = {}
         for oid in ids:
             r = prompt_from_ground_truth(gt[0] == oid, init, 0, oid).apply(session)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from .backbone import FrameFeatures
 from .heads import WCSTracker, matching_keys, weighted_correlation
+from .precision import inference_dtype
 
 HOTSPOT_SIGMA_CELLS = 1.5  # template hotspot weight: Gaussian of 1.5 stride-8 cells
 # The hotspot is kept off the mask's rim: at least HOTSPOT_RIM_PX working pixels (or, in a thin
@@ -64,6 +65,9 @@ class Reference:
     mask: torch.Tensor  # (1, M)
     hotspot: torch.Tensor  # (1, M)
     mask_map: torch.Tensor  # (1, 1, h8, w8)
+    # (D, K) keys of look-alike regions next to the object that the tracker would wrongly add on the
+    # template's own frame (`distractor_gate`); an anchor template's, None elsewhere.
+    distractors: torch.Tensor | None = None
 
 
 def make_reference(feats: FrameFeatures, mask_prob: torch.Tensor, hotspot_xy, keys: torch.Tensor | None = None) -> Reference:
@@ -75,11 +79,14 @@ def make_reference(feats: FrameFeatures, mask_prob: torch.Tensor, hotspot_xy, ke
 
 
 def reference_to(ref: Reference, device) -> Reference:
-    return Reference(*(getattr(ref, f.name).to(device) for f in fields(Reference)))
+    return Reference(*(None if getattr(ref, f.name) is None else getattr(ref, f.name).to(device)
+                       for f in fields(Reference)))
 
 
 def stack_references(refs: list[Reference]) -> Reference:
-    return Reference(*(torch.cat([getattr(r, f.name) for r in refs], 0) for f in fields(Reference)))
+    """A batch of references (training, adaptation): distractor keys do not batch and are dropped."""
+    return Reference(*(torch.cat([getattr(r, f.name) for r in refs], 0) for f in fields(Reference)
+                       if f.name != "distractors"))
 
 
 def correlation_input(search_keys: torch.Tensor, anchor: Reference, prev: Reference) -> torch.Tensor:
@@ -197,6 +204,24 @@ def step_evidence(mask_prob: torch.Tensor, corr: torch.Tensor, heat: torch.Tenso
     return ev
 
 
+def distractor_gate(search_keys: torch.Tensor, corr: torch.Tensor, distractors: torch.Tensor,
+                    size: tuple[int, int]) -> torch.Tensor:
+    """(h, w) 0/1: 0 where a stride-8 cell looks more like one of the anchor's distractors than like the
+    object (its best match among either template's object cells, channels 1 and 5 of `corr`).
+
+    The tracker learned whole salient objects; given part of one (a wheel, a bag on a person) or an
+    object beside a look-alike, it grows into the rest. The regions it grows into on the template's own
+    frame are remembered as distractors, and a later cell whose features match them better than the
+    object's is kept out of the mask (docs/benchmarks.md, "Part prompts and look-alikes")."""
+    lowp = inference_dtype()
+    grid = tuple(search_keys.shape[-2:])
+    q = search_keys.flatten(2)[0].t()  # (N, D)
+    sim_d = (q.to(lowp) @ distractors.to(lowp)).float().amax(1).reshape(grid)
+    obj = torch.maximum(corr[0, 1], corr[0, 5]) if corr.shape[1] > 5 else corr[0, 1]
+    gate = (obj >= sim_d).float()
+    return (F.interpolate(gate[None, None], size=size, mode="bilinear", align_corners=False)[0, 0] > 0.5).float()
+
+
 @torch.no_grad()
 def track_step(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, prev: Reference,
                size: tuple[int, int]) -> StepResult:
@@ -205,6 +230,8 @@ def track_step(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, pre
     corr = correlation_input(keys, anchor, prev)
     m4, _m8, hot = tracker(feats, corr, prev.mask_map)
     mask_prob = torch.sigmoid(F.interpolate(m4, size=size, mode="bilinear", align_corners=False))[0, 0]
+    if anchor.distractors is not None:
+        mask_prob = mask_prob * distractor_gate(keys, corr, anchor.distractors, size)
     heat, xy = hotspot_from_heat(hot[0, 0], mask_prob)
     evidence = step_evidence(mask_prob, corr, heat, anchor, prev)
     # = confidence_score(mask_prob), from the certainty the evidence already holds

@@ -1,0 +1,63 @@
+"""Part prompts are tracked as given (issue 19, item 4): the distractor memory of the session, on
+synthetic clips of the sample video's animal (one frame under a known camera motion)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_hotspot.evaluation.part_prompts import camera_path, half_part, part_scores, warp_clip
+from napari_hotspot.session import HotspotSession
+
+
+def _track(models, video, first_mask, memory: bool) -> tuple[np.ndarray, HotspotSession]:
+    session = HotspotSession(video, models)
+    session.distractor_memory = memory
+    session.add_prompt(0, 1, mask=first_mask)
+    out = np.zeros((len(video),) + first_mask.shape, bool)
+    out[0] = first_mask
+    for r in session.propagate([1], 0, len(video) - 1):
+        out[r.frame] = r.mask
+    return out, session
+
+
+@pytest.fixture(scope="module")
+def half_clip(sample):
+    rng = np.random.default_rng(2)
+    whole = sample.masks[0] == 1
+    part = half_part(rng, whole)
+    video, (parts, wholes) = warp_clip(sample.frames[0], [part, whole], camera_path(rng, whole.shape, 8))
+    return video, parts, wholes
+
+
+def test_half_of_an_object_is_tracked_as_given_not_grown_into_the_whole(models, half_clip):
+    video, parts, wholes = half_clip
+    grown = part_scores(_track(models, video, parts[0], memory=False)[0], parts, wholes)
+    kept = part_scores(_track(models, video, parts[0], memory=True)[0], parts, wholes)
+    # Without the memory the tracker takes a fifth of the rest of the animal; with it, almost none.
+    assert grown["taken"] > 0.1
+    assert kept["taken"] < 0.5 * grown["taken"] and kept["taken"] < 0.05
+    assert kept["part_j"] > grown["part_j"] and kept["part_j"] > 0.8
+
+
+def test_whole_objects_track_as_well_with_the_memory(models, sample):
+    video, gt = sample.frames[:16], sample.masks[:16] == 1
+    scores = {}
+    for memory in (False, True):
+        pred, _ = _track(models, video, gt[0], memory)
+        scores[memory] = np.mean([(p & g).sum() / (p | g).sum() for p, g in zip(pred[1:], gt[1:])])
+    assert scores[True] >= scores[False] - 0.02
+    assert scores[True] > 0.7
+
+
+def test_distractors_are_computed_once_per_anchor_mask(models, half_clip):
+    video, parts, wholes = half_clip
+    session = HotspotSession(video[:3], models)
+    session.add_prompt(0, 1, mask=parts[0])
+    first = session._anchor_reference(1, 0).distractors
+    assert first is not None and first.shape[0] == session._anchor_reference(1, 0).keys.shape[1]
+    assert session._anchor_reference(1, 0).distractors is first  # cached: no second set of tracker passes
+    session.add_prompt(0, 1, mask=wholes[0])  # a new mask on the same frame: computed again
+    assert session._anchor_reference(1, 0).distractors is not first
+    session.distractor_memory = False
+    assert session._anchor_reference(1, 0).distractors is None
