@@ -180,6 +180,22 @@ def test_complete_help_states_the_session_default():
         p.parse_args(["--complete", "-1"])
 
 
+def test_no_distractor_memory_reaches_the_session(tmp_path, sample_folder, monkeypatch):
+    """track --no-distractor-memory: the session tracks without the distractor memory (on by default)."""
+    from napari_hotspot import pipeline
+
+    seen = []
+    real = pipeline.track_video
+    monkeypatch.setattr(pipeline, "track_video",
+                        lambda session, *a, **k: seen.append(session.distractor_memory) or real(session, *a, **k))
+    mask = sample_folder.annotations / "00000.png"
+    for extra, expected in (([], True), (["--no-distractor-memory"], False)):
+        out = tmp_path / f"out{len(seen)}"
+        args = ["track", str(sample_folder.frames), "--out", str(out), "--mask", str(mask), "--adapt", "0"]
+        assert main(args + extra) == 0
+        assert seen[-1] is expected
+
+
 def test_track_writes_the_completed_click_mask_on_the_prompted_frame(tmp_path, sample_folder, monkeypatch):
     """The prompted frame's PNG is the completed mask (what propagation starts from), asked for with
     --complete's frame count; --complete 0 keeps the click's own mask."""

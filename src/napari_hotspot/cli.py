@@ -13,6 +13,7 @@ from .options import (
     add_accept_truncated_arg,
     add_adapt_arg,
     add_complete_arg,
+    add_distractor_arg,
     add_long_side_arg,
     add_prompt_args,
     adapt_seconds,
@@ -177,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, default=None, help="model weights (default: the shipped ones)")
     add_adapt_arg(p)
     add_complete_arg(p)
+    add_distractor_arg(p)
     add_long_side_arg(p)
     add_accept_truncated_arg(p)
     p.set_defaults(func=cmd_track)
@@ -198,9 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-adapt-guard", dest="adapt_guard", action="store_false",
                    help="use every adapted tracker, also one that fails the round-trip check the default "
                         "applies (session.adaptation_verdict; for measuring the guard)")
-    p.add_argument("--no-distractor-memory", dest="distractor_memory", action="store_false",
-                   help="track without keeping out the regions the tracker would wrongly add to a prompt's "
-                        "mask on its own frame (session.distractor_memory; for measuring it)")
+    add_distractor_arg(p)
     p.add_argument("--weights", type=Path, default=None)
     add_long_side_arg(p)
     p.add_argument("--out", type=Path, required=True, help="writes results.csv, summary.md (and predictions/)")

@@ -13,6 +13,8 @@ Why these defaults (measurements in docs/benchmarks.md):
 * ``complete_frames`` 5: the best of 3 / 5 / 7 / 10 / 20 frames for one click ("Completing a prompt's
   mask by a round trip").
 * ``long_side`` 448: scores as well as 512 at about 1.5x the speed ("Working resolution").
+* ``distractor_memory`` on: a part given as a mask stays a part, and no prompt lost J on the validation
+  split ("Part prompts and look-alikes").
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class TrackingOptions:
     adapt_steps: int | None = DEFAULT_ADAPT_STEPS
     #: long side of the networks' working resolution in pixels
     long_side: int = DEFAULT_LONG_SIDE
+    #: keep out of each tracked mask what looks like the regions the tracker would wrongly add to a
+    #: keyframe's own mask (a part given as a mask stays a part; ``HotspotSession._anchor_reference``)
+    distractor_memory: bool = True
 
     @classmethod
     def propagate_only(cls, long_side: int = DEFAULT_LONG_SIDE) -> TrackingOptions:
@@ -132,10 +137,20 @@ def add_long_side_arg(p: argparse.ArgumentParser) -> None:
                    help=f"long side of the networks' working resolution in pixels, {lo}-{hi} (default %(default)s)")
 
 
+def add_distractor_arg(p: argparse.ArgumentParser) -> None:
+    """The --no-distractor-memory option of every command that tracks."""
+    p.add_argument("--no-distractor-memory", dest="distractor_memory", action="store_false",
+                   help="let the tracker grow a keyframe's mask into what looks like the rest of its object "
+                        "(by default, what it would wrongly add on the keyframe itself is kept out of every "
+                        "tracked mask, so a part given as a mask stays a part)")
+
+
 def tracking_options(args) -> TrackingOptions:
-    """The TrackingOptions of a parsed command line (its --adapt, --complete and --long-side)."""
+    """The TrackingOptions of a parsed command line (its --adapt, --complete, --long-side and
+    --no-distractor-memory)."""
     return TrackingOptions(complete_frames=complete_frames(args), adapt_seconds=adapt_seconds(args),
-                           long_side=getattr(args, "long_side", None) or DEFAULT_LONG_SIDE)
+                           long_side=getattr(args, "long_side", None) or DEFAULT_LONG_SIDE,
+                           distractor_memory=getattr(args, "distractor_memory", True))
 
 
 def add_accept_truncated_arg(p: argparse.ArgumentParser) -> None:

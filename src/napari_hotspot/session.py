@@ -169,9 +169,6 @@ class HotspotSession:
         # partial click corrections cost far less J so (docs/benchmarks.md, "Corrective clicks").
         self.corrections_keep_anchor = True
         self.guard_adaptation = True  # an adapted copy tracks only if it passes `adaptation_verdict`
-        # A sweep keeps out what looks like the regions the tracker would wrongly add to an anchor's mask
-        # on its own frame (`_anchor_reference`); chosen on the validation split ("Part prompts").
-        self.distractor_memory = True
         # (object, frame) -> (the anchor they were computed for, its distractor keys or None)
         self._distractors: dict[tuple[int, int], tuple[_Anchor, torch.Tensor | None]] = {}
         self._verdicts: dict[int, AdaptationVerdict] = {}
@@ -958,6 +955,17 @@ class HotspotSession:
             return None
         f = min(prompts, key=lambda f: (abs(f - t), 0 if (f < t if step > 0 else f > t) else 1))
         return self._anchor_reference(object_id, f)
+
+    @property
+    def distractor_memory(self) -> bool:
+        """Whether a sweep keeps out what looks like the regions the tracker would wrongly add to an
+        anchor's mask on its own frame (`_anchor_reference`; `options.distractor_memory`, chosen on the
+        validation split: docs/benchmarks.md, "Part prompts and look-alikes")."""
+        return self.options.distractor_memory
+
+    @distractor_memory.setter
+    def distractor_memory(self, on: bool) -> None:
+        self.options = replace(self.options, distractor_memory=bool(on))
 
     def _anchor_reference(self, object_id: int, t: int, distractors: bool = True) -> Reference:
         """The template of anchor `t`, with its distractors when `distractor_memory` is on: the regions that

@@ -545,6 +545,26 @@ def test_gaze_map_layer(setup):
     assert not layer.visible
 
 
+def test_the_look_alikes_setting_reaches_the_session(setup, sample):
+    """'keep look-alikes out' is the session's distractor memory: on by default, a run computes the
+    painted keyframe's distractors; off, it tracks without them."""
+    viewer, widget, c = setup
+    assert widget.lookalike_check.isChecked() and c.options.distractor_memory
+    paint_object_1(c, sample, 0)
+    widget.range_check.setChecked(True)
+    widget.range_from.setValue(0)
+    widget.range_to.setValue(3)
+    track_and_wait(widget, c)
+    assert (1, 0) in c.session._distractors
+    widget.lookalike_check.setChecked(False)
+    assert not c.options.distractor_memory and not c.session.distractor_memory
+    c.session._distractors.clear()
+    track_and_wait(widget, c)
+    assert c.last_error is None and not c.session._distractors
+    widget.lookalike_check.setChecked(True)
+    assert c.session.distractor_memory
+
+
 # ---------------------------------------------------------------------------- shortcuts
 def test_shortcut_table_is_bound_and_documented(setup):
     viewer, widget, c = setup

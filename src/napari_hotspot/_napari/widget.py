@@ -244,10 +244,11 @@ class HotspotWidget(ClosesWithDock, QWidget):
         first, last = mw.SpinBox(label="from", min=0, max=0), mw.SpinBox(label="to", min=0, max=0)
         # the tracking options (completion, adaptation) come from the options object itself
         options = {name: option_box(name, getattr(self.controller.options, name)) for name in FIELDS}
+        lookalikes = mw.CheckBox(text="keep look-alikes out", value=self.controller.options.distractor_memory)
         threshold = mw.FloatSpinBox(label="low below", min=0.0, max=1.0, step=0.05)
         gaze_map = mw.CheckBox(text="show the EG-Net gaze map")
-        self.settings = mw.Container(widgets=[direction, scope, limit, first, last, *options.values(), threshold,
-                                              gaze_map], labels=True)
+        self.settings = mw.Container(widgets=[direction, scope, limit, first, last, *options.values(), lookalikes,
+                                              threshold, gaze_map], labels=True)
         self.settings.margins = (0, 0, 0, 0)
         box.addWidget(self.settings.native)
         self.direction_combo, self.scope_combo = direction.native, scope.native
@@ -257,6 +258,12 @@ class HotspotWidget(ClosesWithDock, QWidget):
         self.option_spins = {name: box.native for name, box in options.items()}
         self.adapt_spin, self.complete_spin = self.option_spins["adapt_seconds"], self.option_spins["complete_frames"]
         self.threshold_spin, self.gaze_map_check = threshold.native, gaze_map.native
+        self.lookalike_check = lookalikes.native
+        self.lookalike_check.setToolTip(
+            "Before a run the tracker looks at each keyframe on its own frame and notes where it would grow "
+            "the mask (the rest of an object you painted only part of, a look-alike beside your object); "
+            "while tracking, what looks more like those regions than like your object is kept out. Off: "
+            "masks may grow into whole salient objects.")
         self.threshold_spin.setValue(self.controller.low_confidence_threshold)
         self.threshold_spin.setToolTip("Frames whose confidence is below this are 'low' (◀ low, low ▶, J)")
         self.range_check.setToolTip("Track only the frames from..to (else all frames)")
@@ -334,6 +341,7 @@ class HotspotWidget(ClosesWithDock, QWidget):
         self.cancel_button.clicked.connect(c.cancel)
         for name, spin in self.option_spins.items():
             spin.valueChanged.connect(lambda value, name=name: self._on_option(name, value))
+        self.lookalike_check.toggled.connect(lambda on: c.set_options(distractor_memory=bool(on)))
         self.adapt_button.clicked.connect(lambda: c.adapt_now())
         self.reset_adapt_button.clicked.connect(lambda: c.reset_adaptation())
         self.undo_button.clicked.connect(c.undo)

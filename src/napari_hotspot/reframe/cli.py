@@ -22,6 +22,7 @@ from napari_hotspot.options import (
     COMPLETION_FRAMES,
     add_accept_truncated_arg,
     add_adapt_arg,
+    add_distractor_arg,
     add_long_side_arg,
     add_prompt_args,
     tracking_options,
@@ -86,6 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=None, help="frame rate for frame folders (default 24)")
     parser.add_argument("--weights", type=Path, default=None, help="model weights for the tracker")
     add_adapt_arg(parser, "adapt the tracker to the video first, as for track")
+    add_distractor_arg(parser)
     add_long_side_arg(parser)
     add_accept_truncated_arg(parser)
 
