@@ -245,8 +245,25 @@ def test_adaptation_budget_is_used_and_recorded(videos, tmp_path):
     result = process_video(item, tmp_path, long_side=LONG_SIDE, adapt_seconds=0.3)
     assert result.status == "done", result.error
     marker = json.loads((tmp_path / item.name / MARKER_FILE).read_text())
-    assert marker["settings"] == {"long_side": LONG_SIDE, "weights": None, "adapt_seconds": 0.3}
+    assert marker["settings"] == {"long_side": LONG_SIDE, "weights": None, "adapt_seconds": 0.3,
+                                  "distractor_memory": True}
     assert result.seconds >= 0.3
+
+
+def test_the_distractor_memory_setting_reaches_the_session_and_is_recorded(videos, tmp_path, monkeypatch):
+    import json
+
+    from napari_hotspot.batch import worker
+
+    seen = []
+    real = worker.track_into_store
+    monkeypatch.setattr(worker, "track_into_store",
+                        lambda session, prompt: seen.append(session.distractor_memory) or real(session, prompt))
+    item = next(i for i in read_manifest(videos) if i.prompt == "mask")
+    assert process_video(item, tmp_path, long_side=LONG_SIDE, distractor_memory=False).status == "done"
+    assert seen == [False]
+    marker = json.loads((tmp_path / item.name / MARKER_FILE).read_text())
+    assert marker["settings"]["distractor_memory"] is False
 
 
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):

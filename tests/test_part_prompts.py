@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from napari_hotspot.evaluation.part_prompts import camera_path, half_part, part_scores, warp_clip
 from napari_hotspot.session import HotspotSession
@@ -61,3 +62,25 @@ def test_distractors_are_computed_once_per_anchor_mask(models, half_clip):
     assert session._anchor_reference(1, 0).distractors is not first
     session.distractor_memory = False
     assert session._anchor_reference(1, 0).distractors is None
+
+
+def test_an_object_without_a_whole_grid_cell_gets_no_distractors(models, sample):
+    """No grid cell is mostly such an object (small or thin), so the gate, which compares with the
+    template's object cells, would keep nothing of it: it gets no distractors, whatever the tracker
+    would grow it into."""
+    frames = sample.frames[:2]
+    session = HotspotSession(frames, models)
+    grown = torch.zeros(session.work_size, dtype=torch.bool)
+    grown[:, : session.work_size[1] // 2] = True  # as if the passes grew it over half the frame
+    session._track_own_frame = lambda *args: grown
+    sx = session.work_size[1] / frames.shape[2]
+    sy = session.work_size[0] / frames.shape[1]
+    thin = np.zeros(frames.shape[1:3], bool)  # 3 working pixels wide, inside one column of cells
+    thin[10:-10, int(np.ceil(65 / sx)): int(67 / sx) + 1] = True
+    session.add_prompt(0, 1, mask=thin)
+    ref = session._anchor_reference(1, 0)
+    assert not bool((ref.mask > 0.5).any()) and ref.distractors is None
+    wide = np.zeros(frames.shape[1:3], bool)
+    wide[10:-10, int(64 / sx): int(96 / sx)] = True
+    session.add_prompt(0, 1, mask=wide)
+    assert session._anchor_reference(1, 0).distractors is not None

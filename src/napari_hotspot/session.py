@@ -711,7 +711,8 @@ class HotspotSession:
     def _round_trip_iou(self, tracker, object_id: int, frame: int, frames: int) -> float:
         """IoU between an anchor's mask and what `tracker` brings back to the anchor's frame after
         tracking it `frames` frames away (forward, or backward near the video's end) and back, the far
-        answer as the template of the way back: real neighbouring frames, not views of the anchor."""
+        answer as the template of the way back: real neighbouring frames, not views of the anchor.
+        Without the distractor memory: it compares the two trackers themselves (as chosen on the split)."""
         self._settle(object_id, frame)
         a = self._objects[object_id].anchors[frame]
         ahead, behind = self.num_frames - 1 - frame, frame
@@ -909,6 +910,7 @@ class HotspotSession:
             start_frame = min(firsts) if step > 0 else max(firsts)
         start_frame = self._check_frame(start_frame)
         end = (last if step > 0 else 0) if end_frame is None else self._check_frame(end_frame)
+        memory = self.distractor_memory  # read once: the dock may change its settings while a run goes on
         # Per object: (anchor reference, previous reference), set once the sweep meets an anchor.
         state: dict[int, tuple[Reference, Reference] | None] = {i: None for i in ids}
         active = set(ids)
@@ -921,12 +923,12 @@ class HotspotSession:
                     if state[i] is not None and stop_at_keyframe:
                         active.discard(i)
                         continue
-                    template = self._template_for_correction(i, t, step)
-                    ref = self._anchor_reference(i, t, distractors=template is None)
+                    template = self._template_for_correction(i, t, step, memory)
+                    ref = self._anchor_reference(i, t, distractors=memory and template is None)
                     state[i] = (template or ref, ref)
                     continue
                 if state[i] is None:
-                    state[i] = self._state_from_behind(i, t, step)
+                    state[i] = self._state_from_behind(i, t, step, memory)
                     if state[i] is None:
                         continue  # no anchor behind t in this direction: nothing to propagate from
                 anchor_ref, prev_ref = state[i]
@@ -938,7 +940,7 @@ class HotspotSession:
                 yield TrackResult(t, i, self._mask_to_frame(r.mask_prob), self._to_frame(r.hotspot_xy), r.confidence,
                                   r.evidence)
 
-    def _template_for_correction(self, object_id: int, t: int, step: int) -> Reference | None:
+    def _template_for_correction(self, object_id: int, t: int, step: int, memory: bool | None = None) -> Reference | None:
         """For a sweep leaving a corrected frame `t`: the template of the nearest prompt (a keyframe that
         is not itself a correction) on either side, behind it on a tie, so that a correction restarts the
         previous-frame chain without replacing the prompt the user gave as the object's appearance. A
@@ -954,7 +956,7 @@ class HotspotSession:
         if not prompts:
             return None
         f = min(prompts, key=lambda f: (abs(f - t), 0 if (f < t if step > 0 else f > t) else 1))
-        return self._anchor_reference(object_id, f)
+        return self._anchor_reference(object_id, f, memory)
 
     @property
     def distractor_memory(self) -> bool:
@@ -967,16 +969,20 @@ class HotspotSession:
     def distractor_memory(self, on: bool) -> None:
         self.options = replace(self.options, distractor_memory=bool(on))
 
-    def _anchor_reference(self, object_id: int, t: int, distractors: bool = True) -> Reference:
-        """The template of anchor `t`, with its distractors when `distractor_memory` is on: the regions that
-        DISTRACTOR_PASSES base-tracker passes over the anchor's own frame add to its mask (each pass from
-        the union so far). A whole object's mask grows little (a rim, a look-alike beside it); part of
-        an object grows into the rest, which the sweep then keeps out. Computed once per anchor mask;
-        `distractors` False: a reference only used as the previous-frame template (which never gates)."""
+    def _anchor_reference(self, object_id: int, t: int, distractors: bool | None = None) -> Reference:
+        """The template of anchor `t`, with its distractors when `distractors` (default: `distractor_memory`)
+        says so: the grid cells that DISTRACTOR_PASSES base-tracker passes over the anchor's own frame add
+        to its mask (each pass from the union so far). A whole object's mask grows little (a rim, a
+        look-alike beside it); part of an object grows into the rest, which the sweep then keeps out.
+        Computed when a sweep first meets the anchor, then cached for that `_Anchor` (every change of an
+        anchor's mask makes a new one). `distractors` False: a reference only used as the previous-frame
+        template (which never gates). None also when no grid cell is mostly the object (a small or thin
+        object): `distractor_gate` compares with the template's object cells, and without one it would
+        keep nothing."""
         a = self._objects[object_id].anchors[t]
         feats = self.features(t)
         ref = make_reference(feats, a.mask_work, a.hotspot_work)
-        if not (self.distractor_memory and distractors):
+        if not (self.distractor_memory if distractors is None else distractors) or not bool((ref.mask > 0.5).any()):
             return ref
         cached = self._distractors.get((object_id, t))
         if cached is None or cached[0] is not a:
@@ -990,7 +996,7 @@ class HotspotSession:
         ref.distractors = cached[1]
         return ref
 
-    def _state_from_behind(self, object_id: int, t: int, step: int):
+    def _state_from_behind(self, object_id: int, t: int, step: int, memory: bool | None = None):
         """Start a sweep at a non-anchor frame: re-anchor on the nearest anchor behind it (in the
         sweep direction) and seed the previous template with it (its anchor template chosen as a sweep
         leaving that anchor would, `_template_for_correction`)."""
@@ -998,7 +1004,8 @@ class HotspotSession:
         if not behind:
             return None
         a = max(behind) if step > 0 else min(behind)
-        template = self._template_for_correction(object_id, a, step)
-        ref = self._anchor_reference(object_id, a, distractors=template is None)
+        memory = self.distractor_memory if memory is None else memory
+        template = self._template_for_correction(object_id, a, step, memory)
+        ref = self._anchor_reference(object_id, a, distractors=memory and template is None)
         return template or ref, ref
 

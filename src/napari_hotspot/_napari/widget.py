@@ -260,10 +260,10 @@ class HotspotWidget(ClosesWithDock, QWidget):
         self.threshold_spin, self.gaze_map_check = threshold.native, gaze_map.native
         self.lookalike_check = lookalikes.native
         self.lookalike_check.setToolTip(
-            "Before a run the tracker looks at each keyframe on its own frame and notes where it would grow "
-            "the mask (the rest of an object you painted only part of, a look-alike beside your object); "
-            "while tracking, what looks more like those regions than like your object is kept out. Off: "
-            "masks may grow into whole salient objects.")
+            "When a run reaches a keyframe, the tracker looks at it on its own frame and notes where it would "
+            "grow the mask (the rest of an object you painted only part of, a look-alike beside your object); "
+            "while tracking from it, what looks more like those regions than like your object is kept out. "
+            "Off: masks may grow into whole salient objects. A change applies from the next run.")
         self.threshold_spin.setValue(self.controller.low_confidence_threshold)
         self.threshold_spin.setToolTip("Frames whose confidence is below this are 'low' (◀ low, low ▶, J)")
         self.range_check.setToolTip("Track only the frames from..to (else all frames)")

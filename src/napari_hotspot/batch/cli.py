@@ -18,7 +18,13 @@ from pathlib import Path
 
 from napari_hotspot.argtypes import non_negative_int as _non_negative_int
 from napari_hotspot.argtypes import positive_int as _positive_int
-from napari_hotspot.options import add_accept_truncated_arg, add_adapt_arg, add_long_side_arg, adapt_seconds
+from napari_hotspot.options import (
+    adapt_seconds,
+    add_accept_truncated_arg,
+    add_adapt_arg,
+    add_distractor_arg,
+    add_long_side_arg,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -41,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_long_side_arg(parser)
     add_adapt_arg(parser, "per-video tracker adaptation budget in seconds, as for track",
                   off="0 = off, reproducible on any machine")
+    add_distractor_arg(parser)
     add_accept_truncated_arg(parser)
     parser.add_argument("--retries", type=_non_negative_int, default=2,
                         help="re-runs of a video whose task raised an unexpected error (default 2)")
@@ -139,7 +146,8 @@ def run(args) -> int:
                 log(f"dask dashboard: {link}" + (" (its plots need bokeh>=3.1, not installed)" if no_plots else ""))
             summary = run_batch(items, out_dir, client, weights=args.weights, long_side=args.long_side,
                                 retries=args.retries, adapt_seconds=adapt_seconds(args), log=log,
-                                accept_truncated=args.accept_truncated)
+                                accept_truncated=args.accept_truncated,
+                                distractor_memory=args.distractor_memory)
         except KeyboardInterrupt:  # before run_batch took over (cluster start-up)
             pass
         finally:

@@ -263,6 +263,7 @@ def run_batch(
     adapt_seconds: float = 0.0,
     log: Callable[[str], None] | None = _stderr,
     accept_truncated: bool = False,
+    distractor_memory: bool = True,
 ) -> BatchSummary:
     """Pre-annotate every video of `items` into `out_dir` on the Dask `client`'s cluster.
 
@@ -274,11 +275,11 @@ def run_batch(
     out_dir = _make_out_dir(out_dir)
     with batch_lock(out_dir):
         return _run_batch_locked(items, out_dir, client, weights, long_side, retries, adapt_seconds,
-                                 log or (lambda _m: None), accept_truncated)
+                                 log or (lambda _m: None), accept_truncated, distractor_memory)
 
 
 def _run_batch_locked(items, out_dir: Path, client, weights, long_side, retries, adapt_seconds, log,
-                      accept_truncated=False) -> BatchSummary:
+                      accept_truncated=False, distractor_memory=True) -> BatchSummary:
     from distributed import as_completed
 
     t0 = time.perf_counter()
@@ -313,7 +314,7 @@ def _run_batch_locked(items, out_dir: Path, client, weights, long_side, retries,
             item = items[i]
             future = client.submit(
                 process_video, item, str(out_dir), weights_arg, int(long_side), 1, float(adapt_seconds),
-                bool(accept_truncated),
+                bool(accept_truncated), bool(distractor_memory),
                 key=f"napari-hotspot-batch-{item.name}-{uuid.uuid4().hex[:8]}",
                 retries=int(retries), pure=False,
             )
@@ -357,6 +358,7 @@ def run_sequential(
     adapt_seconds: float = 0.0,
     log: Callable[[str], None] | None = None,
     accept_truncated: bool = False,
+    distractor_memory: bool = True,
 ) -> BatchSummary:
     """The same batch in this process, one video after another (the reference a Dask run must equal)."""
     log = log or (lambda _message: None)
@@ -368,7 +370,8 @@ def run_sequential(
         results = []
         for item in items:
             weights_arg = str(Path(weights).absolute()) if weights else None
-            result = process_video(item, out_dir, weights_arg, long_side, 1, adapt_seconds, accept_truncated)
+            result = process_video(item, out_dir, weights_arg, long_side, 1, adapt_seconds, accept_truncated,
+                                   distractor_memory)
             results.append(result)
             progress.update(result)
         return BatchSummary(results, time.perf_counter() - t0, report=write_report(out_dir, results))
