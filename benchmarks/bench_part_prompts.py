@@ -15,6 +15,9 @@ mask is known on every frame. Three kinds of part:
 - ``pasted``: a DUTS salient object pasted over the DAVIS object (its centre on an interior point,
   its extent 30-60% of the object's): the prompt is the pasted object, the DAVIS object is the
   salient whole beside it.
+- ``copy``: a look-alike, not a part: the DAVIS object with a copy of itself pasted beside it; the
+  prompt is the object, "the rest" is the copy. Tracked twice: alone, and with the copy prompted as a
+  second object (other objects' masks on the prompted frame are distractors too).
 
 The prompt is the part's frame-0 mask (``add_prompt(mask=...)``); tracking with the session's
 defaults (``distractor_memory`` on unless ``--no-distractor-memory``), no adaptation. Reported per kind: J against the part, J against the whole, and "taken":
@@ -33,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_hotspot.evaluation.part_prompts import (camera_path, disk_part, half_part, part_scores, paste_part,
-                                                      warp_clip)
+from napari_hotspot.evaluation.part_prompts import (camera_path, copy_beside, disk_part, half_part, part_scores,
+                                                      paste_part, warp_clip)
 
 
 def make_clips(rng, davis_root: Path, duts_root: Path | None, sequences, clips: int, frames: int):
@@ -55,26 +58,32 @@ def make_clips(rng, davis_root: Path, duts_root: Path | None, sequences, clips: 
                 whole = whole.any(-1)
             if whole.sum() < 400:
                 continue
-            kinds = {"half": (image, half_part(rng, whole)), "disk": (image, disk_part(rng, whole))}
+            # kind -> (image, the prompted part, the whole it belongs to: part plus "the rest")
+            kinds = {"half": (image, half_part(rng, whole), whole), "disk": (image, disk_part(rng, whole), whole)}
             if stills:
                 pasted = paste_part(rng, image, whole, *load_still(duts_root, stills[rng.integers(len(stills))]))
-                if pasted is not None:
-                    kinds["pasted"] = (pasted[0], pasted[1])
-            for kind, (img, part) in kinds.items():
+                if pasted is not None:  # the pasted object may stick out of the DAVIS one
+                    kinds["pasted"] = (pasted[0], pasted[1], whole | pasted[1])
+            beside = copy_beside(image, whole)
+            if beside is not None:  # the "part" is the object itself, "the rest" its look-alike copy
+                kinds["copy"] = (beside[0], whole, whole | beside[1])
+            for kind, (img, part, full) in kinds.items():
                 if part is None:
                     continue
-                full = whole | part  # the pasted object may stick out of the DAVIS one
                 path = camera_path(rng, whole.shape, frames)
                 video, (parts, wholes) = warp_clip(img, [part, full], path)
                 yield seq, name, kind, video, parts, wholes
 
 
-def track_clip(models, video, parts, distractor_memory: bool = True) -> np.ndarray:
+def track_clip(models, video, parts, distractor_memory: bool = True, other=None) -> np.ndarray:
+    """Object 1 from its frame-0 mask; `other`: a second object's frame-0 mask, prompted as object 2."""
     from napari_hotspot.session import HotspotSession
 
     session = HotspotSession(video, models)
     session.distractor_memory = distractor_memory
     session.add_prompt(0, 1, mask=parts[0])
+    if other is not None:
+        session.add_prompt(0, 2, mask=other)
     out = np.zeros_like(parts)
     out[0] = parts[0]
     for r in session.propagate([1], start_frame=0, end_frame=len(video) - 1):
@@ -111,10 +120,15 @@ def main(argv=None) -> int:
     if args.verbose:
         print("| sequence | frame | kind | part J | whole J | taken |\n|---|---|---|---|---|---|")
     for seq, name, kind, video, parts, wholes in make_clips(rng, davis, duts, args.sequences, args.clips, args.frames):
-        s = part_scores(track_clip(models, video, parts, args.distractor_memory), parts, wholes)
-        rows.setdefault(kind, []).append(s)
-        if args.verbose:
-            print(f"| {seq} | {name} | {kind} | {s['part_j']:.3f} | {s['whole_j']:.3f} | {s['taken']:.3f} |", flush=True)
+        runs = {kind: None}
+        if kind == "copy":  # tracked alone, and with the copy prompted as a second object
+            runs = {"copy, alone": None, "copy, both prompted": wholes[0] & ~parts[0]}
+        for label, other in runs.items():
+            s = part_scores(track_clip(models, video, parts, args.distractor_memory, other), parts, wholes)
+            rows.setdefault(label, []).append(s)
+            if args.verbose:
+                print(f"| {seq} | {name} | {label} | {s['part_j']:.3f} | {s['whole_j']:.3f} | {s['taken']:.3f} |",
+                      flush=True)
     print("\n| part kind | clips | J against the part | J against the whole | share of the rest taken |")
     print("|---|---|---|---|---|")
     for kind, ss in rows.items():

@@ -24,7 +24,7 @@ def test_the_guard_drops_an_adaptation_forced_to_learn_a_wrong_mask(sample, mode
     for example in adapter.examples:
         example.masks = [~m for m in example.masks]
     adapter.opt.param_groups[0]["lr"] = 5e-3
-    assert adapter.fit(seconds=1e9, max_steps=40) == 40
+    assert adapter.fit(seconds=1e9, max_steps=20) == 20
     verdict = session.adaptation_verdict(1)
     assert verdict is not None and not verdict.kept
     assert verdict.adapted_iou < verdict.base_iou - 0.2

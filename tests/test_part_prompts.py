@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_hotspot.evaluation.part_prompts import camera_path, half_part, part_scores, warp_clip
+from napari_hotspot.evaluation.part_prompts import camera_path, copy_beside, half_part, part_scores, warp_clip
 from napari_hotspot.session import HotspotSession
 
 
@@ -54,14 +54,39 @@ def test_whole_objects_track_as_well_with_the_memory(models, sample):
 def test_distractors_are_computed_once_per_anchor_mask(models, half_clip):
     video, parts, wholes = half_clip
     session = HotspotSession(video[:3], models)
+    passes = []
+    real = session._track_own_frame
+    session._track_own_frame = lambda *args: passes.append(1) or real(*args)
     session.add_prompt(0, 1, mask=parts[0])
     first = session._anchor_reference(1, 0).distractors
     assert first is not None and first.shape[0] == session._anchor_reference(1, 0).keys.shape[1]
-    assert session._anchor_reference(1, 0).distractors is first  # cached: no second set of tracker passes
+    assert len(passes) == 3  # cached after the first time: no second set of tracker passes
     session.add_prompt(0, 1, mask=wholes[0])  # a new mask on the same frame: computed again
-    assert session._anchor_reference(1, 0).distractors is not first
+    session._anchor_reference(1, 0)
+    assert len(passes) == 6
     session.distractor_memory = False
     assert session._anchor_reference(1, 0).distractors is None
+
+
+def test_another_object_prompted_on_the_same_frame_is_kept_out(models, sample):
+    """Two look-alikes (the sample's animal and a copy of it beside it), each its own object: tracked
+    alone, object 1 spreads onto the copy; with the copy prompted as object 2, it stays off it."""
+    rng = np.random.default_rng(2)
+    animal = sample.masks[0] == 1
+    image, copy = copy_beside(sample.frames[0], animal)
+    video, (ones, twos) = warp_clip(image, [animal, copy], camera_path(rng, animal.shape, 8))
+    scores = {}
+    for both in (False, True):
+        session = HotspotSession(video, models)
+        session.add_prompt(0, 1, mask=ones[0])
+        if both:
+            session.add_prompt(0, 2, mask=twos[0])
+        pred = [r.mask for r in session.propagate([1], 0, len(video) - 1)]
+        scores[both] = (np.mean([(p & g).sum() / (p | g).sum() for p, g in zip(pred, ones[1:])]),
+                        np.mean([(p & g).sum() / g.sum() for p, g in zip(pred, twos[1:])]))
+    (j_alone, taken_alone), (j_both, taken_both) = scores[False], scores[True]
+    assert taken_alone > 0.3 and taken_both < 0.5 * taken_alone
+    assert j_both > j_alone
 
 
 def test_an_object_without_a_whole_grid_cell_gets_no_distractors(models, sample):

@@ -169,8 +169,8 @@ class HotspotSession:
         # partial click corrections cost far less J so (docs/benchmarks.md, "Corrective clicks").
         self.corrections_keep_anchor = True
         self.guard_adaptation = True  # an adapted copy tracks only if it passes `adaptation_verdict`
-        # (object, frame) -> (the anchor they were computed for, its distractor keys or None)
-        self._distractors: dict[tuple[int, int], tuple[_Anchor, torch.Tensor | None]] = {}
+        # (object, frame) -> (the anchor they were computed for, its grown grid cells: (M,) bool)
+        self._distractors: dict[tuple[int, int], tuple[_Anchor, torch.Tensor]] = {}
         self._verdicts: dict[int, AdaptationVerdict] = {}
         # (object, frame) -> (the anchor mask it was computed for, the base tracker's round-trip IoU)
         self._base_round_trips: dict[tuple[int, int], tuple[torch.Tensor, float]] = {}
@@ -975,7 +975,7 @@ class HotspotSession:
         to its mask (each pass from the union so far). A whole object's mask grows little (a rim, a
         look-alike beside it); part of an object grows into the rest, which the sweep then keeps out.
         Computed when a sweep first meets the anchor, then cached for that `_Anchor` (every change of an
-        anchor's mask makes a new one). `distractors` False: a reference only used as the previous-frame
+        anchor's mask makes a new one). Other objects' anchor masks on the same frame join them. `distractors` False: a reference only used as the previous-frame
         template (which never gates). None also when no grid cell is mostly the object (a small or thin
         object): `distractor_gate` compares with the template's object cells, and without one it would
         keep nothing."""
@@ -984,16 +984,23 @@ class HotspotSession:
         ref = make_reference(feats, a.mask_work, a.hotspot_work)
         if not (self.distractor_memory if distractors is None else distractors) or not bool((ref.mask > 0.5).any()):
             return ref
+        grid = tuple(ref.mask_map.shape[-2:])
         cached = self._distractors.get((object_id, t))
         if cached is None or cached[0] is not a:
             mask = a.mask_work > 0.5
             grown = mask
             for _ in range(DISTRACTOR_PASSES):
                 grown = grown | self._track_own_frame(t, grown.float(), a.hotspot_work)
-            cells = mask_to_grid((grown & ~mask).float(), tuple(ref.mask_map.shape[-2:]))[0, 0].flatten() > 0.5
-            cached = (a, ref.keys[0][:, cells] if bool(cells.any()) else None)
+            cached = (a, mask_to_grid((grown & ~mask).float(), grid)[0, 0].flatten() > 0.5)
             self._distractors[(object_id, t)] = cached
-        ref.distractors = cached[1]
+        cells = cached[1]
+        # The other objects prompted on this frame are distractors too: two look-alike animals, each
+        # an object, each keeps out of the other's mask.
+        for other_id, other in self._objects.items():
+            if other_id != object_id and t in other.anchors:
+                cells = cells | (mask_to_grid(other.anchors[t].mask_work.float(), grid)[0, 0].flatten() > 0.5)
+        cells = cells & ~(ref.mask[0] > 0.5)
+        ref.distractors = ref.keys[0][:, cells] if bool(cells.any()) else None
         return ref
 
     def _state_from_behind(self, object_id: int, t: int, step: int, memory: bool | None = None):

@@ -88,6 +88,23 @@ def paste_part(rng, image, mask, still, still_mask):
     return out, pasted
 
 
+def copy_beside(image: np.ndarray, mask: np.ndarray, gap: float = 0.05):
+    """(image with a copy of the object pasted beside it, the copy's mask), or None when the copy
+    would not fit in the frame on either side: a look-alike next to the object."""
+    h, w = mask.shape
+    xs = np.nonzero(mask)[1]
+    width = np.ptp(xs) + 1
+    shift = int((1 + gap) * width)
+    if xs.max() + shift >= w:
+        shift = -shift
+        if xs.min() + shift < 0:
+            return None
+    move = np.float32([[1, 0, shift], [0, 1, 0]])
+    copy = cv2.warpAffine(mask.astype(np.uint8), move, (w, h), flags=cv2.INTER_NEAREST) > 0
+    out = np.where(copy[..., None], cv2.warpAffine(image, move, (w, h)), image)
+    return out, copy & ~mask
+
+
 def part_scores(pred: np.ndarray, parts: np.ndarray, wholes: np.ndarray) -> dict:
     """Mean over frames 1..N-1 of J against the part, J against the whole, and "taken": the share of
     the rest of the whole (whole minus part) that the tracked mask covers."""
