@@ -363,3 +363,21 @@ def test_local_workers_drop_only_the_shutdown_heartbeat_error():
     f = _DropShutdownHeartbeat()
     assert not f.filter(record("Failed to communicate with scheduler during heartbeat."))
     assert f.filter(record("Compute Failed"))
+
+
+def test_ctrl_c_hides_only_distributeds_cancel_race_traceback():
+    """distributed's sync() can log a NameError traceback for its own uninitialised future when Ctrl-C
+    lands between scheduling a call and starting it; the batch CLI drops that record, nothing else."""
+    import logging
+
+    from napari_hotspot.batch.cli import _SyncCancelRace
+
+    def record(exc):
+        return logging.LogRecord("tornado.application", logging.ERROR, __file__, 1, "Exception in callback",
+                                 None, (type(exc), exc, None))
+
+    race = NameError("cannot access free variable 'future' where it is not associated with a value in "
+                     "enclosing scope")
+    assert not _SyncCancelRace().filter(record(race))
+    assert _SyncCancelRace().filter(record(NameError("name 'frame' is not defined")))
+    assert _SyncCancelRace().filter(record(ValueError("a real error")))
