@@ -11,6 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .davis import jaccard
+
 
 def camera_path(rng, size, frames: int, strength: float = 0.5) -> list[np.ndarray]:
     """Composed small motions about the frame centre: 3x3 affines from frame 0 to each frame."""
@@ -111,14 +113,9 @@ def part_scores(pred: np.ndarray, parts: np.ndarray, wholes: np.ndarray) -> dict
     js, jw, taken = [], [], []
     for t in range(1, len(pred)):
         rest = wholes[t] & ~parts[t]
-        js.append(_jaccard(pred[t], parts[t]))
-        jw.append(_jaccard(pred[t], wholes[t]))
+        js.append(jaccard(pred[t], parts[t]))
+        jw.append(jaccard(pred[t], wholes[t]))
         if rest.sum() > 0:
             taken.append(float((pred[t] & rest).sum()) / float(rest.sum()))
     return {"part_j": float(np.mean(js)), "whole_j": float(np.mean(jw)),
             "taken": float(np.mean(taken)) if taken else 0.0}
-
-
-def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    union = (a | b).sum()
-    return 1.0 if union == 0 else float((a & b).sum()) / float(union)

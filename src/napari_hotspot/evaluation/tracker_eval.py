@@ -78,7 +78,8 @@ def evaluate_tracker(
 ) -> list[dict]:
     davis_root, out_dir = Path(davis_root), Path(out_dir)
     models = models or ModelBundle.load()
-    options = TrackingOptions(complete_frames=complete_frames, adapt_seconds=adapt_seconds, long_side=long_side)
+    options = TrackingOptions(complete_frames=complete_frames, adapt_seconds=adapt_seconds, long_side=long_side,
+                              distractor_memory=distractor_memory)
     rows = []
     for seq in sequences or list_sequences(davis_root):
         img_dir = davis_frames_dir(davis_root, seq)
@@ -95,7 +96,6 @@ def evaluate_tracker(
         with open_source(img_dir, cache_bytes=TRACK_CACHE_BYTES) as source:
             session = HotspotSession(source, models, options=options)
             session.guard_adaptation = adapt_guard
-            session.distractor_memory = distractor_memory
             run = track_video(session, prompts, pred_dir)
         # track_video writes masks/ inside pred_dir; DAVIS layout wants the PNGs directly in it.
         for png in (pred_dir / "masks").glob("*.png"):
@@ -151,10 +151,10 @@ def correction_curve(
     ids = [int(v) for v in np.unique(gt[0]) if v != 0]
     with open_source(davis_frames_dir(davis_root, sequence)) as source:
         options = TrackingOptions(complete_frames=complete_frames, adapt_seconds=adapt_seconds,
-                                  adapt_steps=adapt_steps, long_side=long_side)
+                                  adapt_steps=adapt_steps, long_side=long_side,
+                                  distractor_memory=distractor_memory)
         session = HotspotSession(source, models, options=options)
         session.guard_adaptation = adapt_guard
-        session.distractor_memory = distractor_memory
         pred: dict[int, list[np.ndarray]] = {}
         for oid in ids:
             r = prompt_from_ground_truth(gt[0] == oid, init, 0, oid).apply(session)
