@@ -10,7 +10,10 @@ the largest error region (``evaluation.interactive.next_click``: positive in a m
 false alarm); the frame becomes a keyframe with the corrected mask; re-propagation runs both ways from
 it up to the neighbouring keyframes (the dock's Re-propagate). Mean J over all frames after each step.
 
-"refine": ``corrections.refine_mask`` on the frame's mask (what the dock does now). "replace": the
+"monotone" (the dock's way since the fourteenth session): ``corrections.refine_mask`` on the frame's
+mask, and each re-propagated frame's mask combined with the one it had
+(``corrections.combine_repropagated``: a negative click only removes, a positive one only adds).
+"refine": the same click, and the re-propagated answers replace the masks (the dock before). "replace": the
 click alone as a prompt (``add_prompt(points=...)``), whose answer replaces the mask; a negative
 click alone is refused there, so that step changes nothing (the dock's behaviour before).
 Prints a Markdown table.
@@ -46,7 +49,7 @@ def _j(a, b) -> float:
 
 
 def run_sequence(video, gt, models, clicks: int, mode: str) -> list[float]:
-    from napari_hotspot.corrections import refine_mask
+    from napari_hotspot.corrections import click_polarity, combine_repropagated, refine_mask
     from napari_hotspot.errors import PromptError
     from napari_hotspot.evaluation.interactive import next_click
     from napari_hotspot.session import HotspotSession
@@ -69,7 +72,7 @@ def run_sequence(video, gt, models, clicks: int, mode: str) -> list[float]:
             continue
         x, y, positive = click
         try:
-            if mode in ("refine", "nearest"):
+            if mode in ("refine", "nearest", "monotone"):
                 corrected = refine_mask(session, w, masks[w], [(x, y, 1 if positive else 0)])
                 session.add_prompt(w, 1, mask=corrected, source="correction")
             else:
@@ -89,7 +92,11 @@ def run_sequence(video, gt, models, clicks: int, mode: str) -> list[float]:
                 continue
             for r in session.propagate([1], start_frame=w, end_frame=end, direction=direction, stop_at_keyframe=True):
                 if r.frame not in keys:
-                    masks[r.frame] = r.mask
+                    if mode == "monotone":  # a negative click only removes downstream, a positive one only adds
+                        polarity = click_polarity([(x, y, 1 if positive else 0)])
+                        masks[r.frame] = combine_repropagated(masks[r.frame], r.mask, polarity)
+                    else:
+                        masks[r.frame] = r.mask
         curve.append(float(np.mean([_j(masks[t], gt[t]) for t in range(n)])))
     return curve
 
@@ -99,10 +106,12 @@ def main(argv=None) -> int:
     parser.add_argument("--sequences", nargs="+", default=["blackswan", "dog", "kite-surf"])
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--clicks", type=int, default=3)
-    parser.add_argument("--modes", nargs="+", default=["nearest", "refine"],
-                        help="nearest: refine, and re-propagate only over the frames nearer to the corrected "
-                             "frame than to any other keyframe; refine: refine, and re-propagate up to the "
-                             "neighbouring keyframes (the dock's way); replace: the click as a prompt")
+    parser.add_argument("--modes", nargs="+", default=["monotone", "refine"],
+                        help="monotone: refine, re-propagate up to the neighbouring keyframes, a negative click "
+                             "only removing and a positive one only adding (the dock's way); refine: the same, "
+                             "the new answers replacing the masks; nearest: refine, and re-propagate only over "
+                             "the frames nearer to the corrected frame than to any other keyframe; replace: the "
+                             "click as a prompt")
     parser.add_argument("--davis-root", type=Path, default=None, help="default: $NAPARI_HOTSPOT_DATA/davis2016-dev")
     parser.add_argument("--weights", type=Path, default=None)
     args = parser.parse_args(argv)

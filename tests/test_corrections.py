@@ -61,3 +61,31 @@ def test_a_negative_click_removes_only_near_its_place(monkeypatch):
     assert not out[60, 150:180].any() and not unlimited[60, 100:180].any()
     assert out[60, 100:118].all()  # beyond 3x the click's depth (15 px) the mask stays
     assert (mask & ~out).sum() < (mask & ~unlimited).sum()
+
+
+def test_repropagation_from_a_click_correction_only_removes_or_only_adds():
+    from napari_hotspot.corrections import click_polarity, combine_repropagated, combined_hotspot
+
+    assert click_polarity([(1, 2, 0), (3, 4, 0)]) == "remove"
+    assert click_polarity([(1, 2, 1)]) == "add"
+    assert click_polarity([(1, 2, 1), (3, 4, 0)]) is None and click_polarity([]) is None
+    old = np.zeros((20, 30), bool)
+    old[5:15, 5:20] = True
+    new = np.zeros((20, 30), bool)
+    new[5:15, 10:25] = True
+    np.testing.assert_array_equal(combine_repropagated(old, new, "remove"), old & new)
+    np.testing.assert_array_equal(combine_repropagated(old, new, "add"), old | new)
+    np.testing.assert_array_equal(combine_repropagated(old, new, None), new)
+    np.testing.assert_array_equal(combine_repropagated(None, new, "remove"), new)  # no mask there before
+    try:
+        combine_repropagated(old[:10], new, "add")
+    except ValueError as err:
+        assert "different shapes" in str(err)
+    else:
+        raise AssertionError("masks of different shapes were combined")
+    cut = old & new
+    assert combined_hotspot(cut, (12.0, 8.0), (22.0, 10.0)) == (12.0, 8.0)
+    assert combined_hotspot(cut, (22.0, 10.0), (12.0, 8.0)) == (12.0, 8.0)  # the first left the mask
+    x, y = combined_hotspot(cut, None, (6.0, 6.0))  # neither inside: the cut mask's deepest point
+    assert cut[int(y), int(x)] and 11 <= x <= 18
+    assert combined_hotspot(np.zeros((4, 4), bool), (1.0, 1.0)) is None

@@ -169,6 +169,41 @@ def repropagation_ends(keyframes: Sequence[int], frame: int, num_frames: int) ->
     return forward, backward
 
 
+def click_polarity(clicks) -> str | None:
+    """How a click correction may change the frames re-propagated from it (`combine_repropagated`):
+    "remove" when every click is negative, "add" when every click is positive, None (the new answer
+    replaces the old) for mixed clicks or none."""
+    labels = {1 if label > 0 else 0 for *_xy, label in clicks}
+    return {frozenset({0}): "remove", frozenset({1}): "add"}.get(frozenset(labels))
+
+
+def combine_repropagated(old: np.ndarray | None, new: np.ndarray, polarity: str | None) -> np.ndarray:
+    """A frame's mask after re-propagation from a click correction: negative clicks only remove (the old
+    mask cut to the new answer), positive clicks only add (their union); otherwise, or where the frame had
+    no mask, the new answer.
+
+    Why: a one-click correction fixes only part of the worst frame, and re-propagating that still
+    partly wrong mask overwrote better frames beside it. Chosen on the validation split of
+    davis2016-train (docs/benchmarks.md, "Corrective clicks", fourteenth session): mean J after 0..5
+    simulated clicks 0.7906 -> 0.7969 -> 0.7973 -> 0.7998 -> 0.8021 -> 0.8031 (third-round split model),
+    against 0.7905 -> ... -> 0.7803 (after the 3rd click) -> 0.7834 when the new answer replaced the old."""
+    new = np.asarray(new, bool)
+    if old is None or polarity is None:
+        return new
+    old = np.asarray(old, bool)
+    if old.shape != new.shape:
+        raise ValueError(f"masks of different shapes: {old.shape} and {new.shape}")
+    return old | new if polarity == "add" else old & new
+
+
+def combined_hotspot(mask: np.ndarray, *candidates) -> tuple[float, float] | None:
+    """The first of ``candidates`` (x, y) inside ``mask``, else its deepest point (None: empty mask)."""
+    for xy in candidates:
+        if xy is not None and mask[_pixel(mask.shape, *xy)]:
+            return (float(xy[0]), float(xy[1]))
+    return _core_point(np.asarray(mask, bool))
+
+
 def clicks_hotspot(mask: np.ndarray, clicks, previous: tuple[float, float] | None):
     """The hotspot of a click-corrected mask: the first positive click, else the previous hotspot if it is
     still inside, else None (the session picks one)."""

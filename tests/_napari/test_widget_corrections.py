@@ -60,6 +60,10 @@ def paint_and_track(c, sample, frame=0):
     assert c.wait(120) and c.last_error is None
 
 
+def other_at(sample, t):
+    return sample.masks[t] == 2
+
+
 def drift(c, sample, t):
     """Make object 1's mask on frame ``t`` spread onto object 2 (the drift of two look-alikes)."""
     spread = (sample.masks[t] == 1) | (sample.masks[t] == 2)
@@ -73,6 +77,11 @@ def test_negative_click_alone_removes_the_part_it_points_at(setup, sample):
     t = 10
     drift(c, sample, t)
     assert c.store.get(1, t).provenance is Provenance.PROPAGATED
+    for later in (t + 1, t + 2):
+        drift(c, sample, later)
+    half = (sample.masks[t + 3] == 2) | ((sample.masks[t + 3] == 1) & (np.arange(W) < deepest(sample.masks[t + 3] == 1)[0]))
+    c.store.set_frame(1, t + 3, mask=half, confidence=0.9, provenance=Provenance.PROPAGATED)
+    before = {f: c.store.get(1, f).mask for f in range(t + 1, T)}
     c.go_to_frame(t)
     x, y = deepest(sample.masks[t] == 2)
     c.add_click(t, x, y, positive=False)  # a negative click alone, on a propagated frame
@@ -96,6 +105,17 @@ def test_negative_click_alone_removes_the_part_it_points_at(setup, sample):
     # and in the project (what a reopened session draws from)
     assert c._project_extra()[EXTRA_KEY]["prompts"] == [
         {"frame": t, "object_id": 1, "clicks": [[x, y, 0]], "box": None}]
+    # Re-propagating from it only removes pixels (corrections.combine_repropagated): the drift onto
+    # object 2 goes, and the frame that had lost half of object 1 does not get it back from the tracker.
+    assert c.click_correction_polarity(t) == {1: "remove"}
+    c.repropagate_from_here("forward")
+    assert c.wait(120) and c.last_error is None, c.last_error
+    after = {f: c.store.get(1, f).mask for f in before}
+    assert all(not (after[f] & ~before[f]).any() for f in before)
+    for f in (t + 1, t + 2, t + 3):
+        assert (after[f] & other_at(sample, f)).sum() < 0.2 * other_at(sample, f).sum(), f
+    assert (after[t + 2] & (sample.masks[t + 2] == 1)).sum() > 0.8 * (sample.masks[t + 2] == 1).sum()
+    assert "only removed pixels (negative clicks)" in widget.status_label.text()
 
 
 def test_negative_click_on_an_empty_frame_is_refused_clearly(setup, sample):

@@ -186,7 +186,7 @@ class JobsMixin:
         return [oid]
 
     def track(self, direction: str | None = None, start_frame: int | None = None,
-              stop_at_keyframe: bool = False, summary: str | None = None):
+              stop_at_keyframe: bool = False, summary: str | None = None, combine: dict[int, str] | None = None):
         """Propagate the objects (widget settings) in ``direction``; returns the worker or None.
 
         With ``start_frame`` the sweep starts there (re-propagation) and, with ``stop_at_keyframe``,
@@ -194,7 +194,9 @@ class JobsMixin:
         Results stream into the store (one undo step per run) and the layers while it runs.
         With an adaptation budget (``adapt_seconds`` > 0), objects with keyframes their adaptation has
         not learnt yet are adapted first (the returned worker is then the adaptation's; Cancel stops
-        the whole run).
+        the whole run). ``combine`` (object -> "remove" / "add", re-propagation from a click correction):
+        its results only remove pixels from, or add pixels to, the masks already there
+        (``corrections.combine_repropagated``).
         """
         direction = direction or self.track_direction
         try:
@@ -211,15 +213,15 @@ class JobsMixin:
             learn = [oid for oid in ids if self.adaptation_pending(oid)] if self.adapt_seconds > 0 else []
             if learn:
                 def then():
-                    return self._start_propagation(direction, start_frame, stop_at_keyframe, ids, summary)
+                    return self._start_propagation(direction, start_frame, stop_at_keyframe, ids, summary, combine)
 
                 return self._start_adaptation(learn, then=then)
-            return self._start_propagation(direction, start_frame, stop_at_keyframe, ids, summary)
+            return self._start_propagation(direction, start_frame, stop_at_keyframe, ids, summary, combine)
 
         return self._complete_then_start(ids, adapt_then_propagate)
 
     def _start_propagation(self, direction: str, start_frame: int | None, stop_at_keyframe: bool, ids: list[int],
-                           summary: str | None = None):
+                           summary: str | None = None, combine: dict[int, str] | None = None):
         from napari_hotspot._napari.workers import Sweep, start_propagation
 
         try:
@@ -253,7 +255,7 @@ class JobsMixin:
         label = f"track {direction}" if start_frame is None else f"re-propagate {direction} from frame {start_frame}"
         now = time.perf_counter()
         job = self._start_job("track", batch=label, summary=summary, frames=0, last_refresh=now, last_points=now,
-                              shown_changed=False)
+                              shown_changed=False, combine=dict(combine or {}))
         self._set_editable(False)
         job.worker = start_propagation(self.session, self.lock, sweeps,
                                        connect=self._job_signals(job, yielded=self._on_run_batch))
@@ -308,8 +310,30 @@ class JobsMixin:
         run = "both" if len(plan) == 2 else next(iter(plan))
         spans = [f"{side} over frames {a}-{b}" if a != b else f"{side} over frame {a}" for side, (a, b) in plan.items()]
         summary = f"re-propagated from frame {t}: " + ", ".join(spans)
+        combine = self.click_correction_polarity(t)
+        if combine:
+            says = {"remove": "only removed pixels (negative clicks)", "add": "only added pixels (positive clicks)"}
+            summary += "; " + ", ".join(f"{self.store.get_object(oid).name} {says[p]}" for oid, p in sorted(combine.items()))
         self.status.emit(summary.replace("re-propagated", "re-propagating", 1) + "…")
-        return self.track(run, start_frame=t, stop_at_keyframe=True, summary=summary)
+        return self.track(run, start_frame=t, stop_at_keyframe=True, summary=summary, combine=combine)
+
+    def click_correction_polarity(self, frame: int) -> dict[int, str]:
+        """Per object whose mask on ``frame`` is a correction made by clicks alone, all of one kind:
+        "remove" (negative clicks) or "add" (positive). Re-propagation from there then only removes or
+        only adds (``corrections.combine_repropagated``); a painted, boxed or mixed correction replaces."""
+        from napari_hotspot.corrections import click_polarity
+
+        found = {}
+        for oid in self._track_ids():
+            entry = self.store.get(oid, frame) if self.store.has_object(oid) else None
+            made = next(((g, base) for e, g, base in reversed(self._prompt_history.get((frame, oid), ()))
+                         if e is entry), None) if entry is not None else None
+            if made is None or made[1] is None or made[0].box is not None:
+                continue  # not made by clicks correcting a mask
+            polarity = click_polarity(made[0].clicks)
+            if polarity is not None:
+                found[oid] = polarity
+        return found
 
     def _on_run_batch(self, job: Job, results) -> None:
         """Apply one frame's results (main thread): store first, then the labels slice."""
@@ -321,13 +345,21 @@ class JobsMixin:
             entry = self.store.get(r.object_id, r.frame)
             if entry is not None and entry.is_keyframe:
                 continue  # never overwrite what the user made or confirmed
-            self.store.set_frame(r.object_id, r.frame, mask=r.mask, hotspot=self._clip_hotspot(r.hotspot),
+            mask, hotspot = r.mask, r.hotspot
+            polarity = job.state.get("combine", {}).get(r.object_id)
+            if polarity is not None and entry is not None and entry.packed_mask is not None:
+                from napari_hotspot.corrections import combine_repropagated, combined_hotspot
+
+                mask = combine_repropagated(entry.mask, r.mask, polarity)
+                old_hot = (entry.hotspot.x, entry.hotspot.y) if entry.hotspot is not None and entry.hotspot.visible else None
+                hotspot = combined_hotspot(mask, r.hotspot, old_hot)
+            self.store.set_frame(r.object_id, r.frame, mask=mask, hotspot=self._clip_hotspot(hotspot),
                                  confidence=float(np.clip(r.confidence, 0.0, 1.0)),
                                  provenance=Provenance.PROPAGATED)
             self._j_cache.pop((r.object_id, r.frame), None)
             if gt is not None:  # the QA plot's J, one frame at a time
                 self._cache_jaccard(r.object_id, r.frame, self.store.get(r.object_id, r.frame), gt.data[r.frame],
-                                    mask=r.mask)
+                                    mask=mask)
             frames.add(r.frame)
         self._refresh_frames(frames)
         job.state["frames"] += 1
