@@ -8,6 +8,8 @@ import torch
 
 from napari_hotspot.session import HotspotSession
 
+LONG_SIDE = 256  # below the sample video's 320 px: about a third of the default (448) working size's work
+
 
 def _iou(a, b):
     return np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1)
@@ -15,7 +17,7 @@ def _iou(a, b):
 
 def test_the_guard_drops_an_adaptation_forced_to_learn_a_wrong_mask(sample, models):
     frames, truth = sample.frames[:16], sample.masks[:16] == 1
-    session = HotspotSession(frames, models)
+    session = HotspotSession(frames, models, long_side=LONG_SIDE)
     session.add_prompt(0, 1, mask=truth[0])
     base = [r.mask for r in session.propagate(direction="forward")]
     # Overfit the copy to the wrong thing: everything but the object is what it learns to segment.
@@ -46,7 +48,7 @@ def test_the_guard_keeps_an_adaptation_that_repairs_a_damaged_tracker(sample, mo
     damaged.tracker = copy.deepcopy(models.tracker)
     with torch.no_grad():
         damaged.tracker.mask4.bias -= 4.0
-    session = HotspotSession(frames, damaged)
+    session = HotspotSession(frames, damaged, long_side=LONG_SIDE)
     session.add_prompt(0, 1, mask=truth[0])
     assert session.adaptation_verdict(1) is None  # nothing adapted yet
     base = [r.mask for r in session.propagate(direction="forward")]

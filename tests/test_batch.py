@@ -267,9 +267,10 @@ def test_the_distractor_memory_setting_reaches_the_session_and_is_recorded(video
 
 
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
+    VIDEOS = 6  # 2 workers: the first finished video is the signal, at least 4 are then left to resume
     root = tmp_path / "videos"
     root.mkdir()
-    rows = make_videos(root, 10, first_seed=20)
+    rows = make_videos(root, VIDEOS, first_seed=20)
     manifest = write_manifest(root / "manifest.csv", rows)
     out = tmp_path / "out"
     command = [str(manifest), "--out", str(out), "--workers", "2", "--long-side", str(LONG_SIDE), "--adapt", "0"]
@@ -292,7 +293,7 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
     assert proc.returncode == batch_cli.EXIT_INTERRUPTED, log
     assert "Traceback" not in log, log
     report = read_report(out / REPORT_FILE)
-    assert len(report) == 10 and {r["status"] for r in report} <= {"done", "failed"}
+    assert len(report) == VIDEOS and {r["status"] for r in report} <= {"done", "failed"}
     done = {r["source"] for r in report if r["status"] == "done"}
     interrupted = [r for r in report if r["status"] == "failed"]
     assert interrupted, "every video finished before the interrupt: nothing left to resume"
@@ -309,7 +310,7 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
     assert all(status[s] == "skipped" for s in done)
     assert all(status[r["source"]] == "done" for r in interrupted)
     assert all((out / name / MARKER_FILE).stat().st_mtime_ns == stamp for name, stamp in stamps.items())
-    assert len(list_batch_projects(out)) == 10
+    assert len(list_batch_projects(out)) == VIDEOS
     # Everything complete: the same command only reports (no cluster is started).
     assert batch_cli.main(command) == batch_cli.EXIT_OK
     assert {r["status"] for r in read_report(out / REPORT_FILE)} == {"skipped"}

@@ -179,12 +179,10 @@ class EditsMixin:
     def _start_next_refinement(self) -> None:
         from napari_hotspot._napari.workers import start_refine
 
+        self._drop_stale_refinements()
         for (oid, t), (session, token, _entry) in list(self._refinements.items()):
             if self._refine_worker is not None:
                 return
-            if session is not self.session:
-                del self._refinements[(oid, t)]  # the video changed meanwhile
-                continue
             if (oid, t, token) in self._refined:
                 continue
             self._refine_stop = threading.Event()
@@ -192,6 +190,11 @@ class EditsMixin:
                 session, self.lock, oid, t, token, self._refined, self._refine_stop,
                 connect={"returned": self._apply_refinement, "finished": self._on_refine_finished,
                          "errored": lambda err, k=(oid, t, token): self._on_refine_error(k, err)})
+
+    def _drop_stale_refinements(self) -> None:
+        """Forget refinements asked of another session (the video changed meanwhile)."""
+        for key in [k for k, (session, *_rest) in self._refinements.items() if session is not self.session]:
+            del self._refinements[key]
 
     def _on_refine_error(self, key, err) -> None:
         oid, t, token = key
@@ -212,11 +215,9 @@ class EditsMixin:
     def _finish_refinements(self) -> None:
         """Refine every first mask still waiting, now (waiting for the one in the thread, if any): before
         a run, an adaptation, undo or a save, so they see the masks the clicks end with."""
+        self._drop_stale_refinements()
         for (oid, t), (session, token, _entry) in list(self._refinements.items()):
             key = (oid, t, token)
-            if session is not self.session:
-                del self._refinements[(oid, t)]  # the video changed meanwhile
-                continue
             try:
                 with self.lock:
                     if key not in self._refined:
