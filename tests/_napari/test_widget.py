@@ -100,6 +100,7 @@ def test_click_prompts_mask_hotspot_and_layers(setup, sample):
     assert c.session.anchors(1) == [0]
     masks = c.layer("masks")
     np.testing.assert_array_equal(masks.data[0], c.store.label_frame(0))
+    c.flush_layers()  # the hotspots layer follows a moment after the mask (POINTS_DELAY_MS)
     hotspots = c.layer("hotspots")
     assert hotspots.data.shape == (1, 3) and hotspots.data[0, 0] == 0
     assert list(hotspots.features["object_id"]) == [1]
@@ -148,6 +149,7 @@ def test_a_click_answers_first_and_its_refined_mask_joins_the_same_undo_step(set
     x9, y9 = deepest(sample.masks[9] == 1)
     c.add_click(9, x9, y9, positive=True)
     assert (1, 9) in c._refinements
+    c.flush_layers()
     hotspots = c.layer("hotspots")
     data = hotspots.data.copy()
     data[np.flatnonzero(data[:, 0] == 9)[0], 1:] = (y9 + 1, x9 + 1)
@@ -271,6 +273,7 @@ def test_track_to_the_end_streams_and_undoes_as_one_step(setup, sample):
     assert widget.cancel_button.isEnabled() is False and widget.track_button.isEnabled()
     # one undo removes the whole run, redo brings it back
     widget.undo_button.click()
+    c.flush_layers()
     assert c.store.frames_with(1) == [0]
     assert not c.layer("masks").data[1:].any() and len(c.layer("hotspots").data) == 1
     widget.redo_button.click()
@@ -626,6 +629,7 @@ def test_mouse_click_box_and_hotspot_drag(setup, sample):
     assert len(clicks.data) == 1 and c.store.get(1, 0) is not None
     assert c.store.get(1, 0).provenance is Provenance.KEYFRAME
     # dragging object 1's hotspot to a new place is one correction (one undo step)
+    c.flush_layers()
     hotspots = c.layer("hotspots")
     viewer.layers.selection.active = hotspots
     hotspots.mode = "select"

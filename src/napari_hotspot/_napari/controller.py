@@ -568,6 +568,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
 
     def _refresh_points(self, tracks: bool = True) -> None:
         """Rebuild the hotspots (and, with ``tracks``, the tracks) layer from the store."""
+        self._points_pending = False  # a deferred refresh (`_defer_points`) has nothing left to do
         hotspots = self.layer(ROLE_HOTSPOTS)
         data, features = hotspot_table(self.store)
         colors = {o.id: rgba(o.color) for o in self.store.objects}
@@ -640,9 +641,14 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
                 clicks.selected_data = set()  # left over from points that are gone
             # The current colours first: napari also paints them onto the selected points (the click
             # just made), so a click made negative turned green when N was pressed after it.
-            clicks.current_face_color = POSITIVE_COLOR if self.click_label > 0 else NEGATIVE_COLOR
-            clicks.current_border_color = colors.get(self.selected_id, (1, 1, 1, 1))
-            clicks.feature_defaults = {"label": self.click_label, "object_id": self.selected_id}
+            # (Each only when it changes: every setter redraws the layer, about 8 ms.)
+            _set_current(clicks, "current_face_color", POSITIVE_COLOR if self.click_label > 0 else NEGATIVE_COLOR)
+            _set_current(clicks, "current_border_color", colors.get(self.selected_id, (1, 1, 1, 1)))
+            defaults = {"label": self.click_label, "object_id": self.selected_id}
+            current = clicks.feature_defaults
+            if list(current.columns) != list(defaults) or any(
+                    len(current[k]) != 1 or current[k].iloc[0] != v for k, v in defaults.items()):
+                clicks.feature_defaults = defaults
             if len(clicks.data):  # each click in the colour of its own label (set only when it changes:
                 # each setter redraws the layer, about 8 ms)
                 _set_colors(clicks, "face_color", [POSITIVE_COLOR if lb > 0 else NEGATIVE_COLOR for lb in labels])
@@ -681,8 +687,8 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
             layer = self.layer(ROLE_MASKS)
             if layer is not None:
                 layer.refresh()
-            self._refresh_points(tracks=False)
-            self._defer_tracks()  # a click's mask shows first; the tracks layer cost it 0.1-0.4 s
+            self._defer_points()  # a click's mask shows first; the hotspots layer cost it ~80 ms,
+            self._defer_tracks()  # the tracks layer 0.1-0.4 s
         self.annotations_changed.emit()
 
     # ------------------------------------------------------------------ frames
@@ -916,6 +922,15 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
             self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
         except (TypeError, RuntimeError, ValueError):
             pass
+
+
+def _set_current(layer, name: str, color) -> None:
+    """Set a layer's ``current_face_color`` or ``current_border_color`` unless it is that already."""
+    from napari.utils.colormaps.standardize_color import transform_color
+
+    wanted = transform_color(color)[0]
+    if not np.allclose(transform_color(getattr(layer, name))[0], wanted):
+        setattr(layer, name, color)
 
 
 def _set_colors(layer, name: str, colors) -> None:

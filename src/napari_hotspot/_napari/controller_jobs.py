@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from napari_hotspot._napari.layer_data import (DIRECTIONS, POINTS_REFRESH_SECONDS, REFRESH_SECONDS, ROLE_MASKS,
-                                              TRACKS_DELAY_MS, rgba)
+                                              POINTS_DELAY_MS, TRACKS_DELAY_MS, rgba)
 from napari_hotspot.annotations import Provenance
 from napari_hotspot.annotations.io_fixations import read_frame_fixations
 from napari_hotspot.errors import HotspotError, PromptError
@@ -64,6 +64,8 @@ class JobsMixin:
 
     _tracks_timer = None  # the deferred tracks rebuild (`_defer_tracks`)
     _tracks_pending = False
+    _points_timer = None  # the deferred hotspots refresh (`_defer_points`)
+    _points_pending = False
 
     # ------------------------------------------------------------------ the job record
     def job(self, kind: str) -> Job | None:
@@ -146,8 +148,14 @@ class JobsMixin:
             process_events()
             time.sleep(0.005)
         process_events()
-        self._flush_tracks()
+        self.flush_layers()
         return not self.busy and not self.adapting
+
+    def flush_layers(self) -> None:
+        """Run the deferred refreshes of the hotspots and tracks layers now (scripts and tests that read
+        the layers right after an edit; the viewer runs them a moment after it by itself)."""
+        self._flush_points()
+        self._flush_tracks()
 
     def _defer_tracks(self) -> None:
         """Rebuild the hotspot tracks layer TRACKS_DELAY_MS from now (edits in between merge), once the
@@ -160,6 +168,27 @@ class JobsMixin:
             self._tracks_timer.timeout.connect(self._flush_tracks)
         self._tracks_pending = True
         self._tracks_timer.start(TRACKS_DELAY_MS)
+
+    def _defer_points(self) -> None:
+        """Refresh the hotspots layer POINTS_DELAY_MS from now (edits in between merge), after the edit's
+        mask is drawn; ``wait`` runs it at once."""
+        from qtpy.QtCore import QTimer
+
+        if self._points_timer is None:
+            self._points_timer = QTimer()
+            self._points_timer.setSingleShot(True)
+            self._points_timer.timeout.connect(self._flush_points)
+        self._points_pending = True
+        self._points_timer.start(POINTS_DELAY_MS)
+
+    def _flush_points(self) -> None:
+        """The deferred hotspots refresh, now."""
+        if not self._points_pending:
+            return
+        self._points_pending = False
+        self._points_timer.stop()
+        if self.store is not None and self.video_layer is not None and self.video_layer in self.viewer.layers:
+            self._refresh_points(tracks=False)
 
     def _flush_tracks(self) -> None:
         """The deferred tracks rebuild, now."""
@@ -387,7 +416,8 @@ class JobsMixin:
         masks = self.layer(ROLE_MASKS)
         if masks is not None:
             masks.refresh()
-        self._refresh_points()
+        self._refresh_points(tracks=False)
+        self._defer_tracks()  # its own turn of the event loop: rebuilding the tracks took 0.1-0.4 s
         # In a turn of the event loop of its own: the QA plot's J of every re-tracked frame against the
         # ground truth costs as much again as the layers' refresh, and the viewer stays responsive between.
         QTimer.singleShot(0, self.annotations_changed.emit)

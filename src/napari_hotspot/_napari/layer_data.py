@@ -43,6 +43,9 @@ POINTS_REFRESH_SECONDS = 0.6
 #: After an edit (a click, a box, a painted mask) the hotspot tracks layer is rebuilt this much later
 #: (milliseconds), once the edit shows: rebuilding it took 0.1-0.4 s of a click on the 2-CPU machine.
 TRACKS_DELAY_MS = 150
+#: ... and the hotspots layer this much later: rebuilding it (the whole table, napari's Points setters)
+#: took about 80 ms of a click's 200-280 ms on a slow 2-CPU machine; the mask shows first.
+POINTS_DELAY_MS = 30
 DIRECTIONS = ("forward", "backward", "both")
 
 # ---------------------------------------------------------------------------- pure helpers
