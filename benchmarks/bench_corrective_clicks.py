@@ -72,7 +72,7 @@ def run_sequence(video, gt, models, clicks: int, mode: str) -> list[float]:
             continue
         x, y, positive = click
         try:
-            if mode in ("refine", "nearest", "monotone"):
+            if mode in ("refine", "nearest", "monotone", "monotone-nearest"):
                 corrected = refine_mask(session, w, masks[w], [(x, y, 1 if positive else 0)])
                 session.add_prompt(w, 1, mask=corrected, source="correction")
             else:
@@ -82,7 +82,7 @@ def run_sequence(video, gt, models, clicks: int, mode: str) -> list[float]:
             continue
         masks[w] = corrected
         keys.add(w)
-        if mode == "nearest":  # each frame keeps the answer of its nearest keyframe
+        if mode in ("nearest", "monotone-nearest"):  # each frame keeps the answer of its nearest keyframe
             from napari_hotspot.corrections import repropagation_ends
             ends = repropagation_ends(sorted(keys), w, n)
         else:
@@ -92,7 +92,7 @@ def run_sequence(video, gt, models, clicks: int, mode: str) -> list[float]:
                 continue
             for r in session.propagate([1], start_frame=w, end_frame=end, direction=direction, stop_at_keyframe=True):
                 if r.frame not in keys:
-                    if mode == "monotone":  # a negative click only removes downstream, a positive one only adds
+                    if mode in ("monotone", "monotone-nearest"):  # a negative click only removes, a positive one only adds
                         polarity = click_polarity([(x, y, 1 if positive else 0)])
                         masks[r.frame] = combine_repropagated(masks[r.frame], r.mask, polarity)
                     else:
@@ -110,8 +110,8 @@ def main(argv=None) -> int:
                         help="monotone: refine, re-propagate up to the neighbouring keyframes, a negative click "
                              "only removing and a positive one only adding (the dock's way); refine: the same, "
                              "the new answers replacing the masks; nearest: refine, and re-propagate only over "
-                             "the frames nearer to the corrected frame than to any other keyframe; replace: the "
-                             "click as a prompt")
+                             "the frames nearer to the corrected frame than to any other keyframe; "
+                             "monotone-nearest: both; replace: the click as a prompt")
     parser.add_argument("--davis-root", type=Path, default=None, help="default: $NAPARI_HOTSPOT_DATA/davis2016-dev")
     parser.add_argument("--weights", type=Path, default=None)
     args = parser.parse_args(argv)

@@ -77,6 +77,9 @@ def test_repropagation_from_a_click_correction_only_removes_or_only_adds():
     np.testing.assert_array_equal(combine_repropagated(old, new, "add"), old | new)
     np.testing.assert_array_equal(combine_repropagated(old, new, None), new)
     np.testing.assert_array_equal(combine_repropagated(None, new, "remove"), new)  # no mask there before
+    apart = np.zeros_like(old)
+    apart[0:3, 25:30] = True
+    np.testing.assert_array_equal(combine_repropagated(old, apart, "remove"), apart)  # no overlap: not erased
     try:
         combine_repropagated(old[:10], new, "add")
     except ValueError as err:

@@ -186,14 +186,19 @@ def combine_repropagated(old: np.ndarray | None, new: np.ndarray, polarity: str 
     partly wrong mask overwrote better frames beside it. Chosen on the validation split of
     davis2016-train (docs/benchmarks.md, "Corrective clicks", fourteenth session): mean J after 0..5
     simulated clicks 0.7906 -> 0.7969 -> 0.7973 -> 0.7998 -> 0.8021 -> 0.8031 (third-round split model),
-    against 0.7905 -> ... -> 0.7803 (after the 3rd click) -> 0.7834 when the new answer replaced the old."""
+    against 0.7906 -> ... -> 0.7803 (after the 3rd click) -> 0.7834 when the new answer replaced the old."""
     new = np.asarray(new, bool)
     if old is None or polarity is None:
         return new
     old = np.asarray(old, bool)
     if old.shape != new.shape:
         raise ValueError(f"masks of different shapes: {old.shape} and {new.shape}")
-    return old | new if polarity == "add" else old & new
+    if polarity == "add":
+        return old | new
+    kept = old & new
+    # No overlap at all: the two answers disagree about where the object is, and cutting one to the
+    # other would erase it from the frame; the new answer stands, as without a polarity.
+    return kept if kept.any() else new
 
 
 def combined_hotspot(mask: np.ndarray, *candidates) -> tuple[float, float] | None:

@@ -514,6 +514,8 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
             return
 
         def guard(_layer, event):
+            if layer is self.layer(ROLE_HOTSPOTS):
+                self._flush_points()  # napari is about to pick and move points: they must be the store's
             self._dragging = True
             yield
             while event.type == "mouse_move":
@@ -929,7 +931,8 @@ def _set_current(layer, name: str, color) -> None:
     from napari.utils.colormaps.standardize_color import transform_color
 
     wanted = transform_color(color)[0]
-    if not np.allclose(transform_color(getattr(layer, name))[0], wanted):
+    # napari keeps the current colour as an 8-bit hex string: equal within half a step of 1/255
+    if not np.allclose(transform_color(getattr(layer, name))[0], wanted, rtol=0, atol=0.5 / 255):
         setattr(layer, name, color)
 
 

@@ -185,6 +185,9 @@ class JobsMixin:
         """The deferred hotspots refresh, now."""
         if not self._points_pending:
             return
+        if self._dragging:  # not under a drag in progress: after it (its release commits, then refreshes)
+            self._points_timer.start(POINTS_DELAY_MS)
+            return
         self._points_pending = False
         self._points_timer.stop()
         if self.store is not None and self.video_layer is not None and self.video_layer in self.viewer.layers:
@@ -374,7 +377,7 @@ class JobsMixin:
             entry = self.store.get(r.object_id, r.frame)
             if entry is not None and entry.is_keyframe:
                 continue  # never overwrite what the user made or confirmed
-            mask, hotspot = r.mask, r.hotspot
+            mask, hotspot, confidence = r.mask, r.hotspot, float(np.clip(r.confidence, 0.0, 1.0))
             polarity = job.state.get("combine", {}).get(r.object_id)
             if polarity is not None and entry is not None and entry.packed_mask is not None:
                 from napari_hotspot.corrections import combine_repropagated, combined_hotspot
@@ -382,9 +385,10 @@ class JobsMixin:
                 mask = combine_repropagated(entry.mask, r.mask, polarity)
                 old_hot = (entry.hotspot.x, entry.hotspot.y) if entry.hotspot is not None and entry.hotspot.visible else None
                 hotspot = combined_hotspot(mask, r.hotspot, old_hot)
+                if entry.confidence is not None:
+                    confidence = min(confidence, float(entry.confidence))  # the weaker of the two answers
             self.store.set_frame(r.object_id, r.frame, mask=mask, hotspot=self._clip_hotspot(hotspot),
-                                 confidence=float(np.clip(r.confidence, 0.0, 1.0)),
-                                 provenance=Provenance.PROPAGATED)
+                                 confidence=confidence, provenance=Provenance.PROPAGATED)
             self._j_cache.pop((r.object_id, r.frame), None)
             if gt is not None:  # the QA plot's J, one frame at a time
                 self._cache_jaccard(r.object_id, r.frame, self.store.get(r.object_id, r.frame), gt.data[r.frame],
