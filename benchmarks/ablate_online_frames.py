@@ -32,12 +32,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from napari_hotspot.data_paths import davis_annotations_dir, davis_frames_dir
+    from napari_hotspot.evaluation.davis import jaccard
     from napari_hotspot.models.weights import ModelBundle
     from napari_hotspot.options import TrackingOptions
     from napari_hotspot.session import HotspotSession
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from bench_corrective_clicks import _j, _load
+    from bench_corrective_clicks import _load
 
     models = ModelBundle.load(args.weights) if args.weights else ModelBundle.load()
     rows = []
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
         s.preflight()
         adapt_s = time.perf_counter() - t0
         first = {r.frame: r for r in s.propagate([1], start_frame=0, end_frame=n - 1)}
-        j1 = float(np.mean([_j(first[t].mask, gt[t]) for t in range(1, n)]))
+        j1 = float(np.mean([jaccard(first[t].mask, gt[t]) for t in range(1, n)]))
         picked: list[int] = []
         for t in sorted(first, key=lambda t: -first[t].confidence):
             if t >= 10 and all(abs(t - p) >= max(10, n // (args.frames + 1)) for p in picked):
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
         online_s = time.perf_counter() - t0
         verdict = s.adaptation_verdict(1)
         second = {r.frame: r for r in s.propagate([1], start_frame=0, end_frame=n - 1)}
-        j2 = float(np.mean([_j(second[t].mask, gt[t]) for t in range(1, n)]))
+        j2 = float(np.mean([jaccard(second[t].mask, gt[t]) for t in range(1, n)]))
         rows.append((j1, j2))
         print(f"| {seq} | {n} | {j1:.3f} | {j2:.3f} | {picked} | {verdict.kept if verdict else None} | "
               f"{adapt_s:.1f} | {online_s:.1f} |", flush=True)

@@ -43,14 +43,10 @@ def _load(seq_dir: Path, ann_dir: Path, frames: int):
     return video, gt
 
 
-def _j(a, b) -> float:
-    union = (a | b).sum()
-    return 1.0 if union == 0 else float((a & b).sum()) / float(union)
-
-
 def run_sequence(video, gt, models, clicks: int, mode: str) -> list[float]:
     from napari_hotspot.corrections import click_polarity, combine_repropagated, refine_mask
     from napari_hotspot.errors import PromptError
+    from napari_hotspot.evaluation.davis import jaccard
     from napari_hotspot.evaluation.interactive import next_click
     from napari_hotspot.session import HotspotSession
 
@@ -62,9 +58,9 @@ def run_sequence(video, gt, models, clicks: int, mode: str) -> list[float]:
     for r in session.propagate([1], start_frame=0, end_frame=n - 1):
         masks[r.frame] = r.mask
     keys = {0}
-    curve = [float(np.mean([_j(masks[t], gt[t]) for t in range(n)]))]
+    curve = [float(np.mean([jaccard(masks[t], gt[t]) for t in range(n)]))]
     for _ in range(clicks):
-        js = [_j(masks[t], gt[t]) if t not in keys else 2.0 for t in range(n)]
+        js = [jaccard(masks[t], gt[t]) if t not in keys else 2.0 for t in range(n)]
         w = int(np.argmin(js))
         click = next_click(masks[w], gt[w])
         if js[w] > 1.0 or click is None:
@@ -97,7 +93,7 @@ def run_sequence(video, gt, models, clicks: int, mode: str) -> list[float]:
                         masks[r.frame] = combine_repropagated(masks[r.frame], r.mask, polarity)
                     else:
                         masks[r.frame] = r.mask
-        curve.append(float(np.mean([_j(masks[t], gt[t]) for t in range(n)])))
+        curve.append(float(np.mean([jaccard(masks[t], gt[t]) for t in range(n)])))
     return curve
 
 

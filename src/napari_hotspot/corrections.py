@@ -201,20 +201,21 @@ def combine_repropagated(old: np.ndarray | None, new: np.ndarray, polarity: str 
     return kept if kept.any() else new
 
 
-def combined_hotspot(mask: np.ndarray, *candidates) -> tuple[float, float] | None:
-    """The first of ``candidates`` (x, y) inside ``mask``, else its deepest point (None: empty mask)."""
+def _first_inside(mask: np.ndarray, candidates) -> tuple[float, float] | None:
+    """The first of ``candidates`` (x, y; None skipped) inside ``mask``, or None."""
     for xy in candidates:
         if xy is not None and mask[_pixel(mask.shape, *xy)]:
             return (float(xy[0]), float(xy[1]))
-    return _core_point(np.asarray(mask, bool))
+    return None
+
+
+def combined_hotspot(mask: np.ndarray, *candidates) -> tuple[float, float] | None:
+    """The first of ``candidates`` (x, y) inside ``mask``, else its deepest point (None: empty mask)."""
+    inside = _first_inside(mask, candidates)
+    return inside if inside is not None else _core_point(np.asarray(mask, bool))
 
 
 def clicks_hotspot(mask: np.ndarray, clicks, previous: tuple[float, float] | None):
     """The hotspot of a click-corrected mask: the first positive click, else the previous hotspot if it is
     still inside, else None (the session picks one)."""
-    for x, y, label in clicks:
-        if label > 0 and mask[_pixel(mask.shape, x, y)]:
-            return (float(x), float(y))
-    if previous is not None and mask[_pixel(mask.shape, *previous)]:
-        return previous
-    return None
+    return _first_inside(mask, [(x, y) for x, y, label in clicks if label > 0] + [previous])

@@ -284,11 +284,9 @@ class EditsMixin:
         changed = False
         for oid, t in touched:
             key = (t, oid)
-            history = self._prompt_history.get(key)
-            if not history:
+            if not self._prompt_history.get(key):
                 continue
-            entry = self.store.get(oid, t) if self.store.has_object(oid) else None
-            match = next(((g, b) for e, g, b in reversed(history) if e is entry), None)
+            match = self._prompts_that_made(t, oid)
             if match is None:
                 changed |= self._applied.pop(key, None) is not None
                 self._click_bases.pop(key, None)
@@ -300,6 +298,14 @@ class EditsMixin:
                     changed = True
         if changed:
             self._rebuild_prompt_layers(self._applied)
+
+    def _prompts_that_made(self, t: int, oid: int):
+        """(prompt group, the mask its clicks corrected or None) that made the object's entry the store
+        holds on frame ``t`` now, or None when prompts did not make it (painted, propagated, none)."""
+        entry = self.store.get(oid, t) if self.store.has_object(oid) else None
+        if entry is None:
+            return None
+        return next(((g, b) for e, g, b in reversed(self._prompt_history.get((t, oid), ())) if e is entry), None)
 
     def _clip_hotspot(self, xy):
         if xy is None:

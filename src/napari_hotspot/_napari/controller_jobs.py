@@ -357,9 +357,7 @@ class JobsMixin:
 
         found = {}
         for oid in self._track_ids():
-            entry = self.store.get(oid, frame) if self.store.has_object(oid) else None
-            made = next(((g, base) for e, g, base in reversed(self._prompt_history.get((frame, oid), ()))
-                         if e is entry), None) if entry is not None else None
+            made = self._prompts_that_made(frame, oid)
             if made is None or made[1] is None or made[0].box is not None:
                 continue  # not made by clicks correcting a mask
             polarity = click_polarity(made[0].clicks)
