@@ -19,6 +19,12 @@ Run under Xvfb from the repository root::
 * freeze: a 20 ms QTimer on the main thread during the dock's run and for 1 s after it (the layers'
   and the QA plot's catching up at its end); the longest gap between two ticks less the 20 ms is the
   longest time the viewer did not respond.
+* baselines of the freeze without the dock (``--no-baseline`` skips them): the same viewer while a
+  plain thread runs ``HotspotSession.propagate`` over the same frames and the main thread only turns
+  the event loop (``worker_only``: what tracking on this machine's CPUs costs the viewer by itself), and
+  the same while the viewer also steps to each tracked frame as it comes (``worker_and_steps``: napari
+  drawing a new frame per result, which the dock does not do). A dock freeze near these is not the
+  dock's own work.
 
 Uses a DAVIS-2016 dev sequence (``$NAPARI_HOTSPOT_DATA``, default ``../shared/data``) when present,
 else the synthetic sample. Prints one JSON line.
@@ -43,6 +49,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seq", default="blackswan", help="DAVIS-2016 dev sequence")
     parser.add_argument("--frames", type=int, default=30, help="frames to track")
     parser.add_argument("--clicks", type=int, default=5, help="first-visit frames to click on")
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false",
+                        help="skip the freeze baselines without the dock")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
 
@@ -133,6 +141,7 @@ def main(argv=None) -> int:
     timer.stop()
     seen = [t for t in ticks if t >= start]
     gaps = np.diff(seen) if len(seen) > 2 else np.zeros(1)
+    del ticks[:]
     # where the longest gap lies: during the run, at its end (it holds the dock's end-of-run refresh), or
     # in the second after it (the tracks layer, the QA plot, the canvas catching up)
     when = "during the run"
@@ -147,6 +156,11 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     done = sum(1 for _ in session.propagate([1], start_frame=0, end_frame=n - 1))
     cli_fps = done / (time.perf_counter() - start)
+
+    baseline = {}
+    if args.baseline:
+        for name, steps in (("worker_only", False), ("worker_and_steps", True)):
+            baseline[name] = freeze_without_dock(viewer, c._source, models, gt0, n, steps, process_events)
 
     enc = []
     for t in range(5):  # the encoder alone on frames the session has not cached (same process, same run)
@@ -170,12 +184,61 @@ def main(argv=None) -> int:
         "dock_vs_session": round(dock_fps / cli_fps, 3),
         "longest_freeze_ms": round(1000 * max(float(gaps.max()) - 0.020, 0.0), 1),
         "longest_freeze_when": when,
+        "baseline_freeze_ms": baseline,
         "cpus": os.cpu_count(), "load_avg": [round(v, 2) for v in os.getloadavg()],
     }
     print(json.dumps(result))
     widget.shutdown()
     viewer.close()
     return 0
+
+
+def freeze_without_dock(viewer, source, models, mask0, n, steps, process_events) -> float:
+    """Longest gap (ms, less the 20 ms period) of a 20 ms main-thread timer while a plain thread tracks
+    ``n`` frames with a fresh session (no dock); with ``steps`` the viewer shows each tracked frame."""
+    import queue
+    import threading
+
+    from qtpy.QtCore import QTimer
+
+    from napari_hotspot.session import HotspotSession
+
+    session = HotspotSession(source, models)
+    session.add_prompt(0, 1, mask=mask0)
+    done: queue.Queue = queue.Queue()
+
+    def run():
+        for result in session.propagate([1], start_frame=0, end_frame=n - 1):
+            done.put(result.frame)
+        done.put(None)
+
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(20)
+    process_events()
+    start = time.perf_counter()
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    finished = False
+    while not finished:
+        process_events()
+        time.sleep(0.002)
+        while not done.empty():
+            frame = done.get()
+            if frame is None:
+                finished = True
+            elif steps:
+                viewer.dims.set_current_step(0, int(frame))
+    worker.join()
+    settle = time.perf_counter()
+    while time.perf_counter() - settle < 1.0:
+        process_events()
+        time.sleep(0.002)
+    timer.stop()
+    seen = [t for t in ticks if t >= start]
+    gaps = np.diff(seen) if len(seen) > 2 else np.zeros(1)
+    return round(1000 * max(float(gaps.max()) - 0.020, 0.0), 1)
 
 
 if __name__ == "__main__":

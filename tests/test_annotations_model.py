@@ -1,5 +1,7 @@
 """Tests for the annotation data model: objects, entries, validation, undo/redo, events, memory."""
 
+import base64
+import json
 import math
 
 import numpy as np
@@ -49,6 +51,21 @@ def test_compressed_mask_round_trip_is_exact(mask):
     assert np.array_equal(packed.to_array(), mask)
     assert packed.area == int(mask.sum())
     assert packed == CompressedMask.from_array(mask.astype(np.uint8) * 7)  # non-zero = foreground
+    record = json.loads(json.dumps(packed.to_json()))  # what a project file keeps
+    assert CompressedMask.from_json(record) == packed
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"data": "not base64!"}, "malformed"),
+    ({"data": base64.b64encode(b"not zlib").decode()}, "malformed"),
+    ({"area": 3}, "does not match its area"),
+    ({"bbox": [0, 0, H + 1, W]}, "does not fit"),
+    ({"shape": None}, "malformed"),
+], ids=["not-base64", "not-zlib", "wrong-area", "box-outside", "no-shape"])
+def test_compressed_mask_json_rejects_broken_records(change, message):
+    record = {**CompressedMask.from_array(box(2, 3, 5, 8)).to_json(), **change}
+    with pytest.raises(AnnotationError, match=message):
+        CompressedMask.from_json(record)
 
 
 def test_compressed_mask_paint_only_sets_foreground():

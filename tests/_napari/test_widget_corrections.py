@@ -15,6 +15,7 @@ from scipy.ndimage import distance_transform_edt
 from napari_hotspot._napari.controller import EXTRA_KEY, NEGATIVE_COLOR, POSITIVE_COLOR
 from napari_hotspot._napari.widget import HotspotWidget
 from napari_hotspot.annotations import Provenance, load_project
+from napari_hotspot.annotations.masks import CompressedMask
 from napari_hotspot.sample_data import make_sample_video, write_sample
 
 pytestmark = pytest.mark.gui
@@ -71,7 +72,7 @@ def drift(c, sample, t):
     return spread
 
 
-def test_negative_click_alone_removes_the_part_it_points_at(setup, sample):
+def test_negative_click_alone_removes_the_part_it_points_at(setup, sample, tmp_path):
     viewer, widget, c = setup
     paint_and_track(c, sample)
     t = 10
@@ -102,9 +103,11 @@ def test_negative_click_alone_removes_the_part_it_points_at(setup, sample):
     assert c.click_label == 1
     np.testing.assert_allclose(clicks.face_color[0], NEGATIVE_COLOR)
     np.testing.assert_allclose(transform_color(clicks.current_face_color)[0], POSITIVE_COLOR, atol=1e-2)
-    # and in the project (what a reopened session draws from)
+    # and in the project (what a reopened session draws from), with the mask the click corrected
+    drifted = (sample.masks[t] == 1) | (sample.masks[t] == 2)
     assert c._project_extra()[EXTRA_KEY]["prompts"] == [
-        {"frame": t, "object_id": 1, "clicks": [[x, y, 0]], "box": None}]
+        {"frame": t, "object_id": 1, "clicks": [[x, y, 0]], "box": None,
+         "corrects": CompressedMask.from_array(drifted).to_json(), "made_mask": True}]
     # Re-propagating from it only removes pixels (corrections.combine_repropagated): the drift onto
     # object 2 goes, and the frame that had lost half of object 1 does not get it back from the tracker.
     assert c.click_correction_polarity(t) == {1: "remove"}
@@ -116,6 +119,16 @@ def test_negative_click_alone_removes_the_part_it_points_at(setup, sample):
         assert (after[f] & other_at(sample, f)).sum() < 0.2 * other_at(sample, f).sum(), f
     assert (after[t + 2] & (sample.masks[t + 2] == 1)).sum() > 0.8 * (sample.masks[t + 2] == 1).sum()
     assert "only removed pixels (negative clicks)" in widget.status_label.text()
+    # Saved and reopened, the click still corrects that mask: re-propagation keeps to its kind, and a
+    # second negative click refines the corrected mask (it is not refused as a pick without a positive click).
+    project = c.save_project(tmp_path / "corrected.hotspot")
+    assert project is not None and c.open_project(project), c.last_error
+    assert c.click_correction_polarity(t) == {1: "remove"}
+    corrected = c.store.get(1, t).mask
+    c.add_click(t, x + 1, y, positive=False)  # beside the first one, on object 2
+    assert c.last_error is None, c.last_error
+    assert not (c.store.get(1, t).mask & ~corrected).any()
+    assert c.click_correction_polarity(t) == {1: "remove"}
 
 
 def test_negative_click_on_an_empty_frame_is_refused_clearly(setup, sample):

@@ -316,6 +316,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         for record in extra.get("prompts", []):
             key = (int(record["frame"]), int(record["object_id"]))
             self._applied[key] = PromptGroup.from_json(record)
+            self._restore_correction(key, record)
         store.events.connect(self._on_store_changed)
         self._objects_signature = tuple((o.id, o.name, o.color) for o in store.objects)
         self._make_layers()

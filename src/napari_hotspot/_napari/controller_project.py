@@ -14,8 +14,9 @@ from typing import Any
 
 from napari_hotspot._napari.layer_data import EXTRA_KEY, META_KEY, OUTPUT_ROLES, ROLE_VIDEO, layer_meta
 from napari_hotspot.annotations import AnnotationStore, Autosaver, load_project, save_project
+from napari_hotspot.annotations.masks import CompressedMask
 from napari_hotspot.annotations.project import ADAPTATION_DIR
-from napari_hotspot.errors import HotspotError, ProjectIOError
+from napari_hotspot.errors import AnnotationError, HotspotError, ProjectIOError
 
 
 class ProjectMixin:
@@ -35,10 +36,38 @@ class ProjectMixin:
 
     def _project_extra(self) -> dict:
         _path, video = self._video_record()
-        prompts = [{"frame": t, "object_id": oid, **g.to_json()} for (t, oid), g in sorted(self._applied.items())]
+        prompts = []
+        for (t, oid), group in sorted(self._applied.items()):
+            record = {"frame": t, "object_id": oid, **group.to_json()}
+            base = self._click_bases.get((t, oid))
+            if base is not None:  # the clicks correct this mask; reopened, they still do
+                record["corrects"] = CompressedMask.from_array(base).to_json()
+                # whether the frame's mask is still the one they made (re-propagation keeps to their kind)
+                record["made_mask"] = self._prompts_that_made(t, oid) is not None
+            prompts.append(record)
         return {EXTRA_KEY: {"video": {**video, "name": self.video_layer.name}, "prompts": prompts,
                             "frame_names": self.frame_names,
                             "adaptation": self.adapted.records(self.session, self.store)}}
+
+    def _restore_correction(self, key: tuple[int, int], record: dict) -> None:
+        """A reopened project's corrective clicks: they go on correcting the mask they corrected, and
+        re-propagation from their frame keeps to their kind while the frame shows the mask they made."""
+        if "corrects" not in record:
+            return  # clicks that picked the object, or a project saved before corrections were kept
+        try:
+            packed = CompressedMask.from_json(record["corrects"])
+        except AnnotationError as err:
+            warnings.warn(f"frame {key[0]}: the mask its clicks corrected is unreadable ({err}); further "
+                          f"clicks there pick the object anew", stacklevel=2)
+            return
+        if packed.shape != (self.store.height, self.store.width):
+            return
+        base = packed.to_array()
+        self._click_bases[key] = base
+        t, oid = key
+        entry = self.store.get(oid, t) if self.store.has_object(oid) else None
+        if record.get("made_mask") and entry is not None:
+            self._prompt_history[key] = [(entry, self._applied[key], base)]
 
     def _adaptation_files(self) -> dict[str, bytes | Path]:
         """Each adapted object's tracker state (torch.save bytes), by its file name in the project."""

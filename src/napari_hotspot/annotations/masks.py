@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import zlib
 from dataclasses import dataclass, field
 
@@ -83,3 +85,25 @@ class CompressedMask:
 
     def __hash__(self) -> int:
         return hash((self.shape, self.bbox, self.data))
+
+    def to_json(self) -> dict:
+        """A JSON-safe record (shape, bbox, area, base64 of the payload) that ``from_json`` reads back."""
+        return {"shape": list(self.shape), "bbox": None if self.bbox is None else list(self.bbox),
+                "area": self.area, "data": base64.b64encode(self.data).decode("ascii")}
+
+    @classmethod
+    def from_json(cls, record) -> CompressedMask:
+        """Read a ``to_json`` record back; a malformed or corrupt one raises AnnotationError."""
+        try:
+            shape = tuple(int(v) for v in record["shape"])
+            bbox = None if record["bbox"] is None else tuple(int(v) for v in record["bbox"])
+            packed = cls(shape=shape, bbox=bbox, data=base64.b64decode(record["data"], validate=True),
+                         area=int(record["area"]))
+            if len(shape) != 2 or (bbox is not None and not (
+                    len(bbox) == 4 and 0 <= bbox[0] < bbox[2] <= shape[0] and 0 <= bbox[1] < bbox[3] <= shape[1])):
+                raise ValueError(f"box {bbox} does not fit a {shape} mask")
+            if int(packed.crop().sum()) != packed.area:  # decompressed once: corrupt data fails here
+                raise ValueError("the payload does not match its area")
+        except (KeyError, TypeError, ValueError, zlib.error, binascii.Error) as err:
+            raise AnnotationError(f"malformed mask record: {err}") from None
+        return packed
