@@ -19,12 +19,17 @@ Run under Xvfb from the repository root::
 * freeze: a 20 ms QTimer on the main thread during the dock's run and for 1 s after it (the layers'
   and the QA plot's catching up at its end); the longest gap between two ticks less the 20 ms is the
   longest time the viewer did not respond.
+* frame step: after the run, the viewer steps to each of the first 10 tracked frames as an annotator
+  reviewing them would (``viewer.dims``); ``frame_step_ms`` is the median and max of the event-loop
+  work that shows the new frame (layers sliced, the QA plot's marker moved, the window painted).
 * baselines of the freeze without the dock (``--no-baseline`` skips them): the same viewer while a
   plain thread runs ``HotspotSession.propagate`` over the same frames and the main thread only turns
   the event loop (``worker_only``: what tracking on this machine's CPUs costs the viewer by itself), and
   the same while the viewer also steps to each tracked frame as it comes (``worker_and_steps``: napari
-  drawing a new frame per result, which the dock does not do). A dock freeze near these is not the
-  dock's own work.
+  drawing a new frame per result, which the dock does not do), and ``window_repaint``: the median
+  turn of the event loop that repaints the whole idle window once (napari's canvas and the docks;
+  under Xvfb, software OpenGL), the least any visible change costs. A dock freeze near these is not
+  the dock's own work.
 
 Uses a DAVIS-2016 dev sequence (``$NAPARI_HOTSPOT_DATA``, default ``../shared/data``) when present,
 else the synthetic sample. Prints one JSON line.
@@ -150,6 +155,18 @@ def main(argv=None) -> int:
         when = "at the run's end" if a <= ended[0] <= b else "after the run" if a > ended[0] else when
     dock_fps = (n - 1) / dock_s
 
+    step_times = []  # reviewing the tracked frames one by one
+    for t in range(1, min(n, 11)):
+        start = time.perf_counter()
+        viewer.dims.set_current_step(0, t)
+        process_events()
+        step_times.append(time.perf_counter() - start)
+        for _ in range(5):
+            process_events()
+            time.sleep(0.01)
+    viewer.dims.set_current_step(0, 0)
+    process_events()
+
     # the same frames through the session alone (what the CLI runs), same process, right after
     session = HotspotSession(c._source, models)
     session.add_prompt(0, 1, mask=gt0)
@@ -161,6 +178,7 @@ def main(argv=None) -> int:
     if args.baseline:
         for name, steps in (("worker_only", False), ("worker_and_steps", True)):
             baseline[name] = freeze_without_dock(viewer, c._source, models, gt0, n, steps, process_events)
+        baseline["window_repaint"] = window_repaint_ms(viewer, process_events)
 
     enc = []
     for t in range(5):  # the encoder alone on frames the session has not cached (same process, same run)
@@ -184,6 +202,8 @@ def main(argv=None) -> int:
         "dock_vs_session": round(dock_fps / cli_fps, 3),
         "longest_freeze_ms": round(1000 * max(float(gaps.max()) - 0.020, 0.0), 1),
         "longest_freeze_when": when,
+        "frame_step_ms": {"median": round(1000 * float(np.median(step_times)), 1),
+                          "max": round(1000 * float(np.max(step_times)), 1)},
         "baseline_freeze_ms": baseline,
         "cpus": os.cpu_count(), "load_avg": [round(v, 2) for v in os.getloadavg()],
     }
@@ -191,6 +211,23 @@ def main(argv=None) -> int:
     widget.shutdown()
     viewer.close()
     return 0
+
+
+def window_repaint_ms(viewer, process_events, repeats: int = 5) -> float:
+    """Median time (ms) of the event-loop turn that repaints the whole (idle) main window once."""
+    window = viewer.window._qt_window
+    canvas = viewer.window._qt_viewer.canvas.native
+    times = []
+    for _ in range(repeats):
+        for _ in range(5):  # idle first
+            process_events()
+            time.sleep(0.02)
+        window.update()
+        canvas.update()
+        start = time.perf_counter()
+        process_events()
+        times.append(time.perf_counter() - start)
+    return round(1000 * float(np.median(times)), 1)
 
 
 def freeze_without_dock(viewer, source, models, mask0, n, steps, process_events) -> float:

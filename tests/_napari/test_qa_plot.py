@@ -63,3 +63,20 @@ def test_a_new_series_redraws_with_its_legend(qtbot):
     assert set(plot._lines) == {(1, "conf"), (2, "conf")}
     labels = [t.get_text() for t in plot.figure.legends[0].get_texts()]
     assert "dog conf." in labels
+
+
+def test_a_frame_change_is_painted_with_the_window_not_forced(qtbot, monkeypatch):
+    """Moving the frame marker schedules the plot's paint instead of forcing one: with napari's GL canvas
+    in the window, each forced repaint composited the whole window (230 ms a frame step under Xvfb)."""
+    plot = _show(qtbot)
+    plot.set_data({1: np.full(T, 0.8)}, {1: (255, 0, 0)}, {1: "cat"}, [0], 0.5, None, T, 0, immediate=True)
+    plot.canvas.draw()
+    qtbot.wait(20)
+    before = plot.canvas.grab().toImage()
+    forced = []
+    monkeypatch.setattr(plot.canvas, "repaint", lambda *args: forced.append(args))
+    full = _full_draws(plot, monkeypatch)
+    plot.set_current_frame(30)
+    qtbot.wait(20)
+    assert forced == [] and full == []
+    assert plot.canvas.grab().toImage() != before  # the marker moved on screen
