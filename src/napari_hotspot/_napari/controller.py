@@ -42,6 +42,7 @@ from napari_hotspot._napari.controller_edits import EditsMixin
 from napari_hotspot._napari.controller_jobs import Job, JobsMixin
 from napari_hotspot._napari.controller_project import ProjectMixin
 from napari_hotspot._napari.controller_qa import QAMixin
+from napari_hotspot._napari.deferred import DeferredRefresh
 from napari_hotspot._napari.lazy_labels import LazyLabels
 from napari_hotspot.annotations import AnnotationStore, Autosaver, Provenance, load_project
 # The project's adaptation files are read and checked by the Qt-free loader; the names live there too.
@@ -54,6 +55,7 @@ from napari_hotspot._napari.layer_data import (  # noqa: F401 (EXTRA_KEY, colour
     EXTRA_KEY,
     META_KEY,
     NEGATIVE_COLOR,
+    POINTS_DELAY_MS,
     POSITIVE_COLOR,
     ROLE_BOXES,
     ROLE_CLICKS,
@@ -62,6 +64,7 @@ from napari_hotspot._napari.layer_data import (  # noqa: F401 (EXTRA_KEY, colour
     ROLE_MASKS,
     ROLE_TRACKS,
     TRACK_COLOR_KEY,
+    TRACKS_DELAY_MS,
     PromptGroup,
     frame_source_for,
     hotspot_size,
@@ -148,6 +151,11 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self._updating = 0
         self._muted = False
         self._dragging = False
+        # Layer refreshes a moment after an edit, once its mask shows: the hotspots layer cost a click
+        # ~80 ms, the tracks layer 0.1-0.4 s; never under a drag of a hotspot (its release commits).
+        self._points_later = DeferredRefresh(self._refresh_points_if_shown, POINTS_DELAY_MS,
+                                             hold=lambda: self._dragging)
+        self._tracks_later = DeferredRefresh(self._refresh_tracks_if_shown, TRACKS_DELAY_MS)
         self._applied: dict[tuple[int, int], PromptGroup] = {}
         # Corrective clicks: per (frame, object), the mask the clicks refine (None: the clicks picked the
         # object on an empty frame), and each prompt's (store entry it wrote, group, base) so the clicks
@@ -516,7 +524,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
 
         def guard(_layer, event):
             if layer is self.layer(ROLE_HOTSPOTS):
-                self._flush_points()  # napari is about to pick and move points: they must be the store's
+                self._points_later.flush()  # napari is about to pick and move points: they must be the store's
             self._dragging = True
             yield
             while event.type == "mouse_move":
@@ -571,7 +579,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
 
     def _refresh_points(self, tracks: bool = True) -> None:
         """Rebuild the hotspots (and, with ``tracks``, the tracks) layer from the store."""
-        self._points_pending = False  # a deferred refresh (`_defer_points`) has nothing left to do
+        self._points_later.cancel()  # a deferred refresh has nothing left to do
         hotspots = self.layer(ROLE_HOTSPOTS)
         data, features = hotspot_table(self.store)
         colors = {o.id: rgba(o.color) for o in self.store.objects}
@@ -690,8 +698,8 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
             layer = self.layer(ROLE_MASKS)
             if layer is not None:
                 layer.refresh()
-            self._defer_points()  # a click's mask shows first; the hotspots layer cost it ~80 ms,
-            self._defer_tracks()  # the tracks layer 0.1-0.4 s
+            self._points_later.request()  # a click's mask shows first
+            self._tracks_later.request()
         self.annotations_changed.emit()
 
     # ------------------------------------------------------------------ frames

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from napari_hotspot._napari.layer_data import (DIRECTIONS, POINTS_REFRESH_SECONDS, REFRESH_SECONDS, ROLE_MASKS,
-                                              POINTS_DELAY_MS, TRACKS_DELAY_MS, rgba)
+                                              rgba)
 from napari_hotspot.annotations import Provenance
 from napari_hotspot.annotations.io_fixations import read_frame_fixations
 from napari_hotspot.errors import HotspotError, PromptError
@@ -61,11 +61,6 @@ class Job:
 
 class JobsMixin:
     """Starting, cancelling and ending the dock's background jobs (a part of ``HotspotController``)."""
-
-    _tracks_timer = None  # the deferred tracks rebuild (`_defer_tracks`)
-    _tracks_pending = False
-    _points_timer = None  # the deferred hotspots refresh (`_defer_points`)
-    _points_pending = False
 
     # ------------------------------------------------------------------ the job record
     def job(self, kind: str) -> Job | None:
@@ -154,51 +149,16 @@ class JobsMixin:
     def flush_layers(self) -> None:
         """Run the deferred refreshes of the hotspots and tracks layers now (scripts and tests that read
         the layers right after an edit; the viewer runs them a moment after it by itself)."""
-        self._flush_points()
-        self._flush_tracks()
+        self._points_later.flush()
+        self._tracks_later.flush()
 
-    def _defer_tracks(self) -> None:
-        """Rebuild the hotspot tracks layer TRACKS_DELAY_MS from now (edits in between merge), once the
-        edit's own mask and hotspot show; ``wait`` and closing run it at once."""
-        from qtpy.QtCore import QTimer
-
-        if self._tracks_timer is None:
-            self._tracks_timer = QTimer()  # the controller is no QObject: it keeps the timer itself
-            self._tracks_timer.setSingleShot(True)
-            self._tracks_timer.timeout.connect(self._flush_tracks)
-        self._tracks_pending = True
-        self._tracks_timer.start(TRACKS_DELAY_MS)
-
-    def _defer_points(self) -> None:
-        """Refresh the hotspots layer POINTS_DELAY_MS from now (edits in between merge), after the edit's
-        mask is drawn; ``wait`` runs it at once."""
-        from qtpy.QtCore import QTimer
-
-        if self._points_timer is None:
-            self._points_timer = QTimer()
-            self._points_timer.setSingleShot(True)
-            self._points_timer.timeout.connect(self._flush_points)
-        self._points_pending = True
-        self._points_timer.start(POINTS_DELAY_MS)
-
-    def _flush_points(self) -> None:
-        """The deferred hotspots refresh, now."""
-        if not self._points_pending:
-            return
-        if self._dragging:  # not under a drag in progress: after it (its release commits, then refreshes)
-            self._points_timer.start(POINTS_DELAY_MS)
-            return
-        self._points_pending = False
-        self._points_timer.stop()
+    def _refresh_points_if_shown(self) -> None:
+        """The deferred hotspots refresh (``_points_later``): the hotspots layer from the store."""
         if self.store is not None and self.video_layer is not None and self.video_layer in self.viewer.layers:
             self._refresh_points(tracks=False)
 
-    def _flush_tracks(self) -> None:
-        """The deferred tracks rebuild, now."""
-        if not self._tracks_pending:
-            return
-        self._tracks_pending = False
-        self._tracks_timer.stop()
+    def _refresh_tracks_if_shown(self) -> None:
+        """The deferred tracks rebuild (``_tracks_later``)."""
         if self.store is not None and self.video_layer is not None and self.video_layer in self.viewer.layers:
             self._refresh_tracks({o.id: rgba(o.color) for o in self.store.objects})
 
@@ -419,7 +379,7 @@ class JobsMixin:
         if masks is not None:
             masks.refresh()
         self._refresh_points(tracks=False)
-        self._defer_tracks()  # its own turn of the event loop: rebuilding the tracks took 0.1-0.4 s
+        self._tracks_later.request()  # its own turn of the event loop: rebuilding the tracks took 0.1-0.4 s
         # In a turn of the event loop of its own: the QA plot's J of every re-tracked frame against the
         # ground truth costs as much again as the layers' refresh, and the viewer stays responsive between.
         QTimer.singleShot(0, self.annotations_changed.emit)
