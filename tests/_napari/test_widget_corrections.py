@@ -7,6 +7,8 @@ Runs headless under Xvfb like test_widget.py, on the same small synthetic video 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from napari.utils.colormaps.standardize_color import transform_color
@@ -129,6 +131,18 @@ def test_negative_click_alone_removes_the_part_it_points_at(setup, sample, tmp_p
     assert c.last_error is None, c.last_error
     assert not (c.store.get(1, t).mask & ~corrected).any()
     assert c.click_correction_polarity(t) == {1: "remove"}
+    # A damaged record loses only that correction's base: a warning, and every mask and click still loads.
+    assert c.save_project(project) is not None
+    meta_path = project / "project.json"
+    meta = json.loads(meta_path.read_text())
+    meta["extra"][EXTRA_KEY]["prompts"][0]["corrects"]["data"] = "broken"
+    meta_path.write_text(json.dumps(meta))
+    masks = {f: c.store.get(1, f).mask for f in range(T)}
+    assert c.open_project(project)
+    assert "unreadable" in str(c.last_error)
+    assert len(c.layer("clicks").data) == 2
+    assert all(np.array_equal(c.store.get(1, f).mask, m) for f, m in masks.items())
+    assert c.click_correction_polarity(t) == {}  # re-propagation from it now replaces
 
 
 def test_negative_click_on_an_empty_frame_is_refused_clearly(setup, sample):

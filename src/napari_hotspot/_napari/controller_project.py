@@ -56,9 +56,9 @@ class ProjectMixin:
             return  # clicks that picked the object, or a project saved before corrections were kept
         try:
             packed = CompressedMask.from_json(record["corrects"])
-        except AnnotationError as err:
-            warnings.warn(f"frame {key[0]}: the mask its clicks corrected is unreadable ({err}); further "
-                          f"clicks there pick the object anew", stacklevel=2)
+        except AnnotationError as err:  # the clicks and masks still load: only this correction's base is lost
+            self._report(ProjectIOError(f"frame {key[0]}: the mask its clicks corrected is unreadable ({err}); "
+                                        f"further clicks there pick the object anew"), warning=True)
             return
         if packed.shape != (self.store.height, self.store.width):
             return
