@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..mask_geometry import boundary_distance, deepest_point  # noqa: F401 (this module's names too)
 from .backbone import FrameFeatures
 from .heads import WCSTracker, matching_keys, weighted_correlation
 from .precision import inference_dtype
@@ -22,21 +22,6 @@ HOTSPOT_SIGMA_CELLS = 1.5  # template hotspot weight: Gaussian of 1.5 stride-8 c
 # outside the true object when the predicted boundary was a few pixels off (held-out DAVIS).
 HOTSPOT_RIM_PX = 4.0
 HOTSPOT_RIM_FRACTION = 0.3
-
-
-def boundary_distance(mask: np.ndarray, mask_size: int = 5) -> np.ndarray:
-    """Per pixel of a bool mask, its distance to the mask's boundary (the image border counts as
-    boundary); 0 outside. mask_size: OpenCV's distance-transform mask (3 fast, 5 more exact)."""
-    return cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, mask_size)[1:-1, 1:-1]
-
-
-def deepest_point(mask: np.ndarray) -> tuple[float, float] | None:
-    """(x, y) of the interior point farthest from the mask boundary (None for an empty mask)."""
-    if not mask.any():
-        return None
-    dist = boundary_distance(mask)
-    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return float(x), float(y)
 
 
 def hotspot_weights(xy: tuple[float, float] | None, grid: tuple[int, int], stride: int = 8) -> torch.Tensor:

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from napari_hotspot.annotations.masks import CompressedMask
 from napari_hotspot.errors import AnnotationError
+from napari_hotspot.mask_geometry import deepest_point as deepest_interior_point  # noqa: F401 (a name of this module)
 
 
 @dataclass
@@ -49,19 +49,6 @@ class ObjectTrack:
     def visible(self) -> np.ndarray:
         """(T,) bool: the hotspot is known in that frame."""
         return np.isfinite(self.hotspots).all(axis=1)
-
-
-def deepest_interior_point(mask: np.ndarray) -> tuple[float, float] | None:
-    """(x, y) of the mask pixel farthest from the mask boundary; None for an empty mask.
-
-    A stable stand-in for a hotspot when only masks are known (the ground-truth benchmark).
-    """
-    mask = np.asarray(mask)
-    if not mask.any():
-        return None
-    dist = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return float(x), float(y)
 
 
 def mask_box(mask: CompressedMask | None) -> tuple[float, float, float, float]:
