@@ -22,7 +22,8 @@ Run under Xvfb from the repository root::
 * frame step: after the run, the viewer steps to each of the first 10 tracked frames as an annotator
   reviewing them would (``viewer.dims``); ``frame_step_ms`` is the median and max of the event-loop
   work that shows the new frame (layers sliced, the QA plot's marker moved, the window painted).
-* baselines of the freeze without the dock (``--no-baseline`` skips them): the same viewer while a
+* baselines of the freeze without the dock (``--no-baseline`` skips them; the dock is shut down first,
+  its layers stay in the viewer): the same viewer while a
   plain thread runs ``HotspotSession.propagate`` over the same frames and the main thread only turns
   the event loop (``worker_only``: what tracking on this machine's CPUs costs the viewer by itself), and
   the same while the viewer also steps to each tracked frame as it comes (``worker_and_steps``: napari
@@ -176,8 +177,12 @@ def main(argv=None) -> int:
 
     baseline = {}
     if args.baseline:
+        # the dock shut down (its timers, workers and frame handlers), its layers still in the viewer
+        c.wait(30)
+        source = c._source
+        widget.shutdown()
         for name, steps in (("worker_only", False), ("worker_and_steps", True)):
-            baseline[name] = freeze_without_dock(viewer, c._source, models, gt0, n, steps, process_events)
+            baseline[name] = freeze_without_dock(viewer, source, models, gt0, n, steps, process_events)
         baseline["window_repaint"] = window_repaint_ms(viewer, process_events)
 
     enc = []
@@ -245,9 +250,11 @@ def freeze_without_dock(viewer, source, models, mask0, n, steps, process_events)
     done: queue.Queue = queue.Queue()
 
     def run():
-        for result in session.propagate([1], start_frame=0, end_frame=n - 1):
-            done.put(result.frame)
-        done.put(None)
+        try:
+            for result in session.propagate([1], start_frame=0, end_frame=n - 1):
+                done.put(result.frame)
+        finally:
+            done.put(None)  # the main loop ends even when tracking fails
 
     ticks = []
     timer = QTimer()

@@ -3,6 +3,7 @@
 import base64
 import json
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -61,11 +62,23 @@ def test_compressed_mask_round_trip_is_exact(mask):
     ({"area": 3}, "does not match its area"),
     ({"bbox": [0, 0, H + 1, W]}, "does not fit"),
     ({"shape": None}, "malformed"),
-], ids=["not-base64", "not-zlib", "wrong-area", "box-outside", "no-shape"])
+    ({"shape": [-3, W], "bbox": None, "data": "", "area": 0}, "no 2-D mask shape"),
+    ({"shape": [10**20, 10**20], "bbox": [0, 0, 10**20, 10**20]}, "malformed"),  # nothing that size is made
+    ({"shape": [10**6, 10**6], "bbox": [0, 0, 10**6, 10**6]}, "does not hold the box's pixels"),
+    ({"data": base64.b64encode(zlib.compress(b"\xff" * 40)).decode()}, "does not hold the box's pixels"),
+], ids=["not-base64", "not-zlib", "wrong-area", "box-outside", "no-shape", "negative-shape", "overflow",
+        "huge-box", "long-payload"])
 def test_compressed_mask_json_rejects_broken_records(change, message):
     record = {**CompressedMask.from_array(box(2, 3, 5, 8)).to_json(), **change}
     with pytest.raises(AnnotationError, match=message):
         CompressedMask.from_json(record)
+
+
+def test_compressed_mask_json_checks_the_expected_shape():
+    record = CompressedMask.from_array(box(2, 3, 5, 8)).to_json()
+    assert CompressedMask.from_json(record, (H, W)).shape == (H, W)
+    with pytest.raises(AnnotationError, match="was expected"):
+        CompressedMask.from_json(record, (H + 1, W))
 
 
 def test_compressed_mask_paint_only_sets_foreground():

@@ -15,6 +15,7 @@ from napari.utils.colormaps.standardize_color import transform_color
 from scipy.ndimage import distance_transform_edt
 
 from napari_hotspot._napari.controller import EXTRA_KEY, NEGATIVE_COLOR, POSITIVE_COLOR
+from napari_hotspot._napari.controller_project import mask_fingerprint
 from napari_hotspot._napari.widget import HotspotWidget
 from napari_hotspot.annotations import Provenance, load_project
 from napari_hotspot.annotations.masks import CompressedMask
@@ -109,7 +110,8 @@ def test_negative_click_alone_removes_the_part_it_points_at(setup, sample, tmp_p
     drifted = (sample.masks[t] == 1) | (sample.masks[t] == 2)
     assert c._project_extra()[EXTRA_KEY]["prompts"] == [
         {"frame": t, "object_id": 1, "clicks": [[x, y, 0]], "box": None,
-         "corrects": CompressedMask.from_array(drifted).to_json(), "made_mask": True}]
+         "corrects": CompressedMask.from_array(drifted).to_json(),
+         "made_mask": mask_fingerprint(c.store.get(1, t).packed_mask)}]
     # Re-propagating from it only removes pixels (corrections.combine_repropagated): the drift onto
     # object 2 goes, and the frame that had lost half of object 1 does not get it back from the tracker.
     assert c.click_correction_polarity(t) == {1: "remove"}
@@ -131,9 +133,16 @@ def test_negative_click_alone_removes_the_part_it_points_at(setup, sample, tmp_p
     assert c.last_error is None, c.last_error
     assert not (c.store.get(1, t).mask & ~corrected).any()
     assert c.click_correction_polarity(t) == {1: "remove"}
-    # A damaged record loses only that correction's base: a warning, and every mask and click still loads.
+    # A frame whose mask changed after the save (another tool) no longer counts as made by the clicks:
+    # re-propagation from it replaces; the clicks still correct the mask they corrected.
     assert c.save_project(project) is not None
     meta_path = project / "project.json"
+    meta = json.loads(meta_path.read_text())
+    meta["extra"][EXTRA_KEY]["prompts"][0]["made_mask"] = "0" * 16
+    meta_path.write_text(json.dumps(meta))
+    assert c.open_project(project) and c.last_error is None, c.last_error
+    assert c.click_correction_polarity(t) == {} and c._correction_base(t, 1) is not None
+    # A damaged record loses only that correction's base: a warning, and every mask and click still loads.
     meta = json.loads(meta_path.read_text())
     meta["extra"][EXTRA_KEY]["prompts"][0]["corrects"]["data"] = "broken"
     meta_path.write_text(json.dumps(meta))

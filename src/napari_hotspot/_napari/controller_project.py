@@ -19,6 +19,16 @@ from napari_hotspot.annotations.project import ADAPTATION_DIR
 from napari_hotspot.errors import AnnotationError, HotspotError, ProjectIOError
 
 
+def mask_fingerprint(packed: CompressedMask | None) -> str:
+    """A short fingerprint of a stored mask: a reopened frame whose mask has another one was changed
+    after the clicks made it (outside the dock, or by a newer save)."""
+    import hashlib
+
+    if packed is None:
+        return ""
+    return hashlib.sha1(repr(packed.bbox).encode() + packed.data).hexdigest()[:16]
+
+
 class ProjectMixin:
     """Save, open, autosave and export (a part of ``HotspotController``)."""
 
@@ -42,8 +52,9 @@ class ProjectMixin:
             base = self._click_bases.get((t, oid))
             if base is not None:  # the clicks correct this mask; reopened, they still do
                 record["corrects"] = CompressedMask.from_array(base).to_json()
-                # whether the frame's mask is still the one they made (re-propagation keeps to their kind)
-                record["made_mask"] = self._prompts_that_made(t, oid) is not None
+                # the mask they made, while the frame still shows it (re-propagation keeps to their kind)
+                if self._prompts_that_made(t, oid) is not None:
+                    record["made_mask"] = mask_fingerprint(self.store.get(oid, t).packed_mask)
             prompts.append(record)
         return {EXTRA_KEY: {"video": {**video, "name": self.video_layer.name}, "prompts": prompts,
                             "frame_names": self.frame_names,
@@ -54,19 +65,19 @@ class ProjectMixin:
         re-propagation from their frame keeps to their kind while the frame shows the mask they made."""
         if "corrects" not in record:
             return  # clicks that picked the object, or a project saved before corrections were kept
+        t, oid = key
         try:
-            packed = CompressedMask.from_json(record["corrects"])
-        except AnnotationError as err:  # the clicks and masks still load: only this correction's base is lost
-            self._report(ProjectIOError(f"frame {key[0]}: the mask its clicks corrected is unreadable ({err}); "
+            if not 0 <= t < self.store.num_frames:
+                raise AnnotationError(f"frame {t} is outside the video's {self.store.num_frames} frames")
+            base = CompressedMask.from_json(record["corrects"], (self.store.height, self.store.width)).to_array()
+        except (AnnotationError, MemoryError) as err:  # the clicks and masks still load: only this base is lost
+            self._report(ProjectIOError(f"frame {t}: the mask its clicks corrected is unreadable ({err}); "
                                         f"further clicks there pick the object anew"), warning=True)
             return
-        if packed.shape != (self.store.height, self.store.width):
-            return
-        base = packed.to_array()
         self._click_bases[key] = base
-        t, oid = key
         entry = self.store.get(oid, t) if self.store.has_object(oid) else None
-        if record.get("made_mask") and entry is not None:
+        made = record.get("made_mask")
+        if entry is not None and isinstance(made, str) and made == mask_fingerprint(entry.packed_mask):
             self._prompt_history[key] = [(entry, self._applied[key], base)]
 
     def _adaptation_files(self) -> dict[str, bytes | Path]:

@@ -92,18 +92,33 @@ class CompressedMask:
                 "area": self.area, "data": base64.b64encode(self.data).decode("ascii")}
 
     @classmethod
-    def from_json(cls, record) -> CompressedMask:
-        """Read a ``to_json`` record back; a malformed or corrupt one raises AnnotationError."""
+    def from_json(cls, record, shape: tuple[int, int] | None = None) -> CompressedMask:
+        """Read a ``to_json`` record back, for a mask of ``shape`` when given; a malformed or corrupt one
+        (or one of another shape) raises AnnotationError, checked before anything large is made."""
         try:
-            shape = tuple(int(v) for v in record["shape"])
+            size = tuple(int(v) for v in record["shape"])
             bbox = None if record["bbox"] is None else tuple(int(v) for v in record["bbox"])
-            packed = cls(shape=shape, bbox=bbox, data=base64.b64decode(record["data"], validate=True),
-                         area=int(record["area"]))
-            if len(shape) != 2 or (bbox is not None and not (
-                    len(bbox) == 4 and 0 <= bbox[0] < bbox[2] <= shape[0] and 0 <= bbox[1] < bbox[3] <= shape[1])):
-                raise ValueError(f"box {bbox} does not fit a {shape} mask")
-            if int(packed.crop().sum()) != packed.area:  # decompressed once: corrupt data fails here
+            if len(size) != 2 or min(size) <= 0:
+                raise ValueError(f"shape {size} is no 2-D mask shape")
+            if shape is not None and size != tuple(shape):
+                raise ValueError(f"a {size[0]}x{size[1]} mask where {shape[0]}x{shape[1]} was expected")
+            if bbox is not None and not (
+                    len(bbox) == 4 and 0 <= bbox[0] < bbox[2] <= size[0] and 0 <= bbox[1] < bbox[3] <= size[1]):
+                raise ValueError(f"box {bbox} does not fit a {size} mask")
+            data = base64.b64decode(record["data"], validate=True)
+            packed = cls(shape=size, bbox=bbox, data=data, area=int(record["area"]))
+            if bbox is None:
+                if data or packed.area:
+                    raise ValueError("an empty mask with a payload")
+                return packed
+            count = (bbox[2] - bbox[0]) * (bbox[3] - bbox[1])
+            expected = (count + 7) // 8
+            inflater = zlib.decompressobj()
+            bits = inflater.decompress(data, expected + 1)  # never more than the crop needs (+1 to see extra)
+            if len(bits) != expected or inflater.unconsumed_tail or not inflater.eof:
+                raise ValueError("the payload does not hold the box's pixels")
+            if int(np.unpackbits(np.frombuffer(bits, np.uint8), count=count).sum()) != packed.area:
                 raise ValueError("the payload does not match its area")
-        except (KeyError, TypeError, ValueError, zlib.error, binascii.Error) as err:
+        except (KeyError, TypeError, ValueError, OverflowError, zlib.error, binascii.Error) as err:
             raise AnnotationError(f"malformed mask record: {err}") from None
         return packed
