@@ -4,6 +4,7 @@ blits the curves and markers; a change of objects, series or threshold redraws t
 from __future__ import annotations
 
 import numpy as np
+from qtpy.QtCore import QEvent, QObject
 
 from napari_hotspot._napari.qa_plot import QAPlot
 
@@ -76,7 +77,19 @@ def test_a_frame_change_is_painted_with_the_window_not_forced(qtbot, monkeypatch
     forced = []
     monkeypatch.setattr(plot.canvas, "repaint", lambda *args: forced.append(args))
     full = _full_draws(plot, monkeypatch)
+    paints = []
+
+    class PaintCounter(QObject):
+        def eventFilter(self, _obj, event):
+            if event.type() == QEvent.Type.Paint:
+                paints.append(1)
+            return False
+
+    counter = PaintCounter()
+    plot.canvas.installEventFilter(counter)
     plot.set_current_frame(30)
-    qtbot.wait(20)
+    assert paints == []  # not painted inside the call ...
+    qtbot.waitUntil(lambda: bool(paints), timeout=2000)  # ... but in the event loop's next paint
+    plot.canvas.removeEventFilter(counter)
     assert forced == [] and full == []
     assert plot.canvas.grab().toImage() != before  # the marker moved on screen
