@@ -143,3 +143,15 @@ def test_viewer_opens_davis_sequence(make_napari_viewer):
     mask = np.asarray(labels.data[10])
     assert set(np.unique(mask)) == {0, 1}
     assert 0.01 < mask.mean() < 0.5  # the swan, not the whole frame
+
+
+def test_unreadable_prompt_records_are_skipped_and_named():
+    from napari_hotspot._napari.layer_data import PromptGroup, prompt_records
+
+    good = {"frame": 2, "object_id": 1, "clicks": [[3.0, 4.0, 1]], "box": None}
+    found, problems = prompt_records({"prompts": [good, {"frame": 40, "object_id": 1}, {"object_id": 1},
+                                                  {"frame": 1, "object_id": 1, "clicks": [[1, 2]]}]}, 10)
+    assert list(found) == [(2, 1)] and found[(2, 1)][0] == PromptGroup(((3.0, 4.0, 1),), None)
+    assert [p.split(" of ")[0] for p in problems] == ["prompt record 1", "prompt record 2", "prompt record 3"]
+    assert "outside the video's 10 frames" in problems[0]
+    assert prompt_records({"prompts": "x"}, 10) == ({}, ["the project's prompt records are not a list; none were loaded"])

@@ -145,6 +145,8 @@ def test_negative_click_alone_removes_the_part_it_points_at(setup, sample, tmp_p
     # A damaged record loses only that correction's base: a warning, and every mask and click still loads.
     meta = json.loads(meta_path.read_text())
     meta["extra"][EXTRA_KEY]["prompts"][0]["corrects"]["data"] = "broken"
+    meta["extra"][EXTRA_KEY]["prompts"] += [{"frame": T + 5, "object_id": 1, "clicks": [[1, 1, 1]], "box": None},
+                                            {"object_id": 1}]  # a frame past the video's end, no frame at all
     meta_path.write_text(json.dumps(meta))
     masks = {f: c.store.get(1, f).mask for f in range(T)}
     assert c.open_project(project)

@@ -70,6 +70,7 @@ from napari_hotspot._napari.layer_data import (  # noqa: F401 (EXTRA_KEY, colour
     hotspot_size,
     hotspot_table,
     lazy_label_volume,
+    prompt_records,
     layer_meta,
     prompt_layer_data,
     rgba,
@@ -321,10 +322,12 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         names = meta.get("frame_names")
         self.frame_names = list(names) if names and len(names) == T else None
         self._applied = {}
-        for record in extra.get("prompts", []):
-            key = (int(record["frame"]), int(record["object_id"]))
-            self._applied[key] = PromptGroup.from_json(record)
+        saved, problems = prompt_records(extra, T)
+        for key, (group, record) in saved.items():
+            self._applied[key] = group
             self._restore_correction(key, record)
+        for problem in problems:  # those clicks are gone; every mask and the other prompts load
+            self._report(ProjectIOError(problem), warning=True)
         store.events.connect(self._on_store_changed)
         self._objects_signature = tuple((o.id, o.name, o.color) for o in store.objects)
         self._make_layers()

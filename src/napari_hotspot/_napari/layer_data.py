@@ -70,6 +70,24 @@ class PromptGroup:
         return cls(clicks, None if box is None else tuple(float(v) for v in box))
 
 
+def prompt_records(extra: dict, num_frames: int) -> tuple[dict[tuple[int, int], tuple[PromptGroup, dict]], list[str]]:
+    """A project's saved prompts: ``{(frame, object_id): (group, record)}`` and a line per record that
+    could not be read (malformed, or a frame outside the video), which is skipped: the rest still loads."""
+    found, problems = {}, []
+    records = extra.get("prompts", [])
+    for i, record in enumerate(records if isinstance(records, list) else []):
+        try:
+            key = (int(record["frame"]), int(record["object_id"]))
+            if not 0 <= key[0] < num_frames:
+                raise ValueError(f"frame {key[0]} is outside the video's {num_frames} frames")
+            found[key] = (PromptGroup.from_json(record), record)
+        except (KeyError, TypeError, ValueError) as err:
+            problems.append(f"prompt record {i} of the project is unreadable and was skipped ({err!r})")
+    if not isinstance(records, list):
+        problems.append("the project's prompt records are not a list; none were loaded")
+    return found, problems
+
+
 def lazy_label_volume(store: AnnotationStore) -> LazyLabels:
     """The store's (T, H, W) labels as a lazy, writable array (uint8, uint16 above 255 objects):
     frames are made from the store when read, a few dense ones cached, written ones kept compressed."""

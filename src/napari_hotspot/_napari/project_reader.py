@@ -24,11 +24,11 @@ from napari_hotspot._napari.layer_data import (
     ROLE_TRACKS,
     ROLE_VIDEO,
     TRACK_COLOR_KEY,
-    PromptGroup,
     hotspot_size,
     hotspot_table,
     lazy_label_volume,
     prompt_layer_data,
+    prompt_records,
     track_colors,
     track_table,
     video_layer_data,
@@ -97,7 +97,10 @@ def read_project(path) -> list[LayerData]:
     cmap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), **colors})
     layers.append((lazy_label_volume(store), {"name": f"{video_name} masks", "opacity": 0.5, "colormap": cmap,
                                          "metadata": md(ROLE_MASKS)}, "labels"))
-    groups = {(int(r["frame"]), int(r["object_id"])): PromptGroup.from_json(r) for r in extra.get("prompts", [])}
+    saved, problems = prompt_records(extra, store.num_frames)
+    for problem in problems:
+        warnings.warn(problem, stacklevel=2)
+    groups = {key: group for key, (group, _record) in saved.items()}
     rows, labels, ids, rects, box_ids = prompt_layer_data(groups)
     click_kwargs = {"name": f"{video_name} clicks", "ndim": 3, "size": max(4, store.width / 60),
                     "features": {"label": np.asarray(labels, int), "object_id": np.asarray(ids, int)},
