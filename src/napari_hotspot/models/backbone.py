@@ -106,6 +106,9 @@ class Encoder(nn.Module):
         self.drop_connect_rate = 0.0
         self.requires_grad_(False)
         self.eval()
+        # Channels-last convolutions: the encoder alone 105 -> 83 ms at 256x448 on the 2-CPU machine
+        # (float32, 5 interleaved runs; features equal to 3e-5). It is frozen, so training is unaffected.
+        self.to(memory_format=torch.channels_last)
 
     def train(self, mode: bool = True):  # the encoder is always frozen (BN in eval mode)
         return super().train(False)
@@ -119,13 +122,13 @@ class Encoder(nn.Module):
             return self._forward(x).to(torch.float32)
 
     def _forward(self, x: torch.Tensor) -> FrameFeatures:
-        h = self.act(self.bn0(self.stem(x)))
+        h = self.act(self.bn0(self.stem(x.contiguous(memory_format=torch.channels_last))))
         out = {}
         wanted = {v: k for k, v in self.level_blocks.items()}
         for i, block in enumerate(self.blocks):
             h = block(h)
             if i in wanted:
-                out[wanted[i]] = h
+                out[wanted[i]] = h.contiguous()  # the heads and caches expect the usual layout
         return FrameFeatures(**out)
 
 
