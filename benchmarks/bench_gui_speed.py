@@ -61,7 +61,6 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore")
 
     import napari
-    from qtpy.QtCore import QTimer
     from scipy.ndimage import distance_transform_edt
 
     from napari_hotspot._napari.controller import shared_models
@@ -126,10 +125,7 @@ def main(argv=None) -> int:
     ys, xs = np.nonzero(gt0)
     c.layer("masks").data_setitem((np.zeros_like(ys), ys, xs), 1)
     c.track_range = (0, n - 1)
-    ticks = []
-    timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    timer.start(20)
+    watch = MainThreadWatch()
     c.go_to_frame(0)
     c.wait(30)
     ended = []  # when the run's end (the layers' refresh) was done: the dock says so last
@@ -140,14 +136,7 @@ def main(argv=None) -> int:
         process_events()  # a turn of the main loop, deferred deletions included
         time.sleep(0.002)
     dock_s = time.perf_counter() - start
-    settle = time.perf_counter()  # the end of the run (layers, QA plot) is the viewer's work too
-    while time.perf_counter() - settle < 1.0:
-        process_events()
-        time.sleep(0.002)
-    timer.stop()
-    seen = [t for t in ticks if t >= start]
-    gaps = np.diff(seen) if len(seen) > 2 else np.zeros(1)
-    del ticks[:]
+    seen, gaps = watch.settle_and_stop(start, process_events)  # the run's end is the viewer's work too
     # where the longest gap lies: during the run, at its end (it holds the dock's end-of-run refresh), or
     # in the second after it (the tracks layer, the QA plot, the canvas catching up)
     when = "during the run"
@@ -205,7 +194,7 @@ def main(argv=None) -> int:
                                 "max": round(1000 * float(np.max(refined)), 1)},
         "dock_fps": round(dock_fps, 2), "session_fps": round(cli_fps, 2),
         "dock_vs_session": round(dock_fps / cli_fps, 3),
-        "longest_freeze_ms": round(1000 * max(float(gaps.max()) - 0.020, 0.0), 1),
+        "longest_freeze_ms": MainThreadWatch.longest_ms(gaps),
         "longest_freeze_when": when,
         "frame_step_ms": {"median": round(1000 * float(np.median(step_times)), 1),
                           "max": round(1000 * float(np.max(step_times)), 1)},
@@ -216,6 +205,36 @@ def main(argv=None) -> int:
     widget.shutdown()
     viewer.close()
     return 0
+
+
+class MainThreadWatch:
+    """A 20 ms QTimer on the main thread: the longest gap between its ticks, less the period, is the
+    longest time the viewer did not respond."""
+
+    PERIOD_S = 0.020
+
+    def __init__(self):
+        from qtpy.QtCore import QTimer
+
+        self.ticks: list[float] = []
+        self.timer = QTimer()
+        self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
+        self.timer.start(int(1000 * self.PERIOD_S))
+
+    def settle_and_stop(self, start: float, process_events, settle_s: float = 1.0):
+        """Turn the event loop ``settle_s`` more (what follows a run is the viewer's work too), stop, and
+        return the ticks since ``start`` and the gaps between them."""
+        settle = time.perf_counter()
+        while time.perf_counter() - settle < settle_s:
+            process_events()
+            time.sleep(0.002)
+        self.timer.stop()
+        seen = [t for t in self.ticks if t >= start]
+        return seen, (np.diff(seen) if len(seen) > 2 else np.zeros(1))
+
+    @classmethod
+    def longest_ms(cls, gaps) -> float:
+        return round(1000 * max(float(np.max(gaps)) - cls.PERIOD_S, 0.0), 1)
 
 
 def window_repaint_ms(viewer, process_events, repeats: int = 5) -> float:
@@ -241,8 +260,6 @@ def freeze_without_dock(viewer, source, models, mask0, n, steps, process_events)
     import queue
     import threading
 
-    from qtpy.QtCore import QTimer
-
     from napari_hotspot.session import HotspotSession
 
     session = HotspotSession(source, models)
@@ -256,10 +273,7 @@ def freeze_without_dock(viewer, source, models, mask0, n, steps, process_events)
         finally:
             done.put(None)  # the main loop ends even when tracking fails
 
-    ticks = []
-    timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    timer.start(20)
+    watch = MainThreadWatch()
     process_events()
     start = time.perf_counter()
     worker = threading.Thread(target=run, daemon=True)
@@ -275,14 +289,7 @@ def freeze_without_dock(viewer, source, models, mask0, n, steps, process_events)
             elif steps:
                 viewer.dims.set_current_step(0, int(frame))
     worker.join()
-    settle = time.perf_counter()
-    while time.perf_counter() - settle < 1.0:
-        process_events()
-        time.sleep(0.002)
-    timer.stop()
-    seen = [t for t in ticks if t >= start]
-    gaps = np.diff(seen) if len(seen) > 2 else np.zeros(1)
-    return round(1000 * max(float(gaps.max()) - 0.020, 0.0), 1)
+    return MainThreadWatch.longest_ms(watch.settle_and_stop(start, process_events)[1])
 
 
 if __name__ == "__main__":
