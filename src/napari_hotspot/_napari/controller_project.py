@@ -66,9 +66,7 @@ class ProjectMixin:
         if "corrects" not in record:
             return  # clicks that picked the object, or a project saved before corrections were kept
         t, oid = key
-        try:
-            if not 0 <= t < self.store.num_frames:
-                raise AnnotationError(f"frame {t} is outside the video's {self.store.num_frames} frames")
+        try:  # (its frame is inside the video: layer_data.prompt_records skipped any other)
             base = CompressedMask.from_json(record["corrects"], (self.store.height, self.store.width)).to_array()
         except (AnnotationError, MemoryError) as err:  # the clicks and masks still load: only this base is lost
             self._report(ProjectIOError(f"frame {t}: the mask its clicks corrected is unreadable ({err}); "
