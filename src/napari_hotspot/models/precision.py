@@ -40,6 +40,14 @@ def inference_dtype() -> torch.dtype:
     return _CHOSEN[0]
 
 
+def inference_autocast():
+    """Autocast to the inference dtype for a no-gradient forward pass (a no-op in float32 and wherever
+    gradients are on: training and adaptation stay float32). Callers convert the outputs to float32."""
+    if inference_dtype() == torch.float32 or torch.is_grad_enabled():
+        return contextlib.nullcontext()
+    return torch.autocast("cpu", dtype=inference_dtype())
+
+
 @contextlib.contextmanager
 def float32_only():
     """Run inference in float32 inside this block (training caches encoder features this way, so the
