@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..mask_geometry import boundary_distance, deepest_point  # noqa: F401 (this module's names too)
 from .backbone import FrameFeatures
 from .heads import WCSTracker, matching_keys, weighted_correlation
-from .precision import inference_dtype
+from .precision import inference_autocast, inference_dtype
 
 HOTSPOT_SIGMA_CELLS = 1.5  # template hotspot weight: Gaussian of 1.5 stride-8 cells
 # The hotspot is kept off the mask's rim: at least HOTSPOT_RIM_PX working pixels (or, in a thin
@@ -213,7 +213,9 @@ def track_step(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, pre
     feats = feats.to(torch.float32)
     keys = matching_keys(feats)
     corr = correlation_input(keys, anchor, prev)
-    m4, _m8, hot = tracker(feats, corr, prev.mask_map)
+    with inference_autocast():  # bfloat16 where this CPU runs it fast, as the encoder
+        m4, _m8, hot = tracker(feats, corr, prev.mask_map)
+    m4, hot = m4.float(), hot.float()
     mask_prob = torch.sigmoid(F.interpolate(m4, size=size, mode="bilinear", align_corners=False))[0, 0]
     if anchor.distractors is not None:
         mask_prob = mask_prob * distractor_gate(keys, corr, anchor.distractors, size)
