@@ -25,6 +25,7 @@ from .errors import PromptError
 from .models.adaptation import ADAPTED_PARTS, TrackerAdapter
 from .models.backbone import FrameFeatures, frame_to_tensor
 from .models.guidance import make_guidance
+from .models.precision import inference_autocast
 from .models.resolution import working_size
 from .models.tracking import Reference, deepest_point, make_reference, mask_core, mask_to_grid, track_step
 from .models.weights import ModelBundle
@@ -238,19 +239,24 @@ class HotspotSession:
 
     def gaze_map(self, frame: int) -> np.ndarray:
         """EG-Net's eye-gaze distribution on a frame, (H, W) float32 summing to 1."""
-        feats = self.features(frame)
-        with torch.no_grad():
-            logits = self.models.egnet(feats)
+        logits = self._gaze_logits(frame)
         prob = torch.softmax(logits.flatten(), 0).reshape(1, 1, *logits.shape[-2:])
         up = F.interpolate(prob, size=self.frame_size, mode="bilinear", align_corners=False)[0, 0].clamp_min(0)
         return (up / up.sum()).numpy().astype(np.float32)
+
+    def _gaze_logits(self, frame: int) -> torch.Tensor:
+        """EG-Net's gaze-map logits of a frame at stride 8, (1, 1, h/8, w/8) float32."""
+        feats = self.features(frame)
+        with torch.no_grad(), inference_autocast():
+            return self.models.egnet(feats).float()
 
     def _segment(self, frame: int, guidance: np.ndarray) -> torch.Tensor:
         feats = self.features(frame)
         t0 = time.perf_counter()
         with torch.no_grad():
-            out, _ = self.models.gaze2mask(feats, torch.from_numpy(guidance)[None])
-            prob = torch.sigmoid(F.interpolate(out, size=self.work_size, mode="bilinear", align_corners=False))[0, 0]
+            with inference_autocast():  # bfloat16 where this CPU runs it fast, as the encoder and tracker
+                out, _ = self.models.gaze2mask(feats, torch.from_numpy(guidance)[None])
+            prob = torch.sigmoid(F.interpolate(out.float(), size=self.work_size, mode="bilinear", align_corners=False))[0, 0]
         self.timings["heads"] += time.perf_counter() - t0
         return prob
 
@@ -374,9 +380,7 @@ class HotspotSession:
         return self._egnet_peak_inside(frame, mask_work) or deepest_point(mask_work.numpy() > 0.5)
 
     def _egnet_peak_inside(self, frame: int, mask_work: torch.Tensor):
-        feats = self.features(frame)
-        with torch.no_grad():
-            logits = self.models.egnet(feats)
+        logits = self._gaze_logits(frame)
         heat = F.interpolate(logits, size=self.work_size, mode="bilinear", align_corners=False)[0, 0]
         fg = (mask_work > 0.5).numpy()
         if not fg.any():
@@ -542,9 +546,7 @@ class HotspotSession:
     def auto_prompt(self, frame: int = 0, object_id: int = 1) -> PromptResult:
         """Automatic target selection: EG-Net's gaze map guides Gaze2Mask-Net (no user input)."""
         frame = self._check_frame(frame)
-        feats = self.features(frame)
-        with torch.no_grad():
-            logits = self.models.egnet(feats)
+        logits = self._gaze_logits(frame)
         prob = torch.softmax(logits.flatten(), 0).reshape(1, 1, *logits.shape[-2:])
         gm = F.interpolate(prob, size=self.work_size, mode="bilinear", align_corners=False)[0, 0].numpy()
         mask_work = (self._segment(frame, make_guidance(self.work_size, gaze_map=gm)) > 0.5).float()
