@@ -116,6 +116,8 @@ def weighted_correlation(
     search_keys (B, D, h, w); ref_keys (B, D, M) (M reference pixels, any subset);
     ref_mask, ref_hotspot (B, M) in [0, 1]. Returns (B, 4, h, w).
     """
+    if temperature < 0.03:  # exp(1/T) must stay far inside the float range (see _weighted_correlation_single)
+        raise ValueError(f"temperature must be at least 0.03, not {temperature}")
     if not torch.is_grad_enabled():  # inference, adaptation and validation inputs: no gradient needed
         return torch.cat([_weighted_correlation_single(search_keys[i : i + 1], ref_keys[i : i + 1], ref_mask[i : i + 1],
                                                        ref_hotspot[i : i + 1], temperature)
@@ -149,17 +151,18 @@ def _weighted_correlation_single(search_keys, ref_keys, ref_mask, ref_hotspot, t
     n_fg = int(fg.sum())
     keys, mask = keys[:, order], mask[order]
     lowp = inference_dtype()
-    sim = (q.to(lowp) @ keys.to(lowp)).float()  # (N, M): [foreground | background]
+    # (N, M): [foreground | background], cosine similarities; float32 for what follows, which bf16's
+    # elementwise ops on this CPU run 2-4x slower than float32's
+    sim = (q.to(lowp) @ keys.to(lowp)).float()
     max_fg = sim[:, :n_fg].amax(1) if n_fg > 0 else None
     max_bg = sim[:, n_fg:].amax(1) if n_fg < sim.shape[1] else None
-    row_max = max_fg if max_bg is None else max_bg if max_fg is None else torch.maximum(max_fg, max_bg)
-    # With no pixel of a kind, the reference formula gives (max over all) - 2.
-    if max_fg is None:
-        max_fg = row_max - 2.0
-    if max_bg is None:
-        max_bg = row_max - 2.0
-    sim.sub_(row_max[:, None]).div_(temperature).exp_()
-    num_den = sim @ torch.stack([mask, torch.ones_like(mask)], 1)  # (N, 2): sum of w * mask, sum of w
+    if max_fg is None or max_bg is None:  # no pixel of a kind: the reference formula gives (max over all) - 2
+        row_max = max_fg if max_bg is None else max_bg
+        max_fg, max_bg = (row_max - 2.0, max_bg) if max_fg is None else (max_fg, row_max - 2.0)
+    # Keys are unit vectors, so sim / T lies in [-1/T, 1/T] and exp() of it stays far inside the float
+    # range: the softmax needs no row-max subtraction, and one matmul gives its two sums.
+    weights = sim.mul_(1.0 / temperature).exp_()
+    num_den = weights @ torch.stack([mask, torch.ones_like(mask)], 1)  # (N, 2): sum of w * mask, sum of w
     fg_prop = num_den[:, 0] / num_den[:, 1]
     hot_w = ref_hotspot[0] / ref_hotspot[0].sum().clamp_min(1e-6)
     hot_aff = q @ (ref_keys[0] @ hot_w)
