@@ -33,6 +33,32 @@ def test_encoder_levels_and_strides():
     assert not any(p.requires_grad for p in enc.parameters())
 
 
+def test_folded_batch_norms_give_the_unfolded_encoders_features(monkeypatch):
+    """The encoder folds each frozen batch norm into its convolution; float32 features must not change,
+    and the bf16 trunk (where the CPU runs bf16 fast) must stay within bf16 rounding of them."""
+    from napari_hotspot.models import backbone
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 96, 128)
+    folded = Encoder()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    monkeypatch.setattr(backbone, "_fold_batch_norms", lambda encoder: None)
+    unfolded = Encoder()
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in unfolded.modules())
+    monkeypatch.setattr(backbone, "inference_dtype", lambda: torch.float32)
+    ref, got = unfolded(x), folded(x)
+    monkeypatch.setattr(backbone, "inference_dtype", lambda: torch.bfloat16)
+    low = folded(x)
+    for level in ("s4", "s8", "s16", "s32"):
+        scale = float(ref[level].abs().max())
+        assert float((got[level] - ref[level]).abs().max()) < 1e-5 * scale, level
+        assert low[level].dtype == torch.float32
+        rel = (low[level] - ref[level]).norm() / ref[level].norm()
+        assert float(rel) < 0.05, level
+    assert set(folded._lowp) == {torch.bfloat16}  # built once, then reused
+    assert all(p.dtype == torch.bfloat16 for p in folded._lowp[torch.bfloat16].parameters())
+
+
 @pytest.mark.parametrize("variant", ["lite0", "lite2"])
 def test_backbone_variants_give_their_level_channels_and_feed_gaze2mask(variant):
     from napari_hotspot.models.backbone import BACKBONES
