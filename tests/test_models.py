@@ -194,3 +194,25 @@ def test_confidence_is_the_chance_a_mask_is_right_from_its_certainty():
     half = torch.zeros(32, 32)
     half[8:24, 8:24] = (1 + CONFIDENCE_CERTAINTY_AT_HALF) / 2  # 2p - 1 = the certainty at 0.5
     assert abs(confidence_score(half) - 0.5) < 1e-3
+
+
+def test_track_step_in_bf16_stays_within_rounding_of_float32_and_returns_float32(monkeypatch):
+    """Where the CPU runs bf16 fast, the tracker decoder runs under bf16 autocast; its answer must stay
+    close to float32's and come back as float32 (the heads and the session expect it)."""
+    from napari_hotspot.models import precision
+    from napari_hotspot.models.tracking import track_step
+
+    torch.manual_seed(0)
+    f = fake_features(1)
+    tracker = WCSTracker().eval().to(memory_format=torch.channels_last)
+    mask = torch.zeros(96, 128)
+    mask[20:60, 30:90] = 1
+    ref = make_reference(f, mask, (60.0, 40.0))
+    results = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        monkeypatch.setattr(precision, "_CHOSEN", [dtype])
+        results[dtype] = track_step(tracker, f, ref, ref, (96, 128))
+    low, full = results[torch.bfloat16], results[torch.float32]
+    assert low.mask_prob.dtype == torch.float32 and low.heat.dtype == torch.float32
+    assert float((low.mask_prob - full.mask_prob).abs().max()) < 0.05
+    assert float((low.mask_prob - full.mask_prob).abs().mean()) < 0.005
