@@ -61,12 +61,14 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore")
 
     import napari
+    import torch
     from scipy.ndimage import distance_transform_edt
 
     from napari_hotspot._napari.controller import shared_models
     from napari_hotspot._napari.controller_jobs import process_events
     from napari_hotspot._napari.widget import HotspotWidget
     from napari_hotspot.models.backbone import frame_to_tensor
+    from napari_hotspot.models.precision import inference_dtype
     from napari_hotspot.session import HotspotSession
 
     data = Path(os.environ.get("NAPARI_HOTSPOT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -200,6 +202,7 @@ def main(argv=None) -> int:
                           "max": round(1000 * float(np.max(step_times)), 1)},
         "baseline_freeze_ms": baseline,
         "cpus": os.cpu_count(), "load_avg": [round(v, 2) for v in os.getloadavg()],
+        "torch_threads": torch.get_num_threads(), "inference_dtype": str(inference_dtype()).replace("torch.", ""),
     }
     print(json.dumps(result))
     widget.shutdown()
