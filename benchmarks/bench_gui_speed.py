@@ -68,6 +68,7 @@ def main(argv=None) -> int:
     from napari_hotspot._napari.controller_jobs import process_events
     from napari_hotspot._napari.widget import HotspotWidget
     from napari_hotspot.models.backbone import frame_to_tensor
+    from napari_hotspot.compute import compute_thread
     from napari_hotspot.models.precision import inference_dtype
     from napari_hotspot.session import HotspotSession
 
@@ -159,12 +160,17 @@ def main(argv=None) -> int:
     viewer.dims.set_current_step(0, 0)
     process_events()
 
-    # the same frames through the session alone (what the CLI runs), same process, right after
-    session = HotspotSession(c._source, models)
-    session.add_prompt(0, 1, mask=gt0)
-    start = time.perf_counter()
-    done = sum(1 for _ in session.propagate([1], start_frame=0, end_frame=n - 1))
-    cli_fps = done / (time.perf_counter() - start)
+    # the same frames through the session alone (what the CLI runs), same process, right after, on the
+    # process's model thread as the dock's work (a second thread running torch would slow both down:
+    # napari_hotspot.compute)
+    def track_alone() -> tuple[float, tuple[int, int]]:
+        session = HotspotSession(c._source, models)
+        session.add_prompt(0, 1, mask=gt0)
+        start = time.perf_counter()
+        done = sum(1 for _ in session.propagate([1], start_frame=0, end_frame=n - 1))
+        return done / (time.perf_counter() - start), session.work_size
+
+    cli_fps, work_size = compute_thread().run(track_alone)
 
     baseline = {}
     if args.baseline:
@@ -176,12 +182,16 @@ def main(argv=None) -> int:
             baseline[name] = freeze_without_dock(viewer, source, models, gt0, n, steps, process_events)
         baseline["window_repaint"] = window_repaint_ms(viewer, process_events)
 
-    enc = []
-    for t in range(5):  # the encoder alone on frames the session has not cached (same process, same run)
-        img = c._source.get_frame(n + t if n + t < T else t)
-        start = time.perf_counter()
-        models.encoder(frame_to_tensor(img, session.work_size))
-        enc.append(time.perf_counter() - start)
+    def encoder_alone() -> list[float]:
+        enc = []
+        for t in range(5):  # the encoder alone on frames the session has not cached (same process, same run)
+            img = c._source.get_frame(n + t if n + t < T else t)
+            start = time.perf_counter()
+            models.encoder(frame_to_tensor(img, work_size))
+            enc.append(time.perf_counter() - start)
+        return enc
+
+    enc = compute_thread().run(encoder_alone)
 
     result = {
         "video": str(seq.name), "frames": n, "size": list(c.store.shape[1:]),
@@ -263,10 +273,15 @@ def freeze_without_dock(viewer, source, models, mask0, n, steps, process_events)
     import queue
     import threading
 
+    from napari_hotspot.compute import compute_thread
     from napari_hotspot.session import HotspotSession
 
-    session = HotspotSession(source, models)
-    session.add_prompt(0, 1, mask=mask0)
+    def prompted() -> HotspotSession:  # model work on the model thread, as all of the dock's
+        session = HotspotSession(source, models)
+        session.add_prompt(0, 1, mask=mask0)
+        return session
+
+    session = compute_thread().run(prompted)
     done: queue.Queue = queue.Queue()
 
     def run():
@@ -279,7 +294,7 @@ def freeze_without_dock(viewer, source, models, mask0, n, steps, process_events)
     watch = MainThreadWatch()
     process_events()
     start = time.perf_counter()
-    worker = threading.Thread(target=run, daemon=True)
+    worker = threading.Thread(target=compute_thread().run, args=(run,), daemon=True)  # as the dock's jobs
     worker.start()
     finished = False
     while not finished:

@@ -49,6 +49,7 @@ from napari_hotspot.annotations import AnnotationStore, Autosaver, Provenance, l
 from napari_hotspot.annotations.project import adaptation_file_name, adaptation_warning  # noqa: F401
 from napari_hotspot.annotations.adapted_trackers import AdaptedTrackers
 from napari_hotspot.annotations.model import FrameAnnotation
+from napari_hotspot.compute import SessionLock, compute_thread
 from napari_hotspot.errors import AnnotationError, HotspotError, ProjectIOError, PromptError
 from napari_hotspot.options import DEFAULT_ADAPT_SECONDS, TrackingOptions
 from napari_hotspot._napari.layer_data import (  # noqa: F401 (EXTRA_KEY, colours: the dock's names)
@@ -89,7 +90,8 @@ def shared_models():
         if _shared_models is None:
             from napari_hotspot.models.weights import ModelBundle
 
-            _shared_models = ModelBundle.load()
+            # loaded on the model thread: a model's first passes there build its kernels for later ones
+            _shared_models = compute_thread().run(ModelBundle.load)
         return _shared_models
 
 
@@ -126,7 +128,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self.long_side = long_side
         self.autosave_dir = Path(autosave_dir) if autosave_dir is not None else None
         self.autosave_interval_s = autosave_interval_s
-        self.lock = threading.Lock()
+        self.lock = SessionLock()  # its run() does model work on the process's one model thread
         self.video_layer = None
         self.session = None
         self.store: AnnotationStore | None = None

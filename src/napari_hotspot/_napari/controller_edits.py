@@ -125,9 +125,9 @@ class EditsMixin:
                         kwargs["labels"] = [label for *_xy, label in group.clicks]
                     if group.box is not None:
                         kwargs["box"] = group.box
-                    with self.lock:  # the decoder's answer now, the tracker's refinement in a thread
-                        result = self.session.add_prompt(t, oid, source="click" if group.clicks else "box",
-                                                         refine_later=True, **kwargs)
+                    # the decoder's answer now, the tracker's refinement in a thread
+                    result = self.lock.run(self.session.add_prompt, t, oid, source="click" if group.clicks else "box",
+                                           refine_later=True, **kwargs)
                     self._write_prompt(result)
                     if result.refine_token is not None:
                         self._request_refinement(result)
@@ -216,12 +216,14 @@ class EditsMixin:
         """Refine every first mask still waiting, now (waiting for the one in the thread, if any): before
         a run, an adaptation, undo or a save, so they see the masks the clicks end with."""
         self._drop_stale_refinements()
+        def refine(key, session):
+            if key not in self._refined:
+                self._refined[key] = session.refine_prompt(*key)
+
         for (oid, t), (session, token, _entry) in list(self._refinements.items()):
             key = (oid, t, token)
             try:
-                with self.lock:
-                    if key not in self._refined:
-                        self._refined[key] = session.refine_prompt(oid, t, token)
+                self.lock.run(refine, key, session)
             except Exception as err:  # noqa: BLE001 - the first mask stays; what was asked goes on
                 del self._refinements[(oid, t)]
                 self._report(err, warning=True)
@@ -273,10 +275,12 @@ class EditsMixin:
         if prev is not None and prev.hotspot is not None and prev.hotspot.visible:
             prev_hot = (prev.hotspot.x, prev.hotspot.y)
         self._anchor_entries.pop((oid, t), None)
-        with self.lock:
+        def correct():
             mask = refine_mask(self.session, t, base, group.clicks)
             hot = clicks_hotspot(mask, group.clicks, prev_hot)
             return self.session.add_prompt(t, oid, mask=mask, hotspot=hot, source="correction")
+
+        return self.lock.run(correct)
 
     def _prompts_follow_store(self, touched: set[tuple[int, int]]) -> None:
         """After undo or redo: the clicks and boxes of each touched (frame, object) are those that made the
@@ -320,8 +324,7 @@ class EditsMixin:
             self._require_session()
             self._require_idle("prompt")
             oid = self._ensure_object()
-            with self.lock:
-                result = self.session.auto_prompt(t, oid)
+            result = self.lock.run(self.session.auto_prompt, t, oid)
             self._write_prompt(result)
         except HotspotError as err:
             self._report(err)
@@ -404,8 +407,8 @@ class EditsMixin:
                             if 0 <= hy < mask.shape[0] and 0 <= hx < mask.shape[1] and mask[hy, hx]:
                                 hot = (prev.hotspot.x, prev.hotspot.y)
                         self._anchor_entries.pop((oid, t), None)
-                        with self.lock:
-                            result = self.session.add_prompt(t, oid, mask=mask, hotspot=hot, source="correction")
+                        result = self.lock.run(self.session.add_prompt, t, oid, mask=mask, hotspot=hot,
+                                               source="correction")
                         self.store.set_frame(oid, t, mask=mask, hotspot=self._clip_hotspot(result.hotspot),
                                              confidence=1.0, provenance=Provenance.USER_CORRECTED)
             except HotspotError as err:
@@ -473,9 +476,8 @@ class EditsMixin:
                             raise PromptError(f"object {oid} has no mask on frame {t}: prompt or paint it first, "
                                               f"then place its hotspot")
                         self._anchor_entries.pop((oid, t), None)
-                        with self.lock:
-                            result = self.session.add_prompt(t, oid, mask=entry.mask, hotspot=(x, y),
-                                                             source="correction")
+                        result = self.lock.run(self.session.add_prompt, t, oid, mask=entry.mask, hotspot=(x, y),
+                                               source="correction")
                         hx, hy = result.hotspot
                         if abs(hx - x) > 1.5 or abs(hy - y) > 1.5:
                             self._report(PromptError(
@@ -506,17 +508,20 @@ class EditsMixin:
                 entry = self.store.get(oid, t)
                 if entry is not None and entry.packed_mask is not None:
                     keyframes[t] = entry
-            with self.lock:
-                for t in self.session.anchors(oid):
-                    if t not in keyframes:
-                        self.session.remove_anchor(oid, t)
-                        self._anchor_entries.pop((oid, t), None)
-                for t, entry in keyframes.items():
-                    if self._anchor_entries.get((oid, t)) is entry and t in self.session.anchors(oid):
-                        continue
-                    hot = None
-                    if entry.hotspot is not None and entry.hotspot.visible:
-                        hot = (min(max(entry.hotspot.x, 0), self.store.width - 1),
-                               min(max(entry.hotspot.y, 0), self.store.height - 1))
-                    self.session.add_prompt(t, oid, mask=entry.mask, hotspot=hot, source="mask")
-                    self._anchor_entries[(oid, t)] = entry
+            self.lock.run(self._sync_object_anchors, oid, keyframes)
+
+    def _sync_object_anchors(self, oid: int, keyframes: dict) -> None:
+        """_sync_anchors for one object, on the model thread (``lock.run``)."""
+        for t in self.session.anchors(oid):
+            if t not in keyframes:
+                self.session.remove_anchor(oid, t)
+                self._anchor_entries.pop((oid, t), None)
+        for t, entry in keyframes.items():
+            if self._anchor_entries.get((oid, t)) is entry and t in self.session.anchors(oid):
+                continue
+            hot = None
+            if entry.hotspot is not None and entry.hotspot.visible:
+                hot = (min(max(entry.hotspot.x, 0), self.store.width - 1),
+                       min(max(entry.hotspot.y, 0), self.store.height - 1))
+            self.session.add_prompt(t, oid, mask=entry.mask, hotspot=hot, source="mask")
+            self._anchor_entries[(oid, t)] = entry

@@ -62,6 +62,7 @@ from napari_hotspot.annotations.labelling import (
     track_for_labelling,
 )
 from napari_hotspot.annotations.model import AnnotationStore, Provenance
+from napari_hotspot.compute import compute_thread
 from napari_hotspot.errors import AnnotationError, HotspotError
 from napari_hotspot.video.lazy_array import LazyFrameArray
 
@@ -385,11 +386,11 @@ class LabellingWidget(ClosesWithDock, QWidget):
     def ensure_session(self):
         """This widget's HotspotSession on the video layer (created on first use)."""
         if self.session is None:
-            from napari_hotspot.models.weights import ModelBundle
+            from napari_hotspot._napari.controller import shared_models
             from napari_hotspot.session import HotspotSession
 
             if self._models is None:
-                self._models = ModelBundle.load()
+                self._models = shared_models()  # the tracking dock's, if it loaded them
             # the tracking dock's frame source (video.frames): the same pixels whatever the layer's type
             self.session = HotspotSession(frame_source_for(self._video_layer()), models=self._models)
         return self.session
@@ -477,8 +478,8 @@ class LabellingWidget(ClosesWithDock, QWidget):
         try:
             store = self.ensure_store()
             session = self.ensure_session()
-            self._anchor_from_masks_layer(store, session)
-            ids = prompt_session_from_store(session, store)
+            # model work runs on the process's one model thread (napari_hotspot.compute)
+            ids = compute_thread().run(self._anchor_and_prompt, store, session)
         except HotspotError as err:
             self._message(str(err), error=True)
             return
@@ -486,7 +487,9 @@ class LabellingWidget(ClosesWithDock, QWidget):
 
         def work():
             results = []
-            for done, _total, result in track_for_labelling(session, ids, store.num_frames):
+            steps = track_for_labelling(session, ids, store.num_frames)
+            while (step := compute_thread().run(next, steps, None)) is not None:
+                done, _total, result = step
                 results.append(result)
                 if done % 4 == 0:
                     yield done
@@ -516,6 +519,10 @@ class LabellingWidget(ClosesWithDock, QWidget):
         self._worker.errored.connect(lambda err: (self._message(f"tracking failed: {err}", error=True),
                                                   self.track_button.setEnabled(True)))
         self._worker.start()
+
+    def _anchor_and_prompt(self, store: AnnotationStore, session) -> list[int]:
+        self._anchor_from_masks_layer(store, session)
+        return prompt_session_from_store(session, store)
 
     def _anchor_from_masks_layer(self, store: AnnotationStore, session) -> None:
         """Give each object of the chosen Masks layer that has no prompt yet a KEYFRAME mask on the
@@ -616,7 +623,8 @@ class LabellingWidget(ClosesWithDock, QWidget):
                 obj_id = max(store.object_ids, default=0) + 1
             if not store.has_object(obj_id):
                 self._add_object(obj_id)
-            result = io_fixations.init_object_from_gaze(session, store, self.fixations, frame, obj_id)
+            result = compute_thread().run(io_fixations.init_object_from_gaze, session, store, self.fixations,
+                                          frame, obj_id)
         except HotspotError as err:
             self._message(str(err), error=True)
             return None

@@ -4,7 +4,9 @@ in napari thread workers.
 The job bodies are plain generator functions (no Qt; they can be iterated directly in tests);
 ``start_*`` wrap them in napari's ``create_worker`` so they run in a thread, report through
 napari's progress bar and can be cancelled with ``worker.quit()``. The session is not thread-safe:
-every call into it holds ``lock`` for one step only, so the main thread never waits long for it.
+every call into it holds ``lock`` for one step only, so the main thread never waits long for it, and
+runs that step on the process's one model thread (``compute.SessionLock.run``: model work spread over
+several threads runs up to twice as slowly).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_hotspot.compute import SessionLock
 from napari_hotspot.session import HotspotSession, PromptResult, TrackResult
 
 #: Adaptation trains in chunks of about this long (at least one optimiser step) per lock hold.
@@ -95,8 +98,7 @@ def propagation_batches(session: HotspotSession, lock: threading.Lock, sweeps: S
         # the dock ran the preflight as jobs of their own (``prompt_completions``, ``adaptation_steps``)
         results = session.propagate(**sweep.kwargs, preflight=False)
         while True:
-            with lock:  # one step at a time: a prefetch or a click can slip in between
-                result = next(results, None)
+            result = _locked(lock, next, results, None)  # one step at a time: a prefetch or a click can slip in between
             if result is None:
                 break
             if batch and batch[-1].frame != result.frame:
@@ -134,12 +136,20 @@ class AdaptProgress:
         return min(1.0, (self.index + min(self.fraction, 1.0)) / max(self.total, 1))
 
 
+def _locked(lock: SessionLock | threading.Lock, fn: Callable, *args, **kwargs):
+    """``fn(*args, **kwargs)`` holding ``lock``: on the model thread for a ``SessionLock``, here for a
+    plain lock (the job bodies iterated directly, as in tests)."""
+    if isinstance(lock, SessionLock):
+        return lock.run(fn, *args, **kwargs)
+    with lock:
+        return fn(*args, **kwargs)
+
+
 def _one_step_per_lock(lock: threading.Lock, steps: Iterator) -> Iterator:
     """Advance ``steps`` (a session generator) holding ``lock`` for one step at a time, with a short
     pause after each so a thread waiting for the lock (a click, a prefetch) gets it first."""
     while True:
-        with lock:
-            step = next(steps, None)
+        step = _locked(lock, next, steps, None)
         if step is None:
             return
         time.sleep(_HANDOVER_SECONDS)
@@ -179,10 +189,12 @@ def encode_frame(
     session: HotspotSession, lock: threading.Lock, frame: int, with_gaze: bool = False
 ) -> tuple[int, np.ndarray | None]:
     """Encode ``frame`` into the session's feature cache (and EG-Net's gaze map when asked)."""
-    with lock:
+
+    def encode():
         session.features(frame)
-        gaze = session.gaze_map(frame) if with_gaze else None
-    return frame, gaze
+        return session.gaze_map(frame) if with_gaze else None
+
+    return frame, _locked(lock, encode)
 
 
 def refine_prompt(session: HotspotSession, lock: threading.Lock, object_id: int, frame: int, token: int,
@@ -191,11 +203,14 @@ def refine_prompt(session: HotspotSession, lock: threading.Lock, object_id: int,
     ``results`` under the lock (the GUI thread may take it from there first); returns its key. Set
     ``stop`` and it ends after the pass it is in, with nothing in ``results`` (to do again later)."""
     key = (object_id, frame, token)
-    with lock:
+
+    def refine():
         if key not in results and not stop.is_set():
             result = session.refine_prompt(object_id, frame, token, should_stop=stop.is_set)
             if result is not None or not stop.is_set():
                 results[key] = result
+
+    _locked(lock, refine)
     return key
 
 
@@ -207,10 +222,11 @@ def gaze_prompts(
 
     for frame in sorted(fixations):
         try:
-            with lock:
-                yield session.add_prompt(frame, object_id, gaze=fixations[frame], source="gaze")
+            result = _locked(lock, session.add_prompt, frame, object_id, gaze=fixations[frame], source="gaze")
         except HotspotError as err:
             yield err
+        else:
+            yield result
 
 
 def prompt_completions(session: HotspotSession, lock: threading.Lock, object_ids: Sequence[int]) -> Iterator[PromptResult]:

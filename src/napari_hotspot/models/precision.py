@@ -18,9 +18,23 @@ import torch
 _CHOSEN: list[torch.dtype] = []
 
 
+def _cpu_flags_say_fast_bf16() -> bool:
+    """Whether Linux lists native bf16 instructions for this CPU (AVX512-BF16, AMX)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read(1 << 16)
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
 def _measure() -> torch.dtype:
     if os.environ.get("NAPARI_HOTSPOT_FP32", "").lower() in ("1", "true", "yes"):
         return torch.float32
+    if _cpu_flags_say_fast_bf16():
+        # No timing: in a busy process (the GUI drawing, another job) a timing chose float32 now and
+        # then on such a CPU, a 2-3x slower encoder for that whole process.
+        return torch.bfloat16
     a, b = torch.randn(1024, 152), torch.randn(152, 1024)
     pairs = {dtype: (a.to(dtype), b.to(dtype)) for dtype in (torch.float32, torch.bfloat16)}
     best = {dtype: float("inf") for dtype in pairs}
