@@ -4,9 +4,10 @@ Why: PyTorch's CPU wheels run their ops on GNU OpenMP, which gives every thread 
 its own team of worker threads. Once a process holds more such threads than it has CPUs (the GUI thread's
 team plus a worker thread's, on any machine), every team spins only about a hundred times before it
 sleeps between two ops, and the networks' many small ops run up to twice as slowly: on the 2-CPU Xeon
-the encoder took 15 ms in the main thread and 28 ms in a second thread (docs/benchmarks.md, "One
-thread for the models"). So the dock sends every model call to this one thread, wherever it comes from
-(a click on the GUI thread, a tracking or encoding job on a worker thread), and waits for it there.
+the encoder took 15 ms in the main thread and 28 ms in a second thread (docs/benchmarks.md, "GUI
+speed through the dock", sixteenth session). So the dock sends every model call to this one thread,
+wherever it comes from (a click on the GUI thread, a tracking or encoding job on a worker thread), and
+waits for it there.
 """
 
 from __future__ import annotations
