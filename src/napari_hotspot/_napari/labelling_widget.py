@@ -478,8 +478,9 @@ class LabellingWidget(ClosesWithDock, QWidget):
         try:
             store = self.ensure_store()
             session = self.ensure_session()
-            # model work runs on the process's one model thread (napari_hotspot.compute)
-            ids = compute_thread().run(self._anchor_and_prompt, store, session)
+            self._anchor_from_masks_layer(store, session)
+            # the prompts' model work on the process's one model thread (napari_hotspot.compute)
+            ids = compute_thread().run(prompt_session_from_store, session, store)
         except HotspotError as err:
             self._message(str(err), error=True)
             return
@@ -519,10 +520,6 @@ class LabellingWidget(ClosesWithDock, QWidget):
         self._worker.errored.connect(lambda err: (self._message(f"tracking failed: {err}", error=True),
                                                   self.track_button.setEnabled(True)))
         self._worker.start()
-
-    def _anchor_and_prompt(self, store: AnnotationStore, session) -> list[int]:
-        self._anchor_from_masks_layer(store, session)
-        return prompt_session_from_store(session, store)
 
     def _anchor_from_masks_layer(self, store: AnnotationStore, session) -> None:
         """Give each object of the chosen Masks layer that has no prompt yet a KEYFRAME mask on the
