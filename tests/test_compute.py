@@ -94,3 +94,27 @@ def test_the_dock_tracks_on_the_model_thread(monkeypatch):
     batches = list(propagation_batches(session, SessionLock(), [Sweep({"direction": "forward"})]))
     assert sum(len(b) for b in batches) == 3
     assert calls and all(calls)
+
+
+def test_a_run_sent_by_other_code_still_takes_the_lock():
+    compute = ComputeThread(name="test-compute")
+    lock = SessionLock(compute)
+    # on the model thread, but not inside this lock's own run: the lock is taken for fn
+    assert compute.run(lambda: lock.run(lock.locked)) is True
+    assert not lock.locked()
+
+
+def test_on_model_thread_moves_method_calls_only():
+    from napari_hotspot.compute import OnModelThread
+
+    compute = ComputeThread(name="test-compute")
+
+    class Session:
+        num_frames = 5
+
+        def where(self, x):
+            return threading.current_thread().name, x
+
+    proxy = OnModelThread(Session(), compute)
+    assert proxy.num_frames == 5
+    assert proxy.where(3) == ("test-compute", 3)

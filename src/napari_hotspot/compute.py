@@ -105,7 +105,32 @@ class SessionLock:
         return self._lock.locked()
 
     def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        if self.compute.in_thread():  # already inside a run: the caller holds the lock
-            return fn(*args, **kwargs)
+        if self.compute.in_thread():
+            if self._lock.acquire(blocking=False):  # sent here by other code: hold this lock too
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    self._lock.release()
+            return fn(*args, **kwargs)  # inside this lock's own run: its caller holds it
         with self._lock:
             return self.compute.run(fn, *args, **kwargs)
+
+
+class OnModelThread:
+    """A session whose method calls run on the model thread (``compute_thread().run``), for Qt-free
+    helpers that call the session and also write an annotation store: the store (and the widgets that
+    listen to it) stays on the calling thread, only the model work moves."""
+
+    def __init__(self, session, compute: ComputeThread | None = None):
+        self._session = session
+        self._compute = compute or _COMPUTE
+
+    def __getattr__(self, name: str):
+        value = getattr(self._session, name)
+        if not callable(value):
+            return value
+
+        def on_model_thread(*args, **kwargs):
+            return self._compute.run(value, *args, **kwargs)
+
+        return on_model_thread

@@ -62,7 +62,7 @@ from napari_hotspot.annotations.labelling import (
     track_for_labelling,
 )
 from napari_hotspot.annotations.model import AnnotationStore, Provenance
-from napari_hotspot.compute import compute_thread
+from napari_hotspot.compute import OnModelThread, compute_thread
 from napari_hotspot.errors import AnnotationError, HotspotError
 from napari_hotspot.video.lazy_array import LazyFrameArray
 
@@ -479,8 +479,9 @@ class LabellingWidget(ClosesWithDock, QWidget):
             store = self.ensure_store()
             session = self.ensure_session()
             self._anchor_from_masks_layer(store, session)
-            # the prompts' model work on the process's one model thread (napari_hotspot.compute)
-            ids = compute_thread().run(prompt_session_from_store, session, store)
+            # the prompts' model work on the process's one model thread (napari_hotspot.compute); the
+            # store, whose listeners update widgets, is written here
+            ids = prompt_session_from_store(OnModelThread(session), store)
         except HotspotError as err:
             self._message(str(err), error=True)
             return
@@ -620,8 +621,7 @@ class LabellingWidget(ClosesWithDock, QWidget):
                 obj_id = max(store.object_ids, default=0) + 1
             if not store.has_object(obj_id):
                 self._add_object(obj_id)
-            result = compute_thread().run(io_fixations.init_object_from_gaze, session, store, self.fixations,
-                                          frame, obj_id)
+            result = io_fixations.init_object_from_gaze(OnModelThread(session), store, self.fixations, frame, obj_id)
         except HotspotError as err:
             self._message(str(err), error=True)
             return None

@@ -73,12 +73,10 @@ class AdaptedTrackers:
             name = records.get(str(oid), {}).get("file") if isinstance(records.get(str(oid)), dict) else None
             label = f"{store.get_object(oid).name} ({name or 'no file recorded'})"
             try:
-                with lock:
-                    session.load_adaptation_state(oid, state)
+                _locked(lock, session.load_adaptation_state, oid, state)
                 learnt = {int(t) for t in state.get("frames", [])}
             except Exception as err:  # noqa: BLE001 (wrong keys or shapes: made for another tracker)
-                with lock:
-                    session.reset_adaptation(oid)
+                _locked(lock, session.reset_adaptation, oid)
                 detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
                 problems.append(f"{label}: it does not fit this tracker ({detail})")
                 continue
@@ -112,15 +110,32 @@ class AdaptedTrackers:
         """Each adapted object's tracker state (torch.save bytes), by its file name in the project."""
         if session is None and self.unrestored is not None:
             return self._unrestored()[1]
-        import torch
-
         lock = lock if lock is not None else contextlib.nullcontext()
         files: dict[str, Any] = {}
         for oid in (store.object_ids if session is not None else []):
-            with lock:  # a consistent snapshot: training steps run under the lock
-                if not session.is_adapted(oid):
-                    continue
-                buffer = io.BytesIO()
-                torch.save(session.adaptation_state(oid), buffer)
-            files[adaptation_file_name(oid)] = buffer.getvalue()
+            # a consistent snapshot: training steps run under the lock
+            data = _locked(lock, _saved_state, session, oid)
+            if data is not None:
+                files[adaptation_file_name(oid)] = data
         return files
+
+
+def _saved_state(session, oid: int) -> bytes | None:
+    """The object's adapted tracker state as torch.save bytes (None when it is not adapted)."""
+    import torch
+
+    if not session.is_adapted(oid):
+        return None
+    buffer = io.BytesIO()
+    torch.save(session.adaptation_state(oid), buffer)
+    return buffer.getvalue()
+
+
+def _locked(lock, fn, *args):
+    """``fn(*args)`` holding ``lock``; on the process's model thread when the lock is a ``SessionLock``
+    (loading a state copies the tracker: torch work, napari_hotspot.compute)."""
+    run = getattr(lock, "run", None)
+    if run is not None:
+        return run(fn, *args)
+    with lock:
+        return fn(*args)

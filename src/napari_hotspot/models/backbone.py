@@ -120,7 +120,7 @@ class Encoder(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> FrameFeatures:
         dtype = inference_dtype()
-        if dtype == torch.float32:
+        if dtype == torch.float32 or x.device.type != "cpu":  # the bf16 copy is for CPU inference
             return self._forward(x)
         # The whole trunk held in bf16 rather than run under autocast, which cast every weight on every
         # call (a copy per convolution per frame); the features come back as float32.
