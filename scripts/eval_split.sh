@@ -10,7 +10,9 @@ set -eu
 DIR=${1:-runs/davis_train}; OUT=${OUT:-$DIR/split}; mkdir -p "$OUT"
 DATA=${NAPARI_HOTSPOT_DATA:-../shared/data}
 SEQS=${SEQS:-boat dog-agility hockey mallard-water rollerblade swing}
-WEIGHTS=${WEIGHTS:-$DIR/m_split.pt}; ROOT=${ROOT:-$DATA/davis2016-train}
+# The split model: DIR's when it has one (scripts/train_davis.sh), else the committed copy (docs/model_card.md)
+[ -f "$DIR/m_split.pt" ] && SPLIT=$DIR/m_split.pt || SPLIT=benchmarks/weights/wcs_lite0_split.pt
+WEIGHTS=${WEIGHTS:-$SPLIT}; ROOT=${ROOT:-$DATA/davis2016-train}
 RUNS=${RUNS:-"mask_adapt0:mask:--adapt=0 mask_noguard:mask:--no-adapt-guard click_adapt0:click:--adapt=0
   click_noguard:click:--no-adapt-guard box:box auto:auto click_complete0:click:--complete=0 box_complete0:box:--complete=0"}
 one() {  # one NAME:INIT[:OPTION[=VALUE]]
