@@ -24,7 +24,8 @@ Run under Xvfb from the repository root::
   work that shows the new frame (layers sliced, the QA plot's marker moved, the window painted).
 * baselines of the freeze without the dock (``--no-baseline`` skips them; the dock is shut down first,
   its layers stay in the viewer): the same viewer while a
-  plain thread runs ``HotspotSession.propagate`` over the same frames and the main thread only turns
+  plain thread runs ``HotspotSession.propagate`` over the same frames (its steps on the model thread,
+  as the dock's: ``napari_hotspot.compute``) and the main thread only turns
   the event loop (``worker_only``: what tracking on this machine's CPUs costs the viewer by itself), and
   the same while the viewer also steps to each tracked frame as it comes (``worker_and_steps``: napari
   drawing a new frame per result, which the dock does not do), and ``window_repaint``: the median

@@ -58,14 +58,14 @@ def test_session_lock_run_waits_for_a_holder_and_runs_on_the_model_thread():
     assert lock.run(lambda: lock.run(lambda: 3)) == 3  # a run inside a run: the caller holds the lock
 
 
-def test_worker_jobs_send_their_steps_to_the_model_thread():
-    from napari_hotspot._napari.workers import _locked
+def test_locked_call_sends_work_to_the_model_thread_only_for_a_session_lock():
+    from napari_hotspot.compute import locked_call
 
     compute = ComputeThread(name="test-compute")
-    assert _locked(SessionLock(compute), lambda: threading.current_thread().name) == "test-compute"
+    assert locked_call(SessionLock(compute), lambda: threading.current_thread().name) == "test-compute"
     # a plain lock (job bodies iterated directly): the step runs here, holding it
     plain = threading.Lock()
-    assert _locked(plain, lambda: (threading.current_thread().name, plain.locked())) == (
+    assert locked_call(plain, lambda: (threading.current_thread().name, plain.locked())) == (
         threading.current_thread().name, True)
 
 

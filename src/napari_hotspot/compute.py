@@ -116,6 +116,16 @@ class SessionLock:
             return self.compute.run(fn, *args, **kwargs)
 
 
+def locked_call(lock, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` holding ``lock``: through ``lock.run`` (on the model thread) for a
+    ``SessionLock``, on this thread for any other lock or context (a plain lock in tests, none)."""
+    run = getattr(lock, "run", None)
+    if run is not None:
+        return run(fn, *args, **kwargs)
+    with lock:
+        return fn(*args, **kwargs)
+
+
 class OnModelThread:
     """A session whose method calls run on the model thread (``compute_thread().run``), for Qt-free
     helpers that call the session and also write an annotation store: the store (and the widgets that

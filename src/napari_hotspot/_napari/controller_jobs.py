@@ -405,7 +405,11 @@ class JobsMixin:
         from napari_hotspot._napari.workers import start_completion
 
         if self.complete_frames <= 0:  # off: the masks stay as they are, and adaptation may learn them
-            self.lock.run(lambda: [None for _ in self.session.preflight_steps(object_ids, adapt=False)])
+            def settle():
+                for _ in self.session.preflight_steps(object_ids, adapt=False):
+                    pass
+
+            self.lock.run(settle)
         anchors = {oid: len(self.completion_pending(oid)) for oid in object_ids}
         pending = [oid for oid, n in anchors.items() if n]
         if not pending:

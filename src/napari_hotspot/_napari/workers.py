@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_hotspot.compute import SessionLock
+from napari_hotspot.compute import locked_call
 from napari_hotspot.session import HotspotSession, PromptResult, TrackResult
 
 #: Adaptation trains in chunks of about this long (at least one optimiser step) per lock hold.
@@ -98,7 +98,8 @@ def propagation_batches(session: HotspotSession, lock: threading.Lock, sweeps: S
         # the dock ran the preflight as jobs of their own (``prompt_completions``, ``adaptation_steps``)
         results = session.propagate(**sweep.kwargs, preflight=False)
         while True:
-            result = _locked(lock, next, results, None)  # one step at a time: a prefetch or a click can slip in between
+            # one step at a time: a prefetch or a click can slip in between
+            result = locked_call(lock, next, results, None)
             if result is None:
                 break
             if batch and batch[-1].frame != result.frame:
@@ -136,20 +137,11 @@ class AdaptProgress:
         return min(1.0, (self.index + min(self.fraction, 1.0)) / max(self.total, 1))
 
 
-def _locked(lock: SessionLock | threading.Lock, fn: Callable, *args, **kwargs):
-    """``fn(*args, **kwargs)`` holding ``lock``: on the model thread for a ``SessionLock``, here for a
-    plain lock (the job bodies iterated directly, as in tests)."""
-    if isinstance(lock, SessionLock):
-        return lock.run(fn, *args, **kwargs)
-    with lock:
-        return fn(*args, **kwargs)
-
-
 def _one_step_per_lock(lock: threading.Lock, steps: Iterator) -> Iterator:
     """Advance ``steps`` (a session generator) holding ``lock`` for one step at a time, with a short
     pause after each so a thread waiting for the lock (a click, a prefetch) gets it first."""
     while True:
-        step = _locked(lock, next, steps, None)
+        step = locked_call(lock, next, steps, None)
         if step is None:
             return
         time.sleep(_HANDOVER_SECONDS)
@@ -194,7 +186,7 @@ def encode_frame(
         session.features(frame)
         return session.gaze_map(frame) if with_gaze else None
 
-    return frame, _locked(lock, encode)
+    return frame, locked_call(lock, encode)
 
 
 def refine_prompt(session: HotspotSession, lock: threading.Lock, object_id: int, frame: int, token: int,
@@ -210,7 +202,7 @@ def refine_prompt(session: HotspotSession, lock: threading.Lock, object_id: int,
             if result is not None or not stop.is_set():
                 results[key] = result
 
-    _locked(lock, refine)
+    locked_call(lock, refine)
     return key
 
 
@@ -222,7 +214,7 @@ def gaze_prompts(
 
     for frame in sorted(fixations):
         try:
-            result = _locked(lock, session.add_prompt, frame, object_id, gaze=fixations[frame], source="gaze")
+            result = locked_call(lock, session.add_prompt, frame, object_id, gaze=fixations[frame], source="gaze")
         except HotspotError as err:
             yield err
         else:

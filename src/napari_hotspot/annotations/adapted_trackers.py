@@ -17,6 +17,7 @@ from typing import Any
 
 from napari_hotspot.annotations.model import AnnotationStore
 from napari_hotspot.annotations.project import adaptation_file_name
+from napari_hotspot.compute import locked_call
 
 
 class AdaptedTrackers:
@@ -73,10 +74,10 @@ class AdaptedTrackers:
             name = records.get(str(oid), {}).get("file") if isinstance(records.get(str(oid)), dict) else None
             label = f"{store.get_object(oid).name} ({name or 'no file recorded'})"
             try:
-                _locked(lock, session.load_adaptation_state, oid, state)
+                locked_call(lock, session.load_adaptation_state, oid, state)
                 learnt = {int(t) for t in state.get("frames", [])}
             except Exception as err:  # noqa: BLE001 (wrong keys or shapes: made for another tracker)
-                _locked(lock, session.reset_adaptation, oid)
+                locked_call(lock, session.reset_adaptation, oid)
                 detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
                 problems.append(f"{label}: it does not fit this tracker ({detail})")
                 continue
@@ -114,7 +115,7 @@ class AdaptedTrackers:
         files: dict[str, Any] = {}
         for oid in (store.object_ids if session is not None else []):
             # a consistent snapshot: training steps run under the lock
-            data = _locked(lock, _saved_state, session, oid)
+            data = locked_call(lock, _saved_state, session, oid)
             if data is not None:
                 files[adaptation_file_name(oid)] = data
         return files
@@ -130,12 +131,3 @@ def _saved_state(session, oid: int) -> bytes | None:
     torch.save(session.adaptation_state(oid), buffer)
     return buffer.getvalue()
 
-
-def _locked(lock, fn, *args):
-    """``fn(*args)`` holding ``lock``; on the process's model thread when the lock is a ``SessionLock``
-    (loading a state copies the tracker: torch work, napari_hotspot.compute)."""
-    run = getattr(lock, "run", None)
-    if run is not None:
-        return run(fn, *args)
-    with lock:
-        return fn(*args)
