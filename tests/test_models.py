@@ -216,3 +216,54 @@ def test_track_step_in_bf16_stays_within_rounding_of_float32_and_returns_float32
     assert low.mask_prob.dtype == torch.float32 and low.heat.dtype == torch.float32
     assert float((low.mask_prob - full.mask_prob).abs().max()) < 0.05
     assert float((low.mask_prob - full.mask_prob).abs().mean()) < 0.005
+
+
+def test_correlation_sees_a_template_changed_in_place():
+    """Inference remembers each template's ordered keys between frames; a mask or keys changed in place
+    (the cache is keyed on their memory and version) must give the new template's result."""
+    torch.manual_seed(1)
+    q = torch.nn.functional.normalize(torch.randn(1, 24, 9, 12), dim=1)
+    k = torch.nn.functional.normalize(torch.randn(1, 24, 90), dim=1)
+    mask = torch.zeros(1, 90)
+    mask[0, :30] = 1
+    hot = torch.rand(1, 90)
+    with torch.no_grad():
+        first = weighted_correlation(q, k, mask, hot)
+        again = weighted_correlation(q, k, mask, hot)  # remembered: the same answer
+        mask[0, 30:60] = 1
+        grown = weighted_correlation(q, k, mask, hot)
+        k[0].mul_(-1)
+        flipped = weighted_correlation(q, k, mask, hot)
+        with torch.enable_grad():
+            want_grown = weighted_correlation(q, -k, mask, hot)
+            want_flipped = weighted_correlation(q, k, mask, hot)
+    assert torch.equal(first, again)
+    assert float((grown - want_grown).abs().max()) < 2e-2
+    assert float((flipped - want_flipped).abs().max()) < 2e-2
+    assert float((grown - first).abs().max()) > 0.1 and float((flipped - grown).abs().max()) > 0.1
+
+
+def test_matching_keys_are_unit_channel_vectors_of_both_levels():
+    f = fake_features(1)
+    keys = matching_keys(f)
+    up16 = torch.nn.functional.interpolate(f.s16, size=f.s8.shape[-2:], mode="bilinear", align_corners=False)
+    want = torch.cat([torch.nn.functional.normalize(f.s8, dim=1),
+                      torch.nn.functional.normalize(up16, dim=1)], 1) * 0.5**0.5
+    assert keys.shape == want.shape and float((keys - want).abs().max()) < 1e-6
+    assert torch.allclose(keys.norm(dim=1), torch.ones(1, *f.s8.shape[-2:]), atol=1e-5)
+
+
+def test_allocator_tuning_is_set_once_and_can_be_turned_off(monkeypatch):
+    import sys
+
+    from napari_hotspot.models import allocator
+
+    monkeypatch.setattr(allocator, "_STATE", [])
+    monkeypatch.setenv("NAPARI_HOTSPOT_MALLOC_TUNING", "0")
+    assert allocator.keep_freed_memory() is False
+    monkeypatch.setattr(allocator, "_STATE", [])
+    monkeypatch.delenv("NAPARI_HOTSPOT_MALLOC_TUNING")
+    import platform
+
+    on_glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert allocator.keep_freed_memory() is on_glibc

@@ -200,7 +200,7 @@ def distractor_gate(search_keys: torch.Tensor, corr: torch.Tensor, distractors: 
     object's is kept out of the mask (docs/benchmarks.md, "Part prompts and look-alikes")."""
     lowp = inference_dtype()
     grid = tuple(search_keys.shape[-2:])
-    q = search_keys.flatten(2)[0].t()  # (N, D)
+    q = search_keys[0].permute(1, 2, 0).reshape(grid[0] * grid[1], -1)  # (N, D): a view of channels-last keys
     sim_d = (q.to(lowp) @ distractors.to(lowp)).float().amax(1).reshape(grid)
     obj = torch.maximum(corr[0, 1], corr[0, 5]) if corr.shape[1] > 5 else corr[0, 1]
     gate = (obj >= sim_d).float()

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsError
+from .allocator import keep_freed_memory
 from .backbone import Encoder
 from .heads import EGNet, Gaze2MaskNet, WCSTracker
 
@@ -52,6 +53,7 @@ class ModelBundle:
     @classmethod
     def load(cls, path: Path | None = None) -> "ModelBundle":
         path = Path(path) if path else DEFAULT_WEIGHTS
+        keep_freed_memory()  # inference's per-frame buffers stay in the heap (allocator.py)
         heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(), "tracker": WCSTracker()}
         meta = load_heads_into(heads, path)
         for m in heads.values():
