@@ -57,6 +57,15 @@ def test_folded_batch_norms_give_the_unfolded_encoders_features(monkeypatch):
         assert float(rel) < 0.05, level
     assert set(folded._lowp) == {torch.bfloat16}  # built once, then reused
     assert all(p.dtype == torch.bfloat16 for p in folded._lowp[torch.bfloat16].parameters())
+    # New weights make a new copy: the bf16 features follow them, not the weights it was made from.
+    state = {k: v * 0.5 if k.endswith("stem.weight") else v for k, v in folded.state_dict().items()}
+    folded.load_state_dict(state)
+    assert not folded._lowp
+    halved = folded(x)
+    assert float((halved["s4"] - low["s4"]).abs().max()) > 1e-2
+    folded(x)
+    folded.to(torch.float32)
+    assert not folded._lowp
 
 
 @pytest.mark.parametrize("variant", ["lite0", "lite2"])

@@ -117,6 +117,16 @@ class Encoder(nn.Module):
     def train(self, mode: bool = True):  # the encoder is always frozen (BN in eval mode)
         return super().train(False)
 
+    # The low-precision copy is made from the weights as they are: anything that changes them (moving
+    # or casting the module, loading a state) drops it, and the next forward makes it again.
+    def _apply(self, fn, *args, **kwargs):
+        self.__dict__.get("_lowp", {}).clear()
+        return super()._apply(fn, *args, **kwargs)
+
+    def load_state_dict(self, *args, **kwargs):
+        self._lowp.clear()
+        return super().load_state_dict(*args, **kwargs)
+
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> FrameFeatures:
         dtype = inference_dtype()
