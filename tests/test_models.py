@@ -184,7 +184,7 @@ def test_one_template_as_anchor_and_previous_correlates_once_with_the_same_resul
 
     calls = []
     real = tracking.weighted_correlation
-    tracking.weighted_correlation = lambda *a: calls.append(1) or real(*a)
+    tracking.weighted_correlation = lambda *a, **k: calls.append(1) or real(*a, **k)
     try:
         same, general = correlation_input(keys, ref, ref), correlation_input(keys, ref, twin)
     finally:
@@ -227,29 +227,38 @@ def test_track_step_in_bf16_stays_within_rounding_of_float32_and_returns_float32
     assert float((low.mask_prob - full.mask_prob).abs().mean()) < 0.005
 
 
-def test_correlation_sees_a_template_changed_in_place():
-    """Inference remembers each template's ordered keys between frames; a mask or keys changed in place
-    (the cache is keyed on their memory and version) must give the new template's result."""
+def test_a_templates_correlation_cache_gives_the_uncached_result_and_stays_with_its_reference():
+    """Inference keeps a template's ordered keys on its Reference between frames: the answer must be the
+    uncached one, and a copy of the Reference (another device, a changed template) starts afresh."""
+    from napari_hotspot.models.tracking import Reference, correlation_cache, correlation_input, reference_to
+
     torch.manual_seed(1)
     q = torch.nn.functional.normalize(torch.randn(1, 24, 9, 12), dim=1)
-    k = torch.nn.functional.normalize(torch.randn(1, 24, 90), dim=1)
-    mask = torch.zeros(1, 90)
+    keys = torch.nn.functional.normalize(torch.randn(1, 24, 108), dim=1)
+    mask = torch.zeros(1, 108)
     mask[0, :30] = 1
-    hot = torch.rand(1, 90)
+    ref = Reference(keys, mask, torch.rand(1, 108), mask.reshape(1, 1, 9, 12))
+    other = Reference(-keys, 1 - mask, ref.hotspot, ref.mask_map)
     with torch.no_grad():
-        first = weighted_correlation(q, k, mask, hot)
-        again = weighted_correlation(q, k, mask, hot)  # remembered: the same answer
-        mask[0, 30:60] = 1
-        grown = weighted_correlation(q, k, mask, hot)
-        k[0].mul_(-1)
-        flipped = weighted_correlation(q, k, mask, hot)
-        with torch.enable_grad():
-            want_grown = weighted_correlation(q, -k, mask, hot)
-            want_flipped = weighted_correlation(q, k, mask, hot)
-    assert torch.equal(first, again)
-    assert float((grown - want_grown).abs().max()) < 2e-2
-    assert float((flipped - want_flipped).abs().max()) < 2e-2
-    assert float((grown - first).abs().max()) > 0.1 and float((flipped - grown).abs().max()) > 0.1
+        uncached = weighted_correlation(q, keys, mask, ref.hotspot)
+        first = correlation_input(q, ref, other)
+        assert len(correlation_cache(ref)) == 1 and not correlation_cache(other)  # only the anchor keeps one
+        again = correlation_input(q, ref, other)
+        swapped = correlation_input(q, other, ref)
+    assert torch.equal(first, again) and torch.equal(first[:, :CORR_CHANNELS], uncached)
+    assert float((swapped[:, :CORR_CHANNELS] - first[:, CORR_CHANNELS:]).abs().max()) < 1e-6
+    assert not correlation_cache(reference_to(ref, "cpu"))
+
+
+def test_the_similarity_buffer_is_per_device_and_shape():
+    from napari_hotspot.models import heads
+
+    a = heads._similarity_buffer(4, 6, torch.float32, torch.device("cpu"))
+    assert heads._similarity_buffer(4, 6, torch.float32, torch.device("cpu")) is a
+    b = heads._similarity_buffer(5, 6, torch.float32, torch.device("cpu"))
+    assert b.shape == (5, 6) and b is not a
+    meta = heads._similarity_buffer(5, 6, torch.float32, torch.device("meta"))
+    assert meta.device.type == "meta" and heads._similarity_buffer(5, 6, torch.float32, torch.device("cpu")) is b
 
 
 def test_matching_keys_are_unit_channel_vectors_of_both_levels():

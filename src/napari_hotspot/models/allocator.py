@@ -30,7 +30,7 @@ def keep_freed_memory() -> bool:
 
 
 def _set_thresholds() -> bool:
-    if os.environ.get("NAPARI_HOTSPOT_MALLOC_TUNING", "").lower() in ("0", "false", "no"):
+    if os.environ.get("NAPARI_HOTSPOT_MALLOC_TUNING", "").lower() in ("0", "false", "no", "off"):
         return False
     if not sys.platform.startswith("linux"):
         return False

@@ -113,18 +113,24 @@ def weighted_correlation(
     ref_mask: torch.Tensor,
     ref_hotspot: torch.Tensor,
     temperature: float = 0.05,
+    *,
+    cache: dict | None = None,
 ) -> torch.Tensor:
     """The Weighted Correlation Block: pixel-wise correlation of search and template features,
     weighted by the template mask and hotspot.
 
     search_keys (B, D, h, w); ref_keys (B, D, M) (M reference pixels, any subset);
     ref_mask, ref_hotspot (B, M) in [0, 1]. Returns (B, 4, h, w).
+    cache: a dict that lives as long as this one template (batch 1) and its tensors do not change;
+    inference keeps the template's ordered keys there between frames (the anchor's, every frame).
     """
     if temperature < 0.03:  # exp(1/T) must stay far inside the float range (see _weighted_correlation_single)
         raise ValueError(f"temperature must be at least 0.03, not {temperature}")
     if not torch.is_grad_enabled():  # inference, adaptation and validation inputs: no gradient needed
+        if ref_keys.shape[0] > 1:
+            cache = None  # one cache holds one template
         return torch.cat([_weighted_correlation_single(search_keys[i : i + 1], ref_keys[i : i + 1], ref_mask[i : i + 1],
-                                                       ref_hotspot[i : i + 1], temperature)
+                                                       ref_hotspot[i : i + 1], temperature, cache)
                           for i in range(search_keys.shape[0])], 0)
     b, d, h, w = search_keys.shape
     q = search_keys.reshape(b, d, h * w)
@@ -141,43 +147,38 @@ def weighted_correlation(
     return out.reshape(b, CORR_CHANNELS, h, w)
 
 
-# Per thread: the similarity matrix's buffer (a fresh 6-13 MB tensor on every call spent as long in page
-# faults as in arithmetic, and did so unevenly), and the ordered keys of the last few templates (the
-# anchor's are the same every frame).
+# Per thread and device: the similarity matrix's buffer, reused from call to call (a fresh 6-13 MB
+# tensor on every call spent as long in page faults as in arithmetic, and did so unevenly).
 _SCRATCH = threading.local()
-_ORDERED_CACHE_SIZE = 4
 
 
-def _similarity_buffer(n: int, m: int, dtype: torch.dtype) -> torch.Tensor:
-    buf = getattr(_SCRATCH, "similarity", None)
+def _similarity_buffer(n: int, m: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    buffers = getattr(_SCRATCH, "similarity", None)
+    if buffers is None:
+        buffers = _SCRATCH.similarity = {}
+    buf = buffers.get(device)
     if buf is None or buf.shape != (n, m) or buf.dtype != dtype:
-        buf = _SCRATCH.similarity = torch.empty(n, m, dtype=dtype)
+        buf = buffers[device] = torch.empty(n, m, dtype=dtype, device=device)
     return buf
 
 
-def _ordered_template(ref_keys: torch.Tensor, ref_mask: torch.Tensor, dtype: torch.dtype, temperature: float):
+def _ordered_template(ref_keys: torch.Tensor, ref_mask: torch.Tensor, dtype: torch.dtype, temperature: float,
+                      cache: dict | None):
     """The template's keys (D, M) scaled by 1/T in `dtype`, its mask (M,) in `dtype`, its columns ordered
-    foreground first, and the foreground count; remembered per thread for the last few templates."""
-    # Keyed on the memory the tensors view (callers pass fresh views of a template's tensors each
-    # frame) and on their version counters, which in-place changes bump.
-    key = tuple((t.data_ptr(), t.shape, t.stride(), t._version) for t in (ref_keys, ref_mask)) + (dtype, temperature)
-    cache = getattr(_SCRATCH, "ordered", None)
-    if cache is None:
-        cache = _SCRATCH.ordered = {}
-    hit = cache.get(key)
-    if hit is not None:
-        return hit[2]
+    foreground first, and the foreground count; kept in `cache` (the caller's, one per template)."""
+    key = (dtype, temperature)
+    if cache is not None and key in cache:
+        return cache[key]
     fg = ref_mask > 0.5
     order = torch.argsort((~fg).to(torch.uint8), stable=True)  # foreground columns first
     keys = (ref_keys.t()[order] * (1.0 / temperature)).to(dtype).t()  # row gather: contiguous reads
     entry = (keys, ref_mask[order].to(dtype), int(fg.sum()))
-    if len(cache) >= _ORDERED_CACHE_SIZE:
-        cache.pop(next(iter(cache)))
-    cache[key] = (ref_keys, ref_mask, entry)  # holding the tensors keeps their memory from being reused
+    if cache is not None:
+        cache[key] = entry
     return entry
 
 
-def _weighted_correlation_single(search_keys, ref_keys, ref_mask, ref_hotspot, temperature):
+def _weighted_correlation_single(search_keys, ref_keys, ref_mask, ref_hotspot, temperature, cache=None):
     """No-gradient path of weighted_correlation for one batch element, equal to it up to the rounding of
     the inference dtype but several times faster:
     - the reference columns are ordered foreground first, so one similarity matrix holds both blocks
@@ -189,8 +190,8 @@ def _weighted_correlation_single(search_keys, ref_keys, ref_mask, ref_hotspot, t
     _, d, h, w = search_keys.shape
     lowp = inference_dtype()
     q = search_keys[0].permute(1, 2, 0).reshape(h * w, d)  # (N, D): a view of channels-last keys
-    keys, mask, n_fg = _ordered_template(ref_keys[0], ref_mask[0], lowp, temperature)
-    sim = torch.mm(q.to(lowp), keys, out=_similarity_buffer(q.shape[0], keys.shape[1], lowp))  # sim / T
+    keys, mask, n_fg = _ordered_template(ref_keys[0], ref_mask[0], lowp, temperature, cache)
+    sim = torch.mm(q.to(lowp), keys, out=_similarity_buffer(q.shape[0], keys.shape[1], lowp, q.device))  # sim / T
     max_fg = sim[:, :n_fg].amax(1).float() * temperature if n_fg > 0 else None
     max_bg = sim[:, n_fg:].amax(1).float() * temperature if n_fg < sim.shape[1] else None
     if max_fg is None or max_bg is None:  # no pixel of a kind: the reference formula gives (max over all) - 2

@@ -74,8 +74,18 @@ def stack_references(refs: list[Reference]) -> Reference:
                        if f.name != "distractors"))
 
 
+def correlation_cache(ref: Reference) -> dict:
+    """What the weighted correlation keeps of this template between frames (its ordered keys). A
+    Reference's tensors are never changed in place (a changed template is a new Reference), so the
+    cache lives on the Reference and goes with it; not a dataclass field, so copies start empty."""
+    cache = ref.__dict__.get("_correlation_cache")
+    if cache is None:
+        cache = ref.__dict__["_correlation_cache"] = {}
+    return cache
+
+
 def correlation_input(search_keys: torch.Tensor, anchor: Reference, prev: Reference) -> torch.Tensor:
-    c_anchor = weighted_correlation(search_keys, anchor.keys, anchor.mask, anchor.hotspot)
+    c_anchor = weighted_correlation(search_keys, anchor.keys, anchor.mask, anchor.hotspot, cache=correlation_cache(anchor))
     if prev is anchor:  # one template as both (a prompt's own frame, its refinement): correlate once
         return torch.cat([c_anchor, c_anchor], 1)
     c_prev = weighted_correlation(search_keys, prev.keys, prev.mask, prev.hotspot)
