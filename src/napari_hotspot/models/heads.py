@@ -241,7 +241,8 @@ class WCSTracker(nn.Module):
         h8 = self.block8a(torch.cat([_up(h16, f.s8), self.proj8(f.s8), x8], 1))
         h8 = self.block8b(h8)
         m8 = self.mask8(h8)
-        h4 = self.block4(torch.cat([_up(h8, f.s4), self.proj4(f.s4), _up(m8, f.s4)], 1))
-        m4 = self.mask4(h4) + _up(m8, f.s4)
+        m8_up = _up(m8, f.s4)
+        h4 = self.block4(torch.cat([_up(h8, f.s4), self.proj4(f.s4), m8_up], 1))
+        m4 = self.mask4(h4) + m8_up
         hot = self.hot_out(self.hot_block(torch.cat([h8, x8], 1)))
         return m4, m8, hot
