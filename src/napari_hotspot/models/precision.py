@@ -3,8 +3,8 @@
 CPUs with AVX512-BF16 or AMX run bf16 matmuls and convolutions 1.5-4x faster; elsewhere bf16 is
 emulated and slower. Where Linux lists those instructions the choice is bf16; elsewhere it is timed once
 per process. Inference only (the encoder's trunk, the heads' decoders, the weighted correlation's
-similarity matrix and softmax); training and adaptation gradients stay float32. On the test set the bf16 path scored within
--0.005..+0.002 J of the float32 heads (docs/benchmarks.md).
+similarity matrix and softmax); training and adaptation gradients stay float32. On the test set the
+bf16 path scored within -0.005..+0.002 J of the float32 heads (docs/benchmarks.md).
 Set NAPARI_HOTSPOT_FP32=1 to force float32 everywhere.
 """
 
