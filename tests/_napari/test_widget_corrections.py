@@ -112,6 +112,8 @@ def test_negative_click_alone_removes_the_part_it_points_at(setup, sample, tmp_p
         {"frame": t, "object_id": 1, "clicks": [[x, y, 0]], "box": None,
          "corrects": CompressedMask.from_array(drifted).to_json(),
          "made_mask": mask_fingerprint(c.store.get(1, t).packed_mask)}]
+    saved = c._project_extra()[EXTRA_KEY]["prompts"][0]["corrects"]
+    assert c._project_extra()[EXTRA_KEY]["prompts"][0]["corrects"] is saved  # each autosave: encoded once per base
     # Re-propagating from it only removes pixels (corrections.combine_repropagated): the drift onto
     # object 2 goes, and the frame that had lost half of object 1 does not get it back from the tracker.
     assert c.click_correction_polarity(t) == {1: "remove"}
@@ -128,6 +130,8 @@ def test_negative_click_alone_removes_the_part_it_points_at(setup, sample, tmp_p
     project = c.save_project(tmp_path / "corrected.hotspot")
     assert project is not None and c.open_project(project), c.last_error
     assert c.click_correction_polarity(t) == {1: "remove"}
+    reopened = c._project_extra()[EXTRA_KEY]["prompts"][0]["corrects"]
+    assert reopened == saved and reopened is not saved  # the reopened base is encoded afresh
     corrected = c.store.get(1, t).mask
     c.add_click(t, x + 1, y, positive=False)  # beside the first one, on object 2
     assert c.last_error is None, c.last_error

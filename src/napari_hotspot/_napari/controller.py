@@ -353,6 +353,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self._layers = {}
         self._applied = {}
         self._click_bases = {}
+        self._click_base_json = {}
         self._prompt_history = {}
         self._anchor_entries = {}
         self._refinements = {}
@@ -881,6 +882,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self.adaptation_changed.emit(obj_id)
         self._applied = {k: v for k, v in self._applied.items() if k[1] != obj_id}
         self._click_bases = {k: v for k, v in self._click_bases.items() if k[1] != obj_id}
+        self._click_base_json = {k: v for k, v in self.__dict__.get("_click_base_json", {}).items() if k[1] != obj_id}
         self._prompt_history = {k: v for k, v in self._prompt_history.items() if k[1] != obj_id}
         self._rebuild_prompt_layers(self._applied)
 

@@ -51,7 +51,7 @@ class ProjectMixin:
             record = {"frame": t, "object_id": oid, **group.to_json()}
             base = self._click_bases.get((t, oid))
             if base is not None:  # the clicks correct this mask; reopened, they still do
-                record["corrects"] = CompressedMask.from_array(base).to_json()
+                record["corrects"] = self._compressed_base_json((t, oid), base)
                 # the mask they made, while the frame still shows it (re-propagation keeps to their kind)
                 if self._prompts_that_made(t, oid) is not None:
                     record["made_mask"] = mask_fingerprint(self.store.get(oid, t).packed_mask)
@@ -59,6 +59,16 @@ class ProjectMixin:
         return {EXTRA_KEY: {"video": {**video, "name": self.video_layer.name}, "prompts": prompts,
                             "frame_names": self.frame_names,
                             "adaptation": self.adapted.records(self.session, self.store)}}
+
+    def _compressed_base_json(self, key: tuple[int, int], base: Any) -> dict:
+        """A correction base's compressed form for the project file, encoded once per base: autosave
+        writes every base each time, and encoding one took about 1 ms (bases are replaced, never changed
+        in place)."""
+        memo = self.__dict__.setdefault("_click_base_json", {})
+        hit = memo.get(key)
+        if hit is None or hit[0] is not base:
+            hit = memo[key] = (base, CompressedMask.from_array(base).to_json())
+        return hit[1]
 
     def _restore_correction(self, key: tuple[int, int], record: dict) -> None:
         """A reopened project's corrective clicks: they go on correcting the mask they corrected, and
