@@ -105,6 +105,7 @@ def matching_keys(f: FrameFeatures) -> torch.Tensor:
 
 
 CORR_CHANNELS = 4  # per reference: attention-propagated mask, max fg sim, max bg sim, hotspot affinity
+CORRELATION_TEMPERATURE = 0.05  # the softmax temperature of the label propagation
 
 
 def weighted_correlation(
@@ -112,7 +113,7 @@ def weighted_correlation(
     ref_keys: torch.Tensor,
     ref_mask: torch.Tensor,
     ref_hotspot: torch.Tensor,
-    temperature: float = 0.05,
+    temperature: float = CORRELATION_TEMPERATURE,
     *,
     cache: dict | None = None,
 ) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..mask_geometry import boundary_distance, deepest_point  # noqa: F401 (this module's names too)
 from .backbone import FrameFeatures
-from .heads import WCSTracker, matching_keys, weighted_correlation
+from .heads import CORRELATION_TEMPERATURE, WCSTracker, matching_keys, weighted_correlation
 from .precision import inference_autocast, inference_dtype
 
 HOTSPOT_SIGMA_CELLS = 1.5  # template hotspot weight: Gaussian of 1.5 stride-8 cells
@@ -211,7 +211,10 @@ def distractor_gate(search_keys: torch.Tensor, corr: torch.Tensor, distractors: 
     lowp = inference_dtype()
     grid = tuple(search_keys.shape[-2:])
     q = search_keys[0].permute(1, 2, 0).reshape(grid[0] * grid[1], -1)  # (N, D): a view of channels-last keys
-    sim_d = (q.to(lowp) @ distractors.to(lowp)).float().amax(1).reshape(grid)
+    # Rounded as the correlation rounds its object maxima (similarity / T in the inference dtype, then
+    # times T), so that a tie is a tie and not a rounding difference.
+    t = CORRELATION_TEMPERATURE
+    sim_d = ((q.to(lowp) @ (distractors * (1.0 / t)).to(lowp)).float().amax(1) * t).reshape(grid)
     obj = torch.maximum(corr[0, 1], corr[0, 5]) if corr.shape[1] > 5 else corr[0, 1]
     gate = (obj >= sim_d).float()
     return (F.interpolate(gate[None, None], size=size, mode="bilinear", align_corners=False)[0, 0] > 0.5).float()
