@@ -1,7 +1,8 @@
 """Tracking speed and memory: `napari-hotspot track` end to end at DAVIS 480p, time split into decode /
 encoder / heads / write (and a frame's whole cost in encoder passes: the encoder alone, timed on one
-frame over and over, and the encoder as it ran inside the loop, which includes preparing its input), click latency on an encoded frame (the refined answer, and the decoder's
-first answer the dock shows before it), peak memory against video length, and the
+frame over and over, and the encoder as it ran inside the loop, which includes preparing its input),
+click latency on an encoded frame (the refined answer, and the decoder's first answer the dock shows
+before it), peak memory against video length, and the
 OpenCV DIS optical-flow peer measured in the same process (ratios are stable on shared machines).
 
     python benchmarks/bench_track.py [--sequences blackswan dog] [--threads 2] [--memory] --out docs/bench_track.md

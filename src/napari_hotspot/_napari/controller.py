@@ -164,6 +164,8 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         # object on an empty frame), and each prompt's (store entry it wrote, group, base) so the clicks
         # on the layer follow undo and redo.
         self._click_bases: dict[tuple[int, int], np.ndarray | None] = {}
+        # ... and each base's compressed form for the project file, with the base it was made from
+        self._click_base_json: dict[tuple[int, int], tuple[np.ndarray, dict]] = {}
         self._prompt_history: dict[tuple[int, int], list[tuple[FrameAnnotation, PromptGroup, Any]]] = {}
         self._anchor_entries: dict[tuple[int, int], FrameAnnotation] = {}
         #: The running background jobs by kind (controller_jobs.Job: completion, adaptation, tracking, gaze).
@@ -882,7 +884,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self.adaptation_changed.emit(obj_id)
         self._applied = {k: v for k, v in self._applied.items() if k[1] != obj_id}
         self._click_bases = {k: v for k, v in self._click_bases.items() if k[1] != obj_id}
-        self._click_base_json = {k: v for k, v in self.__dict__.get("_click_base_json", {}).items() if k[1] != obj_id}
+        self._click_base_json = {k: v for k, v in self._click_base_json.items() if k[1] != obj_id}
         self._prompt_history = {k: v for k, v in self._prompt_history.items() if k[1] != obj_id}
         self._rebuild_prompt_layers(self._applied)
 

@@ -64,10 +64,9 @@ class ProjectMixin:
         """A correction base's compressed form for the project file, encoded once per base: autosave
         writes every base each time, and encoding one took about 1 ms (bases are replaced, never changed
         in place)."""
-        memo = self.__dict__.setdefault("_click_base_json", {})
-        hit = memo.get(key)
+        hit = self._click_base_json.get(key)
         if hit is None or hit[0] is not base:
-            hit = memo[key] = (base, CompressedMask.from_array(base).to_json())
+            hit = self._click_base_json[key] = (base, CompressedMask.from_array(base).to_json())
         return hit[1]
 
     def _restore_correction(self, key: tuple[int, int], record: dict) -> None:

@@ -104,6 +104,11 @@ def matching_keys(f: FrameFeatures) -> torch.Tensor:
     return torch.cat([k8, k16], 1).mul_(0.5**0.5)
 
 
+def key_rows(keys: torch.Tensor) -> torch.Tensor:
+    """(1, D, h, w) matching keys as an (h*w, D) matrix, one row per pixel (a view of channels-last keys)."""
+    return keys[0].permute(1, 2, 0).reshape(-1, keys.shape[1])
+
+
 CORR_CHANNELS = 4  # per reference: attention-propagated mask, max fg sim, max bg sim, hotspot affinity
 CORRELATION_TEMPERATURE = 0.05  # the softmax temperature of the label propagation
 
@@ -188,9 +193,9 @@ def _weighted_correlation_single(search_keys, ref_keys, ref_mask, ref_hotspot, t
     - the keys carry the 1/T of the softmax, and the matrix stays in the inference dtype, in one buffer
       reused from call to call: the exponentials are taken in place, and one matmul gives the softmax's
       two sums (sum of w * mask, sum of w)."""
-    _, d, h, w = search_keys.shape
+    h, w = search_keys.shape[-2:]
     lowp = inference_dtype()
-    q = search_keys[0].permute(1, 2, 0).reshape(h * w, d)  # (N, D): a view of channels-last keys
+    q = key_rows(search_keys)  # (N, D)
     keys, mask, n_fg = _ordered_template(ref_keys[0], ref_mask[0], lowp, temperature, cache)
     sim = torch.mm(q.to(lowp), keys, out=_similarity_buffer(q.shape[0], keys.shape[1], lowp, q.device))  # sim / T
     max_fg = sim[:, :n_fg].amax(1).float() * temperature if n_fg > 0 else None

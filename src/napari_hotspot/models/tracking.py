@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..mask_geometry import boundary_distance, deepest_point  # noqa: F401 (this module's names too)
 from .backbone import FrameFeatures
-from .heads import CORRELATION_TEMPERATURE, WCSTracker, matching_keys, weighted_correlation
+from .heads import CORRELATION_TEMPERATURE, WCSTracker, key_rows, matching_keys, weighted_correlation
 from .precision import inference_autocast, inference_dtype
 
 HOTSPOT_SIGMA_CELLS = 1.5  # template hotspot weight: Gaussian of 1.5 stride-8 cells
@@ -78,10 +78,7 @@ def correlation_cache(ref: Reference) -> dict:
     """What the weighted correlation keeps of this template between frames (its ordered keys). A
     Reference's tensors are never changed in place (a changed template is a new Reference), so the
     cache lives on the Reference and goes with it; not a dataclass field, so copies start empty."""
-    cache = ref.__dict__.get("_correlation_cache")
-    if cache is None:
-        cache = ref.__dict__["_correlation_cache"] = {}
-    return cache
+    return ref.__dict__.setdefault("_correlation_cache", {})
 
 
 def correlation_input(search_keys: torch.Tensor, anchor: Reference, prev: Reference) -> torch.Tensor:
@@ -210,7 +207,7 @@ def distractor_gate(search_keys: torch.Tensor, corr: torch.Tensor, distractors: 
     object's is kept out of the mask (docs/benchmarks.md, "Part prompts and look-alikes")."""
     lowp = inference_dtype()
     grid = tuple(search_keys.shape[-2:])
-    q = search_keys[0].permute(1, 2, 0).reshape(grid[0] * grid[1], -1)  # (N, D): a view of channels-last keys
+    q = key_rows(search_keys)  # (N, D)
     # Rounded as the correlation rounds its object maxima (similarity / T in the inference dtype, then
     # times T), so that a tie is a tie and not a rounding difference.
     t = CORRELATION_TEMPERATURE
