@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .boxes import normalize_box
+from .encode_ahead import EncodeAhead, worth_encoding_ahead
 from .errors import PromptError
 from .models.adaptation import ADAPTED_PARTS, TrackerAdapter
 from .models.backbone import FrameFeatures, frame_to_tensor
@@ -177,6 +178,9 @@ class HotspotSession:
         self._base_round_trips: dict[tuple[int, int], tuple[torch.Tensor, float]] = {}
         self.timings = {"decode": 0.0, "encoder": 0.0, "heads": 0.0}
         self._refine_tokens = 0
+        # Encode the next frame on a second thread while the heads track this one (`encode_ahead`).
+        self.encode_ahead = True
+        self._ahead: EncodeAhead | None = None
         self._refined: dict[tuple[int, int, int], PromptResult] = {}  # settled, not yet asked for
         self.preflight_seconds = 0.0  # time `preflight` spent adapting and judging (not tracking)
 
@@ -192,17 +196,28 @@ class HotspotSession:
         if frame in self._features:
             self._features.move_to_end(frame)
             return self._features[frame]
-        t0 = time.perf_counter()
-        img = self.source.get_frame(frame)
-        t1 = time.perf_counter()
-        with torch.no_grad():
-            feats = self.models.encoder(frame_to_tensor(img, self.work_size))
-        self.timings["decode"] += t1 - t0
-        self.timings["encoder"] += time.perf_counter() - t1
+        ahead = self._ahead.take(frame) if self._ahead is not None else None
+        feats, decode_s, encode_s = ahead or self._encode_frame(frame)
+        self.timings["decode"] += decode_s
+        self.timings["encoder"] += encode_s
         self._features[frame] = feats
         while len(self._features) > self._cache_frames:
             self._features.popitem(last=False)
         return feats
+
+    def _encode_frame(self, frame: int) -> tuple[FrameFeatures, float, float]:
+        """Decode and encode a frame: its features and the seconds each took. Runs on the sweep's
+        encode-ahead thread too, so it touches no session state (the source has its own lock)."""
+        t0 = time.perf_counter()
+        x = frame_to_tensor(self.source.get_frame(frame), self.work_size)
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            feats = self.models.encoder(x)
+        return feats, t1 - t0, time.perf_counter() - t1
+
+    def _encodes_ahead(self) -> bool:
+        return (self.encode_ahead and next(self.models.encoder.parameters()).device.type == "cpu"
+                and worth_encoding_ahead())
 
     # ---- coordinates ------------------------------------------------------------------------
     def _to_work(self, x: float, y: float) -> tuple[float, float]:
@@ -916,31 +931,45 @@ class HotspotSession:
         # Per object: (anchor reference, previous reference), set once the sweep meets an anchor.
         state: dict[int, tuple[Reference, Reference] | None] = {i: None for i in ids}
         active = set(ids)
-        for t in range(start_frame, end + step, step):
-            if not active:
-                return
-            for i in sorted(active):
-                anchors = self._objects[i].anchors
-                if t in anchors:
-                    if state[i] is not None and stop_at_keyframe:
-                        active.discard(i)
-                        continue
-                    template = self._template_for_correction(i, t, step, memory)
-                    ref = self._anchor_reference(i, t, distractors=memory and template is None)
-                    state[i] = (template or ref, ref)
+        outer_ahead = self._ahead
+        if self._encodes_ahead():
+            self._ahead = EncodeAhead(self._encode_frame)
+        try:
+            for t in range(start_frame, end + step, step):
+                if not active:
+                    return
+                if self._ahead is not None and t != end and t + step not in self._features:
+                    self._ahead.request(t + step)
+                yield from self._track_frame(t, step, active, state, memory, stop_at_keyframe)
+        finally:
+            if self._ahead is not outer_ahead:
+                self._ahead.close()
+                self._ahead = outer_ahead
+
+    def _track_frame(self, t, step, active, state, memory, stop_at_keyframe) -> Iterator[TrackResult]:
+        """One frame of `_sweep`: re-anchor the objects whose anchor it is, track the others."""
+        for i in sorted(active):
+            anchors = self._objects[i].anchors
+            if t in anchors:
+                if state[i] is not None and stop_at_keyframe:
+                    active.discard(i)
                     continue
+                template = self._template_for_correction(i, t, step, memory)
+                ref = self._anchor_reference(i, t, distractors=memory and template is None)
+                state[i] = (template or ref, ref)
+                continue
+            if state[i] is None:
+                state[i] = self._state_from_behind(i, t, step, memory)
                 if state[i] is None:
-                    state[i] = self._state_from_behind(i, t, step, memory)
-                    if state[i] is None:
-                        continue  # no anchor behind t in this direction: nothing to propagate from
-                anchor_ref, prev_ref = state[i]
-                feats = self.features(t)
-                t0 = time.perf_counter()
-                r = track_step(self._tracker_for(i), feats, anchor_ref, prev_ref, self.work_size)
-                self.timings["heads"] += time.perf_counter() - t0
-                state[i] = (anchor_ref, r.reference)
-                yield TrackResult(t, i, self._mask_to_frame(r.mask_prob), self._to_frame(r.hotspot_xy), r.confidence,
-                                  r.evidence)
+                    continue  # no anchor behind t in this direction: nothing to propagate from
+            anchor_ref, prev_ref = state[i]
+            feats = self.features(t)
+            t0 = time.perf_counter()
+            r = track_step(self._tracker_for(i), feats, anchor_ref, prev_ref, self.work_size)
+            self.timings["heads"] += time.perf_counter() - t0
+            state[i] = (anchor_ref, r.reference)
+            yield TrackResult(t, i, self._mask_to_frame(r.mask_prob), self._to_frame(r.hotspot_xy), r.confidence,
+                              r.evidence)
 
     def _template_for_correction(self, object_id: int, t: int, step: int, memory: bool | None = None) -> Reference | None:
         """For a sweep leaving a corrected frame `t`: the template of the nearest prompt (a keyframe that
