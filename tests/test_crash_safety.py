@@ -203,6 +203,54 @@ def test_the_track_command_on_a_full_disk_fails_and_keeps_the_earlier_output(tmp
     assert bench.read_track_dir(out)[:2] == (10, 1) and track_output.leftovers(out) == []
 
 
+def _track_args(frames, mask, out):
+    return ["track", str(frames), "--out", str(out), "--mask", str(mask), "--adapt", "0", "--complete", "0",
+            "--long-side", "256"]
+
+
+def test_a_label_the_disk_fails_to_sync_fails_the_track_and_keeps_the_earlier_output(tmp_path, monkeypatch, bench,
+                                                                                     tiny_video, capsys):
+    # The label PNGs are fsynced on a thread of their own (pipeline.SyncBehind); a failure there (EIO at
+    # writeback) must still stop the run before its commit.
+    from napari_hotspot.cli import main
+
+    frames, mask = tiny_video
+    out = tmp_path / "out"
+    bench.write_track_output(out, 0)
+    real_fsync = os.fsync
+
+    def failing_fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("00003.png"):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    code = main(_track_args(frames, mask, out))
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot write" in err and "00003.png" in err, err
+    assert bench.read_track_dir(out)[:2] == (10, 1) and track_output.leftovers(out) == []
+
+
+def test_every_label_is_on_disk_before_the_run_commits(tmp_path, monkeypatch, tiny_video):
+    from napari_hotspot.cli import main
+
+    frames, mask = tiny_video
+    events = []
+    real_fsync, real_commit = os.fsync, track_output.commit
+
+    def recording_fsync(fd):
+        real_fsync(fd)
+        events.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(track_output, "commit", lambda *a: events.append("commit") or real_commit(*a))
+    assert main(_track_args(frames, mask, tmp_path / "out")) == 0
+    monkeypatch.undo()
+    synced_pngs = {e for e in events[: events.index("commit")] if e.endswith(".png")}
+    assert synced_pngs == {f"{i:05d}.png" for i in range(6)}, events
+
+
 def test_a_full_disk_during_a_project_save_keeps_the_earlier_project(tmp_path, monkeypatch, bench):
     path = tmp_path / "proj"
     save_project(bench.make_store(1), path, extra={"gen": 1})
