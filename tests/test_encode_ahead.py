@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_hotspot.encode_ahead import EncodeAhead, worth_encoding_ahead
+from napari_hotspot.encode_ahead import EncodeAhead, ahead_threads, split_threads
 from napari_hotspot.session import HotspotSession
 
 
@@ -18,50 +18,46 @@ def two_threads():
     torch.set_num_threads(before)
 
 
-def test_frames_asked_for_ahead_are_encoded_on_another_thread(two_threads):
-    callers = []
+def test_frames_asked_for_ahead_are_encoded_on_another_thread_with_the_threads_given(two_threads):
+    calls = []
 
     def encode(frame):
-        callers.append(threading.current_thread().name)
+        calls.append((threading.current_thread().name, torch.get_num_threads()))
         return frame * 10
 
-    with EncodeAhead(encode) as ahead:
-        assert torch.get_num_threads() == 1  # the two threads share the two cores
+    with EncodeAhead(encode, threads=1) as ahead:
         ahead.request(3)
         ahead.request(3)  # asked twice, encoded once
         assert ahead.take(3) == 30
         assert ahead.take(3) is None and ahead.take(4) is None  # taken already / never asked for
-    assert callers == ["napari-hotspot-encode_0"]
-    assert torch.get_num_threads() == 2
+    assert calls == [("napari-hotspot-encode_0", 1)]
+    assert torch.get_num_threads() == 2  # the caller's own count is never touched
 
 
-def test_the_threads_come_back_once_the_last_user_closes(two_threads):
-    a = EncodeAhead(lambda f: f)
-    b = EncodeAhead(lambda f: f)
-    assert torch.get_num_threads() == 1 and worth_encoding_ahead()
-    a.close()
-    assert torch.get_num_threads() == 1
-    b.close()
-    b.close()  # twice is harmless
+def test_split_threads_gives_the_count_back_even_on_error(two_threads):
+    with pytest.raises(RuntimeError):
+        with split_threads(1):
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("a step failed")
     assert torch.get_num_threads() == 2
+    assert ahead_threads() == 1
 
 
 def test_an_encoding_error_is_raised_where_the_frame_is_taken(two_threads):
     def encode(frame):
         raise OSError(f"frame {frame} is corrupt")
 
-    with EncodeAhead(encode) as ahead:
+    with EncodeAhead(encode, threads=1) as ahead:
         ahead.request(7)
         with pytest.raises(OSError, match="frame 7 is corrupt"):
             ahead.take(7)
-    assert torch.get_num_threads() == 2
 
 
 def test_one_thread_is_not_split():
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert not worth_encoding_ahead()
+        assert ahead_threads() == 0
     finally:
         torch.set_num_threads(before)
 
@@ -103,11 +99,39 @@ def test_a_sweep_encoding_ahead_tracks_as_one_that_does_not(sample, models, two_
     assert torch.get_num_threads() == 2
 
 
-def test_a_sweep_left_early_gives_the_threads_back(sample, models, two_threads):
-    out, _ = _masks(sample, models, ahead=True, stop_after=3)
-    assert len(out) == 3
+def test_the_sweeps_steps_run_on_half_the_threads_and_its_caller_keeps_its_own(sample, models, two_threads,
+                                                                              monkeypatch):
+    from napari_hotspot import session as session_module
+
+    counts = []
+    real_step = session_module.track_step
+    monkeypatch.setattr(session_module, "track_step", lambda *a: counts.append(torch.get_num_threads()) or real_step(*a))
+    s = HotspotSession(sample.frames[:8], models, long_side=256)
+    s.add_prompt(0, 1, mask=sample.masks[0] == 1)
+    between = [torch.get_num_threads() for _ in s.propagate()]
+    assert len(counts) >= 7 and set(counts) == {1}  # (the anchor's distractor passes are steps too)
+    assert between == [2] * 7
+
+
+def test_a_sweep_left_suspended_on_a_model_thread_changes_no_threads_count(sample, models, two_threads):
+    # The dock steps a sweep on its model thread, one `next` at a time; its Cancel leaves the generator
+    # suspended, and it is collected later on any thread.
+    from napari_hotspot.compute import ComputeThread
+
+    model_thread = ComputeThread("test-model-thread")
+    model_thread.run(torch.set_num_threads, 2)
+    s = HotspotSession(sample.frames[:12], models, long_side=256)
+    s.add_prompt(0, 1, mask=sample.masks[0] == 1)
+    sweep = s.propagate()
+    for _ in range(3):
+        model_thread.run(next, sweep)
+    assert model_thread.run(torch.get_num_threads) == 2  # suspended between two steps
+    # A new sweep of the same session while the old one is still suspended, then the old one dropped.
+    second = s.propagate(end_frame=5)
+    assert [r.frame for r in model_thread.run(list, second)] == [1, 2, 3, 4, 5]
+    del sweep
     import gc
 
-    gc.collect()  # the abandoned generator is closed: its finally block shuts the worker down
-    assert torch.get_num_threads() == 2
+    gc.collect()
+    assert model_thread.run(torch.get_num_threads) == 2 and torch.get_num_threads() == 2
     assert not any(t.name.startswith("napari-hotspot-encode") for t in threading.enumerate())

@@ -7,8 +7,9 @@ sleeps between two ops, and the networks' many small ops run up to twice as slow
 the encoder took 15 ms in the main thread and 28 ms in a second thread (docs/benchmarks.md, "GUI
 speed through the dock", sixteenth session). So the dock sends every model call to this one thread,
 wherever it comes from (a click on the GUI thread, a tracking or encoding job on a worker thread), and
-waits for it there. A sweep (`HotspotSession.propagate`) run here encodes its next frames on a thread
-of its own, having first halved torch's threads so the two teams together fit the CPUs (`encode_ahead`).
+waits for it there. A sweep (`HotspotSession.propagate`) stepped here encodes its next frames on a
+thread of its own; each of its steps runs with half this thread's torch threads and the encoding
+thread with the other half, so the two teams together fit the CPUs (`encode_ahead.py`).
 """
 
 from __future__ import annotations

@@ -1,69 +1,70 @@
 """Encode a sweep's next frame on a second thread while the tracker heads run on this one.
 
 A frame's encoding does not depend on the tracking state, so frame t+1 can be decoded and encoded
-while the heads track frame t. On a CPU the two threads share the cores: the torch thread pool is
-process-wide (`torch.set_num_threads` set on one thread holds for all), so while any sweep encodes
-ahead it is halved, and the last sweep to finish restores it. On 2 cores (one thread each) the
-heads, made of many small operations, lose less by giving up a core than the overlap gains:
-docs/benchmarks.md, "Encoding ahead".
+while the heads track frame t. On a CPU the two threads share the cores: torch's OpenMP thread count
+belongs to each thread (`torch.set_num_threads` sets the calling thread's, and the default of threads
+made later), and two teams that together outnumber the CPUs spin against each other (`compute.py`).
+So the worker runs with half of the sweep thread's count, and the sweep runs its own steps with that
+half too (`split_threads`), giving its caller the whole count back between steps: a generator left
+suspended (the dock's Cancel) or resumed from another thread changes no thread's count for good.
+On 2 cores (one thread each) the heads, made of many small operations, lose less by giving up a core
+than the overlap gains: docs/benchmarks.md, "Encoding ahead".
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Iterator, TypeVar
 
 import torch
 
 T = TypeVar("T")
 
-_threads_lock = threading.Lock()
-_threads_users = 0
-_threads_before = 0
+
+def ahead_threads() -> int:
+    """Threads for each of the two (the sweep's and the encoder's): half of the calling thread's count,
+    or 0 where it has one thread only (then a second thread would only take turns with the first)."""
+    n = torch.get_num_threads()
+    return n // 2 if n >= 2 else 0
 
 
-def _split_threads() -> None:
-    """Halve torch's thread pool for the first user; later users find it halved already."""
-    global _threads_users, _threads_before
-    with _threads_lock:
-        if _threads_users == 0:
-            _threads_before = torch.get_num_threads()
-            torch.set_num_threads(max(1, _threads_before // 2))
-        _threads_users += 1
-
-
-def _restore_threads() -> None:
-    global _threads_users
-    with _threads_lock:
-        _threads_users -= 1
-        if _threads_users == 0:
-            torch.set_num_threads(_threads_before)
-
-
-def worth_encoding_ahead() -> bool:
-    """A second thread pays only where there are at least two torch threads to share between them."""
-    with _threads_lock:
-        return _threads_users > 0 or torch.get_num_threads() >= 2
+@contextlib.contextmanager
+def split_threads(threads: int) -> Iterator[None]:
+    """Run the block with `threads` torch threads on this thread, then give it its count back."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class EncodeAhead(Generic[T]):
-    """One worker thread that runs `encode(frame)` for frames asked for ahead of their use.
+    """One worker thread, running `threads` torch threads, that runs `encode(frame)` for frames asked
+    for ahead of their use.
 
-    `request(frame)` queues a frame (at most one is computed at a time); `take(frame)` returns its
-    result, waiting for it, or None when it was never requested. `close()` (also on `with` exit)
-    drops what was not taken, waits for the frame being encoded, and gives the threads back."""
+    `request(frame)` queues a frame (one is computed at a time); `take(frame)` returns its result,
+    waiting for it, or None when it was never requested. `close()` (also on `with` exit) drops what was
+    not taken and waits for the frame being encoded (not when called on the worker itself, as a garbage
+    collection there may do)."""
 
-    def __init__(self, encode: Callable[[int], T]):
+    def __init__(self, encode: Callable[[int], T], threads: int):
         self._encode = encode
         self._pending: dict[int, Future] = {}
-        _split_threads()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-hotspot-encode")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-hotspot-encode",
+                                        initializer=torch.set_num_threads, initargs=(max(1, threads),))
+        self._worker: threading.Thread | None = None
         self._closed = False
 
     def request(self, frame: int) -> None:
         if not self._closed and frame not in self._pending:
-            self._pending[frame] = self._pool.submit(self._encode, frame)
+            self._pending[frame] = self._pool.submit(self._run, frame)
+
+    def _run(self, frame: int) -> T:
+        self._worker = threading.current_thread()
+        return self._encode(frame)
 
     def take(self, frame: int) -> T | None:
         fut = self._pending.pop(frame, None)
@@ -74,8 +75,7 @@ class EncodeAhead(Generic[T]):
             return
         self._closed = True
         self._pending.clear()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        _restore_threads()
+        self._pool.shutdown(wait=threading.current_thread() is not self._worker, cancel_futures=True)
 
     def __enter__(self) -> EncodeAhead[T]:
         return self

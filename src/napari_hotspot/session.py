@@ -10,6 +10,7 @@ the refined one a moment later (`add_prompt(refine_later=True)`, then `refine_pr
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .boxes import normalize_box
-from .encode_ahead import EncodeAhead, worth_encoding_ahead
+from .encode_ahead import EncodeAhead, ahead_threads, split_threads
 from .errors import PromptError
 from .models.adaptation import ADAPTED_PARTS, TrackerAdapter
 from .models.backbone import FrameFeatures, frame_to_tensor
@@ -178,9 +179,8 @@ class HotspotSession:
         self._base_round_trips: dict[tuple[int, int], tuple[torch.Tensor, float]] = {}
         self.timings = {"decode": 0.0, "encoder": 0.0, "heads": 0.0}
         self._refine_tokens = 0
-        # Encode the next frame on a second thread while the heads track this one (`encode_ahead`).
+        # Encode the next frame on a second thread while the heads track this one (`encode_ahead.py`).
         self.encode_ahead = True
-        self._ahead: EncodeAhead | None = None
         self._refined: dict[tuple[int, int, int], PromptResult] = {}  # settled, not yet asked for
         self.preflight_seconds = 0.0  # time `preflight` spent adapting and judging (not tracking)
 
@@ -196,8 +196,11 @@ class HotspotSession:
         if frame in self._features:
             self._features.move_to_end(frame)
             return self._features[frame]
-        ahead = self._ahead.take(frame) if self._ahead is not None else None
-        feats, decode_s, encode_s = ahead or self._encode_frame(frame)
+        return self._keep_features(frame, self._encode_frame(frame))
+
+    def _keep_features(self, frame: int, encoded: tuple[FrameFeatures, float, float]) -> FrameFeatures:
+        """Cache an `_encode_frame` result (from this thread or a sweep's encode-ahead thread)."""
+        feats, decode_s, encode_s = encoded
         self.timings["decode"] += decode_s
         self.timings["encoder"] += encode_s
         self._features[frame] = feats
@@ -207,7 +210,9 @@ class HotspotSession:
 
     def _encode_frame(self, frame: int) -> tuple[FrameFeatures, float, float]:
         """Decode and encode a frame: its features and the seconds each took. Runs on the sweep's
-        encode-ahead thread too, so it touches no session state (the source has its own lock)."""
+        encode-ahead thread too, so it touches no session state; the frame source is then read from two
+        threads (the sweep's may read an anchor frame): `open_source`'s sources hold a lock, and
+        `ArrayFrames` only indexes an array."""
         t0 = time.perf_counter()
         x = frame_to_tensor(self.source.get_frame(frame), self.work_size)
         t1 = time.perf_counter()
@@ -215,9 +220,11 @@ class HotspotSession:
             feats = self.models.encoder(x)
         return feats, t1 - t0, time.perf_counter() - t1
 
-    def _encodes_ahead(self) -> bool:
-        return (self.encode_ahead and next(self.models.encoder.parameters()).device.type == "cpu"
-                and worth_encoding_ahead())
+    def _ahead_threads(self) -> int:
+        """Torch threads for the sweep and for its encode-ahead thread each; 0: no encoding ahead."""
+        if not self.encode_ahead or next(self.models.encoder.parameters()).device.type != "cpu":
+            return 0
+        return ahead_threads()
 
     # ---- coordinates ------------------------------------------------------------------------
     def _to_work(self, x: float, y: float) -> tuple[float, float]:
@@ -933,23 +940,30 @@ class HotspotSession:
         # Per object: (anchor reference, previous reference), set once the sweep meets an anchor.
         state: dict[int, tuple[Reference, Reference] | None] = {i: None for i in ids}
         active = set(ids)
-        outer_ahead = self._ahead
-        if self._encodes_ahead():
-            self._ahead = EncodeAhead(self._encode_frame)
+        # The next frame is encoded on a thread of the sweep's own while this one is tracked; each
+        # frame's steps run with half the threads (split_threads), the caller's count is back at a yield.
+        threads = self._ahead_threads()
+        ahead = EncodeAhead(self._encode_frame, threads) if threads else None
         try:
             for t in range(start_frame, end + step, step):
                 if not active:
                     return
-                if self._ahead is not None and t != end and t + step not in self._features:
-                    self._ahead.request(t + step)
-                yield from self._track_frame(t, step, active, state, memory, stop_at_keyframe)
+                with split_threads(threads) if ahead else contextlib.nullcontext():
+                    if ahead is not None:
+                        if t != end and t + step not in self._features:
+                            ahead.request(t + step)
+                        encoded = ahead.take(t)
+                        if encoded is not None:
+                            self._keep_features(t, encoded)
+                    results = self._track_frame(t, step, active, state, memory, stop_at_keyframe)
+                yield from results
         finally:
-            if self._ahead is not outer_ahead:
-                self._ahead.close()
-                self._ahead = outer_ahead
+            if ahead is not None:
+                ahead.close()
 
-    def _track_frame(self, t, step, active, state, memory, stop_at_keyframe) -> Iterator[TrackResult]:
+    def _track_frame(self, t, step, active, state, memory, stop_at_keyframe) -> list[TrackResult]:
         """One frame of `_sweep`: re-anchor the objects whose anchor it is, track the others."""
+        results = []
         for i in sorted(active):
             anchors = self._objects[i].anchors
             if t in anchors:
@@ -970,8 +984,9 @@ class HotspotSession:
             r = track_step(self._tracker_for(i), feats, anchor_ref, prev_ref, self.work_size)
             self.timings["heads"] += time.perf_counter() - t0
             state[i] = (anchor_ref, r.reference)
-            yield TrackResult(t, i, self._mask_to_frame(r.mask_prob), self._to_frame(r.hotspot_xy), r.confidence,
-                              r.evidence)
+            results.append(TrackResult(t, i, self._mask_to_frame(r.mask_prob), self._to_frame(r.hotspot_xy),
+                                       r.confidence, r.evidence))
+        return results
 
     def _template_for_correction(self, object_id: int, t: int, step: int, memory: bool | None = None) -> Reference | None:
         """For a sweep leaving a corrected frame `t`: the template of the nearest prompt (a keyframe that
