@@ -135,3 +135,36 @@ def test_a_sweep_left_suspended_on_a_model_thread_changes_no_threads_count(sampl
     gc.collect()
     assert model_thread.run(torch.get_num_threads) == 2 and torch.get_num_threads() == 2
     assert not any(t.name.startswith("napari-hotspot-encode") for t in threading.enumerate())
+
+
+def test_a_frame_encoded_past_a_sweeps_end_is_kept_and_never_encoded_twice(sample, models, two_threads):
+    s = HotspotSession(sample.frames[:12], models, long_side=256)
+    encoded = []
+    real = s._encode_frame
+    s._encode_frame = lambda f: encoded.append(f) or real(f)  # both threads encode through it
+    s.add_prompt(0, 1, mask=sample.masks[0] == 1)
+    s.add_prompt(6, 1, mask=sample.masks[6] == 1)
+    for _ in range(5):
+        assert [r.frame for r in s.propagate(stop_at_keyframe=True)] == [1, 2, 3, 4, 5]
+        # Frame 7 is asked for on reaching keyframe 6: the sweep ends before it is used. Encoded by
+        # then, it is kept; still queued, it is never encoded (which of the two is a race).
+        assert (7 in s._features) == (7 in encoded)
+    assert [r.frame for r in s.propagate(start_frame=6, end_frame=8)] == [7, 8]
+    assert sorted(encoded) == list(range(12))[:9] and len(encoded) == len(set(encoded)), encoded
+
+
+def test_drain_keeps_what_was_encoded_and_drops_a_failure(two_threads):
+    def encode(frame):
+        if frame == 2:
+            raise OSError("corrupt")
+        return frame
+
+    ahead = EncodeAhead(encode, threads=1)
+    ahead.request(1)
+    ahead.request(2)
+    import time
+
+    time.sleep(0.2)  # both done
+    assert ahead.drain() == {1: 1}
+    ahead.request(3)  # closed: ignored
+    assert ahead.take(3) is None

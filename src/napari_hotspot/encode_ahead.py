@@ -46,8 +46,8 @@ class EncodeAhead(Generic[T]):
     for ahead of their use.
 
     `request(frame)` queues a frame (one is computed at a time); `take(frame)` returns its result,
-    waiting for it, or None when it was never requested. `close()` (also on `with` exit) drops what was
-    not taken and waits for the frame being encoded (not when called on the worker itself, as a garbage
+    waiting for it, or None when it was never requested. `drain()` ends it keeping what was encoded;
+    `close()` (also on `with` exit) drops what was not taken and waits for the frame being encoded (not when called on the worker itself, as a garbage
     collection there may do)."""
 
     def __init__(self, encode: Callable[[int], T], threads: int):
@@ -69,6 +69,21 @@ class EncodeAhead(Generic[T]):
     def take(self, frame: int) -> T | None:
         fut = self._pending.pop(frame, None)
         return None if fut is None else fut.result()  # the worker's error is raised here, in the sweep
+
+    def drain(self) -> dict[int, T]:
+        """Close, keeping what is encoded: the frames done or being encoded now (those still queued are
+        dropped; a failed one too, as nobody asked for it yet)."""
+        for fut in self._pending.values():
+            fut.cancel()  # only a frame not started yet can be cancelled
+        kept = {}
+        for frame, fut in self._pending.items():
+            if not fut.cancelled():
+                try:
+                    kept[frame] = fut.result()
+                except Exception:  # noqa: BLE001 - a frame nobody asked for: its error is not news
+                    pass
+        self.close()
+        return kept
 
     def close(self) -> None:
         if self._closed:

@@ -947,7 +947,7 @@ class HotspotSession:
         try:
             for t in range(start_frame, end + step, step):
                 if not active:
-                    return
+                    break
                 with split_threads(threads) if ahead else contextlib.nullcontext():
                     if ahead is not None:
                         if t != end and t + step not in self._features:
@@ -957,6 +957,10 @@ class HotspotSession:
                             self._keep_features(t, encoded)
                     results = self._track_frame(t, step, active, state, memory, stop_at_keyframe)
                 yield from results
+            if ahead is not None:  # a frame encoded past the sweep's end (it stopped at a keyframe) is kept
+                for f, encoded in ahead.drain().items():
+                    if f not in self._features:
+                        self._keep_features(f, encoded)
         finally:
             if ahead is not None:
                 ahead.close()
