@@ -47,8 +47,8 @@ class EncodeAhead(Generic[T]):
 
     `request(frame)` queues a frame (one is computed at a time); `take(frame)` returns its result,
     waiting for it, or None when it was never requested. `drain()` ends it keeping what was encoded;
-    `close()` (also on `with` exit) drops what was not taken and waits for the frame being encoded (not when called on the worker itself, as a garbage
-    collection there may do)."""
+    `close()` (also on `with` exit) drops what was not taken and waits for the frame being encoded
+    (not when called on the worker itself, as a garbage collection there may do)."""
 
     def __init__(self, encode: Callable[[int], T], threads: int):
         self._encode = encode
