@@ -65,3 +65,32 @@ def test_the_guard_keeps_an_adaptation_that_repairs_a_damaged_tracker(sample, mo
     assert session.adaptation_verdict(1).steps == 42
     session.reset_adaptation(1)
     assert session.adaptation_verdict(1) is None
+
+
+def test_an_adapted_copy_tracks_only_near_the_frames_it_learnt(sample, models):
+    """`adapt_reach`: beyond it the base tracker tracks (a copy that learnt one frame's look leaves out the
+    parts an object shows later); the frames near any learnt frame use the copy, in either direction."""
+    frames, truth = sample.frames[:16], sample.masks[:16] == 1
+    damaged = copy.copy(models)
+    damaged.tracker = copy.deepcopy(models.tracker)
+    with torch.no_grad():
+        damaged.tracker.mask4.bias -= 4.0  # the base tracker loses the object; the adapted copy does not
+    session = HotspotSession(frames, damaged, long_side=LONG_SIDE)
+    session.add_prompt(0, 1, mask=truth[0])
+    session.add_prompt(15, 1, mask=truth[15])
+    assert session.adapt(1, seconds=1e9, max_steps=40) == 40
+    assert session.adaptation_verdict(1).kept
+    copy_model, base_model = session._adapters[1].model, damaged.tracker
+    session.adapt_reach = 5
+    assert [session._tracker_for(1, t) is copy_model for t in range(16)] == [t < 5 or t > 10 for t in range(16)]
+    assert session._tracker_for(1) is copy_model  # no frame named: the object's tracker
+    session.adapt_reach = None
+    assert all(session._tracker_for(1, t) is copy_model for t in range(16))
+    everywhere = {r.frame: r.mask for r in session.propagate(start_frame=0, end_frame=15, direction="forward")}
+    session.adapt_reach = 3
+    near = {r.frame: r.mask for r in session.propagate(start_frame=0, end_frame=15, direction="forward")}
+    assert sorted(near) == sorted(everywhere) == list(range(1, 15))  # the anchors 0 and 15 are not tracked
+    assert all(np.array_equal(everywhere[t], near[t]) for t in (1, 2))  # the copy tracked both
+    # Frames 3..12 are the damaged base tracker's, which loses the object there
+    assert np.mean([_iou(near[t], truth[t]) for t in range(3, 13)]) < np.mean(
+        [_iou(everywhere[t], truth[t]) for t in range(3, 13)]) - 0.05

@@ -10,6 +10,7 @@ from pathlib import Path
 from .argtypes import non_negative_int
 from .fileio import atomic_write
 from .options import (
+    ADAPT_REACH_FRAMES,
     add_accept_truncated_arg,
     add_adapt_arg,
     add_complete_arg,
@@ -87,7 +88,7 @@ def cmd_eval(args) -> int:
         rows = evaluate_tracker(root, args.out, args.sequences, args.init, models,
                                 adapt_seconds=adapt_seconds(args), long_side=args.long_side,
                                 complete_frames=complete_frames(args), adapt_guard=args.adapt_guard,
-                                distractor_memory=args.distractor_memory)
+                                adapt_reach=args.adapt_reach or None, distractor_memory=args.distractor_memory)
     print(write_results(rows, args.out, note=note))
     return 0
 
@@ -144,7 +145,7 @@ def _eval_corrections(args, root) -> int:
         for seq in args.sequences or list_sequences(root):
             rows.extend(correction_curve(root, seq, args.corrections, args.init, models, seconds,
                                          long_side=args.long_side, complete_frames=complete_frames(args),
-                                         adapt_guard=args.adapt_guard,
+                                         adapt_guard=args.adapt_guard, adapt_reach=args.adapt_reach or None,
                                          distractor_memory=args.distractor_memory))
         curves[label] = rows
         for k in range(args.corrections + 1):
@@ -200,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-adapt-guard", dest="adapt_guard", action="store_false",
                    help="use every adapted tracker, also one that fails the round-trip check the default "
                         "applies (session.adaptation_verdict; for measuring the guard)")
+    p.add_argument("--adapt-reach", type=non_negative_int, default=ADAPT_REACH_FRAMES, metavar="FRAMES",
+                   help="an adapted tracker tracks only frames nearer than this to a frame it learnt, the base "
+                        f"tracker the others (default {ADAPT_REACH_FRAMES}; 0: every frame; for measuring the rule)")
     add_distractor_arg(p)
     p.add_argument("--weights", type=Path, default=None)
     add_long_side_arg(p)

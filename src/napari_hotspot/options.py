@@ -31,6 +31,12 @@ from .argtypes import parse_xy as _xy
 DEFAULT_ADAPT_SECONDS = 10.0
 #: ...and its cap on optimiser steps (None: the time budget alone).
 DEFAULT_ADAPT_STEPS = 40
+#: An object's adapted tracker copy tracks only frames nearer than this to a frame it learnt; further
+#: away the base tracker does. The copy knows the look of the frames it learnt: once the object turns and
+#: shows new parts (a car's front), it leaves them out where the base tracker, trained on many videos,
+#: takes them in. Chosen on 12 validation-split sequences of davis2016-train from 10 / 20 / 30 / 40 / 60
+#: (docs/benchmarks.md, "Adaptation guard": frame-0 mask, worst sequence -0.116 -> -0.009 J).
+ADAPT_REACH_FRAMES = 40
 #: Frames a click's or box's mask travels away and back to be completed before tracking (0 = off).
 COMPLETION_FRAMES = 5
 #: Long side of the networks' working resolution in pixels (the short side keeps the aspect ratio).

@@ -33,7 +33,8 @@ from .models.tracking import Reference, deepest_point, make_reference, mask_core
 from .models.weights import ModelBundle
 from .prompt_masks import _honours_clicks, _inside, _misses_prompt, _near_clicked_parts
 # The defaults live in the torch-free options module (the command line's help reads them there).
-from .options import COMPLETION_FRAMES, DEFAULT_ADAPT_SECONDS, DEFAULT_ADAPT_STEPS, TrackingOptions
+from .options import (ADAPT_REACH_FRAMES, COMPLETION_FRAMES, DEFAULT_ADAPT_SECONDS, DEFAULT_ADAPT_STEPS,
+                      TrackingOptions)
 from .video.frames import ArrayFrames
 
 # Radius of the disks around positive clicks (or gaze fixations) that seed `_prompt_seeded_mask`, as a
@@ -114,7 +115,8 @@ class AdaptationVerdict:
     steps: int  # the adapter's steps when judged (a later `adapt` call is judged again)
 
     def describe(self) -> str:
-        word = "kept" if self.kept else "not kept (the base tracker is used)"
+        word = (f"kept (within {ADAPT_REACH_FRAMES} frames of the frames it learnt)" if self.kept
+                else "not kept (the base tracker is used)")
         return (f"adaptation {word}: round-trip IoU {self.adapted_iou:.3f} adapted vs {self.base_iou:.3f} base")
 
 
@@ -172,6 +174,7 @@ class HotspotSession:
         # partial click corrections cost far less J so (docs/benchmarks.md, "Corrective clicks").
         self.corrections_keep_anchor = True
         self.guard_adaptation = True  # an adapted copy tracks only if it passes `adaptation_verdict`
+        self.adapt_reach = ADAPT_REACH_FRAMES  # ...and only this near its learnt frames (None: anywhere)
         # (object, frame) -> (the anchor they were computed for, its grown grid cells: (M,) bool)
         self._distractors: dict[tuple[int, int], tuple[_Anchor, torch.Tensor]] = {}
         self._verdicts: dict[int, AdaptationVerdict] = {}
@@ -813,11 +816,16 @@ class HotspotSession:
         # Frames already learnt are not re-added; their views are not stored, only the weights.
         self._adapted_frames[object_id] = set(state.get("frames", []))
 
-    def _tracker_for(self, object_id: int):
+    def _tracker_for(self, object_id: int, frame: int | None = None):
+        """The tracker for the object on `frame` (None: on any frame): its adapted copy where it has one
+        that passes the guard and the frame lies within `adapt_reach` frames of a frame it learnt."""
         a = self._adapters.get(object_id)
         if a is None or a.steps == 0:
             return self.models.tracker
         if self.guard_adaptation and not self.adaptation_verdict(object_id).kept:
+            return self.models.tracker
+        if frame is not None and self.adapt_reach is not None and not any(
+                abs(frame - f) < self.adapt_reach for f in self._adapted_frames.get(object_id, ())):
             return self.models.tracker
         return a.model
 
@@ -985,7 +993,7 @@ class HotspotSession:
             anchor_ref, prev_ref = state[i]
             feats = self.features(t)
             t0 = time.perf_counter()
-            r = track_step(self._tracker_for(i), feats, anchor_ref, prev_ref, self.work_size)
+            r = track_step(self._tracker_for(i, t), feats, anchor_ref, prev_ref, self.work_size)
             self.timings["heads"] += time.perf_counter() - t0
             state[i] = (anchor_ref, r.reference)
             results.append(TrackResult(t, i, self._mask_to_frame(r.mask_prob), self._to_frame(r.hotspot_xy),

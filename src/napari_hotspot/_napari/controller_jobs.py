@@ -467,6 +467,8 @@ class JobsMixin:
         if verdict is not None and not verdict.kept:
             text += (f"; not kept, the base model tracks (round trip {verdict.adapted_iou:.2f} vs "
                      f"{verdict.base_iou:.2f})")
+        elif verdict is not None and self.session.adapt_reach is not None:
+            text += f"; tracks within {self.session.adapt_reach} frames of its keyframes, the base model elsewhere"
         pending = self.adaptation_pending(oid)
         if pending and self.adapt_seconds > 0:
             n = len(pending)

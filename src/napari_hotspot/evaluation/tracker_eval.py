@@ -18,7 +18,7 @@ from ..data_paths import davis_annotations_dir, davis_frames_dir
 from ..errors import ProjectIOError
 from ..models.tracking import deepest_point
 from ..models.weights import ModelBundle
-from ..options import COMPLETION_FRAMES, DEFAULT_ADAPT_STEPS, DEFAULT_LONG_SIDE, TrackingOptions
+from ..options import ADAPT_REACH_FRAMES, COMPLETION_FRAMES, DEFAULT_ADAPT_STEPS, DEFAULT_LONG_SIDE, TrackingOptions
 from ..pipeline import TRACK_CACHE_BYTES, Prompt, track_video
 from ..session import HotspotSession
 from ..video import open_source
@@ -74,6 +74,7 @@ def evaluate_tracker(
     long_side: int = DEFAULT_LONG_SIDE,
     complete_frames: int = COMPLETION_FRAMES,
     adapt_guard: bool = True,
+    adapt_reach: int | None = ADAPT_REACH_FRAMES,
     distractor_memory: bool = True,
 ) -> list[dict]:
     davis_root, out_dir = Path(davis_root), Path(out_dir)
@@ -96,6 +97,7 @@ def evaluate_tracker(
         with open_source(img_dir, cache_bytes=TRACK_CACHE_BYTES) as source:
             session = HotspotSession(source, models, options=options)
             session.guard_adaptation = adapt_guard
+            session.adapt_reach = adapt_reach
             run = track_video(session, prompts, pred_dir)
         # track_video writes masks/ inside pred_dir; DAVIS layout wants the PNGs directly in it.
         for png in (pred_dir / "masks").glob("*.png"):
@@ -133,6 +135,7 @@ def correction_curve(
     long_side: int = DEFAULT_LONG_SIDE,
     complete_frames: int = COMPLETION_FRAMES,
     adapt_guard: bool = True,
+    adapt_reach: int | None = ADAPT_REACH_FRAMES,
     distractor_memory: bool = True,
 ) -> list[dict]:
     """The simulated-annotator correction protocol on one sequence (one object per first-frame id).
@@ -155,6 +158,7 @@ def correction_curve(
                                   distractor_memory=distractor_memory)
         session = HotspotSession(source, models, options=options)
         session.guard_adaptation = adapt_guard
+        session.adapt_reach = adapt_reach
         pred: dict[int, list[np.ndarray]] = {}
         for oid in ids:
             r = prompt_from_ground_truth(gt[0] == oid, init, 0, oid).apply(session)
