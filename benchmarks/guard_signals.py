@@ -13,7 +13,7 @@ base tracker (`J_base`); J over frames 1..n-2, DAVIS's scored frames. Prints one
 sequence; choose a rule on the validation split of davis2016-train, never on the test sequences.
 
     python benchmarks/guard_signals.py --davis-root ../shared/data/davis2016-train \\
-        --weights runs/split2/m_split2.pt --init mask --reach 10 20 40 \\
+        --weights benchmarks/weights/wcs_lite0_split2.pt --init mask --reach 10 20 40 \\
         --sequences bear car-turn flamingo lucia paragliding stroller --out runs/guard/split2_mask.csv
 """
 
