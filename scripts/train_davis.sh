@@ -5,7 +5,8 @@
 #          the 3rd: boat dog-agility hockey mallard-water rollerblade swing) are the validation split
 #          on which every inference rule and training choice is chosen (scripts/eval_split.sh);
 #   all:   the same command on all 30 (the shipped weights, src/napari_hotspot/models/weights/).
-# Runs on the CPU (the shipped run: 2 cores, one thread per model) or a GPU. Writes OUT/m_split.pt,
+# Runs on the CPU (the shipped run: 2 cores, one thread per model) or a GPU. WITH_DEV=1 adds the 12
+# davis2016-dev sequences to both (see below). Writes OUT/m_split.pt,
 # OUT/m_all.pt and the logs.      bash scripts/train_davis.sh [OUT]      (default runs/davis_train)
 set -eu
 OUT=${1:-runs/davis_train}; mkdir -p "$OUT"
@@ -16,7 +17,20 @@ VAL=${VAL:-"boat dog-agility hockey mallard-water rollerblade swing"}
 # MODELS="split" trains the split model alone (THREADS=2 then gives it both cores); a second validation
 # split: VAL="bear car-turn flamingo lucia paragliding stroller" (every 5th from the 1st) SPLIT=split2.
 MODELS=${MODELS:-"split all"}; THREADS=${THREADS:-1}; SPLIT=${SPLIT:-split}
-T="python3 -m napari_hotspot.train --davis-root $DATA/davis2016-train --stills-root $DATA/duts-tr-subset --cache $C"
+# WITH_DEV=1: also train on the 12 davis2016-dev sequences (a symlinked DAVIS root of both sets in
+# OUT/davis_train_dev): only once the recipe has been measured on the test set with weights that never
+# saw it, as issue 19 allows; such weights can no longer be scored on davis2016-dev.
+ROOT=$DATA/davis2016-train
+if [ "${WITH_DEV:-0}" = 1 ]; then
+  ROOT=$OUT/davis_train_dev
+  for kind in JPEGImages Annotations; do
+    mkdir -p "$ROOT/$kind/480p"
+    for src in "$DATA/davis2016-train/$kind/360p" "$DATA/davis2016-dev/$kind/480p"; do
+      for seq in "$src"/*/; do ln -sfn "$(cd "$seq" && pwd)" "$ROOT/$kind/480p/$(basename "$seq")"; done
+    done
+  done
+fi
+T="python3 -m napari_hotspot.train --davis-root $ROOT --stills-root $DATA/duts-tr-subset --cache $C"
 # Encode every sequence's and still's views once before the parallel runs (they would race to write them).
 $T --seed 0 --head egnet --steps-egnet 1 --out "$OUT/warm" > "$OUT/warm.log" 2>&1 || { tail -5 "$OUT/warm.log"; exit 1; }
 run() {  # run NAME [--val-sequences ...]: the three heads, then one merged file
