@@ -35,7 +35,7 @@ DEFAULT_ADAPT_STEPS = 40
 #: away the base tracker does. The copy knows the look of the frames it learnt: once the object turns and
 #: shows new parts (a car's front), it leaves them out where the base tracker, trained on many videos,
 #: takes them in. Chosen on 12 validation-split sequences of davis2016-train from 10 / 20 / 30 / 40 / 60
-#: (docs/benchmarks.md, "Adaptation guard": frame-0 mask, worst sequence -0.116 -> -0.009 J).
+#: (docs/benchmarks.md, "Where the adapted copy tracks": frame-0 mask, worst sequence -0.116 -> -0.009 J).
 ADAPT_REACH_FRAMES = 40
 #: Frames a click's or box's mask travels away and back to be completed before tracking (0 = off).
 COMPLETION_FRAMES = 5
