@@ -80,7 +80,7 @@ def test_an_adapted_copy_tracks_only_near_the_frames_it_learnt(sample, models):
     session.add_prompt(15, 1, mask=truth[15])
     assert session.adapt(1, seconds=1e9, max_steps=40) == 40
     assert session.adaptation_verdict(1).kept
-    copy_model, base_model = session._adapters[1].model, damaged.tracker
+    copy_model = session._adapters[1].model
     session.adapt_reach = 5
     assert [session._tracker_for(1, t) is copy_model for t in range(16)] == [t < 5 or t > 10 for t in range(16)]
     assert session._tracker_for(1) is copy_model  # no frame named: the object's tracker

@@ -51,7 +51,7 @@ def cmd_track(args) -> int:
         close()
     adapted = session.adaptation_state(prompt.object_id)
     verdict = session.adaptation_verdict(prompt.object_id)
-    note = (f"; adapted first in {run.timings['adapt']:.1f}s ({adapted['steps']} steps; {verdict.describe()})"
+    note = (f"; adapted first in {run.timings['adapt']:.1f}s ({adapted['steps']} steps; {verdict.describe(session.adapt_reach)})"
             if adapted and adapted["steps"] and verdict else "")
     frames = f"{run.frames} frame{'s' if run.frames != 1 else ''}"
     print(f"tracked {frames} in {run.seconds - run.timings['adapt']:.1f}s ({run.fps:.1f} fps){note}; wrote "

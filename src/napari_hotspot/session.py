@@ -114,9 +114,10 @@ class AdaptationVerdict:
     base_iou: float
     steps: int  # the adapter's steps when judged (a later `adapt` call is judged again)
 
-    def describe(self) -> str:
-        word = (f"kept (within {ADAPT_REACH_FRAMES} frames of the frames it learnt)" if self.kept
-                else "not kept (the base tracker is used)")
+    def describe(self, reach: int | None = None) -> str:
+        """reach: the session's `adapt_reach`, which limits where a kept copy tracks (None: anywhere)."""
+        where = f" (within {reach} frames of the frames it learnt)" if reach else ""
+        word = f"kept{where}" if self.kept else "not kept (the base tracker is used)"
         return (f"adaptation {word}: round-trip IoU {self.adapted_iou:.3f} adapted vs {self.base_iou:.3f} base")
 
 
