@@ -68,6 +68,30 @@ def test_folded_batch_norms_give_the_unfolded_encoders_features(monkeypatch):
     assert not folded._lowp
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_streamlined_encoder_gives_the_librarys_features_exactly(monkeypatch, dtype):
+    """Symmetric "same" padding moved into the convolutions and ReLU6 in place: the same numbers as the
+    library's modules (pad copy, out-of-place ReLU6), in float32 and in the bf16 trunk, at an odd size."""
+    from efficientnet_lite_pytorch.utils import Conv2dStaticSamePadding
+
+    from napari_hotspot.models import backbone
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 96, 160)
+    fast = Encoder()
+    moved = [m for m in fast.modules() if isinstance(m, Conv2dStaticSamePadding) and m.padding != (0, 0)]
+    assert moved and all(isinstance(m.static_padding, torch.nn.Identity) for m in moved)
+    assert all(m.inplace for m in fast.modules() if isinstance(m, torch.nn.ReLU6))
+    monkeypatch.setattr(backbone, "_streamline", lambda encoder: None)
+    library = Encoder()
+    assert not any(m.inplace for m in library.modules() if isinstance(m, torch.nn.ReLU6))
+    monkeypatch.setattr(backbone, "inference_dtype", lambda: dtype)
+    ref, got = library(x), fast(x)
+    for level in ("s4", "s8", "s16", "s32"):
+        assert torch.equal(ref[level], got[level]), level
+
+
+
 @pytest.mark.parametrize("variant", ["lite0", "lite2"])
 def test_backbone_variants_give_their_level_channels_and_feed_gaze2mask(variant):
     from napari_hotspot.models.backbone import BACKBONES

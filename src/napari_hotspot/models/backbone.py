@@ -113,6 +113,7 @@ class Encoder(nn.Module):
         # Frozen, so each batch norm folds into the convolution before it: one op less per conv, same
         # features to float rounding.
         _fold_batch_norms(self)
+        _streamline(self)
         # Channels-last convolutions: the encoder alone 105 -> 83 ms at 256x448 on the 2-CPU machine
         # (float32, 5 interleaved runs; features equal to 3e-5). It is frozen, so training is unaffected.
         self.to(memory_format=torch.channels_last)
@@ -188,6 +189,22 @@ def _fold_batch_norms(encoder: Encoder) -> None:
             conv.weight = nn.Parameter(conv.weight * scale[:, None, None, None], requires_grad=False)
             conv.bias = nn.Parameter(bias.detach(), requires_grad=False)
             setattr(module, bn_name, nn.Identity())
+
+
+def _streamline(encoder: Encoder) -> None:
+    """Same features, less memory traffic (bf16 encoder alone 19.0 -> 17.3 ms at 256x448, one thread):
+    a convolution whose TensorFlow "same" padding is symmetric (every stride-1 one) pads inside the
+    convolution instead of copying the input padded first, and ReLU6 works in place (its input is
+    always a convolution's fresh output). The stride-2 ones pad one side more and keep their copy."""
+    from efficientnet_lite_pytorch.utils import Conv2dStaticSamePadding
+
+    for m in encoder.modules():
+        if isinstance(m, Conv2dStaticSamePadding) and isinstance(m.static_padding, nn.ZeroPad2d):
+            left, right, top, bottom = m.static_padding.padding
+            if left == right and top == bottom:
+                m.padding, m.static_padding = (top, left), nn.Identity()
+        elif isinstance(m, nn.ReLU6):
+            m.inplace = True
 
 
 def encode_views(encoder: "Encoder", images: list[np.ndarray], size: tuple[int, int]) -> list[FrameFeatures]:
