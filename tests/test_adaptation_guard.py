@@ -83,7 +83,6 @@ def test_an_adapted_copy_tracks_only_near_the_frames_it_learnt(sample, models):
     copy_model = session._adapters[1].model
     session.adapt_reach = 5
     assert [session._tracker_for(1, t) is copy_model for t in range(16)] == [t < 5 or t > 10 for t in range(16)]
-    assert session._tracker_for(1) is copy_model  # no frame named: the object's tracker
     session.adapt_reach = None
     assert all(session._tracker_for(1, t) is copy_model for t in range(16))
     everywhere = {r.frame: r.mask for r in session.propagate(start_frame=0, end_frame=15, direction="forward")}

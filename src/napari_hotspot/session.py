@@ -817,15 +817,15 @@ class HotspotSession:
         # Frames already learnt are not re-added; their views are not stored, only the weights.
         self._adapted_frames[object_id] = set(state.get("frames", []))
 
-    def _tracker_for(self, object_id: int, frame: int | None = None):
-        """The tracker for the object on `frame` (None: on any frame): its adapted copy where it has one
-        that passes the guard and the frame lies within `adapt_reach` frames of a frame it learnt."""
+    def _tracker_for(self, object_id: int, frame: int):
+        """The tracker for the object on `frame`: its adapted copy where it has one that passes the
+        guard and the frame lies within `adapt_reach` frames of a frame it learnt."""
         a = self._adapters.get(object_id)
         if a is None or a.steps == 0:
             return self.models.tracker
         if self.guard_adaptation and not self.adaptation_verdict(object_id).kept:
             return self.models.tracker
-        if frame is not None and self.adapt_reach is not None and not any(
+        if self.adapt_reach is not None and not any(
                 abs(frame - f) < self.adapt_reach for f in self._adapted_frames.get(object_id, ())):
             return self.models.tracker
         return a.model
