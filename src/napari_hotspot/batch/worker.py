@@ -29,6 +29,7 @@ from napari_hotspot.annotations.model import AnnotationStore, Provenance
 from napari_hotspot.annotations.project import PROJECT_FILE, save_project
 from napari_hotspot.batch.manifest import BatchItem
 from napari_hotspot.errors import HotspotError, ProjectIOError, PromptError
+from napari_hotspot.fileio import fsync_dir
 from napari_hotspot.options import DEFAULT_LONG_SIDE, TrackingOptions
 
 MARKER_FILE = "batch_complete.json"
@@ -186,19 +187,6 @@ def track_into_store(session, prompt) -> AnnotationStore:
 
 
 # ---------------------------------------------------------------------------- writing
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_marker(folder: Path, content: dict) -> None:
     with open(folder / MARKER_FILE, "w", encoding="utf-8") as handle:
         json.dump(content, handle, indent=1)
@@ -243,7 +231,7 @@ def move_into_place(temp: Path, final: Path) -> bool:
                 shutil.rmtree(temp, ignore_errors=True)
                 return False
             raise
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     return True
 
 
@@ -265,14 +253,14 @@ def write_outputs(store: AnnotationStore, item: BatchItem, source, out_dir: Path
         save_project(store, temp, video_source=item.source_path, extra=extra)
         export_davis_png(store, temp / DAVIS_DIR, frame_names=list(source.frame_names))
         export_hotspots_csv(store, temp / HOTSPOTS_CSV)
-        _fsync_dir(temp / DAVIS_DIR)
+        fsync_dir(temp / DAVIS_DIR)
         marker = {"format": MARKER_FORMAT, "version": 1, **item.describe(),
                   "source_relative": _relative_to(item.source_path, final), "frames": frames,
                   "seconds": round(seconds, 3), "finished_at": time.time(),
                   "settings": dict(settings or {}),
                   "davis": DAVIS_DIR, "hotspots": HOTSPOTS_CSV}
         _write_marker(temp, marker)  # last: a folder with a valid marker is complete
-        _fsync_dir(temp)
+        fsync_dir(temp)
         move_into_place(temp, final)
     except OSError as err:
         raise ProjectIOError(f"cannot write the results of {item.source} to {final}: {err.strerror or err}") from err

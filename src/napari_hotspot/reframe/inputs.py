@@ -3,13 +3,13 @@ fresh tracker run from a prompt (the I/O edge of the reframe package)."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from napari_hotspot.annotations.io_davis import frame_stems, read_davis_folder
+from napari_hotspot.annotations.io_hotspot_maps import read_track_csv
 from napari_hotspot.annotations.masks import CompressedMask
 from napari_hotspot.errors import ProjectIOError
 from napari_hotspot.reframe.tracks import ObjectTrack, track_from_masks, tracks_from_store
@@ -23,36 +23,6 @@ def _select(tracks: list[ObjectTrack], object_ids: Sequence[int] | None, where: 
     if missing:
         raise ProjectIOError(f"{where}: no object(s) {missing}; it holds objects {sorted(by_id)}")
     return [by_id[o] for o in object_ids]
-
-
-def read_hotspot_table(path: Path, num_frames: int) -> dict[int, np.ndarray]:
-    """Per object id, (T, 2) hotspots from a ``frame,object_id,x,y[,visible]`` CSV (NaN = none)."""
-    out: dict[int, np.ndarray] = {}
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in ("frame", "object_id", "x", "y") if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ProjectIOError(f"{path}: missing column(s) {missing}")
-            for row in reader:
-                where = f"{path} line {reader.line_num}"
-                try:
-                    t, oid = int(row["frame"]), int(row["object_id"])
-                    visible = str(row.get("visible", "1")).strip().lower() not in ("0", "false", "no")
-                    x = float(row["x"]) if row["x"] not in ("", None) else np.nan
-                    y = float(row["y"]) if row["y"] not in ("", None) else np.nan
-                except (TypeError, ValueError):
-                    raise ProjectIOError(f"{where}: frame/object_id must be integers and x/y numbers") from None
-                if not 0 <= t < num_frames:
-                    raise ProjectIOError(f"{where}: frame {t} is outside the video (0..{num_frames - 1})")
-                table = out.setdefault(oid, np.full((num_frames, 2), np.nan))
-                if visible:
-                    table[t] = (x, y)
-    except FileNotFoundError:
-        raise ProjectIOError(f"hotspot table {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ProjectIOError(f"cannot read hotspot table {path}: {exc}") from None
-    return out
 
 
 def tracks_from_track_folder(folder: Path, frame_names: Sequence[str], frame_size: tuple[int, int],
@@ -75,7 +45,7 @@ def tracks_from_track_folder(folder: Path, frame_names: Sequence[str], frame_siz
     if csv_path.is_file() and len(stems) != num_frames:  # `track` writes a PNG for every frame
         raise ProjectIOError(f"{folder}: {len(stems)} mask PNGs for a video of {num_frames} frames: was it tracked "
                              "on this video?")
-    hotspots = read_hotspot_table(csv_path, num_frames) if csv_path.is_file() else {}
+    hotspots = read_track_csv(csv_path, num_frames) if csv_path.is_file() else {}
     ids = sorted({int(v) for lab in labels for v in np.unique(lab) if v != 0} | set(hotspots))
     if not ids:
         raise ProjectIOError(f"{folder}: no object in masks/ or hotspots.csv")
