@@ -31,7 +31,7 @@ from napari_hotspot.batch.worker import (
     remove_temporaries,
 )
 from napari_hotspot.errors import ProjectIOError
-from napari_hotspot.fileio import atomic_write, describe_os_error
+from napari_hotspot.fileio import atomic_write, describe_os_error, pid_alive
 from napari_hotspot.models.resolution import DEFAULT_LONG_SIDE
 
 REPORT_FILE = "batch_report.csv"
@@ -76,7 +76,7 @@ def batch_lock(out_dir: Path):
                 host, pid = lock.read_text().split()
             except (OSError, ValueError):
                 host, pid = socket.gethostname(), "0"
-            if host == socket.gethostname() and not _pid_alive(int(pid)):
+            if host == socket.gethostname() and not pid_alive(int(pid)):
                 lock.unlink(missing_ok=True)  # its batch died without cleaning up
                 continue
             where = f"process {pid}" if host == socket.gethostname() else f"process {pid} on {host}"
@@ -108,18 +108,6 @@ def batch_lock(out_dir: Path):
                 lock.unlink()
         except OSError:
             pass
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _stderr(message: str) -> None:
