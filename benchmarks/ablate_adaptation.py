@@ -44,7 +44,7 @@ def run(models, root: Path, seq: str, init: str, steps: int, parts, out: Path) -
         if steps:
             session.adapt(1, seconds=1e9, max_steps=steps)
         adapt_s = time.perf_counter() - t0
-        track_video(session, [prompt], out, adapt_seconds=0)  # re-applies the same prompt; keeps the adapted copy
+        track_video(session, [prompt], out)  # no options: no preflight; re-applies the same prompt, keeps the adapted copy
     return evaluate_sequence(gt_dir, out / "masks")[0]["J_mean"], adapt_s
 
 

@@ -23,6 +23,7 @@ from napari_hotspot.evaluation.report import evaluate_sequence, read_label_png
 from napari_hotspot.models.resolution import working_size
 from napari_hotspot.models.weights import ModelBundle
 from napari_hotspot.pipeline import TRACK_CACHE_BYTES, Prompt, track_video
+from napari_hotspot.options import TrackingOptions
 from napari_hotspot.session import DEFAULT_ADAPT_SECONDS, HotspotSession
 from napari_hotspot.video import open_source
 
@@ -34,9 +35,9 @@ def run_once(models, root: Path, seq: str, budget: float, out: Path) -> dict:
     gt_dir = root / "Annotations" / "480p" / seq
     gt0 = read_label_png(sorted(gt_dir.glob("*.png"))[0], ground_truth=True) > 0
     with open_source(root / "JPEGImages" / "480p" / seq, cache_bytes=TRACK_CACHE_BYTES) as src:
-        session = HotspotSession(src, models)
+        session = HotspotSession(src, models, options=TrackingOptions(adapt_seconds=budget))
         t0 = time.perf_counter()
-        run = track_video(session, [Prompt("mask", 0, mask=gt0)], out, adapt_seconds=budget)
+        run = track_video(session, [Prompt("mask", 0, mask=gt0)], out)
         wall = time.perf_counter() - t0
         state = session.adaptation_state(1)
     j = evaluate_sequence(gt_dir, out / "masks")[0]["J_mean"]

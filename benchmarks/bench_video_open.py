@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
 
     n_back = min(300, source.num_frames)
     start = time.perf_counter()
-    count = sum(1 for _ in source.iter_frames(source.num_frames - 1, source.num_frames - 1 - n_back, -1))
+    stop = source.num_frames - 1 - n_back if n_back < source.num_frames else None  # None: down to frame 0
+    count = sum(1 for _ in source.iter_frames(source.num_frames - 1, stop, -1))
     back_s = time.perf_counter() - start
     rows.append((f"backward iter_frames (last {count} frames, step -1)", f"{count / back_s:.0f} fps"))
 

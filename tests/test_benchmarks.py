@@ -37,3 +37,31 @@ def test_one_click_iou_with_a_swapped_tracker_and_the_seen_warning(davis, bench_
     row = next(line for line in text.splitlines() if line.startswith("| car-shadow"))
     frames, iou = row.split("|")[2:4]
     assert int(frames) == 2 and 0.5 < float(iou) <= 1.0  # one click on a car: mostly right
+
+
+@pytest.mark.data
+def test_adaptation_benchmarks_run_through_the_current_session_api(davis, monkeypatch, tmp_path):
+    """bench_adapt.py and ablate_adaptation.py drive track_video and the session as the CLI does; a
+    change of that API once broke both unnoticed. One short sequence, a tiny budget."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    bench_adapt = importlib.import_module("bench_adapt")
+    out = tmp_path / "adapt.md"
+    bench_adapt.main(["--sequences", "car-shadow", "--budget", "0.5", "--out", str(out)])
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| car-shadow"))
+    cells = [c.strip() for c in row.split("|")[2:-1]]
+    assert float(cells[2]) > 0.5 and float(cells[3]) > 0.5  # J before and after: the car is tracked
+    assert float(cells[4]) > 0 and int(cells[6]) >= 1  # it adapted: some time, at least one step
+    ablate = importlib.import_module("ablate_adaptation")
+    out = tmp_path / "ablate.md"
+    ablate.main(["--sequences", "car-shadow", "--steps", "2", "--parts", "late", "--out", str(out)])
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| late | 2 |"))
+    assert float(row.split("|")[3]) > 0.5
+
+
+def test_video_open_benchmark_on_a_video_shorter_than_its_backward_window(monkeypatch, tmp_path, capsys):
+    """bench_video_open.py reads the last 300 frames backward; a shorter video is read down to frame 0
+    (it once asked for stop=-1 and failed)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    bench = importlib.import_module("bench_video_open")
+    bench.main(["--frames", "12", "--width", "96", "--height", "64", "--samples", "3", "--video", str(tmp_path / "v.mp4")])
+    assert "backward iter_frames (last 12 frames, step -1)" in capsys.readouterr().out
