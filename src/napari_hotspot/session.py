@@ -41,7 +41,9 @@ from .video.frames import ArrayFrames
 # share of the working image's diagonal (16 px at 256x448).
 CLICK_SEED_RADIUS = 0.031
 # Tracker passes that refine a click, box, gaze or Auto answer on its own frame (`_refine_with_tracker`).
-REFINE_PASSES = 3
+# One, chosen on the 12 validation-split sequences (twentieth session): against three, one click +0.004 J,
+# box +0.002, Auto +0.004, and half the click latency (docs/benchmarks.md, "Refinement passes").
+REFINE_PASSES = 1
 # A box prompt's answer is kept inside the box widened by this share of the working diagonal.
 BOX_MARGIN = 0.02
 # Prompts whose masks completion may revise: clicks and boxes, where it was measured. Not Auto (more
@@ -293,8 +295,9 @@ class HotspotSession:
         """Tracker passes over the prompted frame itself, each with the previous answer as its template.
 
         Gaze2Mask-Net often stops at part of an object; the tracker, trained to segment whole objects
-        from a template, completes it, and a second and third pass complete it further (each raised
-        mean IoU: docs/benchmarks.md, "Measurements that stood in code comments"). A pass is kept only
+        from a template, completes it (REFINE_PASSES passes; more completed further with the models
+        trained on the 12 development sequences, not with today's: docs/benchmarks.md, "Refinement
+        passes"). A pass is kept only
         if it still honours every click (positives inside, negatives out); parts far from the clicked
         ones are then dropped (`_near_clicked_parts`). When the first pass leaves a positive click out,
         or there is nothing to refine, the further passes start from `_prompt_seeded_mask` instead (and
