@@ -65,3 +65,10 @@ def test_video_open_benchmark_on_a_video_shorter_than_its_backward_window(monkey
     bench = importlib.import_module("bench_video_open")
     bench.main(["--frames", "12", "--width", "96", "--height", "64", "--samples", "3", "--video", str(tmp_path / "v.mp4")])
     assert "backward iter_frames (last 12 frames, step -1)" in capsys.readouterr().out
+
+
+def test_eval_rule_refuses_a_name_the_session_does_not_have(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    eval_rule = importlib.import_module("eval_rule")
+    with pytest.raises(SystemExit, match="no constant 'REFINE_PASES'"):
+        eval_rule.main(["REFINE_PASES=1", "--", "--help"])
