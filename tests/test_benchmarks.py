@@ -72,3 +72,18 @@ def test_eval_rule_refuses_a_name_the_session_does_not_have(monkeypatch, capsys)
     eval_rule = importlib.import_module("eval_rule")
     with pytest.raises(SystemExit, match="no constant 'REFINE_PASES'"):
         eval_rule.main(["REFINE_PASES=1", "--", "--help"])
+
+
+@pytest.mark.data
+def test_box_margin_study_scores_true_and_drawn_boxes(davis, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    study = importlib.import_module("box_margin_study")
+    import napari_hotspot.session as session_module
+
+    monkeypatch.setattr(session_module, "BOX_MARGIN", session_module.BOX_MARGIN)  # the study sets it per run
+    study.main(["--davis-root", str(davis), "--sequences", "car-shadow", "--margins", "0", "0.02",
+                "--every", "30", "--draws", "1"])
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| true |")
+            or line.startswith("| drawn |")]
+    assert len(rows) == 4 and all(int(r[3]) == 2 for r in rows)  # frames 0 and 30, each kind and margin
+    assert all(float(r[4]) > 0.6 for r in rows)  # a box around a car: mostly right
