@@ -7,7 +7,7 @@ import torch
 from napari_hotspot.errors import PromptError
 from napari_hotspot.session import HotspotSession
 
-# Below the sample video's 320 px (the default working size, 448, would upscale it): the semantics
+# Below the sample video's 320 px (the default working size, 512, would upscale it): the semantics
 # tested here do not depend on the size, and the file runs in about half the time.
 LONG_SIDE = 256
 
@@ -240,13 +240,17 @@ def test_tracking_refines_a_pending_first_answer_itself_and_a_new_prompt_drops_i
 
 
 def test_a_stopped_refinement_is_still_to_do(sample, models):
+    import napari_hotspot.session as session_module
+
     x, y = sample.hotspots[0, 0, :2]
     session = HotspotSession(sample.frames[:4], models, long_side=LONG_SIDE)
     full = HotspotSession(sample.frames[:4], models, long_side=LONG_SIDE).add_prompt(0, 1, points=[(x, y)])
     first = session.add_prompt(0, 1, points=[(x, y)], refine_later=True)
-    passes = []
-    assert session.refine_prompt(1, 0, first.refine_token, should_stop=lambda: len(passes) > 0 or
-                                 passes.append(1)) is None  # stopped before its second pass
+    asked = []
+    # Stopped before its last pass (the first, with one pass): the refinement is still to do.
+    last = session_module.REFINE_PASSES - 1
+    assert session.refine_prompt(1, 0, first.refine_token, should_stop=lambda: len(asked) >= last or
+                                 asked.append(1)) is None
     refined = session.refine_prompt(1, 0, first.refine_token)
     assert np.array_equal(refined.mask, full.mask)
 
