@@ -8,7 +8,7 @@ import torch
 
 from napari_hotspot.session import HotspotSession
 
-LONG_SIDE = 256  # below the sample video's 320 px: about a quarter of the default (512) working size's work
+LONG_SIDE = 256  # below the sample video's 320 px: about a third of the default (448) working size's work
 
 
 def _iou(a, b):

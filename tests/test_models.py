@@ -18,11 +18,11 @@ def fake_features(b=1, h=96, w=128):
 
 
 def test_working_size_keeps_aspect_and_multiples_of_32():
-    assert working_size(480, 854) == (288, 512)  # default long side 512
+    assert working_size(480, 854) == (256, 448)  # default long side 448
     assert working_size(480, 854, long_side=512) == (288, 512)
     assert working_size(240, 320, long_side=512) == (384, 512)
     h, w = working_size(1080, 1920)
-    assert h % 32 == 0 and w % 32 == 0 and w == 512
+    assert h % 32 == 0 and w % 32 == 0 and w == 448
 
 
 def test_encoder_levels_and_strides():

@@ -12,8 +12,7 @@ Why these defaults (measurements in docs/benchmarks.md):
   (the copy overfits the prompted frames), so a fast machine stops early ("Per-video adaptation").
 * ``complete_frames`` 5: the best of 3 / 5 / 7 / 10 / 20 frames for one click ("Completing a prompt's
   mask by a round trip").
-* ``long_side`` 512, the heads' training resolution: on both validation splits J +0.010 to +0.020 over 448 for
-  every prompt, at about 0.77x the speed ("Working resolution", twentieth session).
+* ``long_side`` 448: scores as well as 512 at about 1.5x the speed ("Working resolution").
 * ``distractor_memory`` on: a part given as a mask stays a part, and no prompt lost J on the validation
   split ("Part prompts and look-alikes").
 """
@@ -41,7 +40,7 @@ ADAPT_REACH_FRAMES = 40
 #: Frames a click's or box's mask travels away and back to be completed before tracking (0 = off).
 COMPLETION_FRAMES = 5
 #: Long side of the networks' working resolution in pixels (the short side keeps the aspect ratio).
-DEFAULT_LONG_SIDE = 512
+DEFAULT_LONG_SIDE = 448
 #: The range ``--long-side`` and the dock accept: below about 256 clicks give empty masks, above 2048
 #: the features of one frame alone take gigabytes (docs/model_card.md, "Known limits").
 LONG_SIDE_RANGE = (256, 2048)

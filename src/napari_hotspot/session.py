@@ -1,7 +1,7 @@
 """The inference session: prompts on any frame, propagation as a generator, corrections that re-anchor.
 
 Shaped like SAM2's video predictor. Coordinates in and out are pixels of the original frames
-(x = column, y = row); the networks run at a working resolution (long side 512 by default).
+(x = column, y = row); the networks run at a working resolution (long side 448 by default).
 One encoder pass per frame serves every head and every object; features are kept in a small LRU
 cache so a new click on an encoded frame re-runs only the Gaze2Mask decoder and the tracker passes
 that refine its mask (no encoder pass). An interactive caller can take the decoder's answer first and
@@ -38,7 +38,7 @@ from .options import (ADAPT_REACH_FRAMES, COMPLETION_FRAMES, DEFAULT_ADAPT_SECON
 from .video.frames import ArrayFrames
 
 # Radius of the disks around positive clicks (or gaze fixations) that seed `_prompt_seeded_mask`, as a
-# share of the working image's diagonal (18 px at 288x512).
+# share of the working image's diagonal (16 px at 256x448).
 CLICK_SEED_RADIUS = 0.031
 # Tracker passes that refine a click, box, gaze or Auto answer on its own frame (`_refine_with_tracker`).
 # One, chosen on the 12 validation-split sequences (twentieth session): against three, one click +0.004 J,

@@ -27,7 +27,7 @@ def gaussian_points(points_xy: np.ndarray, size: tuple[int, int], sigma: float, 
 
 
 def click_sigma(size: tuple[int, int]) -> float:
-    """Click blob radius: 2% of the working diagonal (about 12 px at the default 288x512)."""
+    """Click blob radius: 2% of the working diagonal (about 10 px at the default 256x448)."""
     return 0.02 * float(np.hypot(*size))
 
 
