@@ -93,3 +93,18 @@ def test_an_adapted_copy_tracks_only_near_the_frames_it_learnt(sample, models):
     # Frames 3..12 are the damaged base tracker's, which loses the object there
     assert np.mean([_iou(near[t], truth[t]) for t in range(3, 13)]) < np.mean(
         [_iou(everywhere[t], truth[t]) for t in range(3, 13)]) - 0.05
+
+
+def test_a_copy_that_brings_nothing_back_is_not_kept(sample, models):
+    """A speck of a mask (a tiny box's answer) is lost within frames by both trackers: round trips 0 and 0
+    are not evidence for the copy, so the base tracker tracks and the verdict says so."""
+    frames = sample.frames[:16]
+    speck = np.zeros(frames.shape[1:3], bool)
+    speck[5:8, 5:8] = True
+    session = HotspotSession(frames, models, long_side=LONG_SIDE)
+    session.add_prompt(0, 1, mask=speck)
+    assert session.adapt(1, seconds=1e9, max_steps=5) == 5
+    verdict = session.adaptation_verdict(1)
+    assert verdict.adapted_iou == 0.0 and verdict.base_iou == 0.0
+    assert not verdict.kept and "not kept" in verdict.describe()
+    assert session._tracker_for(1, 3) is session.models.tracker

@@ -768,7 +768,7 @@ class HotspotSession:
     def adaptation_verdict(self, object_id: int, judge: bool = True) -> AdaptationVerdict | None:
         """Judge the object's adapted copy (None when it has none, or no training step yet): kept when
         its round trips from the anchors it learnt (`_round_trip_iou`, ADAPT_GUARD_FRAMES frames) end
-        no worse than the base tracker's, less ADAPT_GUARD_MARGIN. Adaptation that overfits the prompted
+        no worse than the base tracker's, less ADAPT_GUARD_MARGIN, and bring something back. Adaptation that overfits the prompted
         frame's look loses the object on the real frames next to it and is dropped; propagation then
         uses the base tracker. Judged once per adaptation (a later `adapt` call is judged again); with
         `judge=False` only a verdict already reached for the current adaptation is returned (no tracking:
@@ -792,7 +792,8 @@ class HotspotSession:
             adapted = float(np.mean([self._round_trip_iou(adapter.model, object_id, f, ADAPT_GUARD_FRAMES)
                                      for f in frames]))
             base = float(np.mean([self._base_round_trip(object_id, f) for f in frames]))
-            kept = adapted >= base - ADAPT_GUARD_MARGIN
+            # A copy that brings nothing back (a speck of a mask, lost by both) earns nothing: base tracker.
+            kept = adapted > 0.0 and adapted >= base - ADAPT_GUARD_MARGIN
         self.timings["heads"] += time.perf_counter() - t0
         verdict = AdaptationVerdict(kept, adapted, base, adapter.steps)
         self._verdicts[object_id] = verdict
