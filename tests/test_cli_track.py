@@ -74,7 +74,9 @@ def test_track_box_and_auto(tmp_path, sample_folder, short_sample):
 )
 def test_track_bad_prompts_fail_clearly(tmp_path, sample_folder, extra, message, capsys):
     assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), *extra]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert "adapting" not in err  # refused before the adaptation is announced
 
 
 def test_track_empty_and_wrong_size_masks(tmp_path, sample_folder, capsys):

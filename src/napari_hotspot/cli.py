@@ -41,6 +41,7 @@ def cmd_track(args) -> int:
     options = tracking_options(args)
     session = HotspotSession(source, ModelBundle.load(args.weights), options=options)
     prompt = prompt_from_args(args, session.frame_size)
+    prompt.check(session)  # a click off the image is refused before anything is announced
     if options.adapt_seconds > 0:  # a few silent seconds before the progress bar otherwise
         print(f"adapting the tracker to this video (up to {options.adapt_seconds:g} s; --adapt 0 skips it)",
               file=sys.stderr)

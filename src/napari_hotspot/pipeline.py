@@ -40,6 +40,13 @@ class Prompt:
     box: tuple[float, float, float, float] | None = None
     gaze: list[tuple[float, float]] = field(default_factory=list)
 
+    def check(self, session: HotspotSession) -> None:
+        """Raise PromptError now for a frame off the video or a click off the image, as `apply` would
+        later (after a command has announced its adaptation)."""
+        session._check_frame(self.frame)
+        for x, y in [*self.points, *self.negative]:
+            session._check_point(x, y, "click")
+
     def apply(self, session: HotspotSession):
         if self.kind == "mask":
             return session.add_prompt(self.frame, self.object_id, mask=self.mask)
