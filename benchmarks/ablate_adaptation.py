@@ -22,6 +22,7 @@ from napari_hotspot.evaluation.report import evaluate_sequence, read_label_png
 from napari_hotspot.evaluation.tracker_eval import prompt_from_ground_truth
 from napari_hotspot.models.adaptation import ADAPTED_PARTS
 from napari_hotspot.models.weights import ModelBundle
+from napari_hotspot.options import TrackingOptions
 from napari_hotspot.pipeline import TRACK_CACHE_BYTES, track_video
 from napari_hotspot.session import HotspotSession
 from napari_hotspot.video import open_source
@@ -37,14 +38,16 @@ def run(models, root: Path, seq: str, init: str, steps: int, parts, out: Path) -
     gt0 = read_label_png(sorted(gt_dir.glob("*.png"))[0], ground_truth=True) > 0
     prompt = prompt_from_ground_truth(gt0, init, 0, 1)
     with open_source(root / "JPEGImages" / "480p" / seq, cache_bytes=TRACK_CACHE_BYTES) as src:
-        session = HotspotSession(src, models)
+        # The CLI's options without a budget: a click's mask is completed as `track` completes it, and
+        # the adaptation is the fixed-step one below.
+        session = HotspotSession(src, models, options=TrackingOptions(adapt_seconds=0.0))
         session.adapt_parts = parts
         prompt.apply(session)
         t0 = time.perf_counter()
         if steps:
             session.adapt(1, seconds=1e9, max_steps=steps)
         adapt_s = time.perf_counter() - t0
-        track_video(session, [prompt], out)  # no options: no preflight; re-applies the same prompt, keeps the adapted copy
+        track_video(session, [prompt], out)  # re-applies the same prompt, keeps the adapted copy
     return evaluate_sequence(gt_dir, out / "masks")[0]["J_mean"], adapt_s
 
 

@@ -83,9 +83,9 @@ def main(argv=None) -> int:
                         inter = float((mask & gt).sum())
                         iou = inter / float((mask | gt).sum())
                         scores.setdefault(kind, {}).setdefault(margin, []).append((iou, inter / float(gt.sum())))
-        print(f"{seq}: " + "; ".join(f"{k} " + " ".join(f"{m:g}:{np.mean([s[0] for s in v]):.3f}"
-                                                       for m, v in d.items()) for k, d in scores.items()),
-              flush=True)
+        print(f"{seq} (running means over the sequences so far): "
+              + "; ".join(f"{k} " + " ".join(f"{m:g}:{np.mean([s[0] for s in v]):.3f}" for m, v in d.items())
+                          for k, d in scores.items()), flush=True)
     print(f"\nCommand: `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  ")
     print(f"Machine: {machine()}\n")
     print("| box | margin | frames | mean IoU | answers covering < 90% of the object |")

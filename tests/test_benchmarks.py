@@ -41,8 +41,8 @@ def test_one_click_iou_with_a_swapped_tracker_and_the_seen_warning(davis, bench_
 
 @pytest.mark.data
 def test_adaptation_benchmarks_run_through_the_current_session_api(davis, monkeypatch, tmp_path):
-    """bench_adapt.py and ablate_adaptation.py drive track_video and the session as the CLI does; a
-    change of that API once broke both unnoticed. One short sequence, a tiny budget."""
+    """bench_adapt.py and ablate_adaptation.py drive track_video and the session through its options;
+    a change of that API once broke both unnoticed. One short sequence, a tiny budget."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     bench_adapt = importlib.import_module("bench_adapt")
     out = tmp_path / "adapt.md"
@@ -87,3 +87,10 @@ def test_box_margin_study_scores_true_and_drawn_boxes(davis, monkeypatch, capsys
             or line.startswith("| drawn |")]
     assert len(rows) == 4 and all(int(r[3]) == 2 for r in rows)  # frames 0 and 30, each kind and margin
     assert all(float(r[4]) > 0.6 for r in rows)  # a box around a car: mostly right
+
+
+def test_eval_rule_refuses_a_constant_it_cannot_parse(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    eval_rule = importlib.import_module("eval_rule")
+    with pytest.raises(SystemExit, match="SPARSE_SOURCES is a tuple"):
+        eval_rule.main(["SPARSE_SOURCES=click", "--", "--help"])

@@ -68,6 +68,7 @@ def test_track_box_and_auto(tmp_path, sample_folder, short_sample):
     [
         (["--click", "999,5"], "off the image"),
         (["--box", "10,10,10,40"], "zero area"),
+        (["--box", "500,500,600,600"], "off the image"),
         (["--click", "5,5", "--frame", "40"], "out of range"),
         (["--mask", "missing.png"], "not found"),
     ],

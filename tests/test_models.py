@@ -71,7 +71,7 @@ def test_folded_batch_norms_give_the_unfolded_encoders_features(monkeypatch):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_streamlined_encoder_gives_the_librarys_features_exactly(monkeypatch, dtype):
     """Symmetric "same" padding moved into the convolutions and ReLU6 in place: the same numbers as the
-    library's modules (pad copy, out-of-place ReLU6), in float32 and in the bf16 trunk, at an odd size."""
+    library's modules (pad copy, out-of-place ReLU6), in float32 and in the bf16 trunk."""
     from efficientnet_lite_pytorch.utils import Conv2dStaticSamePadding
 
     from napari_hotspot.models import backbone

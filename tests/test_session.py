@@ -7,7 +7,7 @@ import torch
 from napari_hotspot.errors import PromptError
 from napari_hotspot.session import HotspotSession
 
-# Below the sample video's 320 px (the default working size, 512, would upscale it): the semantics
+# Below the sample video's 320 px (the default working size, 448, would upscale it): the semantics
 # tested here do not depend on the size, and the file runs in about half the time.
 LONG_SIDE = 256
 

@@ -41,11 +41,13 @@ class Prompt:
     gaze: list[tuple[float, float]] = field(default_factory=list)
 
     def check(self, session: HotspotSession) -> None:
-        """Raise PromptError now for a frame off the video or a click off the image, as `apply` would
-        later (after a command has announced its adaptation)."""
+        """Raise PromptError now for a frame off the video, a click off the image or a box with nothing
+        on it, as `apply` would later (after a command has announced its adaptation)."""
         session._check_frame(self.frame)
         for x, y in [*self.points, *self.negative]:
             session._check_point(x, y, "click")
+        if self.box is not None:
+            session._box_on_image(self.box)
 
     def apply(self, session: HotspotSession):
         if self.kind == "mask":

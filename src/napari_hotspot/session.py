@@ -253,6 +253,17 @@ class HotspotSession:
         m = torch.from_numpy(mask.astype(np.float32))[None, None]
         return F.interpolate(m, size=self.work_size, mode="area")[0, 0]
 
+    def _box_on_image(self, box) -> tuple[float, float, float, float]:
+        """The box (the rule of every entry point, `normalize_box`) clipped to the image; PromptError when
+        nothing of it is on the image."""
+        x0, y0, x1, y1 = normalize_box(box)
+        H, W = self.frame_size
+        x0, x1 = sorted((np.clip(x0, 0, W - 1), np.clip(x1, 0, W - 1)))
+        y0, y1 = sorted((np.clip(y0, 0, H - 1), np.clip(y1, 0, H - 1)))
+        if x1 - x0 < 1 or y1 - y0 < 1:
+            raise PromptError(f"box {tuple(box)} lies off the image of size {W}x{H}")
+        return x0, y0, x1, y1
+
     def _check_point(self, x: float, y: float, what: str) -> None:
         H, W = self.frame_size
         if not (np.isfinite(x) and np.isfinite(y)) or not (0 <= x <= W - 1 and 0 <= y <= H - 1):
@@ -480,12 +491,7 @@ class HotspotSession:
                     raise PromptError("at least one positive click is needed to pick an object")
                 hot_work = pos[0]  # the first positive click marks the salient spot (paper, supp. 1)
             if box is not None:
-                x0, y0, x1, y1 = normalize_box(box)  # the rule of every entry point
-                H, W = self.frame_size
-                x0, x1 = sorted((np.clip(x0, 0, W - 1), np.clip(x1, 0, W - 1)))
-                y0, y1 = sorted((np.clip(y0, 0, H - 1), np.clip(y1, 0, H - 1)))
-                if x1 - x0 < 1 or y1 - y0 < 1:
-                    raise PromptError(f"box {tuple(box)} lies off the image of size {W}x{H}")
+                x0, y0, x1, y1 = self._box_on_image(box)
                 box_w = (*self._to_work(x0, y0), *self._to_work(x1, y1))
             if gaze is not None:
                 from .models.guidance import click_sigma, gaussian_points

@@ -501,6 +501,14 @@ def load_hotspot_map_set(export_dir: str | os.PathLike) -> dict[int, HotspotMaps
     return {m.object_id: m for m in loaded}
 
 
+def _whole(text) -> int:
+    """An integer written as ``3`` or ``3.0`` (a spreadsheet's export); ``3.5`` or nothing is refused."""
+    value = float(text)
+    if not value.is_integer():
+        raise ValueError(f"{text!r} is not a whole number")
+    return int(value)
+
+
 def read_track_csv(path: str | os.PathLike, num_frames: int) -> dict[int, np.ndarray]:
     """Hotspot tracks ``{object_id: (T, 2)}`` from a CSV with columns frame, object_id, x, y[, visible].
 
@@ -522,12 +530,12 @@ def read_track_csv(path: str | os.PathLike, num_frames: int) -> dict[int, np.nda
             for row in reader:
                 where = f"{path} line {reader.line_num}"
                 try:
-                    frame, obj_id = int(float(row["frame"])), int(float(row["object_id"]))
+                    frame, obj_id = _whole(row["frame"]), _whole(row["object_id"])
                     visible = (row.get("visible") or "1").strip().lower() not in ("0", "false", "no")
-                    x = float(row["x"]) if row["x"].strip() else math.nan
-                    y = float(row["y"]) if row["y"].strip() else math.nan
-                except ValueError as err:
-                    raise ProjectIOError(f"{where}: {err}") from None
+                    x, y = ((float(v) if (v := (row[c] or "").strip()) else math.nan) for c in ("x", "y"))
+                except (TypeError, ValueError) as err:  # a short row leaves fields None
+                    raise ProjectIOError(f"{where}: frame and object_id must be whole numbers, x and y numbers "
+                                         f"({err})") from None
                 if not 0 <= frame < num_frames:
                     raise ProjectIOError(f"{where}: frame {frame} is outside 0..{num_frames - 1}")
                 track = tracks.setdefault(obj_id, np.full((num_frames, 2), np.nan))
