@@ -12,7 +12,8 @@ Why these defaults (measurements in docs/benchmarks.md):
   (the copy overfits the prompted frames), so a fast machine stops early ("Per-video adaptation").
 * ``complete_frames`` 5: the best of 3 / 5 / 7 / 10 / 20 frames for one click ("Completing a prompt's
   mask by a round trip").
-* ``long_side`` 448: scores as well as 512 at about 1.5x the speed ("Working resolution").
+* ``long_side`` 448: on the test set (480p) as good as 512 at 1.3x the speed; 512 scored better on the
+  360p validation split (twentieth session, "Working resolution").
 * ``distractor_memory`` on: a part given as a mask stays a part, and no prompt lost J on the validation
   split ("Part prompts and look-alikes").
 """
