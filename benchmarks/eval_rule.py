@@ -23,9 +23,11 @@ def main(argv: list[str] | None = None) -> int:
         name, _, value = item.partition("=")
         if not hasattr(session, name) or not name.isupper():
             sys.exit(f"napari_hotspot.session has no constant {name!r}")
-        if not isinstance(getattr(session, name), (bool, int, float, str)):
-            sys.exit(f"{name} is a {type(getattr(session, name)).__name__}: only numbers and strings can be set here")
-        setattr(session, name, type(getattr(session, name))(value))
+        current = getattr(session, name)
+        # bool("0") is True, tuple("a,b") splits letters: only what its own type parses faithfully.
+        if isinstance(current, bool) or not isinstance(current, (int, float, str)):
+            sys.exit(f"{name} is a {type(current).__name__}: only numbers and strings can be set here")
+        setattr(session, name, type(current)(value))
     return cli_main(["eval", *argv[split + 1:]])
 
 

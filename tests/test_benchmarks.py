@@ -80,13 +80,14 @@ def test_box_margin_study_scores_true_and_drawn_boxes(davis, monkeypatch, capsys
     study = importlib.import_module("box_margin_study")
     import napari_hotspot.session as session_module
 
-    monkeypatch.setattr(session_module, "BOX_MARGIN", session_module.BOX_MARGIN)  # the study sets it per run
-    study.main(["--davis-root", str(davis), "--sequences", "car-shadow", "--margins", "0", "0.02",
+    shipped = session_module.BOX_MARGIN
+    study.main(["--davis-root", str(davis), "--sequences", "car-shadow", "--margins", "0.02", "0",
                 "--every", "30", "--draws", "1"])
     rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| true |")
             or line.startswith("| drawn |")]
     assert len(rows) == 4 and all(int(r[3]) == 2 for r in rows)  # frames 0 and 30, each kind and margin
     assert all(float(r[4]) > 0.6 for r in rows)  # a box around a car: mostly right
+    assert session_module.BOX_MARGIN == shipped  # the margin it set per prompt is given back
 
 
 def test_eval_rule_refuses_a_constant_it_cannot_parse(monkeypatch):
@@ -94,3 +95,8 @@ def test_eval_rule_refuses_a_constant_it_cannot_parse(monkeypatch):
     eval_rule = importlib.import_module("eval_rule")
     with pytest.raises(SystemExit, match="SPARSE_SOURCES is a tuple"):
         eval_rule.main(["SPARSE_SOURCES=click", "--", "--help"])
+    import napari_hotspot.session as session_module
+
+    monkeypatch.setattr(session_module, "SOME_SWITCH", True, raising=False)  # bool("0") would be True
+    with pytest.raises(SystemExit, match="SOME_SWITCH is a bool"):
+        eval_rule.main(["SOME_SWITCH=0", "--", "--help"])

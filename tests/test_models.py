@@ -91,7 +91,6 @@ def test_streamlined_encoder_gives_the_librarys_features_exactly(monkeypatch, dt
         assert torch.equal(ref[level], got[level]), level
 
 
-
 @pytest.mark.parametrize("variant", ["lite0", "lite2"])
 def test_backbone_variants_give_their_level_channels_and_feed_gaze2mask(variant):
     from napari_hotspot.models.backbone import BACKBONES

@@ -774,8 +774,8 @@ class HotspotSession:
     def adaptation_verdict(self, object_id: int, judge: bool = True) -> AdaptationVerdict | None:
         """Judge the object's adapted copy (None when it has none, or no training step yet): kept when
         its round trips from the anchors it learnt (`_round_trip_iou`, ADAPT_GUARD_FRAMES frames) end
-        no worse than the base tracker's, less ADAPT_GUARD_MARGIN, and bring something back. Adaptation that overfits the prompted
-        frame's look loses the object on the real frames next to it and is dropped; propagation then
+        no worse than the base tracker's, less ADAPT_GUARD_MARGIN, and bring something back. Adaptation
+        that overfits the prompted frame's look loses the object on the real frames next to it and is dropped; propagation then
         uses the base tracker. Judged once per adaptation (a later `adapt` call is judged again); with
         `judge=False` only a verdict already reached for the current adaptation is returned (no tracking:
         cheap enough for a GUI thread)."""
