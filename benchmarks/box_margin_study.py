@@ -8,7 +8,7 @@ size, in or out, seeded), so that the margin is chosen for users, not only for t
 
 Per frame (every N-th of each sequence): the true box of its ground-truth mask, then `--draws` jittered
 boxes; each is a prompt on a fresh object of one session (refinement as shipped, no tracking), scored
-by IoU against the ground truth. Prints mean IoU per margin and box kind, and the share of frames
+by IoU against the ground truth (a prompt the session refuses counts as an empty answer, IoU 0). Prints mean IoU per margin and box kind, and the share of frames
 where the answer covers less than 90% of the object (a box that cut the object, answered inside it).
 """
 
