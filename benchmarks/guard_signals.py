@@ -37,23 +37,10 @@ def _iou(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
 
 def _round_trip(session, forward, back, object_id: int, frame: int, k: int) -> tuple[float, list]:
     """IoU of the anchor mask with what `back` brings to the anchor's frame from `forward`'s answer K
-    frames on; also `forward`'s masks (work size) on the way out."""
-    from napari_hotspot.models.tracking import make_reference, track_step
-
-    a = session._objects[object_id].anchors[frame]
-    k = min(k, session.num_frames - 1 - frame)
-    out = []
-    with torch.no_grad():
-        anchor = prev = make_reference(session.features(frame), a.mask_work, a.hotspot_work)
-        for t in range(frame + 1, frame + k + 1):
-            r = track_step(forward, session.features(t), anchor, prev, session.work_size)
-            prev = r.reference
-            out.append((r.mask_prob > 0.5).numpy())
-        far = prev
-        for t in range(frame + k - 1, frame - 1, -1):
-            r = track_step(back, session.features(t), far, prev, session.work_size)
-            prev = r.reference
-    return _iou(r.mask_prob > 0.5, a.mask_work > 0.5), out
+    frames on (the session's own round trip, `HotspotSession._round_trip_iou`); also `forward`'s masks
+    (work size) on the way out."""
+    out: list = []
+    return session._round_trip_iou(forward, object_id, frame, k, back=back, outward=out), out
 
 
 def main(argv=None) -> int:

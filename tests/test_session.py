@@ -239,18 +239,21 @@ def test_tracking_refines_a_pending_first_answer_itself_and_a_new_prompt_drops_i
     assert later.refine_prompt(2, 0, first.refine_token) is None
 
 
-def test_a_stopped_refinement_is_still_to_do(sample, models):
+@pytest.mark.parametrize("passes, stop_before", [(1, 0), (3, 0), (3, 1), (3, 2)])
+def test_a_stopped_refinement_is_still_to_do(sample, models, monkeypatch, passes, stop_before):
+    """Stopped before any of its passes (the shipped count is one; three test a stop between passes),
+    the refinement is still to do, and finished later it equals the refinement run at once."""
     import napari_hotspot.session as session_module
 
+    monkeypatch.setattr(session_module, "REFINE_PASSES", passes)
     x, y = sample.hotspots[0, 0, :2]
     session = HotspotSession(sample.frames[:4], models, long_side=LONG_SIDE)
     full = HotspotSession(sample.frames[:4], models, long_side=LONG_SIDE).add_prompt(0, 1, points=[(x, y)])
     first = session.add_prompt(0, 1, points=[(x, y)], refine_later=True)
     asked = []
-    # Stopped before its last pass (the first, with one pass): the refinement is still to do.
-    last = session_module.REFINE_PASSES - 1
-    assert session.refine_prompt(1, 0, first.refine_token, should_stop=lambda: len(asked) >= last or
-                                 asked.append(1)) is None
+    stopped = session.refine_prompt(1, 0, first.refine_token,
+                                    should_stop=lambda: len(asked) >= stop_before or asked.append(1))
+    assert stopped is None and len(asked) == stop_before  # every pass before the stop ran, then it stopped
     refined = session.refine_prompt(1, 0, first.refine_token)
     assert np.array_equal(refined.mask, full.mask)
 
@@ -342,6 +345,21 @@ def test_bad_prompts_are_rejected_clearly(session, kwargs, message):
     with pytest.raises(PromptError, match=message):
         session.add_prompt(0, 1, **kwargs)
     assert session.object_ids == []  # nothing half-added
+
+
+@pytest.mark.parametrize(
+    "frame, points, box, message",
+    [(99, (), None, "out of range"), (0, [(400, 10)], None, "off the image"), (0, [(5, 5), (5, -2)], None, "off the image"),
+     (0, (), (500, 500, 600, 600), "off the image"), (0, (), (10, 10, 10, 50), "zero area")],
+)
+def test_check_prompt_refuses_what_add_prompt_refuses_without_running_a_model(session, monkeypatch, frame, points,
+                                                                              box, message):
+    monkeypatch.setattr(session, "_segment", lambda *a, **k: pytest.fail("a model ran"))
+    with pytest.raises(PromptError, match=message):
+        session.check_prompt(frame, points, box)
+    with pytest.raises(PromptError, match=message):
+        session.add_prompt(frame, 1, points=points or None, box=box)
+    session.check_prompt(0, [(5, 5), (319, 239)], (10, 10, 400, 50))  # on the image (the box is clipped): no error
 
 
 def test_bad_frame_and_unprompted_object(session):

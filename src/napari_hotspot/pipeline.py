@@ -43,11 +43,7 @@ class Prompt:
     def check(self, session: HotspotSession) -> None:
         """Raise PromptError now for a frame off the video, a click off the image or a box with nothing
         on it, as `apply` would later (after a command has announced its adaptation)."""
-        session._check_frame(self.frame)
-        for x, y in [*self.points, *self.negative]:
-            session._check_point(x, y, "click")
-        if self.box is not None:
-            session._box_on_image(self.box)
+        session.check_prompt(self.frame, [*self.points, *self.negative], self.box)
 
     def apply(self, session: HotspotSession):
         if self.kind == "mask":

@@ -269,6 +269,17 @@ class HotspotSession:
         if not (np.isfinite(x) and np.isfinite(y)) or not (0 <= x <= W - 1 and 0 <= y <= H - 1):
             raise PromptError(f"{what} ({x:g}, {y:g}) is off the image: x must be in [0, {W - 1}], y in [0, {H - 1}]")
 
+    def check_prompt(self, frame: int, points: Sequence[Sequence[float]] = (),
+                     box: Sequence[float] | None = None) -> None:
+        """Raise PromptError for what `add_prompt` would refuse before running a model: a frame off the
+        video, a click off the image, a box with nothing on the image (the same rules, so a command can
+        refuse a prompt before it announces work)."""
+        self._check_frame(frame)
+        for x, y in np.asarray(points, float).reshape(-1, 2):
+            self._check_point(x, y, "click")
+        if box is not None:
+            self._box_on_image(box)
+
     # ---- prompts -----------------------------------------------------------------------------
     @property
     def object_ids(self) -> list[int]:
@@ -747,11 +758,14 @@ class HotspotSession:
         self._adapted_frames.pop(object_id, None)
         self._verdicts.pop(object_id, None)
 
-    def _round_trip_iou(self, tracker, object_id: int, frame: int, frames: int) -> float:
+    def _round_trip_iou(self, tracker, object_id: int, frame: int, frames: int, back=None,
+                        outward: list | None = None) -> float:
         """IoU between an anchor's mask and what `tracker` brings back to the anchor's frame after
         tracking it `frames` frames away (forward, or backward near the video's end) and back, the far
         answer as the template of the way back: real neighbouring frames, not views of the anchor.
-        Without the distractor memory: it compares the two trackers themselves (as chosen on the split)."""
+        Without the distractor memory: it compares the two trackers themselves (as chosen on the split).
+        back: another tracker for the way back (benchmarks/guard_signals.py); outward: a list that
+        receives the (h, w) bool masks of the way out."""
         self._settle(object_id, frame)
         a = self._objects[object_id].anchors[frame]
         ahead, behind = self.num_frames - 1 - frame, frame
@@ -762,10 +776,13 @@ class HotspotSession:
         with torch.no_grad():
             anchor = prev = make_reference(self.features(frame), a.mask_work, a.hotspot_work)
             for t in range(frame + step, frame + step * (k + 1), step):
-                prev = track_step(tracker, self.features(t), anchor, prev, self.work_size).reference
+                r = track_step(tracker, self.features(t), anchor, prev, self.work_size)
+                prev = r.reference
+                if outward is not None:
+                    outward.append((r.mask_prob > 0.5).numpy())
             far = prev
             for t in range(frame + step * (k - 1), frame - step, -step):
-                r = track_step(tracker, self.features(t), far, prev, self.work_size)
+                r = track_step(back or tracker, self.features(t), far, prev, self.work_size)
                 prev = r.reference
         back, given = r.mask_prob > 0.5, a.mask_work > 0.5
         union = int((back | given).sum())
