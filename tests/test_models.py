@@ -55,8 +55,9 @@ def test_folded_batch_norms_give_the_unfolded_encoders_features(monkeypatch):
         assert low[level].dtype == torch.float32
         rel = (low[level] - ref[level]).norm() / ref[level].norm()
         assert float(rel) < 0.05, level
-    assert set(folded._lowp) == {torch.bfloat16}  # built once, then reused
-    assert all(p.dtype == torch.bfloat16 for p in folded._lowp[torch.bfloat16].parameters())
+    assert set(folded._lowp) == {torch.float32, torch.bfloat16}  # built once per dtype, then reused
+    trunk = folded._lowp[torch.bfloat16]
+    assert isinstance(trunk, backbone._FusedTrunk) and trunk.stem[1].dtype == torch.bfloat16
     # New weights make a new copy: the bf16 features follow them, not the weights it was made from.
     state = {k: v * 0.5 if k.endswith("stem.weight") else v for k, v in folded.state_dict().items()}
     folded.load_state_dict(state)
@@ -86,9 +87,45 @@ def test_streamlined_encoder_gives_the_librarys_features_exactly(monkeypatch, dt
     library = Encoder()
     assert not any(m.inplace for m in library.modules() if isinstance(m, torch.nn.ReLU6))
     monkeypatch.setattr(backbone, "inference_dtype", lambda: dtype)
+    monkeypatch.setattr(backbone._FusedTrunk, "build", classmethod(lambda cls, encoder, dtype: None))  # the modules
     ref, got = library(x), fast(x)
     for level in ("s4", "s8", "s16", "s32"):
         assert torch.equal(ref[level], got[level]), level
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_encoder_gives_the_modules_features(monkeypatch, threads):
+    """ReLU6 fused into oneDNN's convolutions: bf16 features equal to the bit to the bf16 modules', float32
+    ones to float rounding (at one thread the modules' 1x1 convolutions sum in another order); and an
+    encoder whose torch lacks the op falls back to its modules."""
+    from napari_hotspot.models import backbone
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(0)
+        x = torch.randn(2, 3, 96, 160)  # a batch, as adaptation's views
+        enc = Encoder()
+        for dtype in (torch.float32, torch.bfloat16):
+            monkeypatch.setattr(backbone, "inference_dtype", lambda: dtype)
+            got = enc(x)
+            assert isinstance(enc._lowp[dtype], backbone._FusedTrunk)
+            ref = enc._forward(x) if dtype == torch.float32 else backbone._LowPrecisionTrunk(enc, dtype)(x.to(dtype))
+            for level in ("s4", "s8", "s16", "s32"):
+                if dtype == torch.bfloat16:
+                    assert torch.equal(got[level], ref[level].float()), level
+                else:
+                    assert float((got[level] - ref[level]).abs().max()) < 1e-5 * float(ref[level].abs().max()), level
+
+        def no_op(*args, **kwargs):
+            raise RuntimeError("no such op")
+
+        monkeypatch.setattr(torch.ops.mkldnn, "_convolution_pointwise", no_op)
+        plain = Encoder()
+        assert torch.equal(plain(x).s8, backbone._LowPrecisionTrunk(plain, torch.bfloat16)(x.to(torch.bfloat16)).s8.float())
+        assert isinstance(plain._lowp[torch.bfloat16], backbone._LowPrecisionTrunk)
+    finally:
+        torch.set_num_threads(saved)
 
 
 @pytest.mark.parametrize("variant", ["lite0", "lite2"])
