@@ -103,6 +103,45 @@ def test_track_corrupt_video_and_unwritable_output(tmp_path, sample_folder, caps
     assert "cannot write" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("mode", ["corrections", "hotspot-maps", "tracker"])
+def test_eval_refuses_an_unwritable_out_before_any_work(tmp_path, sample_folder, capsys, monkeypatch, mode):
+    """--corrections and --hotspot-maps wrote their results only after all the work, and an --out they
+    could not create ended in a traceback: now every eval checks it first, with a one-line error."""
+    import napari_hotspot.evaluation.tracker_eval as tracker_eval
+    from napari_hotspot.annotations import io_hotspot_maps
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before --out was checked")
+
+    for module, name in ((tracker_eval, "correction_curve"), (tracker_eval, "evaluate_tracker"),
+                         (io_hotspot_maps, "score_hotspot_csv")):
+        monkeypatch.setattr(module, name, no_work)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    args = {"corrections": ["--corrections", "1"], "tracker": [],
+            "hotspot-maps": ["--hotspot-maps", str(tmp_path), "--hotspots", str(tmp_path / "h.csv")]}[mode]
+    assert main(["eval", "--davis-root", str(tmp_path), *args, "--out", str(blocker / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the --out folder" in err and "a parent of this path is a file" in err
+    assert "Traceback" not in err
+
+
+def test_an_unanticipated_os_error_ends_in_one_line(tmp_path, sample_folder, capsys, monkeypatch):
+    import errno
+
+    import napari_hotspot.pipeline as pipeline
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "o" / "x.png"))
+
+    monkeypatch.setattr(pipeline, "track_video", read_only)
+    mask = sample_folder.annotations / "00000.png"
+    assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), "--mask", str(mask),
+                 "--adapt", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"napari-hotspot track: error: {tmp_path / 'o' / 'x.png'}: Read-only file system"
+
+
 def test_console_script_usage_error_exits_nonzero():
     r = subprocess.run([sys.executable, "-m", "napari_hotspot.cli", "track", "x", "--out", "y"],
                        capture_output=True, text=True)

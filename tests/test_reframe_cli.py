@@ -223,6 +223,42 @@ def test_cli_errors_are_clear(tmp_path, sample_mp4, track_folder, capsys):
         parse(base + ["--aspect", "1:1", "--zoom", "0.5", "--auto"])
     with pytest.raises(SystemExit):
         parse(base + ["--aspect", "1:1"])  # no prompt and no tracks
+    for fps in ("0", "-3", "nan"):
+        with pytest.raises(SystemExit):
+            parse(base + ["--aspect", "1:1", "--tracks", str(track_folder), "--fps", fps])
+    tracks = ["--aspect", "1:1", "--tracks", str(track_folder)]
+    for keyframe, message in (("3,5000,100", "centre is off the image"), ("99,100,100", "outside the video"),
+                              ("3,100,100,1000", "height must be")):
+        with pytest.raises(PromptError, match=message):
+            reframe_cli.run(parse(base + tracks + ["--keyframe", keyframe]))
+    with pytest.raises(PromptError, match="--negative needs"):
+        reframe_cli.run(parse(base + tracks + ["--negative", "10,10"]))
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    with pytest.raises(ProjectIOError, match="a parent of this path is a file"):
+        reframe_cli.run(parse([str(sample_mp4.frames), "--out", str(blocker / "r.mp4"), *tracks]))
+
+
+def test_cli_an_unwritable_report_leaves_the_earlier_video_and_renders_nothing(tmp_path, sample_mp4, track_folder,
+                                                                             monkeypatch, capsys):
+    """The report is written after the video replaced --out: its folder is checked before any work, so a
+    report that cannot be written no longer leaves a new video behind a failed run."""
+    import napari_hotspot.reframe.render as render
+
+    out = tmp_path / "r.mp4"
+    out.write_bytes(b"the earlier video")
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("rendered before the report's folder was checked")
+
+    monkeypatch.setattr(render, "render_reframed", no_render)
+    assert reframe_cli.main([str(sample_mp4.frames), "--out", str(out), "--aspect", "1:1", "--tracks",
+                             str(track_folder), "--report", str(blocker / "r.json")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the --report folder" in err and "Traceback" not in err
+    assert out.read_bytes() == b"the earlier video"
 
 
 @pytest.mark.data

@@ -38,6 +38,7 @@ def _number_at_least(convert, kind: str, minimum, what: str, maximum=None):
 positive_int = _number_at_least(int, "a whole number", 1, "at least 1")
 non_negative_int = _number_at_least(int, "a whole number", 0, "0 or more")
 non_negative_float = _number_at_least(float, "a number", 0, "0 or more")
+frame_rate = _number_at_least(float, "a number", 0.001, "a frame rate above 0", maximum=1000)
 # The heads were trained at 512; below about 256 clicks give empty masks, above 2048 the features of
 # one frame alone take gigabytes (docs/model_card.md, "Known limits").
 long_side_px = _number_at_least(int, "a whole number", 256, "between 256 and 2048", maximum=2048)

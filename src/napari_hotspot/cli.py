@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 from .argtypes import non_negative_int
-from .fileio import atomic_write
+from .fileio import atomic_write, describe_os_error, prepare_output_dir
 from .options import (
     ADAPT_REACH_FRAMES,
     add_accept_truncated_arg,
@@ -72,6 +72,8 @@ def cmd_eval(args) -> int:
 
     from .data_paths import davis_root
 
+    # Checked first: --corrections and --hotspot-maps write their results only after all the work.
+    prepare_output_dir(args.out, "--out folder")
     if args.hotspot_maps is not None:
         return _eval_hotspot_maps(args)
     root = args.davis_root or davis_root()
@@ -112,7 +114,7 @@ def _eval_hotspot_maps(args) -> int:
         raise PromptError("--hotspot-maps needs --hotspots PRED.csv (a track's hotspots.csv)")
     scores = score_hotspot_csv(args.hotspots, args.hotspot_maps)
     rows = [{"object_id": oid, **{k: v for k, v in sc.items() if k != "object_id"}} for oid, sc in sorted(scores.items())]
-    args.out.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(args.out, "--out folder")
     import csv
 
     with atomic_write(args.out / "hotspot_results.csv") as fh:
@@ -153,7 +155,7 @@ def _eval_corrections(args, root) -> int:
             js = [r["J_mean"] for r in rows if r["corrections"] == k]
             fs = [r["F_mean"] for r in rows if r["corrections"] == k]
             print(f"{label}: corrections={k} J_mean={sum(js) / len(js):.3f} F_mean={sum(fs) / len(fs):.3f}")
-    args.out.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(args.out, "--out folder")
     with atomic_write(args.out / "corrections.csv") as fh:
         cols = ["setting", "sequence", "object_id", "corrections", "J_mean", "F_mean", "J_recall", "F_recall"]
         w = csv.writer(fh)
@@ -251,6 +253,10 @@ def main(argv=None) -> int:
             return int(args.func(args) or 0)
     except (HotspotError, FileNotFoundError) as exc:
         print(f"napari-hotspot {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a read or write no command anticipated: still one line, with the path
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"napari-hotspot {args.command}: error: {where}{describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"napari-hotspot {args.command}: interrupted", file=sys.stderr)

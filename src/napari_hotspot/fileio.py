@@ -52,6 +52,35 @@ def describe_os_error(err: OSError) -> str:
     return err.strerror or str(err)
 
 
+def describe_write_error(err: OSError) -> str:
+    """`describe_os_error`, with plain words for the other reasons a path cannot be written."""
+    import errno
+
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "not writable (permission denied or read-only file system)"
+    if err.errno in (errno.ENOTDIR, errno.EEXIST):
+        return "a parent of this path is a file, not a folder"
+    return describe_os_error(err)
+
+
+def prepare_output_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Create the folder (and its parents) and check that a file can be written in it, raising a
+    ProjectIOError that names the folder and the reason: for commands that would otherwise find out
+    only when they write their results, after all the work."""
+    path = Path(path)
+    probe = path / f".write-check.{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb"):
+            pass
+    except OSError as err:
+        raise ProjectIOError(f"cannot write the {what} {path}: {describe_write_error(err)}") from err
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+    return path
+
+
 def write_bytes_checked(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> None:
     """Write `data` to `path` (created or truncated) with os.write, raising on any short or failed
     write, then check the size on disk. cv2.imwrite and some buffered writers report success on a

@@ -89,6 +89,17 @@ def test_preview_keyframe_and_render(make_napari_viewer, qtbot, tmp_path, sample
     qtbot.waitUntil(lambda: widget.path is not keyed_path, timeout=30000)
     assert np.allclose(widget.path.centers, first_path.centers, atol=1e-3)  # back to the unkeyed path
 
+    # A render that fails (a parent of the output is a file) ends in the status line, not in an
+    # exception re-raised on the GUI thread (which pytest-qt would report, and a script would die of).
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    widget.report = None
+    worker = widget.render(str(blocker / "r.mp4"))
+    qtbot.waitUntil(lambda: "rendering failed" in widget.status.text(), timeout=30000)
+    qtbot.waitUntil(lambda: widget.render_button.isEnabled(), timeout=30000)
+    assert "a parent of this path is a file" in widget.status.text() and widget.report is None
+    assert worker is not None
+
 
 def test_widget_reports_missing_inputs(make_napari_viewer, qtbot, sample):
     viewer = make_napari_viewer()

@@ -515,7 +515,7 @@ class LabellingWidget(ClosesWithDock, QWidget):
             return
         from napari.qt.threading import create_worker
 
-        self._worker = create_worker(work)
+        self._worker = create_worker(work, _ignore_errors=True)  # errors go to the message line
         self._worker.yielded.connect(lambda done: self._message(f"tracking... {done}/{total}"))
         self._worker.returned.connect(finished)
         self._worker.errored.connect(lambda err: (self._message(f"tracking failed: {err}", error=True),

@@ -332,7 +332,7 @@ class ReframeWidget(ClosesWithDock, QWidget):
         self.preview_button.setEnabled(False)
         worker = create_worker(_plan_job, layer.data, num_frames, self._tracks, frame_size, config,
                                list(self.keyframes.values()), self.detect_cuts.isChecked(), known_cuts,
-                               _start_thread=False)
+                               _start_thread=False, _ignore_errors=True)  # errors go to the status line
         # Bound methods, not lambdas: Qt drops them if the widget is closed while the worker runs.
         self._planning_data_id = data_id
         worker.returned.connect(self._on_planned)
@@ -478,7 +478,7 @@ class ReframeWidget(ClosesWithDock, QWidget):
         self.render_button.setEnabled(False)
         self._set_status(f"rendering {out}…")
         worker = create_worker(_render_job, frames, self.path, out, fps, audio_from, self._tracks,
-                               _start_thread=False)
+                               _start_thread=False, _ignore_errors=True)  # errors go to the status line
         worker.yielded.connect(self._on_render_progress)
         worker.returned.connect(self._on_rendered)
         worker.errored.connect(self._on_render_error)

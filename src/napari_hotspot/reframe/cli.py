@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_hotspot.argtypes import frame_rate
 from napari_hotspot.errors import HotspotError, ProjectIOError, PromptError
-from napari_hotspot.fileio import atomic_write
+from napari_hotspot.fileio import atomic_write, prepare_output_dir
 from napari_hotspot.options import (
     COMPLETION_FRAMES,
     add_accept_truncated_arg,
@@ -84,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="shot cuts: 'auto' (detect from colour histograms), 'none', or frame list like 120,480")
     parser.add_argument("--height", type=int, default=None,
                         help="output height in pixels (default: the zoom-1 window's)")
-    parser.add_argument("--fps", type=float, default=None, help="frame rate for frame folders (default 24)")
+    parser.add_argument("--fps", type=frame_rate, default=None, help="frame rate for frame folders (default 24)")
     parser.add_argument("--weights", type=Path, default=None, help="model weights for the tracker")
     add_adapt_arg(parser, "adapt the tracker to the video first, as for track")
     add_distractor_arg(parser)
@@ -110,14 +111,27 @@ def _cuts(args, source) -> list[int]:
     return cuts
 
 
+def _check_keyframes(keyframes, source) -> None:
+    """A keyframe's frame must lie in the video, its centre on the image, its height within the frame."""
+    for k in keyframes:
+        text = f"--keyframe {k.frame},{k.cx:g},{k.cy:g}" + (f",{k.height:g}" if k.height is not None else "")
+        if not 0 <= k.frame < source.num_frames:
+            raise PromptError(f"{text}: frame {k.frame} is outside the video (frames 0..{source.num_frames - 1})")
+        if not (0 <= k.cx <= source.width - 1 and 0 <= k.cy <= source.height - 1):
+            raise PromptError(f"{text}: the centre is off the image (x in 0..{source.width - 1}, "
+                              f"y in 0..{source.height - 1})")
+        if k.height is not None and not 2 <= k.height <= source.height:
+            raise PromptError(f"{text}: the height must be 2..{source.height} pixels")
+
+
 def _tracks(args, source):
     from napari_hotspot.reframe.inputs import load_tracks, run_tracker
 
     frame_size = (source.height, source.width)
+    if args.negative and not args.click:  # with --tracks too: nothing would use it
+        raise PromptError("--negative needs at least one --click")
     if args.tracks is not None:
         return load_tracks(args.tracks, source.frame_names, frame_size, args.objects)
-    if args.negative and not args.click:
-        raise PromptError("--negative needs at least one --click")
     if args.objects:
         raise PromptError("--objects selects objects of --tracks; a prompt tracks one object")
     from napari_hotspot.models.weights import ModelBundle
@@ -166,11 +180,18 @@ def run(args) -> int:
         raise ProjectIOError(f"--out {args.out}: use a .mp4, .mov, .mkv or .m4v file name")
     if args.out.is_dir():
         raise ProjectIOError(f"--out {args.out} is a folder: give a video file name")
+    if args.report is not None and args.report.is_dir():
+        raise ProjectIOError(f"--report {args.report} is a folder: give a .json file name")
+    # Both folders checked before any work: the report is written after the video has replaced --out.
+    prepare_output_dir(args.out.parent, "--out folder")
+    if args.report is not None:
+        prepare_output_dir(args.report.parent, "--report folder")
     source = open_source(args.source)
     try:
         require_complete(source, args.accept_truncated)
         if not 0 <= args.frame < source.num_frames:
             raise PromptError(f"--frame {args.frame} is outside the video (frames 0..{source.num_frames - 1})")
+        _check_keyframes(args.keyframe, source)
         tracks = _tracks(args, source)
         t_tracks = time.perf_counter()
         cuts = _cuts(args, source)
@@ -212,15 +233,11 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    """Stand-alone entry (``python -m napari_hotspot.reframe.cli``) until the lead wires the sub-command."""
-    parser = argparse.ArgumentParser(prog="napari-hotspot reframe", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except (HotspotError, FileNotFoundError) as exc:
-        print(f"napari-hotspot reframe: error: {exc}", file=sys.stderr)
-        return 2
+    """Stand-alone entry (``python -m napari_hotspot.reframe.cli``): `napari-hotspot reframe`, the same
+    arguments and the same error handling."""
+    from napari_hotspot.cli import main as napari_hotspot_main
+
+    return napari_hotspot_main(["reframe", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

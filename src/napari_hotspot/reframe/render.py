@@ -9,6 +9,7 @@ container accepts its codec, else transcoded to AAC.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import uuid
@@ -20,7 +21,7 @@ import cv2
 import numpy as np
 
 from napari_hotspot.errors import ProjectIOError, VideoError
-from napari_hotspot.fileio import describe_os_error, fsync_dir, pid_alive
+from napari_hotspot.fileio import describe_os_error, describe_write_error, fsync_dir, pid_alive
 from napari_hotspot.reframe.path import CropPath, base_window_height
 
 DEFAULT_FPS = 24.0
@@ -31,6 +32,13 @@ REMUX_AUDIO = {
     ".mov": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
     ".mkv": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "vorbis", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
 }
+
+
+def _remove_quietly(path: Path) -> None:
+    """Remove a temporary file, if there is one; a cleanup that cannot (a read-only folder where the file
+    was never made) must not hide the error that led to it."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def output_size(frame_size: tuple[int, int], aspect: float, height: int | None = None) -> tuple[int, int]:
@@ -218,7 +226,7 @@ def render_steps(
         _remove_dead_partials(out_path)
         container = av.open(str(temp), mode="w")
     except (OSError, av.error.FFmpegError) as exc:
-        raise ProjectIOError(f"cannot write {out_path}: {describe_os_error(exc) if isinstance(exc, OSError) else exc}") from exc
+        raise ProjectIOError(f"cannot write {out_path}: {describe_write_error(exc) if isinstance(exc, OSError) else exc}") from exc
     audio = None
     written = 0
     ok = False
@@ -259,13 +267,13 @@ def render_steps(
             container.close()
         except (av.error.FFmpegError, OSError) as exc:
             if ok:
-                temp.unlink(missing_ok=True)
+                _remove_quietly(temp)
                 raise ProjectIOError(f"finishing {out_path} failed: {exc}") from exc
         if not ok:
-            temp.unlink(missing_ok=True)  # never leave a half-written video behind
+            _remove_quietly(temp)  # never leave a half-written video behind
     try:
         _check_and_commit(temp, out_path, written)
     finally:
-        temp.unlink(missing_ok=True)  # gone already once committed
+        _remove_quietly(temp)  # gone already once committed
     return {"frames": written, "width": size[0], "height": size[1], "fps": fps,
             "audio": audio is not None, "notes": audio.notes if audio is not None else []}
