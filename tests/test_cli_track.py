@@ -40,6 +40,8 @@ def test_track_folder_with_mask(tmp_path, sample_folder):
     assert [p.stem for p in pngs] == [f"{i:05d}" for i in range(12)]
     m = cv2.imread(str(pngs[5]), cv2.IMREAD_UNCHANGED)
     assert m.dtype == np.uint8 and m.shape == (240, 320) and set(np.unique(m)) <= {0, 1}
+    given = cv2.imread(str(mask), cv2.IMREAD_UNCHANGED).any(axis=-1)  # colour PNG: non-zero = object
+    assert np.array_equal(cv2.imread(str(pngs[0]), cv2.IMREAD_UNCHANGED) > 0, given)  # the prompt as given
     rows = read_hotspots(out / "hotspots.csv")
     assert [int(r["frame"]) for r in rows] == list(range(12))
     assert {"frame", "object_id", "x", "y", "confidence"} <= set(rows[0])

@@ -23,6 +23,10 @@ def session(sample, models):
 
 
 def test_mask_prompt_propagates_forward(session, sample):
+    given = sample.masks[0] == 1
+    given[10:40:2, 10:60:3] = True  # fine structure the working size cannot hold
+    r = session.add_prompt(0, 1, mask=given)
+    assert np.array_equal(r.mask, given)  # a given mask is the answer on its frame as given
     session.add_prompt(0, 1, mask=sample.masks[0] == 1)
     results = list(session.propagate())
     assert [r.frame for r in results] == list(range(1, 16))

@@ -543,8 +543,10 @@ class HotspotSession:
                              unrefined=(refine_hot, asked_hot, tuple(gaze_w), token) if refine_later else None)
         self._objects.setdefault(object_id, _ObjectState()).anchors[frame] = anchor
         self._forget_refined(object_id, frame)
-        return PromptResult(frame, object_id, self._mask_to_frame(mask_work), self._to_frame(hot_work), 1.0, kind,
-                            refine_token=token)
+        # A mask given is the answer on its own frame as given, not its working-size copy brought back
+        # (which moved a few hundred boundary pixels of a 480p mask).
+        answer = mask.copy() if mask is not None else self._mask_to_frame(mask_work)
+        return PromptResult(frame, object_id, answer, self._to_frame(hot_work), 1.0, kind, refine_token=token)
 
     def refine_prompt(self, object_id: int, frame: int, token: int, should_stop=None) -> PromptResult | None:
         """The prompt that `add_prompt(refine_later=True)` answered with `token`, refined by the tracker
