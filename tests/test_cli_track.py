@@ -73,6 +73,10 @@ def test_track_box_and_auto(tmp_path, sample_folder, short_sample):
         (["--box", "500,500,600,600"], "off the image"),
         (["--click", "5,5", "--frame", "40"], "out of range"),
         (["--mask", "missing.png"], "not found"),
+        (["--mask", "."], "is a folder"),
+        (["--click", "-5,100"], "off the image"),  # a value with a minus sign is a value, not an option
+        (["--click", "5,5", "--negative", "-1,3"], "off the image"),
+        (["--box", "-50,-50,-10,-10"], "off the image"),
     ],
 )
 def test_track_bad_prompts_fail_clearly(tmp_path, sample_folder, extra, message, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -237,10 +238,30 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+# Options whose value is a point, box or keyframe: a value that starts with a minus sign (a click left
+# of the image, "-5,100") would be taken by argparse for an option and refused as a missing value.
+_COORDINATE_OPTIONS = ("--click", "--negative", "--box", "--keyframe")
+
+
+def _attach_signed_values(argv: list[str]) -> list[str]:
+    """`--click -5,100` as `--click=-5,100`, so that it reaches the command's own check ("off the image")."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in _COORDINATE_OPTIONS and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv=None) -> int:
     from .errors import HotspotError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] != ["train"]:
+        argv = _attach_signed_values(argv)
     if argv[:1] == ["train"]:
         # The trainer owns its options (and --help); argparse's REMAINDER would reject a leading option.
         args = argparse.Namespace(command="train", func=cmd_train, rest=argv[1:])

@@ -33,6 +33,26 @@ def test_arguments():
     args = parser.parse_args(["--screenshot", "a.png", "--quit", "--frames", "8"])
     assert str(args.screenshot) == "a.png" and args.quit and args.frames == 8 and args.frame is None
     assert args.adapt is None and parser.parse_args(["--adapt", "0"]).adapt == 0.0
+    for bad in (["--long-side", "10"], ["--frames", "0"], ["--frame", "-1"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)
+
+
+@pytest.mark.parametrize("extra, message", [(["--frame", "99"], "outside the sample video"),
+                                            (["--screenshot", "{blocker}/shot.png"], "a parent of this path is a file")])
+def test_bad_arguments_are_refused_before_the_viewer_opens(tmp_path, monkeypatch, capsys, extra, message):
+    import napari
+
+    from napari_hotspot._napari.demo import main
+
+    def no_viewer(*args, **kwargs):
+        raise AssertionError("the viewer opened before the arguments were checked")
+
+    monkeypatch.setattr(napari, "Viewer", no_viewer)
+    (tmp_path / "afile").write_text("x")
+    extra = [e.replace("{blocker}", str(tmp_path / "afile")) for e in extra]
+    assert main(["--quit", "--frames", "8", *extra]) == 2
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a display: run under xvfb-run -a")

@@ -22,11 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--screenshot", type=Path, metavar="PATH",
                         help="run the scripted session and save a screenshot of the window to PATH (.png)")
     parser.add_argument("--quit", action="store_true", help="exit after the scripted session (no interactive viewer)")
-    parser.add_argument("--frame", type=int, default=None, help="frame shown in the screenshot (default: the middle)")
-    parser.add_argument("--frames", type=int, default=48, help="number of frames of the sample video (default 48)")
-    parser.add_argument("--long-side", type=int, default=None,
-                        help="working resolution of the networks (default: the video's own size, 320)")
+    from napari_hotspot.argtypes import long_side_px, non_negative_int, positive_int
     from napari_hotspot.options import add_adapt_arg
+
+    parser.add_argument("--frame", type=non_negative_int, default=None,
+                        help="frame shown in the screenshot (default: the middle)")
+    parser.add_argument("--frames", type=positive_int, default=48, help="number of frames of the sample video (default 48)")
+    parser.add_argument("--long-side", type=long_side_px, default=None,
+                        help="working resolution of the networks, 256-2048 (default: the video's own size, 320)")
 
     add_adapt_arg(parser, "the dock's per-video adaptation budget in seconds")
 
@@ -92,18 +95,29 @@ def scripted_session(viewer, widget, sample, frame: int | None = None, timeout_s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="napari-hotspot demo", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """`python -m napari_hotspot._napari.demo`: `napari-hotspot demo`, with its error handling."""
+    from napari_hotspot.cli import main as napari_hotspot_main
+
+    return napari_hotspot_main(["demo", *(sys.argv[1:] if argv is None else argv)])
 
 
 def run(args: argparse.Namespace) -> int:
     import napari
 
     from napari_hotspot._napari.widget import HotspotWidget
+    from napari_hotspot.errors import ProjectIOError, PromptError
+    from napari_hotspot.fileio import prepare_output_dir
     from napari_hotspot.sample_data import make_sample_video
 
     scripted = args.screenshot is not None or args.quit
+    # Checked before the viewer opens: a bad --frame or screenshot path would otherwise surface only
+    # after the whole scripted session.
+    if args.frame is not None and args.frame >= args.frames:
+        raise PromptError(f"--frame {args.frame} is outside the sample video (frames 0..{args.frames - 1})")
+    if args.screenshot is not None:
+        if args.screenshot.is_dir():
+            raise ProjectIOError(f"--screenshot {args.screenshot} is a folder: give a .png file name")
+        prepare_output_dir(args.screenshot.parent, "--screenshot folder")
     sample = make_sample_video(num_frames=args.frames)
     if scripted:
         # napari's one-time PyQt5 deprecation toast would cover the canvas in the documentation
@@ -131,9 +145,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     problems = scripted_session(viewer, widget, sample, args.frame)
     if args.screenshot is not None:
-        args.screenshot.parent.mkdir(parents=True, exist_ok=True)
-        viewer.screenshot(str(args.screenshot), canvas_only=False)
-        print(f"screenshot saved to {args.screenshot}")
+        try:
+            viewer.screenshot(str(args.screenshot), canvas_only=False)
+            print(f"screenshot saved to {args.screenshot}")
+        except (OSError, ValueError) as exc:  # after the session: say so, then close the viewer cleanly
+            problems.append(f"cannot save the screenshot {args.screenshot}: {exc}")
     widget.shutdown()
     viewer.close()
     scratch.cleanup()

@@ -91,6 +91,8 @@ def read_prompt_mask(path: Path, frame_size: tuple[int, int] | None = None) -> n
     from napari_hotspot.errors import PromptError
 
     path = Path(path)
+    if path.is_dir():
+        raise PromptError(f"mask {path} is a folder: give one image file (a PNG of the prompted frame)")
     if not path.is_file():
         raise PromptError(f"mask file not found: {path}")
     m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
