@@ -24,8 +24,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-# The CPU build of torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
-"$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q torch==2.13.0
+# The CPU build of torch first, pinned: an unpinned torch (and on PyPI even a pinned one, on Linux
+# x86-64) pulls a multi-GB CUDA build. A local CPU wheel (pip's --find-links folder) is used as it is;
+# elsewhere PyTorch's own CPU index gives the CPU build (TORCH_INDEX= with nothing after it: plain PyPI).
+TORCH_INDEX=${TORCH_INDEX-https://download.pytorch.org/whl/cpu}
+if ! "$PY" -c "import torch" 2>/dev/null; then
+  if ls "${PIP_FIND_LINKS:-/nonexistent}"/torch-2.13.0+cpu-*.whl >/dev/null 2>&1 || [ -z "$TORCH_INDEX" ]; then
+    "$PY" -m pip install -q torch==2.13.0
+  else
+    "$PY" -m pip install -q torch==2.13.0 --index-url "$TORCH_INDEX"
+  fi
+fi
 "$PY" -m pip install -q -e ".[test]"
 # Qt6 (PyQt6, from napari[pyqt6]) in place of PyQt5: qtpy prefers PyQt5 whenever it is installed, so a
 # machine set up before the switch drops it (napari 0.9 deprecates it; every GUI test passes on PyQt6).
