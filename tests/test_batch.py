@@ -182,6 +182,19 @@ def test_rerun_skips_finished_videos_and_redoes_missing_ones(videos, cluster, tm
     assert (tmp_path / redo / MARKER_FILE).is_file()
     assert hidden_entries(tmp_path) == []
 
+    # A row changed since its folder was finished: refused, said once, counted in the opening line, and
+    # reported without the other row's frames.
+    from dataclasses import replace
+
+    k = next(i for i, item in enumerate(items) if item.prompt == "click")
+    items[k] = replace(items[k], point=(items[k].point[0] + 3, items[k].point[1]), value="moved")
+    lines = []
+    summary = run_batch(items, tmp_path, cluster, long_side=LONG_SIDE, log=lines.append)
+    assert summary.results[k].status == "failed" and summary.results[k].frames == 0
+    assert sum(items[k].name in line and "different manifest row" in line for line in lines) == 1
+    assert "1 refused (finished for another manifest row), 1 to run" in lines[0]
+    assert read_report(tmp_path / REPORT_FILE)[k]["frames"] == 0
+
 
 def test_killed_worker_is_replaced_and_the_batch_completes(videos, cluster, sequential, tmp_path):
     seq_out, _ = sequential
@@ -323,6 +336,23 @@ def test_cli_rejects_a_bad_manifest_before_starting_a_cluster(tmp_path, capsys):
     assert "line 2" in err and "'wave'" in err
     assert not (tmp_path / "out").exists()
     assert batch_cli.main([str(manifest), "--out", str(tmp_path), "--scheduler", "tcp://x:1", "--workers", "2"]) == 2
+
+
+def test_cli_refuses_an_unwritable_or_locked_out_before_starting_a_cluster(videos, tmp_path, capsys, monkeypatch):
+    from napari_hotspot.batch.runner import batch_lock
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a cluster started before --out was checked")
+
+    monkeypatch.setattr(batch_cli, "_start_cluster", no_cluster)
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    assert batch_cli.main([str(videos), "--out", str(blocker / "out")]) == batch_cli.EXIT_BAD_INPUT
+    assert "a parent of this path is a file" in capsys.readouterr().err
+    (tmp_path / "busy").mkdir()
+    with batch_lock(tmp_path / "busy"):
+        assert batch_cli.main([str(videos), "--out", str(tmp_path / "busy")]) == batch_cli.EXIT_BAD_INPUT
+    assert "another batch" in capsys.readouterr().err
 
 
 def test_results_folder_checks(tmp_path):

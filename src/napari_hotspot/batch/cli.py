@@ -117,6 +117,7 @@ def run(args) -> int:
     from napari_hotspot.batch.manifest import missing_files, read_manifest
     from napari_hotspot.batch.runner import (
         REPORT_FILE,
+        batch_lock,
         dashboard_link,
         finish_interrupted,
         interrupted_results,
@@ -124,6 +125,7 @@ def run(args) -> int:
         write_report,
     )
     from napari_hotspot.batch.worker import completed_result
+    from napari_hotspot.fileio import prepare_output_dir
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -142,6 +144,11 @@ def run(args) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         log(f"napari-hotspot batch: error: --out {args.out} is a file: give a folder")
         return EXIT_BAD_INPUT
+    # Before a cluster starts (seconds, and workers that load models): a folder that cannot be written,
+    # or that another batch is writing into, is refused now. run_batch takes the lock again for the run.
+    prepare_output_dir(out_dir, "--out folder")
+    with batch_lock(out_dir):
+        pass
 
     previous_sigterm = None
     if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():

@@ -284,12 +284,12 @@ def _run_batch_locked(items, out_dir: Path, client, weights, long_side, retries,
         else:
             todo.append(i)
     skipped = sum(r.status == "skipped" for r in results.values())
-    log(f"batch: {len(items)} videos, {skipped} already complete, {len(todo)} to run -> {out_dir}")
+    other_row = len(results) - skipped
+    refused = f", {other_row} refused (finished for another manifest row)" if other_row else ""
+    log(f"batch: {len(items)} videos, {skipped} already complete{refused}, {len(todo)} to run -> {out_dir}")
     progress = Progress(len(items), log)
-    for i in sorted(results):
+    for i in sorted(results):  # a refused one says why now, in its progress line
         progress.update(results[i], quiet=results[i].status == "skipped")
-        if results[i].status == "failed":  # complete, but for another prompt: say why now
-            progress.log(f"failed  {results[i].name}: {results[i].error}")
 
     def ordered() -> list[VideoResult]:
         return [results[i] for i in sorted(results)]

@@ -99,8 +99,8 @@ def completed_result(item: BatchItem, out_dir: Path) -> VideoResult | None:
     if marker is None:
         return None
     if marker.get("fingerprint") != item.fingerprint:
-        return VideoResult(
-            item.source, item.name, "failed", int(marker.get("frames", 0)), 0.0,
+        return VideoResult(  # no frames of its own: the folder's frames belong to the other row
+            item.source, item.name, "failed", 0, 0.0,
             f"{final} holds a finished result made from a different manifest row ("
             f"{marker.get('prompt')} on frame {marker.get('frame')}, value {marker.get('value')!r}); "
             f"delete that folder to redo it, or use another --out",
