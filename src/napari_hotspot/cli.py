@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-import warnings
 from pathlib import Path
 
 from .argtypes import non_negative_int
-from .fileio import atomic_write, describe_os_error, prepare_output_dir
+from .command_line import attach_signed_values, run_command
+from .fileio import atomic_write, prepare_output_dir
 from .options import (
     ADAPT_REACH_FRAMES,
     add_accept_truncated_arg,
@@ -238,50 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-# Options whose value is a point, box or keyframe: a value that starts with a minus sign (a click left
-# of the image, "-5,100") would be taken by argparse for an option and refused as a missing value.
-_COORDINATE_OPTIONS = ("--click", "--negative", "--box", "--keyframe")
-
-
-def _attach_signed_values(argv: list[str]) -> list[str]:
-    """`--click -5,100` as `--click=-5,100`, so that it reaches the command's own check ("off the image")."""
-    out, i = [], 0
-    while i < len(argv):
-        if argv[i] in _COORDINATE_OPTIONS and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
-            out.append(f"{argv[i]}={argv[i + 1]}")
-            i += 2
-        else:
-            out.append(argv[i])
-            i += 1
-    return out
-
-
 def main(argv=None) -> int:
-    from .errors import HotspotError
-
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] != ["train"]:
-        argv = _attach_signed_values(argv)
     if argv[:1] == ["train"]:
         # The trainer owns its options (and --help); argparse's REMAINDER would reject a leading option.
         args = argparse.Namespace(command="train", func=cmd_train, rest=argv[1:])
     else:
-        args = build_parser().parse_args(argv)
-    try:
-        with warnings.catch_warnings():  # restores the default display afterwards
-            warnings.showwarning = lambda message, category, *rest, **kw: print(
-                f"napari-hotspot {args.command}: warning: {message}", file=sys.stderr)
-            return int(args.func(args) or 0)
-    except (HotspotError, FileNotFoundError) as exc:
-        print(f"napari-hotspot {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # a read or write no command anticipated: still one line, with the path
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"napari-hotspot {args.command}: error: {where}{describe_os_error(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"napari-hotspot {args.command}: interrupted", file=sys.stderr)
-        return 130
+        args = build_parser().parse_args(attach_signed_values(argv))
+    return run_command(args.command, args.func, args)
 
 
 if __name__ == "__main__":

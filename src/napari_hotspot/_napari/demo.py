@@ -96,9 +96,11 @@ def scripted_session(viewer, widget, sample, frame: int | None = None, timeout_s
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m napari_hotspot._napari.demo`: `napari-hotspot demo`, with its error handling."""
-    from napari_hotspot.cli import main as napari_hotspot_main
+    from napari_hotspot.command_line import run_command
 
-    return napari_hotspot_main(["demo", *(sys.argv[1:] if argv is None else argv)])
+    parser = argparse.ArgumentParser(prog="napari-hotspot demo", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run_command("demo", run, parser.parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> int:

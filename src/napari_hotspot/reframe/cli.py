@@ -235,9 +235,12 @@ def run(args) -> int:
 def main(argv=None) -> int:
     """Stand-alone entry (``python -m napari_hotspot.reframe.cli``): `napari-hotspot reframe`, the same
     arguments and the same error handling."""
-    from napari_hotspot.cli import main as napari_hotspot_main
+    from napari_hotspot.command_line import attach_signed_values, run_command
 
-    return napari_hotspot_main(["reframe", *(sys.argv[1:] if argv is None else argv)])
+    parser = argparse.ArgumentParser(prog="napari-hotspot reframe", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(attach_signed_values(list(sys.argv[1:] if argv is None else argv)))
+    return run_command("reframe", run, args)
 
 
 if __name__ == "__main__":
