@@ -174,6 +174,52 @@ def test_autosave_on_tick_and_on_close(tracked, tmp_path):
     assert store.get_object(2).name == "swift"
 
 
+@pytest.mark.parametrize("saved", [False, True])
+def test_a_dock_reopened_on_the_same_video_carries_on(tracked, models, tmp_path, saved):
+    """Closing the dock and opening it again on the same viewer: the new dock took over the old output
+    layers with an empty store, emptied the masks and autosaved that over the work. It now carries on
+    from what the closed dock saved (its autosave, or the project it was saved to)."""
+    viewer, widget, c = tracked
+    project = c.save_project(tmp_path / "kept.hotspot") if saved else None
+    before = layer_state(viewer)
+    store_before = {(oid, t): c.store.mask(oid, t).copy() for oid in c.store.object_ids for t in range(T)}
+    applied = list(c._applied)
+    video = c.video_layer
+    widget.shutdown()
+    viewer.window.remove_dock_widget(widget)
+
+    widget2 = HotspotWidget(viewer, models=models, long_side=256, autosave_dir=tmp_path / "autosave")
+    viewer.window.add_dock_widget(widget2, name="Hotspot tracking")
+    c2 = widget2.controller
+    assert c2.video_layer is video and c2.store.object_ids == [1, 2]
+    assert c2.project_path == project  # an autosave folder is not taken for the user's project
+    for key, mask in store_before.items():
+        np.testing.assert_array_equal(c2.store.mask(*key), mask)
+    assert list(c2._applied) == applied
+    after = layer_state(viewer)
+    for role, (_name, data) in before.items():
+        np.testing.assert_allclose(after[role][1], data, err_msg=role)
+    assert [la.name for la in viewer.layers].count("sample masks") == 1
+    widget2.shutdown()  # its autosave keeps the work too
+    reloaded, _ = load_project(project if saved else c2.autosaver.path)
+    assert reloaded.object_ids == [1, 2]
+    np.testing.assert_array_equal(reloaded.mask(1, 6), store_before[(1, 6)])
+
+
+def test_switching_to_another_video_and_back_keeps_the_work(tracked, sample):
+    viewer, widget, c = tracked
+    video = c.video_layer
+    masks = {t: c.store.mask(1, t).copy() for t in range(T)}
+    other = viewer.add_image(sample.frames[:, ::-1].copy(), rgb=True, name="other video")
+    c.set_video(other)
+    assert c.store.object_ids == []
+    c.set_video(video)
+    assert c.store.object_ids == [1, 2] and c.video_layer is video
+    for t, mask in masks.items():
+        np.testing.assert_array_equal(c.store.mask(1, t), mask)
+    assert c.layer("masks").data[6].max() > 0
+
+
 def test_file_menu_command_saves(tracked, tmp_path):
     viewer, widget, c = tracked
     c.ask_project_path = lambda: str(tmp_path / "menu.hotspot")

@@ -58,6 +58,7 @@ from napari_hotspot._napari.layer_data import (  # noqa: F401 (EXTRA_KEY, colour
     NEGATIVE_COLOR,
     POINTS_DELAY_MS,
     POSITIVE_COLOR,
+    RESUME_KEY,
     ROLE_BOXES,
     ROLE_CLICKS,
     ROLE_GAZE,
@@ -293,6 +294,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
             raise AnnotationError("cannot switch the video while tracking or adapting; cancel the run first")
         self._finish_refinements()  # the clicks' refined masks are what the autosave keeps
         self.flush_autosave()
+        self._hand_over()
         self._detach()
         if layer is None:
             self.video_changed.emit()
@@ -302,8 +304,16 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         H, W = (int(source.height), int(source.width)) if hasattr(source, "height") else source.shape[1:3]
         meta = layer_meta(layer)
         project = meta.get("project")
+        # What a dock closed on this video (or a switch to another video) left: its saved folder, or, when
+        # that save failed, the store itself. Taken once, so a later dock does not take it again.
+        resume = meta.pop(RESUME_KEY, None)
+        if not project and isinstance(resume, dict) and resume.get("folder"):
+            project = resume["folder"]
         extra: dict = {}
-        if project:
+        if isinstance(resume, dict) and resume.get("store") is not None and resume["store"].shape == (T, H, W):
+            store, extra = resume["store"], dict(resume.get("extra") or {})
+            self.project_path = Path(resume["project"]) if resume.get("project") else None
+        elif project:
             with warnings.catch_warnings():  # its adaptation problems are reported once the session exists
                 warnings.simplefilter("ignore")
                 store, pmeta = load_project(project)
@@ -312,7 +322,9 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
                     f"project {project} is for a video of {store.shape} (frames, height, width) but layer "
                     f"{layer.name!r} is {(T, H, W)}"
                 )
-            self.project_path = Path(project)
+            # An autosave folder is not the user's project: Save still asks where (and autosaves go on there).
+            is_autosave = isinstance(resume, dict) and not resume.get("project") and not meta.get("project")
+            self.project_path = None if is_autosave else Path(project)
             extra = (pmeta.get("extra") or {}).get(EXTRA_KEY) or {}
             records = extra.get("adaptation")
             if isinstance(records, dict) and records:
@@ -342,6 +354,24 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self.objects_changed.emit()
         self.annotations_changed.emit()
         self._make_session()
+
+    def _hand_over(self) -> None:
+        """Leave on the video layer where its annotations are, for the next dock that opens on it (this
+        dock closing, or switching to another video and back): the folder the autosave (or Save) just
+        wrote, or, when that save failed, the store itself. Without it a reopened dock started an empty
+        store, emptied the adopted masks layer and autosaved that over the work."""
+        if self.video_layer is None or self.store is None:
+            return
+        saved = self.autosaver is not None and not self.autosaver.dirty and self.autosaver.path.is_dir()
+        if not saved and not self.store.object_ids:
+            return  # nothing annotated and nothing on disk: a new dock starts empty, as this one did
+        meta = self.video_layer.metadata.setdefault(META_KEY, {})
+        meta[RESUME_KEY] = {
+            "folder": str(self.autosaver.path) if saved else None,
+            "project": None if self.project_path is None else str(self.project_path),
+            "store": None if saved else self.store,
+            "extra": None if saved else self._project_extra(),
+        }
 
     def _detach(self) -> None:
         if self.store is not None:
@@ -931,6 +961,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self.cancel()
         self.wait(30)  # let the workers end while their Qt signals still exist (deferred work runs too)
         self.flush_autosave()
+        self._hand_over()
         self._disconnect_layer_events()
         masks = self.layer(ROLE_MASKS)
         if masks is not None:  # give the masks layer napari's own undo keys back

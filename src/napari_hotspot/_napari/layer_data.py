@@ -23,6 +23,8 @@ from napari_hotspot.video import LazyVideoArray, find_davis_annotations, lazy_ma
 
 META_KEY = "napari_hotspot"
 EXTRA_KEY = WIDGET_EXTRA_KEY
+# In a video layer's META_KEY metadata: where a closed dock left that video's annotations (controller._hand_over)
+RESUME_KEY = "resume"
 
 ROLE_VIDEO = "video"
 ROLE_MASKS = "masks"
