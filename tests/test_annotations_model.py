@@ -111,6 +111,8 @@ def test_objects_get_unique_ids_and_distinct_default_colours(store):
 def test_rename_recolor_remove_and_undo_restores_order(store):
     store.add_object("dog")
     store.rename_object(2, "ship")
+    with pytest.raises(AnnotationError, match="needs a name"):
+        store.rename_object(2, "  ")
     store.recolor_object(2, (1, 2, 3))
     assert store.get_object(2) == ObjectInfo(2, "ship", (1, 2, 3))
     store.set_frame(2, 4, mask=box(1, 1, 5, 5), hotspot=(2.0, 3.0))

@@ -171,6 +171,10 @@ def test_a_click_answers_first_and_its_refined_mask_joins_the_same_undo_step(set
 
 def test_bad_prompts_are_shown_and_keep_annotations(setup, sample):
     viewer, widget, c = setup
+    c.add_click(0, 900.0, 10.0)  # the first click, off the image: refused before it makes an object
+    assert isinstance(c.last_error, PromptError) and "off the image" in str(c.last_error)
+    assert c.store.object_ids == [] and len(c.layer("clicks").data) == 0
+    c.last_error = None
     prompt_object_1(c, sample)
     before = c.store.get(1, 0)
     clicks = len(c.layer("clicks").data)
@@ -493,6 +497,11 @@ def test_objects_add_select_rename_delete(setup, sample):
     item = widget.object_list.item(1)
     item.setText("bird")
     assert c.store.get_object(2).name == "bird"
+    item = widget.object_list.item(1)  # the rename rebuilt the list
+    item.setText("  ")  # an empty name is refused and the list shows the kept one
+    assert c.store.get_object(2).name == "bird" and widget.object_list.item(1).text() == "bird"
+    assert c.last_error is not None and "needs a name" in str(c.last_error)
+    c.last_error = None
     c.select_object(2)
     ys, xs = np.nonzero(sample.masks[0] == 2)
     c.add_box(0, xs.min() - 2.0, ys.min() - 2.0, xs.max() + 2.0, ys.max() + 2.0)
@@ -502,6 +511,11 @@ def test_objects_add_select_rename_delete(setup, sample):
     assert c.layer("boxes").nshapes == 0 and not (c.layer("masks").data == 2).any()
     c.undo()
     assert c.store.object_ids == [1, 2] and (c.layer("masks").data[0] == 2).any()
+    assert c.layer("boxes").nshapes == 1 and (0, 2) in c._applied  # the box that made the mask is back
+    c.redo()
+    assert c.store.object_ids == [1] and c.layer("boxes").nshapes == 0
+    c.undo()
+    assert c.layer("boxes").nshapes == 1
     viewer.window._qt_viewer._key_map_handler.press_key("U")  # next object
     assert c.selected_id in (1, 2)
 

@@ -156,6 +156,8 @@ def test_exports(tracked, tmp_path):
 
     coco = COCO(str(tmp_path / "coco.json"))
     assert len(coco.getImgIds()) == T and sorted(coco.getCatIds()) == [1, 2]
+    frames = sorted(p.name for p in c._source.path.iterdir())  # the frame folder's own files
+    assert [coco.imgs[i]["file_name"] for i in sorted(coco.imgs)] == frames
     (tmp_path / "blocker").write_text("x")
     assert c.export("davis", tmp_path / "blocker") is None
     assert isinstance(c.last_error, ProjectIOError)
@@ -222,6 +224,8 @@ def test_switching_to_another_video_and_back_keeps_the_work(tracked, sample):
 
 def test_file_menu_command_saves(tracked, tmp_path):
     viewer, widget, c = tracked
+    c.ask_project_path = lambda: ""  # the dialog cancelled: not saved, and not reported as an error
+    assert c.save_project() is None and c.last_error is None and c.project_path is None
     c.ask_project_path = lambda: str(tmp_path / "menu.hotspot")
     menu_save_project(viewer)
     assert is_project_dir(tmp_path / "menu.hotspot")

@@ -915,7 +915,8 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self._applied = {k: v for k, v in self._applied.items() if k[1] != obj_id}
         self._click_bases = {k: v for k, v in self._click_bases.items() if k[1] != obj_id}
         self._click_base_json = {k: v for k, v in self._click_base_json.items() if k[1] != obj_id}
-        self._prompt_history = {k: v for k, v in self._prompt_history.items() if k[1] != obj_id}
+        # _prompt_history stays: an undo of the deletion brings the masks back, and with them (matched by
+        # entry, `_prompts_follow_store`) the clicks and boxes that made them.
         self._rebuild_prompt_layers(self._applied)
 
     def _ensure_object(self) -> int:
@@ -954,6 +955,9 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
             self.status.emit(f"nothing to {which}")
         else:
             self._prompts_follow_store(touched)  # clicks leave (and come back) with the masks they made
+            frames = sorted({t for _oid, t in touched})
+            where = f" (frames {frames[0]}-{frames[-1]})" if len(frames) > 1 else f" (frame {frames[0]})" if frames else ""
+            self.status.emit(("undid" if which == "undo" else "redid") + f" the last change{where}")
         return done
 
     def close(self) -> None:

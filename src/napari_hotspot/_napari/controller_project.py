@@ -146,6 +146,9 @@ class ProjectMixin:
                 path = self.project_path
             if path is None and self.ask_project_path is not None:
                 path = self.ask_project_path()
+                if not path:  # the user cancelled the dialog: nothing to report as an error
+                    self.status.emit("not saved (no folder chosen)")
+                    return None
             if not path:
                 raise ProjectIOError("no project folder chosen; use 'Save project as…'")
             video_path, _ = self._video_record()
@@ -229,7 +232,11 @@ class ProjectMixin:
             elif kind == "json":
                 io_hotspots.export_hotspots_json(self.store, path)
             elif kind == "coco":
-                io_coco.export_coco(self.store, path, frame_names=self.frame_names)
+                # COCO names image files: a frame folder's own files, else the stems as .jpg (io_coco's default)
+                files = getattr(self._source, "file_names", None)
+                names = files if files and len(files) == self.store.num_frames else (
+                    [f"{n}.jpg" for n in self.frame_names] if self.frame_names else None)
+                io_coco.export_coco(self.store, path, frame_names=names)
             else:
                 raise ProjectIOError(f"unknown export kind {kind!r}; use davis, csv, json or coco")
         except HotspotError as err:

@@ -535,7 +535,12 @@ class HotspotWidget(ClosesWithDock, QWidget):
         oid = int(item.data(Qt.UserRole))
         store = self.controller.store
         if store is not None and store.has_object(oid) and store.get_object(oid).name != item.text():
-            self.controller.rename_object(oid, item.text())
+            text = item.text()
+            if not text.strip():  # refused below (with a message): the list keeps showing the kept name
+                self.object_list.blockSignals(True)
+                item.setText(store.get_object(oid).name)
+                self.object_list.blockSignals(False)
+            self.controller.rename_object(oid, text)  # a rename rebuilds the list (this item goes)
 
     def _show_click_label(self, label: int) -> None:
         self.label_button.blockSignals(True)

@@ -277,6 +277,9 @@ class AnnotationStore:
 
     def rename_object(self, obj_id: int, name: str) -> ObjectInfo:
         old = self.get_object(obj_id)
+        name = str(name).strip()
+        if not name:  # messages, exports and the reframe report name objects by it
+            raise AnnotationError(f"object {obj_id} needs a name: an empty one is not kept")
         new = replace(old, name=name)
         self._do(SetObject(obj_id, new, old, self._position(obj_id)))
         return new

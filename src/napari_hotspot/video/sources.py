@@ -248,6 +248,7 @@ class FrameFolderSource(FrameSource):
             )
         self._files = files
         self.frame_names = stems
+        self.file_names = [p.name for p in files]  # with their extensions (what COCO's file_name names)
         self.num_frames = len(files)
         self.fps = None
         self.height, self.width = self._check_sizes(files)
