@@ -298,6 +298,44 @@ def test_cancel_half_way_keeps_frames_done(setup, sample):
     assert c.store.frames_with(1) == [0]
 
 
+def test_track_right_after_cancel_waits_for_the_cancelled_run(setup, sample):
+    """Cancel, then Track at once: the cancelled run ends its current frame first; Track waits for it
+    instead of refusing with "cancel it first"."""
+    viewer, widget, c = setup
+    paint_object_1(c, sample)
+    restarted = []
+
+    def cancel_and_track(n):
+        if n == 2 and not restarted:
+            widget.cancel_button.click()
+            restarted.append(c.track("forward"))
+
+    c.run_progress.connect(cancel_and_track)
+    widget.direction_combo.setCurrentText("forward")
+    widget.track_button.click()
+    assert c.wait(60) and c.wait(60)
+    assert restarted and restarted[0] is not None and c.last_error is None, c.last_error
+    assert c.store.frames_with(1) == list(range(T))  # the second run tracked the whole video
+
+
+def test_removing_the_video_while_it_tracks_stops_the_run_and_lets_the_video_go(setup, sample):
+    """The dock ignored the removal while a run went on and kept working on a layer the viewer no longer
+    had; now the run stops at its next frame, its frames are autosaved and the dock lets the video go."""
+    from napari_hotspot.annotations import load_project
+
+    viewer, widget, c = setup
+    paint_object_1(c, sample)
+    target = c.autosaver.path
+    video = c.video_layer
+    c.run_progress.connect(lambda n: viewer.layers.remove(video) if n == 2 and video in viewer.layers else None)
+    widget.direction_combo.setCurrentText("forward")
+    widget.track_button.click()
+    assert c.wait(60)
+    assert c.video_layer is None and c.store is None
+    saved, _ = load_project(target)
+    assert 3 <= len(saved.frames_with(1)) < T  # the frames done before it stopped
+
+
 def test_track_backward_range_and_both(setup, sample):
     viewer, widget, c = setup
     paint_object_1(c, sample, frame=10)
@@ -430,8 +468,10 @@ def test_lazy_masks_layer_brush_fill_and_undo_reach_the_store(small_mask_cache, 
     c.undo()
     assert c.store.get(1, 21) is not None and not c.store.get(1, 21).mask[3, 3]
     np.testing.assert_array_equal(masks.data[21], c.store.label_frame(21))
+    viewer.layers.selection.active = c.ground_truth_layer()  # the layer the dock puts over the masks
     viewer.window._qt_viewer._key_map_handler.press_key("Control-Z")
     assert not c.store.has_object(3) and not (np.asarray(masks.data[15]) == 3).any()
+    viewer.layers.selection.active = masks
     c.undo()
     assert c.store.get(1, 9) is before
     np.testing.assert_array_equal(masks.data[9], old)

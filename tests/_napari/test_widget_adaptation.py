@@ -306,3 +306,21 @@ def test_cancel_while_completing_then_completion_off(setup, sample):
     track(widget, c)
     assert np.array_equal(c.store.mask(1, 2), clicked) and c.session.pending_completions(1) == []
     assert 2 in c.adaptation_summary(1)["frames"]
+
+
+def test_an_adaptation_the_guard_does_not_keep_says_so_in_its_message(setup, sample, monkeypatch):
+    """The notification at the end of an adaptation named its steps only; a copy the guard rejects now
+    says that the base model tracks (as the label under the buttons did)."""
+    from napari_hotspot.session import AdaptationVerdict, HotspotSession
+
+    viewer, widget, c = setup
+    paint(c, sample, 0)
+    monkeypatch.setattr(HotspotSession, "adaptation_verdict",
+                        lambda self, oid, judge=True: AdaptationVerdict(False, 0.2, 0.9, STEPS)
+                        if self.is_adapted(oid) else None)
+    messages = []
+    c.status.connect(messages.append)
+    widget.adapt_button.click()
+    assert c.wait(120) and c.last_error is None, c.last_error
+    done = [m for m in messages if m.startswith("adapted the tracker to")]
+    assert done and "not kept, the base model tracks it" in done[-1]

@@ -442,15 +442,26 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
             self._report(ProjectIOError(adaptation_warning(project, problems)), warning=True)
 
     def _on_layer_removed(self, event) -> None:
-        if event.value is self.video_layer and self.video_layer is not None and not self.running:
-            if self.adapting:  # it ends at its next chunk; what it learnt goes with the session
-                self.cancel()
-            else:
-                self._finish_refinements()
-            self.flush_autosave()
-            self._detach()
-            self.video_changed.emit()
-            self.objects_changed.emit()
+        if event.value is not self.video_layer or self.video_layer is None:
+            return
+        if self.running:  # the run stops at its next frame; its end lets the video go (`_finish_job`)
+            self._video_removed = True
+            self.cancel()
+            return
+        self._drop_removed_video()
+
+    def _drop_removed_video(self) -> None:
+        """The video layer left the viewer: autosave what it had and leave the dock without a video."""
+        self._video_removed = False
+        if self.adapting:  # it ends at its next chunk; what it learnt goes with the session
+            self.cancel()
+        else:
+            self._finish_refinements()
+        self.flush_autosave()
+        self._hand_over()
+        self._detach()
+        self.video_changed.emit()
+        self.objects_changed.emit()
 
     # ------------------------------------------------------------------ layers
     def _layer_meta(self, role: str) -> dict:
@@ -520,7 +531,11 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self._refresh_all()
         from napari_hotspot._napari.keybindings import bind_layer_keys
 
-        bind_layer_keys([masks], self)
+        # The ground-truth layer too: the dock places it over the masks, and with it selected napari's own
+        # Labels undo took Ctrl+Z (nothing to undo there) instead of the dock's.
+        gt = self.ground_truth_layer()
+        self._keyed_layers = [masks] + ([gt] if gt is not None else [])
+        bind_layer_keys(self._keyed_layers, self)
         self.viewer.layers.selection.active = clicks
         clicks.mode = "add"
 
@@ -967,11 +982,11 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self.flush_autosave()
         self._hand_over()
         self._disconnect_layer_events()
-        masks = self.layer(ROLE_MASKS)
-        if masks is not None:  # give the masks layer napari's own undo keys back
+        keyed = [la for la in getattr(self, "_keyed_layers", []) if la is not None]
+        if keyed:  # give the masks (and ground-truth) layers napari's own undo keys back
             from napari_hotspot._napari.keybindings import unbind_layer_keys
 
-            unbind_layer_keys([masks])
+            unbind_layer_keys(keyed)
         try:
             self.viewer.dims.events.current_step.disconnect(self._on_frame_changed)
             self.viewer.layers.events.removed.disconnect(self._on_layer_removed)

@@ -330,6 +330,8 @@ class EditsMixin:
             self._write_prompt(result)
         except HotspotError as err:
             self._report(err)
+            return
+        self.status.emit(f"Auto: EG-Net picked {self.store.get_object(oid).name} on frame {t}")
 
 
     # ------------------------------------------------------------------ corrections

@@ -103,6 +103,8 @@ class JobsMixin:
             self._muted = False
         current = self.session is not None and job.session is self.session and self.store is not None
         getattr(self, f"_end_{job.kind}")(job, current)
+        if getattr(self, "_video_removed", False) and not self.running and self.video_layer is not None:
+            self._drop_removed_video()  # removed from the viewer while this run went on
 
     def _job_went_wrong(self, job: Job, cancelled_text: str) -> bool:
         """Report a job's error, or say it was cancelled; True when it did either (nothing follows it)."""
@@ -134,6 +136,21 @@ class JobsMixin:
                 job.state["stop"].set()
             if job.worker is not None:
                 job.worker.quit()
+
+    def _let_cancelled_jobs_end(self, timeout_s: float = 3.0) -> None:
+        """A run the user has just cancelled stops at the end of its current frame (tens of ms): Track
+        pressed meanwhile waits for that instead of being refused with "cancel it first"."""
+        jobs = list(self._jobs.values())
+        if not jobs or not all(job.cancelled for job in jobs) or getattr(self, "_waiting_for_cancel", False):
+            return
+        self._waiting_for_cancel = True
+        try:
+            end = time.monotonic() + timeout_s
+            while self._jobs and time.monotonic() < end:
+                process_events()
+                time.sleep(0.005)
+        finally:
+            self._waiting_for_cancel = False
 
     def wait(self, timeout_s: float = 120.0) -> bool:
         """Process Qt events until the running job ends (scripts and tests); True if it ended."""
@@ -195,6 +212,7 @@ class JobsMixin:
             if direction not in DIRECTIONS:
                 raise PromptError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
             self._require_session()
+            self._let_cancelled_jobs_end()
             self._require_no_jobs("start another run")
             ids = self._track_ids()
             self._sync_anchors(ids)
@@ -580,7 +598,11 @@ class JobsMixin:
             return
         done = [p for p in runs.values() if p.done]
         idle = [names.get(p.object_id, p.object_id) for p in done if p.steps == 0]
-        trained = [f"{names.get(p.object_id, p.object_id)} ({p.steps} steps, {p.seconds:.1f} s)"
+        def verdict(oid) -> str:  # the guard's, reached as the adaptation ended
+            v = self.session.adaptation_verdict(oid, judge=False) if self.session is not None else None
+            return "" if v is None or v.kept else "; not kept, the base model tracks it"
+
+        trained = [f"{names.get(p.object_id, p.object_id)} ({p.steps} steps, {p.seconds:.1f} s{verdict(p.object_id)})"
                    for p in done if p.steps]
         if trained:
             self._info("adapted the tracker to " + ", ".join(trained))
