@@ -6,11 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from .argtypes import non_negative_int
+from .argtypes import non_negative_int, positive_int
 from .command_line import attach_signed_values, run_command
 from .fileio import atomic_write, prepare_output_dir
 from .options import (
     ADAPT_REACH_FRAMES,
+    DEFAULT_ADAPT_STEPS,
     add_accept_truncated_arg,
     add_adapt_arg,
     add_complete_arg,
@@ -91,7 +92,8 @@ def cmd_eval(args) -> int:
         rows = evaluate_tracker(root, args.out, args.sequences, args.init, models,
                                 adapt_seconds=adapt_seconds(args), long_side=args.long_side,
                                 complete_frames=complete_frames(args), adapt_guard=args.adapt_guard,
-                                adapt_reach=args.adapt_reach or None, distractor_memory=args.distractor_memory)
+                                adapt_reach=args.adapt_reach or None, distractor_memory=args.distractor_memory,
+                                adapt_steps=args.adapt_steps)
     print(write_results(rows, args.out, note=note))
     return 0
 
@@ -149,6 +151,7 @@ def _eval_corrections(args, root) -> int:
             rows.extend(correction_curve(root, seq, args.corrections, args.init, models, seconds,
                                          long_side=args.long_side, complete_frames=complete_frames(args),
                                          adapt_guard=args.adapt_guard, adapt_reach=args.adapt_reach or None,
+                                         adapt_steps=args.adapt_steps,
                                          distractor_memory=args.distractor_memory))
         curves[label] = rows
         for k in range(args.corrections + 1):
@@ -207,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapt-reach", type=non_negative_int, default=ADAPT_REACH_FRAMES, metavar="FRAMES",
                    help="an adapted tracker tracks only frames nearer than this to a frame it learnt, the base "
                         f"tracker the others (default {ADAPT_REACH_FRAMES}; 0: every frame; for measuring the rule)")
+    p.add_argument("--adapt-steps", type=positive_int, default=DEFAULT_ADAPT_STEPS, metavar="N",
+                   help=f"at most N training steps per adaptation (default {DEFAULT_ADAPT_STEPS}; for measuring the rule)")
     add_distractor_arg(p)
     p.add_argument("--weights", type=Path, default=None)
     add_long_side_arg(p)

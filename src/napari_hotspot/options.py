@@ -9,7 +9,8 @@ it encodes frames at. The command line reads it from the shared ``add_*_arg`` op
 Why these defaults (measurements in docs/benchmarks.md):
 
 * ``adapt_seconds`` 10 s and ``adapt_steps`` 40: beyond about 40 steps J fell again on held-out DAVIS
-  (the copy overfits the prompted frames), so a fast machine stops early ("Per-video adaptation").
+  (the copy overfits the prompted frames), so a fast machine stops early ("Per-video adaptation");
+  re-chosen on the 12 validation-split sequences from 20 / 40 / 80 ("Adaptation steps re-chosen").
 * ``complete_frames`` 5: the best of 3 / 5 / 7 / 10 / 20 frames for one click ("Completing a prompt's
   mask by a round trip").
 * ``long_side`` 448: on the test set (480p) as good as 512 at 1.3x the speed; 512 scored better on the

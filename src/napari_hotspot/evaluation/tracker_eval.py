@@ -76,11 +76,12 @@ def evaluate_tracker(
     adapt_guard: bool = True,
     adapt_reach: int | None = ADAPT_REACH_FRAMES,
     distractor_memory: bool = True,
+    adapt_steps: int | None = DEFAULT_ADAPT_STEPS,
 ) -> list[dict]:
     davis_root, out_dir = Path(davis_root), Path(out_dir)
     models = models or ModelBundle.load()
     options = TrackingOptions(complete_frames=complete_frames, adapt_seconds=adapt_seconds, long_side=long_side,
-                              distractor_memory=distractor_memory)
+                              distractor_memory=distractor_memory, adapt_steps=adapt_steps)
     rows = []
     for seq in sequences or list_sequences(davis_root):
         img_dir = davis_frames_dir(davis_root, seq)
