@@ -235,7 +235,7 @@ def test_cli_errors_are_clear(tmp_path, sample_mp4, track_folder, capsys):
         reframe_cli.run(parse(base + tracks + ["--negative", "10,10"]))
     blocker = tmp_path / "afile"
     blocker.write_text("x")
-    with pytest.raises(ProjectIOError, match="a parent of this path is a file"):
+    with pytest.raises(ProjectIOError, match="it is a file, not a folder"):
         reframe_cli.run(parse([str(sample_mp4.frames), "--out", str(blocker / "r.mp4"), *tracks]))
 
 

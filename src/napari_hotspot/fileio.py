@@ -68,6 +68,8 @@ def prepare_output_dir(path: str | os.PathLike, what: str = "output folder") -> 
     ProjectIOError that names the folder and the reason: for commands that would otherwise find out
     only when they write their results, after all the work."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ProjectIOError(f"cannot write the {what} {path}: it is a file, not a folder")
     probe = path / f".write-check.{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ def test_arguments():
 
 
 @pytest.mark.parametrize("extra, message", [(["--frame", "99"], "outside the sample video"),
-                                            (["--screenshot", "{blocker}/shot.png"], "a parent of this path is a file")])
+                                            (["--screenshot", "{blocker}/shot.png"], "it is a file, not a folder")])
 def test_bad_arguments_are_refused_before_the_viewer_opens(tmp_path, monkeypatch, capsys, extra, message):
     import napari
 

@@ -327,11 +327,20 @@ def test_removing_the_video_while_it_tracks_stops_the_run_and_lets_the_video_go(
     paint_object_1(c, sample)
     target = c.autosaver.path
     video = c.video_layer
-    c.run_progress.connect(lambda n: viewer.layers.remove(video) if n == 2 and video in viewer.layers else None)
+    again = []
+
+    def remove_then_track(n):
+        if n == 2 and video in viewer.layers:
+            viewer.layers.remove(video)
+            widget.scope_combo.setCurrentIndex(1)  # all objects: the scope that met a store already gone
+            again.append(c.track("forward"))  # waits for the stopped run, then finds no video
+
+    c.run_progress.connect(remove_then_track)
     widget.direction_combo.setCurrentText("forward")
     widget.track_button.click()
     assert c.wait(60)
     assert c.video_layer is None and c.store is None
+    assert again == [None] and isinstance(c.last_error, PromptError) and "video" in str(c.last_error)
     saved, _ = load_project(target)
     assert 3 <= len(saved.frames_with(1)) < T  # the frames done before it stopped
 

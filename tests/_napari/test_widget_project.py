@@ -208,6 +208,70 @@ def test_a_dock_reopened_on_the_same_video_carries_on(tracked, models, tmp_path,
     np.testing.assert_array_equal(reloaded.mask(1, 6), store_before[(1, 6)])
 
 
+def test_a_dock_reopened_after_a_failed_save_keeps_the_work_in_memory(tracked, models, tmp_path, monkeypatch):
+    """The save on closing fails (a full disk): the next dock takes the store itself, with its clicks and
+    boxes, saves it as soon as it can, and a project opened after that is the project, not this store."""
+    from napari_hotspot.annotations.project import Autosaver
+
+    viewer, widget, c = tracked
+    project = c.save_project(tmp_path / "p.hotspot")
+    c.layer("masks").paint((7, 8, 8), 1)  # after the save: only in memory
+    painted = c.store.mask(1, 7).copy()
+    applied = list(c._applied)
+
+    def disk_full(self):
+        raise ProjectIOError("cannot save: disk full")
+
+    monkeypatch.setattr(Autosaver, "save_now", disk_full)
+    widget.shutdown()
+    viewer.window.remove_dock_widget(widget)
+
+    def reopen():
+        w = HotspotWidget(viewer, models=models, long_side=256, autosave_dir=tmp_path / "autosave")
+        viewer.window.add_dock_widget(w, name="Hotspot tracking")
+        return w, w.controller
+
+    widget2, c2 = reopen()
+    assert c2.project_path == project and list(c2._applied) == applied
+    np.testing.assert_array_equal(c2.store.mask(1, 7), painted)
+    assert c2.autosaver.dirty  # still to be saved
+    monkeypatch.undo()
+    widget2.shutdown()  # now the save works: the project gets the painted frame
+    viewer.window.remove_dock_widget(widget2)
+    np.testing.assert_array_equal(load_project(project)[0].mask(1, 7), painted)
+    widget3, c3 = reopen()
+    np.testing.assert_array_equal(c3.store.mask(1, 7), painted)
+    widget3.shutdown()
+
+
+def test_open_project_after_a_failed_save_shows_the_project(tracked, tmp_path, monkeypatch):
+    from napari_hotspot.annotations.project import Autosaver
+
+    viewer, widget, c = tracked
+    project = c.save_project(tmp_path / "p.hotspot")
+    c.layer("masks").paint((7, 8, 8), 1)
+    monkeypatch.setattr(Autosaver, "save_now", lambda self: (_ for _ in ()).throw(ProjectIOError("disk full")))
+    assert c.open_project(project)
+    np.testing.assert_array_equal(c.store.mask(1, 7), load_project(project)[0].mask(1, 7))
+
+
+def test_an_autosave_of_an_earlier_session_does_not_come_back_into_a_new_dock(make_napari_viewer, models, sample,
+                                                                              sample_folder, tmp_path):
+    viewer = make_napari_viewer()
+    widget, c = open_with_widget(viewer, models, sample_folder.frames, tmp_path / "autosave")
+    c.add_click(0, *deepest(sample.masks[0] == 1), positive=True)
+    widget.shutdown()  # autosaves the click's mask
+    assert is_project_dir(c.autosaver.path)
+    other = make_napari_viewer()
+    widget2, c2 = open_with_widget(other, models, sample_folder.frames, tmp_path / "autosave")
+    assert c2.store.object_ids == []  # a new session starts empty, as before
+    video = c2.video_layer
+    c2.set_video(None)
+    c2.set_video(video)
+    assert c2.store.object_ids == []  # and switching away and back does not bring the old autosave in
+    widget2.shutdown()
+
+
 def test_switching_to_another_video_and_back_keeps_the_work(tracked, sample):
     viewer, widget, c = tracked
     video = c.video_layer

@@ -305,13 +305,17 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         meta = layer_meta(layer)
         project = meta.get("project")
         # What a dock closed on this video (or a switch to another video) left: its saved folder, or, when
-        # that save failed, the store itself. Taken once, so a later dock does not take it again.
+        # that save failed, the store itself. Taken once, so a later dock does not take it again. It is
+        # newer than the project the video was opened from (a Save As since goes there too).
         resume = meta.pop(RESUME_KEY, None)
-        if not project and isinstance(resume, dict) and resume.get("folder"):
+        resume = resume if isinstance(resume, dict) else None
+        if resume is not None and resume.get("folder"):
             project = resume["folder"]
         extra: dict = {}
-        if isinstance(resume, dict) and resume.get("store") is not None and resume["store"].shape == (T, H, W):
-            store, extra = resume["store"], dict(resume.get("extra") or {})
+        from_memory = resume is not None and resume.get("store") is not None and resume["store"].shape == (T, H, W)
+        if from_memory:
+            store = resume["store"]
+            extra = (resume.get("extra") or {}).get(EXTRA_KEY) or {}
             self.project_path = Path(resume["project"]) if resume.get("project") else None
         elif project:
             with warnings.catch_warnings():  # its adaptation problems are reported once the session exists
@@ -323,8 +327,10 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
                     f"{layer.name!r} is {(T, H, W)}"
                 )
             # An autosave folder is not the user's project: Save still asks where (and autosaves go on there).
-            is_autosave = isinstance(resume, dict) and not resume.get("project") and not meta.get("project")
-            self.project_path = None if is_autosave else Path(project)
+            if resume is not None:
+                self.project_path = Path(resume["project"]) if resume.get("project") else None
+            else:
+                self.project_path = Path(project)
             extra = (pmeta.get("extra") or {}).get(EXTRA_KEY) or {}
             records = extra.get("adaptation")
             if isinstance(records, dict) and records:
@@ -348,6 +354,8 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self._objects_signature = tuple((o.id, o.name, o.color) for o in store.objects)
         self._make_layers()
         self._make_autosaver()
+        if from_memory:  # that store's last save failed: it is still to be saved
+            self.autosaver.mark_dirty()
         self.selected_id = store.object_ids[0] if store.object_ids else 0
         self._apply_selection()
         self.video_changed.emit()
@@ -362,9 +370,11 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         store, emptied the adopted masks layer and autosaved that over the work."""
         if self.video_layer is None or self.store is None:
             return
+        if not self.store.object_ids and self.project_path is None:
+            # nothing annotated and no project: a new dock starts empty, as this one did (not from an
+            # autosave folder an earlier session left, which this dock never showed)
+            return
         saved = self.autosaver is not None and not self.autosaver.dirty and self.autosaver.path.is_dir()
-        if not saved and not self.store.object_ids:
-            return  # nothing annotated and nothing on disk: a new dock starts empty, as this one did
         meta = self.video_layer.metadata.setdefault(META_KEY, {})
         meta[RESUME_KEY] = {
             "folder": str(self.autosaver.path) if saved else None,
@@ -981,6 +991,9 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self.wait(30)  # let the workers end while their Qt signals still exist (deferred work runs too)
         self.flush_autosave()
         self._hand_over()
+        self._closed = True  # a run asked for while this waited (Track right after Cancel) does not start
+        if self.store is not None:  # a store handed over in memory goes on in the next dock, not here
+            self.store.events.disconnect(self._on_store_changed)
         self._disconnect_layer_events()
         keyed = [la for la in getattr(self, "_keyed_layers", []) if la is not None]
         if keyed:  # give the masks (and ground-truth) layers napari's own undo keys back

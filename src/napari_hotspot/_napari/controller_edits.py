@@ -107,9 +107,9 @@ class EditsMixin:
             try:
                 self._require_session()
                 self._require_idle("prompt")
-                # A click off the image (or a box with nothing on it) is refused before it makes an object
-                self.session.check_prompt(t, [(x, y) for x, y, _ in group.clicks], group.box)
                 if not oid or not self.store.has_object(oid):
+                    # a click off the image (or a box with nothing on it) is refused before it makes an object
+                    self.session.check_prompt(t, [(x, y) for x, y, _ in group.clicks], group.box)
                     oid = self._ensure_object()
                 base = self._correction_base(t, oid) if group.box is None else None
                 self._interrupt_refinement()

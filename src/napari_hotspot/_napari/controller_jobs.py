@@ -211,8 +211,10 @@ class JobsMixin:
         try:
             if direction not in DIRECTIONS:
                 raise PromptError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+            self._let_cancelled_jobs_end()  # first: what it processes may end the run, or the video
+            if getattr(self, "_closed", False):
+                return None  # the dock closed meanwhile
             self._require_session()
-            self._let_cancelled_jobs_end()
             self._require_no_jobs("start another run")
             ids = self._track_ids()
             self._sync_anchors(ids)

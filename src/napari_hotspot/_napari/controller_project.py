@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from napari_hotspot._napari.layer_data import EXTRA_KEY, META_KEY, OUTPUT_ROLES, ROLE_VIDEO, layer_meta
+from napari_hotspot._napari.layer_data import EXTRA_KEY, META_KEY, OUTPUT_ROLES, RESUME_KEY, ROLE_VIDEO, layer_meta
 from napari_hotspot.annotations import AnnotationStore, Autosaver, load_project, save_project
 from napari_hotspot.annotations.masks import CompressedMask
 from napari_hotspot.annotations.project import ADAPTATION_DIR
@@ -159,8 +159,8 @@ class ProjectMixin:
             self._report(err)
             return None
         self.project_path = Path(saved)
-        for role in OUTPUT_ROLES:
-            layer = self.layer(role)
+        for role in (*OUTPUT_ROLES, ROLE_VIDEO):  # the video too: it now belongs to this project (Save As)
+            layer = self.video_layer if role == ROLE_VIDEO else self.layer(role)
             if layer is not None:
                 layer.metadata.setdefault(META_KEY, {})["project"] = str(saved)
         self._make_autosaver()
@@ -194,7 +194,9 @@ class ProjectMixin:
                         self.viewer.layers.remove(layer)
                 self.set_video(None)
             if video is not None:
-                video.metadata.setdefault(META_KEY, {})["project"] = str(path)
+                meta_video = video.metadata.setdefault(META_KEY, {})
+                meta_video["project"] = str(path)
+                meta_video.pop(RESUME_KEY, None)  # the project asked for, not what set_video(None) left
             else:
                 layers = self.viewer.open(str(path), plugin="napari-hotspot")
                 video = next(la for la in layers if layer_meta(la).get("role") == ROLE_VIDEO)

@@ -138,7 +138,8 @@ class Encoder(nn.Module):
             return self._forward(x)
         dtype = inference_dtype()
         if dtype not in self._lowp:
-            # oneDNN convolutions with their ReLU6 fused (same features to the bit, 20-30% less time);
+            # oneDNN convolutions with their ReLU6 fused (bf16 features equal to the bit, float32 to rounding;
+            # 20-30% less time);
             # where this torch lacks that op, the trunk's own modules (bf16: a copy held in bf16 rather
             # than run under autocast, which cast every weight on every call).
             trunk = _FusedTrunk.build(self, dtype)
@@ -186,7 +187,7 @@ class _FusedTrunk(nn.Module):
     convolution (`torch.ops.mkldnn._convolution_pointwise`, the op torch's own compiler fuses into).
     ReLU6 on its own read and wrote every expanded feature map a second time (in bf16 a quarter of the
     encoder's time), and float32 1x1 convolutions at one thread took torch's slow im2col path. Same
-    features to the bit; bf16 256x448 pass 16-17 -> 12 ms at one thread, 9.9 -> 7.9 ms at two
+    features (bf16 to the bit, float32 to rounding); bf16 256x448 pass 16-17 -> 12 ms at one thread, 9.9 -> 7.9 ms at two
     (docs/benchmarks.md, "The encoder's ReLU6 fused")."""
 
     def __init__(self, encoder: "Encoder", dtype: torch.dtype):
