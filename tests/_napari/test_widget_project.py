@@ -272,6 +272,99 @@ def test_an_autosave_of_an_earlier_session_does_not_come_back_into_a_new_dock(ma
     widget2.shutdown()
 
 
+def _reopen(viewer, models, tmp_path):
+    widget = HotspotWidget(viewer, models=models, long_side=256, autosave_dir=tmp_path / "autosave")
+    viewer.window.add_dock_widget(widget, name="Hotspot tracking")
+    return widget, widget.controller
+
+
+def _close(viewer, widget):
+    widget.shutdown()
+    viewer.window.remove_dock_widget(widget)
+
+
+def _disk_full(self):
+    raise ProjectIOError("cannot save: disk full")
+
+
+def test_the_in_memory_hand_over_keeps_adapted_trackers_and_undo(tracked, models, tmp_path, monkeypatch, sample):
+    """After a failed save the next dock gets the store itself: its adapted trackers too, and undo there
+    moves the clicks with their masks as in one dock."""
+    from napari_hotspot.annotations.project import Autosaver
+
+    viewer, widget, c = tracked
+    c.set_options(adapt_seconds=30.0)
+    c.adapt_max_steps = 2
+    c.adapt_now(1)
+    assert c.wait(120) and c.session.is_adapted(1)
+    project = c.save_project(tmp_path / "p.hotspot")
+    c.add_object("third")
+    c.add_click(5, *deepest(sample.masks[5] == 2), positive=True)
+    monkeypatch.setattr(Autosaver, "save_now", _disk_full)
+    _close(viewer, widget)
+    monkeypatch.undo()
+    widget2, c2 = _reopen(viewer, models, tmp_path)
+    assert c2.session.is_adapted(1) and c2.adaptation_summary(1)["steps"] == 2
+    assert (5, 3) in c2._applied
+    assert c2.undo() and c2.store.get(3, 5) is None and (5, 3) not in c2._applied  # the click left with its mask
+    widget2.shutdown()
+    assert "1" in load_project(project)[1]["extra"]["napari_hotspot_widget"]["adaptation"]
+
+
+def test_a_deleted_click_stays_deleted_after_a_reopen(tracked, models, tmp_path):
+    viewer, widget, c = tracked
+    c.flush_autosave()
+    clicks = c.layer("clicks")
+    clicks.selected_data = {0}
+    clicks.remove_selected()
+    assert (0, 1) not in c._applied and c.autosaver.dirty  # a prompt record changed: to be saved
+    _close(viewer, widget)
+    widget2, c2 = _reopen(viewer, models, tmp_path)
+    assert (0, 1) not in c2._applied
+    widget2.shutdown()
+
+
+def test_removing_the_video_and_opening_it_again_brings_the_work_back(tracked, sample, sample_folder):
+    viewer, widget, c = tracked
+    masks = {t: c.store.mask(1, t).copy() for t in range(T)}
+    viewer.layers.remove(c.video_layer)
+    assert c.store is None
+    layers = viewer.open(str(sample_folder.frames), plugin="napari-hotspot")
+    QApplication.processEvents()
+    if c.video_layer is None:
+        c.set_video(layers[0])
+    assert c.store.object_ids == [1, 2]
+    for t, mask in masks.items():
+        np.testing.assert_array_equal(c.store.mask(1, t), mask)
+    assert np.asarray(c.layer("masks").data[6]).max() > 0
+
+
+def test_removing_the_video_during_gaze_prompts_stops_them_and_autosaves(tracked, sample, tmp_path):
+    viewer, widget, c = tracked
+    x, y = deepest(sample.masks[0] == 1)
+    path = tmp_path / "gaze.csv"
+    path.write_text("t,x,y\n" + "".join(f"{t},{x},{y}\n" for t in range(T)))
+    target = c.autosaver.path
+    c.load_gaze(path)
+    assert c.job("gaze") is not None
+    viewer.layers.remove(c.video_layer)
+    assert c.wait(30)
+    assert c.video_layer is None and is_project_dir(target)
+
+
+def test_track_asked_for_while_the_dock_closes_does_not_start(tracked):
+    from qtpy.QtCore import QTimer
+
+    viewer, widget, c = tracked
+    c.go_to_frame(T - 1)
+    c.track("backward")
+    assert c.running
+    started = []
+    QTimer.singleShot(30, lambda: started.append(c.track("forward")))
+    widget.shutdown()  # cancels, waits for the run (the timer fires meanwhile), autosaves
+    assert started in ([], [None])
+
+
 def test_switching_to_another_video_and_back_keeps_the_work(tracked, sample):
     viewer, widget, c = tracked
     video = c.video_layer

@@ -293,8 +293,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         if self.busy or self.adapting:
             raise AnnotationError("cannot switch the video while tracking or adapting; cancel the run first")
         self._finish_refinements()  # the clicks' refined masks are what the autosave keeps
-        self.flush_autosave()
-        self._hand_over()
+        self._hand_over()  # autosaves first
         self._detach()
         if layer is None:
             self.video_changed.emit()
@@ -307,16 +306,17 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         # What a dock closed on this video (or a switch to another video) left: its saved folder, or, when
         # that save failed, the store itself. Taken once, so a later dock does not take it again. It is
         # newer than the project the video was opened from (a Save As since goes there too).
-        resume = meta.pop(RESUME_KEY, None)
-        resume = resume if isinstance(resume, dict) else None
+        resume = self._take_resume(layer, (T, H, W))
         if resume is not None and resume.get("folder"):
             project = resume["folder"]
         extra: dict = {}
-        from_memory = resume is not None and resume.get("store") is not None and resume["store"].shape == (T, H, W)
+        from_memory = resume is not None and resume.get("store") is not None
         if from_memory:
             store = resume["store"]
-            extra = (resume.get("extra") or {}).get(EXTRA_KEY) or {}
             self.project_path = Path(resume["project"]) if resume.get("project") else None
+            states = resume.get("adaptation") or {}
+            if states:  # the adapted trackers, restored once the session exists
+                self.adapted.unrestored = (self.project_path or Path("."), {}, states, [])
         elif project:
             with warnings.catch_warnings():  # its adaptation problems are reported once the session exists
                 warnings.simplefilter("ignore")
@@ -344,6 +344,9 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         names = meta.get("frame_names")
         self.frame_names = list(names) if names and len(names) == T else None
         self._applied = {}
+        if from_memory:  # the same store: its prompts, their history and bases go on as they were
+            for name in ("_applied", "_prompt_history", "_click_bases", "_click_base_json"):
+                setattr(self, name, dict(resume.get(name) or {}))
         saved, problems = prompt_records(extra, T)
         for key, (group, record) in saved.items():
             self._applied[key] = group
@@ -364,24 +367,60 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self._make_session()
 
     def _hand_over(self) -> None:
-        """Leave on the video layer where its annotations are, for the next dock that opens on it (this
-        dock closing, or switching to another video and back): the folder the autosave (or Save) just
-        wrote, or, when that save failed, the store itself. Without it a reopened dock started an empty
-        store, emptied the adopted masks layer and autosaved that over the work."""
+        """Leave where this video's annotations are for the next dock that shows it (this dock closing, a
+        switch to another video and back, the video layer removed and opened again): the folder its
+        autosave (or Save) wrote, or, when that save fails, the store itself with its prompts and adapted
+        trackers.
+        Kept on the video layer and on the output layers a new video layer of the same name adopts.
+        Without it a reopened dock started an empty store, emptied the adopted masks layer and
+        autosaved that over the work."""
         if self.video_layer is None or self.store is None:
             return
         if not self.store.object_ids and self.project_path is None:
             # nothing annotated and no project: a new dock starts empty, as this one did (not from an
             # autosave folder an earlier session left, which this dock never showed)
+            self.flush_autosave()
             return
+        self.flush_autosave()
         saved = self.autosaver is not None and not self.autosaver.dirty and self.autosaver.path.is_dir()
-        meta = self.video_layer.metadata.setdefault(META_KEY, {})
-        meta[RESUME_KEY] = {
-            "folder": str(self.autosaver.path) if saved else None,
-            "project": None if self.project_path is None else str(self.project_path),
-            "store": None if saved else self.store,
-            "extra": None if saved else self._project_extra(),
-        }
+        resume = {"folder": str(self.autosaver.path) if saved else None,
+                  "project": None if self.project_path is None else str(self.project_path),
+                  "shape": tuple(self.store.shape)}
+        if not saved:
+            resume.update(store=self.store, adaptation=self._adaptation_states(),
+                          **{name: dict(getattr(self, name)) for name in
+                             ("_applied", "_prompt_history", "_click_bases", "_click_base_json")})
+        for layer in [self.video_layer, *(self.layer(role) for role in (ROLE_MASKS,))]:
+            if layer is not None:
+                layer.metadata.setdefault(META_KEY, {})[RESUME_KEY] = resume
+
+    def _adaptation_states(self) -> dict:
+        """Each adapted object's tracker state, to go on in the next dock (the in-memory hand-over)."""
+        if self.session is None:
+            return {}
+        with self.lock:
+            return {oid: self.session.adaptation_state(oid) for oid in self.store.object_ids
+                    if self.session.is_adapted(oid)}
+
+    def _take_resume(self, layer, shape) -> dict | None:
+        """The hand-over left for this video (`_hand_over`): on the layer itself, else on the masks layer of
+        the same name it will adopt; taken once from every layer that holds it. None when there is none,
+        or it is for a video of another shape."""
+        holders = [layer] + [la for la in self.viewer.layers if la is not layer
+                             and layer_meta(la).get("role") == ROLE_MASKS and layer_meta(la).get("video") == layer.name]
+        resume = None
+        for holder in holders:
+            found = layer_meta(holder).get(RESUME_KEY)
+            if isinstance(found, dict) and resume is None:
+                resume = found
+        for holder in holders:
+            if isinstance(layer_meta(holder).get(RESUME_KEY), dict) and layer_meta(holder)[RESUME_KEY] is resume:
+                layer_meta(holder).pop(RESUME_KEY)
+        if resume is None or tuple(resume.get("shape", ())) != tuple(shape):
+            return None
+        if resume.get("folder") and not Path(resume["folder"]).is_dir():
+            return None
+        return resume
 
     def _detach(self) -> None:
         if self.store is not None:
@@ -454,7 +493,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
     def _on_layer_removed(self, event) -> None:
         if event.value is not self.video_layer or self.video_layer is None:
             return
-        if self.running:  # the run stops at its next frame; its end lets the video go (`_finish_job`)
+        if self._jobs:  # a run or gaze prompts stop at their next frame; the last end lets go (`_finish_job`)
             self._video_removed = True
             self.cancel()
             return
@@ -463,12 +502,8 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
     def _drop_removed_video(self) -> None:
         """The video layer left the viewer: autosave what it had and leave the dock without a video."""
         self._video_removed = False
-        if self.adapting:  # it ends at its next chunk; what it learnt goes with the session
-            self.cancel()
-        else:
-            self._finish_refinements()
-        self.flush_autosave()
-        self._hand_over()
+        self._finish_refinements()
+        self._hand_over()  # autosaves first
         self._detach()
         self.video_changed.emit()
         self.objects_changed.emit()
@@ -987,11 +1022,10 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
 
     def close(self) -> None:
         """Cancel work, autosave, and stop listening to the viewer (the widget is closing)."""
+        self._closed = True  # a run asked for from here on (Track right after Cancel) does not start
         self.cancel()
         self.wait(30)  # let the workers end while their Qt signals still exist (deferred work runs too)
-        self.flush_autosave()
-        self._hand_over()
-        self._closed = True  # a run asked for while this waited (Track right after Cancel) does not start
+        self._hand_over()  # autosaves first
         if self.store is not None:  # a store handed over in memory goes on in the next dock, not here
             self.store.events.disconnect(self._on_store_changed)
         self._disconnect_layer_events()

@@ -103,6 +103,8 @@ class EditsMixin:
             if group.empty:
                 self._applied.pop(key, None)  # prompts deleted: the mask they made stays (undo removes it)
                 self._click_bases.pop(key, None)  # new clicks there correct that mask
+                if self.autosaver is not None:  # saved with the project, but no change of the store's
+                    self.autosaver.mark_dirty()
                 continue
             try:
                 self._require_session()

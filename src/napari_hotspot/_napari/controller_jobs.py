@@ -103,8 +103,8 @@ class JobsMixin:
             self._muted = False
         current = self.session is not None and job.session is self.session and self.store is not None
         getattr(self, f"_end_{job.kind}")(job, current)
-        if getattr(self, "_video_removed", False) and not self.running and self.video_layer is not None:
-            self._drop_removed_video()  # removed from the viewer while this run went on
+        if getattr(self, "_video_removed", False) and not self._jobs and self.video_layer is not None:
+            self._drop_removed_video()  # removed from the viewer while its jobs went on
 
     def _job_went_wrong(self, job: Job, cancelled_text: str) -> bool:
         """Report a job's error, or say it was cancelled; True when it did either (nothing follows it)."""
