@@ -339,6 +339,21 @@ def test_removing_the_video_and_opening_it_again_brings_the_work_back(tracked, s
     assert np.asarray(c.layer("masks").data[6]).max() > 0
 
 
+def test_another_video_of_the_same_name_does_not_get_the_hand_over(tracked, sample_folder, tmp_path):
+    import shutil
+
+    viewer, widget, c = tracked
+    name = c.video_layer.name
+    other = tmp_path / "elsewhere" / sample_folder.frames.name
+    shutil.copytree(sample_folder.frames, other)  # same frames, same name, another file
+    viewer.layers.remove(c.video_layer)
+    layers = viewer.open(str(other), plugin="napari-hotspot")
+    QApplication.processEvents()
+    if c.video_layer is None:
+        c.set_video(layers[0])
+    assert c.video_layer.name == name and c.store.object_ids == []
+
+
 def test_removing_the_video_during_gaze_prompts_stops_them_and_autosaves(tracked, sample, tmp_path):
     viewer, widget, c = tracked
     x, y = deepest(sample.masks[0] == 1)

@@ -306,7 +306,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         # What a dock closed on this video (or a switch to another video) left: its saved folder, or, when
         # that save failed, the store itself. Taken once, so a later dock does not take it again. It is
         # newer than the project the video was opened from (a Save As since goes there too).
-        resume = self._take_resume(layer, (T, H, W))
+        resume = self._take_resume(layer, (T, H, W), getattr(source, "path", None) or meta.get("source"))
         if resume is not None and resume.get("folder"):
             project = resume["folder"]
         extra: dict = {}
@@ -383,9 +383,10 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
             return
         self.flush_autosave()
         saved = self.autosaver is not None and not self.autosaver.dirty and self.autosaver.path.is_dir()
+        video_path, _ = self._video_record()
         resume = {"folder": str(self.autosaver.path) if saved else None,
                   "project": None if self.project_path is None else str(self.project_path),
-                  "shape": tuple(self.store.shape)}
+                  "shape": tuple(self.store.shape), "source": None if video_path is None else str(video_path)}
         if not saved:
             resume.update(store=self.store, adaptation=self._adaptation_states(),
                           **{name: dict(getattr(self, name)) for name in
@@ -402,22 +403,22 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
             return {oid: self.session.adaptation_state(oid) for oid in self.store.object_ids
                     if self.session.is_adapted(oid)}
 
-    def _take_resume(self, layer, shape) -> dict | None:
+    def _take_resume(self, layer, shape, source=None) -> dict | None:
         """The hand-over left for this video (`_hand_over`): on the layer itself, else on the masks layer of
-        the same name it will adopt; taken once from every layer that holds it. None when there is none,
-        or it is for a video of another shape."""
+        the same name it will adopt; taken once (from every layer that holds it). None when there is none,
+        or it is for a video of another shape or another file (a different video of the same name: left
+        where it is)."""
         holders = [layer] + [la for la in self.viewer.layers if la is not layer
                              and layer_meta(la).get("role") == ROLE_MASKS and layer_meta(la).get("video") == layer.name]
-        resume = None
-        for holder in holders:
-            found = layer_meta(holder).get(RESUME_KEY)
-            if isinstance(found, dict) and resume is None:
-                resume = found
-        for holder in holders:
-            if isinstance(layer_meta(holder).get(RESUME_KEY), dict) and layer_meta(holder)[RESUME_KEY] is resume:
-                layer_meta(holder).pop(RESUME_KEY)
+        resume = next((found for h in holders if isinstance(found := layer_meta(h).get(RESUME_KEY), dict)), None)
         if resume is None or tuple(resume.get("shape", ())) != tuple(shape):
             return None
+        if resume.get("source") and source is not None and \
+                Path(str(resume["source"])).resolve() != Path(str(source)).resolve():
+            return None
+        for holder in holders:
+            if layer_meta(holder).get(RESUME_KEY) is resume:
+                layer_meta(holder).pop(RESUME_KEY)
         if resume.get("folder") and not Path(resume["folder"]).is_dir():
             return None
         return resume
