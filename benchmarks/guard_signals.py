@@ -40,7 +40,7 @@ def _round_trip(session, forward, back, object_id: int, frame: int, k: int) -> t
     frames on (the session's own round trip, `HotspotSession._round_trip_iou`); also `forward`'s masks
     (work size) on the way out."""
     out: list = []
-    return session._round_trip_iou(forward, object_id, frame, k, back=back, outward=out), out
+    return session._round_trip_iou(forward, object_id, frame, k, back_tracker=back, outward=out), out
 
 
 def main(argv=None) -> int:

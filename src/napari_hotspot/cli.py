@@ -116,7 +116,6 @@ def _eval_hotspot_maps(args) -> int:
         raise PromptError("--hotspot-maps needs --hotspots PRED.csv (a track's hotspots.csv)")
     scores = score_hotspot_csv(args.hotspots, args.hotspot_maps)
     rows = [{"object_id": oid, **{k: v for k, v in sc.items() if k != "object_id"}} for oid, sc in sorted(scores.items())]
-    prepare_output_dir(args.out, "--out folder")
     import csv
 
     with atomic_write(args.out / "hotspot_results.csv") as fh:
@@ -158,7 +157,6 @@ def _eval_corrections(args, root) -> int:
             js = [r["J_mean"] for r in rows if r["corrections"] == k]
             fs = [r["F_mean"] for r in rows if r["corrections"] == k]
             print(f"{label}: corrections={k} J_mean={sum(js) / len(js):.3f} F_mean={sum(fs) / len(fs):.3f}")
-    prepare_output_dir(args.out, "--out folder")
     with atomic_write(args.out / "corrections.csv") as fh:
         cols = ["setting", "sequence", "object_id", "corrections", "J_mean", "F_mean", "J_recall", "F_recall"]
         w = csv.writer(fh)

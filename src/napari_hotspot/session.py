@@ -760,13 +760,13 @@ class HotspotSession:
         self._adapted_frames.pop(object_id, None)
         self._verdicts.pop(object_id, None)
 
-    def _round_trip_iou(self, tracker, object_id: int, frame: int, frames: int, back=None,
+    def _round_trip_iou(self, tracker, object_id: int, frame: int, frames: int, back_tracker=None,
                         outward: list | None = None) -> float:
         """IoU between an anchor's mask and what `tracker` brings back to the anchor's frame after
         tracking it `frames` frames away (forward, or backward near the video's end) and back, the far
         answer as the template of the way back: real neighbouring frames, not views of the anchor.
         Without the distractor memory: it compares the two trackers themselves (as chosen on the split).
-        back: another tracker for the way back (benchmarks/guard_signals.py); outward: a list that
+        back_tracker: another tracker for the way back (benchmarks/guard_signals.py); outward: a list that
         receives the (h, w) bool masks of the way out."""
         self._settle(object_id, frame)
         a = self._objects[object_id].anchors[frame]
@@ -784,7 +784,7 @@ class HotspotSession:
                     outward.append((r.mask_prob > 0.5).numpy())
             far = prev
             for t in range(frame + step * (k - 1), frame - step, -step):
-                r = track_step(back or tracker, self.features(t), far, prev, self.work_size)
+                r = track_step(back_tracker or tracker, self.features(t), far, prev, self.work_size)
                 prev = r.reference
         back, given = r.mask_prob > 0.5, a.mask_work > 0.5
         union = int((back | given).sum())

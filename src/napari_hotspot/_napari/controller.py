@@ -171,6 +171,10 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self._anchor_entries: dict[tuple[int, int], FrameAnnotation] = {}
         #: The running background jobs by kind (controller_jobs.Job: completion, adaptation, tracking, gaze).
         self._jobs: dict[str, Job] = {}
+        self._video_removed = False  # the video layer left the viewer while jobs ran (`_on_layer_removed`)
+        self._waiting_for_cancel = False  # `_let_cancelled_jobs_end` is processing events
+        self._closed = False  # `close` has begun: no run starts any more
+        self._keyed_layers: list = []  # the layers whose undo keys reach the store (`_make_layers`)
         self._encode_worker = None
         self._pending_encode: int | None = None
         # A click's or box's first mask waiting for its refinement (`_request_refinement`): per (object,
@@ -376,12 +380,11 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         autosaved that over the work."""
         if self.video_layer is None or self.store is None:
             return
+        self.flush_autosave()
         if not self.store.object_ids and self.project_path is None:
             # nothing annotated and no project: a new dock starts empty, as this one did (not from an
             # autosave folder an earlier session left, which this dock never showed)
-            self.flush_autosave()
             return
-        self.flush_autosave()
         saved = self.autosaver is not None and not self.autosaver.dirty and self.autosaver.path.is_dir()
         video_path, _ = self._video_record()
         resume = {"folder": str(self.autosaver.path) if saved else None,
@@ -391,7 +394,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
             resume.update(store=self.store, adaptation=self._adaptation_states(),
                           **{name: dict(getattr(self, name)) for name in
                              ("_applied", "_prompt_history", "_click_bases", "_click_base_json")})
-        for layer in [self.video_layer, *(self.layer(role) for role in (ROLE_MASKS,))]:
+        for layer in (self.video_layer, self.layer(ROLE_MASKS)):
             if layer is not None:
                 layer.metadata.setdefault(META_KEY, {})[RESUME_KEY] = resume
 
@@ -1030,7 +1033,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         if self.store is not None:  # a store handed over in memory goes on in the next dock, not here
             self.store.events.disconnect(self._on_store_changed)
         self._disconnect_layer_events()
-        keyed = [la for la in getattr(self, "_keyed_layers", []) if la is not None]
+        keyed = [la for la in self._keyed_layers if la is not None]
         if keyed:  # give the masks (and ground-truth) layers napari's own undo keys back
             from napari_hotspot._napari.keybindings import unbind_layer_keys
 

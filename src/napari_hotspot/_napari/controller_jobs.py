@@ -103,7 +103,7 @@ class JobsMixin:
             self._muted = False
         current = self.session is not None and job.session is self.session and self.store is not None
         getattr(self, f"_end_{job.kind}")(job, current)
-        if getattr(self, "_video_removed", False) and not self._jobs and self.video_layer is not None:
+        if self._video_removed and not self._jobs and self.video_layer is not None:
             self._drop_removed_video()  # removed from the viewer while its jobs went on
 
     def _job_went_wrong(self, job: Job, cancelled_text: str) -> bool:
@@ -141,7 +141,7 @@ class JobsMixin:
         """A run the user has just cancelled stops at the end of its current frame (tens of ms): Track
         pressed meanwhile waits for that instead of being refused with "cancel it first"."""
         jobs = list(self._jobs.values())
-        if not jobs or not all(job.cancelled for job in jobs) or getattr(self, "_waiting_for_cancel", False):
+        if not jobs or not all(job.cancelled for job in jobs) or self._waiting_for_cancel:
             return
         self._waiting_for_cancel = True
         try:
@@ -212,7 +212,7 @@ class JobsMixin:
             if direction not in DIRECTIONS:
                 raise PromptError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
             self._let_cancelled_jobs_end()  # first: what it processes may end the run, or the video
-            if getattr(self, "_closed", False):
+            if self._closed:
                 return None  # the dock closed meanwhile
             self._require_session()
             self._require_no_jobs("start another run")

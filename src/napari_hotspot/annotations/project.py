@@ -11,7 +11,6 @@ folders a save names in ``replace_dirs``: their content is exactly what that sav
 
 from __future__ import annotations
 
-import errno
 import io
 import json
 import os
@@ -30,7 +29,7 @@ import numpy as np
 from napari_hotspot.annotations.masks import CompressedMask
 from napari_hotspot.annotations.model import AnnotationStore, Hotspot
 from napari_hotspot.errors import AnnotationError, ProjectIOError
-from napari_hotspot.fileio import crash_point, fsync_dir, pid_alive, write_bytes_checked
+from napari_hotspot.fileio import crash_point, describe_write_error, fsync_dir, pid_alive, write_bytes_checked
 
 PROJECT_FILE = "project.json"
 MASK_DIR = "masks"
@@ -204,16 +203,6 @@ def _write_file(path: Path, data: bytes) -> None:
 
 
 _fsync_dir = fsync_dir
-
-
-def _describe_os_error(err: OSError) -> str:
-    if err.errno == errno.ENOSPC:
-        return "disk full (no space left on device)"
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "not writable (permission denied or read-only file system)"
-    if err.errno in (errno.ENOTDIR, errno.EEXIST):
-        return "a parent of this path is a file, not a folder"
-    return err.strerror or str(err)
 
 
 def _siblings(path: Path, tag: str) -> list[Path]:
@@ -394,7 +383,7 @@ def save_project(
     except OSError as err:
         shutil.rmtree(temp, ignore_errors=True)
         raise ProjectIOError(
-            f"cannot save project {path}: writing {current} failed: {_describe_os_error(err)}"
+            f"cannot save project {path}: writing {current} failed: {describe_write_error(err)}"
         ) from err
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
