@@ -171,9 +171,6 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self._anchor_entries: dict[tuple[int, int], FrameAnnotation] = {}
         #: The running background jobs by kind (controller_jobs.Job: completion, adaptation, tracking, gaze).
         self._jobs: dict[str, Job] = {}
-        self._video_removed = False  # the video layer left the viewer while jobs ran (`_on_layer_removed`)
-        self._waiting_for_cancel = False  # `_let_cancelled_jobs_end` is processing events
-        self._closed = False  # `close` has begun: no run starts any more
         self._keyed_layers: list = []  # the layers whose undo keys reach the store (`_make_layers`)
         self._encode_worker = None
         self._pending_encode: int | None = None

@@ -62,6 +62,10 @@ class Job:
 class JobsMixin:
     """Starting, cancelling and ending the dock's background jobs (a part of ``HotspotController``)."""
 
+    _video_removed = False  # the video layer left the viewer while jobs ran (`_on_layer_removed`)
+    _waiting_for_cancel = False  # `_let_cancelled_jobs_end` is processing events
+    _closed = False  # the dock's `close` has begun: no run starts any more
+
     # ------------------------------------------------------------------ the job record
     def job(self, kind: str) -> Job | None:
         """The running job of ``kind`` (``JOB_KINDS``), or None."""
