@@ -12,6 +12,8 @@ from pathlib import Path
 
 import cv2
 
+from napari_hotspot.data_paths import davis_resolution
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -21,23 +23,24 @@ def main():
     ap.add_argument("--quality", type=int, default=88)
     a = ap.parse_args()
     w, h = (int(v) for v in a.size.split("x"))
-    seqs = sorted(p for p in (a.src / "JPEGImages" / "480p").iterdir() if p.is_dir())
+    res = davis_resolution(a.src)  # the copy keeps the source's folder name (360p for davis2016-train)
+    seqs = sorted(p for p in (a.src / "JPEGImages" / res).iterdir() if p.is_dir())
     if not seqs:
-        raise SystemExit(f"no sequences under {a.src / 'JPEGImages' / '480p'}")
+        raise SystemExit(f"no sequences under {a.src / 'JPEGImages' / res}")
     for seq in seqs:
         for kind in ("JPEGImages", "Annotations"):
-            (a.dst / kind / "480p" / seq.name).mkdir(parents=True, exist_ok=True)
+            (a.dst / kind / res / seq.name).mkdir(parents=True, exist_ok=True)
         for p in sorted(seq.glob("*.jpg")):
             img = cv2.imread(str(p))
             if img is None:
                 raise SystemExit(f"unreadable frame {p}")
             img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-            cv2.imwrite(str(a.dst / "JPEGImages" / "480p" / seq.name / p.name), img, [cv2.IMWRITE_JPEG_QUALITY, a.quality])
-            mask = cv2.imread(str(a.src / "Annotations" / "480p" / seq.name / (p.stem + ".png")), cv2.IMREAD_GRAYSCALE)
+            cv2.imwrite(str(a.dst / "JPEGImages" / res / seq.name / p.name), img, [cv2.IMWRITE_JPEG_QUALITY, a.quality])
+            mask = cv2.imread(str(a.src / "Annotations" / res / seq.name / (p.stem + ".png")), cv2.IMREAD_GRAYSCALE)
             if mask is None:
                 raise SystemExit(f"missing or unreadable mask for {p}")
             mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
-            cv2.imwrite(str(a.dst / "Annotations" / "480p" / seq.name / (p.stem + ".png")), mask)
+            cv2.imwrite(str(a.dst / "Annotations" / res / seq.name / (p.stem + ".png")), mask)
     print(f"wrote {len(seqs)} sequences to {a.dst}")
 
 

@@ -8,6 +8,7 @@ exact point correspondence comes for free (the supervision for hotspot motion).
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from ...data_paths import davis_annotations_dir, davis_frames_dir
 from ...evaluation.report import read_label_png
 from ...fileio import atomic_write
 from ..augment import augmented_views
-from ..backbone import Encoder, FrameFeatures, encode_views
+from ..backbone import LEVELS, Encoder, FrameFeatures, encode_views, frame_to_tensor
 from ..precision import float32_only
 from ..resolution import working_size
 
@@ -67,11 +68,31 @@ class EncodedSequence:
         return len(self.feats[0])
 
 
+@contextmanager
+def _full_float32(device: torch.device):
+    """cuDNN runs float32 convolutions in TF32 by default (10 mantissa bits): the cache is encoded in
+    full float32 wherever it is built, so a GPU's cache holds the CPU's features to rounding."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+
+
 def encode_for_cache(encoder: Encoder, images: list[np.ndarray], size: tuple[int, int]) -> list[FrameFeatures]:
     """`backbone.encode_views` in float32 (features independent of the CPU's fast dtype,
-    precision.py), stored as fp16 per view."""
-    with float32_only():
-        return [f.to(torch.float16) for f in encode_views(encoder, images, size)]
+    precision.py) on the encoder's device, stored as fp16 per view on the CPU."""
+    device = next(encoder.parameters()).device
+    with float32_only(), _full_float32(device):
+        if device.type == "cpu":
+            views = encode_views(encoder, images, size)
+        else:
+            views = encoder(torch.cat([frame_to_tensor(v, size) for v in images], 0).to(device)).unbind()
+        return [FrameFeatures(*(f[k].to("cpu", torch.float16) for k in LEVELS)) for f in views]
 
 
 def to_working_size(frame: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -104,11 +125,12 @@ def encode_sequence(
 
 
 def build_cache(root: Path, cache_dir: Path, sequences=None, n_views: int = 2, long_side: int = 512, log=print,
-                max_rotation: float = 15.0, backbone: str = "lite0"):
-    """Encode every sequence once (skipping ones already cached) and return the EncodedSequences."""
+                max_rotation: float = 15.0, backbone: str = "lite0", device: str = "cpu"):
+    """Encode every sequence once (skipping ones already cached) and return the EncodedSequences.
+    device: where the encoder runs (a GPU encodes the training set in seconds; same features to rounding)."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    encoder = Encoder(variant=backbone)
+    encoder = Encoder(variant=backbone).to(device)
     out = []
     for i, seq in enumerate(sequences or list_sequences(root)):
         rot = "" if max_rotation == 15.0 else f"_r{max_rotation:g}"
@@ -155,7 +177,7 @@ def load_still(root: Path, stem: str) -> tuple[np.ndarray, np.ndarray]:
 
 def build_still_cache(root: Path, cache_dir: Path, n_views: int = 2, chunk: int = 50,
                       size: tuple[int, int] = (288, 512), max_rotation: float = 15.0, log=print,
-                      limit: int | None = None) -> list[EncodedSequence]:
+                      limit: int | None = None, device: str = "cpu") -> list[EncodedSequence]:
     """Still images with masks as training "sequences" of `chunk` unrelated pictures each (marked
     ``synthetic_only``: never paired as video frames, only with their own augmented views, which give
     the tracker exact synthetic motion, as MaskTrack and STM pre-train on images). Every still is
@@ -175,7 +197,7 @@ def build_still_cache(root: Path, cache_dir: Path, n_views: int = 2, chunk: int 
             out.append(torch.load(path, weights_only=False))
             continue
         t0 = time.perf_counter()
-        encoder = encoder or Encoder()
+        encoder = encoder or Encoder().to(device)
         rng = np.random.default_rng(10_000 + k)
         feats, masks, affines = [], [], []
         for stem in part:

@@ -321,13 +321,13 @@ def main(argv=None):
                              backbone=args.backbone) if args.val_sequences else []
     else:
         cached = build_cache(args.davis_root, args.cache, all_seqs, n_views=args.views, log=log,
-                             max_rotation=args.max_rotation, backbone=args.backbone)
+                             max_rotation=args.max_rotation, backbone=args.backbone, device=args.device)
     stills = []
     if args.stills_root is not None and not online_only:
         # Resized to the videos' working size: a batch stacks features of one size.
         size = cached[0].size if cached else working_size(360, 640, long_side=512)
         stills = build_still_cache(args.stills_root, args.cache, n_views=max(args.views, 1), log=log, size=size,
-                                   max_rotation=args.max_rotation, limit=args.stills_limit)
+                                   max_rotation=args.max_rotation, limit=args.stills_limit, device=args.device)
     by_name = {s.name: s for s in cached}
     # Online Gaze2Mask-Net alone reads training frames itself: then only held-out ones are cached.
     train_seqs = [] if online_only else [by_name[n] for n in train_names] + stills
