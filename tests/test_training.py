@@ -349,6 +349,47 @@ def test_completion_samples_use_one_template_and_target_the_whole_object():
     assert grid_share < masks[0, 0].mean()
 
 
+def test_part_samples_track_the_part_through_the_views_known_warps():
+    """Issue 19, item 4: a part prompt's sample targets that part, moved as its view was, not the object."""
+    import cv2
+
+    from napari_hotspot.models.backbone import FrameFeatures
+    from napari_hotspot.models.training.data import EncodedSequence
+    from napari_hotspot.models.training.samplers import object_part, part_sample, tracker_batch
+
+    size = (48, 64)
+    # Views 1 and 2 of each frame are view 0 shifted by 6 and -4 pixels (affines map view-0 px to view px).
+    affines = np.float32([[[1, 0, 0], [0, 1, 0]], [[1, 0, 6], [0, 1, 2]], [[1, 0, -4], [0, 1, 0]]])
+    base = np.zeros(size, bool)
+    base[8:40, 12:52] = True
+    masks = np.stack([[cv2.warpAffine(base.astype(np.uint8), a, size[::-1], flags=cv2.INTER_NEAREST).astype(bool)
+                       for a in affines]] * 4)
+    frames = [[FrameFeatures(torch.zeros(1, 24, 12, 16), torch.zeros(1, 40, 6, 8), torch.zeros(1, 112, 3, 4),
+                             torch.zeros(1, 320, 2, 2))] * 3 for _ in range(4)]
+    seq = EncodedSequence("s", size, frames, masks, np.tile(affines, (4, 1, 1, 1)))
+    rng = np.random.default_rng(3)
+    samples = [part_sample([seq], rng) for _ in range(30)]
+    samples = [x for x in samples if x is not None]  # None: the cut left no part (the batch draws a pair then)
+    assert len(samples) >= 15
+    for _, ref, _, target, (hx, hy), valid in samples:
+        tgt = target.numpy() > 0.5
+        assert valid and 0.05 < tgt.sum() / base.sum() < 0.85  # a part, not the whole object
+        # the target is the anchor's part moved by one of the two shifts, inside the object there
+        anchor_part = ref.mask_map[0, 0].numpy() > 0.5
+        assert any(((cv2.warpAffine(tgt.astype(np.uint8), np.float32([[1, 0, -dx], [0, 1, -dy]]), size[::-1],
+                                    flags=cv2.INTER_NEAREST) > 0) & base).sum() >= 0.9 * tgt.sum()
+                   for dx, dy in ((6, 2), (-4, 0)))
+        assert tgt[int(hy), int(hx)]  # the hotspot target lies on the part
+        assert anchor_part.sum() < base.sum() / 64  # the template is a part too (stride-8 cells)
+    # In a batch, part_rate of the samples are parts (the rest whole objects of ordinary pairs).
+    target = tracker_batch([seq], np.random.default_rng(4), batch_size=16, part_rate=1.0)[3]
+    shares = target[:, 0].flatten(1).sum(1) / base.sum()
+    assert int((shares < 0.85).sum()) >= 8
+    # A cut that leaves (nearly) the whole object is not a part.
+    assert all(object_part(base, np.random.default_rng(k), (32.0, 24.0)) is None or
+               object_part(base, np.random.default_rng(k), (32.0, 24.0)).sum() <= 0.8 * base.sum() for k in range(20))
+
+
 def test_training_inputs_that_do_not_exist_are_refused_clearly(tiny_davis, tmp_path, capsys):
     from napari_hotspot.cli import main as cli_main
 

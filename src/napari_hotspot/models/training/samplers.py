@@ -120,6 +120,58 @@ def completion_sample(seqs, rng):
             (0.0, 0.0), False)
 
 
+def object_part(mask: np.ndarray, rng, point) -> np.ndarray | None:
+    """A part of the object as a user would prompt one (issue 19, item 4): the object inside a disk
+    around an interior point (10-50% of its extent) or on one side of a line near it, with no
+    background. None when the cut leaves under 10% or over 80% of the object (not a part)."""
+    m = mask.astype(np.uint8)
+    h, w = m.shape
+    ys, xs = np.nonzero(m)
+    extent = max(4.0, float(np.hypot(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)))
+    px, py = int(round(point[0])), int(round(point[1]))
+    if rng.random() < 0.5:
+        part = np.zeros_like(m)
+        cv2.circle(part, (px, py), int(rng.uniform(0.1, 0.5) * extent), 1, -1)
+    else:
+        theta = rng.uniform(0, 2 * np.pi)
+        yy, xx = np.mgrid[:h, :w]
+        part = (((xx - px) * np.cos(theta) + (yy - py) * np.sin(theta)) <= rng.uniform(-0.1, 0.2) * extent).astype(np.uint8)
+    part &= m
+    share = part.sum() / max(1, m.sum())
+    return part.astype(bool) if 0.1 <= share <= 0.8 else None
+
+
+def part_sample(seqs, rng):
+    """A part of an object as the prompt, tracked as that part (issue 19, item 4: a car's wheel, a bag
+    on a person): one frame or still against its own augmented views, whose known warps give the
+    part's exact mask in every view (real video has no part masks). Anchor = the part on view 0,
+    previous = the part on another view, perturbed, target = the part on a third view, hotspot at a
+    point of the part. Returned as `pair_sample` does; None when the drawn object gives no part."""
+    s = _pick_sequence(seqs, rng)
+    i, V = int(rng.integers(s.num_frames)), s.num_views
+    vp, vt = int(rng.integers(1, V)), int(rng.integers(1, V))
+    m_a = s.masks[i, 0]
+    point = random_interior_point(m_a, rng) if m_a.any() else None
+    part_a = object_part(m_a, rng, point) if point is not None else None
+    if part_a is None:
+        return None
+    h, w = m_a.shape
+
+    def in_view(v):  # the part warped into view v (affines map view-0 px to view px), inside the object there
+        moved = cv2.warpAffine(part_a.astype(np.uint8), s.affines[i, v].astype(np.float32), (w, h), flags=cv2.INTER_NEAREST)
+        return moved.astype(bool) & s.masks[i, v]
+
+    part_p, part_t = in_view(vp), in_view(vt)
+    hot_a = deepest_point(part_a)
+    hot_p = map_point(s.affines[i, 0], s.affines[i, vp], hot_a)
+    hot_t = map_point(s.affines[i, 0], s.affines[i, vt], hot_a)
+    valid = bool(part_t.any()) and 0 <= hot_t[0] < w and 0 <= hot_t[1] < h
+    fa, fp, ft = (s.feats[i][v].to(torch.float32) for v in (0, vp, vt))
+    return (ft, make_reference(fa, torch.from_numpy(part_a.astype(np.float32)), hot_a),
+            make_reference(fp, torch.from_numpy(perturb_mask(part_p, rng).astype(np.float32)), hot_p),
+            torch.from_numpy(part_t.astype(np.float32)), hot_t if valid else (0.0, 0.0), valid)
+
+
 def pair_sample(seqs, rng, synthetic_rate: float):
     """A pair of frames of a video (or, `synthetic_rate` of the time, augmented views of one frame,
     with the hotspot's known motion): (search features, anchor reference, previous-frame reference,
@@ -157,11 +209,15 @@ def pair_sample(seqs, rng, synthetic_rate: float):
             torch.from_numpy(m_t.astype(np.float32)), hot_t if valid else (0.0, 0.0), valid)
 
 
-def tracker_batch(seqs, rng, batch_size: int, synthetic_rate: float = 0.3, completion_rate: float = 0.0):
-    """`pair_sample`s, and `completion_rate` of the time a `completion_sample` instead."""
+def tracker_batch(seqs, rng, batch_size: int, synthetic_rate: float = 0.3, completion_rate: float = 0.0,
+                  part_rate: float = 0.0):
+    """`pair_sample`s, and `completion_rate` of the time a `completion_sample`, `part_rate` of the time a
+    `part_sample` instead."""
     feats, refs_a, refs_p, masks, hot_targets, hot_valid = columns = [], [], [], [], [], []
     for _ in range(batch_size):
         sample = completion_sample(seqs, rng) if completion_rate and rng.random() < completion_rate else None
+        if sample is None and part_rate and rng.random() < part_rate:
+            sample = part_sample(seqs, rng)
         for column, value in zip(columns, sample or pair_sample(seqs, rng, synthetic_rate)):
             column.append(value)
     return (FrameFeatures.stack(feats), refs_a, refs_p, torch.stack(masks)[:, None],

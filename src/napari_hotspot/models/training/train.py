@@ -90,10 +90,10 @@ def fit(model, steps, lr, device, log, name, batch_loss, checkpoint=None, log_ev
 
 
 def train_tracker(model, seqs, steps, batch_size, lr, rng, device, log, checkpoint=None, time_budget=None,
-                  completion_rate=0.0):
+                  completion_rate=0.0, part_rate=0.0):
     def batch_loss():
         feats, refs_a, refs_p, target, hot_xy, hot_valid = samplers.tracker_batch(
-            seqs, rng, batch_size, completion_rate=completion_rate)
+            seqs, rng, batch_size, completion_rate=completion_rate, part_rate=part_rate)
         with torch.no_grad():
             ref_p = stack_references(refs_p)
             # Crop the search side first: matching against whole templates is unchanged.
@@ -248,6 +248,9 @@ def main(argv=None):
     ap.add_argument("--completion-rate", type=float, default=0.0,
                     help="share of tracker samples that complete part of an object on its own frame, as the "
                          "session's prompt refinement asks (samplers.completion_sample)")
+    ap.add_argument("--part-rate", type=float, default=0.0,
+                    help="share of tracker samples whose prompt is part of an object, tracked as that part "
+                         "(samplers.part_sample: a frame or still against its warped views)")
     ap.add_argument("--time-budget", type=float, default=None,
                     help="seconds per head: the one-cycle schedule follows steps or time, whichever is "
                          "further along, and stops at either limit")
@@ -363,7 +366,7 @@ def main(argv=None):
             report[f"{name}_steps"] = train_tracker(
                 heads[name], train_seqs + composites, args.steps_tracker, args.batch_size, args.lr, rng, args.device,
                 log, checkpoint=checkpoint_for(name), time_budget=args.time_budget,
-                completion_rate=args.completion_rate)
+                completion_rate=args.completion_rate, part_rate=args.part_rate)
         elif name == "gaze2mask":
             batches = None
             if args.online:
