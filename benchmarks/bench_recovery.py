@@ -1,0 +1,118 @@
+"""Does the tracker regrow an object after losing part of it? Head-level, on held-out training sequences.
+
+    python benchmarks/bench_recovery.py --weights benchmarks/weights/wcs_lite0_split.pt [more weights] \
+        --sequences boat dog-agility hockey mallard-water rollerblade swing
+
+A tracker that keeps a part prompt a part must still complete a mask that lost part of its object
+(smoke, occlusion, motion blur): the anchor says what the object is. Each trial tracks a sequence from
+its frame-0 mask (as `train.validate_tracker`: the tracker head alone on the training cache's view 0,
+no adaptation or session rules) and, at frame k, replaces the previous-frame template by a fragment of
+the true mask (the object on one side of a line through its centroid, 20-50% of it), then tracks on.
+Reported per weights file: mean J over the 10 frames after k with the fragment and without it (the
+same run, unharmed), and the share of the object the mask covers 10 frames later. Trials: k at a third
+and at two thirds of each sequence, two cuts each (fixed seed). The twenty-second session's part
+round passed the validation split's other checks and then lost drift-straight on the test set this way
+(docs/benchmarks.md, "Part samples in the tracker's training"); this is the check that was missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_hotspot.data_paths import davis_train_root
+from napari_hotspot.models.heads import WCSTracker
+from napari_hotspot.models.tracking import deepest_point, make_reference, track_step
+from napari_hotspot.models.training.data import build_cache
+from napari_hotspot.models.weights import load_heads_into
+
+AFTER = 10  # frames scored after the loss
+
+
+def fragment(mask: np.ndarray, rng) -> np.ndarray | None:
+    """The object on one side of a line through its centroid, 20-50% of it (None if no cut gives that)."""
+    ys, xs = np.nonzero(mask)
+    if len(ys) < 50:
+        return None
+    cy, cx = ys.mean(), xs.mean()
+    yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
+    for _ in range(20):
+        theta = rng.uniform(0, 2 * np.pi)
+        offset = rng.uniform(-0.3, 0.0) * np.sqrt(len(ys))
+        part = mask & (((xx - cx) * np.cos(theta) + (yy - cy) * np.sin(theta)) <= offset)
+        if 0.2 <= part.sum() / len(ys) <= 0.5:
+            return part
+    return None
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0
+
+
+@torch.no_grad()
+def run(tracker, seq, k: int, part: np.ndarray | None) -> tuple[list[float], float]:
+    """J of frames k+1..k+AFTER, and the covered share of the object at k+AFTER; `part` replaces the
+    previous template at frame k (None: the unharmed run)."""
+    m0 = seq.masks[0, 0]
+    anchor = make_reference(seq.feats[0][0].to(torch.float32), torch.from_numpy(m0.astype(np.float32)), deepest_point(m0))
+    prev, js, covered = anchor, [], 0.0
+    for t in range(1, min(seq.num_frames, k + AFTER + 1)):
+        r = track_step(tracker, seq.feats[t][0], anchor, prev, seq.size)
+        prev = r.reference
+        if t == k and part is not None:
+            feats = seq.feats[t][0].to(torch.float32)
+            prev = make_reference(feats, torch.from_numpy(part.astype(np.float32)), deepest_point(part))
+        if t > k:
+            pred, gt = (r.mask_prob > 0.5).numpy(), seq.masks[t, 0]
+            js.append(_iou(pred, gt))
+            covered = float((pred & gt).sum() / max(1, gt.sum()))
+    return js, covered
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--weights", type=Path, nargs="+", required=True)
+    ap.add_argument("--sequences", nargs="+", required=True)
+    ap.add_argument("--cache", type=Path, default=Path("runs/cache"))
+    ap.add_argument("--davis-root", type=Path, default=None, help="default: $NAPARI_HOTSPOT_DATA/davis2016-train")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    seqs = build_cache(a.davis_root or davis_train_root(), a.cache, a.sequences, n_views=2, log=lambda m: None)
+    rng = np.random.default_rng(a.seed)
+    trials = []  # (sequence, k, fragment)
+    for seq in seqs:
+        for k in (seq.num_frames // 3, 2 * seq.num_frames // 3):
+            if k + AFTER >= seq.num_frames:
+                continue
+            for _ in range(2):
+                part = fragment(seq.masks[k, 0], rng)
+                if part is not None:
+                    trials.append((seq, k, part))
+    print(f"{len(trials)} trials on {len(seqs)} sequences; J over the {AFTER} frames after the loss\n")
+    print("| weights | J, unharmed | J, after losing part | covered share 10 frames later | worst trial (sequence, frame k) |")
+    print("|---|---|---|---|---|")
+    for path in a.weights:
+        tracker = WCSTracker()
+        load_heads_into({"tracker": tracker}, path)
+        tracker.eval()
+        base, hurt, cov, worst = [], [], [], (2.0, "")
+        for seq, k, part in trials:
+            j0, _ = run(tracker, seq, k, None)
+            j1, c = run(tracker, seq, k, part)
+            base.append(np.mean(j0))
+            hurt.append(np.mean(j1))
+            cov.append(c)
+            if np.mean(j1) - np.mean(j0) < worst[0]:
+                worst = (np.mean(j1) - np.mean(j0), f"{seq.name} {k}")
+        print(f"| {path} | {np.mean(base):.3f} | {np.mean(hurt):.3f} | {np.mean(cov):.2f} | "
+              f"{worst[0]:+.3f} ({worst[1]}) |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
