@@ -7,7 +7,8 @@ A tracker that keeps a part prompt a part must still complete a mask that lost p
 (smoke, occlusion, motion blur): the anchor says what the object is. Each trial tracks a sequence from
 its frame-0 mask (as `train.validate_tracker`: the tracker head alone on the training cache's view 0,
 no adaptation or session rules) and, at frame k, replaces the previous-frame template by a fragment of
-the true mask (the object on one side of a line through its centroid, 20-50% of it), then tracks on.
+the true mask (the object on one side of a line through its centroid, 20-50% of it; for
+`--loss-frames` frames in a row, each frame's true mask cut by the same line), then tracks on.
 Reported per weights file: mean J over the 10 frames after k with the fragment and without it (the
 same run, unharmed), and the share of the object the mask covers 10 frames later. Trials: k at a third
 and at two thirds of each sequence, two cuts each (fixed seed). The twenty-second session's part
@@ -32,19 +33,24 @@ from napari_hotspot.models.weights import load_heads_into
 AFTER = 10  # frames scored after the loss
 
 
-def fragment(mask: np.ndarray, rng) -> np.ndarray | None:
-    """The object on one side of a line through its centroid, 20-50% of it (None if no cut gives that)."""
+def cut(mask: np.ndarray, theta: float, offset: float) -> np.ndarray:
+    """The object on one side of a line through its centroid (offset in units of sqrt(area))."""
     ys, xs = np.nonzero(mask)
-    if len(ys) < 50:
-        return None
-    cy, cx = ys.mean(), xs.mean()
+    if len(ys) == 0:
+        return mask
     yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
+    side = (xx - xs.mean()) * np.cos(theta) + (yy - ys.mean()) * np.sin(theta)
+    return mask & (side <= offset * np.sqrt(len(ys)))
+
+
+def fragment_cut(mask: np.ndarray, rng) -> tuple[float, float] | None:
+    """A line that leaves 20-50% of the object (None if no drawn line does)."""
+    if mask.sum() < 50:
+        return None
     for _ in range(20):
-        theta = rng.uniform(0, 2 * np.pi)
-        offset = rng.uniform(-0.3, 0.0) * np.sqrt(len(ys))
-        part = mask & (((xx - cx) * np.cos(theta) + (yy - cy) * np.sin(theta)) <= offset)
-        if 0.2 <= part.sum() / len(ys) <= 0.5:
-            return part
+        theta, offset = rng.uniform(0, 2 * np.pi), rng.uniform(-0.3, 0.0)
+        if 0.2 <= cut(mask, theta, offset).sum() / mask.sum() <= 0.5:
+            return theta, offset
     return None
 
 
@@ -54,19 +60,23 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def run(tracker, seq, k: int, part: np.ndarray | None) -> tuple[list[float], float]:
-    """J of frames k+1..k+AFTER, and the covered share of the object at k+AFTER; `part` replaces the
-    previous template at frame k (None: the unharmed run)."""
+def run(tracker, seq, k: int, line: tuple[float, float] | None, loss_frames: int = 1) -> tuple[list[float], float]:
+    """J of the AFTER frames after the loss, and the covered share of the object at the last; from frame
+    k on, for `loss_frames` frames, the previous template is the true mask cut by `line` (a part lost
+    for that long; None: the unharmed run)."""
     m0 = seq.masks[0, 0]
     anchor = make_reference(seq.feats[0][0].to(torch.float32), torch.from_numpy(m0.astype(np.float32)), deepest_point(m0))
     prev, js, covered = anchor, [], 0.0
-    for t in range(1, min(seq.num_frames, k + AFTER + 1)):
+    end = k + loss_frames - 1  # the last frame whose template is cut
+    for t in range(1, min(seq.num_frames, end + AFTER + 1)):
         r = track_step(tracker, seq.feats[t][0], anchor, prev, seq.size)
         prev = r.reference
-        if t == k and part is not None:
-            feats = seq.feats[t][0].to(torch.float32)
-            prev = make_reference(feats, torch.from_numpy(part.astype(np.float32)), deepest_point(part))
-        if t > k:
+        if k <= t <= end and line is not None:
+            part = cut(seq.masks[t, 0], *line)
+            if part.any():
+                feats = seq.feats[t][0].to(torch.float32)
+                prev = make_reference(feats, torch.from_numpy(part.astype(np.float32)), deepest_point(part))
+        if t > end:
             pred, gt = (r.mask_prob > 0.5).numpy(), seq.masks[t, 0]
             js.append(_iou(pred, gt))
             covered = float((pred & gt).sum() / max(1, gt.sum()))
@@ -81,6 +91,7 @@ def main(argv=None):
     ap.add_argument("--davis-root", type=Path, default=None, help="default: $NAPARI_HOTSPOT_DATA/davis2016-train")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--loss-frames", type=int, default=1, help="frames in a row whose template is the fragment")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     seqs = build_cache(a.davis_root or davis_train_root(), a.cache, a.sequences, n_views=2, log=lambda m: None)
@@ -88,13 +99,14 @@ def main(argv=None):
     trials = []  # (sequence, k, fragment)
     for seq in seqs:
         for k in (seq.num_frames // 3, 2 * seq.num_frames // 3):
-            if k + AFTER >= seq.num_frames:
+            if k + a.loss_frames - 1 + AFTER >= seq.num_frames:
                 continue
             for _ in range(2):
-                part = fragment(seq.masks[k, 0], rng)
-                if part is not None:
-                    trials.append((seq, k, part))
-    print(f"{len(trials)} trials on {len(seqs)} sequences; J over the {AFTER} frames after the loss\n")
+                line = fragment_cut(seq.masks[k, 0], rng)
+                if line is not None:
+                    trials.append((seq, k, line))
+    print(f"{len(trials)} trials on {len(seqs)} sequences; part lost for {a.loss_frames} frame(s), "
+          f"J over the {AFTER} frames after\n")
     print("| weights | J, unharmed | J, after losing part | covered share 10 frames later | worst trial (sequence, frame k) |")
     print("|---|---|---|---|---|")
     for path in a.weights:
@@ -102,9 +114,9 @@ def main(argv=None):
         load_heads_into({"tracker": tracker}, path)
         tracker.eval()
         base, hurt, cov, worst = [], [], [], (2.0, "")
-        for seq, k, part in trials:
-            j0, _ = run(tracker, seq, k, None)
-            j1, c = run(tracker, seq, k, part)
+        for seq, k, line in trials:
+            j0, _ = run(tracker, seq, k, None, a.loss_frames)
+            j1, c = run(tracker, seq, k, line, a.loss_frames)
             base.append(np.mean(j0))
             hurt.append(np.mean(j1))
             cov.append(c)
