@@ -100,3 +100,33 @@ def test_eval_rule_refuses_a_constant_it_cannot_parse(monkeypatch):
     monkeypatch.setattr(session_module, "SOME_SWITCH", True, raising=False)  # bool("0") would be True
     with pytest.raises(SystemExit, match="SOME_SWITCH is a bool"):
         eval_rule.main(["SOME_SWITCH=0", "--", "--help"])
+
+
+def test_recovery_benchmark_cuts_parts_and_scores_the_frames_after_the_loss(monkeypatch):
+    import numpy as np
+    import torch
+
+    from napari_hotspot.models.backbone import FrameFeatures
+    from napari_hotspot.models.heads import WCSTracker
+    from napari_hotspot.models.training.data import EncodedSequence
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    bench = importlib.import_module("bench_recovery")
+    mask = np.zeros((64, 96), bool)
+    mask[10:50, 20:80] = True
+    rng = np.random.default_rng(0)
+    lines = [bench.fragment_cut(mask, rng) for _ in range(10)]
+    for line in lines:
+        part = bench.cut(mask, *line)
+        assert 0.2 <= part.sum() / mask.sum() <= 0.5 and not (part & ~mask).any()
+    assert bench.fragment_cut(np.zeros_like(mask), rng) is None  # no object, no fragment
+    # A short synthetic sequence: the harmed run scores the AFTER frames after the lost stretch.
+    torch.manual_seed(0)
+    n = 20
+    feats = [[FrameFeatures(torch.randn(1, 24, 16, 24), torch.randn(1, 40, 8, 12), torch.randn(1, 112, 4, 6),
+                            torch.randn(1, 320, 2, 3))] for _ in range(n)]
+    seq = EncodedSequence("s", (64, 96), feats, np.stack([[mask]] * n), np.tile(np.float32([[1, 0, 0], [0, 1, 0]]), (n, 1, 1, 1)))
+    tracker = WCSTracker().eval()
+    js0, _ = bench.run(tracker, seq, 5, None, loss_frames=3)
+    js1, covered = bench.run(tracker, seq, 5, lines[0], loss_frames=3)
+    assert len(js0) == len(js1) == bench.AFTER and 0.0 <= covered <= 1.0
