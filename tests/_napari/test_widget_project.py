@@ -130,12 +130,17 @@ def test_open_project_button_path_replaces_layers(tracked, tmp_path):
         np.testing.assert_allclose(after[role][1], data, err_msg=role)
     assert not c.open_project(tmp_path / "nothing-here")
     assert isinstance(c.last_error, ProjectIOError)
-    # File > Open on a project folder while the dock works on another video: the dock follows it
-    new_layers = viewer.open(str(project), plugin="napari-hotspot")
+    # File > Open on a project of the video the dock shows: the dock opens it there, no second copy
+    video = c.video_layer
+    c.layer("masks").paint((5, 8, 8), 1)  # an edit since: autosaved into the project first, so it stays
+    expected = np.asarray(c.layer("masks").data).copy()
+    names = [la.name for la in viewer.layers]
+    assert viewer.open(str(project), plugin="napari-hotspot") == []
     QApplication.processEvents()
-    assert c.video_layer is new_layers[0] and c.video_layer.name == "sample [1]"
-    assert c.layer("masks") is next(la for la in new_layers if la.metadata["napari_hotspot"].get("role") == "masks")
-    np.testing.assert_array_equal(c.layer("masks").data, before["masks"][1])
+    assert c.video_layer is video and [la.name for la in viewer.layers].count("sample") == 1
+    assert sorted(la.name for la in viewer.layers) == sorted(names)
+    np.testing.assert_array_equal(c.layer("masks").data, expected)
+    assert expected[5, 8, 8] == 1 and c.project_path == project
 
 
 def test_exports(tracked, tmp_path):
@@ -242,6 +247,25 @@ def test_a_dock_reopened_after_a_failed_save_keeps_the_work_in_memory(tracked, m
     widget3, c3 = reopen()
     np.testing.assert_array_equal(c3.store.mask(1, 7), painted)
     widget3.shutdown()
+
+
+def test_file_open_of_another_videos_project_adds_it_and_the_dock_follows(tracked, sample_folder, tmp_path):
+    """A project of another video (here: the same frames copied elsewhere) still opens through napari as
+    its video plus layers, and the dock follows the new video."""
+    import shutil
+
+    viewer, widget, c = tracked
+    project = c.save_project(tmp_path / "mine.hotspot")
+    other_frames = tmp_path / "other_frames"
+    shutil.copytree(sample_folder.frames, other_frames)
+    from napari_hotspot.annotations.project import save_project
+
+    other_project = tmp_path / "other.hotspot"
+    save_project(load_project(project)[0], other_project, video_source=other_frames)
+    new_layers = viewer.open(str(other_project), plugin="napari-hotspot")
+    QApplication.processEvents()
+    assert new_layers and c.video_layer is new_layers[0]
+    assert c.layer("masks") is next(la for la in new_layers if la.metadata["napari_hotspot"].get("role") == "masks")
 
 
 def test_open_project_after_a_failed_save_shows_the_project(tracked, tmp_path, monkeypatch):

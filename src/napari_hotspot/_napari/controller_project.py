@@ -208,6 +208,19 @@ class ProjectMixin:
         self._info(f"opened project {path}")
         return True
 
+    def shows_project_video(self, path: str | os.PathLike) -> bool:
+        """Whether the project folder at ``path`` was made for the video this dock shows (napari's
+        File > Open of it then opens it here, ``reader.read_project``). One that cannot be read is not."""
+        if self.video_layer is None:
+            return False
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                store, meta = load_project(path)
+        except (HotspotError, OSError, ValueError):
+            return False
+        return self._is_project_video(store, meta)
+
     def _is_project_video(self, store: AnnotationStore, meta: dict) -> bool:
         """Whether a loaded project was made for the video layer in use."""
         if self.video_layer is None or store.shape != self.store.shape:

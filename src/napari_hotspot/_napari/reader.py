@@ -13,6 +13,7 @@ from napari_hotspot._napari.layer_data import (  # noqa: F401 (the ground-truth 
     single_path,
     video_layer_data,
 )
+from napari_hotspot._napari.open_docks import controller_for
 from napari_hotspot._napari.project_reader import read_project as _read_project
 from napari_hotspot.annotations.project import is_project_dir
 from napari_hotspot.video import is_video_path, list_frame_files
@@ -36,8 +37,32 @@ def get_reader(path) -> Callable[[object], list[LayerData]] | None:
 
 
 def read_project(path) -> list[LayerData]:
-    """Layer data for a project folder: its video plus masks, hotspots, tracks, clicks and boxes."""
+    """Layer data for a project folder: its video plus masks, hotspots, tracks, clicks and boxes; nothing
+    (napari's "handled" answer) when the hotspot dock already shows the project's video and opens it."""
+    if _opened_in_dock(path):
+        return [(None,)]
     return _read_project(path)
+
+
+def _opened_in_dock(path) -> bool:
+    """File > Open of a project made for the video the hotspot dock of the current viewer shows: the
+    dock opens it on that video, as its own Open... does (the current annotations autosaved, then
+    replaced by the project's), instead of napari adding a second copy of the video with its own layers
+    that the dock would then follow."""
+    single = single_path(path)
+    try:
+        import napari
+
+        viewer = napari.current_viewer()
+    except ImportError:  # the reader used without napari (a script reading the folder): read it
+        return False
+    if viewer is None or single is None:
+        return False
+    controller = controller_for(viewer)
+    if controller is None or not controller.shows_project_video(single):
+        return False
+    controller.open_project(single)  # its errors (a run in progress, say) go to the dock's status line
+    return True
 
 
 def read_video(path) -> list[LayerData]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-import weakref
 
 from napari.viewer import Viewer
 from qtpy.QtCore import QEvent, QObject, QSize, Qt, QTimer
@@ -38,6 +37,7 @@ from napari_hotspot._napari.controller import HotspotController
 from napari_hotspot._napari.keybindings import bind_keys, unbind_keys
 from napari_hotspot._napari.layer_data import ROLE_BOXES, ROLE_CLICKS, ROLE_MASKS, layer_meta
 from napari_hotspot._napari.layout import WrappingLabel, vertical_scroll
+from napari_hotspot._napari.open_docks import controller_for, register, unregister, unwrap, widget_for  # noqa: F401
 from napari_hotspot._napari.qa_plot import QAPlot
 from napari_hotspot._napari.reader import is_ground_truth, style_ground_truth
 from napari_hotspot._napari.workers import ClosesWithDock, stop_workers
@@ -48,27 +48,8 @@ AUTOSAVE_CHECK_MS = 15_000
 #: The status line's "tracking… N frames done" changes at most this often (seconds).
 PROGRESS_TEXT_SECONDS = 0.5
 
-_WIDGETS: weakref.WeakValueDictionary[int, HotspotWidget] = weakref.WeakValueDictionary()
-
-
-def _unwrap(viewer):
-    """The viewer itself, not napari's PublicOnlyProxy that plugin widgets and commands receive.
-
-    The controller compares layers by identity (event.value is the video layer, ...), which a proxy
-    breaks, and it touches layer data on every streamed frame, where the proxy's checks cost time.
-    """
-    return getattr(viewer, "__wrapped__", viewer)
-
-
-def widget_for(viewer) -> HotspotWidget | None:
-    """The hotspot widget open in ``viewer`` (None when there is none)."""
-    return _WIDGETS.get(id(_unwrap(viewer)))
-
-
-def controller_for(viewer) -> HotspotController | None:
-    """The controller of the hotspot widget open in ``viewer`` (None when the widget is not open)."""
-    widget = widget_for(viewer)
-    return None if widget is None else widget.controller
+# The registry of open docks lives in open_docks (the reader reads it too); its names stay importable here.
+_unwrap = unwrap
 
 
 class _CloseWatcher(QObject):
@@ -118,7 +99,7 @@ class HotspotWidget(ClosesWithDock, QWidget):
                                             autosave_dir=autosave_dir, autosave_interval_s=autosave_interval_s,
                                             adapt_seconds=adapt_seconds)
         self.controller.ask_project_path = self._ask_project_folder
-        _WIDGETS[id(napari_viewer)] = self
+        register(napari_viewer, self)
         self._closing = False
         self._opened_project = None
         self._progress_shown = 0.0  # when the status line last showed the run's progress
@@ -697,8 +678,7 @@ class HotspotWidget(ClosesWithDock, QWidget):
         except (TypeError, RuntimeError, ValueError):
             pass
         unbind_keys(self.viewer)
-        if _WIDGETS.get(id(self.viewer)) is self:
-            del _WIDGETS[id(self.viewer)]
+        unregister(self.viewer, self)
 
 
 # ---------------------------------------------------------------------------- File-menu commands (npe2)
