@@ -18,17 +18,17 @@ round passed the validation split's other checks and then lost drift-straight on
 
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from napari_hotspot.data_paths import davis_train_root
-from napari_hotspot.models.heads import WCSTracker
+from napari_hotspot.evaluation.davis import jaccard
 from napari_hotspot.models.tracking import deepest_point, make_reference, track_step
-from napari_hotspot.models.training.data import build_cache
-from napari_hotspot.models.weights import load_heads_into
+
+sys.path.insert(0, str(Path(__file__).parent))
+from head_val import head_level_args, held_out_sequences, load_tracker  # noqa: E402
 
 AFTER = 10  # frames scored after the loss
 
@@ -54,11 +54,6 @@ def fragment_cut(mask: np.ndarray, rng) -> tuple[float, float] | None:
     return None
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = (a | b).sum()
-    return float((a & b).sum() / union) if union else 1.0
-
-
 @torch.no_grad()
 def run(tracker, seq, k: int, line: tuple[float, float] | None, loss_frames: int = 1) -> tuple[list[float], float]:
     """J of the AFTER frames after the loss, and the covered share of the object at the last; from frame
@@ -78,23 +73,17 @@ def run(tracker, seq, k: int, line: tuple[float, float] | None, loss_frames: int
                 prev = make_reference(feats, torch.from_numpy(part.astype(np.float32)), deepest_point(part))
         if t > end:
             pred, gt = (r.mask_prob > 0.5).numpy(), seq.masks[t, 0]
-            js.append(_iou(pred, gt))
+            js.append(jaccard(pred, gt))
             covered = float((pred & gt).sum() / max(1, gt.sum()))
     return js, covered
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--weights", type=Path, nargs="+", required=True)
-    ap.add_argument("--sequences", nargs="+", required=True)
-    ap.add_argument("--cache", type=Path, default=Path("runs/cache"))
-    ap.add_argument("--davis-root", type=Path, default=None, help="default: $NAPARI_HOTSPOT_DATA/davis2016-train")
-    ap.add_argument("--threads", type=int, default=1)
+    ap = head_level_args(__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--loss-frames", type=int, default=1, help="frames in a row whose template is the fragment")
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
-    seqs = build_cache(a.davis_root or davis_train_root(), a.cache, a.sequences, n_views=2, log=lambda m: None)
+    seqs = held_out_sequences(a)
     rng = np.random.default_rng(a.seed)
     trials = []  # (sequence, k, fragment)
     for seq in seqs:
@@ -110,12 +99,13 @@ def main(argv=None):
     print("| weights | J, unharmed | J, after losing part | covered share 10 frames later | worst trial (sequence, frame k) |")
     print("|---|---|---|---|---|")
     for path in a.weights:
-        tracker = WCSTracker()
-        load_heads_into({"tracker": tracker}, path)
-        tracker.eval()
+        tracker = load_tracker(path)
         base, hurt, cov, worst = [], [], [], (2.0, "")
+        unharmed = {}  # (sequence, k) -> the unharmed run's J: both cuts at k share it
         for seq, k, line in trials:
-            j0, _ = run(tracker, seq, k, None, a.loss_frames)
+            if (seq.name, k) not in unharmed:
+                unharmed[seq.name, k] = run(tracker, seq, k, None, a.loss_frames)[0]
+            j0 = unharmed[seq.name, k]
             j1, c = run(tracker, seq, k, line, a.loss_frames)
             base.append(np.mean(j0))
             hurt.append(np.mean(j1))

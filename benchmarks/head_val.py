@@ -25,23 +25,38 @@ from napari_hotspot.models.training.train import validate_tracker
 from napari_hotspot.models.weights import load_heads_into
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def head_level_args(description: str) -> argparse.ArgumentParser:
+    """The arguments of the head-level benchmarks (this one, bench_recovery.py): weights files and
+    held-out training sequences read from the training cache."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--weights", type=Path, nargs="+", required=True)
     ap.add_argument("--sequences", nargs="+", required=True)
     ap.add_argument("--cache", type=Path, default=Path("runs/cache"))
     ap.add_argument("--davis-root", type=Path, default=None, help="default: $NAPARI_HOTSPOT_DATA/davis2016-train")
     ap.add_argument("--threads", type=int, default=1)
-    a = ap.parse_args(argv)
+    return ap
+
+
+def held_out_sequences(a: argparse.Namespace) -> list:
+    """The cached sequences the arguments name (encoded first where the cache lacks them), with torch
+    set to the arguments' thread count."""
     torch.set_num_threads(a.threads)
-    root = a.davis_root or davis_train_root()
-    seqs = build_cache(root, a.cache, a.sequences, n_views=2, log=lambda m: None)
+    return build_cache(a.davis_root or davis_train_root(), a.cache, a.sequences, n_views=2, log=lambda m: None)
+
+
+def load_tracker(path: Path) -> WCSTracker:
+    tracker = WCSTracker()
+    load_heads_into({"tracker": tracker}, path)
+    return tracker.eval()
+
+
+def main(argv=None):
+    a = head_level_args(__doc__.split("\n")[0]).parse_args(argv)
+    seqs = held_out_sequences(a)
     print("| weights | mean J | " + " | ".join(a.sequences) + " |")
     print("|---|---|" + "---|" * len(a.sequences))
     for path in a.weights:
-        tracker = WCSTracker()
-        load_heads_into({"tracker": tracker}, path)
-        js = [validate_tracker(tracker, s)["J"] for s in seqs]
+        js = [validate_tracker(load_tracker(path), s)["J"] for s in seqs]
         print(f"| {path} | {np.mean(js):.4f} | " + " | ".join(f"{j:.3f}" for j in js) + " |", flush=True)
 
 
