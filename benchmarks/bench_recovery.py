@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from napari_hotspot.evaluation.davis import jaccard
+from napari_hotspot.mask_geometry import side_of_line
 from napari_hotspot.models.tracking import deepest_point, make_reference, track_step
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -38,9 +39,7 @@ def cut(mask: np.ndarray, theta: float, offset: float) -> np.ndarray:
     ys, xs = np.nonzero(mask)
     if len(ys) == 0:
         return mask
-    yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
-    side = (xx - xs.mean()) * np.cos(theta) + (yy - ys.mean()) * np.sin(theta)
-    return mask & (side <= offset * np.sqrt(len(ys)))
+    return mask & side_of_line(mask.shape, (xs.mean(), ys.mean()), theta, offset * np.sqrt(len(ys)))
 
 
 def fragment_cut(mask: np.ndarray, rng) -> tuple[float, float] | None:

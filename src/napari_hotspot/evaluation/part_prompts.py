@@ -11,6 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..mask_geometry import side_of_line
 from .davis import jaccard
 
 
@@ -46,11 +47,9 @@ def interior_point(rng, mask):
 
 def half_part(rng, mask):
     ys, xs = np.nonzero(mask)
-    cx, cy = xs.mean(), ys.mean()
-    yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
     for _ in range(20):
         t = rng.uniform(0, 2 * np.pi)
-        part = mask & ((xx - cx) * np.cos(t) + (yy - cy) * np.sin(t) > 0)
+        part = mask & ~side_of_line(mask.shape, (xs.mean(), ys.mean()), t)
         if 0.25 <= part.sum() / mask.sum() <= 0.75:
             return part
     return None

@@ -8,6 +8,7 @@ import torch
 
 from ..backbone import FrameFeatures
 from ..guidance import click_sigma, gaussian_points, make_guidance
+from ...mask_geometry import side_of_line
 from ..tracking import deepest_point, make_reference
 from .data import EncodedSequence
 
@@ -68,9 +69,7 @@ def partial_mask(mask: np.ndarray, rng, point) -> np.ndarray:
         part &= m
     elif r < 0.75:  # the object on one side of a line near the point
         theta = rng.uniform(0, 2 * np.pi)
-        off = rng.uniform(0.0, 0.25) * extent
-        yy, xx = np.mgrid[:h, :w]
-        part = (((xx - px) * np.cos(theta) + (yy - py) * np.sin(theta)) <= off).astype(np.uint8) & m
+        part = side_of_line((h, w), (px, py), theta, rng.uniform(0.0, 0.25) * extent).astype(np.uint8) & m
     else:  # a seed disk around the point, background included
         cv2.circle(part, (px, py), int(rng.uniform(0.02, 0.05) * np.hypot(h, w)) + 1, 1, -1)
     n, lab = cv2.connectedComponents(part)
@@ -134,8 +133,7 @@ def object_part(mask: np.ndarray, rng, point) -> np.ndarray | None:
         cv2.circle(part, (px, py), int(rng.uniform(0.1, 0.5) * extent), 1, -1)
     else:
         theta = rng.uniform(0, 2 * np.pi)
-        yy, xx = np.mgrid[:h, :w]
-        part = (((xx - px) * np.cos(theta) + (yy - py) * np.sin(theta)) <= rng.uniform(-0.1, 0.2) * extent).astype(np.uint8)
+        part = side_of_line((h, w), (px, py), theta, rng.uniform(-0.1, 0.2) * extent).astype(np.uint8)
     part &= m
     share = part.sum() / max(1, m.sum())
     return part.astype(bool) if 0.1 <= share <= 0.8 else None
