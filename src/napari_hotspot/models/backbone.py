@@ -294,8 +294,10 @@ def _streamline(encoder: Encoder) -> None:
 
 
 def encode_views(encoder: "Encoder", images: list[np.ndarray], size: tuple[int, int]) -> list[FrameFeatures]:
-    """One batched encoder pass over several RGB images (e.g. the views of one frame), split per image."""
-    return encoder(torch.cat([frame_to_tensor(v, size) for v in images], 0)).unbind()
+    """One batched encoder pass over several RGB images (e.g. the views of one frame), split per image,
+    on the encoder's device."""
+    batch = torch.cat([frame_to_tensor(v, size) for v in images], 0)
+    return encoder(batch.to(next(encoder.parameters()).device)).unbind()
 
 
 def feature_grid(size: tuple[int, int], stride: int) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from ...data_paths import davis_annotations_dir, davis_frames_dir
 from ...evaluation.report import read_label_png
 from ...fileio import atomic_write
 from ..augment import augmented_views
-from ..backbone import LEVELS, Encoder, FrameFeatures, encode_views, frame_to_tensor
+from ..backbone import LEVELS, Encoder, FrameFeatures, encode_views
 from ..precision import float32_only
 from ..resolution import working_size
 
@@ -88,11 +88,7 @@ def encode_for_cache(encoder: Encoder, images: list[np.ndarray], size: tuple[int
     precision.py) on the encoder's device, stored as fp16 per view on the CPU."""
     device = next(encoder.parameters()).device
     with float32_only(), _full_float32(device):
-        if device.type == "cpu":
-            views = encode_views(encoder, images, size)
-        else:
-            views = encoder(torch.cat([frame_to_tensor(v, size) for v in images], 0).to(device)).unbind()
-        return [FrameFeatures(*(f[k].to("cpu", torch.float16) for k in LEVELS)) for f in views]
+        return [FrameFeatures(*(f[k].to("cpu", torch.float16) for k in LEVELS)) for f in encode_views(encoder, images, size)]
 
 
 def to_working_size(frame: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
