@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import threading
-import warnings
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import replace
@@ -44,9 +43,13 @@ from napari_hotspot._napari.controller_project import ProjectMixin
 from napari_hotspot._napari.controller_qa import QAMixin
 from napari_hotspot._napari.deferred import DeferredRefresh
 from napari_hotspot._napari.lazy_labels import LazyLabels
-from napari_hotspot.annotations import AnnotationStore, Autosaver, Provenance, load_project
+from napari_hotspot.annotations import AnnotationStore, Autosaver, Provenance
 # The project's adaptation files are read and checked by the Qt-free loader; the names live there too.
-from napari_hotspot.annotations.project import adaptation_file_name, adaptation_warning  # noqa: F401
+from napari_hotspot.annotations.project import (  # noqa: F401
+    adaptation_file_name,
+    adaptation_warning,
+    load_project_quietly,
+)
 from napari_hotspot.annotations.adapted_trackers import AdaptedTrackers
 from napari_hotspot.annotations.model import FrameAnnotation
 from napari_hotspot.compute import SessionLock, compute_thread
@@ -319,9 +322,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
             if states:  # the adapted trackers, restored once the session exists
                 self.adapted.unrestored = (self.project_path or Path("."), {}, states, [])
         elif project:
-            with warnings.catch_warnings():  # its adaptation problems are reported once the session exists
-                warnings.simplefilter("ignore")
-                store, pmeta = load_project(project)
+            store, pmeta = load_project_quietly(project)  # adaptation problems: reported once the session exists
             if store.shape != (T, H, W):
                 raise ProjectIOError(
                     f"project {project} is for a video of {store.shape} (frames, height, width) but layer "

@@ -8,14 +8,13 @@ by the Qt-free ``annotations.project``; the adapted trackers saved with a projec
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 from napari_hotspot._napari.layer_data import EXTRA_KEY, META_KEY, OUTPUT_ROLES, RESUME_KEY, ROLE_VIDEO, layer_meta
-from napari_hotspot.annotations import AnnotationStore, Autosaver, load_project, save_project
+from napari_hotspot.annotations import AnnotationStore, Autosaver, save_project
 from napari_hotspot.annotations.masks import CompressedMask
-from napari_hotspot.annotations.project import ADAPTATION_DIR
+from napari_hotspot.annotations.project import ADAPTATION_DIR, load_project_quietly
 from napari_hotspot.errors import AnnotationError, HotspotError, ProjectIOError
 
 
@@ -168,12 +167,13 @@ class ProjectMixin:
         self._info(f"saved project {saved}")
         return self.project_path
 
-    def open_project(self, path: str | os.PathLike) -> bool:
+    def open_project(self, path: str | os.PathLike, loaded: tuple[AnnotationStore, dict] | None = None) -> bool:
         """Continue working on a saved project folder.
 
         When the project belongs to the video already shown, its annotations replace the current
         ones on that video layer; otherwise the project is opened through the napari-hotspot reader
-        (its video plus layers). The current annotations are autosaved first.
+        (its video plus layers). The current annotations are autosaved first. ``loaded``: the
+        project's (store, meta) when the caller has read it already (``shown_video_project``).
         """
         from napari_hotspot.annotations.project import is_project_dir
 
@@ -182,9 +182,8 @@ class ProjectMixin:
                 raise ProjectIOError("cannot open a project while tracking or adapting; cancel the run first")
             if not is_project_dir(path):
                 raise ProjectIOError(f"{path} is not a napari-hotspot project folder (no project.json)")
-            with warnings.catch_warnings():  # adaptation problems: reported once, when the session restores
-                warnings.simplefilter("ignore")
-                store, meta = load_project(path)  # read it once up front: a broken project changes nothing
+            # read it up front: a broken project changes nothing
+            store, meta = loaded if loaded is not None else load_project_quietly(path)
             video = self.video_layer if self._is_project_video(store, meta) else None
             self.flush_autosave()
             if self.video_layer is not None:  # the old output layers are saved with their store: drop them
@@ -208,18 +207,17 @@ class ProjectMixin:
         self._info(f"opened project {path}")
         return True
 
-    def shows_project_video(self, path: str | os.PathLike) -> bool:
-        """Whether the project folder at ``path`` was made for the video this dock shows (napari's
-        File > Open of it then opens it here, ``reader.read_project``). One that cannot be read is not."""
+    def shown_video_project(self, path: str | os.PathLike) -> tuple[AnnotationStore, dict] | None:
+        """The project folder at ``path`` as (store, meta) when it was made for the video this dock
+        shows, else None (napari's File > Open of such a project opens it here, ``reader.read_project``,
+        passing this to ``open_project``). One that cannot be read is not."""
         if self.video_layer is None:
-            return False
+            return None
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                store, meta = load_project(path)
+            loaded = load_project_quietly(path)
         except (HotspotError, OSError, ValueError):
-            return False
-        return self._is_project_video(store, meta)
+            return None
+        return loaded if self._is_project_video(*loaded) else None
 
     def _is_project_video(self, store: AnnotationStore, meta: dict) -> bool:
         """Whether a loaded project was made for the video layer in use."""
@@ -259,3 +257,4 @@ class ProjectMixin:
             return None
         self._info(f"exported {kind} to {path}")
         return Path(path)
+

@@ -33,7 +33,7 @@ from napari_hotspot._napari.layer_data import (
     track_table,
     video_layer_data,
 )
-from napari_hotspot.annotations.project import load_project
+from napari_hotspot.annotations.project import load_project_quietly
 from napari_hotspot.errors import ProjectIOError
 
 LayerData = tuple
@@ -81,9 +81,7 @@ def read_project(path) -> list[LayerData]:
     if isinstance(path, (list, tuple)):
         path = path[0]
     path = Path(path)
-    with warnings.catch_warnings():  # the dock reports unusable adapted trackers when it restores them
-        warnings.simplefilter("ignore")
-        store, meta = load_project(path)
+    store, meta = load_project_quietly(path)
     extra = (meta.get("extra") or {}).get(EXTRA_KEY) or {}
     layers = _video_layer(path, meta, extra, store.shape)
     video_name = layers[0][1]["name"]

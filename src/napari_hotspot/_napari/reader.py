@@ -59,9 +59,10 @@ def _opened_in_dock(path) -> bool:
     if viewer is None or single is None:
         return False
     controller = controller_for(viewer)
-    if controller is None or not controller.shows_project_video(single):
+    loaded = None if controller is None else controller.shown_video_project(single)
+    if loaded is None:
         return False
-    controller.open_project(single)  # its errors (a run in progress, say) go to the dock's status line
+    controller.open_project(single, loaded)  # its errors (a run in progress, say) go to the dock's status line
     return True
 
 

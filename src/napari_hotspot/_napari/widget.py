@@ -37,6 +37,7 @@ from napari_hotspot._napari.controller import HotspotController
 from napari_hotspot._napari.keybindings import bind_keys, unbind_keys
 from napari_hotspot._napari.layer_data import ROLE_BOXES, ROLE_CLICKS, ROLE_MASKS, layer_meta
 from napari_hotspot._napari.layout import WrappingLabel, vertical_scroll
+# controller_for is imported for the dock's users (the registry lives in open_docks: the reader reads it too)
 from napari_hotspot._napari.open_docks import controller_for, register, unregister, unwrap, widget_for  # noqa: F401
 from napari_hotspot._napari.qa_plot import QAPlot
 from napari_hotspot._napari.reader import is_ground_truth, style_ground_truth
@@ -47,10 +48,6 @@ from napari_hotspot.options import DEFAULT_ADAPT_SECONDS, FIELDS, TrackingOption
 AUTOSAVE_CHECK_MS = 15_000
 #: The status line's "tracking… N frames done" changes at most this often (seconds).
 PROGRESS_TEXT_SECONDS = 0.5
-
-# The registry of open docks lives in open_docks (the reader reads it too); its names stay importable here.
-_unwrap = unwrap
-
 
 class _CloseWatcher(QObject):
     """Tell the dock when the main window closes (dock widgets get no close event of their own)."""
@@ -93,7 +90,7 @@ class HotspotWidget(ClosesWithDock, QWidget):
                  autosave_dir: str | os.PathLike | None = None, autosave_interval_s: float = 180.0,
                  adapt_seconds: float = DEFAULT_ADAPT_SECONDS, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        napari_viewer = _unwrap(napari_viewer)
+        napari_viewer = unwrap(napari_viewer)
         self.viewer = napari_viewer
         self.controller = HotspotController(napari_viewer, models=models, long_side=long_side,
                                             autosave_dir=autosave_dir, autosave_interval_s=autosave_interval_s,

@@ -531,6 +531,14 @@ def load_project(path: str | os.PathLike) -> tuple[AnnotationStore, dict[str, An
     return store, meta
 
 
+def load_project_quietly(path: str | os.PathLike) -> tuple[AnnotationStore, dict[str, Any]]:
+    """``load_project`` without its warning about unusable adapted trackers: the dock reports those
+    once, when its session restores them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_project(path)
+
+
 def adaptation_warning(path: Path, problems: list[str]) -> str:
     """The one warning for adapted trackers a project cannot restore (the loader's and the dock's)."""
     return (f"project {path}: cannot restore the adapted tracker of {'; '.join(problems)}. "
