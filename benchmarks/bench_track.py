@@ -62,18 +62,19 @@ def emit(lines: list[str], out: Path | None, note: str | None = None) -> None:
         out.write_text(text + "\n")
 
 
-def encoder_only_ms(models: ModelBundle, size, n=10, blocks=5) -> float:
+def encoder_only_ms(models: ModelBundle, size, n=10, blocks=5, upto: str = "s32") -> float:
     """One encoder pass on one frame, over and over: the median of `blocks` means of `n` passes (a single
-    block of 10 ranged 10.3-13.4 ms between runs on a quiet machine; a hiccup moved issue 19's ratio)."""
+    block of 10 ranged 10.3-13.4 ms between runs on a quiet machine; a hiccup moved issue 19's ratio).
+    upto "s16": the pass a tracking sweep runs (the tracker reads s4-s16)."""
     from napari_hotspot.models.backbone import frame_to_tensor
 
     x = frame_to_tensor(np.zeros((480, 854, 3), np.uint8), size)
-    models.encoder(x)
+    models.encoder(x, upto=upto)
     means = []
     for _ in range(blocks):
         t0 = time.perf_counter()
         for _ in range(n):
-            models.encoder(x)
+            models.encoder(x, upto=upto)
         means.append(1000 * (time.perf_counter() - t0) / n)
     return float(np.median(means))
 
@@ -156,13 +157,15 @@ def main(argv=None):
                          "second thread by default; its encoder_ms is then that thread's time, overlapped)")
     ap.add_argument("--memory", action="store_true", help="also measure peak RSS for 300 vs 3000 frames")
     ap.add_argument("--out", type=Path, default=None, help="write the Markdown table here too")
+    ap.add_argument("--weights", type=Path, default=None, help="weights file (default: the shipped one)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     root = davis_root()
-    models = ModelBundle.load()
+    models = ModelBundle.load(args.weights)
     size = working_size(480, 854)
     enc_ms = encoder_only_ms(models, size)
+    enc16_ms = encoder_only_ms(models, size, upto="s16")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seq in args.sequences:
@@ -175,7 +178,8 @@ def main(argv=None):
     lines = [f"Command: `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  ",
              f"Data: DAVIS-2016 480p ({', '.join(args.sequences)}), prompt = frame-0 ground-truth mask  ",
              f"Machine: {machine()}  ",
-             f"Encoder alone (one {size[0]}x{size[1]} pass, same run, median of 5 blocks of 10): {enc_ms:.1f} ms  ",
+             f"Encoder alone (one {size[0]}x{size[1]} pass, same run, median of 5 blocks of 10): {enc_ms:.1f} ms; "
+             f"to s16 only, the pass a sweep runs: {enc16_ms:.1f} ms  ",
              f"Encoding ahead on a second thread: {'no' if args.no_encode_ahead else 'yes'}", "",
              "| " + " | ".join(cols) + " | ratio fps / DIS fps |", "|" + "---|" * (len(cols) + 1)]
     for r in rows:

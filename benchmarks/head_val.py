@@ -22,7 +22,7 @@ from napari_hotspot.data_paths import davis_train_root
 from napari_hotspot.models.heads import WCSTracker
 from napari_hotspot.models.training.data import build_cache
 from napari_hotspot.models.training.train import validate_tracker
-from napari_hotspot.models.weights import load_heads_into
+from napari_hotspot.models.weights import load_heads_into, read_weights
 
 
 def head_level_args(description: str) -> argparse.ArgumentParser:
@@ -45,7 +45,7 @@ def held_out_sequences(a: argparse.Namespace) -> list:
 
 
 def load_tracker(path: Path) -> WCSTracker:
-    tracker = WCSTracker()
+    tracker = WCSTracker.for_state(read_weights(path)["heads"].get("tracker"))
     load_heads_into({"tracker": tracker}, path)
     return tracker.eval()
 

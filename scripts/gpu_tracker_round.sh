@@ -33,7 +33,9 @@ declare -A VAL=([split]="boat dog-agility hockey mallard-water rollerblade swing
 declare -A INIT=([split]=benchmarks/weights/wcs_lite0_split.pt [split2]=benchmarks/weights/wcs_lite0_split2.pt
                  [all]=src/napari_hotspot/models/weights/wcs_lite0.pt)
 # a: round 3's batch at half its learning rate (the rounds so far halved it each time); b: a 3x batch.
-declare -A RECIPE=([a]="--batch-size 8 --lr 2.5e-4" [b]="--batch-size 24 --lr 5e-4")
+# s: a with the slimmer stride-4 decoder block (--tracker-fine-channels 16, that block started afresh).
+declare -A RECIPE=([a]="--batch-size 8 --lr 2.5e-4" [b]="--batch-size 24 --lr 5e-4"
+                   [s]="--batch-size 8 --lr 2.5e-4 --tracker-fine-channels 16")
 rm -f "$OUT"/tr_*.pt "$OUT"/logs.tgz
 run() { n=$1_$2
         rm -rf /tmp/hs_r4_$n

@@ -70,9 +70,9 @@ def _masks(sample, models, ahead: bool, stop_after=None):
     encoder_threads = set()
     real = s.models.encoder.forward
 
-    def spy(x):
+    def spy(x, **kwargs):
         encoder_threads.add(threading.current_thread().name)
-        return real(x)
+        return real(x, **kwargs)
 
     s.models.encoder.forward = spy
     try:
@@ -141,7 +141,7 @@ def test_a_frame_encoded_past_a_sweeps_end_is_kept_and_never_encoded_twice(sampl
     s = HotspotSession(sample.frames[:12], models, long_side=256)
     encoded = []
     real = s._encode_frame
-    s._encode_frame = lambda f: encoded.append(f) or real(f)  # both threads encode through it
+    s._encode_frame = lambda f, **kw: encoded.append(f) or real(f, **kw)  # both threads encode through it
     s.add_prompt(0, 1, mask=sample.masks[0] == 1)
     s.add_prompt(6, 1, mask=sample.masks[6] == 1)
     for _ in range(5):

@@ -223,10 +223,126 @@ def test_deepest_point_and_hotspot_inside_object():
 
 def test_make_reference_shapes():
     f = fake_features(1)
-    ref = make_reference(f, torch.ones(96, 128), (64.0, 48.0))
+    ref = make_reference(f, torch.ones(96, 128), (64.0, 48.0), compact=False)
     assert ref.keys.shape == (1, 152, 192) and ref.mask.shape == (1, 192) and ref.mask_map.shape == (1, 1, 12, 16)
     y, x = divmod(int(ref.hotspot.argmax()), 16)
     assert (x, y) in {(7, 5), (8, 5), (7, 6), (8, 6)}  # the cell holding working pixel (64, 48)
+
+
+def _blocky_keys(h8, w8, d=24, seed=0):
+    """Unit keys (1, d, h8, w8) equal within each 2x2 block: pooling a block's background loses nothing."""
+    g = torch.Generator().manual_seed(seed)
+    k = torch.nn.functional.normalize(torch.randn(1, d, (h8 + 1) // 2, (w8 + 1) // 2, generator=g), dim=1)
+    return k.repeat_interleave(2, 2).repeat_interleave(2, 3)[..., :h8, :w8].contiguous()
+
+
+@pytest.mark.parametrize("grid", [(12, 16), (9, 13)])  # an odd grid pads its last blocks
+def test_a_compact_template_keeps_the_object_and_counts_its_pooled_background(grid):
+    """The object's stride-8 cells are kept as they are; each 2x2 block's background cells become one
+    column of their summed, renormalised keys counted as that many cells. Where a block's keys are equal
+    (no detail lost) the correlation is the full template's, on both the inference and the gradient path."""
+    from napari_hotspot.models.tracking import compact_template, hotspot_weights
+
+    h8, w8 = grid
+    keys = _blocky_keys(h8, w8)
+    m8 = torch.zeros(1, 1, h8, w8)
+    m8[..., 3:7, 5:8] = 1.0  # the object, cutting through 2x2 blocks
+    m8[..., 8, 1] = 0.3  # a soft background cell: its mask value is averaged into its block's
+    hot = hotspot_weights((50.0, 40.0), grid)
+    k, m, h, wt = compact_template(keys, m8, hot, hard_share=0.0)
+    n_fg = int((m8 > 0.5).sum())
+    assert torch.equal(k[0, :, :n_fg], keys.flatten(2)[0][:, (m8 > 0.5).flatten()])
+    assert float(wt.sum()) == h8 * w8 and torch.equal(wt[0, :n_fg], torch.ones(n_fg))
+    assert k.shape[-1] == n_fg + int((wt[0, n_fg:] > 0).sum()) < h8 * w8 // 2
+    assert float(h.sum()) == pytest.approx(float(hot.sum()), rel=1e-5)
+    assert float((m[0, n_fg:] * wt[0, n_fg:]).sum()) == pytest.approx(0.3)  # the soft cell, in its block's mean
+    q = torch.nn.functional.normalize(torch.randn(1, 24, 7, 9), dim=1)
+    full = make_reference(None, torch.zeros(1), None, keys=keys, compact=False)
+    full.mask[:] = m8.flatten(1)
+    full.hotspot[:] = hot
+    with torch.no_grad():  # the inference path, in the inference dtype
+        fast = weighted_correlation(q, k, m, h, weight=wt)
+    with torch.enable_grad():  # the training path, float32
+        exact = weighted_correlation(q, full.keys, full.mask, full.hotspot)
+        grad_path = weighted_correlation(q, k, m, h, weight=wt)
+    assert float((grad_path - exact).abs().max()) < 1e-4
+    assert float((fast - exact).abs().max()) < 0.02  # the inference dtype's rounding
+    # The hardest background cells (most like the object) keep columns of their own, first after the object's.
+    k2, m2, h2, wt2 = compact_template(keys, m8, hot, hard_share=0.2)
+    n_bg = h8 * w8 - n_fg
+    n_hard = int(np.ceil(0.2 * n_bg))
+    assert torch.equal(wt2[0, : n_fg + n_hard], torch.ones(n_fg + n_hard)) and float(wt2.sum()) == h8 * w8
+    flat = keys.flatten(2)[0]
+    fg_keys, bg_keys = flat[:, (m8 > 0.5).flatten()], flat[:, ~(m8 > 0.5).flatten()]
+    likeness = (bg_keys.t() @ fg_keys).amax(1)
+    hard_likeness = (k2[0, :, n_fg : n_fg + n_hard].t() @ fg_keys).amax(1)
+    assert float(hard_likeness.min()) >= float(torch.topk(likeness, n_hard).values.min()) - 1e-6
+    with torch.enable_grad():
+        assert float((weighted_correlation(q, k2, m2, h2, weight=wt2) - exact).abs().max()) < 1e-4
+
+
+def test_templates_of_different_sizes_stack_with_padding_that_changes_nothing():
+    from napari_hotspot.models.tracking import correlation_input, stack_references
+
+    refs = []
+    for i, (y0, y1) in enumerate([(2, 5), (1, 9)]):  # two objects: two column counts
+        mask = torch.zeros(96, 128)
+        mask[y0 * 8 : y1 * 8, 16:72] = 1.0
+        refs.append(make_reference(None, mask, (40.0, 30.0), keys=_blocky_keys(12, 16, seed=i), compact=True))
+    assert refs[0].keys.shape[-1] != refs[1].keys.shape[-1]
+    batch = stack_references(refs)
+    assert batch.keys.shape[-1] == max(r.keys.shape[-1] for r in refs)
+    q = torch.nn.functional.normalize(torch.randn(2, 24, 12, 16), dim=1)
+    with torch.no_grad():
+        together = correlation_input(q, batch, batch)
+        alone = [correlation_input(q[i : i + 1], refs[i], refs[i]) for i in range(2)]
+    with torch.enable_grad():
+        grad_path = correlation_input(q, batch, batch)
+    for i in range(2):
+        assert float((together[i : i + 1] - alone[i]).abs().max()) < 1e-5
+        assert float((grad_path[i : i + 1] - alone[i]).abs().max()) < 0.02
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_an_encoder_pass_stopped_at_s16_and_finished_later_gives_the_full_pass(monkeypatch, dtype):
+    """A sweep encodes to s16 (the tracker reads no more); `finish` adds s32 when a prompt needs it."""
+    from napari_hotspot.models import backbone
+
+    monkeypatch.setattr(backbone, "inference_dtype", lambda: dtype)
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 96, 160)
+    enc = Encoder()
+    full, part = enc(x), enc(x, upto="s16")
+    assert part.s32 is None and not part.complete and full.complete
+    for level in ("s4", "s8", "s16"):
+        assert torch.equal(part[level], full[level]), level
+    done = enc.finish(part)
+    assert done.complete and enc.finish(done) is done
+    assert float((done.s32 - full.s32).abs().max()) <= 1e-5 * float(full.s32.abs().max())
+    assert part.nbytes < done.nbytes and part.to(torch.float64).s32 is None
+    # the modules' own path (no CPU inference copy), as on a GPU
+    monkeypatch.setattr(enc, "_trunk", lambda device: None)
+    assert float((enc.finish(enc(x, upto="s16")).s32 - enc._forward(x).s32).abs().max()) < 1e-5 * float(full.s32.abs().max())
+
+
+def test_a_slimmer_tracker_decoder_loads_from_its_file_and_trains_from_the_usual_one(tmp_path):
+    from napari_hotspot.models.training.train import save_weights
+    from napari_hotspot.models.weights import ModelBundle, load_heads_into
+
+    slim = WCSTracker(16)
+    assert slim.block4.conv1.weight.shape[0] == 16 and WCSTracker.for_state(slim.state_dict()).fine_channels == 16
+    heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(), "tracker": slim}
+    save_weights(tmp_path / "slim.pt", heads, {})
+    assert ModelBundle.load(tmp_path / "slim.pt").tracker.fine_channels == 16
+    usual = WCSTracker()
+    save_weights(tmp_path / "usual.pt", {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(), "tracker": usual}, {})
+    fresh = WCSTracker(16)
+    block4 = fresh.block4.conv1.weight.clone()
+    with pytest.raises(Exception, match="do not fit"):
+        load_heads_into({"tracker": WCSTracker(16)}, tmp_path / "usual.pt")
+    load_heads_into({"tracker": fresh}, tmp_path / "usual.pt", partial=True)
+    assert torch.equal(fresh.block4.conv1.weight, block4)  # another shape: started afresh
+    assert torch.equal(fresh.block8b.conv1.weight, usual.block8b.conv1.weight.half().float())  # the rest from the file
 
 
 def test_one_template_as_anchor_and_previous_correlates_once_with_the_same_result():

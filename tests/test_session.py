@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_hotspot.models.backbone import frame_to_tensor
 from napari_hotspot.errors import PromptError
 from napari_hotspot.session import HotspotSession
 
@@ -113,17 +114,36 @@ def test_several_objects_encode_each_frame_once(session, sample, monkeypatch):
     session.add_prompt(0, 2, mask=sample.masks[0] == 2)
     encoded = []
     real = session.models.encoder.forward
-    monkeypatch.setattr(session.models.encoder, "forward", lambda x: encoded.append(1) or real(x))
+    monkeypatch.setattr(session.models.encoder, "forward", lambda x, **kw: encoded.append(1) or real(x, **kw))
     results = list(session.propagate(end_frame=5))
     assert sorted((r.frame, r.object_id) for r in results) == [(t, o) for t in range(1, 6) for o in (1, 2)]
     assert len(encoded) == 5  # frames 1..5, once each for both objects
+
+
+def test_a_sweep_encodes_to_s16_and_a_prompt_on_a_swept_frame_completes_it(session, sample, monkeypatch):
+    """The tracker reads s4-s16 only, so a sweep's passes stop there; a click on a swept frame adds s32
+    from the cached s16 (the last blocks only) and answers as on a fully encoded frame."""
+    session.add_prompt(0, 1, mask=sample.masks[0] == 1)
+    list(session.propagate(end_frame=4))
+    assert all(not session._features[t].complete for t in range(1, 5)) and session._features[0].complete
+    x, y = sample.hotspots[3, 0, :2]
+    passes = []
+    real = session.models.encoder.forward
+    monkeypatch.setattr(session.models.encoder, "forward", lambda x, **kw: passes.append(kw) or real(x, **kw))
+    swept = session.add_prompt(3, 2, points=[(x, y)], labels=[1])
+    assert passes == [] and session._features[3].complete  # finished, not encoded again
+    full = session.models.encoder(frame_to_tensor(sample.frames[3], session.work_size))
+    assert float((session._features[3].s32 - full.s32).abs().max()) <= 1e-5 * float(full.s32.abs().max())
+    session._features.pop(3)
+    fresh = session.add_prompt(3, 2, points=[(x, y)], labels=[1])
+    assert iou(swept.mask, fresh.mask) > 0.99 and swept.hotspot == pytest.approx(fresh.hotspot, abs=0.5)
 
 
 def test_click_prompt_answers_without_reencoding(session, sample, monkeypatch):
     session.features(0)
     calls = []
     real = session.models.encoder.forward
-    monkeypatch.setattr(session.models.encoder, "forward", lambda x: calls.append(1) or real(x))
+    monkeypatch.setattr(session.models.encoder, "forward", lambda x, **kw: calls.append(1) or real(x, **kw))
     x, y = sample.hotspots[0, 0, :2]
     r1 = session.add_prompt(0, 1, points=[(x, y)], labels=[1])
     r2 = session.add_prompt(0, 1, points=[(x, y), (5, 5)], labels=[1, 0])
@@ -503,8 +523,8 @@ def test_completion_tracks_away_and_back_and_keeps_what_honours_the_prompt(sessi
     seen = []
     _answer_every_step(session_module, monkeypatch, answer, seen)
     encoded = []
-    real_features = session.features
-    monkeypatch.setattr(session, "features", lambda t: encoded.append(t) or real_features(t))
+    real_features = session._tracking_features
+    monkeypatch.setattr(session, "_tracking_features", lambda t: encoded.append(t) or real_features(t))
     done = session.complete_prompt(1, 15, frames=3)
     assert encoded == [15, 14, 13, 12, 13, 14, 15] and len(seen) == 6  # 3 frames away, 3 back
     assert done is not None and done.frame == 15 and done.source == "click"

@@ -27,6 +27,7 @@ from .errors import PromptError
 from .models.adaptation import ADAPTED_PARTS, TrackerAdapter
 from .models.backbone import FrameFeatures, frame_to_tensor
 from .models.guidance import make_guidance
+from .models.heads import key_rows, matching_keys
 from .models.precision import inference_autocast
 from .models.resolution import working_size
 from .models.tracking import Reference, deepest_point, make_reference, mask_core, mask_to_grid, track_step
@@ -197,12 +198,23 @@ class HotspotSession:
         return int(frame)
 
     def features(self, frame: int) -> FrameFeatures:
-        """The encoder's features of a frame (computed once, then cached)."""
+        """The encoder's features of a frame, every level (computed once, then cached)."""
+        feats = self._tracking_features(frame)
+        if not feats.complete:  # a sweep encoded it to s16 only: the last blocks now
+            t0 = time.perf_counter()
+            feats = self.models.encoder.finish(feats)
+            self.timings["encoder"] += time.perf_counter() - t0
+            self._features[frame] = feats
+        return feats
+
+    def _tracking_features(self, frame: int) -> FrameFeatures:
+        """What a tracking step reads (s4-s16): cached features as they are, else a pass that stops at
+        s16 (a quarter of the encoder's time; `features` adds s32 when a prompt needs it)."""
         frame = self._check_frame(frame)
         if frame in self._features:
             self._features.move_to_end(frame)
             return self._features[frame]
-        return self._keep_features(frame, self._encode_frame(frame))
+        return self._keep_features(frame, self._encode_frame(frame, upto="s16"))
 
     def _keep_features(self, frame: int, encoded: tuple[FrameFeatures, float, float]) -> FrameFeatures:
         """Cache an `_encode_frame` result (from this thread or a sweep's encode-ahead thread)."""
@@ -214,8 +226,8 @@ class HotspotSession:
             self._features.popitem(last=False)
         return feats
 
-    def _encode_frame(self, frame: int) -> tuple[FrameFeatures, float, float]:
-        """Decode and encode a frame: its features and the seconds each took. Runs on the sweep's
+    def _encode_frame(self, frame: int, upto: str = "s32") -> tuple[FrameFeatures, float, float]:
+        """Decode and encode a frame (to level `upto`): its features and the seconds each took. Runs on the sweep's
         encode-ahead thread too, so it touches no session state; the frame source is then read from two
         threads (the sweep's may read an anchor frame): `open_source`'s sources hold a lock, and
         `ArrayFrames` only indexes an array."""
@@ -223,8 +235,11 @@ class HotspotSession:
         x = frame_to_tensor(self.source.get_frame(frame), self.work_size)
         t1 = time.perf_counter()
         with torch.no_grad():
-            feats = self.models.encoder(x)
+            feats = self.models.encoder(x, upto=upto)
         return feats, t1 - t0, time.perf_counter() - t1
+
+    def _encode_for_tracking(self, frame: int) -> tuple[FrameFeatures, float, float]:
+        return self._encode_frame(frame, upto="s16")
 
     def _ahead_threads(self) -> int:
         """Torch threads for the sweep and for its encode-ahead thread each; 0: no encoding ahead."""
@@ -655,10 +670,10 @@ class HotspotSession:
         with torch.no_grad():
             anchor = prev = make_reference(self.features(frame), a.mask_work, a.hotspot_work)
             for t in range(frame + step, frame + step * (k + 1), step):
-                prev = track_step(tracker, self.features(t), anchor, prev, self.work_size).reference
+                prev = track_step(tracker, self._tracking_features(t), anchor, prev, self.work_size).reference
             far = prev  # the far frame's answer is the template of the way back
             for t in range(frame + step * (k - 1), frame - step, -step):
-                r = track_step(tracker, self.features(t), far, prev, self.work_size)
+                r = track_step(tracker, self._tracking_features(t), far, prev, self.work_size)
                 prev = r.reference
         self.timings["heads"] += time.perf_counter() - t0
         mask = (r.mask_prob > 0.5).float()
@@ -778,13 +793,13 @@ class HotspotSession:
         with torch.no_grad():
             anchor = prev = make_reference(self.features(frame), a.mask_work, a.hotspot_work)
             for t in range(frame + step, frame + step * (k + 1), step):
-                r = track_step(tracker, self.features(t), anchor, prev, self.work_size)
+                r = track_step(tracker, self._tracking_features(t), anchor, prev, self.work_size)
                 prev = r.reference
                 if outward is not None:
                     outward.append((r.mask_prob > 0.5).numpy())
             far = prev
             for t in range(frame + step * (k - 1), frame - step, -step):
-                r = track_step(back_tracker or tracker, self.features(t), far, prev, self.work_size)
+                r = track_step(back_tracker or tracker, self._tracking_features(t), far, prev, self.work_size)
                 prev = r.reference
         back, given = r.mask_prob > 0.5, a.mask_work > 0.5
         union = int((back | given).sum())
@@ -981,7 +996,7 @@ class HotspotSession:
         # The next frame is encoded on a thread of the sweep's own while this one is tracked; each
         # frame's steps run with half the threads (split_threads), the caller's count is back at a yield.
         threads = self._ahead_threads()
-        ahead = EncodeAhead(self._encode_frame, threads) if threads else None
+        ahead = EncodeAhead(self._encode_for_tracking, threads) if threads else None
         try:
             for t in range(start_frame, end + step, step):
                 if not active:
@@ -1021,7 +1036,7 @@ class HotspotSession:
                 if state[i] is None:
                     continue  # no anchor behind t in this direction: nothing to propagate from
             anchor_ref, prev_ref = state[i]
-            feats = self.features(t)
+            feats = self._tracking_features(t)
             t0 = time.perf_counter()
             r = track_step(self._tracker_for(i, t), feats, anchor_ref, prev_ref, self.work_size)
             self.timings["heads"] += time.perf_counter() - t0
@@ -1070,9 +1085,9 @@ class HotspotSession:
         object): `distractor_gate` compares with the template's object cells, and without one it would
         keep nothing."""
         a = self._objects[object_id].anchors[t]
-        feats = self.features(t)
-        ref = make_reference(feats, a.mask_work, a.hotspot_work)
-        if not (self.distractor_memory if distractors is None else distractors) or not bool((ref.mask > 0.5).any()):
+        keys = matching_keys(self._tracking_features(t))
+        ref = make_reference(None, a.mask_work, a.hotspot_work, keys=keys)
+        if not (self.distractor_memory if distractors is None else distractors) or not bool((ref.mask_map > 0.5).any()):
             return ref
         grid = tuple(ref.mask_map.shape[-2:])
         cached = self._distractors.get((object_id, t))
@@ -1089,8 +1104,8 @@ class HotspotSession:
         for other_id, other in self._objects.items():
             if other_id != object_id and t in other.anchors:
                 cells = cells | (mask_to_grid(other.anchors[t].mask_work.float(), grid)[0, 0].flatten() > 0.5)
-        cells = cells & ~(ref.mask[0] > 0.5)
-        ref.distractors = ref.keys[0][:, cells] if bool(cells.any()) else None
+        cells = cells & ~(ref.mask_map.flatten() > 0.5)
+        ref.distractors = key_rows(keys)[cells].t() if bool(cells.any()) else None
         return ref
 
     def _state_from_behind(self, object_id: int, t: int, step: int, memory: bool | None = None):

@@ -40,30 +40,40 @@ def frame_to_tensor(frame: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
 
 @dataclass
 class FrameFeatures:
-    """One encoder pass over one frame: features per level, each (1, C, h/s, w/s)."""
+    """One encoder pass over one frame: features per level, each (1, C, h/s, w/s). s32 is None where the
+    pass stopped at s16 (`Encoder(x, upto="s16")`: a tracking sweep, whose tracker reads s4-s16 only);
+    `Encoder.finish` adds it."""
 
     s4: torch.Tensor
     s8: torch.Tensor
     s16: torch.Tensor
-    s32: torch.Tensor
+    s32: torch.Tensor | None = None
 
     def __getitem__(self, level: str) -> torch.Tensor:
         return getattr(self, level)
 
+    @property
+    def complete(self) -> bool:
+        return self.s32 is not None
+
+    def _levels(self) -> tuple[str, ...]:
+        return LEVELS if self.complete else LEVELS[:-1]
+
     def to(self, dtype: torch.dtype) -> "FrameFeatures":
-        return FrameFeatures(*(getattr(self, k).to(dtype) for k in LEVELS))
+        return FrameFeatures(*(getattr(self, k).to(dtype) for k in self._levels()))
 
     @property
     def nbytes(self) -> int:
-        return sum(getattr(self, k).element_size() * getattr(self, k).nelement() for k in LEVELS)
+        return sum(getattr(self, k).element_size() * getattr(self, k).nelement() for k in self._levels())
 
     @staticmethod
     def stack(items: list["FrameFeatures"]) -> "FrameFeatures":
-        return FrameFeatures(*(torch.cat([it[k] for it in items], 0) for k in LEVELS))
+        levels = LEVELS if all(it.complete for it in items) else LEVELS[:-1]
+        return FrameFeatures(*(torch.cat([it[k] for it in items], 0) for k in levels))
 
     def unbind(self) -> list["FrameFeatures"]:
         """The batch split into one FrameFeatures per item (the inverse of `stack`)."""
-        return [FrameFeatures(*(getattr(self, k)[i : i + 1] for k in LEVELS)) for i in range(self.s4.shape[0])]
+        return [FrameFeatures(*(getattr(self, k)[i : i + 1] for k in self._levels())) for i in range(self.s4.shape[0])]
 
 
 def _load_pretrained(variant: str) -> nn.Module:
@@ -133,9 +143,33 @@ class Encoder(nn.Module):
         return super().load_state_dict(*args, **kwargs)
 
     @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> FrameFeatures:
-        if x.device.type != "cpu":  # the inference copies below are for the CPU
-            return self._forward(x)
+    def forward(self, x: torch.Tensor, upto: str = "s32") -> FrameFeatures:
+        """upto "s16": stop after the stride-16 blocks (s32 None), a quarter less work for a caller that
+        reads s4-s16 only (the tracker); `finish` completes such features, equal to a full pass."""
+        stop = self.level_blocks[upto] + 1
+        trunk = self._trunk(x.device)
+        if trunk is None:
+            return _run_trunk(self, x, stop)
+        return trunk(x.to(trunk.dtype), stop).to(torch.float32)
+
+    @torch.no_grad()
+    def finish(self, feats: FrameFeatures) -> FrameFeatures:
+        """`feats` with s32, from their s16 when a pass stopped there (the remaining blocks only)."""
+        if feats.complete:
+            return feats
+        start = self.level_blocks["s16"] + 1
+        trunk = self._trunk(feats.s16.device)
+        if trunk is None:
+            tail = _run_blocks(self, feats.s16.contiguous(memory_format=torch.channels_last), start)
+        else:
+            h = feats.s16.to(trunk.dtype).contiguous(memory_format=torch.channels_last)
+            tail = {k: v.to(torch.float32) for k, v in trunk.run_blocks(h, start).items()}
+        return FrameFeatures(feats.s4, feats.s8, feats.s16, tail["s32"])
+
+    def _trunk(self, device: torch.device):
+        """The CPU inference trunk (fused or low-precision copy), or None: run the modules as they are."""
+        if device.type != "cpu":  # the inference copies below are for the CPU
+            return None
         dtype = inference_dtype()
         if dtype not in self._lowp:
             # oneDNN convolutions with their ReLU6 fused (bf16 features equal to the bit, float32 to rounding;
@@ -146,24 +180,26 @@ class Encoder(nn.Module):
             if trunk is None and dtype != torch.float32:
                 trunk = _LowPrecisionTrunk(self, dtype)
             self._lowp[dtype] = trunk
-        trunk = self._lowp[dtype]
-        if trunk is None:
-            return self._forward(x)
-        return trunk(x.to(dtype)).to(torch.float32)
+        return self._lowp[dtype]
 
     def _forward(self, x: torch.Tensor) -> FrameFeatures:
         return _run_trunk(self, x)
 
 
-def _run_trunk(trunk, x: torch.Tensor) -> FrameFeatures:
-    h = trunk.act(trunk.bn0(trunk.stem(x.contiguous(memory_format=torch.channels_last))))
+def _run_blocks(trunk, h: torch.Tensor, start: int, stop: int | None = None) -> dict[str, torch.Tensor]:
+    """Blocks start..stop-1 of a modules trunk from `h`: the levels that end among them."""
     out = {}
     wanted = {v: k for k, v in trunk.level_blocks.items()}
-    for i, block in enumerate(trunk.blocks):
-        h = block(h)
+    for i in range(start, len(trunk.blocks) if stop is None else stop):
+        h = trunk.blocks[i](h)
         if i in wanted:
             out[wanted[i]] = h.contiguous()  # the heads and caches expect the usual layout
-    return FrameFeatures(**out)
+    return out
+
+
+def _run_trunk(trunk, x: torch.Tensor, stop: int | None = None) -> FrameFeatures:
+    h = trunk.act(trunk.bn0(trunk.stem(x.contiguous(memory_format=torch.channels_last))))
+    return FrameFeatures(**_run_blocks(trunk, h, 0, stop))
 
 
 class _LowPrecisionTrunk(nn.Module):
@@ -173,13 +209,17 @@ class _LowPrecisionTrunk(nn.Module):
         super().__init__()
         import copy
 
+        self.dtype = dtype
         self.level_blocks = encoder.level_blocks
         self.stem, self.bn0, self.act = (copy.deepcopy(m) for m in (encoder.stem, encoder.bn0, encoder.act))
         self.blocks = copy.deepcopy(encoder.blocks)
         self.to(dtype=dtype, memory_format=torch.channels_last).eval()
 
-    def forward(self, x: torch.Tensor) -> FrameFeatures:
-        return _run_trunk(self, x)
+    def forward(self, x: torch.Tensor, stop: int | None = None) -> FrameFeatures:
+        return _run_trunk(self, x, stop)
+
+    def run_blocks(self, h: torch.Tensor, start: int) -> dict[str, torch.Tensor]:
+        return _run_blocks(self, h, start)
 
 
 class _FusedTrunk(nn.Module):
@@ -192,6 +232,7 @@ class _FusedTrunk(nn.Module):
 
     def __init__(self, encoder: "Encoder", dtype: torch.dtype):
         super().__init__()
+        self.dtype = dtype
         self.level_blocks = encoder.level_blocks
         self.stem = self._conv(encoder.stem, dtype)
         self.blocks = []
@@ -216,11 +257,15 @@ class _FusedTrunk(nn.Module):
         return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, padding, stride, dilation, groups,
                                                        "hardtanh" if relu6 else "none", [0.0, 6.0] if relu6 else [], "")
 
-    def forward(self, x: torch.Tensor) -> FrameFeatures:
+    def forward(self, x: torch.Tensor, stop: int | None = None) -> FrameFeatures:
         h = self._run(self.stem, x.contiguous(memory_format=torch.channels_last), True)
+        return FrameFeatures(**self.run_blocks(h, 0, stop))
+
+    def run_blocks(self, h: torch.Tensor, start: int, stop: int | None = None) -> dict[str, torch.Tensor]:
         out = {}
         wanted = {v: k for k, v in self.level_blocks.items()}
-        for i, (expand, depthwise, project, skip) in enumerate(self.blocks):
+        for i in range(start, len(self.blocks) if stop is None else stop):
+            expand, depthwise, project, skip = self.blocks[i]
             x = h
             if expand is not None:
                 h = self._run(expand, h, True)
@@ -229,7 +274,7 @@ class _FusedTrunk(nn.Module):
                 h = h + x
             if i in wanted:
                 out[wanted[i]] = h.contiguous()
-        return FrameFeatures(**out)
+        return out
 
     @classmethod
     def build(cls, encoder: "Encoder", dtype: torch.dtype) -> "_FusedTrunk | None":

@@ -120,6 +120,7 @@ def weighted_correlation(
     ref_hotspot: torch.Tensor,
     temperature: float = CORRELATION_TEMPERATURE,
     *,
+    weight: torch.Tensor | None = None,
     cache: dict | None = None,
 ) -> torch.Tensor:
     """The Weighted Correlation Block: pixel-wise correlation of search and template features,
@@ -127,6 +128,8 @@ def weighted_correlation(
 
     search_keys (B, D, h, w); ref_keys (B, D, M) (M reference pixels, any subset);
     ref_mask, ref_hotspot (B, M) in [0, 1]. Returns (B, 4, h, w).
+    weight: (B, M) how many template cells each column stands for (`tracking.compact_template`; its exp
+    counts that many times in the softmax; 0: a padding column, left out); None: one each.
     cache: a dict that lives as long as this one template (batch 1) and its tensors do not change;
     inference keeps the template's ordered keys there between frames (the anchor's, every frame).
     """
@@ -136,19 +139,25 @@ def weighted_correlation(
         if ref_keys.shape[0] > 1:
             cache = None  # one cache holds one template
         return torch.cat([_weighted_correlation_single(search_keys[i : i + 1], ref_keys[i : i + 1], ref_mask[i : i + 1],
-                                                       ref_hotspot[i : i + 1], temperature, cache)
+                                                       ref_hotspot[i : i + 1], temperature, cache,
+                                                       None if weight is None else weight[i : i + 1])
                           for i in range(search_keys.shape[0])], 0)
     b, d, h, w = search_keys.shape
     q = search_keys.reshape(b, d, h * w)
     sim = torch.einsum("bdn,bdm->bnm", q, ref_keys)  # cosine similarity (B, N, M)
-    attn = torch.softmax(sim / temperature, dim=2)
+    logits = sim / temperature
+    real = torch.ones_like(ref_mask) if weight is None else (weight > 0).float()
+    if weight is not None:  # a column of weight c counts c times: log c added to its logit (0: left out)
+        logits = logits + torch.where(weight > 0, weight.clamp_min(1e-12).log(), float("-inf"))[:, None, :]
+    attn = torch.softmax(logits, dim=2)
     fg_prop = torch.einsum("bnm,bm->bn", attn, ref_mask)
     hot_w = ref_hotspot / ref_hotspot.sum(1, keepdim=True).clamp_min(1e-6)
     # Hotspot affinity: similarity to the hotspot region of the template, hotspot-weighted.
     hot_aff = torch.einsum("bdn,bd->bn", q, torch.einsum("bdm,bm->bd", ref_keys, hot_w))
-    fg = (ref_mask > 0.5).float()[:, None, :]
+    fg = ((ref_mask > 0.5).float() * real)[:, None, :]
+    bg = ((ref_mask <= 0.5).float() * real)[:, None, :]
     max_fg = (sim - 2.0 * (1 - fg)).amax(2)
-    max_bg = (sim - 2.0 * fg).amax(2)
+    max_bg = (sim - 2.0 * (1 - bg)).amax(2)
     out = torch.stack([fg_prop, max_fg, max_bg, hot_aff], 1)
     return out.reshape(b, CORR_CHANNELS, h, w)
 
@@ -169,22 +178,27 @@ def _similarity_buffer(n: int, m: int, dtype: torch.dtype, device: torch.device)
 
 
 def _ordered_template(ref_keys: torch.Tensor, ref_mask: torch.Tensor, dtype: torch.dtype, temperature: float,
-                      cache: dict | None):
-    """The template's keys (D, M) scaled by 1/T in `dtype`, its mask (M,) in `dtype`, its columns ordered
-    foreground first, and the foreground count; kept in `cache` (the caller's, one per template)."""
+                      cache: dict | None, weight: torch.Tensor | None = None):
+    """The template's keys (D, M) scaled by 1/T in `dtype`, and the softmax's two right-hand columns
+    (M, 2) in `dtype` (mask x weight, weight), its columns ordered foreground first (padding columns of
+    weight 0 left out), and the foreground count; kept in `cache` (the caller's, one per template)."""
     key = (dtype, temperature)
     if cache is not None and key in cache:
         return cache[key]
     fg = ref_mask > 0.5
+    real = torch.ones_like(fg) if weight is None else weight > 0
     order = torch.argsort((~fg).to(torch.uint8), stable=True)  # foreground columns first
+    order = order[real[order]]
     keys = (ref_keys.t()[order] * (1.0 / temperature)).to(dtype).t()  # row gather: contiguous reads
-    entry = (keys, ref_mask[order].to(dtype), int(fg.sum()))
+    wt = torch.ones(len(order)) if weight is None else weight[order].float()
+    sums = torch.stack([ref_mask[order].float() * wt, wt], 1).to(dtype)
+    entry = (keys, sums, int((fg & real).sum()))
     if cache is not None:
         cache[key] = entry
     return entry
 
 
-def _weighted_correlation_single(search_keys, ref_keys, ref_mask, ref_hotspot, temperature, cache=None):
+def _weighted_correlation_single(search_keys, ref_keys, ref_mask, ref_hotspot, temperature, cache=None, weight=None):
     """No-gradient path of weighted_correlation for one batch element, equal to it up to the rounding of
     the inference dtype but several times faster:
     - the reference columns are ordered foreground first, so one similarity matrix holds both blocks
@@ -196,7 +210,8 @@ def _weighted_correlation_single(search_keys, ref_keys, ref_mask, ref_hotspot, t
     h, w = search_keys.shape[-2:]
     lowp = inference_dtype()
     q = key_rows(search_keys)  # (N, D)
-    keys, mask, n_fg = _ordered_template(ref_keys[0], ref_mask[0], lowp, temperature, cache)
+    keys, sums, n_fg = _ordered_template(ref_keys[0], ref_mask[0], lowp, temperature, cache,
+                                         None if weight is None else weight[0])
     sim = torch.mm(q.to(lowp), keys, out=_similarity_buffer(q.shape[0], keys.shape[1], lowp, q.device))  # sim / T
     max_fg = sim[:, :n_fg].amax(1).float() * temperature if n_fg > 0 else None
     max_bg = sim[:, n_fg:].amax(1).float() * temperature if n_fg < sim.shape[1] else None
@@ -205,7 +220,7 @@ def _weighted_correlation_single(search_keys, ref_keys, ref_mask, ref_hotspot, t
         max_fg, max_bg = (row_max - 2.0, max_bg) if max_fg is None else (max_fg, row_max - 2.0)
     # Keys are unit vectors, so sim / T lies in [-1/T, 1/T] and exp() of it stays far inside the float
     # (and bfloat16) range: the softmax needs no row-max subtraction.
-    num_den = (sim.exp_() @ torch.stack([mask, torch.ones_like(mask)], 1)).float()  # (N, 2)
+    num_den = (sim.exp_() @ sums).float()  # (N, 2)
     fg_prop = num_den[:, 0] / num_den[:, 1]
     hot_w = ref_hotspot[0] / ref_hotspot[0].sum().clamp_min(1e-6)
     hot_aff = q @ (ref_keys[0] @ hot_w)
@@ -222,10 +237,12 @@ class WCSTracker(nn.Module):
     """
 
     N_REFS = 2
+    FINE_CHANNELS = 32  # the stride-4 block's width (16: a slimmer block, 43% of its work)
 
-    def __init__(self):
+    def __init__(self, fine_channels: int = FINE_CHANNELS):
         super().__init__()
         c = LEVEL_CHANNELS
+        self.fine_channels = fine_channels
         cc = CORR_CHANNELS * self.N_REFS + 1  # + previous mask
         self.proj16 = nn.Conv2d(c["s16"], 64, 1)
         self.proj8 = nn.Conv2d(c["s8"], 32, 1)
@@ -233,11 +250,17 @@ class WCSTracker(nn.Module):
         self.block16 = ResidualBlock(64 + cc, 64)
         self.block8a = ResidualBlock(64 + 32 + cc, 64)
         self.block8b = ResidualBlock(64, 64)
-        self.block4 = ResidualBlock(64 + 16 + 1, 32)
+        self.block4 = ResidualBlock(64 + 16 + 1, fine_channels)
         self.mask8 = nn.Conv2d(64, 1, 1)
-        self.mask4 = nn.Conv2d(32, 1, 3, padding=1)
+        self.mask4 = nn.Conv2d(fine_channels, 1, 3, padding=1)
         self.hot_block = ResidualBlock(64 + cc, 32)
         self.hot_out = nn.Conv2d(32, 1, 3, padding=1)
+
+    @classmethod
+    def for_state(cls, state: dict | None) -> "WCSTracker":
+        """A tracker shaped as the weights `state` (its stride-4 block's width), default without one."""
+        w = None if state is None else state.get("block4.conv1.weight")
+        return cls(int(w.shape[0])) if w is not None else cls()
 
     def forward(self, f: FrameFeatures, corr: torch.Tensor, prev_mask8: torch.Tensor):
         """corr: (B, 8, h8, w8) from weighted_correlation for both refs; prev_mask8: (B, 1, h8, w8)."""

@@ -16,8 +16,8 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "wcs_lite0.pt"
 
 
-def load_heads_into(heads: dict, path: Path) -> dict:
-    """Load the state of each head in `heads` (name -> module) from a weights file; returns its meta."""
+def read_weights(path: Path) -> dict:
+    """A weights file's contents ({"heads": {name: state}, "meta": ...}), or a clear error."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model weights not found: {path}")
@@ -29,10 +29,23 @@ def load_heads_into(heads: dict, path: Path) -> dict:
     if not isinstance(blob, dict) or not isinstance(blob.get("heads"), dict):
         raise WeightsError(f"{path} is not a napari-hotspot weights file (no 'heads'): train one with "
                            "`napari-hotspot train`, or leave --weights out for the shipped weights")
+    return blob
+
+
+def load_heads_into(heads: dict, path: Path, partial: bool = False) -> dict:
+    """Load the state of each head in `heads` (name -> module) from a weights file; returns its meta.
+    partial: tensors whose shape differs from the module's are left as they are (a training run that
+    starts a reshaped part afresh, e.g. a slimmer tracker decoder, from weights of the usual one)."""
+    blob = read_weights(path)
     for name, module in heads.items():
         if name in blob["heads"]:
+            state = {k: v.float() for k, v in blob["heads"][name].items()}
+            if partial:
+                own = module.state_dict()
+                state = {k: v if k in own and own[k].shape == v.shape else own[k] for k, v in state.items()
+                         if k in own}
             try:
-                module.load_state_dict({k: v.float() for k, v in blob["heads"][name].items()})
+                module.load_state_dict(state)
             except RuntimeError as exc:  # shapes of another network (e.g. trained with --backbone lite2)
                 first = str(exc).strip().splitlines()[-1].strip()
                 raise WeightsError(f"{path}: its {name} weights do not fit this {name} network (trained with "
@@ -54,7 +67,9 @@ class ModelBundle:
     def load(cls, path: Path | None = None) -> "ModelBundle":
         path = Path(path) if path else DEFAULT_WEIGHTS
         keep_freed_memory()  # inference's per-frame buffers stay in the heap (allocator.py)
-        heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(), "tracker": WCSTracker()}
+        # The tracker as the file shapes it (its stride-4 block's width): files of either width load.
+        tracker = WCSTracker.for_state(read_weights(path)["heads"].get("tracker"))
+        heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(), "tracker": tracker}
         meta = load_heads_into(heads, path)
         for m in heads.values():
             # Channels-last convolutions, as the encoder's: the tracker decoder 8.2 -> 6.5 ms at 256x448

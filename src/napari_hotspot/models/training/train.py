@@ -264,6 +264,9 @@ def main(argv=None):
     ap.add_argument("--stills-limit", type=int, default=None, help="use only the first N stills (tests)")
     ap.add_argument("--cache", type=Path, default=Path("runs/cache"))
     ap.add_argument("--init", type=Path, default=None, help="start from these weights")
+    ap.add_argument("--tracker-fine-channels", type=int, default=None, choices=(16, 32),
+                    help="width of the tracker decoder's stride-4 block (default: the --init file's, else 32; "
+                         "16 does 43%% of its work)")
     ap.add_argument("--fixations-root", type=Path, default=None,
                     help="real eye-tracking data for EG-Net: images/*.jpg + maps/<stem>.png fixation maps")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -338,11 +341,14 @@ def main(argv=None):
     log(f"train on {train_names} + {sum(s.num_frames for s in stills)} stills; validate on {args.val_sequences}; "
         f"device {args.device}")
 
-    heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(BACKBONES[args.backbone][1]), "tracker": WCSTracker()}
-    if args.init:
-        from ..weights import load_heads_into
+    from ..weights import load_heads_into, read_weights
 
-        load_heads_into(heads, args.init)
+    init_width = WCSTracker.for_state(read_weights(args.init)["heads"].get("tracker") if args.init else None).fine_channels
+    fine = init_width if args.tracker_fine_channels is None else args.tracker_fine_channels
+    heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(BACKBONES[args.backbone][1]), "tracker": WCSTracker(fine)}
+    if args.init:
+        # A width other than the file's starts the stride-4 block and its output afresh, the rest from the file.
+        load_heads_into(heads, args.init, partial=fine != init_width)
     report = {"command": " ".join(sys.argv), "train_sequences": train_names,
               "davis_root": str(args.davis_root), "train_stills": sum(s.num_frames for s in stills),
               "stills_root": str(args.stills_root) if stills else None,
