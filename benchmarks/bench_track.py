@@ -1,5 +1,6 @@
 """Tracking speed and memory: `napari-hotspot track` end to end at DAVIS 480p, time split into decode /
-encoder / heads / write (and a frame's whole cost in encoder passes: the encoder alone, timed on one
+encoder / heads / write (heads_ahead: the heads' work the encoding thread does, the next frame's matching keys
+and anchor correlations; heads: the tracking thread's) (and a frame's whole cost in encoder passes: the encoder alone, timed on one
 frame over and over, and the encoder as it ran inside the loop: by default on the second thread that
 encodes the next frame while the heads track this one, `--no-encode-ahead` on the tracking thread),
 click latency on an encoded frame (the refined answer, and the decoder's first answer the dock shows
@@ -173,7 +174,8 @@ def main(argv=None):
     for r in rows:  # issue 19's measure: a tracked frame's cost in encoder-only passes of this run
         r["frame_per_encoder_alone"] = 1000.0 / r["fps"] / enc_ms
         r["frame_per_encoder_in_loop"] = 1000.0 / r["fps"] / r["encoder_ms"]
-    cols = ["sequence", "frames", "fps", "decode_ms", "encoder_ms", "heads_ms", "write_ms", "click_ms", "click_first_ms", "dis_fps",
+    cols = ["sequence", "frames", "fps", "decode_ms", "encoder_ms", "heads_ahead_ms", "heads_ms", "write_ms", "click_ms",
+            "click_first_ms", "dis_fps",
             "frame_per_encoder_alone", "frame_per_encoder_in_loop"]
     lines = [f"Command: `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  ",
              f"Data: DAVIS-2016 480p ({', '.join(args.sequences)}), prompt = frame-0 ground-truth mask  ",

@@ -105,7 +105,8 @@ def test_the_sweeps_steps_run_on_half_the_threads_and_its_caller_keeps_its_own(s
 
     counts = []
     real_step = session_module.track_step
-    monkeypatch.setattr(session_module, "track_step", lambda *a: counts.append(torch.get_num_threads()) or real_step(*a))
+    monkeypatch.setattr(session_module, "track_step",
+                        lambda *a, **kw: counts.append(torch.get_num_threads()) or real_step(*a, **kw))
     s = HotspotSession(sample.frames[:8], models, long_side=256)
     s.add_prompt(0, 1, mask=sample.masks[0] == 1)
     between = [torch.get_num_threads() for _ in s.propagate()]
@@ -168,3 +169,33 @@ def test_drain_keeps_what_was_encoded_and_drops_a_failure(two_threads):
     assert ahead.drain() == {1: 1}
     ahead.request(3)  # closed: ignored
     assert ahead.take(3) is None
+
+
+def test_the_encoding_thread_correlates_the_next_frame_with_each_anchor(sample, models, two_threads, monkeypatch):
+    """The anchor correlation depends on the frame and the anchor only: the encoding thread computes it
+    for the next frame, once per anchor, and the tracking step uses it (equal to its own, as computed
+    by the same function)."""
+    from napari_hotspot import session as session_module
+    from napari_hotspot.models import tracking
+
+    by_thread = []
+    real = tracking.anchor_correlation
+
+    def spy(keys, anchor):
+        by_thread.append(threading.current_thread().name.startswith("napari-hotspot-encode"))
+        return real(keys, anchor)
+
+    monkeypatch.setattr(tracking, "anchor_correlation", spy)  # a step's own, where none was prepared
+    monkeypatch.setattr(session_module, "anchor_correlation", spy)  # the encoding thread's
+    s = HotspotSession(sample.frames[:8], models, long_side=256)
+    s.add_prompt(0, 1, mask=sample.masks[0] == 1)
+    s.add_prompt(0, 2, mask=sample.masks[0] == 2)
+    s.preflight([1, 2])
+    by_thread.clear()
+    out = list(s.propagate(preflight=False))
+    assert len(out) == 14
+    # Frames 2-7 came with both objects' correlations; frame 1 was asked for before the sweep met its
+    # anchors, and the distractor memory's passes over the anchor frame run on the sweep's thread.
+    assert by_thread.count(True) == 12
+    assert by_thread.count(False) == 2 + 2 * session_module.DISTRACTOR_PASSES
+    assert s.timings["heads_ahead"] > 0

@@ -58,13 +58,14 @@ class EncodeAhead(Generic[T]):
         self._worker: threading.Thread | None = None
         self._closed = False
 
-    def request(self, frame: int) -> None:
+    def request(self, frame: int, *args) -> None:
+        """Queue `encode(frame, *args)`."""
         if not self._closed and frame not in self._pending:
-            self._pending[frame] = self._pool.submit(self._run, frame)
+            self._pending[frame] = self._pool.submit(self._run, frame, *args)
 
-    def _run(self, frame: int) -> T:
+    def _run(self, frame: int, *args) -> T:
         self._worker = threading.current_thread()
-        return self._encode(frame)
+        return self._encode(frame, *args)
 
     def take(self, frame: int) -> T | None:
         fut = self._pending.pop(frame, None)

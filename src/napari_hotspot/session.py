@@ -30,7 +30,8 @@ from .models.guidance import make_guidance
 from .models.heads import key_rows, matching_keys
 from .models.precision import inference_autocast
 from .models.resolution import working_size
-from .models.tracking import Reference, deepest_point, make_reference, mask_core, mask_to_grid, track_step
+from .models.tracking import (Reference, anchor_correlation, deepest_point, make_reference, mask_core, mask_to_grid,
+                              track_step)
 from .models.weights import ModelBundle
 from .prompt_masks import _honours_clicks, _inside, _misses_prompt, _near_clicked_parts
 # The defaults live in the torch-free options module (the command line's help reads them there).
@@ -184,7 +185,8 @@ class HotspotSession:
         self._verdicts: dict[int, AdaptationVerdict] = {}
         # (object, frame) -> (the anchor mask it was computed for, the base tracker's round-trip IoU)
         self._base_round_trips: dict[tuple[int, int], tuple[torch.Tensor, float]] = {}
-        self.timings = {"decode": 0.0, "encoder": 0.0, "heads": 0.0}
+        # heads_ahead: the heads' work a sweep's encoding thread does beside the encoder (keys, anchor correlations)
+        self.timings = {"decode": 0.0, "encoder": 0.0, "heads": 0.0, "heads_ahead": 0.0}
         self._refine_tokens = 0
         # Encode the next frame on a second thread while the heads track this one (`encode_ahead.py`).
         self.encode_ahead = True
@@ -218,7 +220,7 @@ class HotspotSession:
 
     def _keep_features(self, frame: int, encoded: tuple[FrameFeatures, float, float]) -> FrameFeatures:
         """Cache an `_encode_frame` result (from this thread or a sweep's encode-ahead thread)."""
-        feats, decode_s, encode_s = encoded
+        feats, decode_s, encode_s = encoded[:3]
         self.timings["decode"] += decode_s
         self.timings["encoder"] += encode_s
         self._features[frame] = feats
@@ -238,8 +240,16 @@ class HotspotSession:
             feats = self.models.encoder(x, upto=upto)
         return feats, t1 - t0, time.perf_counter() - t1
 
-    def _encode_for_tracking(self, frame: int) -> tuple[FrameFeatures, float, float]:
-        return self._encode_frame(frame, upto="s16")
+    def _encode_for_tracking(self, frame: int, anchors: tuple[Reference, ...] = ()) -> tuple:
+        """A sweep's encoding thread: the frame encoded to s16, and the work of its tracking steps that
+        does not wait for the step before: the matching keys and each anchor template's correlation.
+        Returns (features, decode s, encode s, (keys, {id(anchor): (anchor, its correlation)}, s))."""
+        feats, decode_s, encode_s = self._encode_frame(frame, upto="s16")
+        t0 = time.perf_counter()
+        with torch.no_grad():  # grad mode is per thread
+            keys = matching_keys(feats)
+            corrs = {id(a): (a, anchor_correlation(keys, a)) for a in anchors}
+        return feats, decode_s, encode_s, (keys, corrs, time.perf_counter() - t0)
 
     def _ahead_threads(self) -> int:
         """Torch threads for the sweep and for its encode-ahead thread each; 0: no encoding ahead."""
@@ -1002,13 +1012,18 @@ class HotspotSession:
                 if not active:
                     break
                 with split_threads(threads) if ahead else contextlib.nullcontext():
+                    prepared = None
                     if ahead is not None:
                         if t != end and t + step not in self._features:
-                            ahead.request(t + step)
+                            # The anchors as they stand: an object re-anchored on frame t computes its own.
+                            anchors = {id(s[0]): s[0] for i, s in state.items() if i in active and s is not None}
+                            ahead.request(t + step, tuple(anchors.values()))
                         encoded = ahead.take(t)
                         if encoded is not None:
                             self._keep_features(t, encoded)
-                    results = self._track_frame(t, step, active, state, memory, stop_at_keyframe)
+                            prepared = encoded[3]
+                            self.timings["heads_ahead"] += prepared[2]
+                    results = self._track_frame(t, step, active, state, memory, stop_at_keyframe, prepared)
                 yield from results
             if ahead is not None:  # a frame encoded past the sweep's end (it stopped at a keyframe) is kept
                 for f, encoded in ahead.drain().items():
@@ -1018,8 +1033,10 @@ class HotspotSession:
             if ahead is not None:
                 ahead.close()
 
-    def _track_frame(self, t, step, active, state, memory, stop_at_keyframe) -> list[TrackResult]:
-        """One frame of `_sweep`: re-anchor the objects whose anchor it is, track the others."""
+    def _track_frame(self, t, step, active, state, memory, stop_at_keyframe, prepared=None) -> list[TrackResult]:
+        """One frame of `_sweep`: re-anchor the objects whose anchor it is, track the others. prepared:
+        the encoding thread's keys and anchor correlations for this frame (`_encode_for_tracking`)."""
+        keys, corrs = (prepared[0], prepared[1]) if prepared is not None else (None, {})
         results = []
         for i in sorted(active):
             anchors = self._objects[i].anchors
@@ -1037,8 +1054,11 @@ class HotspotSession:
                     continue  # no anchor behind t in this direction: nothing to propagate from
             anchor_ref, prev_ref = state[i]
             feats = self._tracking_features(t)
+            done = corrs.get(id(anchor_ref))
+            anchor_corr = done[1] if done is not None and done[0] is anchor_ref else None
             t0 = time.perf_counter()
-            r = track_step(self._tracker_for(i, t), feats, anchor_ref, prev_ref, self.work_size)
+            r = track_step(self._tracker_for(i, t), feats, anchor_ref, prev_ref, self.work_size, keys=keys,
+                           anchor_corr=anchor_corr)
             self.timings["heads"] += time.perf_counter() - t0
             state[i] = (anchor_ref, r.reference)
             results.append(TrackResult(t, i, self._mask_to_frame(r.mask_prob), self._to_frame(r.hotspot_xy),

@@ -165,9 +165,17 @@ def correlation_cache(ref: Reference) -> dict:
     return ref.__dict__.setdefault("_correlation_cache", {})
 
 
-def correlation_input(search_keys: torch.Tensor, anchor: Reference, prev: Reference) -> torch.Tensor:
-    c_anchor = weighted_correlation(search_keys, anchor.keys, anchor.mask, anchor.hotspot, weight=anchor.weight,
-                                    cache=correlation_cache(anchor))
+def anchor_correlation(search_keys: torch.Tensor, anchor: Reference) -> torch.Tensor:
+    """The anchor template's 4 correlation channels: they depend on the search frame and the anchor
+    only, so a sweep computes them for the next frame on its encoding thread (`HotspotSession._sweep`)."""
+    return weighted_correlation(search_keys, anchor.keys, anchor.mask, anchor.hotspot, weight=anchor.weight,
+                                cache=correlation_cache(anchor))
+
+
+def correlation_input(search_keys: torch.Tensor, anchor: Reference, prev: Reference,
+                      anchor_corr: torch.Tensor | None = None) -> torch.Tensor:
+    """anchor_corr: `anchor_correlation(search_keys, anchor)` when the caller already has it."""
+    c_anchor = anchor_correlation(search_keys, anchor) if anchor_corr is None else anchor_corr
     if prev is anchor:  # one template as both (a prompt's own frame, its refinement): correlate once
         return torch.cat([c_anchor, c_anchor], 1)
     c_prev = weighted_correlation(search_keys, prev.keys, prev.mask, prev.hotspot, weight=prev.weight)
@@ -304,10 +312,12 @@ def distractor_gate(search_keys: torch.Tensor, corr: torch.Tensor, distractors: 
 
 @torch.no_grad()
 def track_step(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, prev: Reference,
-               size: tuple[int, int]) -> StepResult:
+               size: tuple[int, int], keys: torch.Tensor | None = None,
+               anchor_corr: torch.Tensor | None = None) -> StepResult:
+    """keys: matching_keys(feats), anchor_corr: anchor_correlation(keys, anchor), where the caller has them."""
     feats = feats.to(torch.float32)
-    keys = matching_keys(feats)
-    corr = correlation_input(keys, anchor, prev)
+    keys = matching_keys(feats) if keys is None else keys
+    corr = correlation_input(keys, anchor, prev, anchor_corr)
     with inference_autocast():  # bfloat16 where this CPU runs it fast, as the encoder
         m4, _m8, hot = tracker(feats, corr, prev.mask_map)
     m4, hot = m4.float(), hot.float()
