@@ -137,6 +137,12 @@ def test_a_sweep_encodes_to_s16_and_a_prompt_on_a_swept_frame_completes_it(sessi
     session._features.pop(3)
     fresh = session.add_prompt(3, 2, points=[(x, y)], labels=[1])
     assert iou(swept.mask, fresh.mask) > 0.99 and swept.hotspot == pytest.approx(fresh.hotspot, abs=0.5)
+    # The dock's prefetch on the frame shown: a swept frame stays as the sweep left it, a new one is whole.
+    passes.clear()
+    session.prefetch(2)
+    assert not session._features[2].complete and passes == []
+    session.prefetch(6)
+    assert session._features[6].complete and len(passes) == 1  # one pass (to s16, then its last blocks)
 
 
 def test_click_prompt_answers_without_reencoding(session, sample, monkeypatch):

@@ -209,6 +209,13 @@ class HotspotSession:
             self._features[frame] = feats
         return feats
 
+    def prefetch(self, frame: int) -> None:
+        """Have the frame's features ready for a click: encoded whole unless cached (a frame a sweep left
+        at s16 stays so: its click adds s32 in a quarter of a pass, and an annotator stepping through
+        tracked frames starts no model work)."""
+        if self._check_frame(frame) not in self._features:
+            self.features(frame)
+
     def _tracking_features(self, frame: int) -> FrameFeatures:
         """What a tracking step reads (s4-s16): cached features as they are, else a pass that stops at
         s16 (a quarter of the encoder's time; `features` adds s32 when a prompt needs it)."""

@@ -183,8 +183,10 @@ def encode_frame(
     """Encode ``frame`` into the session's feature cache (and EG-Net's gaze map when asked)."""
 
     def encode():
-        session.features(frame)
-        return session.gaze_map(frame) if with_gaze else None
+        if with_gaze:
+            return session.gaze_map(frame)  # encodes the frame whole
+        session.prefetch(frame)
+        return None
 
     return frame, locked_call(lock, encode)
 
