@@ -1023,7 +1023,7 @@ class HotspotSession:
                     if ahead is not None:
                         if t != end and t + step not in self._features:
                             # The anchors as they stand: an object re-anchored on frame t computes its own.
-                            anchors = {id(s[0]): s[0] for i, s in state.items() if i in active and s is not None}
+                            anchors = {id(st[0]): st[0] for i, st in state.items() if i in active and st is not None}
                             ahead.request(t + step, tuple(anchors.values()))
                         encoded = ahead.take(t)
                         if encoded is not None:
