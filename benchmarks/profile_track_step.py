@@ -47,15 +47,19 @@ def main(argv=None) -> None:
     with torch.no_grad():
         feats = models.encoder(x)
         ref = tracking.make_reference(feats, mask, (size[1] * 0.4, size[0] * 0.5))
+        prev = tracking.make_reference(feats, mask, (size[1] * 0.4, size[0] * 0.5))  # another template
         keys = matching_keys(feats)
-        corr = tracking.correlation_input(keys, ref, ref)
+        corr = tracking.correlation_input(keys, ref, prev)
         rows = {
             "encoder": mean_ms(lambda: models.encoder(x)),
+            "encoder to s16 (a sweep's pass)": mean_ms(lambda: models.encoder(x, upto="s16")),
             "matching keys": mean_ms(lambda: matching_keys(feats)),
-            "one weighted correlation": mean_ms(lambda: weighted_correlation(keys, ref.keys, ref.mask, ref.hotspot)),
+            # a previous-frame template's: its ordered keys made afresh, as every frame
+            "one weighted correlation": mean_ms(lambda: weighted_correlation(keys, prev.keys, prev.mask, prev.hotspot,
+                                                                             weight=prev.weight)),
             "tracker decoder": mean_ms(lambda: models.tracker(feats, corr, ref.mask_map)),
             "track_step (2 correlations + decoder + hotspot + confidence)":
-                mean_ms(lambda: tracking.track_step(models.tracker, feats, ref, ref, size)),
+                mean_ms(lambda: tracking.track_step(models.tracker, feats, ref, prev, size)),
         }
     print(f"Command: `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  ")
     print(f"Working size {size[0]}x{size[1]}, inference dtype {inference_dtype()}  ")
