@@ -60,11 +60,12 @@ class Reference:
     weight: torch.Tensor | None = None
 
 
-# Templates keep every stride-8 cell. NAPARI_HOTSPOT_COMPACT_TEMPLATES=1 pools their background to stride
-# 16 (`compact_template`; inference, training and adaptation alike): on the validation split every prompt
-# within 0.003 J and part prompts up to 0.008 lower, about 10% more frames/s on a CPU without AMX; not the
-# default before a test-set run (docs/benchmarks.md, "Compact templates").
-COMPACT_TEMPLATES = os.environ.get("NAPARI_HOTSPOT_COMPACT_TEMPLATES", "").lower() in ("1", "true", "yes")
+# Templates keep the object's stride-8 cells and pool most of their background to stride 16
+# (`compact_template`; inference, training and adaptation alike): on the validation split every prompt
+# within 0.003 J of full templates and part prompts up to 0.008 lower, about 10% more frames/s on a CPU
+# without AMX; the test set's J the same (docs/benchmarks.md, "Compact templates").
+# NAPARI_HOTSPOT_COMPACT_TEMPLATES=0 keeps every stride-8 cell (the templates before).
+COMPACT_TEMPLATES = os.environ.get("NAPARI_HOTSPOT_COMPACT_TEMPLATES", "1").lower() not in ("0", "false", "no")
 
 
 # The share of a compact template's background cells kept at stride 8, the most object-like: on the
