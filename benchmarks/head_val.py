@@ -45,8 +45,9 @@ def held_out_sequences(a: argparse.Namespace) -> list:
 
 
 def load_tracker(path: Path) -> WCSTracker:
-    tracker = WCSTracker.for_state(read_weights(path)["heads"].get("tracker"))
-    load_heads_into({"tracker": tracker}, path)
+    blob = read_weights(path)
+    tracker = WCSTracker.for_state(blob["heads"].get("tracker"))
+    load_heads_into({"tracker": tracker}, path, blob=blob)
     return tracker.eval()
 
 

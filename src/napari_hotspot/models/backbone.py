@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -187,7 +188,8 @@ class Encoder(nn.Module):
 
 
 def _run_blocks(trunk, h: torch.Tensor, start: int, stop: int | None = None) -> dict[str, torch.Tensor]:
-    """Blocks start..stop-1 of a modules trunk from `h`: the levels that end among them."""
+    """Blocks start..stop-1 of a trunk (its `blocks` callables, its `level_blocks`) from `h`: the levels
+    that end among them."""
     out = {}
     wanted = {v: k for k, v in trunk.level_blocks.items()}
     for i in range(start, len(trunk.blocks) if stop is None else stop):
@@ -235,12 +237,13 @@ class _FusedTrunk(nn.Module):
         self.dtype = dtype
         self.level_blocks = encoder.level_blocks
         self.stem = self._conv(encoder.stem, dtype)
-        self.blocks = []
+        self.blocks = []  # one callable per MBConv block, as the modules' blocks (`_run_blocks`)
         for b in encoder.blocks:
             args = b._block_args
-            self.blocks.append((self._conv(b._expand_conv, dtype) if args.expand_ratio != 1 else None,
-                                self._conv(b._depthwise_conv, dtype), self._conv(b._project_conv, dtype),
-                                b.id_skip and args.stride == 1 and args.input_filters == args.output_filters))
+            spec = (self._conv(b._expand_conv, dtype) if args.expand_ratio != 1 else None,
+                    self._conv(b._depthwise_conv, dtype), self._conv(b._project_conv, dtype),
+                    b.id_skip and args.stride == 1 and args.input_filters == args.output_filters)
+            self.blocks.append(functools.partial(self._mbconv, spec))
 
     @staticmethod
     def _conv(conv: nn.Conv2d, dtype: torch.dtype):
@@ -257,24 +260,21 @@ class _FusedTrunk(nn.Module):
         return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, padding, stride, dilation, groups,
                                                        "hardtanh" if relu6 else "none", [0.0, 6.0] if relu6 else [], "")
 
+    @classmethod
+    def _mbconv(cls, spec, h: torch.Tensor) -> torch.Tensor:
+        expand, depthwise, project, skip = spec
+        x = h
+        if expand is not None:
+            h = cls._run(expand, h, True)
+        h = cls._run(project, cls._run(depthwise, h, True), False)
+        return h + x if skip else h
+
     def forward(self, x: torch.Tensor, stop: int | None = None) -> FrameFeatures:
         h = self._run(self.stem, x.contiguous(memory_format=torch.channels_last), True)
-        return FrameFeatures(**self.run_blocks(h, 0, stop))
+        return FrameFeatures(**_run_blocks(self, h, 0, stop))
 
-    def run_blocks(self, h: torch.Tensor, start: int, stop: int | None = None) -> dict[str, torch.Tensor]:
-        out = {}
-        wanted = {v: k for k, v in self.level_blocks.items()}
-        for i in range(start, len(self.blocks) if stop is None else stop):
-            expand, depthwise, project, skip = self.blocks[i]
-            x = h
-            if expand is not None:
-                h = self._run(expand, h, True)
-            h = self._run(project, self._run(depthwise, h, True), False)
-            if skip:
-                h = h + x
-            if i in wanted:
-                out[wanted[i]] = h.contiguous()
-        return out
+    def run_blocks(self, h: torch.Tensor, start: int) -> dict[str, torch.Tensor]:
+        return _run_blocks(self, h, start)
 
     @classmethod
     def build(cls, encoder: "Encoder", dtype: torch.dtype) -> "_FusedTrunk | None":

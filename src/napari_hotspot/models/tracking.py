@@ -85,6 +85,7 @@ def compact_template(keys: torch.Tensor, m8: torch.Tensor, hot: torch.Tensor, ha
     h, w = keys.shape[-2:]
     fg = m8[0, 0] > 0.5
     k = keys[0].float()
+    flat = k.flatten(1)  # (D, h8*w8)
     kept = fg.flatten().clone()
     share = HARD_NEGATIVE_SHARE if hard_share is None else hard_share
     if share > 0 and bool(fg.any()) and not bool(fg.all()):
@@ -92,14 +93,13 @@ def compact_template(keys: torch.Tensor, m8: torch.Tensor, hot: torch.Tensor, ha
         # part's object) keep their own column: pooled, their peak similarity would fade.
         bg_cells = (~kept).nonzero()[:, 0]
         if likeness is None:
-            flat = k.flatten(1)
             sim = (flat[:, bg_cells].t() @ flat[:, kept]).amax(1)
         else:  # a tracking step's own measure of it (the correlation's best object match), for free
             sim = likeness.flatten()[bg_cells].float()
         n_hard = min(len(bg_cells), int(np.ceil(share * len(bg_cells))))
         kept[bg_cells[torch.topk(sim, n_hard).indices]] = True
     fg_cells = kept.nonzero()[:, 0]  # the object's cells and the hardest background ones
-    k_fg = k.flatten(1)[:, fg_cells]
+    k_fg = flat[:, fg_cells]
     bg = (~kept).reshape(h, w).float()[None, None]
     pad = (0, w % 2, 0, h % 2)
 
@@ -145,18 +145,12 @@ def stack_references(refs: list[Reference]) -> Reference:
         return Reference(*(torch.cat([getattr(r, f.name) for r in refs], 0) for f in fields(Reference)
                            if f.name not in ("distractors", "weight")))
 
-    def padded(x, n):
-        return F.pad(x, (0, m - n))
+    def padded(column):  # (1, ..., M_r) -> (B, ..., m), zero columns after each template's own
+        return torch.cat([F.pad(column(r), (0, m - r.keys.shape[-1])) for r in refs], 0)
 
-    def weight(r):
-        return r.weight if r.weight is not None else torch.ones_like(r.mask)
-
-    cols = [r.keys.shape[-1] for r in refs]
-    return Reference(torch.cat([padded(r.keys, n) for r, n in zip(refs, cols)], 0),
-                     torch.cat([padded(r.mask, n) for r, n in zip(refs, cols)], 0),
-                     torch.cat([padded(r.hotspot, n) for r, n in zip(refs, cols)], 0),
+    return Reference(padded(lambda r: r.keys), padded(lambda r: r.mask), padded(lambda r: r.hotspot),
                      torch.cat([r.mask_map for r in refs], 0),
-                     weight=torch.cat([padded(weight(r), n) for r, n in zip(refs, cols)], 0))
+                     weight=padded(lambda r: r.weight if r.weight is not None else torch.ones_like(r.mask)))
 
 
 def correlation_cache(ref: Reference) -> dict:
@@ -290,6 +284,12 @@ def step_evidence(mask_prob: torch.Tensor, corr: torch.Tensor, heat: torch.Tenso
     return ev
 
 
+def object_match(corr: torch.Tensor) -> torch.Tensor:
+    """(h8, w8): each search cell's best similarity to either template's object cells (`correlation_input`'s
+    channels 1 and 5; the anchor's alone where there is one template)."""
+    return torch.maximum(corr[0, 1], corr[0, 5]) if corr.shape[1] > 5 else corr[0, 1]
+
+
 def distractor_gate(search_keys: torch.Tensor, corr: torch.Tensor, distractors: torch.Tensor,
                     size: tuple[int, int]) -> torch.Tensor:
     """(h, w) 0/1: 0 where a stride-8 cell looks more like one of the anchor's distractors than like the
@@ -306,8 +306,7 @@ def distractor_gate(search_keys: torch.Tensor, corr: torch.Tensor, distractors: 
     # times T), so that a tie is a tie and not a rounding difference.
     t = CORRELATION_TEMPERATURE
     sim_d = ((q.to(lowp) @ (distractors * (1.0 / t)).to(lowp)).float().amax(1) * t).reshape(grid)
-    obj = torch.maximum(corr[0, 1], corr[0, 5]) if corr.shape[1] > 5 else corr[0, 1]
-    gate = (obj >= sim_d).float()
+    gate = (object_match(corr) >= sim_d).float()
     return (F.interpolate(gate[None, None], size=size, mode="bilinear", align_corners=False)[0, 0] > 0.5).float()
 
 
@@ -329,8 +328,6 @@ def track_step(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, pre
     evidence = step_evidence(mask_prob, corr, heat, anchor, prev)
     # = confidence_score(mask_prob), from the certainty the evidence already holds
     conf = confidence_from_certainty(evidence["certainty"]) if evidence["area"] > 0 else 0.0
-    # A compact next template takes its look-alike cells from this step's correlation: each cell's best
-    # match among either template's object cells (channels 1 and 5).
-    likeness = torch.maximum(corr[0, 1], corr[0, 5]) if corr.shape[1] > 5 else corr[0, 1]
-    return StepResult(mask_prob, xy, conf, make_reference(feats, mask_prob, xy, keys=keys, likeness=likeness),
+    # A compact next template takes its look-alike cells from this step's correlation.
+    return StepResult(mask_prob, xy, conf, make_reference(feats, mask_prob, xy, keys=keys, likeness=object_match(corr)),
                       heat, evidence)

@@ -32,11 +32,12 @@ def read_weights(path: Path) -> dict:
     return blob
 
 
-def load_heads_into(heads: dict, path: Path, partial: bool = False) -> dict:
+def load_heads_into(heads: dict, path: Path, partial: bool = False, blob: dict | None = None) -> dict:
     """Load the state of each head in `heads` (name -> module) from a weights file; returns its meta.
     partial: tensors whose shape differs from the module's are left as they are (a training run that
-    starts a reshaped part afresh, e.g. a slimmer tracker decoder, from weights of the usual one)."""
-    blob = read_weights(path)
+    starts a reshaped part afresh, e.g. a slimmer tracker decoder, from weights of the usual one).
+    blob: the file's `read_weights` where the caller has read it already (to shape a head by it)."""
+    blob = read_weights(path) if blob is None else blob
     for name, module in heads.items():
         if name in blob["heads"]:
             state = {k: v.float() for k, v in blob["heads"][name].items()}
@@ -68,9 +69,10 @@ class ModelBundle:
         path = Path(path) if path else DEFAULT_WEIGHTS
         keep_freed_memory()  # inference's per-frame buffers stay in the heap (allocator.py)
         # The tracker as the file shapes it (its stride-4 block's width): files of either width load.
-        tracker = WCSTracker.for_state(read_weights(path)["heads"].get("tracker"))
+        blob = read_weights(path)
+        tracker = WCSTracker.for_state(blob["heads"].get("tracker"))
         heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(), "tracker": tracker}
-        meta = load_heads_into(heads, path)
+        meta = load_heads_into(heads, path, blob=blob)
         for m in heads.values():
             # Channels-last convolutions, as the encoder's: the tracker decoder 8.2 -> 6.5 ms at 256x448
             # (float32, 2-CPU Xeon; outputs equal to float rounding). Adapted copies inherit it.

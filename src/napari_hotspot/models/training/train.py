@@ -343,12 +343,13 @@ def main(argv=None):
 
     from ..weights import load_heads_into, read_weights
 
-    init_width = WCSTracker.for_state(read_weights(args.init)["heads"].get("tracker") if args.init else None).fine_channels
+    init = read_weights(args.init) if args.init else None
+    init_width = WCSTracker.for_state(init["heads"].get("tracker") if init else None).fine_channels
     fine = init_width if args.tracker_fine_channels is None else args.tracker_fine_channels
     heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(BACKBONES[args.backbone][1]), "tracker": WCSTracker(fine)}
-    if args.init:
+    if init:
         # A width other than the file's starts the stride-4 block and its output afresh, the rest from the file.
-        load_heads_into(heads, args.init, partial=fine != init_width)
+        load_heads_into(heads, args.init, partial=fine != init_width, blob=init)
     report = {"command": " ".join(sys.argv), "train_sequences": train_names,
               "davis_root": str(args.davis_root), "train_stills": sum(s.num_frames for s in stills),
               "stills_root": str(args.stills_root) if stills else None,
