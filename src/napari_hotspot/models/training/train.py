@@ -348,8 +348,12 @@ def main(argv=None):
     fine = init_width if args.tracker_fine_channels is None else args.tracker_fine_channels
     heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(BACKBONES[args.backbone][1]), "tracker": WCSTracker(fine)}
     if init:
-        # A width other than the file's starts the stride-4 block and its output afresh, the rest from the file.
-        load_heads_into(heads, args.init, partial=fine != init_width, blob=init)
+        # A width other than the file's starts the tracker's stride-4 block and its output afresh, the rest
+        # from the file; the other heads load as they are (a shape of theirs that differs is an error).
+        load_heads_into({n: m for n, m in heads.items() if n != "tracker"}, args.init, blob=init)
+        load_heads_into({"tracker": heads["tracker"]}, args.init, partial=fine != init_width, blob=init)
+        if fine != init_width:
+            log(f"tracker: stride-4 block at {fine} channels started afresh ({args.init} has {init_width})")
     report = {"command": " ".join(sys.argv), "train_sequences": train_names,
               "davis_root": str(args.davis_root), "train_stills": sum(s.num_frames for s in stills),
               "stills_root": str(args.stills_root) if stills else None,
