@@ -251,6 +251,37 @@ def test_every_label_is_on_disk_before_the_run_commits(tmp_path, monkeypatch, ti
     assert synced_pngs == {f"{i:05d}.png" for i in range(6)}, events
 
 
+def test_labels_are_encoded_and_written_off_the_tracking_thread_and_their_failures_still_surface(tmp_path,
+                                                                                                  monkeypatch):
+    # track_video hands each label to SyncBehind, whose thread encodes, writes and fsyncs it; a failed
+    # write (here: its folder is gone) is raised by wait() as the checked write's error, and at most
+    # MAX_PENDING labels wait for the thread.
+    import threading
+
+    from napari_hotspot import pipeline
+
+    writers, real_write = [], pipeline.write_png_checked
+
+    def recording_write(path, image, **kw):
+        writers.append(threading.current_thread().name)
+        real_write(path, image, **kw)
+
+    monkeypatch.setattr(pipeline, "write_png_checked", recording_write)
+    label = np.zeros((12, 16), np.uint8)
+    label[3:7, 4:9] = 2
+    with pipeline.SyncBehind() as syncing:
+        for i in range(pipeline.SyncBehind.MAX_PENDING + 4):
+            syncing.add(tmp_path / f"{i:05d}.png", label)
+            assert len(syncing._pending) <= pipeline.SyncBehind.MAX_PENDING
+        syncing.wait()
+    assert all(name.startswith("napari-hotspot-fsync") for name in writers) and len(writers) == 20
+    assert np.array_equal(cv2.imread(str(tmp_path / "00019.png"), cv2.IMREAD_UNCHANGED), label)
+    with pipeline.SyncBehind() as syncing:
+        syncing.add(tmp_path / "gone" / "00000.png", label)
+        with pytest.raises(ProjectIOError, match="cannot write .*00000.png"):
+            syncing.wait()
+
+
 def test_a_full_disk_during_a_project_save_keeps_the_earlier_project(tmp_path, monkeypatch, bench):
     path = tmp_path / "proj"
     save_project(bench.make_store(1), path, extra={"gen": 1})
