@@ -58,6 +58,7 @@ def track_rows(davis_root: Path, sequences, weights, inits, long_side: int | Non
             with open_source(davis_frames_dir(davis_root, seq)) as source:
                 # The command line's preflight (click and box masks completed) without adaptation.
                 session = HotspotSession(source, models, options=options)
+                session.collect_evidence = True
                 prompt_from_ground_truth(gt[0], init, 0, 1).apply(session)
                 for r in session.propagate(direction="forward"):
                     g = gt[r.frame]

@@ -145,6 +145,19 @@ def test_a_sweep_encodes_to_s16_and_a_prompt_on_a_swept_frame_completes_it(sessi
     assert session._features[6].complete and len(passes) == 1  # one pass (to s16, then its last blocks)
 
 
+def test_a_sweep_collects_each_steps_evidence_only_when_asked_and_its_confidence_is_the_same(session, sample):
+    """Only the confidence needs a step's evidence (its certainty); the rest is for studies of it."""
+    session.add_prompt(0, 1, mask=sample.masks[0] == 1)
+    plain = list(session.propagate(end_frame=4))
+    session.collect_evidence = True
+    studied = list(session.propagate(end_frame=4))
+    assert [r.evidence for r in plain] == [None] * 4
+    assert all({"certainty", "area", "bg_like", "heat_peak"} <= set(r.evidence) for r in studied)
+    assert [r.confidence for r in studied] == pytest.approx([r.confidence for r in plain], abs=1e-9)
+    assert all(0.0 < r.confidence <= 1.0 for r in plain)
+    assert all(np.array_equal(a.mask, b.mask) for a, b in zip(plain, studied))
+
+
 def test_click_prompt_answers_without_reencoding(session, sample, monkeypatch):
     session.features(0)
     calls = []

@@ -89,7 +89,7 @@ class TrackResult:
     mask: np.ndarray  # (H, W) bool
     hotspot: tuple[float, float] | None
     confidence: float
-    evidence: dict | None = None  # the step's own evidence (tracking.step_evidence)
+    evidence: dict | None = None  # the step's own evidence (tracking.step_evidence), where collect_evidence
 
 
 @dataclass
@@ -190,6 +190,9 @@ class HotspotSession:
         self._refine_tokens = 0
         # Encode the next frame on a second thread while the heads track this one (`encode_ahead.py`).
         self.encode_ahead = True
+        # Each TrackResult of a sweep carries the step's evidence (`tracking.step_evidence`; for studies
+        # of it such as benchmarks/confidence_study.py; off, the tracking thread does not compute it).
+        self.collect_evidence = False
         self._refined: dict[tuple[int, int, int], PromptResult] = {}  # settled, not yet asked for
         self.preflight_seconds = 0.0  # time `preflight` spent adapting and judging (not tracking)
 
@@ -1065,7 +1068,7 @@ class HotspotSession:
             anchor_corr = done[1] if done is not None and done[0] is anchor_ref else None
             t0 = time.perf_counter()
             r = track_step(self._tracker_for(i, t), feats, anchor_ref, prev_ref, self.work_size, keys=keys,
-                           anchor_corr=anchor_corr)
+                           anchor_corr=anchor_corr, evidence=self.collect_evidence)
             self.timings["heads"] += time.perf_counter() - t0
             state[i] = (anchor_ref, r.reference)
             results.append(TrackResult(t, i, self._mask_to_frame(r.mask_prob), self._to_frame(r.hotspot_xy),

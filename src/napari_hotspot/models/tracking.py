@@ -184,7 +184,7 @@ class StepResult:
     confidence: float
     reference: Reference  # this frame as the next step's "previous" template
     heat: torch.Tensor  # (h8, w8) hotspot heat map (softmax)
-    evidence: dict | None = None  # the tracker's own per-frame evidence (`step_evidence`)
+    evidence: dict | None = None  # the tracker's own per-frame evidence (`step_evidence`), where asked for
 
 
 def mask_core(mask: np.ndarray, rim_px: float = HOTSPOT_RIM_PX, rim_fraction: float = HOTSPOT_RIM_FRACTION) -> np.ndarray:
@@ -313,8 +313,10 @@ def distractor_gate(search_keys: torch.Tensor, corr: torch.Tensor, distractors: 
 @torch.no_grad()
 def track_step(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, prev: Reference,
                size: tuple[int, int], keys: torch.Tensor | None = None,
-               anchor_corr: torch.Tensor | None = None) -> StepResult:
-    """keys: matching_keys(feats), anchor_corr: anchor_correlation(keys, anchor), where the caller has them."""
+               anchor_corr: torch.Tensor | None = None, evidence: bool = False) -> StepResult:
+    """keys: matching_keys(feats), anchor_corr: anchor_correlation(keys, anchor), where the caller has them.
+    evidence: also return the step's `step_evidence` (for studies of it; the confidence needs only its
+    certainty, and the rest cost a twentieth of a step on the tracking thread)."""
     feats = feats.to(torch.float32)
     keys = matching_keys(feats) if keys is None else keys
     corr = correlation_input(keys, anchor, prev, anchor_corr)
@@ -325,9 +327,12 @@ def track_step(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, pre
     if anchor.distractors is not None:
         mask_prob = mask_prob * distractor_gate(keys, corr, anchor.distractors, size)
     heat, xy = hotspot_from_heat(hot[0, 0], mask_prob)
-    evidence = step_evidence(mask_prob, corr, heat, anchor, prev)
-    # = confidence_score(mask_prob), from the certainty the evidence already holds
-    conf = confidence_from_certainty(evidence["certainty"]) if evidence["area"] > 0 else 0.0
+    if evidence:
+        ev = step_evidence(mask_prob, corr, heat, anchor, prev)
+        # = confidence_score(mask_prob), from the certainty the evidence already holds
+        conf = confidence_from_certainty(ev["certainty"]) if ev["area"] > 0 else 0.0
+    else:
+        ev, conf = None, confidence_score(mask_prob)
     # A compact next template takes its look-alike cells from this step's correlation.
     return StepResult(mask_prob, xy, conf, make_reference(feats, mask_prob, xy, keys=keys, likeness=object_match(corr)),
-                      heat, evidence)
+                      heat, ev)
