@@ -213,8 +213,10 @@ def _weighted_correlation_single(search_keys, ref_keys, ref_mask, ref_hotspot, t
     keys, sums, n_fg = _ordered_template(ref_keys[0], ref_mask[0], lowp, temperature, cache,
                                          None if weight is None else weight[0])
     sim = torch.mm(q.to(lowp), keys, out=_similarity_buffer(q.shape[0], keys.shape[1], lowp, q.device))  # sim / T
-    max_fg = sim[:, :n_fg].amax(1).float() * temperature if n_fg > 0 else None
-    max_bg = sim[:, n_fg:].amax(1).float() * temperature if n_fg < sim.shape[1] else None
+    # The maxima of the float32 copy: the same numbers (a max does not round), and on a CPU without AMX
+    # converting first and reducing in float32 took half the time of reducing in bf16.
+    max_fg = sim[:, :n_fg].float().amax(1) * temperature if n_fg > 0 else None
+    max_bg = sim[:, n_fg:].float().amax(1) * temperature if n_fg < sim.shape[1] else None
     if max_fg is None or max_bg is None:  # no pixel of a kind: the reference formula gives (max over all) - 2
         row_max = max_fg if max_bg is None else max_bg
         max_fg, max_bg = (row_max - 2.0, max_bg) if max_fg is None else (max_fg, row_max - 2.0)
