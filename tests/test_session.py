@@ -549,7 +549,7 @@ def test_completion_tracks_away_and_back_and_keeps_what_honours_the_prompt(sessi
     assert done is not None and done.frame == 15 and done.source == "click"
     assert done.mask[int(round(y)), int(round(x))] and not done.mask[:4, :4].any()
     assert done.hotspot == pytest.approx(r.hotspot)
-    assert np.array_equal(session._mask_to_frame(session._objects[1].anchors[15].mask_work), done.mask)
+    assert np.array_equal(session._mask_to_frame(session._objects[1].anchors[15].mask_work, 15), done.mask)
 
 
 @pytest.mark.parametrize("answer_kind", ["empty", "misses the click", "covers the negative click"])
@@ -566,7 +566,7 @@ def test_a_completion_that_breaks_the_prompt_is_not_kept(session, sample, monkey
         answer[:, :] = 1.0
     _answer_every_step(session_module, monkeypatch, answer, [])
     assert session.complete_prompt(1, 0) is None
-    assert np.array_equal(session._mask_to_frame(session._objects[1].anchors[0].mask_work), before.mask)
+    assert np.array_equal(session._mask_to_frame(session._objects[1].anchors[0].mask_work, 0), before.mask)
     assert session.pending_completions(1) == []
 
 
@@ -658,4 +658,4 @@ def test_preflight_returns_the_completed_masks_and_skips_adaptation_with_nothing
     r = plain.add_prompt(0, 1, points=[(x, y)])
     assert plain.preflight() == []  # completion off: the click's mask is kept as it is
     assert plain.pending_completions(1) == [] and not plain.is_adapted(1)
-    assert np.array_equal(plain._mask_to_frame(plain._objects[1].anchors[0].mask_work), r.mask)
+    assert np.array_equal(plain._mask_to_frame(plain._objects[1].anchors[0].mask_work, 0), r.mask)

@@ -11,6 +11,7 @@ the refined one a moment later (`add_prompt(refine_later=True)`, then `refine_pr
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from .boxes import normalize_box
 from .encode_ahead import EncodeAhead, ahead_threads, split_threads
 from .errors import PromptError
+from .mask_geometry import snap_to_edges
 from .models.adaptation import ADAPTED_PARTS, TrackerAdapter
 from .models.backbone import FrameFeatures, frame_to_tensor
 from .models.guidance import make_guidance
@@ -52,6 +54,11 @@ BOX_MARGIN = 0.02
 # hotspots outside the object) nor gaze fixations (unmeasured; a gaze file often prompts every frame);
 # docs/benchmarks.md, "Completing a prompt's mask by a round trip".
 SPARSE_SOURCES = ("click", "box")
+
+# Output masks snapped to the frame's edges: on the 12 validation-split sequences of davis2016-train J
+# rose on every one (mean +0.0075 from the frame-0 mask), F moved -0.001 (docs/benchmarks.md, "Output
+# masks snapped to the frame's edges"). NAPARI_HOTSPOT_SNAP_EDGES=0 turns it off (for measuring it).
+SNAP_EDGES = os.environ.get("NAPARI_HOTSPOT_SNAP_EDGES", "1").lower() not in ("0", "false", "no")
 
 SOURCES = ("click", "box", "mask", "gaze", "auto", "correction")
 # Tracker passes over an anchor's own frame, each from the union so far, whose growth beyond the anchor
@@ -193,6 +200,9 @@ class HotspotSession:
         # Each TrackResult of a sweep carries the step's evidence (`tracking.step_evidence`; for studies
         # of it such as benchmarks/confidence_study.py; off, the tracking thread does not compute it).
         self.collect_evidence = False
+        # Output masks follow the frame's edges (`mask_geometry.snap_to_edges`; the templates and
+        # everything the models see stay as they were; NAPARI_HOTSPOT_SNAP_EDGES=0 starts sessions without it).
+        self.snap_edges = SNAP_EDGES
         self._refined: dict[tuple[int, int, int], PromptResult] = {}  # settled, not yet asked for
         self.preflight_seconds = 0.0  # time `preflight` spent adapting and judging (not tracking)
 
@@ -278,11 +288,15 @@ class HotspotSession:
         (H, W), (h, w) = self.frame_size, self.work_size
         return (float((xy[0] + 0.5) * W / w - 0.5), float((xy[1] + 0.5) * H / h - 0.5))
 
-    def _mask_to_frame(self, mask_prob: torch.Tensor) -> np.ndarray:
+    def _mask_to_frame(self, mask_prob: torch.Tensor, frame: int | None = None) -> np.ndarray:
+        """A working-size mask probability as a frame-size bool mask; snapped to the edges of `frame`'s
+        image (`mask_geometry.snap_to_edges`) where `snap_edges` is on and the frame is given."""
         # OpenCV's bilinear resize samples as torch's with align_corners=False, in a fifth of the time.
         H, W = self.frame_size
-        prob = np.ascontiguousarray(mask_prob.float().numpy())
-        return cv2.resize(prob, (W, H), interpolation=cv2.INTER_LINEAR) > 0.5
+        prob = cv2.resize(np.ascontiguousarray(mask_prob.float().numpy()), (W, H), interpolation=cv2.INTER_LINEAR)
+        if frame is not None and self.snap_edges:
+            prob = snap_to_edges(prob, self.source.get_frame(frame))
+        return prob > 0.5
 
     def _mask_to_work(self, mask: np.ndarray) -> torch.Tensor:
         m = torch.from_numpy(mask.astype(np.float32))[None, None]
@@ -580,7 +594,7 @@ class HotspotSession:
         self._forget_refined(object_id, frame)
         # A mask given is the answer on its own frame as given, not its working-size copy brought back
         # (which moved a few hundred boundary pixels of a 480p mask).
-        answer = mask.copy() if mask is not None else self._mask_to_frame(mask_work)
+        answer = mask.copy() if mask is not None else self._mask_to_frame(mask_work, frame)
         return PromptResult(frame, object_id, answer, self._to_frame(hot_work), 1.0, kind, refine_token=token)
 
     def refine_prompt(self, object_id: int, frame: int, token: int, should_stop=None) -> PromptResult | None:
@@ -625,7 +639,7 @@ class HotspotSession:
             if hot is None or not _inside(mask, hot):
                 hot = self._choose_hotspot(t, mask)
             state.anchors[t] = replace(a, mask_work=mask, hotspot_work=hot, unrefined=None)
-            self._refined[(object_id, t, token)] = PromptResult(t, object_id, self._mask_to_frame(mask),
+            self._refined[(object_id, t, token)] = PromptResult(t, object_id, self._mask_to_frame(mask, t),
                                                                 self._to_frame(hot), 1.0, a.source)
 
     def auto_prompt(self, frame: int = 0, object_id: int = 1) -> PromptResult:
@@ -649,7 +663,7 @@ class HotspotSession:
         self._objects.setdefault(int(object_id), _ObjectState()).anchors[frame] = _Anchor(
             mask_work, hot, "auto", completed="auto" not in SPARSE_SOURCES)
         self._forget_refined(int(object_id), frame)
-        return PromptResult(frame, int(object_id), self._mask_to_frame(mask_work), self._to_frame(hot), 1.0, "auto")
+        return PromptResult(frame, int(object_id), self._mask_to_frame(mask_work, frame), self._to_frame(hot), 1.0, "auto")
 
     # ---- completing sparse prompts ----------------------------------------------------------------
     def pending_completions(self, object_id: int) -> list[int]:
@@ -707,7 +721,7 @@ class HotspotSession:
             return None
         mask = _near_clicked_parts(mask, a.positive)
         state.anchors[frame] = replace(a, mask_work=mask)
-        return PromptResult(frame, object_id, self._mask_to_frame(mask), self._to_frame(a.hotspot_work), 1.0, a.source)
+        return PromptResult(frame, object_id, self._mask_to_frame(mask, frame), self._to_frame(a.hotspot_work), 1.0, a.source)
 
     def complete_prompts(self, object_id: int, frames: int = COMPLETION_FRAMES) -> list[PromptResult]:
         """`complete_prompt` on each of the object's pending anchors; returns the masks that changed."""
@@ -1071,7 +1085,7 @@ class HotspotSession:
                            anchor_corr=anchor_corr, evidence=self.collect_evidence)
             self.timings["heads"] += time.perf_counter() - t0
             state[i] = (anchor_ref, r.reference)
-            results.append(TrackResult(t, i, self._mask_to_frame(r.mask_prob), self._to_frame(r.hotspot_xy),
+            results.append(TrackResult(t, i, self._mask_to_frame(r.mask_prob, t), self._to_frame(r.hotspot_xy),
                                        r.confidence, r.evidence))
         return results
 

@@ -1,0 +1,75 @@
+"""Output masks snapped to the frame's edges (`mask_geometry.snap_to_edges`, `HotspotSession.snap_edges`)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from napari_hotspot.mask_geometry import snap_to_edges
+
+
+def _iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def _scene():
+    """A bright rectangle on a dark textured floor, and a coarse probability of it: shifted by 2-3 px
+    and blurred, as the tracker's stride-4 output upsampled."""
+    rng = np.random.default_rng(0)
+    img = (40 + rng.integers(0, 12, (90, 120, 3))).astype(np.uint8)
+    img[30:60, 40:85] = 200
+    truth = np.zeros((90, 120), bool)
+    truth[30:60, 40:85] = True
+    coarse = np.zeros((90, 120), np.float32)
+    coarse[33:62, 37:82] = 1.0
+    return img, truth, cv2.GaussianBlur(coarse, (0, 0), 3)
+
+
+def test_a_blurred_shifted_mask_moves_onto_the_object_edges():
+    img, truth, prob = _scene()
+    snapped = snap_to_edges(prob, img)
+    assert snapped.dtype == np.float32 and snapped.shape == prob.shape
+    assert _iou(snapped > 0.5, truth) > _iou(prob > 0.5, truth) + 0.05
+
+
+def test_only_the_unsure_band_changes_and_sure_or_empty_masks_stay():
+    img, _truth, prob = _scene()
+    snapped = snap_to_edges(prob, img)
+    unsure = (prob > 0.02) & (prob < 0.98)
+    ys, xs = np.nonzero(unsure)
+    far = np.ones_like(unsure)
+    far[max(0, ys.min() - 9):ys.max() + 10, max(0, xs.min() - 9):xs.max() + 10] = False
+    assert np.array_equal(snapped[far], prob[far])
+    empty = np.zeros((90, 120), np.float32)
+    assert np.array_equal(snap_to_edges(empty, img), empty)
+    sure = np.zeros((90, 120), np.float32)
+    sure[10:50, 10:50] = 1.0  # a hard mask (a prompt's own) has no unsure band either
+    assert np.array_equal(snap_to_edges(sure, img), sure)
+
+
+def test_a_probability_of_another_size_than_the_image_is_refused():
+    img, _truth, prob = _scene()
+    with pytest.raises(ValueError, match="differ in size"):
+        snap_to_edges(prob[:, :100], img)
+
+
+def test_a_sweep_snaps_its_output_masks_and_only_them(sample, models):
+    """The same sweep with and without snapping: the masks differ at most near their boundaries, and
+    what the tracker carries (its templates, hence the hotspots) is the same."""
+    from napari_hotspot.session import HotspotSession
+
+    runs = {}
+    for snap in (True, False):
+        session = HotspotSession(sample.frames[:16], models, long_side=256)
+        session.snap_edges = snap
+        session.add_prompt(0, 1, mask=sample.masks[0] == 1)
+        runs[snap] = list(session.propagate(end_frame=6))
+    assert [r.hotspot for r in runs[True]] == [r.hotspot for r in runs[False]]
+    changed = 0
+    for a, b in zip(runs[True], runs[False]):
+        diff = a.mask ^ b.mask
+        changed += int(diff.sum())
+        near = cv2.dilate((cv2.Canny(b.mask.astype(np.uint8) * 255, 1, 1) > 0).astype(np.uint8), np.ones((15, 15)))
+        assert not (diff & (near == 0)).any()
+        truth = sample.masks[a.frame] == 1
+        assert _iou(a.mask, truth) > 0.8 and _iou(b.mask, truth) > 0.8
+    assert changed > 0
