@@ -130,3 +130,16 @@ def test_recovery_benchmark_cuts_parts_and_scores_the_frames_after_the_loss(monk
     js0, _ = bench.run(tracker, seq, 5, None, loss_frames=3)
     js1, covered = bench.run(tracker, seq, 5, lines[0], loss_frames=3)
     assert len(js0) == len(js1) == bench.AFTER and 0.0 <= covered <= 1.0
+
+
+@pytest.mark.data
+def test_edge_snap_study_scores_each_variant_from_one_sweep(davis, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    study = importlib.import_module("edge_snap_study")
+    study.main(["--davis-root", str(davis), "--weights", str(BENCHMARKS / "weights" / "wcs_lite0_split.pt"),
+                "--sequences", "car-shadow", "--variants", "base", "g3:1e-3", "s3:1e-3", "median"])
+    rows = {line.split("|")[1].strip(): [float(x) for x in line.split("|")[2:4]]
+            for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "variant" not in line}
+    assert set(rows) == {"base", "g3:1e-3", "s3:1e-3", "median"}
+    assert all(0.7 < j <= 1.0 and 0.5 < f <= 1.0 for j, f in rows.values())  # a car on a road: mostly right
+    assert rows["g3:1e-3"] != rows["base"]  # the snapped masks are scored, not the plain ones again
