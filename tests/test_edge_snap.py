@@ -46,6 +46,12 @@ def test_only_the_unsure_band_changes_and_sure_or_empty_masks_stay():
     assert np.array_equal(snap_to_edges(sure, img), sure)
 
 
+def test_a_grey_image_guides_as_its_rgb_copy_does():
+    img, _truth, prob = _scene()
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    assert np.array_equal(snap_to_edges(prob, grey), snap_to_edges(prob, np.repeat(grey[..., None], 3, 2)))
+
+
 def test_a_probability_of_another_size_than_the_image_is_refused():
     img, _truth, prob = _scene()
     with pytest.raises(ValueError, match="differ in size"):

@@ -44,7 +44,7 @@ _UNSURE = (0.02, 0.98)
 def snap_to_edges(prob: np.ndarray, image: np.ndarray, radius: int = EDGE_SNAP_RADIUS,
                   eps: float = EDGE_SNAP_EPS) -> np.ndarray:
     """A mask probability (H, W) upsampled from the tracker's stride-4 output, refined to follow the
-    edges of `image` (H, W, 3) uint8 RGB, the frame it belongs to: each pixel's value becomes the local
+    edges of `image` (H, W, 3) uint8 RGB (or (H, W) grey), the frame it belongs to: each pixel's value becomes the local
     linear fit of the probability in the image's grey level over a (2 radius + 1)^2 window, averaged
     (a guided filter), so a boundary the coarse output blurs across an image edge moves onto that
     edge. Computed in the bounding box of the pixels whose probability lies between 0.02 and 0.98,
@@ -60,7 +60,8 @@ def snap_to_edges(prob: np.ndarray, image: np.ndarray, radius: int = EDGE_SNAP_R
     H, W = prob.shape
     x0, y0, x1, y1 = max(0, x - reach), max(0, y - reach), min(W, x + w + reach), min(H, y + h + reach)
     p = prob[y0:y1, x0:x1]
-    grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+    grey = (crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)).astype(np.float32) / 255.0
     k = (2 * radius + 1, 2 * radius + 1)
 
     def box(v):

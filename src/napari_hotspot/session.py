@@ -295,7 +295,8 @@ class HotspotSession:
         H, W = self.frame_size
         prob = cv2.resize(np.ascontiguousarray(mask_prob.float().numpy()), (W, H), interpolation=cv2.INTER_LINEAR)
         if frame is not None and self.snap_edges:
-            prob = snap_to_edges(prob, self.source.get_frame(frame))
+            read = getattr(self.source, "get_frame_readonly", self.source.get_frame)  # no copy where it can
+            prob = snap_to_edges(prob, read(frame))
         return prob > 0.5
 
     def _mask_to_work(self, mask: np.ndarray) -> torch.Tensor:
