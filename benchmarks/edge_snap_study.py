@@ -111,23 +111,20 @@ def main(argv=None) -> None:
         preds = {v: [gt[0]] for v in args.variants}
         with open_source(davis_frames_dir(args.davis_root, seq)) as source:
             session = HotspotSession(source, models, options=TrackingOptions(adapt_seconds=0.0))
-            session.snap_edges = False
+            session.snap_edges = False  # each output's plain upsampled probability, kept for the variants
             probs = {}
-            unsnapped = session._mask_to_frame
+            plain = session._frame_probability
 
             def keep_probability(mask_prob, frame=None):
-                H, W = session.frame_size
-                p = cv2.resize(np.ascontiguousarray(mask_prob.float().numpy()), (W, H), interpolation=cv2.INTER_LINEAR)
-                probs[frame] = p
-                return unsnapped(mask_prob, frame)
+                probs[frame] = plain(mask_prob, frame)
+                return probs[frame]
 
-            session._mask_to_frame = keep_probability
+            session._frame_probability = keep_probability
             prompt_from_ground_truth(gt[0], "mask", 0, 1).apply(session)
             for r in session.propagate(direction="forward"):
-                image = source.get_frame(r.frame)
+                prob, image = probs.pop(r.frame), source.get_frame(r.frame)
                 for v in args.variants:
-                    preds[v].append(refine(v, probs.pop(r.frame), image) if v == args.variants[-1]
-                                    else refine(v, probs[r.frame], image))
+                    preds[v].append(refine(v, prob, image))
         results[seq] = {v: sequence_scores(preds[v], gt) for v in args.variants}
         print(seq, " ".join(f"{v} {results[seq][v]['J_mean']:.4f}/{results[seq][v]['F_mean']:.4f}"
                             for v in args.variants), flush=True)

@@ -289,7 +289,11 @@ class HotspotSession:
         return (float((xy[0] + 0.5) * W / w - 0.5), float((xy[1] + 0.5) * H / h - 0.5))
 
     def _mask_to_frame(self, mask_prob: torch.Tensor, frame: int | None = None) -> np.ndarray:
-        """A working-size mask probability as a frame-size bool mask; snapped to the edges of `frame`'s
+        """A working-size mask probability as a frame-size bool mask (`_frame_probability` > 0.5)."""
+        return self._frame_probability(mask_prob, frame) > 0.5
+
+    def _frame_probability(self, mask_prob: torch.Tensor, frame: int | None = None) -> np.ndarray:
+        """A working-size mask probability at frame size (float32), snapped to the edges of `frame`'s
         image (`mask_geometry.snap_to_edges`) where `snap_edges` is on and the frame is given."""
         # OpenCV's bilinear resize samples as torch's with align_corners=False, in a fifth of the time.
         H, W = self.frame_size
@@ -297,7 +301,7 @@ class HotspotSession:
         if frame is not None and self.snap_edges:
             read = getattr(self.source, "get_frame_readonly", self.source.get_frame)  # no copy where it can
             prob = snap_to_edges(prob, read(frame))
-        return prob > 0.5
+        return prob
 
     def _mask_to_work(self, mask: np.ndarray) -> torch.Tensor:
         m = torch.from_numpy(mask.astype(np.float32))[None, None]
