@@ -6,8 +6,14 @@ changes: the templates the tracker carries are the same for every variant.
     python benchmarks/edge_snap_study.py --weights benchmarks/weights/wcs_lite0_split.pt \\
         --sequences boat dog-agility hockey mallard-water rollerblade swing [--variants base g3:1e-3 c3:1e-3]
 
+--upscale K scores copies of the sequences upscaled K times (bicubic frames, the ground truth's bilinear
+outline), written under runs/upscaled/ once: how the snapping's radius behaves where the tracker's
+output is upsampled further than at DAVIS's 360p / 480p (upscaled frames have softer edges than true
+high-resolution ones, so this is a proxy).
+
 A variant is `base` (the upsampled probability as it is) or KIND RADIUS:EPS with KIND
   g  the grey-guided filter (`mask_geometry.snap_to_edges`; its grey levels from OpenCV's RGB->grey),
+  f  the same on the frame shrunk by the session's rule (`mask_geometry.edge_snap_subsample`: 1 up to 480p),
   c  the colour-guided filter (He et al.'s 3x3 covariance form),
   b  half the grey-guided filter, half the plain probability,
   m  the grey-guided filter, then a 5x5 median of the binary mask,
@@ -30,7 +36,7 @@ from napari_hotspot.data_paths import davis_annotations_dir, davis_frames_dir, d
 from napari_hotspot.evaluation.davis import sequence_scores
 from napari_hotspot.evaluation.report import read_label_png
 from napari_hotspot.evaluation.tracker_eval import prompt_from_ground_truth
-from napari_hotspot.mask_geometry import snap_to_edges
+from napari_hotspot.mask_geometry import edge_snap_subsample, snap_to_edges
 from napari_hotspot.models.weights import ModelBundle
 from napari_hotspot.options import TrackingOptions
 from napari_hotspot.session import HotspotSession
@@ -73,7 +79,7 @@ def _without_specks(mask: np.ndarray) -> np.ndarray:
     return mask
 
 
-def refine(variant: str, prob: np.ndarray, image: np.ndarray) -> np.ndarray:
+def refine(variant: str, prob: np.ndarray, image: np.ndarray, subsample: int = 1) -> np.ndarray:
     if variant == "base":
         return prob > 0.5
     if variant == "median":
@@ -82,6 +88,8 @@ def refine(variant: str, prob: np.ndarray, image: np.ndarray) -> np.ndarray:
     radius, eps = int(rest.split(":")[0]), float(rest.split(":")[1])
     if kind == "c":
         return colour_guided(image, prob, radius, eps) > 0.5
+    if kind == "f":
+        return snap_to_edges(prob, image, radius, eps, subsample=subsample) > 0.5
     snapped = snap_to_edges(prob, image, radius, eps)
     if kind == "g":
         return snapped > 0.5
@@ -94,6 +102,29 @@ def refine(variant: str, prob: np.ndarray, image: np.ndarray) -> np.ndarray:
     raise SystemExit(f"unknown variant {variant!r}")
 
 
+def upscaled_copy(root: Path, seq: str, factor: float, out_root: Path) -> Path:
+    """A DAVIS root holding `seq` upscaled `factor` times (frames bicubic, JPEG quality 95; the ground
+    truth's mask resized bilinearly and cut at 0.5), made once under out_root."""
+    frames_in, labels_in = davis_frames_dir(root, seq), davis_annotations_dir(root, seq)
+    res = f"x{factor:g}"
+    out_root = out_root / res  # a root per factor: one resolution folder each (data_paths.davis_resolution)
+    frames_out = out_root / "JPEGImages" / res / seq
+    labels_out = out_root / "Annotations" / res / seq
+    if not (frames_out / "done").exists():
+        frames_out.mkdir(parents=True, exist_ok=True)
+        labels_out.mkdir(parents=True, exist_ok=True)
+        for path in sorted(frames_in.glob("*.jpg")):
+            image = cv2.imread(str(path))
+            big = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+            cv2.imwrite(str(frames_out / path.name), big, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        for path in sorted(labels_in.glob("*.png")):
+            mask = (read_label_png(path, ground_truth=True) > 0).astype(np.float32)
+            big = cv2.resize(mask, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR) > 0.5
+            cv2.imwrite(str(labels_out / path.name), big.astype(np.uint8) * 255)
+        (frames_out / "done").write_text("")
+    return out_root
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--davis-root", type=Path, default=davis_root().parent / "davis2016-train")
@@ -101,17 +132,24 @@ def main(argv=None) -> None:
     ap.add_argument("--sequences", nargs="+", required=True)
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS)
     ap.add_argument("--out", type=Path, default=None, help="per-sequence scores as JSON")
+    ap.add_argument("--upscale", type=float, default=None,
+                    help="score copies of the sequences upscaled this many times (runs/upscaled/)")
+    ap.add_argument("--upscaled-root", type=Path, default=Path("runs/upscaled"))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     models = ModelBundle.load(args.weights)
     results = {}
     for seq in args.sequences:
+        root = args.davis_root
+        if args.upscale:
+            root = upscaled_copy(args.davis_root, seq, args.upscale, args.upscaled_root)
         gt = [read_label_png(p, ground_truth=True) > 0
-              for p in sorted(davis_annotations_dir(args.davis_root, seq).glob("*.png"))]
+              for p in sorted(davis_annotations_dir(root, seq).glob("*.png"))]
         preds = {v: [gt[0]] for v in args.variants}
-        with open_source(davis_frames_dir(args.davis_root, seq)) as source:
+        with open_source(davis_frames_dir(root, seq)) as source:
             session = HotspotSession(source, models, options=TrackingOptions(adapt_seconds=0.0))
             session.snap_edges = False  # each output's plain upsampled probability, kept for the variants
+            subsample = edge_snap_subsample(session.frame_size, session.work_size)
             probs = {}
             plain = session._frame_probability
 
@@ -124,7 +162,7 @@ def main(argv=None) -> None:
             for r in session.propagate(direction="forward"):
                 prob, image = probs.pop(r.frame), source.get_frame(r.frame)
                 for v in args.variants:
-                    preds[v].append(refine(v, prob, image))
+                    preds[v].append(refine(v, prob, image, subsample))
         results[seq] = {v: sequence_scores(preds[v], gt) for v in args.variants}
         print(seq, " ".join(f"{v} {results[seq][v]['J_mean']:.4f}/{results[seq][v]['F_mean']:.4f}"
                             for v in args.variants), flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import cv2
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -143,3 +144,18 @@ def test_edge_snap_study_scores_each_variant_from_one_sweep(davis, monkeypatch, 
     assert set(rows) == {"base", "g3:1e-3", "s3:1e-3", "median"}
     assert all(0.7 < j <= 1.0 and 0.5 < f <= 1.0 for j, f in rows.values())  # a car on a road: mostly right
     assert rows["g3:1e-3"] != rows["base"]  # the snapped masks are scored, not the plain ones again
+
+
+def test_edge_snap_study_scores_an_upscaled_copy_with_the_sessions_subsample(davis, monkeypatch, capsys, tmp_path):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    study = importlib.import_module("edge_snap_study")
+    study.main(["--davis-root", str(davis), "--weights", str(BENCHMARKS / "weights" / "wcs_lite0_split.pt"),
+                "--sequences", "car-shadow", "--upscale", "2", "--upscaled-root", str(tmp_path),
+                "--variants", "g3:1e-3", "f3:1e-3"])
+    frames = sorted((tmp_path / "x2" / "JPEGImages" / "x2" / "car-shadow").glob("*.jpg"))
+    assert frames and cv2.imread(str(frames[0])).shape[:2] == (960, 1708)
+    rows = {line.split("|")[1].strip(): [float(x) for x in line.split("|")[2:4]]
+            for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "variant" not in line}
+    assert set(rows) == {"g3:1e-3", "f3:1e-3"}
+    assert all(0.7 < j <= 1.0 for j, _f in rows.values())
+    assert rows["f3:1e-3"] != rows["g3:1e-3"]  # at 960p the session's rule shrinks the frame 3 times

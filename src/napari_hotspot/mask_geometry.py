@@ -34,42 +34,77 @@ def deepest_point(mask: np.ndarray) -> tuple[float, float] | None:
 
 # Edge snapping (`snap_to_edges`): a guided filter (He et al.) of the mask probability with the frame's
 # grey levels as the guide. Radius 3 px and eps 1e-3 chosen on the 12 validation-split sequences of
-# davis2016-train (docs/benchmarks.md, "Output masks snapped to the frame's edges").
+# davis2016-train (docs/benchmarks.md, "Output masks snapped to the frame's edges"), at 360p, where the
+# tracker's output is upsampled 1.4 times (256x448 -> 360x640).
 EDGE_SNAP_RADIUS = 3
 EDGE_SNAP_EPS = 1e-3
+EDGE_SNAP_REFERENCE_UPSAMPLING = 360 / 256
 # Only where the probability is unsure does the filter move the 0.5 line: the band between these.
 _UNSURE = (0.02, 0.98)
 
 
+def edge_snap_subsample(frame_size: tuple[int, int], work_size: tuple[int, int]) -> int:
+    """How many times `snap_to_edges` subsamples a frame of `frame_size` whose probability was upsampled
+    from `work_size`: the upsampling over the 1.4 at which the radius was chosen, rounded (1 at 360p and
+    480p, 2 at 720p, 3 at 1080p, 6 at 4K). The filter then reaches as far across the coarse output's
+    blurred boundary at every frame size (upscaled validation-split copies: docs/benchmarks.md, "Edge
+    snapping at high resolution") at about a 360p frame's cost."""
+    up = max(frame_size[0] / work_size[0], frame_size[1] / work_size[1])
+    return max(1, int(round(up / EDGE_SNAP_REFERENCE_UPSAMPLING)))
+
+
 def snap_to_edges(prob: np.ndarray, image: np.ndarray, radius: int = EDGE_SNAP_RADIUS,
-                  eps: float = EDGE_SNAP_EPS) -> np.ndarray:
+                  eps: float = EDGE_SNAP_EPS, subsample: int = 1, in_place: bool = False) -> np.ndarray:
     """A mask probability (H, W) upsampled from the tracker's stride-4 output, refined to follow the
     edges of `image` (H, W, 3) uint8 RGB (or (H, W) grey), the frame it belongs to: each pixel's value becomes the local
     linear fit of the probability in the image's grey level over a (2 radius + 1)^2 window, averaged
     (a guided filter), so a boundary the coarse output blurs across an image edge moves onto that
     edge. Computed in the bounding box of the pixels whose probability lies between 0.02 and 0.98,
-    grown by the filter's reach; the rest is returned as it is. float32 (H, W)."""
+    grown by the filter's reach; the rest is returned as it is. subsample > 1: the fast guided filter
+    (He and Sun 2015): the linear fits are made on the image and probability shrunk that many times,
+    with `radius` in the shrunk pixels, and applied to the full-size grey levels (a radius of
+    `radius * subsample` frame pixels at a 1/subsample^2 share of the box filters' work).
+    float32 (H, W); in_place: written into `prob` where it is a float32 array the caller owns."""
     prob = np.asarray(prob, np.float32)
     if image.shape[:2] != prob.shape:
         raise ValueError(f"snap_to_edges: image {image.shape[:2]} and probability {prob.shape} differ in size")
-    unsure = ((prob > _UNSURE[0]) & (prob < _UNSURE[1])).astype(np.uint8)
-    x, y, w, h = cv2.boundingRect(unsure)
+    step = max(1, int(subsample))
+    # The unsure band is at least `step` pixels wide where the output was upsampled that far: every
+    # step-th pixel finds its box to within a step.
+    band = prob[::step, ::step]
+    x, y, w, h = cv2.boundingRect(((band > _UNSURE[0]) & (band < _UNSURE[1])).astype(np.uint8))
     if w == 0 or h == 0:
         return prob
-    reach = 2 * radius + 2  # two box filters in a row: a pixel's result reads 2 radius around it
+    if step > 1:
+        x, y, w, h = (x - 1) * step, (y - 1) * step, (w + 2) * step, (h + 2) * step
+    reach = (2 * radius + 2) * step  # two box filters in a row: a pixel's result reads 2 radius around it
     H, W = prob.shape
     x0, y0, x1, y1 = max(0, x - reach), max(0, y - reach), min(W, x + w + reach), min(H, y + h + reach)
     p = prob[y0:y1, x0:x1]
-    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-    grey = (crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)).astype(np.float32) / 255.0
+    crop = image[y0:y1, x0:x1]
+    grey = crop if crop.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY)
     k = (2 * radius + 1, 2 * radius + 1)
 
     def box(v):
         return cv2.blur(v, k, borderType=cv2.BORDER_REFLECT)
 
-    mean_i, mean_p = box(grey), box(p)
-    a = (box(grey * p) - mean_i * mean_p) / (box(grey * grey) - mean_i * mean_i + eps)
+    size = (x1 - x0, y1 - y0)
+    if step > 1:
+        small = (max(1, round(size[0] / step)), max(1, round(size[1] / step)))
+        grey_s = cv2.resize(grey, small, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        p_s = cv2.resize(p, small, interpolation=cv2.INTER_AREA)
+    else:
+        grey_s, p_s = grey.astype(np.float32) / 255.0, p
+    mean_i, mean_p = box(grey_s), box(p_s)
+    a = (box(grey_s * p_s) - mean_i * mean_p) / (box(grey_s * grey_s) - mean_i * mean_i + eps)
     b = mean_p - a * mean_i
-    out = prob.copy()
-    out[y0:y1, x0:x1] = box(a) * grey + box(b)
+    mean_a, mean_b = box(a), box(b)
+    if step > 1:
+        mean_a = cv2.resize(mean_a, size, interpolation=cv2.INTER_LINEAR)
+        mean_b = cv2.resize(mean_b, size, interpolation=cv2.INTER_LINEAR)
+        mean_a *= grey.astype(np.float32) * np.float32(1 / 255.0)
+    else:
+        mean_a *= grey_s
+    out = prob if in_place and prob.flags.writeable else prob.copy()
+    np.add(mean_a, mean_b, out=out[y0:y1, x0:x1])
     return out

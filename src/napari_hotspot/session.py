@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from .boxes import normalize_box
 from .encode_ahead import EncodeAhead, ahead_threads, split_threads
 from .errors import PromptError
-from .mask_geometry import snap_to_edges
+from .mask_geometry import edge_snap_subsample, snap_to_edges
 from .models.adaptation import ADAPTED_PARTS, TrackerAdapter
 from .models.backbone import FrameFeatures, frame_to_tensor
 from .models.guidance import make_guidance
@@ -203,6 +203,8 @@ class HotspotSession:
         # Output masks follow the frame's edges (`mask_geometry.snap_to_edges`; the templates and
         # everything the models see stay as they were; NAPARI_HOTSPOT_SNAP_EDGES=0 starts sessions without it).
         self.snap_edges = SNAP_EDGES
+        # Above 480p the snapping works on the frame shrunk to about 360p (`edge_snap_subsample`).
+        self.snap_subsample = edge_snap_subsample(self.frame_size, self.work_size)
         self._refined: dict[tuple[int, int, int], PromptResult] = {}  # settled, not yet asked for
         self.preflight_seconds = 0.0  # time `preflight` spent adapting and judging (not tracking)
 
@@ -300,7 +302,7 @@ class HotspotSession:
         prob = cv2.resize(np.ascontiguousarray(mask_prob.float().numpy()), (W, H), interpolation=cv2.INTER_LINEAR)
         if frame is not None and self.snap_edges:
             read = getattr(self.source, "get_frame_readonly", self.source.get_frame)  # no copy where it can
-            prob = snap_to_edges(prob, read(frame))
+            prob = snap_to_edges(prob, read(frame), subsample=self.snap_subsample, in_place=True)
         return prob
 
     def _mask_to_work(self, mask: np.ndarray) -> torch.Tensor:
