@@ -298,3 +298,46 @@ def test_defaults_first_frame_ground_truth_contour_and_pickers(setup):
     finally:
         reframe.shutdown()
         labelling.shutdown()
+
+
+def test_a_tracked_frame_kept_as_keyframe_bounds_repropagation_and_waits_to_be_learnt(setup, sample):
+    viewer, widget, c = setup
+    paint_and_track(c, sample)
+    tracked = c.store.get(1, 10)
+    assert tracked.provenance is Provenance.PROPAGATED and 10 not in c.store.keyframes(1)
+    c.go_to_frame(10)
+    widget.keyframe_button.click()
+    kept = c.store.get(1, 10)
+    assert kept.provenance is Provenance.KEYFRAME and kept.confidence == 1.0
+    assert np.array_equal(kept.mask, tracked.mask) and kept.hotspot == tracked.hotspot  # kept as it was
+    assert c.store.keyframes(1) == [0, 10] and 10 in c.adaptation_pending(1)
+    assert "frame 10: object 1 kept as a keyframe" in widget.status_label.text()
+    # re-propagation from frame 5 stops at it; the frames beyond it stay as they were
+    after = {t: c.store.get(1, t) for t in range(10, T)}
+    assert c.repropagation_plan([1], 5) == {"forward": (5, 9), "backward": (5, 1)}
+    c.go_to_frame(5)
+    assert c.repropagate_from_here() is not None
+    assert c.wait(120) and c.last_error is None, c.last_error
+    assert all(c.store.get(1, t) is after[t] for t in after)
+    # pressed again: unmarked (the mask stays until a run changes it); Ctrl+Z marks it again
+    c.go_to_frame(10)
+    assert c.toggle_keyframe() is False
+    assert c.store.get(1, 10).provenance is Provenance.PROPAGATED and c.store.keyframes(1) == [0]
+    assert np.array_equal(c.store.get(1, 10).mask, tracked.mask)
+    c.undo()
+    assert c.store.get(1, 10).provenance is Provenance.KEYFRAME
+    # the painted first frame stays a keyframe, and so does the only keyframe of an object
+    c.go_to_frame(0)
+    assert c.toggle_keyframe() is None and "painted corrections" in str(c.last_error)
+    assert c.store.keyframes(1) == [0, 10]
+
+
+def test_keeping_a_frame_without_a_mask_is_refused_and_says_so(setup, sample):
+    viewer, widget, c = setup
+    paint_and_track(c, sample)
+    c.select_object(1)
+    c.store.set_frame(1, 7, mask=np.zeros((H, W), bool), provenance=Provenance.PROPAGATED)
+    c.go_to_frame(7)
+    assert c.toggle_keyframe() is None
+    assert "has no mask on frame 7 to keep" in str(c.last_error)
+    assert c.store.get(1, 7).provenance is Provenance.PROPAGATED

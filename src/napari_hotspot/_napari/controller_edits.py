@@ -51,6 +51,57 @@ class EditsMixin:
             return
         layer.add_rectangles(np.array([[frame, y0, x0], [frame, y0, x1], [frame, y1, x1], [frame, y1, x0]], float))
 
+    # ------------------------------------------------------------------ keyframes by hand
+    def toggle_keyframe(self, frame: int | None = None) -> bool | None:
+        """Keep the tracked masks of the selected object (all objects when none is selected) on ``frame``
+        (default: the current one) as keyframes, as they are: re-propagation then stops there, the QA
+        jumps (K) find them, the next run's adaptation learns them, and their confidence becomes 1.
+        Pressed where every such mask is a keyframe already, it unmarks them, but for masks clicks, boxes
+        or painting made (Ctrl+Z undoes those) and an object's only keyframe. One undo step. Returns True
+        when it marked, False when it unmarked, None when refused (the status says why)."""
+        try:
+            if self.store is None:
+                raise PromptError("choose a video layer first")
+            self._require_idle("mark keyframes")
+            t = self.current_frame if frame is None else int(frame)
+            if not 0 <= t < self.num_frames:
+                raise PromptError(f"frame {t} is out of range: the video has frames 0..{self.num_frames - 1}")
+            ids = self._qa_ids()
+            masks = {oid: e for oid in ids if (e := self.store.get(oid, t)) is not None
+                     and e.packed_mask is not None and e.mask.any()}
+            if not masks:
+                who = self.store.get_object(ids[0]).name if len(ids) == 1 else "any object"
+                raise PromptError(f"{who} has no mask on frame {t} to keep: prompt or track first")
+            names = ", ".join(self.store.get_object(oid).name for oid in masks)
+            to_mark = [oid for oid, e in masks.items() if not e.is_keyframe]
+            if to_mark:
+                with self.store.batch(f"mark keyframe {t}"):
+                    for oid in to_mark:
+                        self.store.set_frame(oid, t, confidence=1.0, provenance=Provenance.KEYFRAME)
+                kept = ", ".join(self.store.get_object(oid).name for oid in to_mark)
+                self._info(f"frame {t}: {kept} kept as {'a keyframe' if len(to_mark) == 1 else 'keyframes'} "
+                           f"(re-propagation stops here; the next run's adaptation learns it)")
+                return True
+            marked = [oid for oid, e in masks.items() if e.provenance is Provenance.KEYFRAME
+                      and self._prompts_that_made(t, oid) is None]
+            alone = [oid for oid in marked if self.store.keyframes(oid) == [t]]
+            if alone and len(alone) == len(marked):
+                raise PromptError(f"frame {t} is the only keyframe of "
+                                  f"{', '.join(self.store.get_object(o).name for o in alone)}: it stays one")
+            marked = [oid for oid in marked if oid not in alone]
+            if not marked:
+                raise PromptError(f"frame {t}'s masks of {names} come from clicks, boxes or painted corrections "
+                                  f"and stay keyframes: Ctrl+Z undoes them")
+            with self.store.batch(f"unmark keyframe {t}"):
+                for oid in marked:
+                    self.store.set_frame(oid, t, provenance=Provenance.PROPAGATED)
+            self._info(f"frame {t}: {', '.join(self.store.get_object(o).name for o in marked)} no longer "
+                       f"{'a keyframe' if len(marked) == 1 else 'keyframes'} (the next re-propagation may change it)")
+            return False
+        except HotspotError as err:
+            self._report(err)
+            return None
+
     def _on_prompt_data(self, event) -> None:
         if self._updating or self.store is None:
             return

@@ -43,6 +43,8 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("Shift-R", "repropagate_from_here",
              "Re-propagate from the current frame both ways, up to the next keyframe on each side", group="Track"),
     Shortcut("Shift-C", "cancel", "Cancel the running propagation or adaptation (keeps what is done so far)", group="Track"),
+    Shortcut("Shift-M", "toggle_keyframe",
+             "Keep the current frame's tracked masks as keyframes (again: unmark those it marked)", group="Correct"),
     # correction
     Shortcut("Control-Z", "undo", "Undo the last prompt, correction or whole propagation run", group="Correct"),
     Shortcut("Control-Shift-Z", "redo", "Redo", group="Correct"),

@@ -199,7 +199,11 @@ class HotspotWidget(ClosesWithDock, QWidget):
         self.repropagate_button.setToolTip(
             "From the current frame up to the next keyframe on each side that has frames to change "
             "(Shift+R; the direction setting picks the side)")
-        box.addWidget(self.repropagate_button)
+        self.keyframe_button = QPushButton("Keep as keyframe")
+        self.keyframe_button.setToolTip(
+            "The current frame's tracked masks (the selected object's, or all) are right: keep them as "
+            "keyframes, so re-propagation stops there and adaptation learns them (Shift+M; again to unmark)")
+        box.addLayout(row(self.repropagate_button, self.keyframe_button))
         self.adapt_button = QPushButton("Adapt now")
         self.adapt_button.setToolTip("Fine-tune the selected object's tracker on its prompts and corrections now, "
                                      "for the budget set (Cancel stops it and keeps what was learnt)")
@@ -316,6 +320,7 @@ class HotspotWidget(ClosesWithDock, QWidget):
         self.range_to.valueChanged.connect(self._on_range_changed)
         self.track_button.clicked.connect(lambda: c.track())
         self.repropagate_button.clicked.connect(lambda: c.repropagate_from_here())
+        self.keyframe_button.clicked.connect(lambda: c.toggle_keyframe())
         self.cancel_button.clicked.connect(c.cancel)
         for name, spin in self.option_spins.items():
             spin.valueChanged.connect(lambda value, name=name: self._on_option(name, value))
@@ -555,7 +560,7 @@ class HotspotWidget(ClosesWithDock, QWidget):
         c = self.controller
         running, adapting = c.busy, c.adapting
         self.cancel_button.setEnabled(running or adapting)
-        for b in (self.auto_button, self.add_button, self.save_button):
+        for b in (self.auto_button, self.add_button, self.save_button, self.keyframe_button):
             b.setEnabled(not running)
         for b in (self.track_button, self.repropagate_button, self.delete_button, self.undo_button,
                   self.redo_button, self.open_button, self.gaze_button, self.adapt_button,
