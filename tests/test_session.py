@@ -61,6 +61,31 @@ def test_keyframes_are_never_overwritten_and_reanchor(session, sample):
     assert frames == [7, 6, 5, 4, 3, 2, 1]
 
 
+def test_an_object_marked_absent_gets_empty_masks_until_its_next_anchor(session, sample):
+    session.add_prompt(0, 1, mask=sample.masks[0] == 1)
+    session.mark_absent(5, 1)
+    session.add_prompt(10, 1, mask=sample.masks[10] == 1)
+    assert session.anchors(1) == [0, 10] and session.absent_frames(1) == [5]
+    results = {r.frame: r for r in session.propagate()}
+    assert sorted(results) == [t for t in range(1, 16) if t not in (5, 10)]  # the absence is a keyframe too
+    assert all(results[t].mask.any() for t in (1, 2, 3, 4, 11, 12, 13, 14, 15))
+    assert all(not results[t].mask.any() and results[t].hotspot is None for t in (6, 7, 8, 9))
+    # backward from the anchor on 10: it tracks down to the absence and stops there
+    assert [r.frame for r in session.propagate(start_frame=10, direction="backward", stop_at_keyframe=True)] == \
+        [9, 8, 7, 6]
+    # a sweep started past the absence has nothing to track from until the next anchor
+    started = {r.frame: r for r in session.propagate(start_frame=7, end_frame=12)}
+    assert sorted(started) == [7, 8, 9, 11, 12] and not any(started[t].mask.any() for t in (7, 8, 9))
+    # marking an anchor's frame absent replaces the anchor; a prompt there replaces the absence
+    session.mark_absent(10, 1)
+    assert session.anchors(1) == [0] and session.absent_frames(1) == [5, 10]
+    session.add_prompt(5, 1, mask=sample.masks[5] == 1)
+    assert session.anchors(1) == [0, 5] and session.absent_frames(1) == [10]
+    session.mark_absent(10, 1, absent=False)
+    assert session.absent_frames(1) == [] and [r.frame for r in session.propagate()] == \
+        [t for t in range(1, 16) if t != 5]
+
+
 def test_a_correction_keeps_the_prompt_behind_it_as_template(session, sample):
     """A sweep leaving a corrected frame restarts the previous-frame chain from the correction but keeps
     the prompt behind it as the appearance template, so a partial correction does not shrink the

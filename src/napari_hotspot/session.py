@@ -156,6 +156,13 @@ class PreflightStep:
 @dataclass
 class _ObjectState:
     anchors: dict[int, _Anchor] = field(default_factory=dict)
+    # Frames where the user said the object is not there (it left the view, or hides): a sweep gives
+    # nothing there and after it until the object's next anchor. Not anchors: nothing learns from them.
+    absent: set[int] = field(default_factory=set)
+
+
+# A sweep's state of an object past a frame where it is absent: nothing to track until its next anchor.
+_ABSENT = "absent"
 
 
 class HotspotSession:
@@ -344,6 +351,25 @@ class HotspotSession:
     def anchors(self, object_id: int) -> list[int]:
         """Frames where the object has a prompt or correction (keyframes propagation never overwrites)."""
         return sorted(self._objects[object_id].anchors) if object_id in self._objects else []
+
+    def absent_frames(self, object_id: int) -> list[int]:
+        """Frames where the object was marked absent (`mark_absent`)."""
+        return sorted(self._objects[object_id].absent) if object_id in self._objects else []
+
+    def mark_absent(self, frame: int, object_id: int, absent: bool = True) -> None:
+        """Say the object is not on `frame` (it left the view, or something hides it), or take that back
+        (`absent` False). A sweep leaves that frame as it is and gives empty masks after it until the
+        object's next anchor, where tracking starts again (so prompt the object where it comes back); with `stop_at_keyframe`
+        the sweep stops there, as at any keyframe. It replaces an anchor on that frame; a prompt there
+        later replaces it. Nothing is learnt from it (adaptation, completion and the guard use anchors)."""
+        frame = self._check_frame(frame)
+        state = self._objects.setdefault(int(object_id), _ObjectState())
+        if absent:
+            if frame in state.anchors:
+                self.remove_anchor(int(object_id), frame)
+            state.absent.add(frame)
+        else:
+            state.absent.discard(frame)
 
     def gaze_map(self, frame: int) -> np.ndarray:
         """EG-Net's eye-gaze distribution on a frame, (H, W) float32 summing to 1."""
@@ -598,6 +624,7 @@ class HotspotSession:
             anchor = _Anchor(mask_work, hot_work, kind, tuple(pos), tuple(neg), box_w, completed=kind not in SPARSE_SOURCES,
                              unrefined=(refine_hot, asked_hot, tuple(gaze_w), token) if refine_later else None)
         self._objects.setdefault(object_id, _ObjectState()).anchors[frame] = anchor
+        self._objects[object_id].absent.discard(frame)
         self._forget_refined(object_id, frame)
         # A mask given is the answer on its own frame as given, not its working-size copy brought back
         # (which moved a few hundred boundary pixels of a 480p mask).
@@ -669,6 +696,7 @@ class HotspotSession:
         hot = self._choose_hotspot(frame, mask_work)
         self._objects.setdefault(int(object_id), _ObjectState()).anchors[frame] = _Anchor(
             mask_work, hot, "auto", completed="auto" not in SPARSE_SOURCES)
+        self._objects[int(object_id)].absent.discard(frame)
         self._forget_refined(int(object_id), frame)
         return PromptResult(frame, int(object_id), self._mask_to_frame(mask_work, frame), self._to_frame(hot), 1.0, "auto")
 
@@ -1032,7 +1060,8 @@ class HotspotSession:
         end = (last if step > 0 else 0) if end_frame is None else self._check_frame(end_frame)
         memory = self.distractor_memory  # read once: the dock may change its settings while a run goes on
         # Per object: (anchor reference, previous reference), set once the sweep meets an anchor.
-        state: dict[int, tuple[Reference, Reference] | None] = {i: None for i in ids}
+        # (`_ABSENT` past a frame where the object is absent, until its next anchor)
+        state: dict[int, tuple[Reference, Reference] | str | None] = {i: None for i in ids}
         active = set(ids)
         # The next frame is encoded on a thread of the sweep's own while this one is tracked; each
         # frame's steps run with half the threads (split_threads), the caller's count is back at a yield.
@@ -1047,7 +1076,7 @@ class HotspotSession:
                     if ahead is not None:
                         if t != end and t + step not in self._features:
                             # The anchors as they stand: an object re-anchored on frame t computes its own.
-                            anchors = {id(st[0]): st[0] for i, st in state.items() if i in active and st is not None}
+                            anchors = {id(st[0]): st[0] for i, st in state.items() if i in active and isinstance(st, tuple)}
                             ahead.request(t + step, tuple(anchors.values()))
                         encoded = ahead.take(t)
                         if encoded is not None:
@@ -1071,9 +1100,12 @@ class HotspotSession:
         results = []
         for i in sorted(active):
             anchors = self._objects[i].anchors
-            if t in anchors:
+            if t in anchors or t in self._objects[i].absent:
                 if state[i] is not None and stop_at_keyframe:
                     active.discard(i)
+                    continue
+                if t not in anchors:
+                    state[i] = _ABSENT  # the object is not here: nothing to track until its next anchor
                     continue
                 template = self._template_for_correction(i, t, step, memory)
                 ref = self._anchor_reference(i, t, distractors=memory and template is None)
@@ -1083,6 +1115,11 @@ class HotspotSession:
                 state[i] = self._state_from_behind(i, t, step, memory)
                 if state[i] is None:
                     continue  # no anchor behind t in this direction: nothing to propagate from
+            if state[i] is _ABSENT:
+                # Absent until its next anchor, as the user said: an empty mask (what an earlier run
+                # tracked here would otherwise stay).
+                results.append(TrackResult(t, i, np.zeros(self.frame_size, bool), None, 1.0))
+                continue
             anchor_ref, prev_ref = state[i]
             feats = self._tracking_features(t)
             done = corrs.get(id(anchor_ref))
@@ -1162,11 +1199,15 @@ class HotspotSession:
     def _state_from_behind(self, object_id: int, t: int, step: int, memory: bool | None = None):
         """Start a sweep at a non-anchor frame: re-anchor on the nearest anchor behind it (in the
         sweep direction) and seed the previous template with it (its anchor template chosen as a sweep
-        leaving that anchor would, `_template_for_correction`)."""
-        behind = [a for a in self._objects[object_id].anchors if (a < t if step > 0 else a > t)]
+        leaving that anchor would, `_template_for_correction`); `_ABSENT` when the nearest keyframe
+        behind it is a frame where the object is absent."""
+        obj = self._objects[object_id]
+        behind = [a for a in (*obj.anchors, *obj.absent) if (a < t if step > 0 else a > t)]
         if not behind:
             return None
         a = max(behind) if step > 0 else min(behind)
+        if a not in obj.anchors:
+            return _ABSENT  # the object left before t: nothing to propagate from
         memory = self.distractor_memory if memory is None else memory
         template = self._template_for_correction(object_id, a, step, memory)
         ref = self._anchor_reference(object_id, a, distractors=memory and template is None)

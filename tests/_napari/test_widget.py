@@ -399,17 +399,39 @@ def test_paint_correction_becomes_keyframe_and_repropagation_stops_there(setup, 
     assert all(c.store.get(1, t) is after[t] for t in range(T))
 
 
-def test_erasing_an_object_entirely_is_refused(setup, sample):
+def test_erasing_an_object_entirely_marks_it_absent_there(setup, sample):
+    """Erased entirely on a frame, the object is absent there (an empty keyframe): a run leaves that
+    frame empty and gives empty masks after it until the object's next prompt, where it tracks again;
+    re-propagation neither starts from the absence nor crosses it; undo brings the mask back."""
     viewer, widget, c = setup
     paint_object_1(c, sample)
+    track_and_wait(widget, c)
     masks = c.layer("masks")
-    entry = c.store.get(1, 0)
+    tracked = c.store.get(1, 8)
     masks.contiguous = False  # the bucket then erases every pixel of the label on the frame
-    masks.fill((0, *deepest(entry.mask)[::-1]), 0)
-    assert isinstance(c.last_error, PromptError) and "empty mask" in str(c.last_error)
-    assert c.store.get(1, 0) is entry
-    QApplication.processEvents()  # napari writes the fill after its event: the restore follows it
-    np.testing.assert_array_equal(masks.data[0], c.store.label_frame(0))
+    masks.fill((8, *deepest(tracked.mask)[::-1]), 0)
+    assert c.last_error is None, c.last_error
+    gone = c.store.get(1, 8)
+    assert gone.is_keyframe and gone.provenance is Provenance.USER_CORRECTED
+    assert not gone.mask.any() and gone.hotspot is None
+    assert c.session.absent_frames(1) == [8] and 8 not in c.session.anchors(1)
+    track_and_wait(widget, c)
+    assert all(not c.store.get(1, t).mask.any() for t in range(9, T))  # nothing tracked past it
+    # the object comes back on frame 16: prompted there by painting
+    paint_object_1(c, sample, frame=16)
+    track_and_wait(widget, c)
+    assert all(c.store.get(1, t).mask.any() for t in range(1, 8))
+    assert all(not c.store.get(1, t).mask.any() and c.store.get(1, t).provenance is Provenance.PROPAGATED
+               for t in range(9, 16))
+    assert all(c.store.get(1, t).mask.any() for t in range(17, T))
+    # from the absence nothing is re-propagated forward; from frame 5 forward it stops before it
+    assert c.repropagation_plan([1], 8, ("forward",)) == {}
+    assert c.repropagation_plan([1], 5, ("forward",)) == {"forward": (5, 7)}
+    for _ in range(4):  # the two runs, the paint on frame 16 and the erase
+        c.undo()  # frame 8 then holds its tracked mask again, and the next run syncs the session
+    assert np.array_equal(c.store.get(1, 8).mask, tracked.mask)
+    track_and_wait(widget, c)
+    assert c.session.absent_frames(1) == [] and c.store.get(1, 12).mask.any()
 
 
 def test_painting_a_new_label_adds_an_object(setup, sample):

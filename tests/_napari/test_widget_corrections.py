@@ -332,12 +332,21 @@ def test_a_tracked_frame_kept_as_keyframe_bounds_repropagation_and_waits_to_be_l
     assert c.store.keyframes(1) == [0, 10]
 
 
-def test_keeping_a_frame_without_a_mask_is_refused_and_says_so(setup, sample):
+def test_keeping_an_empty_tracked_frame_says_the_object_is_absent_and_a_frame_never_tracked_is_refused(setup, sample):
     viewer, widget, c = setup
+    c.go_to_frame(3)
+    assert c.toggle_keyframe() is None  # nothing prompted or tracked yet
+    assert "no object has a mask on frame 3 to keep" in str(c.last_error)
+    c.last_error = None
     paint_and_track(c, sample)
-    c.select_object(1)
-    c.store.set_frame(1, 7, mask=np.zeros((H, W), bool), provenance=Provenance.PROPAGATED)
+    c.store.set_frame(1, 7, mask=np.zeros((H, W), bool), hotspot=None, provenance=Provenance.PROPAGATED)
     c.go_to_frame(7)
-    assert c.toggle_keyframe() is None
-    assert "has no mask on frame 7 to keep" in str(c.last_error)
-    assert c.store.get(1, 7).provenance is Provenance.PROPAGATED
+    assert c.toggle_keyframe() is True
+    kept = c.store.get(1, 7)
+    assert kept.provenance is Provenance.KEYFRAME and not kept.mask.any() and kept.is_keyframe
+    assert "frame 7: object 1 kept as absent" in widget.status_label.text()
+    assert 7 not in c.adaptation_pending(1)  # nothing to learn from an absence
+    c.track("forward")
+    assert c.wait(120) and c.last_error is None, c.last_error
+    assert c.session.absent_frames(1) == [7]
+    assert c.store.get(1, 6).mask.any() and not any(c.store.get(1, t).mask.any() for t in range(8, T))

@@ -55,7 +55,8 @@ class EditsMixin:
     def toggle_keyframe(self, frame: int | None = None) -> bool | None:
         """Keep the tracked masks of the selected object (all objects when none is selected) on ``frame``
         (default: the current one) as keyframes, as they are: re-propagation then stops there, the QA
-        jumps (K) find them, the next run's adaptation learns them, and their confidence becomes 1.
+        jumps (K) find them, the next run's adaptation learns them, and their confidence becomes 1. An
+        empty tracked mask kept says the object is absent there (as erasing it entirely does).
         Pressed where every such mask is a keyframe already, it unmarks them, but for masks clicks, boxes
         or painting made (Ctrl+Z undoes those) and an object's only keyframe. One undo step. Returns True
         when it marked, False when it unmarked, None when refused (the status says why)."""
@@ -67,20 +68,24 @@ class EditsMixin:
             if not 0 <= t < self.num_frames:
                 raise PromptError(f"frame {t} is out of range: the video has frames 0..{self.num_frames - 1}")
             ids = self._qa_ids()
-            masks = {oid: e for oid in ids if (e := self.store.get(oid, t)) is not None
-                     and e.packed_mask is not None and e.mask.any()}
+            masks = {oid: e for oid in ids if (e := self.store.get(oid, t)) is not None and e.packed_mask is not None}
             if not masks:
-                who = self.store.get_object(ids[0]).name if len(ids) == 1 else "any object"
-                raise PromptError(f"{who} has no mask on frame {t} to keep: prompt or track first")
+                who = f"{self.store.get_object(ids[0]).name} has no" if len(ids) == 1 else "no object has a"
+                raise PromptError(f"{who} mask on frame {t} to keep: prompt or track first")
             names = ", ".join(self.store.get_object(oid).name for oid in masks)
             to_mark = [oid for oid, e in masks.items() if not e.is_keyframe]
             if to_mark:
+                # An empty tracked mask kept says the object is absent there (as erasing it does).
+                gone = [oid for oid in to_mark if not masks[oid].mask.any()]
                 with self.store.batch(f"mark keyframe {t}"):
                     for oid in to_mark:
-                        self.store.set_frame(oid, t, confidence=1.0, provenance=Provenance.KEYFRAME)
-                kept = ", ".join(self.store.get_object(oid).name for oid in to_mark)
-                self._info(f"frame {t}: {kept} kept as {'a keyframe' if len(to_mark) == 1 else 'keyframes'} "
-                           f"(re-propagation stops here; the next run's adaptation learns it)")
+                        self.store.set_frame(oid, t, confidence=1.0, provenance=Provenance.KEYFRAME,
+                                             **({"hotspot": None} if oid in gone else {}))
+                kept = [self.store.get_object(oid).name for oid in to_mark if oid not in gone]
+                said = [f"{', '.join(kept)} kept as {'a keyframe' if len(kept) == 1 else 'keyframes'}"] if kept else []
+                said += [f"{', '.join(self.store.get_object(o).name for o in gone)} kept as absent"] if gone else []
+                self._info(f"frame {t}: {'; '.join(said)} (re-propagation stops here; the next run's adaptation "
+                           f"learns what is kept)")
                 return True
             marked = [oid for oid, e in masks.items() if e.provenance is Provenance.KEYFRAME
                       and self._prompts_that_made(t, oid) is None]
@@ -438,7 +443,9 @@ class EditsMixin:
 
     def _commit_label_edits(self, frames: dict[int, np.ndarray]) -> None:
         """Masks painted or erased on the labels layer become USER_CORRECTED keyframes (one undo step
-        per frame). A refused edit is shown and the frame restored from the store."""
+        per frame); an object erased entirely becomes absent there (an empty keyframe: tracking gives it
+        no mask there and after it until its next prompt). A refused edit is shown and the frame restored
+        from the store."""
         for t, new in sorted(frames.items()):
             old = self.store.label_frame(t)
             diff = new != old
@@ -454,9 +461,12 @@ class EditsMixin:
                             self.store.add_object(obj_id=int(oid))  # a new label painted: a new object
                         mask = new == oid
                         if not mask.any():
-                            raise PromptError(
-                                f"erasing object {oid} entirely on frame {t} is not a correction the tracker can "
-                                f"use (an empty mask); the frame was restored")
+                            # Erased entirely: the object is not on this frame (it left the view, or hides).
+                            self._anchor_entries.pop((oid, t), None)
+                            self.lock.run(self.session.mark_absent, t, oid)
+                            self.store.set_frame(oid, t, mask=mask, hotspot=None, confidence=1.0,
+                                                 provenance=Provenance.USER_CORRECTED)
+                            continue
                         prev = self.store.get(oid, t)
                         hot = None
                         if prev is not None and prev.hotspot is not None:
@@ -472,9 +482,9 @@ class EditsMixin:
                 self._report(err)
                 self._restore_frame(t)  # the store rolled back: show it again
                 continue
-            for oid in ids:
-                self._anchor_entries[(oid, t)] = self.store.get(oid, t)
             painted = [oid for oid in ids if (new == oid).any()]
+            for oid in painted:
+                self._anchor_entries[(oid, t)] = self.store.get(oid, t)
             if painted and (not self.selected_id or not self.store.has_object(self.selected_id)):
                 self.select_object(painted[0])  # the label just painted, as napari's label picker has it
 
@@ -558,17 +568,27 @@ class EditsMixin:
 
     # ------------------------------------------------------------------ session anchors
     def _sync_anchors(self, object_ids: Iterable[int]) -> None:
-        """Make the session's anchors of these objects match the store's keyframes (after undo/load)."""
+        """Make the session's anchors of these objects match the store's keyframes (after undo/load); a
+        keyframe with an empty mask is a frame where the object is absent (``session.mark_absent``)."""
         for oid in object_ids:
-            keyframes = {}
+            keyframes, absent = {}, set()
             for t in self.store.keyframes(oid):
                 entry = self.store.get(oid, t)
                 if entry is not None and entry.packed_mask is not None:
-                    keyframes[t] = entry
-            self.lock.run(self._sync_object_anchors, oid, keyframes)
+                    if entry.mask.any():
+                        keyframes[t] = entry
+                    else:
+                        absent.add(t)
+            self.lock.run(self._sync_object_anchors, oid, keyframes, absent)
 
-    def _sync_object_anchors(self, oid: int, keyframes: dict) -> None:
+    def _sync_object_anchors(self, oid: int, keyframes: dict, absent: set[int] = frozenset()) -> None:
         """_sync_anchors for one object, on the model thread (``lock.run``)."""
+        for t in self.session.absent_frames(oid):
+            if t not in absent:
+                self.session.mark_absent(t, oid, absent=False)
+        for t in absent:
+            self.session.mark_absent(t, oid)
+            self._anchor_entries.pop((oid, t), None)
         for t in self.session.anchors(oid):
             if t not in keyframes:
                 self.session.remove_anchor(oid, t)

@@ -282,8 +282,9 @@ class JobsMixin:
     def repropagation_plan(self, object_ids: Iterable[int], frame: int,
                            sides: Sequence[str] = ("forward", "backward")) -> dict[str, tuple[int, int]]:
         """Per side, the first and last frame a re-propagation from ``frame`` can change: the frames up to
-        each object's next keyframe on that side, where the object has a keyframe to start from. A side
-        with nothing to change (the last frame, forward; a keyframe right next to it) is left out."""
+        each object's next keyframe on that side, where the object has a keyframe to start from (not one
+        where it is absent). A side with nothing to change (the last frame, forward; a keyframe right next
+        to it) is left out."""
         last = self.num_frames - 1
         plan = {}
         for side in sides:
@@ -292,8 +293,11 @@ class JobsMixin:
             for oid in object_ids:
                 keys = {k for k in self.store.keyframes(oid)
                         if (e := self.store.get(oid, k)) is not None and e.packed_mask is not None}
-                if not any(k <= frame if step > 0 else k >= frame for k in keys):
+                behind = [k for k in keys if (k <= frame if step > 0 else k >= frame)]
+                if not behind:
                     continue  # nothing behind to track from on this side
+                if not self.store.get(oid, max(behind) if step > 0 else min(behind)).mask.any():
+                    continue  # the object is absent there (an empty keyframe): nothing to track from
                 f = frame
                 while 0 <= f <= last and (f == frame or f not in keys):
                     if f not in keys:

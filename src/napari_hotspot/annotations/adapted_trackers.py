@@ -35,12 +35,14 @@ class AdaptedTrackers:
 
     # ------------------------------------------------------------------ learnt keyframes
     def pending(self, store: AnnotationStore | None, obj_id: int) -> list[int]:
-        """Keyframes of the object with a mask (prompts and corrections) its adaptation has not learnt yet."""
+        """Keyframes of the object with a mask (prompts and corrections) its adaptation has not learnt yet;
+        not those where the object is absent (an empty keyframe: nothing to learn from)."""
         if store is None or not store.has_object(obj_id):
             return []
         learnt = self.learnt.get(obj_id, set())
         return [t for t in store.keyframes(obj_id)
-                if t not in learnt and (e := store.get(obj_id, t)) is not None and e.packed_mask is not None]
+                if t not in learnt and (e := store.get(obj_id, t)) is not None and e.packed_mask is not None
+                and e.mask.any()]
 
     def add_learnt(self, obj_id: int, frames) -> None:
         self.learnt[obj_id] = set(self.learnt.get(obj_id, set())) | set(frames)
