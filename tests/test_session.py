@@ -70,9 +70,12 @@ def test_an_object_marked_absent_gets_empty_masks_until_its_next_anchor(session,
     assert sorted(results) == [t for t in range(1, 16) if t not in (5, 10)]  # the absence is a keyframe too
     assert all(results[t].mask.any() for t in (1, 2, 3, 4, 11, 12, 13, 14, 15))
     assert all(not results[t].mask.any() and results[t].hotspot is None for t in (6, 7, 8, 9))
-    # backward from the anchor on 10: it tracks down to the absence and stops there
+    # backward from the anchor on 10: it tracks down to the absence and stops there (with or without
+    # stop_at_keyframe: the frames before the absence are the forward sweep's from frame 0)
     assert [r.frame for r in session.propagate(start_frame=10, direction="backward", stop_at_keyframe=True)] == \
         [9, 8, 7, 6]
+    back = {r.frame: r for r in session.propagate(start_frame=15, direction="backward")}
+    assert sorted(back) == [6, 7, 8, 9] and all(back[t].mask.any() for t in back)
     # a sweep started past the absence has nothing to track from until the next anchor
     started = {r.frame: r for r in session.propagate(start_frame=7, end_frame=12)}
     assert sorted(started) == [7, 8, 9, 11, 12] and not any(started[t].mask.any() for t in (7, 8, 9))

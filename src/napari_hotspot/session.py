@@ -358,9 +358,10 @@ class HotspotSession:
 
     def mark_absent(self, frame: int, object_id: int, absent: bool = True) -> None:
         """Say the object is not on `frame` (it left the view, or something hides it), or take that back
-        (`absent` False). A sweep leaves that frame as it is and gives empty masks after it until the
-        object's next anchor, where tracking starts again (so prompt the object where it comes back); with `stop_at_keyframe`
-        the sweep stops there, as at any keyframe. It replaces an anchor on that frame; a prompt there
+        (`absent` False). A forward sweep leaves that frame as it is and gives empty masks after it until
+        the object's next anchor, where tracking starts again (so prompt the object where it comes back);
+        a backward sweep (from that anchor) tracks down to it and gives nothing before it, which is the
+        forward sweep's from the anchor before. With `stop_at_keyframe` a sweep stops there, as at any keyframe. It replaces an anchor on that frame; a prompt there
         later replaces it. Nothing is learnt from it (adaptation, completion and the guard use anchors)."""
         frame = self._check_frame(frame)
         state = self._objects.setdefault(int(object_id), _ObjectState())
@@ -1034,7 +1035,9 @@ class HotspotSession:
         """
         if direction not in ("forward", "backward", "both"):
             raise ValueError(f"direction must be forward, backward or both, not {direction!r}")
-        ids = [int(i) for i in (object_ids if object_ids is not None else self.object_ids)]
+        # By default the objects with a prompt (one marked absent somewhere and prompted nowhere has none).
+        ids = [int(i) for i in (object_ids if object_ids is not None else
+                                [o for o in self.object_ids if self._objects[o].anchors])]
         for i in ids:
             if not self._objects.get(i) or not self._objects[i].anchors:
                 raise PromptError(f"object {i} has no prompt yet: click, draw a box or give a mask first")
@@ -1116,9 +1119,11 @@ class HotspotSession:
                 if state[i] is None:
                     continue  # no anchor behind t in this direction: nothing to propagate from
             if state[i] is _ABSENT:
-                # Absent until its next anchor, as the user said: an empty mask (what an earlier run
-                # tracked here would otherwise stay).
-                results.append(TrackResult(t, i, np.zeros(self.frame_size, bool), None, 1.0))
+                # Forward: absent until its next anchor, as the user said, so an empty mask (what an
+                # earlier run tracked here would otherwise stay). Backward, the frames before an absence
+                # are the forward sweep's from the anchor before it: nothing here.
+                if step > 0:
+                    results.append(TrackResult(t, i, np.zeros(self.frame_size, bool), None, 1.0))
                 continue
             anchor_ref, prev_ref = state[i]
             feats = self._tracking_features(t)

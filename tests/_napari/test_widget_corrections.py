@@ -328,7 +328,7 @@ def test_a_tracked_frame_kept_as_keyframe_bounds_repropagation_and_waits_to_be_l
     assert c.store.get(1, 10).provenance is Provenance.KEYFRAME
     # the painted first frame stays a keyframe, and so does the only keyframe of an object
     c.go_to_frame(0)
-    assert c.toggle_keyframe() is None and "painted corrections" in str(c.last_error)
+    assert c.toggle_keyframe() is None and "not by Keep as keyframe" in str(c.last_error)
     assert c.store.keyframes(1) == [0, 10]
 
 
@@ -350,3 +350,43 @@ def test_keeping_an_empty_tracked_frame_says_the_object_is_absent_and_a_frame_ne
     assert c.wait(120) and c.last_error is None, c.last_error
     assert c.session.absent_frames(1) == [7]
     assert c.store.get(1, 6).mask.any() and not any(c.store.get(1, t).mask.any() for t in range(8, T))
+    # the object comes back on frame 12: one click there prompts it afresh (nothing to correct on an
+    # empty frame), not a click-sized speck
+    own = sample.masks[12] == 1
+    c.go_to_frame(12)
+    c.add_click(12, *deepest(own), positive=True)
+    assert c.last_error is None, c.last_error
+    back = c.store.get(1, 12)
+    assert back.is_keyframe and iou(back.mask, own) > 0.5, iou(back.mask, own)
+
+
+def test_keep_as_keyframe_unmarks_only_what_it_marked(setup, sample):
+    """An Auto or clicked prompt, or a painted correction, stays a keyframe when Shift+M is pressed on it."""
+    viewer, widget, c = setup
+    paint_and_track(c, sample)
+    c.store.set_frame(1, 4, confidence=1.0, provenance=Provenance.KEYFRAME)  # as an Auto prompt or an import writes
+    c.go_to_frame(4)
+    assert c.toggle_keyframe() is None and "not by Keep as keyframe" in str(c.last_error)
+    assert c.store.get(1, 4).provenance is Provenance.KEYFRAME
+    c.go_to_frame(9)
+    assert c.toggle_keyframe() is True and c.toggle_keyframe() is False
+    assert c.toggle_keyframe() is True
+    c.undo()
+    c.redo()  # the same mark again: it can still unmark it
+    assert c.toggle_keyframe() is False and c.store.get(1, 9).provenance is Provenance.PROPAGATED
+
+
+def test_an_object_absent_everywhere_it_was_marked_does_not_block_a_run_of_all_objects(setup, sample):
+    viewer, widget, c = setup
+    paint_and_track(c, sample)
+    masks = c.layer("masks")
+    masks.paint((5, 20, 20), 3)  # a slip of the brush: a new object 3 on frame 5 ...
+    assert c.store.has_object(3)
+    masks.contiguous = False
+    masks.fill((5, 20, 20), 0)  # ... erased again: absent there, prompted nowhere
+    assert c.store.get(3, 5).is_keyframe and not c.store.get(3, 5).mask.any()
+    assert "absent here" in widget.status_label.text()
+    c.track_scope = "all"
+    c.track("forward")
+    assert c.wait(120) and c.last_error is None, c.last_error
+    assert c.store.get(1, 20).mask.any()

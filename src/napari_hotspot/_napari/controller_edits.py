@@ -57,8 +57,9 @@ class EditsMixin:
         (default: the current one) as keyframes, as they are: re-propagation then stops there, the QA
         jumps (K) find them, the next run's adaptation learns them, and their confidence becomes 1. An
         empty tracked mask kept says the object is absent there (as erasing it entirely does).
-        Pressed where every such mask is a keyframe already, it unmarks them, but for masks clicks, boxes
-        or painting made (Ctrl+Z undoes those) and an object's only keyframe. One undo step. Returns True
+        Pressed where every such mask is a keyframe already, it unmarks those it made itself in this
+        session (not a prompt's, a correction's or an imported one: Ctrl+Z undoes those), but not an
+        object's only keyframe. One undo step. Returns True
         when it marked, False when it unmarked, None when refused (the status says why)."""
         try:
             if self.store is None:
@@ -79,24 +80,24 @@ class EditsMixin:
                 gone = [oid for oid in to_mark if not masks[oid].mask.any()]
                 with self.store.batch(f"mark keyframe {t}"):
                     for oid in to_mark:
-                        self.store.set_frame(oid, t, confidence=1.0, provenance=Provenance.KEYFRAME,
-                                             **({"hotspot": None} if oid in gone else {}))
+                        self._kept_keyframes[(oid, t)] = self.store.set_frame(
+                            oid, t, confidence=1.0, provenance=Provenance.KEYFRAME,
+                            **({"hotspot": None} if oid in gone else {}))
                 kept = [self.store.get_object(oid).name for oid in to_mark if oid not in gone]
                 said = [f"{', '.join(kept)} kept as {'a keyframe' if len(kept) == 1 else 'keyframes'}"] if kept else []
                 said += [f"{', '.join(self.store.get_object(o).name for o in gone)} kept as absent"] if gone else []
                 self._info(f"frame {t}: {'; '.join(said)} (re-propagation stops here; the next run's adaptation "
                            f"learns what is kept)")
                 return True
-            marked = [oid for oid, e in masks.items() if e.provenance is Provenance.KEYFRAME
-                      and self._prompts_that_made(t, oid) is None]
+            marked = [oid for oid, e in masks.items() if self._kept_keyframes.get((oid, t)) is e]
             alone = [oid for oid in marked if self.store.keyframes(oid) == [t]]
             if alone and len(alone) == len(marked):
                 raise PromptError(f"frame {t} is the only keyframe of "
                                   f"{', '.join(self.store.get_object(o).name for o in alone)}: it stays one")
             marked = [oid for oid in marked if oid not in alone]
             if not marked:
-                raise PromptError(f"frame {t}'s masks of {names} come from clicks, boxes or painted corrections "
-                                  f"and stay keyframes: Ctrl+Z undoes them")
+                raise PromptError(f"frame {t}'s keyframes of {names} were made by a prompt, a correction or an "
+                                  f"import, not by Keep as keyframe, and stay keyframes: Ctrl+Z undoes them")
             with self.store.batch(f"unmark keyframe {t}"):
                 for oid in marked:
                     self.store.set_frame(oid, t, provenance=Provenance.PROPAGATED)
@@ -322,6 +323,8 @@ class EditsMixin:
             return None  # clicks reopened from a project picked the object: they still do
         entry = self.store.get(oid, t)
         base = entry.mask if entry is not None and entry.packed_mask is not None else None
+        if base is not None and not base.any():
+            base = None  # an empty mask (the object absent there) is nothing to correct: the clicks prompt afresh
         self._click_bases[key] = base
         return base
 
@@ -452,6 +455,7 @@ class EditsMixin:
             if not diff.any():
                 continue
             ids = sorted((set(np.unique(new[diff]).tolist()) | set(np.unique(old[diff]).tolist())) - {0})
+            gone: list[int] = []
             try:
                 self._require_session()
                 self._require_idle("correct masks")
@@ -466,6 +470,7 @@ class EditsMixin:
                             self.lock.run(self.session.mark_absent, t, oid)
                             self.store.set_frame(oid, t, mask=mask, hotspot=None, confidence=1.0,
                                                  provenance=Provenance.USER_CORRECTED)
+                            gone.append(oid)
                             continue
                         prev = self.store.get(oid, t)
                         hot = None
@@ -485,6 +490,9 @@ class EditsMixin:
             painted = [oid for oid in ids if (new == oid).any()]
             for oid in painted:
                 self._anchor_entries[(oid, t)] = self.store.get(oid, t)
+            if gone:
+                self._info(f"frame {t}: {', '.join(self.store.get_object(o).name for o in gone)} erased entirely, so "
+                           f"absent here: tracking gives no mask after this frame until the next prompt (Ctrl+Z undoes)")
             if painted and (not self.selected_id or not self.store.has_object(self.selected_id)):
                 self.select_object(painted[0])  # the label just painted, as napari's label picker has it
 

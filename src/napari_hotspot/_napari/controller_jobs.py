@@ -184,16 +184,21 @@ class JobsMixin:
             self._refresh_tracks({o.id: rgba(o.color) for o in self.store.objects})
 
     # ------------------------------------------------------------------ tracking
+    def _prompted(self, oid: int) -> bool:
+        """Whether the object has a keyframe with a mask to track from (not only frames where it is absent)."""
+        return any((e := self.store.get(oid, t)) is not None and e.packed_mask is not None and e.mask.any()
+                   for t in self.store.keyframes(oid))
+
     def _track_ids(self) -> list[int]:
         if self.track_scope == "all":
-            ids = [o for o in self.store.object_ids if self.store.keyframes(o)]
+            ids = [o for o in self.store.object_ids if self._prompted(o)]
             if not ids:
                 raise PromptError("no object has a prompt yet: click, draw a box or press Auto first")
             return ids
         oid = self.selected_id
         if not oid or not self.store.has_object(oid):
             raise PromptError("select an object first (or set Objects to 'all')")
-        if not self.store.keyframes(oid):
+        if not self._prompted(oid):
             name = self.store.get_object(oid).name
             raise PromptError(f"{name} has no prompt yet: click, draw a box or press Auto first")
         return [oid]
@@ -243,7 +248,7 @@ class JobsMixin:
         try:
             self._require_session()
             self._require_no_jobs("start another run")
-            ids = [oid for oid in ids if self.store.has_object(oid) and self.store.keyframes(oid)]
+            ids = [oid for oid in ids if self.store.has_object(oid) and self._prompted(oid)]
             if not ids:
                 raise PromptError("no object to track is left")
             self._sync_anchors(ids)  # prompts and corrections made while the tracker adapted
@@ -518,7 +523,7 @@ class JobsMixin:
         in a thread worker; returns the worker or None."""
         try:
             oid = self._adaptation_target(obj_id, "adapt", "select an object to adapt the tracker to")
-            if not self.store.keyframes(oid):
+            if not self._prompted(oid):
                 name = self.store.get_object(oid).name
                 raise PromptError(f"{name} has no prompt yet: click, draw a box or paint its mask first")
             if self.adapt_seconds <= 0:

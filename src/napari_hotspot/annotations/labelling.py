@@ -503,7 +503,8 @@ def prompt_session_from_store(session, store: AnnotationStore, object_ids: Seque
     """Anchor every object the session has no prompt for on the store's keyframe masks.
 
     Each frame where the store has a non-empty KEYFRAME / USER_CORRECTED mask becomes an anchor,
-    with its visible hotspot; an anchor without a hotspot gets the one the session picks (stored).
+    with its visible hotspot; an anchor without a hotspot gets the one the session picks (stored). An
+    empty one marks the object absent there (`HotspotSession.mark_absent`).
     Returns the object ids; raises AnnotationError for an object with
     neither a session prompt nor a keyframe mask. ``session`` is a ``HotspotSession``.
     """
@@ -516,7 +517,10 @@ def prompt_session_from_store(session, store: AnnotationStore, object_ids: Seque
         anchored = False
         for frame in store.keyframes(obj_id):
             mask = store.mask(obj_id, frame)
-            if mask is None or not mask.any():
+            if mask is None:
+                continue
+            if not mask.any():  # an empty keyframe: the object is absent there (the tracking dock's erase)
+                session.mark_absent(frame, obj_id)
                 continue
             spot = store.hotspot(obj_id, frame)
             hotspot = None if spot is None or not spot.visible else _clip_to_image((spot.x, spot.y), store)
