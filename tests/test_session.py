@@ -148,6 +148,21 @@ def test_several_objects_encode_each_frame_once(session, sample, monkeypatch):
     assert len(encoded) == 5  # frames 1..5, once each for both objects
 
 
+def test_frames_where_the_object_is_absent_are_not_encoded(session, sample, monkeypatch):
+    session.add_prompt(0, 1, mask=sample.masks[0] == 1)
+    session.mark_absent(3, 1)
+    session.add_prompt(10, 1, mask=sample.masks[10] == 1)
+    session.features(0)
+    session.features(10)  # the prompts' frames are encoded already
+    encoded = []
+    real = session.models.encoder.forward
+    monkeypatch.setattr(session.models.encoder, "forward", lambda x, **kw: encoded.append(1) or real(x, **kw))
+    results = {r.frame: r for r in session.propagate(end_frame=12)}
+    assert sorted(results) == [1, 2, 4, 5, 6, 7, 8, 9, 11, 12]
+    assert not any(results[t].mask.any() for t in range(4, 10))
+    assert len(encoded) <= 5, len(encoded)  # 1, 2, 11, 12 (and at most one frame asked ahead before the absence)
+
+
 def test_a_sweep_encodes_to_s16_and_a_prompt_on_a_swept_frame_completes_it(session, sample, monkeypatch):
     """The tracker reads s4-s16 only, so a sweep's passes stop there; a click on a swept frame adds s32
     from the cached s16 (the last blocks only) and answers as on a fully encoded frame."""

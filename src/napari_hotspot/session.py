@@ -1077,7 +1077,11 @@ class HotspotSession:
                 with split_threads(threads) if ahead else contextlib.nullcontext():
                     prepared = None
                     if ahead is not None:
-                        if t != end and t + step not in self._features:
+                        # Not for objects absent until an anchor further on: their frames need no encoding.
+                        wanted = any(t + step in self._objects[i].anchors or not (
+                            state[i] is _ABSENT or t in self._objects[i].absent or t + step in self._objects[i].absent)
+                            for i in active)
+                        if t != end and t + step not in self._features and wanted:
                             # The anchors as they stand: an object re-anchored on frame t computes its own.
                             anchors = {id(st[0]): st[0] for i, st in state.items() if i in active and isinstance(st, tuple)}
                             ahead.request(t + step, tuple(anchors.values()))
