@@ -319,6 +319,8 @@ def test_a_tracked_frame_kept_as_keyframe_bounds_repropagation_and_waits_to_be_l
     assert c.repropagate_from_here() is not None
     assert c.wait(120) and c.last_error is None, c.last_error
     assert all(c.store.get(1, t) is after[t] for t in after)
+    # to the tracker it is a correction: the painted prompt on frame 0 stays the object's appearance
+    assert c.session._objects[1].anchors[10].source == "correction"
     # pressed again: unmarked (the mask stays until a run changes it); Ctrl+Z marks it again
     c.go_to_frame(10)
     assert c.toggle_keyframe() is False

@@ -608,5 +608,12 @@ class EditsMixin:
             if entry.hotspot is not None and entry.hotspot.visible:
                 hot = (min(max(entry.hotspot.x, 0), self.store.width - 1),
                        min(max(entry.hotspot.y, 0), self.store.height - 1))
-            self.session.add_prompt(t, oid, mask=entry.mask, hotspot=hot, source="mask")
+            # A correction (painted, clicked, a hotspot moved) and a tracked frame kept as it is restart the
+            # previous-frame chain but keep the nearest prompt as the object's appearance, as a correction
+            # made live does (session._template_for_correction; a kept frame as the template instead moved
+            # validation-split sequences by -0.008 to +0.010 J, as a correction by at most 0.0006:
+            # docs/benchmarks.md, "Keep as keyframe").
+            kept = self._kept_keyframes.get((oid, t)) is entry
+            source = "correction" if kept or entry.provenance is Provenance.USER_CORRECTED else "mask"
+            self.session.add_prompt(t, oid, mask=entry.mask, hotspot=hot, source=source)
             self._anchor_entries[(oid, t)] = entry
