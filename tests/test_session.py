@@ -148,6 +148,17 @@ def test_several_objects_encode_each_frame_once(session, sample, monkeypatch):
     assert len(encoded) == 5  # frames 1..5, once each for both objects
 
 
+def test_a_kept_frame_restarts_the_chain_keeps_the_prompts_look_and_is_not_learnt(session, sample):
+    session.add_prompt(0, 1, mask=sample.masks[0] == 1)
+    session.add_prompt(6, 1, mask=sample.masks[6] == 1, source="kept")
+    assert session.pending_adaptation_frames(1) == [0]
+    kept_template = session._template_for_correction(1, 6, +1)
+    prompt, kept = session._anchor_reference(1, 0), session._anchor_reference(1, 6)
+    assert torch.equal(kept_template.keys, prompt.keys)  # the prompt on frame 0 stays the appearance
+    assert not torch.equal(kept_template.keys, kept.keys)
+    assert [r.frame for r in session.propagate(start_frame=6, end_frame=9)] == [7, 8, 9]
+
+
 def test_frames_where_the_object_is_absent_are_not_encoded(session, sample, monkeypatch):
     session.add_prompt(0, 1, mask=sample.masks[0] == 1)
     session.mark_absent(3, 1)

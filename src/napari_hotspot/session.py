@@ -60,7 +60,12 @@ SPARSE_SOURCES = ("click", "box")
 # masks snapped to the frame's edges"). NAPARI_HOTSPOT_SNAP_EDGES=0 turns it off (for measuring it).
 SNAP_EDGES = os.environ.get("NAPARI_HOTSPOT_SNAP_EDGES", "1").lower() not in ("0", "false", "no")
 
-SOURCES = ("click", "box", "mask", "gaze", "auto", "correction")
+SOURCES = ("click", "box", "mask", "gaze", "auto", "correction", "kept")
+# Anchors that restart the previous-frame chain but leave the object's appearance to the nearest prompt
+# (`_template_for_correction`): corrections, and tracked masks the user kept as they are ("kept", which
+# adaptation does not learn either: it gained nothing on the validation split, docs/benchmarks.md,
+# "Keep as keyframe").
+CORRECTION_SOURCES = ("correction", "kept")
 # Tracker passes over an anchor's own frame, each from the union so far, whose growth beyond the anchor
 # mask is remembered as the distractors a sweep keeps out (`_anchor_reference`, tracking.distractor_gate).
 DISTRACTOR_PASSES = 3
@@ -807,12 +812,13 @@ class HotspotSession:
 
     def pending_adaptation_frames(self, object_id: int) -> list[int]:
         """Anchor frames of the object that its adaptation has not taken in yet (all of its anchors
-        before the first `adapt`); `adapt` adds them before it trains. A click's or box's mask waits
+        before the first `adapt`, but those kept as tracked, source "kept"); `adapt` adds them before it trains. A click's or box's mask waits
         until `complete_prompt` has seen it (`complete_prompts(object_id, 0)` lets it through as is), so
         adaptation never learns a mask that is about to change."""
         learnt = self._adapted_frames.get(object_id, set())
         state = self._objects.get(object_id)
-        return [f for f in self.anchors(object_id) if f not in learnt and state.anchors[f].completed]
+        return [f for f in self.anchors(object_id)
+                if f not in learnt and state.anchors[f].completed and state.anchors[f].source != "kept"]
 
     def add_adaptation_frames(self, object_id: int, max_frames: int | None = None) -> list[int]:
         """Add up to `max_frames` of `pending_adaptation_frames` to the object's adaptation set
@@ -1152,9 +1158,9 @@ class HotspotSession:
         "Corrective clicks"). None: no such prompt, or `corrections_keep_anchor` is off (the correction
         is the anchor)."""
         anchors = self._objects[object_id].anchors
-        if not self.corrections_keep_anchor or anchors[t].source != "correction":
+        if not self.corrections_keep_anchor or anchors[t].source not in CORRECTION_SOURCES:
             return None
-        prompts = [f for f, a in anchors.items() if a.source != "correction"]
+        prompts = [f for f, a in anchors.items() if a.source not in CORRECTION_SOURCES]
         if not prompts:
             return None
         f = min(prompts, key=lambda f: (abs(f - t), 0 if (f < t if step > 0 else f > t) else 1))

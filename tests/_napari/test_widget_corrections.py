@@ -308,9 +308,9 @@ def test_a_tracked_frame_kept_as_keyframe_bounds_repropagation_and_waits_to_be_l
     c.go_to_frame(10)
     widget.keyframe_button.click()
     kept = c.store.get(1, 10)
-    assert kept.provenance is Provenance.KEYFRAME and kept.confidence == 1.0
+    assert kept.provenance is Provenance.ACCEPTED and kept.confidence == 1.0 and kept.is_keyframe
     assert np.array_equal(kept.mask, tracked.mask) and kept.hotspot == tracked.hotspot  # kept as it was
-    assert c.store.keyframes(1) == [0, 10] and 10 in c.adaptation_pending(1)
+    assert c.store.keyframes(1) == [0, 10] and 10 not in c.adaptation_pending(1)  # nothing to learn from it
     assert "frame 10: object 1 kept as a keyframe" in widget.status_label.text()
     # re-propagation from frame 5 stops at it; the frames beyond it stay as they were
     after = {t: c.store.get(1, t) for t in range(10, T)}
@@ -319,15 +319,16 @@ def test_a_tracked_frame_kept_as_keyframe_bounds_repropagation_and_waits_to_be_l
     assert c.repropagate_from_here() is not None
     assert c.wait(120) and c.last_error is None, c.last_error
     assert all(c.store.get(1, t) is after[t] for t in after)
-    # to the tracker it is a correction: the painted prompt on frame 0 stays the object's appearance
-    assert c.session._objects[1].anchors[10].source == "correction"
+    # to the tracker it is a correction (the painted prompt on frame 0 stays the object's appearance)
+    # that adaptation does not learn
+    assert c.session._objects[1].anchors[10].source == "kept" and 10 not in c.session.pending_adaptation_frames(1)
     # pressed again: unmarked (the mask stays until a run changes it); Ctrl+Z marks it again
     c.go_to_frame(10)
     assert c.toggle_keyframe() is False
     assert c.store.get(1, 10).provenance is Provenance.PROPAGATED and c.store.keyframes(1) == [0]
     assert np.array_equal(c.store.get(1, 10).mask, tracked.mask)
     c.undo()
-    assert c.store.get(1, 10).provenance is Provenance.KEYFRAME
+    assert c.store.get(1, 10).provenance is Provenance.ACCEPTED
     # the painted first frame stays a keyframe, and so does the only keyframe of an object
     c.go_to_frame(0)
     assert c.toggle_keyframe() is None and "not by Keep as keyframe" in str(c.last_error)
@@ -345,7 +346,7 @@ def test_keeping_an_empty_tracked_frame_says_the_object_is_absent_and_a_frame_ne
     c.go_to_frame(7)
     assert c.toggle_keyframe() is True
     kept = c.store.get(1, 7)
-    assert kept.provenance is Provenance.KEYFRAME and not kept.mask.any() and kept.is_keyframe
+    assert kept.provenance is Provenance.ACCEPTED and not kept.mask.any() and kept.is_keyframe
     assert "frame 7: object 1 kept as absent" in widget.status_label.text()
     assert 7 not in c.adaptation_pending(1)  # nothing to learn from an absence
     c.track("forward")
@@ -362,7 +363,7 @@ def test_keeping_an_empty_tracked_frame_says_the_object_is_absent_and_a_frame_ne
     assert back.is_keyframe and iou(back.mask, own) > 0.5, iou(back.mask, own)
 
 
-def test_keep_as_keyframe_unmarks_only_what_it_marked(setup, sample):
+def test_keep_as_keyframe_unmarks_only_what_it_marked(setup, sample, tmp_path):
     """An Auto or clicked prompt, or a painted correction, stays a keyframe when Shift+M is pressed on it."""
     viewer, widget, c = setup
     paint_and_track(c, sample)
@@ -376,6 +377,10 @@ def test_keep_as_keyframe_unmarks_only_what_it_marked(setup, sample):
     c.undo()
     c.redo()  # the same mark again: it can still unmark it
     assert c.toggle_keyframe() is False and c.store.get(1, 9).provenance is Provenance.PROPAGATED
+    assert c.toggle_keyframe() is True  # kept frames are saved as such: a reopened project unmarks them too
+    saved = tmp_path / "kept.hotspot"
+    assert c.save_project(saved)
+    assert load_project(saved)[0].get(1, 9).provenance is Provenance.ACCEPTED
 
 
 def test_an_object_absent_everywhere_it_was_marked_does_not_block_a_run_of_all_objects(setup, sample):

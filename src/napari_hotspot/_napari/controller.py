@@ -172,8 +172,6 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self._click_base_json: dict[tuple[int, int], tuple[np.ndarray, dict]] = {}
         self._prompt_history: dict[tuple[int, int], list[tuple[FrameAnnotation, PromptGroup, Any]]] = {}
         self._anchor_entries: dict[tuple[int, int], FrameAnnotation] = {}
-        # (object, frame) -> the entry "Keep as keyframe" made there (only those can it unmark)
-        self._kept_keyframes: dict[tuple[int, int], FrameAnnotation] = {}
         #: The running background jobs by kind (controller_jobs.Job: completion, adaptation, tracking, gaze).
         self._jobs: dict[str, Job] = {}
         self._keyed_layers: list = []  # the layers whose undo keys reach the store (`_make_layers`)
@@ -441,7 +439,6 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self._click_base_json = {}
         self._prompt_history = {}
         self._anchor_entries = {}
-        self._kept_keyframes = {}
         self._refinements = {}
         self._refined = {}
         self._j_cache = {}

@@ -54,12 +54,13 @@ class EditsMixin:
     # ------------------------------------------------------------------ keyframes by hand
     def toggle_keyframe(self, frame: int | None = None) -> bool | None:
         """Keep the tracked masks of the selected object (all objects when none is selected) on ``frame``
-        (default: the current one) as keyframes, as they are: re-propagation then stops there, the QA
-        jumps (K) find them, the next run's adaptation learns them, and their confidence becomes 1. An
-        empty tracked mask kept says the object is absent there (as erasing it entirely does).
-        Pressed where every such mask is a keyframe already, it unmarks those it made itself in this
-        session (not a prompt's, a correction's or an imported one: Ctrl+Z undoes those), but not an
-        object's only keyframe. One undo step. Returns True
+        (default: the current one) as keyframes, as they are (provenance ACCEPTED, confidence 1):
+        re-propagation then stops there and the QA jumps (K) find them; to the tracker they are
+        corrections (the object's look still comes from its prompt), and adaptation does not learn them.
+        An empty tracked mask kept says the object is absent there (as erasing it entirely does).
+        Pressed where every such mask is a keyframe already, it unmarks the ACCEPTED ones (a prompt's, a
+        correction's or an imported one stays: Ctrl+Z undoes those), but not an object's only keyframe.
+        One undo step. Returns True
         when it marked, False when it unmarked, None when refused (the status says why)."""
         try:
             if self.store is None:
@@ -80,16 +81,14 @@ class EditsMixin:
                 gone = [oid for oid in to_mark if not masks[oid].mask.any()]
                 with self.store.batch(f"mark keyframe {t}"):
                     for oid in to_mark:
-                        self._kept_keyframes[(oid, t)] = self.store.set_frame(
-                            oid, t, confidence=1.0, provenance=Provenance.KEYFRAME,
-                            **({"hotspot": None} if oid in gone else {}))
+                        self.store.set_frame(oid, t, confidence=1.0, provenance=Provenance.ACCEPTED,
+                                             **({"hotspot": None} if oid in gone else {}))
                 kept = [self.store.get_object(oid).name for oid in to_mark if oid not in gone]
                 said = [f"{', '.join(kept)} kept as {'a keyframe' if len(kept) == 1 else 'keyframes'}"] if kept else []
                 said += [f"{', '.join(self.store.get_object(o).name for o in gone)} kept as absent"] if gone else []
-                self._info(f"frame {t}: {'; '.join(said)} (re-propagation stops here; the next run's adaptation "
-                           f"learns what is kept)")
+                self._info(f"frame {t}: {'; '.join(said)} (re-propagation stops here)")
                 return True
-            marked = [oid for oid, e in masks.items() if self._kept_keyframes.get((oid, t)) is e]
+            marked = [oid for oid, e in masks.items() if e.provenance is Provenance.ACCEPTED]
             alone = [oid for oid in marked if self.store.keyframes(oid) == [t]]
             if alone and len(alone) == len(marked):
                 raise PromptError(f"frame {t} is the only keyframe of "
@@ -610,10 +609,9 @@ class EditsMixin:
                        min(max(entry.hotspot.y, 0), self.store.height - 1))
             # A correction (painted, clicked, a hotspot moved) and a tracked frame kept as it is restart the
             # previous-frame chain but keep the nearest prompt as the object's appearance, as a correction
-            # made live does (session._template_for_correction; a kept frame as the template instead moved
+            # made live does (session.CORRECTION_SOURCES; a kept frame as the template instead moved
             # validation-split sequences by -0.008 to +0.010 J, as a correction by at most 0.0006:
-            # docs/benchmarks.md, "Keep as keyframe").
-            kept = self._kept_keyframes.get((oid, t)) is entry
-            source = "correction" if kept or entry.provenance is Provenance.USER_CORRECTED else "mask"
+            # docs/benchmarks.md, "Keep as keyframe"). Kept frames are not learnt by adaptation.
+            source = {Provenance.ACCEPTED: "kept", Provenance.USER_CORRECTED: "correction"}.get(entry.provenance, "mask")
             self.session.add_prompt(t, oid, mask=entry.mask, hotspot=hot, source=source)
             self._anchor_entries[(oid, t)] = entry

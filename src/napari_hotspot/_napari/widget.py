@@ -202,7 +202,7 @@ class HotspotWidget(ClosesWithDock, QWidget):
         self.keyframe_button = QPushButton("Keep as keyframe")
         self.keyframe_button.setToolTip(
             "The current frame's tracked masks (the selected object's, or all) are right: keep them as "
-            "keyframes, so re-propagation stops there and adaptation learns them (Shift+M; again to unmark)")
+            "keyframes, so re-propagation stops there (Shift+M; again to unmark; an empty mask kept: absent)")
         box.addLayout(row(self.repropagate_button, self.keyframe_button))
         self.adapt_button = QPushButton("Adapt now")
         self.adapt_button.setToolTip("Fine-tune the selected object's tracker on its prompts and corrections now, "

@@ -15,7 +15,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from napari_hotspot.annotations.model import AnnotationStore
+from napari_hotspot.annotations.model import AnnotationStore, Provenance
 from napari_hotspot.annotations.project import adaptation_file_name
 from napari_hotspot.compute import locked_call
 
@@ -36,13 +36,14 @@ class AdaptedTrackers:
     # ------------------------------------------------------------------ learnt keyframes
     def pending(self, store: AnnotationStore | None, obj_id: int) -> list[int]:
         """Keyframes of the object with a mask (prompts and corrections) its adaptation has not learnt yet;
-        not those where the object is absent (an empty keyframe: nothing to learn from)."""
+        not those where the object is absent (an empty keyframe: nothing to learn from), nor tracked masks
+        kept as they are (ACCEPTED: learning them gained nothing on the validation split)."""
         if store is None or not store.has_object(obj_id):
             return []
         learnt = self.learnt.get(obj_id, set())
         return [t for t in store.keyframes(obj_id)
                 if t not in learnt and (e := store.get(obj_id, t)) is not None and e.packed_mask is not None
-                and e.mask.any()]
+                and e.provenance is not Provenance.ACCEPTED and e.mask.any()]
 
     def add_learnt(self, obj_id: int, frames) -> None:
         self.learnt[obj_id] = set(self.learnt.get(obj_id, set())) | set(frames)

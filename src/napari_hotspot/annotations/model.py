@@ -45,6 +45,7 @@ class Provenance(str, enum.Enum):
     KEYFRAME = "keyframe"
     DERIVED = "derived"
     IMPORTED = "imported"
+    ACCEPTED = "accepted"  # a tracked mask the user kept as it is (the dock's Keep as keyframe)
 
     @classmethod
     def parse(cls, value: Provenance | str) -> Provenance:
@@ -61,7 +62,7 @@ class Provenance(str, enum.Enum):
 
 
 #: Provenances that count as user-confirmed keyframes for propagation.
-KEYFRAME_PROVENANCES = frozenset({Provenance.KEYFRAME, Provenance.USER_CORRECTED})
+KEYFRAME_PROVENANCES = frozenset({Provenance.KEYFRAME, Provenance.USER_CORRECTED, Provenance.ACCEPTED})
 
 
 def _as_int(value: Any, what: str) -> int:
@@ -399,7 +400,7 @@ class AnnotationStore:
         return sorted(self._entries.get(obj_id, {}))
 
     def keyframes(self, obj_id: int) -> list[int]:
-        """Sorted frames whose entry is a KEYFRAME or USER_CORRECTED."""
+        """Sorted frames whose entry is a KEYFRAME, USER_CORRECTED or ACCEPTED."""
         self._check_object(obj_id)
         return sorted(f for f, e in self._entries.get(obj_id, {}).items() if e.is_keyframe)
 
