@@ -70,7 +70,7 @@ def test_round_trip_is_lossless(tmp_path):
     assert_same_store(store, loaded)
     assert meta["video_path"] == str(video.resolve())
     assert meta["extra"] == {"adapted_state": "m.pt"}
-    assert meta["version"] == project_module.FORMAT_VERSION
+    assert meta["version"] == 1  # no frame kept as tracked: older versions read it too
     assert not loaded.can_undo and loaded.revision == 0
     assert sorted(p.name for p in (path / "masks").iterdir()) == ["object_00001.npz", "object_00002.npz"]
 
@@ -329,3 +329,14 @@ def test_autosaver_writes_extra_files_and_saves_after_mark_dirty(tmp_path, monke
     saver.mark_dirty()
     saver.save_now()
     assert not (tmp_path / "proj" / "adaptation").exists()
+
+
+def test_a_project_with_frames_kept_as_tracked_is_version_2_and_round_trips(tmp_path):
+    store = make_store()
+    oid = store.object_ids[0]
+    frame = store.frames_with(oid)[0]
+    store.set_frame(oid, frame, provenance=Provenance.ACCEPTED)
+    path = save_project(store, tmp_path / "proj")
+    loaded, meta = load_project(path)
+    assert meta["version"] == project_module.FORMAT_VERSION == 2
+    assert loaded.get(oid, frame).provenance is Provenance.ACCEPTED and frame in loaded.keyframes(oid)

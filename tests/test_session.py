@@ -157,6 +157,9 @@ def test_a_kept_frame_restarts_the_chain_keeps_the_prompts_look_and_is_not_learn
     assert torch.equal(kept_template.keys, prompt.keys)  # the prompt on frame 0 stays the appearance
     assert not torch.equal(kept_template.keys, kept.keys)
     assert [r.frame for r in session.propagate(start_frame=6, end_frame=9)] == [7, 8, 9]
+    # an object started by painting (a correction to the session): the painted mask is its look
+    session.add_prompt(0, 1, mask=sample.masks[0] == 1, source="correction")
+    assert torch.equal(session._template_for_correction(1, 6, +1).keys, session._anchor_reference(1, 0).keys)
 
 
 def test_frames_where_the_object_is_absent_are_not_encoded(session, sample, monkeypatch):

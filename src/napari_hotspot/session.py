@@ -1161,6 +1161,9 @@ class HotspotSession:
         if not self.corrections_keep_anchor or anchors[t].source not in CORRECTION_SOURCES:
             return None
         prompts = [f for f, a in anchors.items() if a.source not in CORRECTION_SOURCES]
+        if not prompts and anchors[t].source == "kept":
+            # An object started by painting (a correction to the session): its masks given by hand are its look.
+            prompts = [f for f, a in anchors.items() if a.source != "kept"]
         if not prompts:
             return None
         f = min(prompts, key=lambda f: (abs(f - t), 0 if (f < t if step > 0 else f > t) else 1))

@@ -367,7 +367,7 @@ def test_keep_as_keyframe_unmarks_only_what_it_marked(setup, sample, tmp_path):
     """An Auto or clicked prompt, or a painted correction, stays a keyframe when Shift+M is pressed on it."""
     viewer, widget, c = setup
     paint_and_track(c, sample)
-    c.store.set_frame(1, 4, confidence=1.0, provenance=Provenance.KEYFRAME)  # as an Auto prompt or an import writes
+    c.store.set_frame(1, 4, confidence=1.0, provenance=Provenance.KEYFRAME)  # as a prompt on an empty frame writes
     c.go_to_frame(4)
     assert c.toggle_keyframe() is None and "not by Keep as keyframe" in str(c.last_error)
     assert c.store.get(1, 4).provenance is Provenance.KEYFRAME

@@ -607,11 +607,10 @@ class EditsMixin:
             if entry.hotspot is not None and entry.hotspot.visible:
                 hot = (min(max(entry.hotspot.x, 0), self.store.width - 1),
                        min(max(entry.hotspot.y, 0), self.store.height - 1))
-            # A correction (painted, clicked, a hotspot moved) and a tracked frame kept as it is restart the
-            # previous-frame chain but keep the nearest prompt as the object's appearance, as a correction
-            # made live does (session.CORRECTION_SOURCES; a kept frame as the template instead moved
-            # validation-split sequences by -0.008 to +0.010 J, as a correction by at most 0.0006:
-            # docs/benchmarks.md, "Keep as keyframe"). Kept frames are not learnt by adaptation.
-            source = {Provenance.ACCEPTED: "kept", Provenance.USER_CORRECTED: "correction"}.get(entry.provenance, "mask")
+            # A tracked frame kept as it is restarts the previous-frame chain but leaves the object's
+            # appearance to its prompt, and adaptation does not learn it (session source "kept"; as the
+            # template instead it moved validation-split sequences by -0.008 to +0.010 J, as a correction
+            # by at most 0.0006: docs/benchmarks.md, "Keep as keyframe").
+            source = "kept" if entry.provenance is Provenance.ACCEPTED else "mask"
             self.session.add_prompt(t, oid, mask=entry.mask, hotspot=hot, source=source)
             self._anchor_entries[(oid, t)] = entry

@@ -623,7 +623,8 @@ class JobsMixin:
             self._info("adapted the tracker to " + ", ".join(trained))
         if idle:
             self._info(f"nothing new to learn for {', '.join(map(str, idle))}: its keyframes were learnt before "
-                       f"(Reset adaptation to learn them again)")
+                       f"(Reset adaptation to learn them again), or are frames kept as tracked, which adaptation "
+                       f"does not learn")
         self._then(job)
 
     # ------------------------------------------------------------------ gaze prompts

@@ -524,7 +524,8 @@ def prompt_session_from_store(session, store: AnnotationStore, object_ids: Seque
                 continue
             spot = store.hotspot(obj_id, frame)
             hotspot = None if spot is None or not spot.visible else _clip_to_image((spot.x, spot.y), store)
-            result = session.add_prompt(frame, obj_id, mask=mask, hotspot=hotspot, source="mask")
+            kept = store.get(obj_id, frame).provenance is Provenance.ACCEPTED  # as the tracking dock syncs it
+            result = session.add_prompt(frame, obj_id, mask=mask, hotspot=hotspot, source="kept" if kept else "mask")
             if spot is None and result.hotspot is not None:
                 # the tracker's own hotspot for the anchor, so the keyframe has a proposal too
                 store.set_frame(obj_id, frame, hotspot=_clip_to_image(result.hotspot, store))

@@ -34,7 +34,9 @@ from napari_hotspot.fileio import crash_point, describe_write_error, fsync_dir, 
 PROJECT_FILE = "project.json"
 MASK_DIR = "masks"
 FORMAT_NAME = "napari-hotspot-project"
-FORMAT_VERSION = 1
+# 2: frames may have the provenance "accepted" (kept as tracked); a project without one is saved as 1,
+# which older versions read too.
+FORMAT_VERSION = 2
 _SAVING_TAG = ".saving-"
 _OLD_TAG = ".old-"
 # A replaced project folder is renamed to this before it is deleted, so a folder cut short by a
@@ -167,9 +169,10 @@ def _build_payload(
                     "timestamp": record.timestamp,
                 }
             )
+    accepted = any(r["provenance"] == "accepted" for r in frame_records)
     document = {
         "format": FORMAT_NAME,  # first key: is_project_dir only reads the head of the file
-        "version": FORMAT_VERSION,
+        "version": FORMAT_VERSION if accepted else 1,
         "app_version": __version__,
         "saved_at": time.time(),
         # Nanoseconds: orders saves made within one clock tick of time.time() when a recovery
