@@ -435,3 +435,13 @@ def test_sparse_storage_of_1000_480p_masks_is_small():
     assert s.nbytes < dense / 100, f"store holds {s.nbytes} bytes, dense stack is {dense}"
     assert np.array_equal(s.mask(1, 7), canvas[7 : 7 + height, 7 : 7 + width])
     assert s.mask(1, 7).sum() > 30000  # the masks are not trivially small
+
+
+def test_an_empty_mask_is_absent_without_decompressing_and_no_mask_is_not():
+    from napari_hotspot.annotations.model import FrameAnnotation
+    from napari_hotspot.annotations.masks import CompressedMask
+
+    empty = FrameAnnotation(packed_mask=CompressedMask.from_array(np.zeros((4, 5), bool)))
+    full = FrameAnnotation(packed_mask=CompressedMask.from_array(np.ones((4, 5), bool)))
+    assert empty.is_absent and empty.has_mask
+    assert not full.is_absent and not FrameAnnotation().is_absent

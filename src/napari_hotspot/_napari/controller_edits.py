@@ -78,7 +78,7 @@ class EditsMixin:
             to_mark = [oid for oid, e in masks.items() if not e.is_keyframe]
             if to_mark:
                 # An empty tracked mask kept says the object is absent there (as erasing it does).
-                gone = [oid for oid in to_mark if not masks[oid].mask.any()]
+                gone = [oid for oid in to_mark if masks[oid].is_absent]
                 with self.store.batch(f"mark keyframe {t}"):
                     for oid in to_mark:
                         self.store.set_frame(oid, t, confidence=1.0, provenance=Provenance.ACCEPTED,
@@ -581,11 +581,10 @@ class EditsMixin:
             keyframes, absent = {}, set()
             for t in self.store.keyframes(oid):
                 entry = self.store.get(oid, t)
-                if entry is not None and entry.packed_mask is not None:
-                    if entry.mask.any():
-                        keyframes[t] = entry
-                    else:
-                        absent.add(t)
+                if entry is not None and entry.is_absent:
+                    absent.add(t)
+                elif entry is not None and entry.has_mask:
+                    keyframes[t] = entry
             self.lock.run(self._sync_object_anchors, oid, keyframes, absent)
 
     def _sync_object_anchors(self, oid: int, keyframes: dict, absent: set[int] = frozenset()) -> None:

@@ -186,7 +186,7 @@ class JobsMixin:
     # ------------------------------------------------------------------ tracking
     def _prompted(self, oid: int) -> bool:
         """Whether the object has a keyframe with a mask to track from (not only frames where it is absent)."""
-        return any((e := self.store.get(oid, t)) is not None and e.packed_mask is not None and e.mask.any()
+        return any((e := self.store.get(oid, t)) is not None and e.has_mask and not e.is_absent
                    for t in self.store.keyframes(oid))
 
     def _track_ids(self) -> list[int]:
@@ -301,7 +301,7 @@ class JobsMixin:
                 behind = [k for k in keys if (k <= frame if step > 0 else k >= frame)]
                 if not behind:
                     continue  # nothing behind to track from on this side
-                if not self.store.get(oid, max(behind) if step > 0 else min(behind)).mask.any():
+                if self.store.get(oid, max(behind) if step > 0 else min(behind)).is_absent:
                     continue  # the object is absent there (an empty keyframe): nothing to track from
                 f = frame
                 while 0 <= f <= last and (f == frame or f not in keys):

@@ -146,6 +146,12 @@ class FrameAnnotation:
         return self.packed_mask is not None
 
     @property
+    def is_absent(self) -> bool:
+        """A mask is set and it is empty: the object is not on this frame (as a keyframe: the user said
+        so). Read from the packed mask's area, without decompressing it."""
+        return self.packed_mask is not None and self.packed_mask.area == 0
+
+    @property
     def is_keyframe(self) -> bool:
         return self.provenance in KEYFRAME_PROVENANCES
 

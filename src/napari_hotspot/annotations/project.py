@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from napari_hotspot.annotations.masks import CompressedMask
-from napari_hotspot.annotations.model import AnnotationStore, Hotspot
+from napari_hotspot.annotations.model import AnnotationStore, Hotspot, Provenance
 from napari_hotspot.errors import AnnotationError, ProjectIOError
 from napari_hotspot.fileio import crash_point, describe_write_error, fsync_dir, pid_alive, write_bytes_checked
 
@@ -169,7 +169,7 @@ def _build_payload(
                     "timestamp": record.timestamp,
                 }
             )
-    accepted = any(r["provenance"] == "accepted" for r in frame_records)
+    accepted = any(r["provenance"] == Provenance.ACCEPTED.value for r in frame_records)
     document = {
         "format": FORMAT_NAME,  # first key: is_project_dir only reads the head of the file
         "version": FORMAT_VERSION if accepted else 1,
