@@ -271,12 +271,31 @@ def test_the_distractor_memory_setting_reaches_the_session_and_is_recorded(video
     seen = []
     real = worker.track_into_store
     monkeypatch.setattr(worker, "track_into_store",
-                        lambda session, prompt: seen.append(session.distractor_memory) or real(session, prompt))
+                        lambda session, prompt, *rest: seen.append(session.distractor_memory) or real(session, prompt, *rest))
     item = next(i for i in read_manifest(videos) if i.prompt == "mask")
     assert process_video(item, tmp_path, long_side=LONG_SIDE, distractor_memory=False).status == "done"
     assert seen == [False]
     marker = json.loads((tmp_path / item.name / MARKER_FILE).read_text())
     assert marker["settings"]["distractor_memory"] is False
+
+
+def test_absent_frames_are_empty_keyframes_and_the_object_is_found_again(videos, tmp_path):
+    """The manifest's `absent` column: an empty keyframe there (as the dock's erase makes), the object
+    looked for and found again after it; a frame off the video fails that video alone."""
+    from dataclasses import replace
+
+    item = next(i for i in read_manifest(videos) if i.prompt == "mask")
+    absent = replace(item, absent=(4,), name="absent")
+    result = process_video(absent, tmp_path, long_side=LONG_SIDE, adapt_seconds=0.0)
+    assert result.status == "done", result.error
+    store = load_project(tmp_path / "absent")[0]
+    gone = store.get(1, 4)
+    assert gone.is_keyframe and gone.is_absent and gone.hotspot is None
+    assert not store.get(1, 5).mask.any()  # looks like it: taken on the second frame in a row
+    assert all(store.get(1, t).mask.any() for t in range(6, FRAMES))
+    off = replace(item, absent=(40,), name="off")
+    result = process_video(off, tmp_path, long_side=LONG_SIDE, adapt_seconds=0.0)
+    assert result.status == "failed" and "frame 40 is out of range" in result.error
 
 
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):

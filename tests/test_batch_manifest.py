@@ -43,6 +43,29 @@ def test_valid_manifest_resolves_relative_paths_and_parses_prompts(tmp_path):
     assert len({i.fingerprint for i in items}) == 5
 
 
+def test_the_optional_absent_column_lists_frames_where_the_object_is_not(tmp_path):
+    manifest = write(tmp_path / "m.csv", "source,prompt,frame,value,absent\n"
+                                         "a.mp4,auto,0,,12;40\n"
+                                         "b.mp4,auto,0,, 7 ; 3;7 \n"
+                                         "c.mp4,auto,0,,\n")
+    a, b, c = read_manifest(manifest)
+    assert a.absent == (12, 40) and b.absent == (3, 7) and c.absent == ()
+    assert a.describe()["absent"] == [12, 40]
+    # without absences a row keeps the fingerprint it had before the column existed
+    plain = read_manifest(write(tmp_path / "p.csv", "source,prompt,frame,value\nc.mp4,auto,0,\na.mp4,auto,0,\n"))
+    assert plain[0].fingerprint == c.fingerprint and plain[1].fingerprint != a.fingerprint
+    bad = write(tmp_path / "bad.csv", "source,prompt,frame,value,absent\n"
+                                      "a.mp4,auto,3,,x\n"
+                                      "b.mp4,auto,3,,-1\n"
+                                      "c.mp4,auto,3,,3\n")
+    with pytest.raises(ManifestError) as info:
+        read_manifest(bad)
+    text = str(info.value)
+    assert "line 2: absent 'x' is not a frame index" in text
+    assert "line 3: absent '-1' is not a frame index" in text
+    assert "line 4: absent frame 3 is the prompt's frame" in text
+
+
 def test_every_bad_row_is_reported_with_its_line(tmp_path):
     manifest = write(
         tmp_path / "m.csv",

@@ -159,3 +159,28 @@ def test_edge_snap_study_scores_an_upscaled_copy_with_the_sessions_subsample(dav
     assert set(rows) == {"g3:1e-3", "f3:1e-3"}
     assert all(0.7 < j <= 1.0 for j, _f in rows.values())
     assert rows["f3:1e-3"] != rows["g3:1e-3"]  # at 960p the session's rule shrinks the frame 3 times
+
+
+def test_reacquire_study_scores_cut_aways_and_records_the_search_evidence(davis, monkeypatch, capsys, tmp_path):
+    """Off, the frames back score 0; on, the object is found again and the other video gets no mask. The
+    evidence mode records every search answer past the absence, away and back."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    study = importlib.import_module("reacquire_study")
+    weights = str(BENCHMARKS / "weights" / "wcs_lite0_split.pt")
+    study.main(["--davis-root", str(davis), "--weights", weights, "--sequences", "car-shadow", "dog",
+                "--away", "6", "--variants", "off", "on", "--threads", "2"])
+    rows = {line.split("|")[1].strip(): line.split("|")[2:] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and "variant" not in line}
+    assert set(rows) == {"off", "on"}
+    assert float(rows["off"][2]) == 0.0 and float(rows["on"][2]) > 0.5  # back J
+    assert rows["on"][0].strip().startswith("0 (10)")  # no cut-away frame (5 of each video) given a mask
+    out = tmp_path / "evidence.json"
+    study.main(["--davis-root", str(davis), "--weights", weights, "--sequences", "car-shadow",
+                "--evidence", "2", "--threads", "2", "--out", str(out)])
+    import json
+
+    from napari_hotspot import session
+
+    assert session.REACQUIRE_FRAMES == 2  # the study's setting is the session's again
+    kinds = [row[0] for row in json.loads(out.read_text())["car-shadow"]]
+    assert kinds.count("away") == 2 * 11 - 1 and kinds.count("back") > 10 and "before" in kinds

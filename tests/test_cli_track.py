@@ -357,3 +357,48 @@ def test_a_one_frame_video_is_not_adapted(tmp_path, sample_folder, capsys):
                  str(sample_folder.annotations / "00000.png")]) == 0
     out = capsys.readouterr().out
     assert "tracked 1 frame in" in out and "adapted" not in out
+
+
+def test_track_absent_frames_are_empty_and_the_object_is_found_again(tmp_path, sample_folder, capsys):
+    """--absent FRAME: the object's mask is empty there (its hotspot row says "absent"); forward from there
+    it is looked for and found again (it never left this video), or with --no-reacquire it stays absent."""
+    mask = sample_folder.annotations / "00000.png"
+    args = ["track", str(sample_folder.frames), "--mask", str(mask), "--adapt", "0", "--absent", "4"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert "found again on frame 6" in capsys.readouterr().out
+    labels = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted((tmp_path / "a" / "masks").glob("*.png"))]
+    assert [bool(m.any()) for m in labels] == [True] * 4 + [False, False] + [True] * 6
+    rows = {int(r["frame"]): r for r in read_hotspots(tmp_path / "a" / "hotspots.csv")}
+    assert rows[4]["source"] == "absent" and rows[4]["x"] == "" and rows[5]["x"] == ""
+    assert main([*args, "--no-reacquire", "--out", str(tmp_path / "b")]) == 0
+    assert "found again" not in capsys.readouterr().out
+    labels = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted((tmp_path / "b" / "masks").glob("*.png"))]
+    assert [bool(m.any()) for m in labels] == [True] * 4 + [False] * 8
+
+
+def test_track_absent_before_the_prompt_writes_a_row_for_every_frame(tmp_path, sample_folder, short_sample, capsys):
+    """Frames before an --absent frame that lies before the prompt are reached by no sweep: each still
+    gets an empty label and a row that says it was not tracked."""
+    x, y = short_sample.hotspots[6, 0, :2]
+    assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), "--frame", "6",
+                 "--click", f"{x},{y}", "--adapt", "0", "--absent", "2"]) == 0
+    rows = {int(r["frame"]): r for r in read_hotspots(tmp_path / "o" / "hotspots.csv")}
+    assert sorted(rows) == list(range(12))
+    assert [rows[t]["source"] for t in (0, 1, 2)] == ["untracked", "untracked", "absent"]
+    assert rows[0]["visible"] == "0" and float(rows[0]["confidence"]) == 0.0
+    assert all(rows[t]["visible"] == "1" for t in range(3, 12))
+
+
+@pytest.mark.parametrize("frame, message", [("0", "is the prompt's frame"), ("40", "--absent 40 is out of range"),
+                                            ("-1", "must be")])
+def test_track_refuses_an_absent_frame_it_cannot_use(tmp_path, sample_folder, frame, message, capsys):
+    mask = sample_folder.annotations / "00000.png"
+    argv = ["track", str(sample_folder.frames), "--mask", str(mask), "--out", str(tmp_path / "o"), f"--absent={frame}"]
+    if frame.startswith("-"):  # refused by the parser (exit status 2 too)
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+    else:
+        assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o" / "masks").exists()

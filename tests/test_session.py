@@ -1,5 +1,6 @@
 """Session semantics with the shipped weights on the synthetic sample video."""
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -62,6 +63,7 @@ def test_keyframes_are_never_overwritten_and_reanchor(session, sample):
 
 
 def test_an_object_marked_absent_gets_empty_masks_until_its_next_anchor(session, sample):
+    session.options = session.options.with_(reacquire=False)  # not looked for again (the next test does)
     session.add_prompt(0, 1, mask=sample.masks[0] == 1)
     session.mark_absent(5, 1)
     session.add_prompt(10, 1, mask=sample.masks[10] == 1)
@@ -87,6 +89,81 @@ def test_an_object_marked_absent_gets_empty_masks_until_its_next_anchor(session,
     session.mark_absent(10, 1, absent=False)
     assert session.absent_frames(1) == [] and [r.frame for r in session.propagate()] == \
         [t for t in range(1, 16) if t != 5]
+
+
+def cut_away(sample, away: np.ndarray, first: int = 6, back: int = 14, end: int = 24):
+    """The sample video's frames before `first`, then the `away` frames (the objects are not there), then
+    its frames from `back` to `end`: (video, truth of object 1, first away frame, first frame back)."""
+    video = np.concatenate([sample.frames[:first], away, sample.frames[back:end]])
+    truth = np.concatenate([sample.masks[:first] == 1, np.zeros(away.shape[:3], bool), sample.masks[back:end] == 1])
+    return video, truth, first, first + len(away)
+
+
+def test_a_forward_sweep_finds_an_object_again_after_its_absence(sample, models):
+    """Past a frame where the object is marked absent, a forward sweep looks for it on every frame: it
+    gives nothing while another scene is shown and tracks the object again from its second frame back
+    (REACQUIRE_FRAMES), saying so once; with `reacquire` off it stays absent."""
+    rng = np.random.default_rng(1)
+    scene = cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (0, 0), 6)  # no object in it
+    away = np.stack([np.roll(scene, 4 * i, axis=1) for i in range(6)])
+    video, truth, gone, back = cut_away(sample, away)
+    session = HotspotSession(video, models, long_side=LONG_SIDE)
+    session.add_prompt(0, 1, mask=truth[0])
+    session.mark_absent(gone, 1)
+    results = {r.frame: r for r in session.propagate()}
+    assert all(not results[t].mask.any() and results[t].hotspot is None for t in range(gone + 1, back))
+    assert not results[back].mask.any() and results[back].confidence < 1.0  # looks like it: not yet sure
+    found = [t for t, r in results.items() if r.found_again]
+    assert found == [back + 1], found
+    assert all(iou(results[t].mask, truth[t]) > 0.5 for t in range(back + 1, len(video))), \
+        [round(iou(results[t].mask, truth[t]), 2) for t in range(back + 1, len(video))]
+    assert all(results[t].mask[int(round(results[t].hotspot[1])), int(round(results[t].hotspot[0]))]
+               for t in range(back + 1, len(video)))
+    # a sweep started past the absence looks from there; one that stops at keyframes stops at the absence
+    started = {r.frame: r for r in session.propagate(start_frame=back - 2)}
+    assert [t for t, r in started.items() if r.found_again] == [back + 1]
+    assert [r.frame for r in session.propagate(stop_at_keyframe=True)] == list(range(1, gone))
+    session.options = session.options.with_(reacquire=False)
+    assert not any(r.mask.any() for r in session.propagate(start_frame=gone + 1))
+    # backward sweeps never look: the frames before an absence are the forward sweep's
+    session.options = session.options.with_(reacquire=True)
+    session.add_prompt(len(video) - 1, 1, mask=truth[-1])
+    assert [r.frame for r in session.propagate(start_frame=len(video) - 1, direction="backward")] == \
+        list(range(len(video) - 2, gone, -1))
+
+
+def test_a_search_leaves_the_other_objects_alone_and_encodes_each_frame_once(sample, models, monkeypatch):
+    """Object 1 marked absent and looked for, object 2 tracked: object 2's masks are those of a run without
+    the absence, and every frame is encoded once for both."""
+    session = HotspotSession(sample.frames[:14], models, long_side=LONG_SIDE)
+    session.add_prompt(0, 1, mask=sample.masks[0] == 1)
+    session.add_prompt(0, 2, mask=sample.masks[0] == 2)
+    plain = {r.frame: r.mask for r in session.propagate() if r.object_id == 2}
+    session._features.clear()
+    session.features(0)
+    session.mark_absent(5, 1)
+    encoded = []
+    real = session.models.encoder.forward
+    monkeypatch.setattr(session.models.encoder, "forward", lambda x, **kw: encoded.append(1) or real(x, **kw))
+    results = list(session.propagate())
+    assert len(encoded) == 13  # frames 1..13, the absence's too (the search's first step compares with it)
+    assert all(np.array_equal(r.mask, plain[r.frame]) for r in results if r.object_id == 2)
+    ones = {r.frame: r for r in results if r.object_id == 1}
+    assert sorted(ones) == [t for t in range(1, 14) if t != 5] and not ones[6].mask.any()
+    assert ones[7].found_again and all(ones[t].mask.any() for t in range(7, 14))
+
+
+def test_a_search_takes_no_other_object(sample, models):
+    """The second object (a bird) shown where the first (an animal) was marked absent is not taken for it."""
+    video, truth, gone, back = cut_away(sample, np.stack([sample.frames[t] for t in range(6, 14)]))
+    bird_only = video.copy()
+    for t in range(gone, back):  # the animal painted out
+        near = cv2.dilate((sample.masks[t] == 1).astype(np.uint8), np.ones((9, 9), np.uint8))
+        bird_only[t] = cv2.inpaint(sample.frames[t], near, 5, cv2.INPAINT_TELEA)
+    session = HotspotSession(bird_only[:back], models, long_side=LONG_SIDE)
+    session.add_prompt(0, 1, mask=truth[0])
+    session.mark_absent(gone, 1)
+    assert not any(r.mask.any() for r in session.propagate() if r.frame > gone)
 
 
 def test_a_correction_keeps_the_prompt_behind_it_as_template(session, sample):
@@ -163,6 +240,7 @@ def test_a_kept_frame_restarts_the_chain_keeps_the_prompts_look_and_is_not_learn
 
 
 def test_frames_where_the_object_is_absent_are_not_encoded(session, sample, monkeypatch):
+    session.options = session.options.with_(reacquire=False)  # looking for it again encodes them
     session.add_prompt(0, 1, mask=sample.masks[0] == 1)
     session.mark_absent(3, 1)
     session.add_prompt(10, 1, mask=sample.masks[10] == 1)

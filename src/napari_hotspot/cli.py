@@ -12,6 +12,7 @@ from .fileio import atomic_write, prepare_output_dir
 from .options import (
     ADAPT_REACH_FRAMES,
     DEFAULT_ADAPT_STEPS,
+    add_absent_args,
     add_accept_truncated_arg,
     add_adapt_arg,
     add_complete_arg,
@@ -43,12 +44,19 @@ def cmd_track(args) -> int:
     session = HotspotSession(source, ModelBundle.load(args.weights), options=options)
     prompt = prompt_from_args(args, session.frame_size)
     prompt.check(session)  # a click off the image is refused before anything is announced
+    for frame in args.absent:
+        if frame == prompt.frame:
+            raise PromptError(f"--absent {frame} is the prompt's frame (--frame): the object cannot be prompted "
+                              "and absent on one frame")
+        if frame >= session.num_frames:
+            raise PromptError(f"--absent {frame} is out of range: the video has frames 0..{session.num_frames - 1}")
     if options.adapt_seconds > 0:  # a few silent seconds before the progress bar otherwise
         print(f"adapting the tracker to this video (up to {options.adapt_seconds:g} s; --adapt 0 skips it)",
               file=sys.stderr)
     progress, close = terminal_progress("track")
     try:
-        run = track_video(session, [prompt], args.out, progress)
+        run = track_video(session, [prompt], args.out, progress,
+                          absent={prompt.object_id: sorted(set(args.absent))})
     finally:
         close()
     adapted = session.adaptation_state(prompt.object_id)
@@ -56,7 +64,8 @@ def cmd_track(args) -> int:
     note = (f"; adapted first in {run.timings['adapt']:.1f}s ({adapted['steps']} steps; {verdict.describe(session.adapt_reach)})"
             if adapted and adapted["steps"] and verdict else "")
     frames = f"{run.frames} frame{'s' if run.frames != 1 else ''}"
-    print(f"tracked {frames} in {run.seconds - run.timings['adapt']:.1f}s ({run.fps:.1f} fps){note}; wrote "
+    found = "".join(f"; found again on frame {t}" for _oid, t in run.found_again)
+    print(f"tracked {frames} in {run.seconds - run.timings['adapt']:.1f}s ({run.fps:.1f} fps){note}{found}; wrote "
           f"{args.out}/masks and {args.out}/hotspots.csv")
     return 0
 
@@ -180,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", type=Path, help="video file or folder of frames")
     p.add_argument("--out", type=Path, required=True, help="output folder (masks/, hotspots.csv)")
     add_prompt_args(p)
+    add_absent_args(p)
     p.add_argument("--weights", type=Path, default=None, help="model weights (default: the shipped ones)")
     add_adapt_arg(p)
     add_complete_arg(p)

@@ -17,6 +17,9 @@ Why these defaults (measurements in docs/benchmarks.md):
   360p validation split (twentieth session, "Working resolution").
 * ``distractor_memory`` on: a part given as a mask stays a part, and no prompt lost J on the validation
   split ("Part prompts and look-alikes").
+* ``reacquire`` on: on cut-away videos of the validation split (an absence marked where the object
+  leaves), mean J rose from 0.535 / 0.470 to 0.764 / 0.894, with no cut-away frame given a mask ("Finding
+  an object again after an absence").
 """
 
 from __future__ import annotations
@@ -67,6 +70,10 @@ class TrackingOptions:
     #: keep out of each tracked mask what looks like the regions the tracker would wrongly add to a
     #: keyframe's own mask (a part given as a mask stays a part; ``HotspotSession._anchor_reference``)
     distractor_memory: bool = True
+    #: past a frame where an object is marked absent, a forward sweep looks for it on every frame and
+    #: tracks it again once it is found (``HotspotSession._search_step``); False: it stays absent until
+    #: its next keyframe
+    reacquire: bool = True
 
     @classmethod
     def propagate_only(cls, long_side: int = DEFAULT_LONG_SIDE) -> TrackingOptions:
@@ -153,12 +160,24 @@ def add_distractor_arg(p: argparse.ArgumentParser) -> None:
                         "tracked mask, so a part given as a mask stays a part)")
 
 
+def add_absent_args(p: argparse.ArgumentParser) -> None:
+    """--absent FRAME (repeatable) and --no-reacquire: `track`'s way to say where the object is not."""
+    p.add_argument("--absent", type=non_negative_int, action="append", default=[], metavar="FRAME",
+                   help="a frame where the object is not there (it left the view, or is hidden; repeatable): its "
+                        "mask is empty there, and tracking forward from there looks for the object on every "
+                        "frame and tracks it again once it is found (the dock's erase-the-object-entirely)")
+    p.add_argument("--no-reacquire", dest="reacquire", action="store_false",
+                   help="past an --absent frame the object stays absent to the end (or to the prompt) instead "
+                        "of being looked for")
+
+
 def tracking_options(args) -> TrackingOptions:
-    """The TrackingOptions of a parsed command line (its --adapt, --complete, --long-side and
-    --no-distractor-memory)."""
+    """The TrackingOptions of a parsed command line (its --adapt, --complete, --long-side,
+    --no-distractor-memory and --no-reacquire)."""
     return TrackingOptions(complete_frames=complete_frames(args), adapt_seconds=adapt_seconds(args),
                            long_side=getattr(args, "long_side", None) or DEFAULT_LONG_SIDE,
-                           distractor_memory=getattr(args, "distractor_memory", True))
+                           distractor_memory=getattr(args, "distractor_memory", True),
+                           reacquire=getattr(args, "reacquire", True))
 
 
 def add_accept_truncated_arg(p: argparse.ArgumentParser) -> None:

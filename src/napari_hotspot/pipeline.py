@@ -80,6 +80,7 @@ class TrackRun:
     seconds: float
     fps: float
     timings: dict
+    found_again: list[tuple[int, int]] = field(default_factory=list)  # (object id, frame) past an absence
 
 
 def track_video(
@@ -87,11 +88,14 @@ def track_video(
     prompts: list[Prompt],
     out_dir: Path,
     progress: Callable[[int, int], None] | None = None,
+    absent: dict[int, list[int]] | None = None,
 ) -> TrackRun:
-    """Apply the prompts, prepare the objects as the session's options say (`HotspotSession.preflight`:
-    complete the masks of sparse prompts, adapt each object's tracker), propagate forward and backward
-    over the whole video, and write `out_dir/masks/<stem>.png` (uint8 object ids) and
-    `out_dir/hotspots.csv`.
+    """Apply the prompts, mark the `absent` frames ({object id: frames where it is not there}), prepare
+    the objects as the session's options say (`HotspotSession.preflight`: complete the masks of sparse
+    prompts, adapt each object's tracker), propagate forward and backward over the whole video, and
+    write `out_dir/masks/<stem>.png` (uint8 object ids) and `out_dir/hotspots.csv` (an absent frame's
+    row has no hotspot and the source "absent"; a frame no sweep reached, before an absence that comes
+    before the prompt, "untracked" with confidence 0).
 
     Everything is written to a hidden partial folder in `out_dir` (each file's write checked and
     fsynced) and committed as one step (`track_output.commit`): after a failure, a kill or a full
@@ -99,12 +103,12 @@ def track_video(
     shorter video leaves no stale masks of an earlier, longer one."""
     out_dir = Path(out_dir)
     with track_output.writing(out_dir) as partial:
-        run, rows = _track_into(session, prompts, partial / track_output.MASKS, progress)
+        run, rows = _track_into(session, prompts, partial / track_output.MASKS, progress, absent or {})
         track_output.write_hotspots(partial, rows)
     return run
 
 
-def _track_into(session, prompts, mask_dir: Path, progress) -> tuple[TrackRun, list[list]]:
+def _track_into(session, prompts, mask_dir: Path, progress, absent: dict[int, list[int]]) -> tuple[TrackRun, list[list]]:
     """track_video's work: the label PNGs into `mask_dir`; returns the run and the hotspot rows."""
     t0 = time.perf_counter()
     names = list(session.source.frame_names)
@@ -113,6 +117,13 @@ def _track_into(session, prompts, mask_dir: Path, progress) -> tuple[TrackRun, l
     for p in prompts:
         r = p.apply(session)
         per_frame.setdefault(r.frame, {})[r.object_id] = (r.mask, r.hotspot, r.confidence, r.source)
+    prompted = {(p.frame, p.object_id) for p in prompts}
+    for oid, frames in absent.items():
+        for t in frames:
+            if (t, oid) in prompted:
+                raise PromptError(f"frame {t} is both object {oid}'s prompt and a frame where it is absent")
+            session.mark_absent(t, oid)
+            per_frame.setdefault(t, {})[oid] = (np.zeros((H, W), bool), None, 1.0, "absent")
     total = session.num_frames
     ids = sorted({p.object_id for p in prompts})
     # Completion counts as tracking (it encodes the first frames); adaptation and its guard do not.
@@ -148,17 +159,22 @@ def _track_into(session, prompts, mask_dir: Path, progress) -> tuple[TrackRun, l
             progress(len(done), total)
 
     done = set()
+    found_again = []
     with syncing:
         for t in [t for t in sorted(per_frame) if len(per_frame[t]) == n_objects]:
             finish(t)
         for r in session.propagate(direction="both"):
             entry = per_frame.setdefault(r.frame, {})
             entry[r.object_id] = (r.mask, r.hotspot, r.confidence, "propagated")
+            if r.found_again:
+                found_again.append((r.object_id, r.frame))
             if len(entry) == n_objects:
                 finish(r.frame)
-        for t in range(total):  # frames some object never reached: write what there is
+        for t in range(total):  # frames some object never reached (before an absence before its prompt)
             if t not in done:
-                per_frame.setdefault(t, {})
+                entry = per_frame.setdefault(t, {})
+                for oid in ids:  # not tracked: no mask, a row that says so
+                    entry.setdefault(oid, (np.zeros((H, W), bool), None, 0.0, "untracked"))
                 finish(t)
         tw = time.perf_counter()
         syncing.wait()  # every label PNG is on disk before the run can be committed
@@ -168,7 +184,7 @@ def _track_into(session, prompts, mask_dir: Path, progress) -> tuple[TrackRun, l
     # fps counts tracking only; the one-off adaptation time is reported apart.
     track_secs = secs - adapt_seconds_used
     return TrackRun(total, secs, total / track_secs if track_secs > 0 else 0.0,
-                    {**session.timings, "write": write_seconds, "adapt": adapt_seconds_used}), rows
+                    {**session.timings, "write": write_seconds, "adapt": adapt_seconds_used}, found_again), rows
 
 
 class SyncBehind:

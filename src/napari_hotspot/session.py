@@ -102,6 +102,7 @@ class TrackResult:
     hotspot: tuple[float, float] | None
     confidence: float
     evidence: dict | None = None  # the step's own evidence (tracking.step_evidence), where collect_evidence
+    found_again: bool = False  # the first mask of an object found again past a frame where it was absent
 
 
 @dataclass
@@ -162,12 +163,43 @@ class PreflightStep:
 class _ObjectState:
     anchors: dict[int, _Anchor] = field(default_factory=dict)
     # Frames where the user said the object is not there (it left the view, or hides): a sweep gives
-    # nothing there and after it until the object's next anchor. Not anchors: nothing learns from them.
+    # nothing there, and after it nothing until the object's next anchor or until a forward sweep finds
+    # it again (`_Search`). Not anchors: nothing learns from them.
     absent: set[int] = field(default_factory=set)
 
 
-# A sweep's state of an object past a frame where it is absent: nothing to track until its next anchor.
+# A sweep's state of an object past a frame where it is absent: nothing to track until its next anchor
+# (backward, or where the sweep does not look for it again: `_Search`).
 _ABSENT = "absent"
+
+# A sweep looking for an object past an absence takes the tracker's answer (from the object's look alone)
+# as the object found again when, on REACQUIRE_FRAMES frames in a row, at least REACQUIRE_AGREEMENT of it
+# (IoU) is what the anchor's label propagation calls object, and its cells match the anchor's object cells
+# with a mean best similarity of at least REACQUIRE_SIMILARITY (`tracking.step_evidence`'s agree_anchor
+# and fg_sim). The tracker alone finds some salient object on almost every frame, so its confidence is no
+# test (at 0.8 on 2 frames in a row it took another video's object in 148 of 348 short cut-aways; this
+# rule in 4). Chosen on cut-away videos of the 12 validation-split sequences, without adaptation
+# (benchmarks/reacquire_study.py; docs/benchmarks.md, "Finding an object again after an absence").
+REACQUIRE_AGREEMENT = 0.5
+REACQUIRE_SIMILARITY = 0.5
+REACQUIRE_FRAMES = 2
+
+
+@dataclass
+class _Search:
+    """A forward sweep's state of an object past a frame where it is absent, where the sweep looks for it
+    again (`TrackingOptions.reacquire`): each frame is tracked from the object's look alone (`anchor`; an
+    empty previous-frame template, `prev`, as the tracker trained with a lost previous mask), and the
+    answer is taken once it looks like the object on REACQUIRE_FRAMES frames in a row (`_looks_found`)."""
+
+    anchor: Reference
+    prev: Reference | None = None  # the frame before's keys with an empty mask (None: not made yet)
+    streak: int = 0  # frames in a row whose answer looked like the object (`_looks_found`)
+
+
+def _looks_found(evidence: dict) -> bool:
+    """Whether a search step's answer looks like the object (REACQUIRE_AGREEMENT, REACQUIRE_SIMILARITY)."""
+    return evidence["agree_anchor"] >= REACQUIRE_AGREEMENT and evidence["fg_sim"] >= REACQUIRE_SIMILARITY
 
 
 class HotspotSession:
@@ -363,11 +395,13 @@ class HotspotSession:
 
     def mark_absent(self, frame: int, object_id: int, absent: bool = True) -> None:
         """Say the object is not on `frame` (it left the view, or something hides it), or take that back
-        (`absent` False). A forward sweep leaves that frame as it is and gives empty masks after it until
-        the object's next anchor, where tracking starts again (so prompt the object where it comes back);
-        a backward sweep (from that anchor) tracks down to it and gives nothing before it, which is the
-        forward sweep's from the anchor before. With `stop_at_keyframe` a sweep stops there, as at any keyframe. It replaces an anchor on that frame; a prompt there
-        later replaces it. Nothing is learnt from it (adaptation, completion and the guard use anchors)."""
+        (`absent` False). A forward sweep leaves that frame as it is; after it, it looks for the object on
+        every frame and tracks it again once found (`_search_step`; with `TrackingOptions.reacquire` off it
+        gives empty masks until the object's next anchor, where tracking starts again). A backward sweep
+        (from a later anchor) tracks down to it and gives nothing before it, which is the forward sweep's
+        from the anchor before. With `stop_at_keyframe` a sweep stops there, as at any keyframe. It
+        replaces an anchor on that frame; a prompt there later replaces it. Nothing is learnt from it
+        (adaptation, completion and the guard use anchors)."""
         frame = self._check_frame(frame)
         state = self._objects.setdefault(int(object_id), _ObjectState())
         if absent:
@@ -1070,12 +1104,14 @@ class HotspotSession:
         memory = self.distractor_memory  # read once: the dock may change its settings while a run goes on
         # Per object: (anchor reference, previous reference), set once the sweep meets an anchor.
         # (`_ABSENT` past a frame where the object is absent, until its next anchor)
-        state: dict[int, tuple[Reference, Reference] | str | None] = {i: None for i in ids}
+        # (`_Search` instead forward where the sweep looks for it again there)
+        state: dict[int, tuple[Reference, Reference] | _Search | str | None] = {i: None for i in ids}
         active = set(ids)
         # The next frame is encoded on a thread of the sweep's own while this one is tracked; each
         # frame's steps run with half the threads (split_threads), the caller's count is back at a yield.
         threads = self._ahead_threads()
         ahead = EncodeAhead(self._encode_for_tracking, threads) if threads else None
+        searching = step > 0 and self.options.reacquire  # past an absence, look for the object again
         try:
             for t in range(start_frame, end + step, step):
                 if not active:
@@ -1083,20 +1119,27 @@ class HotspotSession:
                 with split_threads(threads) if ahead else contextlib.nullcontext():
                     prepared = None
                     if ahead is not None:
-                        # Not for objects absent until an anchor further on: their frames need no encoding.
+                        # Not for objects absent until an anchor further on: their frames need no
+                        # encoding. A sweep looking for them again needs every frame from the absence
+                        # on (its first search compares with the absence's frame), unless it stops there.
+                        looks = searching and not stop_at_keyframe
                         wanted = any(t + step in self._objects[i].anchors or not (
-                            state[i] is _ABSENT or t in self._objects[i].absent or t + step in self._objects[i].absent)
+                            state[i] is _ABSENT or (t in self._objects[i].absent and not looks)
+                            or (t + step in self._objects[i].absent and not looks))
                             for i in active)
                         if t != end and t + step not in self._features and wanted:
                             # The anchors as they stand: an object re-anchored on frame t computes its own.
-                            anchors = {id(st[0]): st[0] for i, st in state.items() if i in active and isinstance(st, tuple)}
+                            anchors = {id(a): a for a in (st[0] if isinstance(st, tuple) else st.anchor
+                                                          for i, st in state.items()
+                                                          if i in active and isinstance(st, (tuple, _Search)))}
                             ahead.request(t + step, tuple(anchors.values()))
                         encoded = ahead.take(t)
                         if encoded is not None:
                             self._keep_features(t, encoded)
                             prepared = encoded[3]
                             self.timings["heads_ahead"] += prepared[2]
-                    results = self._track_frame(t, step, active, state, memory, stop_at_keyframe, prepared)
+                    results = self._track_frame(t, step, active, state, memory, stop_at_keyframe, prepared,
+                                                searching)
                 yield from results
             if ahead is not None:  # a frame encoded past the sweep's end (it stopped at a keyframe) is kept
                 for f, encoded in ahead.drain().items():
@@ -1106,9 +1149,12 @@ class HotspotSession:
             if ahead is not None:
                 ahead.close()
 
-    def _track_frame(self, t, step, active, state, memory, stop_at_keyframe, prepared=None) -> list[TrackResult]:
+    def _track_frame(self, t, step, active, state, memory, stop_at_keyframe, prepared=None,
+                     searching=False) -> list[TrackResult]:
         """One frame of `_sweep`: re-anchor the objects whose anchor it is, track the others. prepared:
-        the encoding thread's keys and anchor correlations for this frame (`_encode_for_tracking`)."""
+        the encoding thread's keys and anchor correlations for this frame (`_encode_for_tracking`);
+        searching: past an absence, look for the object again (`TrackingOptions.reacquire`, read once
+        per sweep)."""
         keys, corrs = (prepared[0], prepared[1]) if prepared is not None else (None, {})
         results = []
         for i in sorted(active):
@@ -1118,14 +1164,15 @@ class HotspotSession:
                     active.discard(i)
                     continue
                 if t not in anchors:
-                    state[i] = _ABSENT  # the object is not here: nothing to track until its next anchor
+                    # The object is not here: nothing to track until its next anchor, or until it is found again.
+                    state[i] = self._absent_state(i, t, step, memory, searching, state[i])
                     continue
                 template = self._template_for_correction(i, t, step, memory)
                 ref = self._anchor_reference(i, t, distractors=memory and template is None)
                 state[i] = (template or ref, ref)
                 continue
             if state[i] is None:
-                state[i] = self._state_from_behind(i, t, step, memory)
+                state[i] = self._state_from_behind(i, t, step, memory, searching)
                 if state[i] is None:
                     continue  # no anchor behind t in this direction: nothing to propagate from
             if state[i] is _ABSENT:
@@ -1134,6 +1181,9 @@ class HotspotSession:
                 # are the forward sweep's from the anchor before it: nothing here.
                 if step > 0:
                     results.append(TrackResult(t, i, np.zeros(self.frame_size, bool), None, 1.0))
+                continue
+            if isinstance(state[i], _Search):
+                results.append(self._search_step(i, t, step, state, keys, corrs))
                 continue
             anchor_ref, prev_ref = state[i]
             feats = self._tracking_features(t)
@@ -1147,6 +1197,51 @@ class HotspotSession:
             results.append(TrackResult(t, i, self._mask_to_frame(r.mask_prob, t), self._to_frame(r.hotspot_xy),
                                        r.confidence, r.evidence))
         return results
+
+    def _absent_state(self, object_id: int, t: int, step: int, memory: bool | None, searching: bool,
+                      current=None):
+        """A sweep's state of an object past frame `t`, where it is absent: `_Search` (with the template of
+        its nearest anchor, behind `t` where it has one: `current`'s, the sweep's state before `t`, where
+        it has one) for a forward sweep that looks for it again (`searching`), else `_ABSENT`."""
+        anchors = self._objects[object_id].anchors
+        if step < 0 or not searching or not anchors:
+            return _ABSENT
+        if isinstance(current, (tuple, _Search)):  # the template the sweep tracks it with (and correlates ahead)
+            return _Search(current[0] if isinstance(current, tuple) else current.anchor)
+        behind = [f for f in anchors if f < t]
+        a = max(behind) if behind else min(anchors)
+        memory = self.distractor_memory if memory is None else memory
+        template = self._template_for_correction(object_id, a, step, memory)
+        return _Search(template or self._anchor_reference(object_id, a, distractors=memory and template is None))
+
+    def _search_step(self, object_id: int, t: int, step: int, state: dict, keys, corrs) -> TrackResult:
+        """One frame of a sweep looking for an object past an absence (`_Search`): the tracker's answer from
+        the object's look alone, taken once it looks like the object on REACQUIRE_FRAMES frames in a row
+        (the sweep then tracks it from there); else an empty mask, whose confidence is 1 - the answer's
+        where the answer looked like the object (so a frame it may be back on shows as low), else 1."""
+        search = state[object_id]
+        feats = self._tracking_features(t)
+        keys = matching_keys(feats) if keys is None else keys
+        if search.prev is None:
+            search.prev = make_reference(None, torch.zeros(self.work_size), None,
+                                         keys=matching_keys(self._tracking_features(t - step)))
+        done = corrs.get(id(search.anchor))
+        anchor_corr = done[1] if done is not None and done[0] is search.anchor else None
+        t0 = time.perf_counter()
+        r = track_step(self._tracker_for(object_id, t), feats, search.anchor, search.prev, self.work_size, keys=keys,
+                       anchor_corr=anchor_corr, evidence=True)
+        self.timings["heads"] += time.perf_counter() - t0
+        evidence = r.evidence if self.collect_evidence else None
+        mask = self._mask_to_frame(r.mask_prob, t)
+        looks_found = bool(mask.any()) and _looks_found(r.evidence)
+        search.streak = search.streak + 1 if looks_found else 0
+        if search.streak >= REACQUIRE_FRAMES:
+            state[object_id] = (search.anchor, r.reference)  # found again: tracked from here on
+            return TrackResult(t, object_id, mask, self._to_frame(r.hotspot_xy), r.confidence, evidence, found_again=True)
+        # Still away: the next frame's search compares with this frame's keys, again with an empty mask.
+        search.prev = make_reference(None, torch.zeros(self.work_size), None, keys=keys)
+        return TrackResult(t, object_id, np.zeros(self.frame_size, bool), None,
+                           1.0 - r.confidence if looks_found else 1.0, evidence)
 
     def _template_for_correction(self, object_id: int, t: int, step: int, memory: bool | None = None) -> Reference | None:
         """For a sweep leaving a corrected frame `t`: the template of the nearest prompt (a keyframe that
@@ -1214,7 +1309,8 @@ class HotspotSession:
         ref.distractors = key_rows(keys)[cells].t() if bool(cells.any()) else None
         return ref
 
-    def _state_from_behind(self, object_id: int, t: int, step: int, memory: bool | None = None):
+    def _state_from_behind(self, object_id: int, t: int, step: int, memory: bool | None = None,
+                           searching: bool = False):
         """Start a sweep at a non-anchor frame: re-anchor on the nearest anchor behind it (in the
         sweep direction) and seed the previous template with it (its anchor template chosen as a sweep
         leaving that anchor would, `_template_for_correction`); `_ABSENT` when the nearest keyframe
@@ -1225,7 +1321,7 @@ class HotspotSession:
             return None
         a = max(behind) if step > 0 else min(behind)
         if a not in obj.anchors:
-            return _ABSENT  # the object left before t: nothing to propagate from
+            return self._absent_state(object_id, a, step, memory, searching)  # the object left before t
         memory = self.distractor_memory if memory is None else memory
         template = self._template_for_correction(object_id, a, step, memory)
         ref = self._anchor_reference(object_id, a, distractors=memory and template is None)

@@ -404,6 +404,8 @@ def test_erasing_an_object_entirely_marks_it_absent_there(setup, sample):
     frame empty and gives empty masks after it until the object's next prompt, where it tracks again;
     re-propagation neither starts from the absence nor crosses it; undo brings the mask back."""
     viewer, widget, c = setup
+    widget.reacquire_check.setChecked(False)  # it stays absent (the next test looks for it again)
+    assert c.options.reacquire is False and (c.session is None or c.session.options.reacquire is False)
     paint_object_1(c, sample)
     track_and_wait(widget, c)
     masks = c.layer("masks")
@@ -432,6 +434,23 @@ def test_erasing_an_object_entirely_marks_it_absent_there(setup, sample):
     assert np.array_equal(c.store.get(1, 8).mask, tracked.mask)
     track_and_wait(widget, c)
     assert c.session.absent_frames(1) == [] and c.store.get(1, 12).mask.any()
+
+
+def test_a_run_finds_an_erased_object_again_and_says_where(setup, sample):
+    """By default a forward run looks for an object past the frame where it was erased: here it never
+    left, so it is tracked again from the second frame after the absence, and the status line says so."""
+    viewer, widget, c = setup
+    assert widget.reacquire_check.isChecked() and c.options.reacquire
+    paint_object_1(c, sample)
+    track_and_wait(widget, c)
+    masks = c.layer("masks")
+    masks.contiguous = False
+    masks.fill((8, *deepest(c.store.get(1, 8).mask)[::-1]), 0)
+    assert c.session.absent_frames(1) == [8]
+    track_and_wait(widget, c)
+    assert not c.store.get(1, 8).mask.any() and not c.store.get(1, 9).mask.any()
+    assert all(c.store.get(1, t).mask.any() for t in range(10, T))
+    assert "found again on frame 10" in widget.status_label.text(), widget.status_label.text()
 
 
 def test_painting_a_new_label_adds_an_object(setup, sample):

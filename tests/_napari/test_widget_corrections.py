@@ -337,6 +337,7 @@ def test_a_tracked_frame_kept_as_keyframe_bounds_repropagation_and_waits_to_be_l
 
 def test_keeping_an_empty_tracked_frame_says_the_object_is_absent_and_a_frame_never_tracked_is_refused(setup, sample):
     viewer, widget, c = setup
+    c.set_options(reacquire=False)  # the object stays absent past the kept frame
     c.go_to_frame(3)
     assert c.toggle_keyframe() is None  # nothing prompted or tracked yet
     assert "no object has a mask on frame 3 to keep" in str(c.last_error)

@@ -446,8 +446,8 @@ class EditsMixin:
     def _commit_label_edits(self, frames: dict[int, np.ndarray]) -> None:
         """Masks painted or erased on the labels layer become USER_CORRECTED keyframes (one undo step
         per frame); an object erased entirely becomes absent there (an empty keyframe: tracking gives it
-        no mask there and after it until its next prompt). A refused edit is shown and the frame restored
-        from the store."""
+        no mask there, and after it none until it finds it again or its next prompt). A refused edit is
+        shown and the frame restored from the store."""
         for t, new in sorted(frames.items()):
             old = self.store.label_frame(t)
             diff = new != old
@@ -490,8 +490,10 @@ class EditsMixin:
             for oid in painted:
                 self._anchor_entries[(oid, t)] = self.store.get(oid, t)
             if gone:
+                after = ("forward runs look for it again after this frame" if self.options.reacquire else
+                         "tracking gives no mask after this frame until the next prompt")
                 self._info(f"frame {t}: {', '.join(self.store.get_object(o).name for o in gone)} erased entirely, so "
-                           f"absent here: tracking gives no mask after this frame until the next prompt (Ctrl+Z undoes)")
+                           f"absent here: {after} (Ctrl+Z undoes)")
             if painted and (not self.selected_id or not self.store.has_object(self.selected_id)):
                 self.select_object(painted[0])  # the label just painted, as napari's label picker has it
 

@@ -380,6 +380,8 @@ class JobsMixin:
                     confidence = min(confidence, float(entry.confidence))  # the weaker of the two answers
             self.store.set_frame(r.object_id, r.frame, mask=mask, hotspot=self._clip_hotspot(hotspot),
                                  confidence=confidence, provenance=Provenance.PROPAGATED)
+            if r.found_again:
+                job.state.setdefault("found_again", []).append((r.object_id, r.frame))
             self._j_cache.pop((r.object_id, r.frame), None)
             if gt is not None:  # the QA plot's J, one frame at a time
                 self._cache_jaccard(r.object_id, r.frame, self.store.get(r.object_id, r.frame), gt.data[r.frame],
@@ -418,8 +420,10 @@ class JobsMixin:
         QTimer.singleShot(0, self.annotations_changed.emit)
         self.run_state_changed.emit(False)
         frames, summary = job.state["frames"], job.state["summary"]
+        found = "".join(f"; {self.store.get_object(oid).name} found again on frame {t}"
+                        for oid, t in job.state.get("found_again", []) if self.store.has_object(oid))
         if not self._job_went_wrong(job, f"tracking cancelled after {frames} frames; they are kept (undo removes them)"):
-            self._info(f"{summary} ({frames} frames tracked)" if summary else f"tracked {frames} frames")
+            self._info((f"{summary} ({frames} frames tracked)" if summary else f"tracked {frames} frames") + found)
         self._request_encode(self.current_frame)
 
     # ------------------------------------------------------------------ completing sparse prompts

@@ -227,10 +227,11 @@ class HotspotWidget(ClosesWithDock, QWidget):
         # the tracking options (completion, adaptation) come from the options object itself
         options = {name: option_box(name, getattr(self.controller.options, name)) for name in FIELDS}
         lookalikes = mw.CheckBox(text="keep look-alikes out", value=self.controller.options.distractor_memory)
+        reacquire = mw.CheckBox(text="find absent objects again", value=self.controller.options.reacquire)
         threshold = mw.FloatSpinBox(label="low below", min=0.0, max=1.0, step=0.05)
         gaze_map = mw.CheckBox(text="show the EG-Net gaze map")
         self.settings = mw.Container(widgets=[direction, scope, limit, first, last, *options.values(), lookalikes,
-                                              threshold, gaze_map], labels=True)
+                                              reacquire, threshold, gaze_map], labels=True)
         self.settings.margins = (0, 0, 0, 0)
         box.addWidget(self.settings.native)
         self.direction_combo, self.scope_combo = direction.native, scope.native
@@ -246,6 +247,11 @@ class HotspotWidget(ClosesWithDock, QWidget):
             "grow the mask (the rest of an object you painted only part of, a look-alike beside your object); "
             "while tracking from it, what looks more like those regions than like your object is kept out. "
             "Off: masks may grow into whole salient objects. A change applies from the next run.")
+        self.reacquire_check = reacquire.native
+        self.reacquire_check.setToolTip(
+            "After a frame where you erased an object entirely (it left the view or is hidden), a forward run "
+            "looks for it on every frame and tracks it again once two frames in a row show something that "
+            "matches its keyframe; the status line says where. Off: it stays empty until you prompt it again.")
         self.threshold_spin.setValue(self.controller.low_confidence_threshold)
         self.threshold_spin.setToolTip("Frames whose confidence is below this are 'low' (◀ low, low ▶, J)")
         self.range_check.setToolTip("Track only the frames from..to (else all frames)")
@@ -325,6 +331,7 @@ class HotspotWidget(ClosesWithDock, QWidget):
         for name, spin in self.option_spins.items():
             spin.valueChanged.connect(lambda value, name=name: self._on_option(name, value))
         self.lookalike_check.toggled.connect(lambda on: c.set_options(distractor_memory=bool(on)))
+        self.reacquire_check.toggled.connect(lambda on: c.set_options(reacquire=bool(on)))
         self.adapt_button.clicked.connect(lambda: c.adapt_now())
         self.reset_adapt_button.clicked.connect(lambda: c.reset_adaptation())
         self.undo_button.clicked.connect(c.undo)

@@ -21,6 +21,8 @@ from napari_hotspot.boxes import normalize_box
 from napari_hotspot.errors import ProjectIOError, PromptError
 
 COLUMNS = ("source", "prompt", "frame", "value")
+# Optional: frames where the object is not there ("12;40"), marked absent before tracking.
+OPTIONAL_COLUMNS = ("absent",)
 PROMPT_KINDS = ("mask", "click", "box", "auto", "gaze")
 _MAX_LISTED_ERRORS = 20
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -49,6 +51,7 @@ class BatchItem:
     point: tuple[float, float] | None = None
     box: tuple[float, float, float, float] | None = None
     name: str = ""
+    absent: tuple[int, ...] = ()  # frames where the object is not there (the optional `absent` column)
 
     @property
     def fingerprint(self) -> str:
@@ -59,7 +62,10 @@ class BatchItem:
             else list(self.box) if self.box is not None
             else None
         )
-        text = json.dumps([str(self.source_path), self.prompt, self.frame, value])
+        fields = [str(self.source_path), self.prompt, self.frame, value]
+        if self.absent:  # only then: a manifest without absences keeps the fingerprints it had
+            fields.append(list(self.absent))
+        text = json.dumps(fields)
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
     def describe(self) -> dict:
@@ -71,6 +77,7 @@ class BatchItem:
             "prompt": self.prompt,
             "frame": self.frame,
             "value": self.value,
+            "absent": list(self.absent),
             "fingerprint": self.fingerprint,
         }
 
@@ -123,7 +130,7 @@ def _parse_row(row: dict, line: int, base: Path, errors: list[str], where: str) 
         problems.append("source is empty (give a video file or frame folder)")
     if prompt not in PROMPT_KINDS:
         problems.append(f"prompt {row.get('prompt')!r} is not one of {', '.join(PROMPT_KINDS)}")
-    frame = 0
+    frame, frame_ok = 0, True
     if frame_text:
         try:
             frame_float = float(frame_text)
@@ -131,6 +138,7 @@ def _parse_row(row: dict, line: int, base: Path, errors: list[str], where: str) 
                 raise ValueError
             frame = int(frame_float)
         except ValueError:
+            frame_ok = False
             problems.append(f"frame {frame_text!r} is not a frame index (an integer >= 0)")
     point = box = value_path = None
     if prompt in ("mask", "gaze"):
@@ -156,11 +164,22 @@ def _parse_row(row: dict, line: int, base: Path, errors: list[str], where: str) 
                 problems.append(str(err))
     elif prompt == "auto" and value:
         problems.append(f"prompt auto takes no value, got {value!r}")
+    absent: list[int] = []
+    for part in re.split(r"[;\s]+", (row.get("absent") or "").strip()):
+        if not part:
+            continue
+        if not (part.isascii() and part.isdigit()):
+            problems.append(f"absent {part!r} is not a frame index (integers >= 0, separated by ';')")
+        elif int(part) == frame and frame_ok:
+            problems.append(f"absent frame {part} is the prompt's frame: the object cannot be prompted and absent there")
+        else:
+            absent.append(int(part))
     for problem in problems:
         errors.append(f"{where} line {line}: {problem}")
     if problems:
         return None
-    return BatchItem(line, source, _resolve(source, base), prompt, frame, value, value_path, point, box)
+    return BatchItem(line, source, _resolve(source, base), prompt, frame, value, value_path, point, box,
+                     absent=tuple(sorted(set(absent))))
 
 
 def read_manifest(path: str | os.PathLike) -> list[BatchItem]:
@@ -176,7 +195,7 @@ def read_manifest(path: str | os.PathLike) -> list[BatchItem]:
             reader = csv.DictReader(handle)
             header = [h.strip().lower() for h in (reader.fieldnames or [])]
             missing = [c for c in COLUMNS if c not in header]
-            unknown = [h for h in header if h not in COLUMNS]
+            unknown = [h for h in header if h not in COLUMNS + OPTIONAL_COLUMNS]
             if missing or unknown:
                 detail = []
                 if missing:
@@ -184,7 +203,8 @@ def read_manifest(path: str | os.PathLike) -> list[BatchItem]:
                 if unknown:
                     detail.append(f"unknown column(s) {', '.join(repr(u) for u in unknown)}")
                 raise ManifestError(
-                    f"{path} line 1: {'; '.join(detail)}; the header must be {','.join(COLUMNS)}"
+                    f"{path} line 1: {'; '.join(detail)}; the header must be {','.join(COLUMNS)} "
+                    f"(then, optionally, {','.join(OPTIONAL_COLUMNS)})"
                 )
             reader.fieldnames = header
             errors: list[str] = []
@@ -193,7 +213,7 @@ def read_manifest(path: str | os.PathLike) -> list[BatchItem]:
             for row in reader:
                 line = reader.line_num
                 if None in row:
-                    errors.append(f"{path} line {line}: more than {len(COLUMNS)} fields "
+                    errors.append(f"{path} line {line}: more than {len(header)} fields "
                                   f"(quote a value that contains commas, e.g. \"10,20\")")
                     continue
                 cells = [(row.get(c) or "").strip() for c in COLUMNS]

@@ -23,6 +23,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from napari_hotspot.annotations.io_davis import export_davis_png
 from napari_hotspot.annotations.io_hotspots import export_hotspots_csv
 from napari_hotspot.annotations.model import AnnotationStore, Provenance
@@ -163,14 +165,19 @@ def _maybe_die_for_test() -> None:
     os._exit(17)
 
 
-def track_into_store(session, prompt) -> AnnotationStore:
-    """Apply the prompt, prepare the object as the session's options say (`HotspotSession.preflight`:
-    a click's or box's mask completed, the tracker adapted to this video), propagate both ways, and
-    collect masks and hotspots in an AnnotationStore."""
+def track_into_store(session, prompt, absent: tuple[int, ...] = ()) -> AnnotationStore:
+    """Apply the prompt, mark the object absent on the `absent` frames (empty keyframes, as erasing it in
+    the dock makes: a forward sweep looks for it again past them), prepare the object as the session's
+    options say (`HotspotSession.preflight`: a click's or box's mask completed, the tracker adapted to
+    this video), propagate both ways, and collect masks and hotspots in an AnnotationStore."""
     H, W = session.frame_size
     store = AnnotationStore(session.num_frames, H, W)
     store.add_object(obj_id=OBJECT_ID)
     r = prompt.apply(session)
+    for t in absent:
+        session.mark_absent(t, OBJECT_ID)  # a frame off the video fails this video alone
+        store.set_frame(OBJECT_ID, t, mask=np.zeros((H, W), bool), hotspot=None, confidence=1.0,
+                        provenance=Provenance.KEYFRAME)
     # A given mask is the annotator's keyframe; a mask the model made from a click/box/gaze is not.
     provenance = Provenance.KEYFRAME if prompt.kind == "mask" else Provenance.AUTOMATIC
     for c in [r, *session.preflight([OBJECT_ID])]:  # a completed mask replaces the prompt's
@@ -312,7 +319,7 @@ def process_video(item: BatchItem, out_dir: str | os.PathLike, weights: str | No
                                   distractor_memory=distractor_memory)
         session = HotspotSession(source, models, options=options, feature_cache_frames=_FEATURE_CACHE_FRAMES)
         prompt = build_prompt(item, session.frame_size)
-        store = track_into_store(session, prompt)
+        store = track_into_store(session, prompt, item.absent)
         seconds = time.perf_counter() - t0
         write_outputs(store, item, source, out_dir, session.num_frames, seconds,
                       {"long_side": long_side, "weights": weights, "adapt_seconds": adapt_seconds,
