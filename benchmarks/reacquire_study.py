@@ -15,7 +15,7 @@ on an empty truth scores 1 (DAVIS's convention) and a mask on it 0.
 
 Columns: `away fp` cut-away frames given a mask (of `--away - 1` tracked ones), `back J` mean J of the
 frames after the object returns, `found` frames from its return to its first mask with IoU >= 0.5
-(`-` never), `J` mean over every tracked frame. No adaptation, no completion.
+(`-` never), `J` mean over every tracked frame. No completion; no adaptation unless `--adapt SECONDS`.
 
 --evidence FRAMES instead writes, for each sequence cut away to FRAMES frames of every other sequence under
 --davis-root in turn, the search's answer on every frame past the absence (none taken) with its evidence
@@ -78,10 +78,10 @@ def reacquire_frames(frames: int | None):
         session_module.REACQUIRE_FRAMES = before
 
 
-def run(models, video, truth, k, back, variant: str) -> dict:
+def run(models, video, truth, k, back, variant: str, adapt_seconds: float = 0.0) -> dict:
     with reacquire_frames(int(variant[2:]) if variant.startswith("on") and variant != "on" else None):
         session = HotspotSession(video, models, options=TrackingOptions(
-            adapt_seconds=0.0, complete_frames=0, reacquire=variant != "off"))
+            adapt_seconds=adapt_seconds, complete_frames=0, reacquire=variant != "off"))
         session.add_prompt(0, 1, mask=truth[0])
         session.mark_absent(k, 1)
         masks = {r.frame: r.mask for r in session.propagate(direction="forward")}
@@ -151,6 +151,8 @@ def main(argv=None) -> None:
     ap.add_argument("--away", type=int, default=20, help="cut-away frames (default 20)")
     ap.add_argument("--skip", type=int, default=10, help="frames of the sequence passed while away (default 10)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--adapt", type=float, default=0.0, metavar="SECONDS",
+                    help="per-video adaptation budget of each run (default 0; the session's default is 10)")
     ap.add_argument("--out", type=Path, default=None, help="per-sequence results as JSON")
     ap.add_argument("--evidence", type=int, default=None, metavar="FRAMES",
                     help="instead: the search's untaken answers and their evidence, cut away to FRAMES frames of "
@@ -175,7 +177,7 @@ def main(argv=None) -> None:
     for seq in args.sequences:
         for other in (o for o in args.sequences if o != seq):
             video, truth, k, back = cut_away(data[seq], data[other], args.away, args.skip)
-            results[f"{seq}/{other}"] = {v: run(models, video, truth, k, back, v) for v in args.variants}
+            results[f"{seq}/{other}"] = {v: run(models, video, truth, k, back, v, args.adapt) for v in args.variants}
             print(f"{seq}/{other}", " | ".join(
                 f"{v}: fp {r['away_fp']} back {r['back_J']:.3f} found {r['found']} J {r['J']:.3f}"
                 for v, r in results[f"{seq}/{other}"].items()), flush=True)
