@@ -15,7 +15,9 @@ on an empty truth scores 1 (DAVIS's convention) and a mask on it 0.
 
 Columns: `away fp` cut-away frames given a mask (of `--away - 1` tracked ones), `back J` mean J of the
 frames after the object returns, `found` frames from its return to its first mask with IoU >= 0.5
-(`-` never), `J` mean over every tracked frame. No completion; no adaptation unless `--adapt SECONDS`.
+(`-` never), `J` mean over every tracked frame (a frame no sweep reached counts as an empty mask). No
+completion; no adaptation unless `--adapt SECONDS`. `--backward` runs the same videos the other way:
+the prompt on the last frame, the absence on the last cut-away frame, a backward sweep.
 
 --evidence FRAMES instead writes, for each sequence cut away to FRAMES frames of every other sequence under
 --davis-root in turn, the search's answer on every frame past the absence (none taken) with its evidence
@@ -78,17 +80,23 @@ def reacquire_frames(frames: int | None):
         session_module.REACQUIRE_FRAMES = before
 
 
-def run(models, video, truth, k, back, variant: str, adapt_seconds: float = 0.0) -> dict:
+def run(models, video, truth, k, back, variant: str, adapt_seconds: float = 0.0, backward: bool = False) -> dict:
+    """One cut-away video tracked forward from frame 0 (the absence on its first cut-away frame), or with
+    `backward` from its last frame (the absence on its last cut-away frame, the object back before it)."""
     with reacquire_frames(int(variant[2:]) if variant.startswith("on") and variant != "on" else None):
         session = HotspotSession(video, models, options=TrackingOptions(
             adapt_seconds=adapt_seconds, complete_frames=0, reacquire=variant != "off"))
-        session.add_prompt(0, 1, mask=truth[0])
-        session.mark_absent(k, 1)
-        masks = {r.frame: r.mask for r in session.propagate(direction="forward")}
+        prompt, absent = (len(video) - 1, back - 1) if backward else (0, k)
+        session.add_prompt(prompt, 1, mask=truth[prompt])
+        session.mark_absent(absent, 1)
+        masks = {r.frame: r.mask for r in session.propagate(direction="backward" if backward else "forward")}
+    for t in range(len(video)):  # frames no sweep reached: nothing
+        if t not in masks and t not in (prompt, absent):
+            masks[t] = np.zeros(truth[t].shape, bool)
     js = {t: jaccard(masks[t], truth[t]) for t in masks}
-    away = [t for t in masks if k < t < back]
-    returned = [t for t in masks if t >= back]
-    found = next((t - back for t in returned if js[t] >= 0.5), None)
+    away = [t for t in masks if k <= t < back and t != absent]
+    returned = sorted((t for t in masks if t < k), reverse=True) if backward else sorted(t for t in masks if t >= back)
+    found = next((i for i, t in enumerate(returned) if js[t] >= 0.5), None)
     return {"away_fp": int(sum(masks[t].any() for t in away)), "away_frames": len(away),
             "back_J": float(np.mean([js[t] for t in returned])), "found": found,
             "J": float(np.mean(list(js.values())))}
@@ -151,6 +159,9 @@ def main(argv=None) -> None:
     ap.add_argument("--away", type=int, default=20, help="cut-away frames (default 20)")
     ap.add_argument("--skip", type=int, default=10, help="frames of the sequence passed while away (default 10)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--backward", action="store_true",
+                    help="prompt the last frame, mark the absence on the last cut-away frame and track backward "
+                         "(the object back in the sequence's first third)")
     ap.add_argument("--adapt", type=float, default=0.0, metavar="SECONDS",
                     help="per-video adaptation budget of each run (default 0; the session's default is 10)")
     ap.add_argument("--out", type=Path, default=None, help="per-sequence results as JSON")
@@ -177,7 +188,8 @@ def main(argv=None) -> None:
     for seq in args.sequences:
         for other in (o for o in args.sequences if o != seq):
             video, truth, k, back = cut_away(data[seq], data[other], args.away, args.skip)
-            results[f"{seq}/{other}"] = {v: run(models, video, truth, k, back, v, args.adapt) for v in args.variants}
+            results[f"{seq}/{other}"] = {v: run(models, video, truth, k, back, v, args.adapt, args.backward)
+                                         for v in args.variants}
             print(f"{seq}/{other}", " | ".join(
                 f"{v}: fp {r['away_fp']} back {r['back_J']:.3f} found {r['found']} J {r['J']:.3f}"
                 for v, r in results[f"{seq}/{other}"].items()), flush=True)

@@ -376,12 +376,19 @@ def test_track_absent_frames_are_empty_and_the_object_is_found_again(tmp_path, s
     assert [bool(m.any()) for m in labels] == [True] * 4 + [False] * 8
 
 
-def test_track_absent_before_the_prompt_writes_a_row_for_every_frame(tmp_path, sample_folder, short_sample, capsys):
-    """Frames before an --absent frame that lies before the prompt are reached by no sweep: each still
-    gets an empty label and a row that says it was not tracked."""
+def test_track_absent_before_the_prompt_looks_back_or_writes_untracked_rows(tmp_path, sample_folder, short_sample,
+                                                                            capsys):
+    """Before an --absent frame that lies before the prompt, the backward sweep looks for the object (found
+    again on the second frame); with --no-reacquire no sweep reaches those frames, and each still gets an
+    empty label and a row that says it was not tracked."""
     x, y = short_sample.hotspots[6, 0, :2]
-    assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), "--frame", "6",
-                 "--click", f"{x},{y}", "--adapt", "0", "--absent", "2"]) == 0
+    args = ["track", str(sample_folder.frames), "--frame", "6", "--click", f"{x},{y}", "--adapt", "0", "--absent", "2"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert "found again on frame 0" in capsys.readouterr().out
+    rows = {int(r["frame"]): r for r in read_hotspots(tmp_path / "a" / "hotspots.csv")}
+    assert [(rows[t]["source"], rows[t]["visible"]) for t in (0, 1, 2)] == \
+        [("propagated", "1"), ("propagated", "0"), ("absent", "0")]
+    assert main([*args, "--no-reacquire", "--out", str(tmp_path / "o")]) == 0
     rows = {int(r["frame"]): r for r in read_hotspots(tmp_path / "o" / "hotspots.csv")}
     assert sorted(rows) == list(range(12))
     assert [rows[t]["source"] for t in (0, 1, 2)] == ["untracked", "untracked", "absent"]

@@ -125,11 +125,34 @@ def test_a_forward_sweep_finds_an_object_again_after_its_absence(sample, models)
     assert [r.frame for r in session.propagate(stop_at_keyframe=True)] == list(range(1, gone))
     session.options = session.options.with_(reacquire=False)
     assert not any(r.mask.any() for r in session.propagate(start_frame=gone + 1))
-    # backward sweeps never look: the frames before an absence are the forward sweep's
+    # a backward sweep does not look where an anchor comes before the absence: those frames are the
+    # forward sweep's from it
     session.options = session.options.with_(reacquire=True)
     session.add_prompt(len(video) - 1, 1, mask=truth[-1])
     assert [r.frame for r in session.propagate(start_frame=len(video) - 1, direction="backward")] == \
         list(range(len(video) - 2, gone, -1))
+
+
+def test_a_backward_sweep_looks_before_an_absence_no_anchor_precedes(sample, models):
+    """Prompted on the last frame and marked absent on the last cut-away frame: a backward sweep tracks down
+    to the absence, finds nothing in the cut-away and the object again before it (on its second frame
+    there), and tracks it back to frame 0; "both" runs the same way."""
+    rng = np.random.default_rng(2)
+    scene = cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (0, 0), 6)
+    video, truth, gone, back = cut_away(sample, np.stack([np.roll(scene, 4 * i, axis=0) for i in range(6)]))
+    last = len(video) - 1
+    session = HotspotSession(video, models, long_side=LONG_SIDE)
+    session.add_prompt(last, 1, mask=truth[last])
+    session.mark_absent(back - 1, 1)
+    for direction in ("backward", "both"):
+        results = {r.frame: r for r in session.propagate(direction=direction)}
+        assert sorted(results) == [t for t in range(last) if t != back - 1]
+        assert all(not results[t].mask.any() for t in range(gone - 1, back - 1))
+        assert [t for t, r in results.items() if r.found_again] == [gone - 2]
+        assert all(iou(results[t].mask, truth[t]) > 0.5 for t in range(0, gone - 1)), \
+            [round(iou(results[t].mask, truth[t]), 2) for t in range(0, gone - 1)]
+    session.options = session.options.with_(reacquire=False)
+    assert sorted(r.frame for r in session.propagate(direction="backward")) == list(range(back, last))
 
 
 def test_a_search_leaves_the_other_objects_alone_and_encodes_each_frame_once(sample, models, monkeypatch):

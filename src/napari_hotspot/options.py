@@ -70,7 +70,8 @@ class TrackingOptions:
     #: keep out of each tracked mask what looks like the regions the tracker would wrongly add to a
     #: keyframe's own mask (a part given as a mask stays a part; ``HotspotSession._anchor_reference``)
     distractor_memory: bool = True
-    #: past a frame where an object is marked absent, a forward sweep looks for it on every frame and
+    #: past a frame where an object is marked absent, a forward sweep (and a backward one where no
+    #: keyframe comes before that frame) looks for it on every frame and
     #: tracks it again once it is found (``HotspotSession._search_step``); False: it stays absent until
     #: its next keyframe
     reacquire: bool = True
@@ -164,10 +165,10 @@ def add_absent_args(p: argparse.ArgumentParser) -> None:
     """--absent FRAME (repeatable) and --no-reacquire: `track`'s way to say where the object is not."""
     p.add_argument("--absent", type=non_negative_int, action="append", default=[], metavar="FRAME",
                    help="a frame where the object is not there (it left the view, or is hidden; repeatable): its "
-                        "mask is empty there, and tracking forward from there looks for the object on every "
-                        "frame and tracks it again once it is found (the dock's erase-the-object-entirely)")
+                        "mask is empty there, and tracking away from the prompt past it looks for the object on "
+                        "every frame and tracks it again once it is found (the dock's erase-the-object-entirely)")
     p.add_argument("--no-reacquire", dest="reacquire", action="store_false",
-                   help="past an --absent frame the object stays absent to the end (or to the prompt) instead "
+                   help="past an --absent frame the object stays absent (to the video's end, or to the prompt) instead "
                         "of being looked for")
 
 

@@ -95,7 +95,7 @@ def track_video(
     prompts, adapt each object's tracker), propagate forward and backward over the whole video, and
     write `out_dir/masks/<stem>.png` (uint8 object ids) and `out_dir/hotspots.csv` (an absent frame's
     row has no hotspot and the source "absent"; a frame no sweep reached, before an absence that comes
-    before the prompt, "untracked" with confidence 0).
+    before the prompt where the session does not look for the object again, "untracked" with confidence 0).
 
     Everything is written to a hidden partial folder in `out_dir` (each file's write checked and
     fsynced) and committed as one step (`track_output.commit`): after a failure, a kill or a full

@@ -187,8 +187,8 @@ REACQUIRE_FRAMES = 2
 
 @dataclass
 class _Search:
-    """A forward sweep's state of an object past a frame where it is absent, where the sweep looks for it
-    again (`TrackingOptions.reacquire`): each frame is tracked from the object's look alone (`anchor`; an
+    """A sweep's state of an object past a frame where it is absent (forward; backward where no anchor
+    comes before that frame), where the sweep looks for it again (`TrackingOptions.reacquire`): each frame is tracked from the object's look alone (`anchor`; an
     empty previous-frame template, `prev`, as the tracker trained with a lost previous mask), and the
     answer is taken once it looks like the object on REACQUIRE_FRAMES frames in a row (`_looks_found`)."""
 
@@ -399,7 +399,8 @@ class HotspotSession:
         every frame and tracks it again once found (`_search_step`; with `TrackingOptions.reacquire` off it
         gives empty masks until the object's next anchor, where tracking starts again). A backward sweep
         (from a later anchor) tracks down to it and gives nothing before it, which is the forward sweep's
-        from the anchor before. With `stop_at_keyframe` a sweep stops there, as at any keyframe. It
+        from the anchor before; where no anchor comes before it, the backward sweep looks for the object
+        before it the same way. With `stop_at_keyframe` a sweep stops there, as at any keyframe. It
         replaces an anchor on that frame; a prompt there later replaces it. Nothing is learnt from it
         (adaptation, completion and the guard use anchors)."""
         frame = self._check_frame(frame)
@@ -1111,7 +1112,7 @@ class HotspotSession:
         # frame's steps run with half the threads (split_threads), the caller's count is back at a yield.
         threads = self._ahead_threads()
         ahead = EncodeAhead(self._encode_for_tracking, threads) if threads else None
-        searching = step > 0 and self.options.reacquire  # past an absence, look for the object again
+        searching = self.options.reacquire  # past an absence, look for the object again (`_absent_state`)
         try:
             for t in range(start_frame, end + step, step):
                 if not active:
@@ -1178,7 +1179,7 @@ class HotspotSession:
             if state[i] is _ABSENT:
                 # Forward: absent until its next anchor, as the user said, so an empty mask (what an
                 # earlier run tracked here would otherwise stay). Backward, the frames before an absence
-                # are the forward sweep's from the anchor before it: nothing here.
+                # are the forward sweep's from the anchor before it (or not looked at): nothing here.
                 if step > 0:
                     results.append(TrackResult(t, i, np.zeros(self.frame_size, bool), None, 1.0))
                 continue
@@ -1202,14 +1203,16 @@ class HotspotSession:
                       current=None):
         """A sweep's state of an object past frame `t`, where it is absent: `_Search` (with the template of
         its nearest anchor, behind `t` where it has one: `current`'s, the sweep's state before `t`, where
-        it has one) for a forward sweep that looks for it again (`searching`), else `_ABSENT`."""
+        it has one) for a sweep that looks for it again (`searching`), else `_ABSENT`. A backward sweep
+        looks only where no anchor comes before `t`: otherwise the frames before it are the forward
+        sweep's from that anchor."""
         anchors = self._objects[object_id].anchors
-        if step < 0 or not searching or not anchors:
+        if not searching or not anchors or (step < 0 and any(f < t for f in anchors)):
             return _ABSENT
         if isinstance(current, (tuple, _Search)):  # the template the sweep tracks it with (and correlates ahead)
             return _Search(current[0] if isinstance(current, tuple) else current.anchor)
-        behind = [f for f in anchors if f < t]
-        a = max(behind) if behind else min(anchors)
+        behind = [f for f in anchors if (f < t if step > 0 else f > t)]
+        a = (max(behind) if step > 0 else min(behind)) if behind else min(anchors, key=lambda f: abs(f - t))
         memory = self.distractor_memory if memory is None else memory
         template = self._template_for_correction(object_id, a, step, memory)
         return _Search(template or self._anchor_reference(object_id, a, distractors=memory and template is None))

@@ -490,7 +490,7 @@ class EditsMixin:
             for oid in painted:
                 self._anchor_entries[(oid, t)] = self.store.get(oid, t)
             if gone:
-                after = ("forward runs look for it again after this frame" if self.options.reacquire else
+                after = ("runs look for it again past this frame" if self.options.reacquire else
                          "tracking gives no mask after this frame until the next prompt")
                 self._info(f"frame {t}: {', '.join(self.store.get_object(o).name for o in gone)} erased entirely, so "
                            f"absent here: {after} (Ctrl+Z undoes)")

@@ -167,7 +167,7 @@ def _maybe_die_for_test() -> None:
 
 def track_into_store(session, prompt, absent: tuple[int, ...] = ()) -> AnnotationStore:
     """Apply the prompt, mark the object absent on the `absent` frames (empty keyframes, as erasing it in
-    the dock makes: a forward sweep looks for it again past them), prepare the object as the session's
+    the dock makes: tracking looks for it again past them), prepare the object as the session's
     options say (`HotspotSession.preflight`: a click's or box's mask completed, the tracker adapted to
     this video), propagate both ways, and collect masks and hotspots in an AnnotationStore."""
     H, W = session.frame_size
