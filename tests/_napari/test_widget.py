@@ -451,6 +451,13 @@ def test_a_run_finds_an_erased_object_again_and_says_where(setup, sample):
     assert not c.store.get(1, 8).mask.any() and not c.store.get(1, 9).mask.any()
     assert all(c.store.get(1, t).mask.any() for t in range(10, T))
     assert "found again on frame 10" in widget.status_label.text(), widget.status_label.text()
+    # re-propagation from the absence looks for it too, up to the next keyframe (none here: the end)
+    assert c.repropagation_plan([1], 8, ("forward",)) == {"forward": (9, T - 1)}
+    assert c.repropagation_plan([1], 8, ("backward",)) == {}  # before it: the forward run's from frame 0
+    c.go_to_frame(8)
+    c.repropagate_from_here("forward")
+    assert c.wait(60) and c.last_error is None, c.last_error
+    assert "found again on frame 10" in widget.status_label.text(), widget.status_label.text()
 
 
 def test_painting_a_new_label_adds_an_object(setup, sample):

@@ -287,9 +287,10 @@ class JobsMixin:
     def repropagation_plan(self, object_ids: Iterable[int], frame: int,
                            sides: Sequence[str] = ("forward", "backward")) -> dict[str, tuple[int, int]]:
         """Per side, the first and last frame a re-propagation from ``frame`` can change: the frames up to
-        each object's next keyframe on that side, where the object has a keyframe to start from (not one
-        where it is absent). A side with nothing to change (the last frame, forward; a keyframe right next
-        to it) is left out."""
+        each object's next keyframe on that side, where the object has a keyframe to start from, or one
+        where it is absent and the run looks for it past it (``TrackingOptions.reacquire``; backward only
+        where no keyframe with a mask comes before the absence, as the session does). A side with nothing
+        to change (the last frame, forward; a keyframe right next to it) is left out."""
         last = self.num_frames - 1
         plan = {}
         for side in sides:
@@ -301,8 +302,11 @@ class JobsMixin:
                 behind = [k for k in keys if (k <= frame if step > 0 else k >= frame)]
                 if not behind:
                     continue  # nothing behind to track from on this side
-                if self.store.get(oid, max(behind) if step > 0 else min(behind)).is_absent:
-                    continue  # the object is absent there (an empty keyframe): nothing to track from
+                start = max(behind) if step > 0 else min(behind)
+                if self.store.get(oid, start).is_absent and not (
+                        self.options.reacquire
+                        and (step > 0 or not any(k < start and not self.store.get(oid, k).is_absent for k in keys))):
+                    continue  # the object is absent there (an empty keyframe) and not looked for: nothing to do
                 f = frame
                 while 0 <= f <= last and (f == frame or f not in keys):
                     if f not in keys:
