@@ -259,7 +259,7 @@ def test_adaptation_budget_is_used_and_recorded(videos, tmp_path):
     assert result.status == "done", result.error
     marker = json.loads((tmp_path / item.name / MARKER_FILE).read_text())
     assert marker["settings"] == {"long_side": LONG_SIDE, "weights": None, "adapt_seconds": 0.3,
-                                  "distractor_memory": True}
+                                  "distractor_memory": True, "reacquire": True}
     assert result.seconds >= 0.3
 
 
@@ -293,6 +293,11 @@ def test_absent_frames_are_empty_keyframes_and_the_object_is_found_again(videos,
     assert gone.is_keyframe and gone.is_absent and gone.hotspot is None
     assert not store.get(1, 5).mask.any()  # looks like it: taken on the second frame in a row
     assert all(store.get(1, t).mask.any() for t in range(6, FRAMES))
+    assert batch_cli.build_parser().parse_args(["m.csv", "--out", "o", "--no-reacquire"]).reacquire is False
+    kept = replace(item, absent=(4,), name="kept")  # --no-reacquire: absent to the end
+    assert process_video(kept, tmp_path, long_side=LONG_SIDE, adapt_seconds=0.0, reacquire=False).status == "done"
+    store = load_project(tmp_path / "kept")[0]
+    assert not any(store.get(1, t).mask.any() for t in range(4, FRAMES))
     off = replace(item, absent=(40,), name="off")
     result = process_video(off, tmp_path, long_side=LONG_SIDE, adapt_seconds=0.0)
     assert result.status == "failed" and "frame 40 is out of range" in result.error

@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_adapt_arg(parser, "per-video tracker adaptation budget in seconds, as for track",
                   off="0 = off, reproducible on any machine")
     add_distractor_arg(parser)
+    parser.add_argument("--no-reacquire", dest="reacquire", action="store_false",
+                        help="past a manifest row's absent frames the object stays absent (to its next prompt or "
+                             "the video's end) instead of being looked for")
     add_accept_truncated_arg(parser)
     parser.add_argument("--retries", type=_non_negative_int, default=2,
                         help="re-runs of a video whose task raised an unexpected error (default 2)")
@@ -168,7 +171,7 @@ def run(args) -> int:
             summary = run_batch(items, out_dir, client, weights=args.weights, long_side=args.long_side,
                                 retries=args.retries, adapt_seconds=adapt_seconds(args), log=log,
                                 accept_truncated=args.accept_truncated,
-                                distractor_memory=args.distractor_memory)
+                                distractor_memory=args.distractor_memory, reacquire=args.reacquire)
         except KeyboardInterrupt:  # before run_batch took over (cluster start-up)
             pass
         finally:
