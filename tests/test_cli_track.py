@@ -396,6 +396,18 @@ def test_track_absent_before_the_prompt_looks_back_or_writes_untracked_rows(tmp_
     assert all(rows[t]["visible"] == "1" for t in range(3, 12))
 
 
+def test_track_video_refuses_an_absence_of_an_object_without_a_prompt(tmp_path, short_sample):
+    from napari_hotspot.errors import PromptError
+    from napari_hotspot.models.weights import ModelBundle
+    from napari_hotspot.pipeline import Prompt, track_video
+    from napari_hotspot.session import HotspotSession
+
+    session = HotspotSession(short_sample.frames, ModelBundle.load(), long_side=256)
+    with pytest.raises(PromptError, match="object 2 is marked absent but has no prompt"):
+        track_video(session, [Prompt("mask", 0, 1, mask=short_sample.masks[0] == 1)], tmp_path / "o", absent={2: [3]})
+    assert not (tmp_path / "o" / "masks").exists()
+
+
 @pytest.mark.parametrize("frame, message", [("0", "is the prompt's frame"), ("40", "--absent 40 is out of range"),
                                             ("-1", "must be")])
 def test_track_refuses_an_absent_frame_it_cannot_use(tmp_path, sample_folder, frame, message, capsys):

@@ -153,6 +153,10 @@ def test_a_backward_sweep_looks_before_an_absence_no_anchor_precedes(sample, mod
             [round(iou(results[t].mask, truth[t]), 2) for t in range(0, gone - 1)]
     session.options = session.options.with_(reacquire=False)
     assert sorted(r.frame for r in session.propagate(direction="backward")) == list(range(back, last))
+    # forward from before the first anchor: no look behind the absence, so nothing is looked for there
+    session.options = session.options.with_(reacquire=True)
+    ahead = {r.frame: r for r in session.propagate(start_frame=0, end_frame=back + 2)}
+    assert not any(r.mask.any() or r.found_again for t, r in ahead.items() if t > back - 1)
 
 
 def test_a_search_leaves_the_other_objects_alone_and_encodes_each_frame_once(sample, models, monkeypatch):

@@ -168,8 +168,8 @@ def add_absent_args(p: argparse.ArgumentParser) -> None:
                         "mask is empty there, and tracking away from the prompt past it looks for the object on "
                         "every frame and tracks it again once it is found (the dock's erase-the-object-entirely)")
     p.add_argument("--no-reacquire", dest="reacquire", action="store_false",
-                   help="past an --absent frame the object stays absent (to the video's end, or to the prompt) instead "
-                        "of being looked for")
+                   help="past an --absent frame the object is not looked for: empty after it (going away from the "
+                        "prompt), and frames before an --absent frame that comes before the prompt are not tracked")
 
 
 def tracking_options(args) -> TrackingOptions:

@@ -119,6 +119,8 @@ def _track_into(session, prompts, mask_dir: Path, progress, absent: dict[int, li
         per_frame.setdefault(r.frame, {})[r.object_id] = (r.mask, r.hotspot, r.confidence, r.source)
     prompted = {(p.frame, p.object_id) for p in prompts}
     for oid, frames in absent.items():
+        if oid not in {p.object_id for p in prompts}:
+            raise PromptError(f"object {oid} is marked absent but has no prompt")
         for t in frames:
             if (t, oid) in prompted:
                 raise PromptError(f"frame {t} is both object {oid}'s prompt and a frame where it is absent")

@@ -163,8 +163,8 @@ class PreflightStep:
 class _ObjectState:
     anchors: dict[int, _Anchor] = field(default_factory=dict)
     # Frames where the user said the object is not there (it left the view, or hides): a sweep gives
-    # nothing there, and after it nothing until the object's next anchor or until a forward sweep finds
-    # it again (`_Search`). Not anchors: nothing learns from them.
+    # nothing there, and after it nothing until the object's next anchor or until the sweep finds it
+    # again (`_Search`). Not anchors: nothing learns from them.
     absent: set[int] = field(default_factory=set)
 
 
@@ -1105,7 +1105,7 @@ class HotspotSession:
         memory = self.distractor_memory  # read once: the dock may change its settings while a run goes on
         # Per object: (anchor reference, previous reference), set once the sweep meets an anchor.
         # (`_ABSENT` past a frame where the object is absent, until its next anchor)
-        # (`_Search` instead forward where the sweep looks for it again there)
+        # (`_Search` instead where the sweep looks for it again there: `_searches_past`)
         state: dict[int, tuple[Reference, Reference] | _Search | str | None] = {i: None for i in ids}
         active = set(ids)
         # The next frame is encoded on a thread of the sweep's own while this one is tracked; each
@@ -1123,11 +1123,17 @@ class HotspotSession:
                         # Not for objects absent until an anchor further on: their frames need no
                         # encoding. A sweep looking for them again needs every frame from the absence
                         # on (its first search compares with the absence's frame), unless it stops there.
-                        looks = searching and not stop_at_keyframe
-                        wanted = any(t + step in self._objects[i].anchors or not (
-                            state[i] is _ABSENT or (t in self._objects[i].absent and not looks)
-                            or (t + step in self._objects[i].absent and not looks))
-                            for i in active)
+                        def needs(i):  # frame t + step, for object i
+                            obj = self._objects[i]
+                            if t + step in obj.anchors:
+                                return True
+                            if state[i] is _ABSENT:
+                                return False
+                            return not any(a in obj.absent and (stop_at_keyframe or
+                                                                not self._searches_past(i, a, step, searching))
+                                           for a in (t, t + step))
+
+                        wanted = any(needs(i) for i in active)
                         if t != end and t + step not in self._features and wanted:
                             # The anchors as they stand: an object re-anchored on frame t computes its own.
                             anchors = {id(a): a for a in (st[0] if isinstance(st, tuple) else st.anchor
@@ -1202,20 +1208,26 @@ class HotspotSession:
     def _absent_state(self, object_id: int, t: int, step: int, memory: bool | None, searching: bool,
                       current=None):
         """A sweep's state of an object past frame `t`, where it is absent: `_Search` (with the template of
-        its nearest anchor, behind `t` where it has one: `current`'s, the sweep's state before `t`, where
-        it has one) for a sweep that looks for it again (`searching`), else `_ABSENT`. A backward sweep
-        looks only where no anchor comes before `t`: otherwise the frames before it are the forward
-        sweep's from that anchor."""
-        anchors = self._objects[object_id].anchors
-        if not searching or not anchors or (step < 0 and any(f < t for f in anchors)):
+        its nearest anchor behind `t`: `current`'s, the sweep's state before `t`, where it has one) where
+        the sweep looks for it again (`_searches_past`), else `_ABSENT`."""
+        if not self._searches_past(object_id, t, step, searching):
             return _ABSENT
         if isinstance(current, (tuple, _Search)):  # the template the sweep tracks it with (and correlates ahead)
             return _Search(current[0] if isinstance(current, tuple) else current.anchor)
-        behind = [f for f in anchors if (f < t if step > 0 else f > t)]
-        a = (max(behind) if step > 0 else min(behind)) if behind else min(anchors, key=lambda f: abs(f - t))
+        behind = [f for f in self._objects[object_id].anchors if (f < t if step > 0 else f > t)]
+        a = max(behind) if step > 0 else min(behind)
         memory = self.distractor_memory if memory is None else memory
         template = self._template_for_correction(object_id, a, step, memory)
         return _Search(template or self._anchor_reference(object_id, a, distractors=memory and template is None))
+
+    def _searches_past(self, object_id: int, t: int, step: int, searching: bool) -> bool:
+        """Whether a sweep (`step` +1 / -1; `searching`: `TrackingOptions.reacquire`) looks for the object
+        past its absence on frame `t`: with the look of an anchor behind `t` in the sweep's direction, and
+        backward only where no anchor comes before `t` (those frames are the forward sweep's from it)."""
+        anchors = self._objects[object_id].anchors
+        if not searching or not any((f < t if step > 0 else f > t) for f in anchors):
+            return False
+        return step > 0 or not any(f < t for f in anchors)
 
     def _search_step(self, object_id: int, t: int, step: int, state: dict, keys, corrs) -> TrackResult:
         """One frame of a sweep looking for an object past an absence (`_Search`): the tracker's answer from
@@ -1235,9 +1247,10 @@ class HotspotSession:
                        anchor_corr=anchor_corr, evidence=True)
         self.timings["heads"] += time.perf_counter() - t0
         evidence = r.evidence if self.collect_evidence else None
-        mask = self._mask_to_frame(r.mask_prob, t)
-        looks_found = bool(mask.any()) and _looks_found(r.evidence)
+        looks_found = r.evidence["area"] > 0 and _looks_found(r.evidence)
         search.streak = search.streak + 1 if looks_found else 0
+        if search.streak >= REACQUIRE_FRAMES or self.collect_evidence:  # a study sees every answer
+            mask = self._mask_to_frame(r.mask_prob, t)  # snapped to the frame's edges: only where it is used
         if search.streak >= REACQUIRE_FRAMES:
             state[object_id] = (search.anchor, r.reference)  # found again: tracked from here on
             return TrackResult(t, object_id, mask, self._to_frame(r.hotspot_xy), r.confidence, evidence, found_again=True)
@@ -1316,8 +1329,9 @@ class HotspotSession:
                            searching: bool = False):
         """Start a sweep at a non-anchor frame: re-anchor on the nearest anchor behind it (in the
         sweep direction) and seed the previous template with it (its anchor template chosen as a sweep
-        leaving that anchor would, `_template_for_correction`); `_ABSENT` when the nearest keyframe
-        behind it is a frame where the object is absent."""
+        leaving that anchor would, `_template_for_correction`); when the nearest keyframe behind it is a
+        frame where the object is absent, the state past that absence (`_absent_state`: `_Search` or
+        `_ABSENT`)."""
         obj = self._objects[object_id]
         behind = [a for a in (*obj.anchors, *obj.absent) if (a < t if step > 0 else a > t)]
         if not behind:

@@ -454,6 +454,7 @@ def test_a_run_finds_an_erased_object_again_and_says_where(setup, sample):
     # re-propagation from the absence looks for it too, up to the next keyframe (none here: the end)
     assert c.repropagation_plan([1], 8, ("forward",)) == {"forward": (9, T - 1)}
     assert c.repropagation_plan([1], 8, ("backward",)) == {}  # before it: the forward run's from frame 0
+    assert c.repropagation_plan([1], 12, ("forward",)) == {}  # from a frame past it a new search would blank it
     c.go_to_frame(8)
     c.repropagate_from_here("forward")
     assert c.wait(60) and c.last_error is None, c.last_error

@@ -287,10 +287,10 @@ class JobsMixin:
     def repropagation_plan(self, object_ids: Iterable[int], frame: int,
                            sides: Sequence[str] = ("forward", "backward")) -> dict[str, tuple[int, int]]:
         """Per side, the first and last frame a re-propagation from ``frame`` can change: the frames up to
-        each object's next keyframe on that side, where the object has a keyframe to start from, or one
-        where it is absent and the run looks for it past it (``TrackingOptions.reacquire``; backward only
-        where no keyframe with a mask comes before the absence, as the session does). A side with nothing
-        to change (the last frame, forward; a keyframe right next to it) is left out."""
+        each object's next keyframe on that side, where the object has a keyframe to start from, or
+        ``frame`` is one where it is absent and the run looks for it past it (``TrackingOptions.reacquire``,
+        as the session's ``_searches_past``). A side with nothing to change (the last frame, forward; a
+        keyframe right next to it) is left out."""
         last = self.num_frames - 1
         plan = {}
         for side in sides:
@@ -303,10 +303,16 @@ class JobsMixin:
                 if not behind:
                     continue  # nothing behind to track from on this side
                 start = max(behind) if step > 0 else min(behind)
-                if self.store.get(oid, start).is_absent and not (
-                        self.options.reacquire
-                        and (step > 0 or not any(k < start and not self.store.get(oid, k).is_absent for k in keys))):
-                    continue  # the object is absent there (an empty keyframe) and not looked for: nothing to do
+                if self.store.get(oid, start).is_absent:
+                    # Only from the absence itself, where the run looks for the object past it (as the
+                    # session's `_searches_past`: with the look of a keyframe behind it on this side;
+                    # backward only where no keyframe with a mask comes before it). From a frame after
+                    # it, a new search would blank that frame (a search takes its second frame).
+                    masks = [k for k in keys if not self.store.get(oid, k).is_absent]
+                    if not (self.options.reacquire and frame == start
+                            and any((k < start if step > 0 else k > start) for k in masks)
+                            and (step > 0 or not any(k < start for k in masks))):
+                        continue
                 f = frame
                 while 0 <= f <= last and (f == frame or f not in keys):
                     if f not in keys:

@@ -249,9 +249,10 @@ class HotspotWidget(ClosesWithDock, QWidget):
             "Off: masks may grow into whole salient objects. A change applies from the next run.")
         self.reacquire_check = reacquire.native
         self.reacquire_check.setToolTip(
-            "After a frame where you erased an object entirely (it left the view or is hidden), a forward run "
-            "looks for it on every frame and tracks it again once two frames in a row show something that "
-            "matches its keyframe; the status line says where. Off: it stays empty until you prompt it again.")
+            "After a frame where you erased an object entirely (it left the view or is hidden), a run going away "
+            "from your prompt looks for it on every frame and tracks it again once two frames in a row show "
+            "something that matches its keyframe; the status line says where. Off: it stays empty until you "
+            "prompt it again.")
         self.threshold_spin.setValue(self.controller.low_confidence_threshold)
         self.threshold_spin.setToolTip("Frames whose confidence is below this are 'low' (◀ low, low ▶, J)")
         self.range_check.setToolTip("Track only the frames from..to (else all frames)")

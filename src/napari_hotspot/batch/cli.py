@@ -49,8 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                   off="0 = off, reproducible on any machine")
     add_distractor_arg(parser)
     parser.add_argument("--no-reacquire", dest="reacquire", action="store_false",
-                        help="past a manifest row's absent frames the object stays absent (to its next prompt or "
-                             "the video's end) instead of being looked for")
+                        help="past a manifest row's absent frames the object is not looked for: empty after one "
+                             "(going away from the prompt); frames before one that comes before the prompt are not "
+                             "tracked")
     add_accept_truncated_arg(parser)
     parser.add_argument("--retries", type=_non_negative_int, default=2,
                         help="re-runs of a video whose task raised an unexpected error (default 2)")
