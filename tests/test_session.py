@@ -282,6 +282,19 @@ def test_frames_where_the_object_is_absent_are_not_encoded(session, sample, monk
     assert len(encoded) <= 5, len(encoded)  # 1, 2, 11, 12 (and at most one frame asked ahead before the absence)
 
 
+def test_a_sweep_encodes_no_frame_nothing_tracks(session, sample, monkeypatch):
+    """A backward sweep from the video's end (the dock's "both" and "backward" runs) passes the frames after
+    the object's last anchor without tracking them, and without encoding them."""
+    session.add_prompt(4, 1, mask=sample.masks[4] == 1)
+    session.features(4)
+    encoded = []
+    real = session.models.encoder.forward
+    monkeypatch.setattr(session.models.encoder, "forward", lambda x, **kw: encoded.append(1) or real(x, **kw))
+    results = [r.frame for r in session.propagate(start_frame=15, end_frame=0, direction="backward")]
+    assert results == [3, 2, 1, 0]
+    assert len(encoded) <= 5, len(encoded)  # 3, 2, 1, 0 (and at most the start frame, asked before it is known)
+
+
 def test_a_sweep_encodes_to_s16_and_a_prompt_on_a_swept_frame_completes_it(session, sample, monkeypatch):
     """The tracker reads s4-s16 only, so a sweep's passes stop there; a click on a swept frame adds s32
     from the cached s16 (the last blocks only) and answers as on a fully encoded frame."""

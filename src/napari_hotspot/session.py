@@ -1123,12 +1123,16 @@ class HotspotSession:
                         # Not for objects absent until an anchor further on: their frames need no
                         # encoding. A sweep looking for them again needs every frame from the absence
                         # on (its first search compares with the absence's frame), unless it stops there.
+                        # Nor for objects with no anchor behind yet (a backward sweep from the video's
+                        # end over frames after an object's last anchor): nothing tracks them there.
                         def needs(i):  # frame t + step, for object i
                             obj = self._objects[i]
                             if t + step in obj.anchors:
                                 return True
                             if state[i] is _ABSENT:
                                 return False
+                            if state[i] is None and t != start_frame and t not in obj.anchors and t not in obj.absent:
+                                return False  # still nothing behind after t: t + step is not tracked either
                             return not any(a in obj.absent and (stop_at_keyframe or
                                                                 not self._searches_past(i, a, step, searching))
                                            for a in (t, t + step))
