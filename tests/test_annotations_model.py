@@ -445,3 +445,17 @@ def test_an_empty_mask_is_absent_without_decompressing_and_no_mask_is_not():
     full = FrameAnnotation(packed_mask=CompressedMask.from_array(np.ones((4, 5), bool)))
     assert empty.is_absent and empty.has_mask
     assert not full.is_absent and not FrameAnnotation().is_absent
+
+
+def test_object_keyframes_are_the_keyframes_whose_mask_shows_the_object():
+    store = AnnotationStore(6, 4, 5)
+    store.add_object(obj_id=1)
+    on = np.zeros((4, 5), bool)
+    on[1, 1] = True
+    store.set_frame(1, 0, mask=on, provenance=Provenance.KEYFRAME)
+    store.set_frame(1, 2, mask=np.zeros((4, 5), bool), provenance=Provenance.USER_CORRECTED)  # absent there
+    store.set_frame(1, 3, hotspot=(1.0, 1.0), provenance=Provenance.KEYFRAME)  # a hotspot, no mask
+    store.set_frame(1, 4, mask=on, provenance=Provenance.PROPAGATED)  # not a keyframe
+    store.set_frame(1, 5, mask=on, provenance=Provenance.ACCEPTED)
+    assert store.keyframes(1) == [0, 2, 3, 5]
+    assert store.object_keyframes(1) == [0, 5]

@@ -186,8 +186,7 @@ class JobsMixin:
     # ------------------------------------------------------------------ tracking
     def _prompted(self, oid: int) -> bool:
         """Whether the object has a keyframe with a mask to track from (not only frames where it is absent)."""
-        return any((e := self.store.get(oid, t)) is not None and e.has_mask and not e.is_absent
-                   for t in self.store.keyframes(oid))
+        return bool(self.store.object_keyframes(oid))
 
     def _track_ids(self) -> list[int]:
         if self.track_scope == "all":
@@ -308,7 +307,7 @@ class JobsMixin:
                     # session's `_searches_past`: with the look of a keyframe behind it on this side;
                     # backward only where no keyframe with a mask comes before it). From a frame after
                     # it, a new search would blank that frame (a search takes its second frame).
-                    masks = [k for k in keys if not self.store.get(oid, k).is_absent]
+                    masks = self.store.object_keyframes(oid)
                     if not (self.options.reacquire and frame == start
                             and any((k < start if step > 0 else k > start) for k in masks)
                             and (step > 0 or not any(k < start for k in masks))):

@@ -532,8 +532,7 @@ class LabellingWidget(ClosesWithDock, QWidget):
         def anchored(obj_id: int) -> bool:
             if session.anchors(obj_id):
                 return True
-            return store.has_object(obj_id) and any((e := store.get(obj_id, f)).has_mask and not e.is_absent
-                                                    for f in store.keyframes(obj_id))
+            return store.has_object(obj_id) and bool(store.object_keyframes(obj_id))
 
         anchor_on_first_masks(store, masks.data, anchored, add_object=self._add_object)
 

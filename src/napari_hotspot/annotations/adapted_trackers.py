@@ -41,9 +41,8 @@ class AdaptedTrackers:
         if store is None or not store.has_object(obj_id):
             return []
         learnt = self.learnt.get(obj_id, set())
-        return [t for t in store.keyframes(obj_id)
-                if t not in learnt and (e := store.get(obj_id, t)) is not None and e.has_mask and not e.is_absent
-                and e.provenance is not Provenance.ACCEPTED]
+        return [t for t in store.object_keyframes(obj_id)
+                if t not in learnt and store.get(obj_id, t).provenance is not Provenance.ACCEPTED]
 
     def add_learnt(self, obj_id: int, frames) -> None:
         self.learnt[obj_id] = set(self.learnt.get(obj_id, set())) | set(frames)

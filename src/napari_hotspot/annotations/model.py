@@ -410,6 +410,13 @@ class AnnotationStore:
         self._check_object(obj_id)
         return sorted(f for f, e in self._entries.get(obj_id, {}).items() if e.is_keyframe)
 
+    def object_keyframes(self, obj_id: int) -> list[int]:
+        """Sorted keyframes whose mask shows the object: the ones tracking and adaptation can start from
+        (not those without a mask, nor those where the object is absent: an empty mask)."""
+        self._check_object(obj_id)
+        return sorted(f for f, e in self._entries.get(obj_id, {}).items()
+                      if e.is_keyframe and e.has_mask and not e.is_absent)
+
     def entries(self, obj_id: int) -> dict[int, FrameAnnotation]:
         """A copy of ``{frame: entry}`` for one object."""
         self._check_object(obj_id)
