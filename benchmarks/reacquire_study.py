@@ -57,15 +57,24 @@ def read_sequence(root: Path, seq: str) -> tuple[list[np.ndarray], list[np.ndarr
     return frames, gt
 
 
-def cut_away(a: tuple[list, list], b: tuple[list, list], away: int, skip: int):
-    """(video (T, H, W, 3), ground truth (T, H, W), first cut-away frame, first frame back)."""
+def cut_away(a: tuple[list, list], clips: list[tuple[str, list]], skip: int):
+    """Sequence A's first third, then each (name, frames) clip of other videos in turn (resized to A's
+    size: the object is not there), then A from `skip` frames past where it left. Returns the video
+    (T, H, W, 3), its ground truth (T, H, W), each frame's kind ("before", a clip's name, "back"), the
+    first cut-away frame and the first frame back."""
     frames, gt = a
     k = len(frames) // 3
     h, w = frames[0].shape[:2]
-    other = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in b[0][:away]]
-    video = frames[:k] + other + frames[k + skip:]
-    truth = gt[:k] + [np.zeros((h, w), bool)] * len(other) + gt[k + skip:]
-    return np.stack(video), truth, k, k + len(other)
+    video, truth, kinds = list(frames[:k]), list(gt[:k]), ["before"] * k
+    for name, clip in clips:
+        video += [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in clip]
+        truth += [np.zeros((h, w), bool)] * len(clip)
+        kinds += [name] * len(clip)
+    back = len(video)
+    video += frames[k + skip:]
+    truth += gt[k + skip:]
+    kinds += ["back"] * len(frames[k + skip:])
+    return np.stack(video), truth, kinds, k, back
 
 
 @contextlib.contextmanager
@@ -107,19 +116,9 @@ def candidate_evidence(models, a: tuple[list, list], others: list[tuple[str, lis
     none of them taken (REACQUIRE_FRAMES out of reach): `per_other` frames of each other sequence (the object is not
     there), then A from `skip` frames past where it left. Rows: (kind, sequence, candidate IoU with the
     truth, evidence with the step's confidence)."""
-    frames, gt = a
-    k = len(frames) // 3
-    h, w = frames[0].shape[:2]
-    video, truth, kinds = list(frames[:k]), list(gt[:k]), ["before"] * k
-    for name, other in others:
-        video += [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in other[:per_other]]
-        truth += [np.zeros((h, w), bool)] * min(per_other, len(other))
-        kinds += [name] * min(per_other, len(other))
-    video += frames[k + skip:]
-    truth += gt[k + skip:]
-    kinds += ["back"] * len(frames[k + skip:])
+    video, truth, kinds, k, _back = cut_away(a, [(name, other[:per_other]) for name, other in others], skip)
     with reacquire_frames(10**9):  # never taken: every frame past the absence is a search step
-        return _search_rows(models, np.stack(video), truth, kinds, k)
+        return _search_rows(models, video, truth, kinds, k)
 
 
 def _search_rows(models, video, truth, kinds, k) -> list:
@@ -187,7 +186,7 @@ def main(argv=None) -> None:
     results: dict[str, dict[str, dict]] = {}  # "A/B" (A cut away to B) -> variant -> scores
     for seq in args.sequences:
         for other in (o for o in args.sequences if o != seq):
-            video, truth, k, back = cut_away(data[seq], data[other], args.away, args.skip)
+            video, truth, _kinds, k, back = cut_away(data[seq], [(other, data[other][0][:args.away])], args.skip)
             results[f"{seq}/{other}"] = {v: run(models, video, truth, k, back, v, args.adapt, args.backward)
                                          for v in args.variants}
             print(f"{seq}/{other}", " | ".join(

@@ -117,9 +117,10 @@ def _track_into(session, prompts, mask_dir: Path, progress, absent: dict[int, li
     for p in prompts:
         r = p.apply(session)
         per_frame.setdefault(r.frame, {})[r.object_id] = (r.mask, r.hotspot, r.confidence, r.source)
+    ids = sorted({p.object_id for p in prompts})
     prompted = {(p.frame, p.object_id) for p in prompts}
     for oid, frames in absent.items():
-        if oid not in {p.object_id for p in prompts}:
+        if oid not in ids:
             raise PromptError(f"object {oid} is marked absent but has no prompt")
         for t in frames:
             if (t, oid) in prompted:
@@ -127,7 +128,6 @@ def _track_into(session, prompts, mask_dir: Path, progress, absent: dict[int, li
             session.mark_absent(t, oid)
             per_frame.setdefault(t, {})[oid] = (np.zeros((H, W), bool), None, 1.0, "absent")
     total = session.num_frames
-    ids = sorted({p.object_id for p in prompts})
     # Completion counts as tracking (it encodes the first frames); adaptation and its guard do not.
     adapting_before = session.preflight_seconds
     for r in session.preflight(ids):  # a completed mask replaces its prompt's

@@ -1178,9 +1178,7 @@ class HotspotSession:
                     # The object is not here: nothing to track until its next anchor, or until it is found again.
                     state[i] = self._absent_state(i, t, step, memory, searching, state[i])
                     continue
-                template = self._template_for_correction(i, t, step, memory)
-                ref = self._anchor_reference(i, t, distractors=memory and template is None)
-                state[i] = (template or ref, ref)
+                state[i] = self._leaving_anchor(i, t, step, memory)
                 continue
             if state[i] is None:
                 state[i] = self._state_from_behind(i, t, step, memory, searching)
@@ -1220,9 +1218,11 @@ class HotspotSession:
             return _Search(current[0] if isinstance(current, tuple) else current.anchor)
         behind = [f for f in self._objects[object_id].anchors if (f < t if step > 0 else f > t)]
         a = max(behind) if step > 0 else min(behind)
-        memory = self.distractor_memory if memory is None else memory
-        template = self._template_for_correction(object_id, a, step, memory)
-        return _Search(template or self._anchor_reference(object_id, a, distractors=memory and template is None))
+        return _Search(self._leaving_anchor(object_id, a, step, self.distractor_memory if memory is None else memory)[0])
+
+    def _empty_reference(self, keys: torch.Tensor) -> Reference:
+        """A previous-frame template with these keys and an empty mask: what a search tracks from."""
+        return make_reference(None, torch.zeros(self.work_size), None, keys=keys)
 
     def _searches_past(self, object_id: int, t: int, step: int, searching: bool) -> bool:
         """Whether a sweep (`step` +1 / -1; `searching`: `TrackingOptions.reacquire`) looks for the object
@@ -1242,8 +1242,7 @@ class HotspotSession:
         feats = self._tracking_features(t)
         keys = matching_keys(feats) if keys is None else keys
         if search.prev is None:
-            search.prev = make_reference(None, torch.zeros(self.work_size), None,
-                                         keys=matching_keys(self._tracking_features(t - step)))
+            search.prev = self._empty_reference(matching_keys(self._tracking_features(t - step)))
         done = corrs.get(id(search.anchor))
         anchor_corr = done[1] if done is not None and done[0] is search.anchor else None
         t0 = time.perf_counter()
@@ -1259,7 +1258,7 @@ class HotspotSession:
             state[object_id] = (search.anchor, r.reference)  # found again: tracked from here on
             return TrackResult(t, object_id, mask, self._to_frame(r.hotspot_xy), r.confidence, evidence, found_again=True)
         # Still away: the next frame's search compares with this frame's keys, again with an empty mask.
-        search.prev = make_reference(None, torch.zeros(self.work_size), None, keys=keys)
+        search.prev = self._empty_reference(keys)
         return TrackResult(t, object_id, np.zeros(self.frame_size, bool), None,
                            1.0 - r.confidence if looks_found else 1.0, evidence)
 
@@ -1343,7 +1342,12 @@ class HotspotSession:
         a = max(behind) if step > 0 else min(behind)
         if a not in obj.anchors:
             return self._absent_state(object_id, a, step, memory, searching)  # the object left before t
-        memory = self.distractor_memory if memory is None else memory
+        return self._leaving_anchor(object_id, a, step, self.distractor_memory if memory is None else memory)
+
+    def _leaving_anchor(self, object_id: int, a: int, step: int, memory: bool) -> tuple[Reference, Reference]:
+        """A sweep's state leaving anchor `a`: the anchor template (the nearest prompt's where `a` is a
+        correction, `_template_for_correction`; else `a`'s own, with its distractors where `memory`
+        says so) and the previous-frame template (`a`'s own)."""
         template = self._template_for_correction(object_id, a, step, memory)
         ref = self._anchor_reference(object_id, a, distractors=memory and template is None)
         return template or ref, ref
