@@ -33,15 +33,26 @@ fi
 T="python3 -m napari_hotspot.train --davis-root $ROOT --stills-root $DATA/duts-tr-subset --cache $C"
 # Encode every sequence's and still's views once before the parallel runs (they would race to write them).
 $T --seed 0 --head egnet --steps-egnet 1 --out "$OUT/warm" > "$OUT/warm.log" 2>&1 || { tail -5 "$OUT/warm.log"; exit 1; }
+# TRACKER_ONLY=1 trains the tracker alone and takes EG-Net and Gaze2Mask-Net from a weights file:
+# OTHER_HEADS_split / OTHER_HEADS_all (default: the committed split file, the shipped file).
+# TRACKER_ARGS: more options for the tracker's first round (e.g. "--tracker-mid-channels 48").
+OTHER_HEADS_split=${OTHER_HEADS_split:-benchmarks/weights/wcs_lite0_split.pt}
+OTHER_HEADS_split2=${OTHER_HEADS_split2:-benchmarks/weights/wcs_lite0_split2.pt}
+OTHER_HEADS_all=${OTHER_HEADS_all:-src/napari_hotspot/models/weights/wcs_lite0.pt}
 run() {  # run NAME [--val-sequences ...]: the three heads, then one merged file
   name=$1; shift; extra=("$@")
-  for head in egnet gaze2mask tracker; do
+  heads="egnet gaze2mask tracker"; eg="$OUT/egnet_$name/weights.pt"; g2m="$OUT/gaze2mask_$name/weights.pt"
+  if [ "${TRACKER_ONLY:-0}" = 1 ]; then
+    other="OTHER_HEADS_$name"; heads=tracker; eg=${!other}; g2m=${!other}
+  fi
+  for head in $heads; do
+    extra_head=(); [ $head = tracker ] && extra_head=(${TRACKER_ARGS:-})
     $T --seed 0 --head $head --threads $THREADS --steps-egnet $SE --steps-gaze2mask $SG --steps-tracker $ST \
-       --single-click-rate 0.3 "$@" --out "$OUT/${head}_$name" > "$OUT/${head}_$name.log" 2>&1 \
+       --single-click-rate 0.3 "${extra_head[@]}" "$@" --out "$OUT/${head}_$name" > "$OUT/${head}_$name.log" 2>&1 \
        || { echo "$name $head failed:"; tail -5 "$OUT/${head}_$name.log"; return 1; }
   done
-  python3 -m napari_hotspot.models.training.merge --egnet "$OUT/egnet_$name/weights.pt" \
-    --gaze2mask "$OUT/gaze2mask_$name/weights.pt" --tracker "$OUT/tracker_$name/weights.pt" --out "$OUT/m_$name.pt"
+  python3 -m napari_hotspot.models.training.merge --egnet "$eg" \
+    --gaze2mask "$g2m" --tracker "$OUT/tracker_$name/weights.pt" --out "$OUT/m_$name.pt"
   # Two more rounds for the tracker, each from the previous round's weights with a fresh one-cycle
   # schedule at half the previous rate. On the validation split: round 2 head J 0.760 -> 0.782, CLI mask
   # J 0.736 -> 0.756 without adaptation; round 3 head J 0.782 -> 0.798, mask 0.756 -> 0.772, click
@@ -53,8 +64,8 @@ run() {  # run NAME [--val-sequences ...]: the three heads, then one merged file
     $T --head tracker --threads $THREADS --steps-tracker "$steps" --lr "$lr" --seed "$seed" --init "$OUT/m_$name.pt" "$@" \
        --out "$OUT/tracker${r}_$name" > "$OUT/tracker${r}_$name.log" 2>&1 \
        || { echo "$name tracker round $r failed:"; tail -5 "$OUT/tracker${r}_$name.log"; return 1; }
-    python3 -m napari_hotspot.models.training.merge --egnet "$OUT/egnet_$name/weights.pt" \
-      --gaze2mask "$OUT/gaze2mask_$name/weights.pt" --tracker "$OUT/tracker${r}_$name/weights.pt" --out "$OUT/m_$name.pt"
+    python3 -m napari_hotspot.models.training.merge --egnet "$eg" \
+      --gaze2mask "$g2m" --tracker "$OUT/tracker${r}_$name/weights.pt" --out "$OUT/m_$name.pt"
   done
   grep -h "val mean\|steps\b" "$OUT"/*_"$name".log | sed "s/^/$name: /" || true
 }

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_hotspot.encode_ahead import EncodeAhead, ahead_threads, split_threads
+from napari_hotspot.encode_ahead import EncodeAhead, ThreadBalance, ahead_threads, split_threads
 from napari_hotspot.session import HotspotSession
 
 
@@ -199,3 +199,49 @@ def test_the_encoding_thread_correlates_the_next_frame_with_each_anchor(sample, 
     assert by_thread.count(True) == 12
     assert by_thread.count(False) == 2 + 2 * session_module.DISTRACTOR_PASSES
     assert s.timings["heads_ahead"] > 0
+
+
+def test_the_shared_work_goes_to_the_thread_with_less_of_its_own(monkeypatch):
+    from napari_hotspot import encode_ahead
+
+    clock = [0.0]
+    monkeypatch.setattr(encode_ahead.time, "perf_counter", lambda: clock[0])
+    balance = ThreadBalance()
+    assert balance.ahead()  # nothing measured yet: the encoding thread, as before
+
+    def frame(encode_s, track_s, shared_here=0.0):
+        balance.started()
+        balance.encoded(encode_s)
+        clock[0] += track_s + shared_here
+        balance.shared_here(shared_here)
+        balance.finished()
+
+    for _ in range(10):  # the decoder is the heavier: the encoding thread takes the shared work
+        frame(0.015, 0.023)
+    assert balance.ahead()
+    for _ in range(10):  # the tracking thread's own work got lighter (its shared work not counted)
+        frame(0.015, 0.010, shared_here=0.004)
+    assert not balance.ahead() and abs(balance.track_s - 0.010) < 1e-3
+    balance.finished()  # a second call without a frame started measures nothing
+    assert abs(balance.track_s - 0.010) < 1e-3
+
+
+def test_a_sweep_tracks_the_same_whichever_thread_runs_the_anchor_correlations(sample, models, two_threads,
+                                                                               monkeypatch):
+    from napari_hotspot import session as session_module
+
+    runs = {}
+    for ahead in (True, False):
+        monkeypatch.setattr(ThreadBalance, "ahead", lambda self, ahead=ahead: ahead)
+        where = []
+        real = session_module.anchor_correlation
+        monkeypatch.setattr(session_module, "anchor_correlation",
+                            lambda *a, **kw: where.append(threading.current_thread().name) or real(*a, **kw))
+        s = HotspotSession(sample.frames[:10], models, long_side=256)
+        s.add_prompt(0, 1, mask=sample.masks[0] == 1)
+        runs[ahead] = {r.frame: r.mask for r in s.propagate()}
+        on_encoder = sum(name.startswith("napari-hotspot-encode") for name in where)
+        assert (on_encoder >= 8) if ahead else (on_encoder == 0 and len(where) >= 8), where
+        monkeypatch.setattr(session_module, "anchor_correlation", real)
+    assert runs[True].keys() == runs[False].keys() and len(runs[True]) == 9
+    assert all(np.array_equal(runs[True][f], runs[False][f]) for f in runs[True])

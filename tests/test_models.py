@@ -345,6 +345,40 @@ def test_a_slimmer_tracker_decoder_loads_from_its_file_and_trains_from_the_usual
     assert torch.equal(fresh.block8b.conv1.weight, usual.block8b.conv1.weight.half().float())  # the rest from the file
 
 
+def test_a_tracker_with_slimmer_middle_blocks_is_shaped_by_its_file(tmp_path):
+    from napari_hotspot.models.training.train import save_weights
+    from napari_hotspot.models.weights import ModelBundle
+
+    slim = WCSTracker(16, 48)
+    assert slim.block8b.conv1.weight.shape[:2] == (48, 48) and slim.hot_block.conv1.weight.shape[1] == 48 + 9
+    assert sum(p.numel() for p in slim.parameters()) < 0.65 * sum(p.numel() for p in WCSTracker().parameters())
+    save_weights(tmp_path / "slim.pt", {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(), "tracker": slim}, {})
+    loaded = ModelBundle.load(tmp_path / "slim.pt").tracker
+    assert (loaded.fine_channels, loaded.mid_channels) == (16, 48)
+    f = FrameFeatures(s4=torch.randn(1, 24, 16, 24), s8=torch.randn(1, 40, 8, 12), s16=torch.randn(1, 112, 4, 6))
+    m4, m8, hot = loaded(f, torch.randn(1, 8, 8, 12), torch.rand(1, 1, 8, 12))
+    assert m4.shape == (1, 1, 16, 24) and m8.shape == hot.shape == (1, 1, 8, 12)
+
+
+def test_the_trackers_one_channel_outputs_at_inference_equal_its_convolutions():
+    from napari_hotspot.models.heads import one_output_conv3x3
+
+    torch.manual_seed(0)
+    tracker = WCSTracker().eval()
+    f = FrameFeatures(s4=torch.randn(1, 24, 16, 24), s8=torch.randn(1, 40, 8, 12), s16=torch.randn(1, 112, 4, 6))
+    args = (f, torch.randn(1, 8, 8, 12), torch.rand(1, 1, 8, 12))
+    trained = tracker(*args)  # gradients on: the modules' own convolutions
+    with torch.no_grad():
+        inferred = tracker(*args)
+    for a, b in zip(trained, inferred):
+        a = a.detach()
+        assert float((a - b).abs().max()) < 1e-4 * (1 + float(a.abs().max()))
+    conv = torch.nn.Conv2d(5, 1, 3, padding=1)
+    x = torch.randn(2, 5, 7, 9)
+    with torch.no_grad():
+        assert torch.allclose(one_output_conv3x3(conv, x), conv(x), atol=1e-5)
+
+
 def test_one_template_as_anchor_and_previous_correlates_once_with_the_same_result():
     import dataclasses
 

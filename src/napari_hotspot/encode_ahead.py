@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Generic, Iterator, TypeVar
 
@@ -98,3 +99,48 @@ class EncodeAhead(Generic[T]):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class ThreadBalance:
+    """Which thread of a sweep runs the work that can run on either (the anchor templates' correlations):
+    the encoding thread while its own work per frame (decoding and encoding) is lighter than the tracking
+    thread's own (the steps, without that work), else the tracking thread. A frame costs the slower
+    thread's time, and the shared work adds to whichever thread runs it, so it belongs on the lighter one.
+    Where the tracker's decoder is the heavier part (a CPU without AMX) that is the encoding thread;
+    where the encoder is (AMX, or a slim decoder) the tracking thread. Running means over recent frames;
+    the results are the same either way (each thread runs the same operations with the same threads)."""
+
+    SMOOTHING = 0.25  # weight of the newest frame in each running mean
+
+    def __init__(self):
+        self.encode_s: float | None = None  # the encoding thread's own seconds per frame
+        self.track_s: float | None = None  # the tracking thread's own seconds per frame
+        self._since: float | None = None
+        self._shared_here = 0.0
+
+    @staticmethod
+    def _mean(old: float | None, new: float) -> float:
+        return new if old is None else old + ThreadBalance.SMOOTHING * (new - old)
+
+    def ahead(self) -> bool:
+        """Whether the next frame's shared work goes to the encoding thread (so until both are measured)."""
+        return self.encode_s is None or self.track_s is None or self.encode_s < self.track_s
+
+    def encoded(self, seconds: float) -> None:
+        """A frame's decoding and encoding took `seconds` on the encoding thread."""
+        self.encode_s = self._mean(self.encode_s, seconds)
+
+    def shared_here(self, seconds: float) -> None:
+        """The tracking thread ran `seconds` of the shared work for the current frame."""
+        self._shared_here += seconds
+
+    def started(self) -> None:
+        """The tracking thread has a frame's features and starts its work on it."""
+        self._since, self._shared_here = time.perf_counter(), 0.0
+
+    def finished(self) -> None:
+        """The tracking thread is done with its frame (and will wait for the next one's features)."""
+        if self._since is not None:
+            own = time.perf_counter() - self._since - self._shared_here
+            self.track_s = self._mean(self.track_s, max(0.0, own))
+            self._since = None

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .boxes import normalize_box
-from .encode_ahead import EncodeAhead, ahead_threads, split_threads
+from .encode_ahead import EncodeAhead, ThreadBalance, ahead_threads, split_threads
 from .errors import PromptError
 from .mask_geometry import edge_snap_subsample, snap_to_edges
 from .models.adaptation import ADAPTED_PARTS, TrackerAdapter
@@ -1112,6 +1112,7 @@ class HotspotSession:
         # frame's steps run with half the threads (split_threads), the caller's count is back at a yield.
         threads = self._ahead_threads()
         ahead = EncodeAhead(self._encode_for_tracking, threads) if threads else None
+        balance = ThreadBalance()  # which of the two threads computes the anchor correlations
         searching = self.options.reacquire  # past an absence, look for the object again (`_absent_state`)
         try:
             for t in range(start_frame, end + step, step):
@@ -1143,14 +1144,17 @@ class HotspotSession:
                             anchors = {id(a): a for a in (st[0] if isinstance(st, tuple) else st.anchor
                                                           for i, st in state.items()
                                                           if i in active and isinstance(st, (tuple, _Search)))}
-                            ahead.request(t + step, tuple(anchors.values()))
+                            ahead.request(t + step, tuple(anchors.values()) if balance.ahead() else ())
+                        balance.finished()
                         encoded = ahead.take(t)
+                        balance.started()
                         if encoded is not None:
                             self._keep_features(t, encoded)
+                            balance.encoded(encoded[1] + encoded[2])
                             prepared = encoded[3]
                             self.timings["heads_ahead"] += prepared[2]
                     results = self._track_frame(t, step, active, state, memory, stop_at_keyframe, prepared,
-                                                searching)
+                                                searching, balance if ahead is not None else None)
                 yield from results
             if ahead is not None:  # a frame encoded past the sweep's end (it stopped at a keyframe) is kept
                 for f, encoded in ahead.drain().items():
@@ -1161,11 +1165,11 @@ class HotspotSession:
                 ahead.close()
 
     def _track_frame(self, t, step, active, state, memory, stop_at_keyframe, prepared=None,
-                     searching=False) -> list[TrackResult]:
+                     searching=False, balance: ThreadBalance | None = None) -> list[TrackResult]:
         """One frame of `_sweep`: re-anchor the objects whose anchor it is, track the others. prepared:
         the encoding thread's keys and anchor correlations for this frame (`_encode_for_tracking`);
         searching: past an absence, look for the object again (`TrackingOptions.reacquire`, read once
-        per sweep)."""
+        per sweep); balance: told how long the anchor correlations the encoding thread left took here."""
         keys, corrs = (prepared[0], prepared[1]) if prepared is not None else (None, {})
         results = []
         for i in sorted(active):
@@ -1199,6 +1203,10 @@ class HotspotSession:
             done = corrs.get(id(anchor_ref))
             anchor_corr = done[1] if done is not None and done[0] is anchor_ref else None
             t0 = time.perf_counter()
+            if anchor_corr is None and balance is not None and keys is not None:
+                with torch.no_grad():  # left to this thread (`ThreadBalance`)
+                    anchor_corr = anchor_correlation(keys, anchor_ref)
+                balance.shared_here(time.perf_counter() - t0)
             r = track_step(self._tracker_for(i, t), feats, anchor_ref, prev_ref, self.work_size, keys=keys,
                            anchor_corr=anchor_corr, evidence=self.collect_evidence)
             self.timings["heads"] += time.perf_counter() - t0

@@ -84,8 +84,7 @@ def compact_template(keys: torch.Tensor, m8: torch.Tensor, hot: torch.Tensor, ha
     correlation's cost is linear in M: 30-40% of the grid for a DAVIS object."""
     h, w = keys.shape[-2:]
     fg = m8[0, 0] > 0.5
-    k = keys[0].float()
-    flat = k.flatten(1)  # (D, h8*w8)
+    rows = key_rows(keys).float()  # (h8*w8, D): a view of channels-last keys, one row per cell
     kept = fg.flatten().clone()
     share = HARD_NEGATIVE_SHARE if hard_share is None else hard_share
     if share > 0 and bool(fg.any()) and not bool(fg.all()):
@@ -93,27 +92,30 @@ def compact_template(keys: torch.Tensor, m8: torch.Tensor, hot: torch.Tensor, ha
         # part's object) keep their own column: pooled, their peak similarity would fade.
         bg_cells = (~kept).nonzero()[:, 0]
         if likeness is None:
-            sim = (flat[:, bg_cells].t() @ flat[:, kept]).amax(1)
+            sim = (rows[bg_cells] @ rows[kept].t()).amax(1)
         else:  # a tracking step's own measure of it (the correlation's best object match), for free
             sim = likeness.flatten()[bg_cells].float()
         n_hard = min(len(bg_cells), int(np.ceil(share * len(bg_cells))))
         kept[bg_cells[torch.topk(sim, n_hard).indices]] = True
     fg_cells = kept.nonzero()[:, 0]  # the object's cells and the hardest background ones
-    k_fg = flat[:, fg_cells]
-    bg = (~kept).reshape(h, w).float()[None, None]
-    pad = (0, w % 2, 0, h % 2)
+    k_fg = rows[fg_cells]  # (n, D): a row gather reads contiguous memory
+    bg = (~kept).float()
+    h2, w2 = (h + 1) // 2, (w + 1) // 2
 
-    def block_sum(x):  # (1, C, h8, w8) -> (C, h16 * w16): sums over each 2x2 block
-        return (F.avg_pool2d(F.pad(x, pad), 2) * 4.0)[0].flatten(1)
+    def block_sum(x):  # (h8*w8, C) -> (h16*w16, C): sums over each 2x2 block (odd edges padded with 0)
+        x = F.pad(x.reshape(h, w, -1), (0, 0, 0, w % 2, 0, h % 2)).reshape(h2, 2, 2 * w2, -1)
+        x = (x[:, 0] + x[:, 1]).reshape(h2, w2, 2, -1)  # rows, then columns: two strided adds
+        return (x[:, :, 0] + x[:, :, 1]).reshape(h2 * w2, -1)
 
-    count = block_sum(bg)[0]
+    count = block_sum(bg[:, None])[:, 0]
     keep = count > 0
-    k_bg = F.normalize(block_sum(k[None] * bg)[:, keep], dim=0)
-    m_bg = block_sum(m8.float() * bg)[0, keep] / count[keep]
-    h_bg = block_sum(hot.reshape(1, 1, h, w) * bg)[0, keep]
-    keys_out = torch.cat([k_fg, k_bg], 1)[None]
+    k_bg = F.normalize(block_sum(rows * bg[:, None])[keep], dim=1)
+    per_cell = torch.stack([m8.flatten().float(), hot.flatten().float()], 1) * bg[:, None]
+    m_bg, h_bg = block_sum(per_cell)[keep].unbind(1)
+    m_bg = m_bg / count[keep]
+    keys_out = torch.cat([k_fg, k_bg], 0).t()[None]  # (1, D, M), a view of (M, D) rows
     mask_out = torch.cat([m8.flatten()[fg_cells].float(), m_bg])[None]
-    hot_out = torch.cat([hot[fg_cells], h_bg])[None]
+    hot_out = torch.cat([hot.flatten()[fg_cells].float(), h_bg])[None]
     weight = torch.cat([torch.ones(len(fg_cells)), count[keep]])[None]
     return keys_out, mask_out, hot_out, weight
 
@@ -234,8 +236,11 @@ CONFIDENCE_CERTAINTY_AT_HALF = 0.8527  # certainty where the confidence is 0.5
 
 def mask_certainty(mask_prob: torch.Tensor) -> float:
     """Mean of 2p - 1 over the mask's pixels (0 for an empty mask)."""
-    fg = mask_prob > 0.5
-    return float((2 * mask_prob[fg] - 1).mean()) if bool(fg.any()) else 0.0
+    p = mask_prob.float()
+    fg = (p > 0.5).float()
+    n = float(fg.sum())
+    # As 2 x mean(p) - 1 over the mask: no boolean-indexed copy (a fifth of the time).
+    return 2.0 * float(torch.dot(p.flatten(), fg.flatten())) / n - 1.0 if n > 0 else 0.0
 
 
 def confidence_from_certainty(certainty: float) -> float:
@@ -246,9 +251,8 @@ def confidence_from_certainty(certainty: float) -> float:
 def confidence_score(mask_prob: torch.Tensor) -> float:
     """Per-frame confidence in [0, 1]: the chance the mask is right (IoU >= 0.5), from its certainty;
     0 for an empty mask."""
-    if not bool((mask_prob > 0.5).any()):
-        return 0.0
-    return confidence_from_certainty(mask_certainty(mask_prob))
+    certainty = mask_certainty(mask_prob)
+    return confidence_from_certainty(certainty) if bool((mask_prob > 0.5).any()) else 0.0
 
 
 def _iou(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -267,6 +267,9 @@ def main(argv=None):
     ap.add_argument("--tracker-fine-channels", type=int, default=None, choices=(16, 32),
                     help="width of the tracker decoder's stride-4 block (default: the --init file's, else 32; "
                          "16 does 43%% of its work)")
+    ap.add_argument("--tracker-mid-channels", type=int, default=None, choices=(32, 48, 64),
+                    help="width of the tracker decoder's stride-16 and stride-8 blocks (default: the --init "
+                         "file's, else 64; 48 does 56%% of their work); another width than --init's is an error")
     ap.add_argument("--fixations-root", type=Path, default=None,
                     help="real eye-tracking data for EG-Net: images/*.jpg + maps/<stem>.png fixation maps")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -344,9 +347,15 @@ def main(argv=None):
     from ..weights import load_heads_into, read_weights
 
     init = read_weights(args.init) if args.init else None
-    init_width = WCSTracker.for_state(init["heads"].get("tracker") if init else None).fine_channels
+    init_shape = WCSTracker.for_state(init["heads"].get("tracker") if init else None)
+    init_width, mid = init_shape.fine_channels, init_shape.mid_channels
+    if args.tracker_mid_channels is not None and args.tracker_mid_channels != mid:
+        if init:
+            ap.error(f"--tracker-mid-channels {args.tracker_mid_channels}: {args.init} has {mid} (a width "
+                     "other than the file's trains from scratch, without --init)")
+        mid = args.tracker_mid_channels
     fine = init_width if args.tracker_fine_channels is None else args.tracker_fine_channels
-    heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(BACKBONES[args.backbone][1]), "tracker": WCSTracker(fine)}
+    heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(BACKBONES[args.backbone][1]), "tracker": WCSTracker(fine, mid)}
     if init:
         # A width other than the file's starts the tracker's stride-4 block and its output afresh, the rest
         # from the file; the other heads load as they are (a shape of theirs that differs is an error).
