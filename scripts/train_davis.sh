@@ -43,7 +43,8 @@ run() {  # run NAME [--val-sequences ...]: the three heads, then one merged file
   name=$1; shift; extra=("$@")
   heads="egnet gaze2mask tracker"; eg="$OUT/egnet_$name/weights.pt"; g2m="$OUT/gaze2mask_$name/weights.pt"
   if [ "${TRACKER_ONLY:-0}" = 1 ]; then
-    other="OTHER_HEADS_$name"; heads=tracker; eg=${!other}; g2m=${!other}
+    other="OTHER_HEADS_$name"; heads=tracker; eg=${!other:-}; g2m=$eg
+    [ -n "$eg" ] || { echo "TRACKER_ONLY=1: set $other to the weights file whose other heads to keep"; return 1; }
   fi
   for head in $heads; do
     extra_head=(); [ $head = tracker ] && extra_head=(${TRACKER_ARGS:-})

@@ -224,6 +224,14 @@ def test_the_shared_work_goes_to_the_thread_with_less_of_its_own(monkeypatch):
     assert not balance.ahead() and abs(balance.track_s - 0.010) < 1e-3
     balance.finished()  # a second call without a frame started measures nothing
     assert abs(balance.track_s - 0.010) < 1e-3
+    balance.started()
+    clock[0] += 0.050  # an anchor's own frame (encoded here, its distractor passes): not a sample
+    balance.skip()
+    balance.finished()
+    assert abs(balance.track_s - 0.010) < 1e-3
+    before = balance.track_s
+    frame(0.015, 5.0)  # a sweep left paused for seconds counts as a slow frame, not as 500 of them
+    assert balance.track_s <= before * (1 + 2 * ThreadBalance.SMOOTHING) + 1e-9
 
 
 def test_a_sweep_tracks_the_same_whichever_thread_runs_the_anchor_correlations(sample, models, two_threads,
@@ -239,9 +247,11 @@ def test_a_sweep_tracks_the_same_whichever_thread_runs_the_anchor_correlations(s
                             lambda *a, **kw: where.append(threading.current_thread().name) or real(*a, **kw))
         s = HotspotSession(sample.frames[:10], models, long_side=256)
         s.add_prompt(0, 1, mask=sample.masks[0] == 1)
+        s.mark_absent(4, 1)  # frames 5-9 search for the object again (`_search_step`) until found
         runs[ahead] = {r.frame: r.mask for r in s.propagate()}
         on_encoder = sum(name.startswith("napari-hotspot-encode") for name in where)
-        assert (on_encoder >= 8) if ahead else (on_encoder == 0 and len(where) >= 8), where
+        assert (on_encoder >= 7) if ahead else (on_encoder == 0 and len(where) >= 7), where
         monkeypatch.setattr(session_module, "anchor_correlation", real)
-    assert runs[True].keys() == runs[False].keys() and len(runs[True]) == 9
+    assert runs[True].keys() == runs[False].keys() and len(runs[True]) == 8  # frame 4: absent, no result
     assert all(np.array_equal(runs[True][f], runs[False][f]) for f in runs[True])
+    assert any(runs[True][f].any() for f in range(5, 10))  # found again

@@ -138,9 +138,16 @@ class ThreadBalance:
         """The tracking thread has a frame's features and starts its work on it."""
         self._since, self._shared_here = time.perf_counter(), 0.0
 
+    def skip(self) -> None:
+        """This frame is not a tracked one (an anchor's own frame: encoded here, its distractor passes):
+        its time says nothing of the frames to come."""
+        self._since = None
+
     def finished(self) -> None:
         """The tracking thread is done with its frame (and will wait for the next one's features)."""
         if self._since is not None:
-            own = time.perf_counter() - self._since - self._shared_here
-            self.track_s = self._mean(self.track_s, max(0.0, own))
+            own = max(0.0, time.perf_counter() - self._since - self._shared_here)
+            if self.track_s is not None:  # a sweep left paused between two frames is not a slow frame
+                own = min(own, 3.0 * self.track_s)
+            self.track_s = self._mean(self.track_s, own)
             self._since = None

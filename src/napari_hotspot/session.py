@@ -309,13 +309,14 @@ class HotspotSession:
     def _encode_for_tracking(self, frame: int, anchors: tuple[Reference, ...] = ()) -> tuple:
         """A sweep's encoding thread: the frame encoded to s16, and the work of its tracking steps that
         does not wait for the step before: the matching keys and each anchor template's correlation.
-        Returns (features, decode s, encode s, (keys, {id(anchor): (anchor, its correlation)}, s))."""
+        Returns (features, decode s, encode s, (keys, {id(anchor): (anchor, its correlation)}, s, keys' s))."""
         feats, decode_s, encode_s = self._encode_frame(frame, upto="s16")
         t0 = time.perf_counter()
         with torch.no_grad():  # grad mode is per thread
             keys = matching_keys(feats)
+            keys_s = time.perf_counter() - t0
             corrs = {id(a): (a, anchor_correlation(keys, a)) for a in anchors}
-        return feats, decode_s, encode_s, (keys, corrs, time.perf_counter() - t0)
+        return feats, decode_s, encode_s, (keys, corrs, time.perf_counter() - t0, keys_s)
 
     def _ahead_threads(self) -> int:
         """Torch threads for the sweep and for its encode-ahead thread each; 0: no encoding ahead."""
@@ -1150,7 +1151,7 @@ class HotspotSession:
                         balance.started()
                         if encoded is not None:
                             self._keep_features(t, encoded)
-                            balance.encoded(encoded[1] + encoded[2])
+                            balance.encoded(encoded[1] + encoded[2] + encoded[3][3])  # its own: not the anchors
                             prepared = encoded[3]
                             self.timings["heads_ahead"] += prepared[2]
                     results = self._track_frame(t, step, active, state, memory, stop_at_keyframe, prepared,
@@ -1183,6 +1184,8 @@ class HotspotSession:
                     state[i] = self._absent_state(i, t, step, memory, searching, state[i])
                     continue
                 state[i] = self._leaving_anchor(i, t, step, memory)
+                if balance is not None:
+                    balance.skip()
                 continue
             if state[i] is None:
                 state[i] = self._state_from_behind(i, t, step, memory, searching)
@@ -1196,7 +1199,7 @@ class HotspotSession:
                     results.append(TrackResult(t, i, np.zeros(self.frame_size, bool), None, 1.0))
                 continue
             if isinstance(state[i], _Search):
-                results.append(self._search_step(i, t, step, state, keys, corrs))
+                results.append(self._search_step(i, t, step, state, keys, corrs, balance))
                 continue
             anchor_ref, prev_ref = state[i]
             feats = self._tracking_features(t)
@@ -1241,7 +1244,8 @@ class HotspotSession:
             return False
         return step > 0 or not any(f < t for f in anchors)
 
-    def _search_step(self, object_id: int, t: int, step: int, state: dict, keys, corrs) -> TrackResult:
+    def _search_step(self, object_id: int, t: int, step: int, state: dict, keys, corrs,
+                     balance: ThreadBalance | None = None) -> TrackResult:
         """One frame of a sweep looking for an object past an absence (`_Search`): the tracker's answer from
         the object's look alone, taken once it looks like the object on REACQUIRE_FRAMES frames in a row
         (the sweep then tracks it from there); else an empty mask, whose confidence is 1 - the answer's
@@ -1254,6 +1258,10 @@ class HotspotSession:
         done = corrs.get(id(search.anchor))
         anchor_corr = done[1] if done is not None and done[0] is search.anchor else None
         t0 = time.perf_counter()
+        if anchor_corr is None and balance is not None:
+            with torch.no_grad():  # left to this thread (`ThreadBalance`), as `_track_frame` does
+                anchor_corr = anchor_correlation(keys, search.anchor)
+            balance.shared_here(time.perf_counter() - t0)
         r = track_step(self._tracker_for(object_id, t), feats, search.anchor, search.prev, self.work_size, keys=keys,
                        anchor_corr=anchor_corr, evidence=True)
         self.timings["heads"] += time.perf_counter() - t0
