@@ -46,6 +46,20 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 
+def keep_outputs_by_frame(session: HotspotSession, method: str) -> dict:
+    """Wrap the session's `method(mask_prob, frame=None)` (`_mask_to_frame`, `_frame_probability`) so that
+    each output is also kept by frame in the returned dict (the studies' view of what a sweep produced)."""
+    kept = {}
+    plain = getattr(session, method)
+
+    def keep(mask_prob, frame=None):
+        kept[frame] = plain(mask_prob, frame)
+        return kept[frame]
+
+    setattr(session, method, keep)
+    return kept
+
+
 def add_weights_arg(ap) -> None:
     """--weights of the accuracy benchmarks (read it with `ModelBundle.load(args.weights)`)."""
     ap.add_argument("--weights", type=Path, default=None,

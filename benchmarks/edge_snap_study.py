@@ -42,6 +42,9 @@ from napari_hotspot.options import TrackingOptions
 from napari_hotspot.session import HotspotSession
 from napari_hotspot.video import open_source
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_track import keep_outputs_by_frame  # noqa: E402
+
 DEFAULT_VARIANTS = ["base", "g2:1e-3", "g3:1e-3", "g4:1e-3", "g4:1e-2", "g8:1e-3", "c3:1e-3", "c4:1e-2"]
 
 
@@ -150,14 +153,7 @@ def main(argv=None) -> None:
             session = HotspotSession(source, models, options=TrackingOptions(adapt_seconds=0.0))
             session.snap_edges = False  # each output's plain upsampled probability, kept for the variants
             subsample = edge_snap_subsample(session.frame_size, session.work_size)
-            probs = {}
-            plain = session._frame_probability
-
-            def keep_probability(mask_prob, frame=None):
-                probs[frame] = plain(mask_prob, frame)
-                return probs[frame]
-
-            session._frame_probability = keep_probability
+            probs = keep_outputs_by_frame(session, "_frame_probability")
             prompt_from_ground_truth(gt[0], "mask", 0, 1).apply(session)
             for r in session.propagate(direction="forward"):
                 prob, image = probs.pop(r.frame), source.get_frame(r.frame)

@@ -46,6 +46,9 @@ from napari_hotspot.options import TrackingOptions
 from napari_hotspot import session as session_module
 from napari_hotspot.session import HotspotSession
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_track import keep_outputs_by_frame  # noqa: E402
+
 # off: the object stays absent until its next keyframe (the behaviour before); on: the session's rule;
 # onN: the same rule over N frames in a row (REACQUIRE_FRAMES)
 DEFAULT_VARIANTS = ["off", "on1", "on", "on3"]
@@ -125,14 +128,7 @@ def _search_rows(models, video, truth, kinds, k) -> list:
     session = HotspotSession(video, models, options=TrackingOptions(
         adapt_seconds=0.0, complete_frames=0, reacquire=True))
     session.collect_evidence = True
-    candidates = {}
-    plain = session._mask_to_frame
-
-    def keep_candidate(mask_prob, frame=None):
-        candidates[frame] = plain(mask_prob, frame)
-        return candidates[frame]
-
-    session._mask_to_frame = keep_candidate
+    candidates = keep_outputs_by_frame(session, "_mask_to_frame")
     session.add_prompt(0, 1, mask=truth[0])
     session.mark_absent(k, 1)
     rows = []
