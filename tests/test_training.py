@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from napari_hotspot.models.heads import EGNet
-from napari_hotspot.models.weights import ModelBundle, load_heads_into
+from napari_hotspot.models.weights import DEFAULT_WEIGHTS, ModelBundle, load_heads_into
 from napari_hotspot.sample_data import make_sample_video, write_sample
 from napari_hotspot.train import main as train_main
 
@@ -202,6 +202,7 @@ def test_online_gaze2mask_training_encodes_only_the_held_out_frames(tiny_davis, 
     (["--sequences", "a", "nosuch"], "no sequence nosuch"),
     (["--val-sequences", "gone"], "no sequence gone"),
     (["--head", "egnet", "--fixations-root", "/nonexistent/fix"], "is not a folder"),
+    (["--head", "tracker", "--init", str(DEFAULT_WEIGHTS), "--tracker-mid-channels", "48"], "trains from scratch"),
 ])
 def test_training_option_conflicts_are_refused_clearly(tiny_davis, tmp_path, capsys, args, message):
     root, _ = tiny_davis

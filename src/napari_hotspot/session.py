@@ -1203,13 +1203,8 @@ class HotspotSession:
                 continue
             anchor_ref, prev_ref = state[i]
             feats = self._tracking_features(t)
-            done = corrs.get(id(anchor_ref))
-            anchor_corr = done[1] if done is not None and done[0] is anchor_ref else None
             t0 = time.perf_counter()
-            if anchor_corr is None and balance is not None and keys is not None:
-                with torch.no_grad():  # left to this thread (`ThreadBalance`)
-                    anchor_corr = anchor_correlation(keys, anchor_ref)
-                balance.shared_here(time.perf_counter() - t0)
+            anchor_corr = self._anchor_correlation(anchor_ref, keys, corrs, balance)
             r = track_step(self._tracker_for(i, t), feats, anchor_ref, prev_ref, self.work_size, keys=keys,
                            anchor_corr=anchor_corr, evidence=self.collect_evidence)
             self.timings["heads"] += time.perf_counter() - t0
@@ -1217,6 +1212,22 @@ class HotspotSession:
             results.append(TrackResult(t, i, self._mask_to_frame(r.mask_prob, t), self._to_frame(r.hotspot_xy),
                                        r.confidence, r.evidence))
         return results
+
+    @staticmethod
+    def _anchor_correlation(anchor: Reference, keys, corrs: dict, balance: ThreadBalance | None):
+        """A tracking step's anchor correlation: the encoding thread's (`corrs`, `_encode_for_tracking`);
+        else, where the sweep balances its threads (`ThreadBalance` left it to this one), computed here
+        and its time told to `balance`; else None (`track_step` computes it)."""
+        done = corrs.get(id(anchor))
+        if done is not None and done[0] is anchor:
+            return done[1]
+        if balance is None or keys is None:
+            return None
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            corr = anchor_correlation(keys, anchor)
+        balance.shared_here(time.perf_counter() - t0)
+        return corr
 
     def _absent_state(self, object_id: int, t: int, step: int, memory: bool | None, searching: bool,
                       current=None):
@@ -1255,13 +1266,8 @@ class HotspotSession:
         keys = matching_keys(feats) if keys is None else keys
         if search.prev is None:
             search.prev = self._empty_reference(matching_keys(self._tracking_features(t - step)))
-        done = corrs.get(id(search.anchor))
-        anchor_corr = done[1] if done is not None and done[0] is search.anchor else None
         t0 = time.perf_counter()
-        if anchor_corr is None and balance is not None:
-            with torch.no_grad():  # left to this thread (`ThreadBalance`), as `_track_frame` does
-                anchor_corr = anchor_correlation(keys, search.anchor)
-            balance.shared_here(time.perf_counter() - t0)
+        anchor_corr = self._anchor_correlation(search.anchor, keys, corrs, balance)
         r = track_step(self._tracker_for(object_id, t), feats, search.anchor, search.prev, self.work_size, keys=keys,
                        anchor_corr=anchor_corr, evidence=True)
         self.timings["heads"] += time.perf_counter() - t0

@@ -234,13 +234,18 @@ CONFIDENCE_SLOPE = 24.56
 CONFIDENCE_CERTAINTY_AT_HALF = 0.8527  # certainty where the confidence is 0.5
 
 
-def mask_certainty(mask_prob: torch.Tensor) -> float:
-    """Mean of 2p - 1 over the mask's pixels (0 for an empty mask)."""
+def _certainty_and_area(mask_prob: torch.Tensor) -> tuple[float, float]:
+    """`mask_certainty` and the mask's pixel count, from one pass."""
     p = mask_prob.float()
     fg = (p > 0.5).float()
     n = float(fg.sum())
     # As 2 x mean(p) - 1 over the mask: no boolean-indexed copy (a fifth of the time).
-    return 2.0 * float(torch.dot(p.flatten(), fg.flatten())) / n - 1.0 if n > 0 else 0.0
+    return (2.0 * float(torch.dot(p.flatten(), fg.flatten())) / n - 1.0 if n > 0 else 0.0), n
+
+
+def mask_certainty(mask_prob: torch.Tensor) -> float:
+    """Mean of 2p - 1 over the mask's pixels (0 for an empty mask)."""
+    return _certainty_and_area(mask_prob)[0]
 
 
 def confidence_from_certainty(certainty: float) -> float:
@@ -251,8 +256,8 @@ def confidence_from_certainty(certainty: float) -> float:
 def confidence_score(mask_prob: torch.Tensor) -> float:
     """Per-frame confidence in [0, 1]: the chance the mask is right (IoU >= 0.5), from its certainty;
     0 for an empty mask."""
-    certainty = mask_certainty(mask_prob)
-    return confidence_from_certainty(certainty) if bool((mask_prob > 0.5).any()) else 0.0
+    certainty, area = _certainty_and_area(mask_prob)
+    return confidence_from_certainty(certainty) if area > 0 else 0.0
 
 
 def _iou(a: torch.Tensor, b: torch.Tensor) -> float:

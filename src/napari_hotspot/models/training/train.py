@@ -306,6 +306,18 @@ def main(argv=None):
             ap.error(str(exc))
     if args.fixations_root is not None and not args.fixations_root.is_dir():
         ap.error(f"--fixations-root {args.fixations_root} is not a folder")
+    from ..weights import load_heads_into, read_weights
+
+    # Read before the cache is built: a width that does not fit --init fails at once.
+    init = read_weights(args.init) if args.init else None
+    init_shape = WCSTracker.for_state(init["heads"].get("tracker") if init else None)
+    init_width, mid = init_shape.fine_channels, init_shape.mid_channels
+    if args.tracker_mid_channels is not None and args.tracker_mid_channels != mid:
+        if init:
+            ap.error(f"--tracker-mid-channels {args.tracker_mid_channels}: {args.init} has {mid} (a width "
+                     "other than the file's trains from scratch, without --init)")
+        mid = args.tracker_mid_channels
+    fine = init_width if args.tracker_fine_channels is None else args.tracker_fine_channels
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -344,17 +356,6 @@ def main(argv=None):
     log(f"train on {train_names} + {sum(s.num_frames for s in stills)} stills; validate on {args.val_sequences}; "
         f"device {args.device}")
 
-    from ..weights import load_heads_into, read_weights
-
-    init = read_weights(args.init) if args.init else None
-    init_shape = WCSTracker.for_state(init["heads"].get("tracker") if init else None)
-    init_width, mid = init_shape.fine_channels, init_shape.mid_channels
-    if args.tracker_mid_channels is not None and args.tracker_mid_channels != mid:
-        if init:
-            ap.error(f"--tracker-mid-channels {args.tracker_mid_channels}: {args.init} has {mid} (a width "
-                     "other than the file's trains from scratch, without --init)")
-        mid = args.tracker_mid_channels
-    fine = init_width if args.tracker_fine_channels is None else args.tracker_fine_channels
     heads = {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(BACKBONES[args.backbone][1]), "tracker": WCSTracker(fine, mid)}
     if init:
         # A width other than the file's starts the tracker's stride-4 block and its output afresh, the rest
