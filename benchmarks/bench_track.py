@@ -3,8 +3,10 @@ encoder / heads / write (heads_ahead: the heads' work the encoding thread does, 
 and anchor correlations; heads: the tracking thread's) (and a frame's whole cost in encoder passes: the encoder alone, timed on one
 frame over and over, and the encoder as it ran inside the loop: by default on the second thread that
 encodes the next frame while the heads track this one, `--no-encode-ahead` on the tracking thread),
-click latency on an encoded frame (the refined answer, and the decoder's first answer the dock shows
-before it), peak memory against video length, and the
+the share of tracked frames that ran on a search window around the previous mask (`windowed`, the
+window's mean share of the frame, and `fallbacks`: windowed masks that reached a window side and ran
+again on the whole frame), click latency on an encoded frame (the refined answer, and the decoder's
+first answer the dock shows before it), peak memory against video length, and the
 OpenCV DIS optical-flow peer measured in the same process (ratios are stable on shared machines).
 
     python benchmarks/bench_track.py [--sequences blackswan dog] [--threads 2] [--no-encode-ahead] [--memory] --out docs/bench_track.md
@@ -100,7 +102,16 @@ def bench_sequence(models, root: Path, seq: str, out: Path, encode_ahead: bool =
     with open_source(root / "JPEGImages" / "480p" / seq) as src:
         session = HotspotSession(src, models)
         session.encode_ahead = encode_ahead
-        run = track_video(session, [Prompt("mask", 0, mask=gt0)], out / seq)
+        grids = []  # the stride-16 grid each tracker pass saw: a window of the frame's, or all of it
+        tracker_forward = models.tracker.forward
+        models.tracker.forward = lambda f, c, m: grids.append(tuple(f.s16.shape[-2:])) or tracker_forward(f, c, m)
+        try:
+            run = track_video(session, [Prompt("mask", 0, mask=gt0)], out / seq)
+        finally:
+            models.tracker.forward = tracker_forward
+        whole = max(grids, key=lambda g: g[0] * g[1])
+        windows = [g for g, after in zip(grids, grids[1:] + [None]) if g != whole and after != whole]
+        fallbacks = sum(1 for g, after in zip(grids, grids[1:]) if g != whole and after == whole)
         # Click latency: the frame is encoded (cached); a click runs the Gaze2Mask decoder and the
         # tracker passes that refine its mask (session.REFINE_PASSES), no encoder pass.
         session.features(0)
@@ -124,7 +135,12 @@ def bench_sequence(models, root: Path, seq: str, out: Path, encode_ahead: bool =
     return {"sequence": seq, "frames": n_frames, "fps": run.fps,
             **{f"{k}_ms": 1000 * v / n_frames for k, v in run.timings.items()},
             "click_ms": 1000 * float(np.median(lat)), "click_first_ms": 1000 * float(np.median(first)),
-            "dis_fps": n / dis_s}
+            "dis_fps": n / dis_s,
+            # tracked steps that ran on a window (`tracking.search_window`), its mean share of the frame, and
+            # the steps whose windowed mask reached a window side and ran again on the whole frame
+            "windowed": len(windows) / max(1, n_frames - 1),
+            "window_area": float(np.mean([g[0] * g[1] for g in windows])) / (whole[0] * whole[1]) if windows else 1.0,
+            "fallbacks": fallbacks}
 
 
 class _LoopedFrames:
@@ -189,7 +205,7 @@ def main(argv=None):
         r["frame_per_encoder_alone"] = 1000.0 / r["fps"] / enc_ms
         r["frame_per_encoder_in_loop"] = 1000.0 / r["fps"] / r["encoder_ms"]
     cols = ["sequence", "frames", "fps", "decode_ms", "encoder_ms", "heads_ahead_ms", "heads_ms", "write_ms", "click_ms",
-            "click_first_ms", "dis_fps",
+            "click_first_ms", "dis_fps", "windowed", "window_area", "fallbacks",
             "frame_per_encoder_alone", "frame_per_encoder_in_loop"]
     lines = [f"Command: `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  ",
              f"Data: DAVIS-2016 480p ({', '.join(args.sequences)}), prompt = frame-0 ground-truth mask  ",
@@ -200,7 +216,7 @@ def main(argv=None):
              "| " + " | ".join(cols) + " | ratio fps / DIS fps |", "|" + "---|" * (len(cols) + 1)]
     for r in rows:
         lines.append("| " + " | ".join(str(r[c]) if isinstance(r[c], (str, int))
-                                        else f"{r[c]:.2f}" if c.startswith("frame_per") else f"{r[c]:.1f}" for c in cols)
+                                        else f"{r[c]:.2f}" if c.startswith(("frame_per", "window")) else f"{r[c]:.1f}" for c in cols)
                      + f" | {r['fps'] / r['dis_fps']:.2f} |")
     if args.memory:
         m300, m3000 = peak_rss_mib(300), peak_rss_mib(3000)

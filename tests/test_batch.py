@@ -259,7 +259,7 @@ def test_adaptation_budget_is_used_and_recorded(videos, tmp_path):
     assert result.status == "done", result.error
     marker = json.loads((tmp_path / item.name / MARKER_FILE).read_text())
     assert marker["settings"] == {"long_side": LONG_SIDE, "weights": None, "adapt_seconds": 0.3,
-                                  "distractor_memory": True, "reacquire": True}
+                                  "distractor_memory": True, "reacquire": True, "search_window": True}
     assert result.seconds >= 0.3
 
 

@@ -460,15 +460,27 @@ def test_a_templates_correlation_cache_gives_the_uncached_result_and_stays_with_
     assert not correlation_cache(reference_to(ref, "cpu"))
 
 
-def test_the_similarity_buffer_is_per_device_and_shape():
+def test_the_similarity_buffer_is_per_device_and_only_grows():
+    import threading
+
     from napari_hotspot.models import heads
 
-    a = heads._similarity_buffer(4, 6, torch.float32, torch.device("cpu"))
-    assert heads._similarity_buffer(4, 6, torch.float32, torch.device("cpu")) is a
-    b = heads._similarity_buffer(5, 6, torch.float32, torch.device("cpu"))
-    assert b.shape == (5, 6) and b is not a
+    heads._SCRATCH.__dict__.clear()
+    cpu = torch.device("cpu")
+    a = heads._similarity_buffer(4, 6, torch.float32, cpu)
+    assert a.shape == (4, 6) and a.is_contiguous()
+    smaller = heads._similarity_buffer(3, 5, torch.float32, cpu)  # a window, a smaller template: same memory
+    assert smaller.shape == (3, 5) and smaller.is_contiguous() and smaller.data_ptr() == a.data_ptr()
+    b = heads._similarity_buffer(5, 6, torch.float32, cpu)
+    assert b.shape == (5, 6) and heads._similarity_buffer(4, 6, torch.float32, cpu).data_ptr() == b.data_ptr()
+    assert heads._similarity_buffer(4, 6, torch.bfloat16, cpu).dtype == torch.bfloat16
     meta = heads._similarity_buffer(5, 6, torch.float32, torch.device("meta"))
-    assert meta.device.type == "meta" and heads._similarity_buffer(5, 6, torch.float32, torch.device("cpu")) is b
+    assert meta.device.type == "meta" and meta.shape == (5, 6)
+    other = []  # another thread has its own
+    t = threading.Thread(target=lambda: other.append(heads._similarity_buffer(4, 6, torch.bfloat16, cpu).data_ptr()))
+    t.start()
+    t.join()
+    assert other[0] != heads._similarity_buffer(4, 6, torch.bfloat16, cpu).data_ptr()
 
 
 def test_matching_keys_are_unit_channel_vectors_of_both_levels():

@@ -17,6 +17,7 @@ from .options import (
     add_adapt_arg,
     add_complete_arg,
     add_distractor_arg,
+    add_window_arg,
     add_long_side_arg,
     add_prompt_args,
     adapt_seconds,
@@ -102,7 +103,7 @@ def cmd_eval(args) -> int:
                                 adapt_seconds=adapt_seconds(args), long_side=args.long_side,
                                 complete_frames=complete_frames(args), adapt_guard=args.adapt_guard,
                                 adapt_reach=args.adapt_reach or None, distractor_memory=args.distractor_memory,
-                                adapt_steps=args.adapt_steps)
+                                adapt_steps=args.adapt_steps, search_window=args.search_window)
     print(write_results(rows, args.out, note=note))
     return 0
 
@@ -160,7 +161,8 @@ def _eval_corrections(args, root) -> int:
                                          long_side=args.long_side, complete_frames=complete_frames(args),
                                          adapt_guard=args.adapt_guard, adapt_reach=args.adapt_reach or None,
                                          adapt_steps=args.adapt_steps,
-                                         distractor_memory=args.distractor_memory))
+                                         distractor_memory=args.distractor_memory,
+                                         search_window=args.search_window))
         curves[label] = rows
         for k in range(args.corrections + 1):
             js = [r["J_mean"] for r in rows if r["corrections"] == k]
@@ -194,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_adapt_arg(p)
     add_complete_arg(p)
     add_distractor_arg(p)
+    add_window_arg(p)
     add_long_side_arg(p)
     add_accept_truncated_arg(p)
     p.set_defaults(func=cmd_track)
@@ -221,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapt-steps", type=positive_int, default=DEFAULT_ADAPT_STEPS, metavar="N",
                    help=f"at most N training steps per adaptation (default {DEFAULT_ADAPT_STEPS}; for measuring the rule)")
     add_distractor_arg(p)
+    add_window_arg(p)
     p.add_argument("--weights", type=Path, default=None)
     add_long_side_arg(p)
     p.add_argument("--out", type=Path, required=True, help="writes results.csv, summary.md (and predictions/)")

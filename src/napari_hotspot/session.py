@@ -32,8 +32,8 @@ from .models.guidance import make_guidance
 from .models.heads import key_rows, matching_keys
 from .models.precision import inference_autocast
 from .models.resolution import working_size
-from .models.tracking import (Reference, anchor_correlation, deepest_point, make_reference, mask_core, mask_to_grid,
-                              track_step)
+from .models.tracking import (Reference, anchor_correlation, deepest_point, make_reference, mask_core,
+                              mask_to_grid, track_step)
 from .models.weights import ModelBundle
 from .prompt_masks import _honours_clicks, _inside, _misses_prompt, _near_clicked_parts
 # The defaults live in the torch-free options module (the command line's help reads them there).
@@ -1206,7 +1206,7 @@ class HotspotSession:
             t0 = time.perf_counter()
             anchor_corr = self._anchor_correlation(anchor_ref, keys, corrs, balance)
             r = track_step(self._tracker_for(i, t), feats, anchor_ref, prev_ref, self.work_size, keys=keys,
-                           anchor_corr=anchor_corr, evidence=self.collect_evidence)
+                           anchor_corr=anchor_corr, evidence=self.collect_evidence, windowed=self.search_window)
             self.timings["heads"] += time.perf_counter() - t0
             state[i] = (anchor_ref, r.reference)
             results.append(TrackResult(t, i, self._mask_to_frame(r.mask_prob, t), self._to_frame(r.hotspot_xy),
@@ -1315,6 +1315,16 @@ class HotspotSession:
     @distractor_memory.setter
     def distractor_memory(self, on: bool) -> None:
         self.options = replace(self.options, distractor_memory=bool(on))
+
+    @property
+    def search_window(self) -> bool:
+        """Whether a sweep's steps look for each object in a window around it (`tracking.search_window`;
+        `options.search_window`) rather than on the whole frame."""
+        return self.options.search_window
+
+    @search_window.setter
+    def search_window(self, on: bool) -> None:
+        self.options = replace(self.options, search_window=bool(on))
 
     def _anchor_reference(self, object_id: int, t: int, distractors: bool | None = None) -> Reference:
         """The template of anchor `t`, with its distractors when `distractors` (default: `distractor_memory`)

@@ -436,6 +436,26 @@ def test_erasing_an_object_entirely_marks_it_absent_there(setup, sample):
     assert c.session.absent_frames(1) == [] and c.store.get(1, 12).mask.any()
 
 
+def test_the_search_window_setting_reaches_the_session_and_a_run_follows_it(setup, sample):
+    viewer, widget, c = setup
+    assert widget.window_check.isChecked() and c.options.search_window
+    widget.window_check.setChecked(False)
+    assert not c.options.search_window
+    paint_object_1(c, sample)
+    grids = []
+    real = c.session.models.tracker.forward
+    c.session.models.tracker.forward = lambda f, corr, m: grids.append(tuple(f.s16.shape[-2:])) or real(f, corr, m)
+    try:
+        track_and_wait(widget, c)
+        assert not c.session.search_window and len(set(grids)) == 1  # the whole frame only
+        widget.window_check.setChecked(True)
+        grids.clear()
+        track_and_wait(widget, c)
+    finally:
+        c.session.models.tracker.forward = real
+    assert c.session.search_window and len(set(grids)) > 1  # windows beside the prompt's whole frame
+
+
 def test_a_run_finds_an_erased_object_again_and_says_where(setup, sample):
     """By default a forward run looks for an object past the frame where it was erased: here it never
     left, so it is tracked again from the second frame after the absence, and the status line says so."""

@@ -23,6 +23,7 @@ from napari_hotspot.options import (
     add_accept_truncated_arg,
     add_adapt_arg,
     add_distractor_arg,
+    add_window_arg,
     add_long_side_arg,
 )
 
@@ -48,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_adapt_arg(parser, "per-video tracker adaptation budget in seconds, as for track",
                   off="0 = off, reproducible on any machine")
     add_distractor_arg(parser)
+    add_window_arg(parser)
     parser.add_argument("--no-reacquire", dest="reacquire", action="store_false",
                         help="past a manifest row's absent frames the object is not looked for: empty after one "
                              "(going away from the prompt); frames before one that comes before the prompt are not "
@@ -172,7 +174,8 @@ def run(args) -> int:
             summary = run_batch(items, out_dir, client, weights=args.weights, long_side=args.long_side,
                                 retries=args.retries, adapt_seconds=adapt_seconds(args), log=log,
                                 accept_truncated=args.accept_truncated,
-                                distractor_memory=args.distractor_memory, reacquire=args.reacquire)
+                                distractor_memory=args.distractor_memory, reacquire=args.reacquire,
+                                search_window=args.search_window)
         except KeyboardInterrupt:  # before run_batch took over (cluster start-up)
             pass
         finally:

@@ -253,6 +253,7 @@ def run_batch(
     accept_truncated: bool = False,
     distractor_memory: bool = True,
     reacquire: bool = True,
+    search_window: bool = True,
 ) -> BatchSummary:
     """Pre-annotate every video of `items` into `out_dir` on the Dask `client`'s cluster.
 
@@ -264,11 +265,13 @@ def run_batch(
     out_dir = _make_out_dir(out_dir)
     with batch_lock(out_dir):
         return _run_batch_locked(items, out_dir, client, weights, long_side, retries, adapt_seconds,
-                                 log or (lambda _m: None), accept_truncated, distractor_memory, reacquire)
+                                 log or (lambda _m: None), accept_truncated, distractor_memory, reacquire,
+                                 search_window)
 
 
 def _run_batch_locked(items, out_dir: Path, client, weights, long_side, retries, adapt_seconds, log,
-                      accept_truncated=False, distractor_memory=True, reacquire=True) -> BatchSummary:
+                      accept_truncated=False, distractor_memory=True, reacquire=True,
+                      search_window=True) -> BatchSummary:
     from distributed import as_completed
 
     t0 = time.perf_counter()
@@ -303,7 +306,7 @@ def _run_batch_locked(items, out_dir: Path, client, weights, long_side, retries,
             item = items[i]
             future = client.submit(
                 process_video, item, str(out_dir), weights_arg, int(long_side), 1, float(adapt_seconds),
-                bool(accept_truncated), bool(distractor_memory), bool(reacquire),
+                bool(accept_truncated), bool(distractor_memory), bool(reacquire), bool(search_window),
                 key=f"napari-hotspot-batch-{item.name}-{uuid.uuid4().hex[:8]}",
                 retries=int(retries), pure=False,
             )
@@ -349,6 +352,7 @@ def run_sequential(
     accept_truncated: bool = False,
     distractor_memory: bool = True,
     reacquire: bool = True,
+    search_window: bool = True,
 ) -> BatchSummary:
     """The same batch in this process, one video after another (the reference a Dask run must equal)."""
     log = log or (lambda _message: None)
@@ -361,7 +365,7 @@ def run_sequential(
         for item in items:
             weights_arg = str(Path(weights).absolute()) if weights else None
             result = process_video(item, out_dir, weights_arg, long_side, 1, adapt_seconds, accept_truncated,
-                                   distractor_memory, reacquire)
+                                   distractor_memory, reacquire, search_window)
             results.append(result)
             progress.update(result)
         return BatchSummary(results, time.perf_counter() - t0, report=write_report(out_dir, results))

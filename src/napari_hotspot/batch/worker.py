@@ -296,13 +296,13 @@ def remove_temporaries(out_dir: Path) -> list[Path]:
 def process_video(item: BatchItem, out_dir: str | os.PathLike, weights: str | None = None,
                   long_side: int = DEFAULT_LONG_SIDE, threads: int = 1, adapt_seconds: float = 0.0,
                   accept_truncated: bool = False, distractor_memory: bool = True,
-                  reacquire: bool = True) -> VideoResult:
+                  reacquire: bool = True, search_window: bool = True) -> VideoResult:
     """Pre-annotate one video into `out_dir/<item.name>/`; idempotent (a complete folder is skipped).
 
     `adapt_seconds` > 0 fine-tunes the tracker to the video first (`HotspotSession.adapt`, at most
     40 steps); its result repeats wherever those steps fit in the time, and adapt_seconds=0 anywhere.
-    A truncated video fails unless `accept_truncated` (`video.require_complete`); `distractor_memory` and
-    `reacquire` (past the row's absent frames) as the `TrackingOptions` fields."""
+    A truncated video fails unless `accept_truncated` (`video.require_complete`); `distractor_memory`,
+    `reacquire` (past the row's absent frames) and `search_window` as the `TrackingOptions` fields."""
     from napari_hotspot.session import HotspotSession
     from napari_hotspot.video import open_source, require_complete
 
@@ -317,14 +317,16 @@ def process_video(item: BatchItem, out_dir: str | os.PathLike, weights: str | No
         source = open_source(item.source_path, cache_bytes=_SOURCE_CACHE_BYTES)
         require_complete(source, accept_truncated)
         options = TrackingOptions(adapt_seconds=adapt_seconds, long_side=long_side,
-                                  distractor_memory=distractor_memory, reacquire=reacquire)
+                                  distractor_memory=distractor_memory, reacquire=reacquire,
+                                  search_window=search_window)
         session = HotspotSession(source, models, options=options, feature_cache_frames=_FEATURE_CACHE_FRAMES)
         prompt = build_prompt(item, session.frame_size)
         store = track_into_store(session, prompt, item.absent)
         seconds = time.perf_counter() - t0
         write_outputs(store, item, source, out_dir, session.num_frames, seconds,
                       {"long_side": long_side, "weights": weights, "adapt_seconds": adapt_seconds,
-                       "distractor_memory": distractor_memory, "reacquire": reacquire})
+                       "distractor_memory": distractor_memory, "reacquire": reacquire,
+                       "search_window": search_window})
         return VideoResult(item.source, item.name, "done", session.num_frames, time.perf_counter() - t0)
     except HotspotError as err:
         return VideoResult(item.source, item.name, "failed", 0, time.perf_counter() - t0, str(err))

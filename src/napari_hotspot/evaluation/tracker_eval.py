@@ -77,11 +77,13 @@ def evaluate_tracker(
     adapt_reach: int | None = ADAPT_REACH_FRAMES,
     distractor_memory: bool = True,
     adapt_steps: int | None = DEFAULT_ADAPT_STEPS,
+    search_window: bool = True,
 ) -> list[dict]:
     davis_root, out_dir = Path(davis_root), Path(out_dir)
     models = models or ModelBundle.load()
     options = TrackingOptions(complete_frames=complete_frames, adapt_seconds=adapt_seconds, long_side=long_side,
-                              distractor_memory=distractor_memory, adapt_steps=adapt_steps)
+                              distractor_memory=distractor_memory, adapt_steps=adapt_steps,
+                              search_window=search_window)
     rows = []
     for seq in sequences or list_sequences(davis_root):
         img_dir = davis_frames_dir(davis_root, seq)
@@ -138,6 +140,7 @@ def correction_curve(
     adapt_guard: bool = True,
     adapt_reach: int | None = ADAPT_REACH_FRAMES,
     distractor_memory: bool = True,
+    search_window: bool = True,
 ) -> list[dict]:
     """The simulated-annotator correction protocol on one sequence (one object per first-frame id).
 
@@ -156,7 +159,7 @@ def correction_curve(
     with open_source(davis_frames_dir(davis_root, sequence)) as source:
         options = TrackingOptions(complete_frames=complete_frames, adapt_seconds=adapt_seconds,
                                   adapt_steps=adapt_steps, long_side=long_side,
-                                  distractor_memory=distractor_memory)
+                                  distractor_memory=distractor_memory, search_window=search_window)
         session = HotspotSession(source, models, options=options)
         session.guard_adaptation = adapt_guard
         session.adapt_reach = adapt_reach

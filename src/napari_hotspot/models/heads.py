@@ -168,13 +168,16 @@ _SCRATCH = threading.local()
 
 
 def _similarity_buffer(n: int, m: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An (n, m) matrix in this thread's buffer for `device`, which only grows: the templates' column
+    counts and the search windows' row counts change from frame to frame."""
     buffers = getattr(_SCRATCH, "similarity", None)
     if buffers is None:
         buffers = _SCRATCH.similarity = {}
     buf = buffers.get(device)
-    if buf is None or buf.shape != (n, m) or buf.dtype != dtype:
-        buf = buffers[device] = torch.empty(n, m, dtype=dtype, device=device)
-    return buf
+    if buf is None or buf.numel() < n * m or buf.dtype != dtype:
+        buf = buffers[device] = torch.empty(max(n * m, 0 if buf is None or buf.dtype != dtype else buf.numel()),
+                                            dtype=dtype, device=device)
+    return buf[: n * m].view(n, m)
 
 
 def _ordered_template(ref_keys: torch.Tensor, ref_mask: torch.Tensor, dtype: torch.dtype, temperature: float,

@@ -96,6 +96,8 @@ def compact_template(keys: torch.Tensor, m8: torch.Tensor, hot: torch.Tensor, ha
         else:  # a tracking step's own measure of it (the correlation's best object match), for free
             sim = likeness.flatten()[bg_cells].float()
         n_hard = min(len(bg_cells), int(np.ceil(share * len(bg_cells))))
+        if likeness is not None:  # a windowed step measured its window only (-inf elsewhere): hard ones from there
+            n_hard = min(n_hard, int(torch.isfinite(sim).sum()))
         kept[bg_cells[torch.topk(sim, n_hard).indices]] = True
     fg_cells = kept.nonzero()[:, 0]  # the object's cells and the hardest background ones
     k_fg = rows[fg_cells]  # (n, D): a row gather reads contiguous memory
@@ -319,15 +321,134 @@ def distractor_gate(search_keys: torch.Tensor, corr: torch.Tensor, distractors: 
     return (F.interpolate(gate[None, None], size=size, mode="bilinear", align_corners=False)[0, 0] > 0.5).float()
 
 
+# A sweep's step looks for the object in a window (`search_window`): the previous-frame template's
+# correlation and the decoder run there only, the rest of the frame is background. The window is the
+# bounding box of the previous mask and of the cells the anchor template's matching alone marks as the
+# object (its propagated mask over 0.5: a part the previous mask lost, found again from the prompt),
+# grown by SEARCH_MARGIN_FRACTION of its size and SEARCH_MARGIN_CELLS stride-16 cells each side; a step
+# whose mask comes within SEARCH_EDGE_CELLS of a window side inside the frame is run again on the whole
+# frame, and one whose window would cover more than SEARCH_WINDOW_MAX_SHARE of it runs on the whole
+# frame at once. (docs/benchmarks.md, "The search window"; `TrackingOptions.search_window` turns it off.)
+SEARCH_MARGIN_FRACTION = 0.25
+SEARCH_MARGIN_CELLS = 2
+SEARCH_EDGE_CELLS = 1
+SEARCH_WINDOW_MAX_SHARE = 0.75
+SEARCH_MASK_COVER = 0.05  # a stride-8 cell belongs to the previous mask from this much of its area
+
+Window = tuple[int, int, int, int]  # rows r0:r1, columns c0:c1 of the stride-16 grid
+
+
+def search_window(prev_mask_map: torch.Tensor, anchor_corr: torch.Tensor | None = None,
+                  margin_fraction: float = SEARCH_MARGIN_FRACTION, margin_cells: float = SEARCH_MARGIN_CELLS,
+                  max_share: float = SEARCH_WINDOW_MAX_SHARE) -> Window | None:
+    """The stride-16 cells a step looks in, from the previous mask on the stride-8 grid (1, 1, h8, w8) and
+    the anchor's correlation with this frame (1, 4, h8, w8; its channel 0, the propagated mask); None
+    (the whole frame) where both are empty or the window would cover more than `max_share`."""
+    on = prev_mask_map[0, 0] > SEARCH_MASK_COVER
+    if anchor_corr is not None:
+        on = on | (anchor_corr[0, 0] > 0.5)
+    h8, w8 = on.shape
+    h16, w16 = (h8 + 1) // 2, (w8 + 1) // 2
+    rows, cols = on.any(1).nonzero()[:, 0], on.any(0).nonzero()[:, 0]
+    if len(rows) == 0:
+        return None
+    y0, y1 = float(rows[0]) / 2, float(rows[-1] + 1) / 2  # in stride-16 cells
+    x0, x1 = float(cols[0]) / 2, float(cols[-1] + 1) / 2
+    my, mx = margin_fraction * (y1 - y0) + margin_cells, margin_fraction * (x1 - x0) + margin_cells
+    r0, r1 = _even_span(int(np.floor(y0 - my)), int(np.ceil(y1 + my)), h16)
+    c0, c1 = _even_span(int(np.floor(x0 - mx)), int(np.ceil(x1 + mx)), w16)
+    if (r1 - r0) * (c1 - c0) > max_share * h16 * w16:
+        return None
+    return r0, r1, c0, c1
+
+
+def _even_span(a: int, b: int, n: int) -> tuple[int, int]:
+    """a:b clipped to 0:n and grown by a cell where its length is odd (towards the side with room): window
+    sides in steps of two cells give a video few distinct shapes, and each new shape costs the decoder's
+    convolutions their setup again (3-4 ms on a 2-CPU AMD EPYC)."""
+    a, b = max(0, a), min(n, b)
+    if (b - a) % 2 and b - a < n:
+        a, b = (a, b + 1) if b < n else (a - 1, b)
+    return a, b
+
+
+def crop_cells(x: torch.Tensor, window: Window, per_cell: int) -> torch.Tensor:
+    """The window of a map whose cells are 1/`per_cell` of a stride-16 cell (2: stride 8, 4: stride 4,
+    16: working pixels); a view."""
+    r0, r1, c0, c1 = window
+    return x[..., r0 * per_cell : r1 * per_cell, c0 * per_cell : c1 * per_cell]
+
+
+def _reaches_window_side(m4: torch.Tensor, window: Window, grid16: tuple[int, int],
+                         cells: int = SEARCH_EDGE_CELLS) -> bool:
+    """Whether the windowed mask logits (1, 1, h4, w4) are positive within `cells` stride-16 cells of a
+    window side that is not the frame's own: the object may go on past it."""
+    pos = m4[0, 0] > 0
+    k = 4 * cells
+    r0, r1, c0, c1 = window
+    return bool((r0 > 0 and pos[:k].any()) or (r1 < grid16[0] and pos[-k:].any())
+                or (c0 > 0 and pos[:, :k].any()) or (c1 < grid16[1] and pos[:, -k:].any()))
+
+
+def _windowed_step(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, prev: Reference,
+                   size: tuple[int, int], keys: torch.Tensor, window: Window,
+                   anchor_corr: torch.Tensor, evidence: bool = False) -> StepResult | None:
+    """`track_step` in `window` only (anchor_corr: the whole frame's); None where the mask reaches a
+    window side (the caller then runs the whole frame). Inside the window the correlation is the whole
+    frame's (each row is one search cell); the evidence reads the previous template's as 0 outside."""
+    grid8 = tuple(keys.shape[-2:])
+    grid16 = ((grid8[0] + 1) // 2, (grid8[1] + 1) // 2)
+    keys_w = crop_cells(keys, window, 2)
+    corr = correlation_input(keys_w, anchor, prev, crop_cells(anchor_corr, window, 2))
+    feats_w = FrameFeatures(crop_cells(feats.s4, window, 4), crop_cells(feats.s8, window, 2),
+                            crop_cells(feats.s16, window, 1))
+    with inference_autocast():
+        m4, _m8, hot = tracker(feats_w, corr, crop_cells(prev.mask_map, window, 2))
+    if _reaches_window_side(m4, window, grid16):
+        return None
+    m4, hot = m4.float(), hot.float()
+    r0, r1, c0, c1 = window
+    px = size[0] // grid16[0]  # working pixels per stride-16 cell
+    inside = (px * (r1 - r0), px * (c1 - c0))
+    prob_w = torch.sigmoid(F.interpolate(m4, size=inside, mode="bilinear", align_corners=False))[0, 0]
+    if anchor.distractors is not None:
+        prob_w = prob_w * distractor_gate(keys_w, corr, anchor.distractors, inside)
+    mask_prob = torch.zeros(size)
+    crop_cells(mask_prob, window, px).copy_(prob_w)
+    heat_logits = torch.full(grid8, float("-inf"))
+    crop_cells(heat_logits, window, 2).copy_(hot[0, 0])
+    heat, xy = hotspot_from_heat(heat_logits, mask_prob)
+    likeness = torch.full(grid8, float("-inf"))
+    crop_cells(likeness, window, 2).copy_(object_match(corr))
+    ev = None
+    if evidence:
+        corr_frame = corr.new_zeros((1, corr.shape[1]) + grid8)
+        crop_cells(corr_frame, window, 2).copy_(corr)
+        corr_frame[:, : anchor_corr.shape[1]] = anchor_corr
+        ev = step_evidence(mask_prob, corr_frame, heat, anchor, prev)
+    return StepResult(mask_prob, xy, confidence_score(mask_prob),
+                      make_reference(feats, mask_prob, xy, keys=keys, likeness=likeness), heat, ev)
+
+
 @torch.no_grad()
 def track_step(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, prev: Reference,
                size: tuple[int, int], keys: torch.Tensor | None = None,
-               anchor_corr: torch.Tensor | None = None, evidence: bool = False) -> StepResult:
+               anchor_corr: torch.Tensor | None = None, evidence: bool = False,
+               windowed: bool = False) -> StepResult:
     """keys: matching_keys(feats), anchor_corr: anchor_correlation(keys, anchor), where the caller has them.
     evidence: also return the step's `step_evidence` (for studies of it; the confidence needs only its
-    certainty, and the rest cost a twentieth of a step on the tracking thread)."""
+    certainty, and the rest cost a twentieth of a step on the tracking thread). windowed: look for the
+    object in its `search_window` only, falling back to the whole frame where the mask reaches a window
+    side (a sweep's steps; a prompt's own frame has no previous mask to place a window by)."""
     feats = feats.to(torch.float32)
     keys = matching_keys(feats) if keys is None else keys
+    if windowed:
+        anchor_corr = anchor_correlation(keys, anchor) if anchor_corr is None else anchor_corr
+        window = search_window(prev.mask_map, anchor_corr)
+        if window is not None:
+            r = _windowed_step(tracker, feats, anchor, prev, size, keys, window, anchor_corr, evidence)
+            if r is not None:
+                return r
     corr = correlation_input(keys, anchor, prev, anchor_corr)
     with inference_autocast():  # bfloat16 where this CPU runs it fast, as the encoder
         m4, _m8, hot = tracker(feats, corr, prev.mask_map)
