@@ -1,6 +1,6 @@
 """Is a part prompt obeyed? Synthetic videos where the prompted mask is part of a salient whole.
 
-    python benchmarks/bench_part_prompts.py --weights runs/r3/m_split.pt [--no-distractor-memory]
+    python benchmarks/bench_part_prompts.py --weights runs/r3/m_split.pt [--no-distractor-memory] [--whole-frame]
 
 Defaults: the 6 validation-split sequences of davis2016-train (``--sequences``), 2 source frames each
 (``--clips``), 12 frames per clip; use weights that did not train on them (the split model).
@@ -75,12 +75,13 @@ def make_clips(rng, davis_root: Path, duts_root: Path | None, sequences, clips: 
                 yield seq, name, kind, video, parts, wholes
 
 
-def track_clip(models, video, parts, distractor_memory: bool = True, other=None) -> np.ndarray:
+def track_clip(models, video, parts, distractor_memory: bool = True, other=None, search_window: bool = True) -> np.ndarray:
     """Object 1 from its frame-0 mask; `other`: a second object's frame-0 mask, prompted as object 2."""
     from napari_hotspot.session import HotspotSession
 
     session = HotspotSession(video, models)
     session.distractor_memory = distractor_memory
+    session.search_window = search_window
     session.add_prompt(0, 1, mask=parts[0])
     if other is not None:
         session.add_prompt(0, 2, mask=other)
@@ -106,6 +107,8 @@ def main(argv=None) -> int:
     parser.add_argument("--verbose", action="store_true", help="a row per clip")
     parser.add_argument("--no-distractor-memory", dest="distractor_memory", action="store_false",
                         help="track without session.distractor_memory (for measuring it)")
+    parser.add_argument("--whole-frame", dest="search_window", action="store_false",
+                        help="track on the whole frame, without the search window (for measuring it)")
     args = parser.parse_args(argv)
 
     from napari_hotspot.models.weights import ModelBundle
@@ -124,7 +127,7 @@ def main(argv=None) -> int:
         if kind == "copy":  # tracked alone, and with the copy prompted as a second object
             runs = {"copy, alone": None, "copy, both prompted": wholes[0] & ~parts[0]}
         for label, other in runs.items():
-            s = part_scores(track_clip(models, video, parts, args.distractor_memory, other), parts, wholes)
+            s = part_scores(track_clip(models, video, parts, args.distractor_memory, other, args.search_window), parts, wholes)
             rows.setdefault(label, []).append(s)
             if args.verbose:
                 print(f"| {seq} | {name} | {label} | {s['part_j']:.3f} | {s['whole_j']:.3f} | {s['taken']:.3f} |",
@@ -135,7 +138,8 @@ def main(argv=None) -> int:
         print(f"| {kind} | {len(ss)} | {np.mean([s['part_j'] for s in ss]):.3f} | "
               f"{np.mean([s['whole_j'] for s in ss]):.3f} | {np.mean([s['taken'] for s in ss]):.3f} |")
     print(f"\n{time.perf_counter() - start:.0f} s, weights {args.weights or 'shipped'}, seed {args.seed}, "
-          f"distractor memory {'on' if args.distractor_memory else 'off'}")
+          f"distractor memory {'on' if args.distractor_memory else 'off'}, "
+          f"search window {'on' if args.search_window else 'off'}")
     return 0
 
 
