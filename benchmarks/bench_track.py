@@ -102,16 +102,22 @@ def bench_sequence(models, root: Path, seq: str, out: Path, encode_ahead: bool =
     with open_source(root / "JPEGImages" / "480p" / seq) as src:
         session = HotspotSession(src, models)
         session.encode_ahead = encode_ahead
-        grids = []  # the stride-16 grid each tracker pass saw: a window of the frame's, or all of it
-        tracker_forward = models.tracker.forward
-        models.tracker.forward = lambda f, c, m: grids.append(tuple(f.s16.shape[-2:])) or tracker_forward(f, c, m)
+        from napari_hotspot.models import tracking
+
+        windows, fallbacks = [], []  # each windowed step's window share, and those run again on the whole frame
+        grid = (session.work_size[0] // 16) * (session.work_size[1] // 16)
+        windowed_step = tracking._windowed_step
+
+        def counted(*a, **k):
+            r0, r1, c0, c1 = a[6]
+            (fallbacks if (res := windowed_step(*a, **k)) is None else windows).append((r1 - r0) * (c1 - c0) / grid)
+            return res
+
+        tracking._windowed_step = counted
         try:
             run = track_video(session, [Prompt("mask", 0, mask=gt0)], out / seq)
         finally:
-            models.tracker.forward = tracker_forward
-        whole = max(grids, key=lambda g: g[0] * g[1])
-        windows = [g for g, after in zip(grids, grids[1:] + [None]) if g != whole and after != whole]
-        fallbacks = sum(1 for g, after in zip(grids, grids[1:]) if g != whole and after == whole)
+            tracking._windowed_step = windowed_step
         # Click latency: the frame is encoded (cached); a click runs the Gaze2Mask decoder and the
         # tracker passes that refine its mask (session.REFINE_PASSES), no encoder pass.
         session.features(0)
@@ -139,8 +145,8 @@ def bench_sequence(models, root: Path, seq: str, out: Path, encode_ahead: bool =
             # tracked steps that ran on a window (`tracking.search_window`), its mean share of the frame, and
             # the steps whose windowed mask reached a window side and ran again on the whole frame
             "windowed": len(windows) / max(1, n_frames - 1),
-            "window_area": float(np.mean([g[0] * g[1] for g in windows])) / (whole[0] * whole[1]) if windows else 1.0,
-            "fallbacks": fallbacks}
+            "window_area": float(np.mean(windows)) if windows else 1.0,
+            "fallbacks": len(fallbacks)}
 
 
 class _LoopedFrames:

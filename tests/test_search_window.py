@@ -26,11 +26,23 @@ def _map8(h8: int, w8: int, rows: slice, cols: slice) -> torch.Tensor:
 
 def test_the_window_is_the_previous_masks_box_grown_by_its_margins_on_the_stride16_grid():
     # An object on stride-8 rows 10-13 and columns 20-27: stride-16 rows 5-7, columns 10-14 (exclusive)
-    window = search_window(_map8(32, 56, slice(10, 14), slice(20, 28)), margin_fraction=0.25, margin_cells=2)
+    window = search_window(_map8(32, 56, slice(10, 14), slice(20, 28)), margin_fraction=0.25, margin_cells=2,
+                           min_side_share=0.0)
     # rows: 5..7 grown by 0.25 x 2 + 2 = 2.5 cells; columns: 10..14 grown by 0.25 x 4 + 2 = 3
     assert window == (2, 10, 7, 17)
     # at the frame's side the window stops there
-    assert search_window(_map8(32, 56, slice(0, 2), slice(0, 2)), margin_fraction=0.0, margin_cells=1) == (0, 2, 0, 2)
+    assert search_window(_map8(32, 56, slice(0, 2), slice(0, 2)), margin_fraction=0.0, margin_cells=1,
+                         min_side_share=0.0) == (0, 2, 0, 2)
+
+
+def test_each_window_side_spans_at_least_half_the_frames():
+    """The decoder's group norms see the window: one little larger than a small object shrank it."""
+    small = _map8(32, 56, slice(10, 12), slice(20, 22))
+    assert search_window(small, margin_fraction=0.0, margin_cells=1) == (1, 9, 3, 17)
+    # grown about the middle, and shifted back inside the frame at its sides
+    corner = _map8(32, 56, slice(0, 2), slice(54, 56))
+    assert search_window(corner, margin_fraction=0.0, margin_cells=1) == (0, 8, 14, 28)
+    assert tracking._at_least(3, 5, 16, 0.5) == (0, 8) and tracking._at_least(2, 12, 16, 0.5) == (2, 12)
 
 
 def test_the_window_also_holds_what_the_anchors_matching_alone_finds():
@@ -39,8 +51,8 @@ def test_the_window_also_holds_what_the_anchors_matching_alone_finds():
     anchor_corr = torch.zeros(1, 4, 32, 56)
     anchor_corr[0, 0, 24:26, 42:44] = 0.9  # the pilot, 8 stride-16 cells below the wing
     anchor_corr[0, 1] = 0.99  # the other channels do not place the window
-    alone = search_window(prev, margin_fraction=0.0, margin_cells=1)
-    both = search_window(prev, anchor_corr, margin_fraction=0.0, margin_cells=1)
+    alone = search_window(prev, margin_fraction=0.0, margin_cells=1, min_side_share=0.0)
+    both = search_window(prev, anchor_corr, margin_fraction=0.0, margin_cells=1, min_side_share=0.0)
     # 13 rows grown to 14: window sides come in steps of two cells (a video meets few distinct shapes)
     assert alone == (1, 5, 19, 25) and both == (1, 15, 19, 25)
     assert tracking._even_span(-2, 3, 16) == (0, 4) and tracking._even_span(13, 18, 16) == (12, 16)
@@ -55,6 +67,9 @@ def test_no_window_for_an_empty_mask_or_one_that_fills_most_of_the_frame():
     sliver = torch.zeros(1, 1, 32, 56)
     sliver[0, 0, 16, 28] = 0.06
     assert search_window(sliver) is not None
+    faint = torch.zeros(1, 1, 32, 56)  # a mask fainter than the cover share everywhere still places it
+    faint[0, 0, 16, 28] = 0.03
+    assert search_window(faint, min_side_share=0.0) == (5, 11, 11, 17)
 
 
 def _logits_region(window, grid16, rows, cols):
@@ -177,3 +192,16 @@ def test_every_command_that_tracks_takes_whole_frame(tmp_path):
         assert tracking_options(parser.parse_args([*argv, "--whole-frame"])).search_window is False
     assert batch_cli.build_parser().parse_args(["m.csv", "--out", "o"]).search_window is True
     assert batch_cli.build_parser().parse_args(["m.csv", "--out", "o", "--whole-frame"]).search_window is False
+
+
+def test_a_windowed_steps_evidence_on_a_keyframes_first_step_reads_one_template_as_both(float32, monkeypatch):
+    """On the step after a keyframe the previous template is the anchor's: the evidence must say that the
+    two agree, as the whole frame's does (the previous template's channels outside the window are the
+    anchor's, not 0)."""
+    feats, tracker, anchor, _prev = _step_inputs()
+    monkeypatch.setattr(tracking, "_reaches_window_side", lambda *a, **k: False)
+    monkeypatch.setattr(tracking, "search_window", lambda *a, **k: (12, 16, 12, 16))  # half the object out
+    with torch.no_grad():
+        tracker.mask4.bias.fill_(30.0)  # the mask fills the window
+    r = track_step(tracker, feats, anchor, anchor, (512, 512), windowed=True, evidence=True)
+    assert r.evidence["agree_prev"] == r.evidence["agree_anchor"]
