@@ -19,8 +19,8 @@ Why these defaults (measurements in docs/benchmarks.md):
   split ("Part prompts and look-alikes").
 * ``search_window`` on: each tracked frame looks for the object near its previous mask (and where the
   keyframe's look matches), not on the whole frame: on the 12 validation-split sequences mean J within
-  0.002 of the whole frame for every prompt; 5% more frames/s for one DAVIS object, 14-18% for two, 58%
-  for the sample video's two small objects ("The search window").
+  0.002 of the whole frame for every prompt; 3-7% more frames/s for one DAVIS object, 14-17% for two,
+  44% for the sample video's two small objects ("The search window").
 * ``reacquire`` on: on cut-away videos of the validation split (an absence marked where the object
   leaves), mean J rose from 0.535 / 0.470 to 0.764 / 0.894, with no cut-away frame given a mask ("Finding
   an object again after an absence").
