@@ -187,6 +187,9 @@ def test_the_encoding_thread_correlates_the_next_frame_with_each_anchor(sample, 
 
     monkeypatch.setattr(tracking, "anchor_correlation", spy)  # a step's own, where none was prepared
     monkeypatch.setattr(session_module, "anchor_correlation", spy)  # the encoding thread's
+    # The encoding thread keeps the shared work here (which thread should is ThreadBalance's, tested below:
+    # with the search window the tracking thread can be the lighter one on these small objects).
+    monkeypatch.setattr(session_module.ThreadBalance, "ahead", lambda self: True)
     s = HotspotSession(sample.frames[:8], models, long_side=256)
     s.add_prompt(0, 1, mask=sample.masks[0] == 1)
     s.add_prompt(0, 2, mask=sample.masks[0] == 2)
