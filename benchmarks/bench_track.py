@@ -106,18 +106,20 @@ def bench_sequence(models, root: Path, seq: str, out: Path, encode_ahead: bool =
 
         windows, fallbacks = [], []  # each windowed step's window share, and those run again on the whole frame
         grid = (session.work_size[0] // 16) * (session.work_size[1] // 16)
-        windowed_step = tracking._windowed_step
+        step_in = tracking._step_in
 
         def counted(*a, **k):
             r0, r1, c0, c1 = a[6]
-            (fallbacks if (res := windowed_step(*a, **k)) is None else windows).append((r1 - r0) * (c1 - c0) / grid)
+            res = step_in(*a, **k)
+            if (r1 - r0) * (c1 - c0) < grid:  # a window, not the whole frame
+                (fallbacks if res is None else windows).append((r1 - r0) * (c1 - c0) / grid)
             return res
 
-        tracking._windowed_step = counted
+        tracking._step_in = counted
         try:
             run = track_video(session, [Prompt("mask", 0, mask=gt0)], out / seq)
         finally:
-            tracking._windowed_step = windowed_step
+            tracking._step_in = step_in
         # Click latency: the frame is encoded (cached); a click runs the Gaze2Mask decoder and the
         # tracker passes that refine its mask (session.REFINE_PASSES), no encoder pass.
         session.features(0)

@@ -175,8 +175,7 @@ def _similarity_buffer(n: int, m: int, dtype: torch.dtype, device: torch.device)
         buffers = _SCRATCH.similarity = {}
     buf = buffers.get(device)
     if buf is None or buf.numel() < n * m or buf.dtype != dtype:
-        buf = buffers[device] = torch.empty(max(n * m, 0 if buf is None or buf.dtype != dtype else buf.numel()),
-                                            dtype=dtype, device=device)
+        buf = buffers[device] = torch.empty(n * m, dtype=dtype, device=device)
     return buf[: n * m].view(n, m)
 
 

@@ -326,10 +326,9 @@ def distractor_gate(search_keys: torch.Tensor, corr: torch.Tensor, distractors: 
 # bounding box of the previous mask and of the cells the anchor template's matching alone marks as the
 # object (its propagated mask over 0.5: a part the previous mask lost, found again from the prompt),
 # grown by SEARCH_MARGIN_FRACTION of its size and SEARCH_MARGIN_CELLS stride-16 cells each side (and to
-# SEARCH_MIN_SIDE_SHARE of the frame's sides at least); a step
-# whose mask comes within SEARCH_EDGE_CELLS of a window side inside the frame is run again on the whole
-# frame, and one whose window would cover more than SEARCH_WINDOW_MAX_SHARE of it runs on the whole
-# frame at once. (docs/benchmarks.md, "The search window"; `TrackingOptions.search_window` turns it off.)
+# SEARCH_MIN_SIDE_SHARE of the frame's sides at least); a step whose mask comes within SEARCH_EDGE_CELLS
+# of a window side inside the frame is run again on the whole frame, and one whose window would cover
+# more than SEARCH_WINDOW_MAX_SHARE of it runs on the whole frame at once. (docs/benchmarks.md, "The search window"; `TrackingOptions.search_window` turns it off.)
 SEARCH_MARGIN_FRACTION = 0.25
 SEARCH_MARGIN_CELLS = 2
 SEARCH_EDGE_CELLS = 1
@@ -407,46 +406,53 @@ def _reaches_window_side(m4: torch.Tensor, window: Window, grid16: tuple[int, in
                 or (c0 > 0 and pos[:, :k].any()) or (c1 < grid16[1] and pos[:, -k:].any()))
 
 
-def _windowed_step(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, prev: Reference,
-                   size: tuple[int, int], keys: torch.Tensor, window: Window,
-                   anchor_corr: torch.Tensor, evidence: bool = False) -> StepResult | None:
-    """`track_step` in `window` only (anchor_corr: the whole frame's); None where the mask reaches a
-    window side (the caller then runs the whole frame). Inside the window the correlation is the whole
-    frame's (each row is one search cell); the evidence reads the previous template's as 0 outside."""
+def _step_in(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, prev: Reference,
+             size: tuple[int, int], keys: torch.Tensor, window: Window, anchor_corr: torch.Tensor | None,
+             evidence: bool = False) -> StepResult | None:
+    """One tracking step in `window` (the whole grid: the whole frame's step; anchor_corr: the whole
+    frame's, or None to compute it here); None where the mask reaches a window side inside the frame
+    (the caller then runs the whole frame). Inside a window the correlation is the whole frame's (each
+    row is one search cell); outside it the mask and heat are 0 and the evidence reads the previous
+    template's correlation as 0."""
     grid8 = tuple(keys.shape[-2:])
     grid16 = ((grid8[0] + 1) // 2, (grid8[1] + 1) // 2)
     keys_w = crop_cells(keys, window, 2)
-    corr = correlation_input(keys_w, anchor, prev, crop_cells(anchor_corr, window, 2))
+    corr = correlation_input(keys_w, anchor, prev, None if anchor_corr is None else crop_cells(anchor_corr, window, 2))
     feats_w = FrameFeatures(crop_cells(feats.s4, window, 4), crop_cells(feats.s8, window, 2),
                             crop_cells(feats.s16, window, 1))
-    with inference_autocast():
+    with inference_autocast():  # bfloat16 where this CPU runs it fast, as the encoder
         m4, _m8, hot = tracker(feats_w, corr, crop_cells(prev.mask_map, window, 2))
     if _reaches_window_side(m4, window, grid16):
         return None
     m4, hot = m4.float(), hot.float()
-    r0, r1, c0, c1 = window
-    px = size[0] // grid16[0]  # working pixels per stride-16 cell
-    inside = (px * (r1 - r0), px * (c1 - c0))
+    r0, r1, c0, c1 = window  # in working pixels: (the whole frame's exactly, whatever its size)
+    ys = slice(size[0] * r0 // grid16[0], size[0] * r1 // grid16[0])
+    xs = slice(size[1] * c0 // grid16[1], size[1] * c1 // grid16[1])
+    inside = (ys.stop - ys.start, xs.stop - xs.start)
     prob_w = torch.sigmoid(F.interpolate(m4, size=inside, mode="bilinear", align_corners=False))[0, 0]
     if anchor.distractors is not None:
         prob_w = prob_w * distractor_gate(keys_w, corr, anchor.distractors, inside)
     mask_prob = torch.zeros(size)
-    crop_cells(mask_prob, window, px).copy_(prob_w)
+    mask_prob[ys, xs] = prob_w
     heat_logits = torch.full(grid8, float("-inf"))
     crop_cells(heat_logits, window, 2).copy_(hot[0, 0])
     heat, xy = hotspot_from_heat(heat_logits, mask_prob)
+    # A compact next template takes its look-alike cells from this step's correlation (in the window).
     likeness = torch.full(grid8, float("-inf"))
     crop_cells(likeness, window, 2).copy_(object_match(corr))
-    ev = None
     if evidence:
         corr_frame = corr.new_zeros((1, corr.shape[1]) + grid8)
         crop_cells(corr_frame, window, 2).copy_(corr)
-        corr_frame[:, : anchor_corr.shape[1]] = anchor_corr
-        if prev is anchor:  # one template as both (`correlation_input`)
-            corr_frame[:, anchor_corr.shape[1] :] = anchor_corr
+        if anchor_corr is not None:  # the anchor's on the whole frame
+            corr_frame[:, : anchor_corr.shape[1]] = anchor_corr
+            if prev is anchor:  # one template as both (`correlation_input`)
+                corr_frame[:, anchor_corr.shape[1] :] = anchor_corr
         ev = step_evidence(mask_prob, corr_frame, heat, anchor, prev)
-    return StepResult(mask_prob, xy, confidence_score(mask_prob),
-                      make_reference(feats, mask_prob, xy, keys=keys, likeness=likeness), heat, ev)
+        # = confidence_score(mask_prob), from the certainty the evidence already holds
+        conf = confidence_from_certainty(ev["certainty"]) if ev["area"] > 0 else 0.0
+    else:
+        ev, conf = None, confidence_score(mask_prob)
+    return StepResult(mask_prob, xy, conf, make_reference(feats, mask_prob, xy, keys=keys, likeness=likeness), heat, ev)
 
 
 @torch.no_grad()
@@ -465,23 +471,9 @@ def track_step(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, pre
         anchor_corr = anchor_correlation(keys, anchor) if anchor_corr is None else anchor_corr
         window = search_window(prev.mask_map, anchor_corr)
         if window is not None:
-            r = _windowed_step(tracker, feats, anchor, prev, size, keys, window, anchor_corr, evidence)
+            r = _step_in(tracker, feats, anchor, prev, size, keys, window, anchor_corr, evidence)
             if r is not None:
                 return r
-    corr = correlation_input(keys, anchor, prev, anchor_corr)
-    with inference_autocast():  # bfloat16 where this CPU runs it fast, as the encoder
-        m4, _m8, hot = tracker(feats, corr, prev.mask_map)
-    m4, hot = m4.float(), hot.float()
-    mask_prob = torch.sigmoid(F.interpolate(m4, size=size, mode="bilinear", align_corners=False))[0, 0]
-    if anchor.distractors is not None:
-        mask_prob = mask_prob * distractor_gate(keys, corr, anchor.distractors, size)
-    heat, xy = hotspot_from_heat(hot[0, 0], mask_prob)
-    if evidence:
-        ev = step_evidence(mask_prob, corr, heat, anchor, prev)
-        # = confidence_score(mask_prob), from the certainty the evidence already holds
-        conf = confidence_from_certainty(ev["certainty"]) if ev["area"] > 0 else 0.0
-    else:
-        ev, conf = None, confidence_score(mask_prob)
-    # A compact next template takes its look-alike cells from this step's correlation.
-    return StepResult(mask_prob, xy, conf, make_reference(feats, mask_prob, xy, keys=keys, likeness=object_match(corr)),
-                      heat, ev)
+    h8, w8 = keys.shape[-2:]
+    return _step_in(tracker, feats, anchor, prev, size, keys, (0, (h8 + 1) // 2, 0, (w8 + 1) // 2), anchor_corr,
+                    evidence)  # a window whose sides are the frame's: never None
