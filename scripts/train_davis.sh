@@ -20,13 +20,21 @@ MODELS=${MODELS:-"split all"}; THREADS=${THREADS:-1}; SPLIT=${SPLIT:-split}
 # WITH_DEV=1: also train on the 12 davis2016-dev sequences (a symlinked DAVIS root of both sets in
 # OUT/davis_train_dev): only once the recipe has been measured on the test set with weights that never
 # saw it, as issue 19 allows; such weights can no longer be scored on davis2016-dev.
+# DEV_SEQUENCES: which of the 12 join (default all of them; e.g. half, to measure what adding them gives
+# on the other half before a file that trains on all 12 is shipped).
 ROOT=$DATA/davis2016-train
 if [ "${WITH_DEV:-0}" = 1 ]; then
   ROOT=$OUT/davis_train_dev
+  DEV_SEQUENCES=${DEV_SEQUENCES:-$(ls "$DATA/davis2016-dev/JPEGImages/480p")}
   for kind in JPEGImages Annotations; do
-    mkdir -p "$ROOT/$kind/480p"
-    for src in "$DATA/davis2016-train/$kind/360p" "$DATA/davis2016-dev/$kind/480p"; do
-      for seq in "$src"/*/; do ln -sfn "$(cd "$seq" && pwd)" "$ROOT/$kind/480p/$(basename "$seq")"; done
+    rm -rf "$ROOT/$kind/480p"; mkdir -p "$ROOT/$kind/480p"
+    for seq in "$DATA/davis2016-train/$kind/360p"/*/; do
+      ln -sfn "$(cd "$seq" && pwd)" "$ROOT/$kind/480p/$(basename "$seq")"
+    done
+    for name in $DEV_SEQUENCES; do
+      seq="$DATA/davis2016-dev/$kind/480p/$name"
+      [ -d "$seq" ] || { echo "DEV_SEQUENCES: no sequence $name in $DATA/davis2016-dev"; exit 1; }
+      ln -sfn "$(cd "$seq" && pwd)" "$ROOT/$kind/480p/$name"
     done
   done
 fi
