@@ -184,3 +184,17 @@ def test_reacquire_study_scores_cut_aways_and_records_the_search_evidence(davis,
     assert session.REACQUIRE_FRAMES == 2  # the study's setting is the session's again
     kinds = [row[0] for row in json.loads(out.read_text())["car-shadow"]]
     assert kinds.count("away") == 2 * 11 - 1 and kinds.count("back") > 10 and "before" in kinds
+
+
+def test_step_profile_times_slimmer_decoders_and_refuses_a_bad_width(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    profile = importlib.import_module("profile_track_step")
+    profile.main(["--widths", "32/16"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.endswith(" |") and ", one thread |" in line]
+    # The shipped decoder and the slimmer one, each with its size and a time.
+    assert [r.split(" (")[0] for r in rows] == ["| tracker decoder 64/32", "| tracker decoder 32/16"]
+    assert "shipped, 0.34 M parameters" in rows[0] and "random weights, 0.13 M parameters" in rows[1]
+    assert all(float(r.rsplit("|", 2)[1]) > 0 for r in rows)
+    with pytest.raises(SystemExit):
+        profile.main(["--widths", "wide"])
+    assert "MID/FINE" in capsys.readouterr().err
