@@ -198,3 +198,35 @@ def test_step_profile_times_slimmer_decoders_and_refuses_a_bad_width(monkeypatch
     with pytest.raises(SystemExit):
         profile.main(["--widths", "wide"])
     assert "MID/FINE" in capsys.readouterr().err
+
+
+def test_hotspot_smoothing_study_steadies_a_jittering_hotspot_and_keeps_it_on_the_object(monkeypatch, tmp_path, capsys):
+    """A square moving right with a hotspot jumping between its left and right thirds: smoothing its offset
+    from the mask's centre lowers the jitter, alpha 1 is the track as it was, and every point stays inside."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    study = importlib.import_module("hotspot_smoothing_study")
+    import numpy as np
+
+    from napari_hotspot.evaluation.hotspot import temporal_jitter
+
+    root, pred = tmp_path / "davis", tmp_path / "run" / "predictions" / "square"
+    (root / "Annotations" / "480p" / "square").mkdir(parents=True)
+    pred.mkdir(parents=True)
+    rows = ["frame,object_id,x,y,visible,confidence,source"]
+    raw = []
+    for t in range(8):
+        m = np.zeros((60, 100), np.uint8)
+        m[20:41, 10 + 3 * t : 31 + 3 * t] = 1
+        cv2.imwrite(str(root / "Annotations" / "480p" / "square" / f"{t:05d}.png"), m * 255)
+        cv2.imwrite(str(pred / f"{t:05d}.png"), m)
+        x = 10 + 3 * t + (5 if t % 2 else 15)  # the left third, then the right third, ...
+        raw.append((x, 30.0))
+        rows.append(f"{t},1,{x},30,1,0.9,propagated")
+    (pred / "hotspots.csv").write_text("\n".join(rows) + "\n")
+    same = study.smoothed_track(pred, 8, 1.0)
+    assert same == [(float(x), y) for x, y in raw]
+    steady = study.smoothed_track(pred, 8, 0.5)
+    assert temporal_jitter(np.array(steady)) < 0.6 * temporal_jitter(np.array(raw))
+    study.main([str(tmp_path / "run"), "--davis-root", str(root), "--alphas", "1", "0.5"])
+    mean = capsys.readouterr().out.strip().splitlines()[-1]
+    assert mean.count("/ 1.0000 (1.000)") == 2  # every hotspot on the square, smoothed or not
