@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from napari_hotspot.models.resolution import DEFAULT_LONG_SIDE
+from napari_hotspot.options import TrackingOptions
 
 
 def write_videos(root: Path, count: int, frames: int, height: int, width: int) -> Path:
@@ -60,7 +61,7 @@ def run_once(manifest: Path, out: Path, workers: int, long_side: int, adapt: flo
     try:
         client.wait_for_workers(workers)
         startup = time.perf_counter() - start
-        summary = run_batch(items, out, client, long_side=long_side, adapt_seconds=adapt, log=None)
+        summary = run_batch(items, out, client, options=TrackingOptions(long_side=long_side, adapt_seconds=adapt), log=None)
         peak = max(client.run(_peak_rss_mib).values())
     finally:
         client.close()

@@ -1,4 +1,5 @@
-"""Would a steadier hotspot stay on the object? An offline study on stored `napari-hotspot eval` outputs.
+"""Would a steadier hotspot stay on the object? An offline study on stored `napari-hotspot eval` outputs
+(run with `--hotspot-smoothing 0`; the session's default smooths since the thirtieth session).
 
 Each tracked hotspot is replaced causally by one smoothed in the object's own frame of reference: its
 offset from the predicted mask's centroid is smoothed exponentially (new offset = alpha x this frame's +
@@ -24,6 +25,7 @@ from napari_hotspot.data_paths import davis_annotations_dir
 from napari_hotspot.evaluation.hotspot import temporal_jitter
 from napari_hotspot.evaluation.report import read_label_png
 from napari_hotspot.evaluation.tracker_eval import read_hotspots
+from napari_hotspot.mask_geometry import steady_hotspot
 from napari_hotspot.models.tracking import mask_core
 
 
@@ -33,25 +35,9 @@ def smoothed_track(pred_dir: Path, n_frames: int, alpha: float, object_id: int =
     track, offset = [], None
     for t in range(n_frames):
         mask = read_label_png(pred_dir / f"{t:05d}.png", ground_truth=False) == object_id
-        xy = hotspots.get(t)
-        if xy is None or not mask.any():
-            track.append(None)
-            offset = None  # the object is gone: start afresh when it is back
-            continue
-        ys, xs = np.nonzero(mask)
-        centre = np.array([xs.mean(), ys.mean()])
-        raw = np.asarray(xy, float) - centre
-        offset = raw if offset is None else alpha * raw + (1 - alpha) * offset
-        point = centre + offset
-        core = mask_core(mask)
-        xi = int(round(np.clip(point[0], 0, mask.shape[1] - 1)))
-        yi = int(round(np.clip(point[1], 0, mask.shape[0] - 1)))
-        if not core[yi, xi]:
-            cy, cx = np.nonzero(core)
-            k = int(np.argmin((cx - point[0]) ** 2 + (cy - point[1]) ** 2))
-            point = np.array([cx[k], cy[k]], float)
-            offset = point - centre
-        track.append((float(point[0]), float(point[1])))
+        # the session's own filter (`TrackingOptions.hotspot_smoothing` = 1 - alpha), at frame size here
+        point, offset = steady_hotspot(hotspots.get(t), mask, mask_core(mask), offset, 1.0 - alpha)
+        track.append(point)
     return track
 
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import cv2
@@ -24,12 +25,14 @@ from napari_hotspot.batch.results import batch_failures, is_batch_results_dir, l
 from napari_hotspot.batch.runner import REPORT_COLUMNS, REPORT_FILE, read_report, run_batch, run_sequential
 from napari_hotspot.batch.worker import KILL_ONCE_ENV, MARKER_FILE, TEMP_PREFIX, process_video
 from napari_hotspot.errors import ProjectIOError
+from napari_hotspot.options import HOTSPOT_SMOOTHING, TrackingOptions
 from napari_hotspot.sample_data import make_sample_video, write_sample
 
 pytest.importorskip("distributed")
 
 FRAMES, HEIGHT, WIDTH = 12, 120, 160
 LONG_SIDE = 256  # the networks' working size: the smallest at which clicks still give masks
+OPTIONS = TrackingOptions(long_side=LONG_SIDE, adapt_seconds=0.0)  # a batch's defaults, at that size
 
 
 def _center(mask: np.ndarray) -> tuple[int, int]:
@@ -94,7 +97,7 @@ def cluster():
 def sequential(videos, tmp_path_factory):
     """The reference: the same manifest processed in this process, one video after another."""
     out = tmp_path_factory.mktemp("sequential")
-    summary = run_sequential(read_manifest(videos), out, long_side=LONG_SIDE)
+    summary = run_sequential(read_manifest(videos), out, options=OPTIONS)
     return out, summary
 
 
@@ -125,7 +128,7 @@ def test_dask_batch_equals_sequential_and_a_corrupt_video_fails_alone(videos, cl
     seq_out, seq_summary = sequential
     items = read_manifest(videos)
     lines = []
-    summary = run_batch(items, tmp_path, cluster, long_side=LONG_SIDE, log=lines.append)
+    summary = run_batch(items, tmp_path, cluster, options=OPTIONS, log=lines.append)
 
     assert not summary.interrupted
     assert summary.counts == {"done": 5, "failed": 1, "skipped": 0}
@@ -161,7 +164,7 @@ def test_dask_batch_equals_sequential_and_a_corrupt_video_fails_alone(videos, cl
 
 def test_rerun_skips_finished_videos_and_redoes_missing_ones(videos, cluster, tmp_path):
     items = read_manifest(videos)
-    run_batch(items, tmp_path, cluster, long_side=LONG_SIDE, log=None)
+    run_batch(items, tmp_path, cluster, options=OPTIONS, log=None)
     stamps = {p.parent.name: p.stat().st_mtime_ns for p in tmp_path.glob(f"*/{MARKER_FILE}")}
     redo = items[0].name
     for path in sorted((tmp_path / redo).rglob("*"), reverse=True):
@@ -171,7 +174,7 @@ def test_rerun_skips_finished_videos_and_redoes_missing_ones(videos, cluster, tm
     (stale / "masks").mkdir(parents=True)
     (stale / "project.json").write_text("{}")
 
-    summary = run_batch(items, tmp_path, cluster, long_side=LONG_SIDE, log=None)
+    summary = run_batch(items, tmp_path, cluster, options=OPTIONS, log=None)
     statuses = {r.name: r.status for r in summary.results}
     assert statuses.pop(redo) == "done"
     assert statuses.pop("broken") == "failed"  # failures are retried on every run
@@ -184,12 +187,10 @@ def test_rerun_skips_finished_videos_and_redoes_missing_ones(videos, cluster, tm
 
     # A row changed since its folder was finished: refused, said once, counted in the opening line, and
     # reported without the other row's frames.
-    from dataclasses import replace
-
     k = next(i for i, item in enumerate(items) if item.prompt == "click")
     items[k] = replace(items[k], point=(items[k].point[0] + 3, items[k].point[1]), value="moved")
     lines = []
-    summary = run_batch(items, tmp_path, cluster, long_side=LONG_SIDE, log=lines.append)
+    summary = run_batch(items, tmp_path, cluster, options=OPTIONS, log=lines.append)
     assert summary.results[k].status == "failed" and summary.results[k].frames == 0
     assert sum(items[k].name in line and "different manifest row" in line for line in lines) == 1
     assert "1 refused (finished for another manifest row), 1 to run" in lines[0]
@@ -206,7 +207,7 @@ def test_killed_worker_is_replaced_and_the_batch_completes(videos, cluster, sequ
     marker_text = str(kill_marker)
     cluster.run(lambda: os.environ.update({KILL_ONCE_ENV: marker_text}))
     try:
-        summary = run_batch(items, out, cluster, long_side=LONG_SIDE, retries=0, log=None)
+        summary = run_batch(items, out, cluster, options=OPTIONS, retries=0, log=None)
     finally:
         cluster.run(lambda: os.environ.pop(KILL_ONCE_ENV, None))
     assert kill_marker.is_file(), "no task killed its worker: the hook did not run"
@@ -226,28 +227,24 @@ def test_worker_side_errors_fail_the_video_with_a_clear_message(videos, tmp_path
     mask_item = next(i for i in items.values() if i.prompt == "mask")
     (tmp_path / mask_item.name).mkdir()
     (tmp_path / mask_item.name / "notes.txt").write_text("mine")
-    result = process_video(mask_item, tmp_path, long_side=LONG_SIDE)
+    result = process_video(mask_item, tmp_path, options=OPTIONS)
     assert result.status == "failed" and "is not a batch result" in result.error
     assert (tmp_path / mask_item.name / "notes.txt").read_text() == "mine"
     assert hidden_entries(tmp_path) == []
     # A mask PNG of the wrong size names the file and both sizes.
     small = tmp_path / "small.png"
     cv2.imwrite(str(small), np.full((10, 10), 255, np.uint8))
-    from dataclasses import replace
-
     wrong = replace(mask_item, value_path=small, name="wrong")
-    result = process_video(wrong, tmp_path, long_side=LONG_SIDE)
+    result = process_video(wrong, tmp_path, options=OPTIONS)
     assert result.status == "failed" and "small.png" in result.error and "10x10" in result.error
 
 
 def test_finished_folder_from_another_prompt_is_not_overwritten(videos, tmp_path):
-    from dataclasses import replace
-
     item = next(i for i in read_manifest(videos) if i.prompt == "click")
-    assert process_video(item, tmp_path, long_side=LONG_SIDE).status == "done"
-    assert process_video(item, tmp_path, long_side=LONG_SIDE).status == "skipped"
+    assert process_video(item, tmp_path, options=OPTIONS).status == "done"
+    assert process_video(item, tmp_path, options=OPTIONS).status == "skipped"
     moved = replace(item, point=(item.point[0] + 3, item.point[1]), value="moved")
-    result = process_video(moved, tmp_path, long_side=LONG_SIDE)
+    result = process_video(moved, tmp_path, options=OPTIONS)
     assert result.status == "failed" and "different manifest row" in result.error
 
 
@@ -255,11 +252,12 @@ def test_adaptation_budget_is_used_and_recorded(videos, tmp_path):
     import json
 
     item = next(i for i in read_manifest(videos) if i.prompt == "mask")
-    result = process_video(item, tmp_path, long_side=LONG_SIDE, adapt_seconds=0.3)
+    result = process_video(item, tmp_path, options=OPTIONS.with_(adapt_seconds=0.3))
     assert result.status == "done", result.error
     marker = json.loads((tmp_path / item.name / MARKER_FILE).read_text())
-    assert marker["settings"] == {"long_side": LONG_SIDE, "weights": None, "adapt_seconds": 0.3,
-                                  "distractor_memory": True, "reacquire": True, "search_window": True}
+    # every TrackingOptions field it ran with, and the weights
+    assert marker["settings"] == {"weights": None, **asdict(TrackingOptions(long_side=LONG_SIDE, adapt_seconds=0.3))}
+    assert marker["settings"]["hotspot_smoothing"] == HOTSPOT_SMOOTHING
     assert result.seconds >= 0.3
 
 
@@ -273,7 +271,7 @@ def test_the_distractor_memory_setting_reaches_the_session_and_is_recorded(video
     monkeypatch.setattr(worker, "track_into_store",
                         lambda session, prompt, *rest: seen.append(session.distractor_memory) or real(session, prompt, *rest))
     item = next(i for i in read_manifest(videos) if i.prompt == "mask")
-    assert process_video(item, tmp_path, long_side=LONG_SIDE, distractor_memory=False).status == "done"
+    assert process_video(item, tmp_path, options=replace(OPTIONS, distractor_memory=False)).status == "done"
     assert seen == [False]
     marker = json.loads((tmp_path / item.name / MARKER_FILE).read_text())
     assert marker["settings"]["distractor_memory"] is False
@@ -282,11 +280,9 @@ def test_the_distractor_memory_setting_reaches_the_session_and_is_recorded(video
 def test_absent_frames_are_empty_keyframes_and_the_object_is_found_again(videos, tmp_path):
     """The manifest's `absent` column: an empty keyframe there (as the dock's erase makes), the object
     looked for and found again after it; a frame off the video fails that video alone."""
-    from dataclasses import replace
-
     item = next(i for i in read_manifest(videos) if i.prompt == "mask")
     absent = replace(item, absent=(4,), name="absent")
-    result = process_video(absent, tmp_path, long_side=LONG_SIDE, adapt_seconds=0.0)
+    result = process_video(absent, tmp_path, options=OPTIONS)
     assert result.status == "done", result.error
     store = load_project(tmp_path / "absent")[0]
     gone = store.get(1, 4)
@@ -295,11 +291,11 @@ def test_absent_frames_are_empty_keyframes_and_the_object_is_found_again(videos,
     assert all(store.get(1, t).mask.any() for t in range(6, FRAMES))
     assert batch_cli.build_parser().parse_args(["m.csv", "--out", "o", "--no-reacquire"]).reacquire is False
     kept = replace(item, absent=(4,), name="kept")  # --no-reacquire: absent to the end
-    assert process_video(kept, tmp_path, long_side=LONG_SIDE, adapt_seconds=0.0, reacquire=False).status == "done"
+    assert process_video(kept, tmp_path, options=replace(OPTIONS, reacquire=False)).status == "done"
     store = load_project(tmp_path / "kept")[0]
     assert not any(store.get(1, t).mask.any() for t in range(4, FRAMES))
     off = replace(item, absent=(40,), name="off")
-    result = process_video(off, tmp_path, long_side=LONG_SIDE, adapt_seconds=0.0)
+    result = process_video(off, tmp_path, options=OPTIONS)
     assert result.status == "failed" and "frame 40 is out of range" in result.error
 
 

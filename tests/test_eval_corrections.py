@@ -4,6 +4,7 @@ import pytest
 
 from napari_hotspot.cli import main
 from napari_hotspot.evaluation.tracker_eval import correction_curve
+from napari_hotspot.options import TrackingOptions
 from napari_hotspot.sample_data import make_sample_video, write_sample
 
 
@@ -19,7 +20,8 @@ def davis_layout(tmp_path_factory):
 
 
 def test_corrections_make_the_corrected_frames_exact(davis_layout, models):
-    rows = correction_curve(davis_layout, "s", corrections=2, models=models, long_side=256)
+    rows = correction_curve(davis_layout, "s", corrections=2, models=models,
+                            options=TrackingOptions(long_side=256, adapt_seconds=0.0))
     assert [r["corrections"] for r in rows if r["object_id"] == 1] == [0, 1, 2]
     for oid in (1, 2):
         js = [r["J_mean"] for r in rows if r["object_id"] == oid]
@@ -29,8 +31,8 @@ def test_corrections_make_the_corrected_frames_exact(davis_layout, models):
 
 
 def test_corrections_with_adaptation_use_the_adapted_tracker(davis_layout, models):
-    rows = correction_curve(davis_layout, "s", corrections=1, models=models, adapt_seconds=60, adapt_steps=1,
-                            long_side=256)  # a small working size: the protocol, not the accuracy, is tested
+    rows = correction_curve(davis_layout, "s", corrections=1, models=models,
+                            options=TrackingOptions(long_side=256, adapt_seconds=60, adapt_steps=1))  # a small working size: the protocol, not the accuracy, is tested
     assert {r["corrections"] for r in rows} == {0, 1}
 
 

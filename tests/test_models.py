@@ -221,6 +221,48 @@ def test_deepest_point_and_hotspot_inside_object():
     assert mask_prob[int(round(xy[1])), int(round(xy[0]))] > 0.5
 
 
+
+def test_snap_into_keeps_a_point_inside_and_moves_one_outside_to_the_nearest_pixel():
+    from napari_hotspot.mask_geometry import snap_into
+
+    m = np.zeros((20, 30), bool)
+    m[5:10, 10:20] = True
+    assert snap_into(m, (12.3, 7.6)) == (12.3, 7.6)
+    assert snap_into(m, (2.0, 7.0)) == (10.0, 7.0)  # left of the mask: its left column
+    assert snap_into(m, (-50.0, 99.0)) == (10.0, 9.0)  # far off the image: the nearest corner
+
+
+def test_steady_hotspot_smooths_the_offset_from_the_centroid_and_stays_in_the_core():
+    from napari_hotspot.mask_geometry import steady_hotspot
+
+    m = np.zeros((40, 80), bool)
+    m[10:30, 10:70] = True  # centroid (39.5, 19.5)
+    core = m.copy()
+    # No previous offset: the point itself.
+    xy, off = steady_hotspot((20.0, 19.5), m, core, None, 0.3)
+    assert xy == (20.0, 19.5) and np.allclose(off, (-19.5, 0.0))
+    # A hotspot hopping between two spots of the object: with keep 0 it hops all the way, with 0.5 by a
+    # third of the distance once settled (the offset's fixed points: -/+ d / 3 for a hop of 2 d).
+    spots = [(20.0, 19.5), (59.0, 19.5)] * 10
+    for keep, hop in ((0.0, 39.0), (0.5, 13.0)):
+        off, track = None, []
+        for p in spots:
+            xy, off = steady_hotspot(p, m, core, off, keep)
+            track.append(xy[0])
+        assert abs(abs(track[-1] - track[-2]) - hop) < 0.1, (keep, track[-4:])
+    # The mask moves: the smoothed point moves with it (its offset, not its place, is smoothed).
+    shifted = np.roll(m, 5, axis=1)
+    xy, _ = steady_hotspot((45.0, 19.5), shifted, shifted, np.array([0.0, 0.0]), 0.9)
+    assert xy == (44.5 + 0.1 * 0.5, 19.5)
+    # A smoothed point off the core is put back on its nearest core pixel.
+    thin = np.zeros((40, 80), bool)
+    thin[10:30, 10:20] = thin[10:30, 60:70] = True  # two parts, the centroid between them
+    xy, off = steady_hotspot((15.0, 20.0), thin, thin, np.array([25.0, 0.5]), 0.5)
+    assert thin[int(round(xy[1])), int(round(xy[0]))] and np.allclose(off, np.array(xy) - (39.5, 19.5))
+    assert steady_hotspot(None, m, core, off, 0.3) == (None, None)
+    assert steady_hotspot((1.0, 1.0), np.zeros_like(m), core, off, 0.3) == (None, None)
+
+
 def test_make_reference_shapes():
     f = fake_features(1)
     ref = make_reference(f, torch.ones(96, 128), (64.0, 48.0), compact=False)

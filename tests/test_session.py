@@ -834,3 +834,98 @@ def test_preflight_returns_the_completed_masks_and_skips_adaptation_with_nothing
     assert plain.preflight() == []  # completion off: the click's mask is kept as it is
     assert plain.pending_completions(1) == [] and not plain.is_adapted(1)
     assert np.array_equal(plain._mask_to_frame(plain._objects[1].anchors[0].mask_work, 0), r.mask)
+
+
+# ---- the hotspot's smoothing (TrackingOptions.hotspot_smoothing) --------------------------------
+
+def test_the_hotspot_smoothing_changes_the_hotspots_only(sample, models):
+    """An output filter: the masks are the same as without it (the tracker's templates keep each frame's
+    own heat-map peak), and every smoothed hotspot lies on its mask."""
+    from napari_hotspot.options import TrackingOptions
+
+    runs = {}
+    for keep in (0.0, 0.6):
+        s = HotspotSession(sample.frames[:16], models,
+                           options=TrackingOptions.propagate_only(LONG_SIDE).with_(hotspot_smoothing=keep))
+        s.add_prompt(0, 1, mask=sample.masks[0] == 1)
+        runs[keep] = list(s.propagate())
+    moved = 0
+    for raw, smooth in zip(runs[0.0], runs[0.6]):
+        assert raw.frame == smooth.frame and np.array_equal(raw.mask, smooth.mask)
+        assert (raw.hotspot is None) == (smooth.hotspot is None)
+        if smooth.hotspot is not None:
+            x, y = smooth.hotspot
+            assert smooth.mask[int(round(y)), int(round(x))]
+            moved += not np.allclose(raw.hotspot, smooth.hotspot)
+    assert moved > 0
+
+
+def test_the_smoothing_starts_from_each_keyframes_own_hotspot(session, monkeypatch):
+    """A tracked hotspot that hops between two spots of a still object: kept at 0.5 its hops shrink, and a
+    sweep leaving a keyframe starts from the keyframe's own hotspot."""
+    import napari_hotspot.session as session_module
+    from napari_hotspot.models.tracking import StepResult, make_reference, mask_core
+
+    h, w = session.work_size
+    prob = torch.zeros(h, w)
+    prob[h // 4 : 3 * h // 4, w // 8 : 7 * w // 8] = 1.0
+    core = mask_core(prob.numpy() > 0.5)
+    cx, cy = (w // 8 + 7 * w // 8 - 1) / 2, (h // 4 + 3 * h // 4 - 1) / 2
+    spots = [(cx - w / 4, cy), (cx + w / 4, cy)]
+    steps = []
+
+    def fake_step(tracker, feats, anchor, prev, size, **_kw):
+        xy = spots[len(steps) % 2]
+        steps.append(xy)
+        return StepResult(prob.clone(), xy, 1.0, make_reference(feats, prob, xy), torch.zeros(1), None, core)
+
+    monkeypatch.setattr(session_module, "track_step", fake_step)
+    # (without the distractor memory, whose look at each keyframe would be a step too)
+    session.options = session.options.with_(hotspot_smoothing=0.5, distractor_memory=False)
+    for keyframe in (0, 4):  # each with its hotspot at the centroid: offset 0
+        session.add_prompt(keyframe, 1, mask=session._mask_to_frame(prob, keyframe) > 0,
+                           hotspot=session._to_frame((cx, cy)))
+    results = list(session.propagate(end_frame=7))
+    assert [r.frame for r in results] == [1, 2, 3, 5, 6, 7]
+    assert len(steps) == len(results)  # one step a tracked frame
+    xs = [session._to_work(*r.hotspot)[0] - cx for r in results]
+    raw = [xy[0] - cx for xy in steps]
+    for k in (0, 3):  # frames 1 and 5: half their own offset, half the keyframe's (0)
+        assert abs(xs[k] - raw[k] / 2) < 1.5, (xs, raw)
+    hops, raw_hops = np.abs(np.diff(xs[:3])), np.abs(np.diff(raw[:3]))
+    assert np.all(hops < 0.8 * raw_hops), (xs, raw)
+
+
+def test_every_command_that_tracks_takes_hotspot_smoothing_and_eval_passes_on_its_options(monkeypatch, tmp_path):
+    from napari_hotspot import cli
+    from napari_hotspot.batch import cli as batch_cli
+    from napari_hotspot.evaluation import tracker_eval
+    from napari_hotspot.options import HOTSPOT_SMOOTHING, tracking_options
+
+    parser = cli.build_parser()
+    for argv in (["track", "v.mp4", "--out", "o", "--click", "3,4"], ["eval", "--out", "o"],
+                 ["reframe", "v.mp4", "--out", "o.mp4", "--click", "3,4", "--aspect", "1:1"]):
+        assert tracking_options(parser.parse_args(argv)).hotspot_smoothing == HOTSPOT_SMOOTHING
+        assert tracking_options(parser.parse_args([*argv, "--hotspot-smoothing", "0"])).hotspot_smoothing == 0.0
+        with pytest.raises(SystemExit):  # a share of 1 would never move
+            parser.parse_args([*argv, "--hotspot-smoothing", "1"])
+    batch = batch_cli.build_parser().parse_args(["m.csv", "--out", "o", "--hotspot-smoothing", "0.5"])
+    assert tracking_options(batch).hotspot_smoothing == 0.5
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def fake_eval(root, out, sequences, init, models, options=None, **switches):
+        seen.update(options=options, **switches)
+        raise Stop
+
+    monkeypatch.setattr(tracker_eval, "evaluate_tracker", fake_eval)
+    with pytest.raises(Stop):
+        cli.main(["eval", "--davis-root", str(tmp_path), "--sequences", "s", "--out", str(tmp_path / "o"),
+                  "--adapt", "3", "--adapt-steps", "7", "--complete", "2", "--whole-frame",
+                  "--no-distractor-memory", "--hotspot-smoothing", "0.5", "--long-side", "320"])
+    o = seen["options"]
+    assert (o.adapt_seconds, o.adapt_steps, o.complete_frames, o.search_window, o.distractor_memory,
+            o.hotspot_smoothing, o.long_side) == (3.0, 7, 2, False, False, 0.5, 320)

@@ -42,3 +42,5 @@ frame_rate = _number_at_least(float, "a number", 0.001, "a frame rate above 0", 
 # The heads were trained at 512; below about 256 clicks give empty masks, above 2048 the features of
 # one frame alone take gigabytes (docs/model_card.md, "Known limits").
 long_side_px = _number_at_least(int, "a whole number", 256, "between 256 and 2048", maximum=2048)
+#: a share a smoothing keeps of the previous frame's value (below 1: a share of 1 would never move)
+smoothing_share = _number_at_least(float, "a number", 0, "between 0 and 0.9", maximum=0.9)

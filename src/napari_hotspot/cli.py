@@ -17,11 +17,11 @@ from .options import (
     add_adapt_arg,
     add_complete_arg,
     add_distractor_arg,
+    add_hotspot_smoothing_arg,
     add_window_arg,
     add_long_side_arg,
     add_prompt_args,
     adapt_seconds,
-    complete_frames,
     tracking_options,
 )
 
@@ -99,13 +99,15 @@ def cmd_eval(args) -> int:
 
         models = ModelBundle.load(args.weights)
         note = _seen_in_training_note(models, args.sequences or list_sequences(root))
-        rows = evaluate_tracker(root, args.out, args.sequences, args.init, models,
-                                adapt_seconds=adapt_seconds(args), long_side=args.long_side,
-                                complete_frames=complete_frames(args), adapt_guard=args.adapt_guard,
-                                adapt_reach=args.adapt_reach or None, distractor_memory=args.distractor_memory,
-                                adapt_steps=args.adapt_steps, search_window=args.search_window)
+        rows = evaluate_tracker(root, args.out, args.sequences, args.init, models, options=_eval_options(args),
+                                adapt_guard=args.adapt_guard, adapt_reach=args.adapt_reach or None)
     print(write_results(rows, args.out, note=note))
     return 0
+
+
+def _eval_options(args):
+    """`eval`'s TrackingOptions: the tracking commands' own, with its --adapt-steps."""
+    return tracking_options(args).with_(adapt_steps=args.adapt_steps)
 
 
 def _seen_in_training_note(models, sequences) -> str | None:
@@ -157,12 +159,9 @@ def _eval_corrections(args, root) -> int:
     for label, seconds in settings.items():
         rows = []
         for seq in args.sequences or list_sequences(root):
-            rows.extend(correction_curve(root, seq, args.corrections, args.init, models, seconds,
-                                         long_side=args.long_side, complete_frames=complete_frames(args),
-                                         adapt_guard=args.adapt_guard, adapt_reach=args.adapt_reach or None,
-                                         adapt_steps=args.adapt_steps,
-                                         distractor_memory=args.distractor_memory,
-                                         search_window=args.search_window))
+            rows.extend(correction_curve(root, seq, args.corrections, args.init, models,
+                                         _eval_options(args).with_(adapt_seconds=seconds),
+                                         adapt_guard=args.adapt_guard, adapt_reach=args.adapt_reach or None))
         curves[label] = rows
         for k in range(args.corrections + 1):
             js = [r["J_mean"] for r in rows if r["corrections"] == k]
@@ -197,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_complete_arg(p)
     add_distractor_arg(p)
     add_window_arg(p)
+    add_hotspot_smoothing_arg(p)
     add_long_side_arg(p)
     add_accept_truncated_arg(p)
     p.set_defaults(func=cmd_track)
@@ -225,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"at most N training steps per adaptation (default {DEFAULT_ADAPT_STEPS}; for measuring the rule)")
     add_distractor_arg(p)
     add_window_arg(p)
+    add_hotspot_smoothing_arg(p)
     p.add_argument("--weights", type=Path, default=None)
     add_long_side_arg(p)
     p.add_argument("--out", type=Path, required=True, help="writes results.csv, summary.md (and predictions/)")

@@ -32,6 +32,36 @@ def deepest_point(mask: np.ndarray) -> tuple[float, float] | None:
     return float(x), float(y)
 
 
+def snap_into(mask: np.ndarray, xy) -> tuple[float, float]:
+    """(x, y) itself where its pixel (rounded, clipped to the image) is in the non-empty bool `mask`,
+    else the mask's nearest pixel to it."""
+    x, y = float(xy[0]), float(xy[1])
+    xi, yi = int(round(min(max(x, 0), mask.shape[1] - 1))), int(round(min(max(y, 0), mask.shape[0] - 1)))
+    if mask[yi, xi]:
+        return x, y
+    ys, xs = np.nonzero(mask)
+    k = int(np.argmin((xs - x) ** 2 + (ys - y) ** 2))
+    return float(xs[k]), float(ys[k])
+
+
+def steady_hotspot(xy, mask: np.ndarray, core: np.ndarray, previous_offset, keep: float):
+    """One frame of the hotspot's smoothing: its offset from the centroid of the bool `mask` becomes
+    (1 - keep) x this frame's + keep x `previous_offset` (the last frame's smoothed offset; None: this
+    frame's as it is), and the point is snapped into `core` (the mask without its rim) where it leaves it.
+    Returns ((x, y), the offset to carry to the next frame); (None, None) where there is no hotspot or
+    mask. Smoothing in the object's own frame of reference follows the object as it moves and keeps a
+    hotspot that hops between two salient spots of one object near the middle of them."""
+    if xy is None or not mask.any():
+        return None, None
+    ys, xs = np.nonzero(mask)
+    centre = np.array([xs.mean(), ys.mean()])
+    offset = np.asarray(xy, float) - centre
+    if previous_offset is not None:
+        offset = (1.0 - keep) * offset + keep * np.asarray(previous_offset, float)
+    point = snap_into(core, centre + offset)
+    return point, np.asarray(point) - centre
+
+
 # Edge snapping (`snap_to_edges`): a guided filter (He et al.) of the mask probability with the frame's
 # grey levels as the guide. Radius 3 px and eps 1e-3 chosen on the 12 validation-split sequences of
 # davis2016-train (docs/benchmarks.md, "Output masks snapped to the frame's edges"), at 360p, where the

@@ -456,6 +456,29 @@ def test_the_search_window_setting_reaches_the_session_and_a_run_follows_it(setu
     assert c.session.search_window and len(set(grids)) > 1  # windows beside the prompt's whole frame
 
 
+
+def test_the_steady_hotspot_setting_reaches_the_session_and_changes_only_the_hotspots(setup, sample):
+    from napari_hotspot.options import HOTSPOT_SMOOTHING
+
+    viewer, widget, c = setup
+    spin = widget.option_spins["hotspot_smoothing"]
+    assert spin.value() == HOTSPOT_SMOOTHING == c.options.hotspot_smoothing and "hotspot" in spin.toolTip()
+    paint_object_1(c, sample)
+    runs = {}
+    for keep in (0.0, 0.6):
+        spin.setValue(keep)
+        assert c.options.hotspot_smoothing == keep and c.session.options.hotspot_smoothing == keep
+        track_and_wait(widget, c)
+        runs[keep] = [c.store.get(1, t) for t in range(1, T)]
+    assert spin.specialValueText() == "off"  # 0 shows as off
+    moved = 0
+    for raw, steady in zip(runs[0.0], runs[0.6]):
+        np.testing.assert_array_equal(raw.mask, steady.mask)
+        assert (raw.hotspot is None) == (steady.hotspot is None)
+        if steady.hotspot is not None:
+            moved += not np.allclose((raw.hotspot.x, raw.hotspot.y), (steady.hotspot.x, steady.hotspot.y))
+    assert moved > 0
+
 def test_a_run_finds_an_erased_object_again_and_says_where(setup, sample):
     """By default a forward run looks for an object past the frame where it was erased: here it never
     left, so it is tracked again from the second frame after the absence, and the status line says so."""

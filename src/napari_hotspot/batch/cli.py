@@ -19,12 +19,13 @@ from pathlib import Path
 from napari_hotspot.argtypes import non_negative_int as _non_negative_int
 from napari_hotspot.argtypes import positive_int as _positive_int
 from napari_hotspot.options import (
-    adapt_seconds,
     add_accept_truncated_arg,
     add_adapt_arg,
     add_distractor_arg,
-    add_window_arg,
+    add_hotspot_smoothing_arg,
     add_long_side_arg,
+    add_window_arg,
+    tracking_options,
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -50,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                   off="0 = off, reproducible on any machine")
     add_distractor_arg(parser)
     add_window_arg(parser)
+    add_hotspot_smoothing_arg(parser)
     parser.add_argument("--no-reacquire", dest="reacquire", action="store_false",
                         help="past a manifest row's absent frames the object is not looked for: empty after one "
                              "(going away from the prompt); frames before one that comes before the prompt are not "
@@ -171,11 +173,8 @@ def run(args) -> int:
             if link:
                 no_plots = cluster is not None and importlib.util.find_spec("bokeh") is None
                 log(f"dask dashboard: {link}" + (" (its plots need bokeh>=3.1, not installed)" if no_plots else ""))
-            summary = run_batch(items, out_dir, client, weights=args.weights, long_side=args.long_side,
-                                retries=args.retries, adapt_seconds=adapt_seconds(args), log=log,
-                                accept_truncated=args.accept_truncated,
-                                distractor_memory=args.distractor_memory, reacquire=args.reacquire,
-                                search_window=args.search_window)
+            summary = run_batch(items, out_dir, client, weights=args.weights, options=tracking_options(args),
+                                retries=args.retries, log=log, accept_truncated=args.accept_truncated)
         except KeyboardInterrupt:  # before run_batch took over (cluster start-up)
             pass
         finally:

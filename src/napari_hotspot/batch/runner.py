@@ -24,6 +24,7 @@ from pathlib import Path
 
 from napari_hotspot.batch.manifest import BatchItem
 from napari_hotspot.batch.worker import (
+    BATCH_OPTIONS,
     VideoResult,
     completed_result,
     process_video,
@@ -32,7 +33,7 @@ from napari_hotspot.batch.worker import (
 )
 from napari_hotspot.errors import ProjectIOError
 from napari_hotspot.fileio import atomic_write, describe_os_error, pid_alive
-from napari_hotspot.models.resolution import DEFAULT_LONG_SIDE
+from napari_hotspot.options import TrackingOptions
 
 REPORT_FILE = "batch_report.csv"
 REPORT_COLUMNS = ("source", "status", "frames", "seconds", "error")
@@ -246,32 +247,27 @@ def run_batch(
     client,
     *,
     weights: str | os.PathLike | None = None,
-    long_side: int = DEFAULT_LONG_SIDE,
+    options: TrackingOptions | None = None,
     retries: int = 2,
-    adapt_seconds: float = 0.0,
     log: Callable[[str], None] | None = _stderr,
     accept_truncated: bool = False,
-    distractor_memory: bool = True,
-    reacquire: bool = True,
-    search_window: bool = True,
 ) -> BatchSummary:
     """Pre-annotate every video of `items` into `out_dir` on the Dask `client`'s cluster.
 
-    Videos whose folder is already complete are skipped without a task. Returns the summary;
+    `options`: how each video is tracked (None: `worker.BATCH_OPTIONS`, no adaptation). Videos whose
+    folder is already complete are skipped without a task. Returns the summary;
     a KeyboardInterrupt cancels the pending tasks, writes the report and returns with
     `interrupted=True` (finished outputs are kept, nothing half-written is left in place).
     Raises ProjectIOError when `out_dir` cannot be written or another batch is writing there.
     """
     out_dir = _make_out_dir(out_dir)
     with batch_lock(out_dir):
-        return _run_batch_locked(items, out_dir, client, weights, long_side, retries, adapt_seconds,
-                                 log or (lambda _m: None), accept_truncated, distractor_memory, reacquire,
-                                 search_window)
+        return _run_batch_locked(items, out_dir, client, weights, options or BATCH_OPTIONS, retries,
+                                 log or (lambda _m: None), accept_truncated)
 
 
-def _run_batch_locked(items, out_dir: Path, client, weights, long_side, retries, adapt_seconds, log,
-                      accept_truncated=False, distractor_memory=True, reacquire=True,
-                      search_window=True) -> BatchSummary:
+def _run_batch_locked(items, out_dir: Path, client, weights, options: TrackingOptions, retries, log,
+                      accept_truncated=False) -> BatchSummary:
     from distributed import as_completed
 
     t0 = time.perf_counter()
@@ -305,8 +301,7 @@ def _run_batch_locked(items, out_dir: Path, client, weights, long_side, retries,
         for i in todo:
             item = items[i]
             future = client.submit(
-                process_video, item, str(out_dir), weights_arg, int(long_side), 1, float(adapt_seconds),
-                bool(accept_truncated), bool(distractor_memory), bool(reacquire), bool(search_window),
+                process_video, item, str(out_dir), weights_arg, options, 1, bool(accept_truncated),
                 key=f"napari-hotspot-batch-{item.name}-{uuid.uuid4().hex[:8]}",
                 retries=int(retries), pure=False,
             )
@@ -346,13 +341,9 @@ def run_sequential(
     out_dir: str | os.PathLike,
     *,
     weights: str | os.PathLike | None = None,
-    long_side: int = DEFAULT_LONG_SIDE,
-    adapt_seconds: float = 0.0,
+    options: TrackingOptions | None = None,
     log: Callable[[str], None] | None = None,
     accept_truncated: bool = False,
-    distractor_memory: bool = True,
-    reacquire: bool = True,
-    search_window: bool = True,
 ) -> BatchSummary:
     """The same batch in this process, one video after another (the reference a Dask run must equal)."""
     log = log or (lambda _message: None)
@@ -364,8 +355,7 @@ def run_sequential(
         results = []
         for item in items:
             weights_arg = str(Path(weights).absolute()) if weights else None
-            result = process_video(item, out_dir, weights_arg, long_side, 1, adapt_seconds, accept_truncated,
-                                   distractor_memory, reacquire, search_window)
+            result = process_video(item, out_dir, weights_arg, options or BATCH_OPTIONS, 1, accept_truncated)
             results.append(result)
             progress.update(result)
         return BatchSummary(results, time.perf_counter() - t0, report=write_report(out_dir, results))

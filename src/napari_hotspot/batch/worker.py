@@ -20,7 +20,7 @@ import shutil
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,11 @@ from napari_hotspot.annotations.project import PROJECT_FILE, save_project
 from napari_hotspot.batch.manifest import BatchItem
 from napari_hotspot.errors import HotspotError, ProjectIOError, PromptError
 from napari_hotspot.fileio import fsync_dir
-from napari_hotspot.options import DEFAULT_LONG_SIDE, TrackingOptions
+from napari_hotspot.options import TrackingOptions
+
+#: A batch's tracking when its caller names none: the command line's, without adaptation (reproducible on
+#: any machine; `napari-hotspot batch` adapts by default, as `track` does).
+BATCH_OPTIONS = TrackingOptions(adapt_seconds=0.0)
 
 MARKER_FILE = "batch_complete.json"
 MARKER_FORMAT = "napari-hotspot-batch-result"
@@ -294,15 +298,14 @@ def remove_temporaries(out_dir: Path) -> list[Path]:
 
 # ---------------------------------------------------------------------------- the task
 def process_video(item: BatchItem, out_dir: str | os.PathLike, weights: str | None = None,
-                  long_side: int = DEFAULT_LONG_SIDE, threads: int = 1, adapt_seconds: float = 0.0,
-                  accept_truncated: bool = False, distractor_memory: bool = True,
-                  reacquire: bool = True, search_window: bool = True) -> VideoResult:
+                  options: TrackingOptions | None = None, threads: int = 1,
+                  accept_truncated: bool = False) -> VideoResult:
     """Pre-annotate one video into `out_dir/<item.name>/`; idempotent (a complete folder is skipped).
 
-    `adapt_seconds` > 0 fine-tunes the tracker to the video first (`HotspotSession.adapt`, at most
-    40 steps); its result repeats wherever those steps fit in the time, and adapt_seconds=0 anywhere.
-    A truncated video fails unless `accept_truncated` (`video.require_complete`); `distractor_memory`,
-    `reacquire` (past the row's absent frames) and `search_window` as the `TrackingOptions` fields."""
+    `options`: how to track (None: `BATCH_OPTIONS`); adaptation (`adapt_seconds` > 0, at most
+    `adapt_steps` steps) fine-tunes the tracker to the video first, and its result repeats wherever those
+    steps fit in the time, and with adapt_seconds=0 anywhere; `reacquire` applies past the row's absent
+    frames. A truncated video fails unless `accept_truncated` (`video.require_complete`)."""
     from napari_hotspot.session import HotspotSession
     from napari_hotspot.video import open_source, require_complete
 
@@ -316,17 +319,13 @@ def process_video(item: BatchItem, out_dir: str | os.PathLike, weights: str | No
         models = worker_models(weights, threads)
         source = open_source(item.source_path, cache_bytes=_SOURCE_CACHE_BYTES)
         require_complete(source, accept_truncated)
-        options = TrackingOptions(adapt_seconds=adapt_seconds, long_side=long_side,
-                                  distractor_memory=distractor_memory, reacquire=reacquire,
-                                  search_window=search_window)
+        options = options or BATCH_OPTIONS
         session = HotspotSession(source, models, options=options, feature_cache_frames=_FEATURE_CACHE_FRAMES)
         prompt = build_prompt(item, session.frame_size)
         store = track_into_store(session, prompt, item.absent)
         seconds = time.perf_counter() - t0
         write_outputs(store, item, source, out_dir, session.num_frames, seconds,
-                      {"long_side": long_side, "weights": weights, "adapt_seconds": adapt_seconds,
-                       "distractor_memory": distractor_memory, "reacquire": reacquire,
-                       "search_window": search_window})
+                      {"weights": weights, **asdict(options)})
         return VideoResult(item.source, item.name, "done", session.num_frames, time.perf_counter() - t0)
     except HotspotError as err:
         return VideoResult(item.source, item.name, "failed", 0, time.perf_counter() - t0, str(err))

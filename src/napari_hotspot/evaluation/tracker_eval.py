@@ -18,7 +18,7 @@ from ..data_paths import davis_annotations_dir, davis_frames_dir
 from ..errors import ProjectIOError
 from ..models.tracking import deepest_point
 from ..models.weights import ModelBundle
-from ..options import ADAPT_REACH_FRAMES, COMPLETION_FRAMES, DEFAULT_ADAPT_STEPS, DEFAULT_LONG_SIDE, TrackingOptions
+from ..options import ADAPT_REACH_FRAMES, TrackingOptions
 from ..pipeline import TRACK_CACHE_BYTES, Prompt, track_video
 from ..session import HotspotSession
 from ..video import open_source
@@ -70,20 +70,16 @@ def evaluate_tracker(
     init: str = "mask",
     models: ModelBundle | None = None,
     log: Callable[[str], None] = print,
-    adapt_seconds: float = 0.0,
-    long_side: int = DEFAULT_LONG_SIDE,
-    complete_frames: int = COMPLETION_FRAMES,
+    options: TrackingOptions | None = None,
     adapt_guard: bool = True,
     adapt_reach: int | None = ADAPT_REACH_FRAMES,
-    distractor_memory: bool = True,
-    adapt_steps: int | None = DEFAULT_ADAPT_STEPS,
-    search_window: bool = True,
 ) -> list[dict]:
+    """Track every sequence from a simulated prompt on frame 0 (`init`) with `options` (None: the command
+    line's defaults) and score it; writes `out_dir/predictions/<sequence>/`. `adapt_guard` and
+    `adapt_reach`: the session's switches for measuring those rules."""
     davis_root, out_dir = Path(davis_root), Path(out_dir)
     models = models or ModelBundle.load()
-    options = TrackingOptions(complete_frames=complete_frames, adapt_seconds=adapt_seconds, long_side=long_side,
-                              distractor_memory=distractor_memory, adapt_steps=adapt_steps,
-                              search_window=search_window)
+    options = options or TrackingOptions()
     rows = []
     for seq in sequences or list_sequences(davis_root):
         img_dir = davis_frames_dir(davis_root, seq)
@@ -133,14 +129,9 @@ def correction_curve(
     corrections: int,
     init: str = "mask",
     models: ModelBundle | None = None,
-    adapt_seconds: float = 0.0,
-    adapt_steps: int | None = DEFAULT_ADAPT_STEPS,
-    long_side: int = DEFAULT_LONG_SIDE,
-    complete_frames: int = COMPLETION_FRAMES,
+    options: TrackingOptions | None = None,
     adapt_guard: bool = True,
     adapt_reach: int | None = ADAPT_REACH_FRAMES,
-    distractor_memory: bool = True,
-    search_window: bool = True,
 ) -> list[dict]:
     """The simulated-annotator correction protocol on one sequence (one object per first-frame id).
 
@@ -157,10 +148,7 @@ def correction_curve(
     gt = [read_label_png(p, ground_truth=True) for p in gt_files]
     ids = [int(v) for v in np.unique(gt[0]) if v != 0]
     with open_source(davis_frames_dir(davis_root, sequence)) as source:
-        options = TrackingOptions(complete_frames=complete_frames, adapt_seconds=adapt_seconds,
-                                  adapt_steps=adapt_steps, long_side=long_side,
-                                  distractor_memory=distractor_memory, search_window=search_window)
-        session = HotspotSession(source, models, options=options)
+        session = HotspotSession(source, models, options=options or TrackingOptions())
         session.guard_adaptation = adapt_guard
         session.adapt_reach = adapt_reach
         pred: dict[int, list[np.ndarray]] = {}

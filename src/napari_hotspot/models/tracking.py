@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..mask_geometry import boundary_distance, deepest_point  # noqa: F401 (this module's names too)
+from ..mask_geometry import boundary_distance, deepest_point, snap_into  # noqa: F401 (this module's names too)
 from .backbone import FrameFeatures
 from .heads import CORRELATION_TEMPERATURE, WCSTracker, key_rows, matching_keys, weighted_correlation
 from .precision import inference_autocast, inference_dtype
@@ -189,6 +189,7 @@ class StepResult:
     reference: Reference  # this frame as the next step's "previous" template
     heat: torch.Tensor  # (h8, w8) hotspot heat map (softmax)
     evidence: dict | None = None  # the tracker's own per-frame evidence (`step_evidence`), where asked for
+    core: np.ndarray | None = None  # (h, w) bool: the mask without its rim (`mask_core`), where it has a hotspot
 
 
 def mask_core(mask: np.ndarray, rim_px: float = HOTSPOT_RIM_PX, rim_fraction: float = HOTSPOT_RIM_FRACTION) -> np.ndarray:
@@ -200,13 +201,20 @@ def mask_core(mask: np.ndarray, rim_px: float = HOTSPOT_RIM_PX, rim_fraction: fl
 
 def hotspot_from_heat(heat_logits: torch.Tensor, mask_prob: torch.Tensor, stride: int = 8):
     """Peak of the hotspot heat map, constrained to the object's core: returns (heat, (x, y) working px)."""
+    heat, xy, _core = hotspot_and_core(heat_logits, mask_prob, stride)
+    return heat, xy
+
+
+def hotspot_and_core(heat_logits: torch.Tensor, mask_prob: torch.Tensor, stride: int = 8):
+    """`hotspot_from_heat` and the object's core it chose in (`mask_core` of the mask; None where there is
+    no hotspot): (heat, (x, y) working px, core)."""
     h8, w8 = heat_logits.shape[-2:]
     heat = torch.softmax(heat_logits.flatten(), 0).reshape(h8, w8)
     fg = (mask_prob > 0.5).numpy()
     if not fg.any() or float(mask_to_grid(mask_prob, (h8, w8))[0, 0].max()) < 0.5:
-        return heat, None  # no object (or only a sliver): no hotspot
-    core = torch.from_numpy(mask_core(fg))
-    inside = mask_to_grid(core.float(), (h8, w8))[0, 0]
+        return heat, None, None  # no object (or only a sliver): no hotspot
+    core = mask_core(fg)
+    inside = mask_to_grid(torch.from_numpy(core).float(), (h8, w8))[0, 0]
     score = heat * (inside >= 0.5 * float(inside.max())).float()
     idx = int(torch.argmax(score))
     y, x = divmod(idx, w8)
@@ -218,15 +226,8 @@ def hotspot_from_heat(heat_logits: torch.Tensor, mask_prob: torch.Tensor, stride
     cy = float((win * yy).sum()) / s if s > 0 else y
     cx = float((win * xx).sum()) / s if s > 0 else x
     xy = ((cx + 0.5) * stride - 0.5, (cy + 0.5) * stride - 0.5)
-    # The point must lie in the core at full resolution too; else snap to its nearest core pixel.
-    mp = core
-    xi, yi = int(round(min(max(xy[0], 0), mp.shape[1] - 1))), int(round(min(max(xy[1], 0), mp.shape[0] - 1)))
-    if not bool(mp[yi, xi]):
-        ys, xs = torch.nonzero(mp, as_tuple=True)
-        if len(ys):
-            k = int(torch.argmin((xs - xy[0]) ** 2 + (ys - xy[1]) ** 2))
-            xy = (float(xs[k]), float(ys[k]))
-    return heat, xy
+    # The point must lie in the core at full resolution too.
+    return heat, snap_into(core, xy), core
 
 
 # Confidence = P(IoU >= 0.5) from the mask's certainty, a logistic fitted on the validation split of
@@ -436,7 +437,7 @@ def _step_in(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, prev:
     mask_prob[ys, xs] = prob_w
     heat_logits = torch.full(grid8, float("-inf"))
     crop_cells(heat_logits, window, 2).copy_(hot[0, 0])
-    heat, xy = hotspot_from_heat(heat_logits, mask_prob)
+    heat, xy, core = hotspot_and_core(heat_logits, mask_prob)
     # A compact next template takes its look-alike cells from this step's correlation (in the window).
     likeness = torch.full(grid8, float("-inf"))
     crop_cells(likeness, window, 2).copy_(object_match(corr))
@@ -452,7 +453,8 @@ def _step_in(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, prev:
         conf = confidence_from_certainty(ev["certainty"]) if ev["area"] > 0 else 0.0
     else:
         ev, conf = None, confidence_score(mask_prob)
-    return StepResult(mask_prob, xy, conf, make_reference(feats, mask_prob, xy, keys=keys, likeness=likeness), heat, ev)
+    return StepResult(mask_prob, xy, conf, make_reference(feats, mask_prob, xy, keys=keys, likeness=likeness), heat, ev,
+                      core)
 
 
 @torch.no_grad()

@@ -24,6 +24,7 @@ from napari_hotspot.options import (
     add_accept_truncated_arg,
     add_adapt_arg,
     add_distractor_arg,
+    add_hotspot_smoothing_arg,
     add_window_arg,
     add_long_side_arg,
     add_prompt_args,
@@ -91,6 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_adapt_arg(parser, "adapt the tracker to the video first, as for track")
     add_distractor_arg(parser)
     add_window_arg(parser)
+    add_hotspot_smoothing_arg(parser)
     add_long_side_arg(parser)
     add_accept_truncated_arg(parser)
 
