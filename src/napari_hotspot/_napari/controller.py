@@ -149,7 +149,7 @@ class HotspotController(EditsMixin, JobsMixin, ProjectMixin, QAMixin):
         self.show_gaze_map = False
         #: What the session prepares before tracking (completion, adaptation) and its working size; the
         #: dock's settings edit it (``adapt_seconds``, ``adapt_max_steps``, ``complete_frames``,
-        #: ``distractor_memory``, ``reacquire``, ``search_window``).
+        #: ``distractor_memory``, ``reacquire``, ``search_window``, ``hotspot_smoothing``).
         self.options = TrackingOptions(adapt_seconds=float(adapt_seconds)).with_(long_side=long_side)
         #: Called with no arguments to ask the user for a project folder (the widget sets a dialog).
         self.ask_project_path: Callable[[], str | None] | None = None
