@@ -310,6 +310,32 @@ def test_merge_keeps_each_heads_run_report_also_from_a_merged_file(tmp_path):
     assert float(bundle.gaze2mask.out.bias) == 0.5
 
 
+
+def test_merge_averages_several_trackers_and_keeps_what_each_trained_on(tmp_path):
+    from napari_hotspot.models.heads import Gaze2MaskNet, WCSTracker
+    from napari_hotspot.models.training.merge import main as merge_main
+    from napari_hotspot.models.training.train import save_weights
+
+    files = []
+    for i, (bias, seqs) in enumerate(((0.2, ["bear"]), (0.6, ["bear", "boat"]))):
+        tracker = WCSTracker()
+        for param in tracker.parameters():
+            torch.nn.init.constant_(param, bias)
+        save_weights(tmp_path / f"t{i}.pt", {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(), "tracker": tracker},
+                     {"command": f"round {i}", "train_sequences": seqs})
+        files.append(str(tmp_path / f"t{i}.pt"))
+    merge_main(["--egnet", files[0], "--gaze2mask", files[0], "--tracker", *files, "--out", str(tmp_path / "avg.pt")])
+    bundle = ModelBundle.load(tmp_path / "avg.pt")
+    values = torch.cat([p.float().flatten() for p in bundle.tracker.parameters()])
+    assert torch.allclose(values, torch.full_like(values, 0.4), atol=1e-3)  # stored in the files' dtype
+    assert [r["command"] for r in bundle.meta["runs"]["tracker"]["averaged"]] == ["round 0", "round 1"]
+    assert bundle.trained_sequences() == {"bear", "boat"}
+    slim = WCSTracker(fine_channels=16)
+    save_weights(tmp_path / "slim.pt", {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(), "tracker": slim}, {})
+    with pytest.raises(ValueError, match="shapes differ"):
+        merge_main(["--egnet", files[0], "--gaze2mask", files[0], "--tracker", files[0], str(tmp_path / "slim.pt"),
+                    "--out", str(tmp_path / "bad.pt")])
+
 def test_partial_masks_are_parts_around_the_click_never_empty():
     from napari_hotspot.models.training.samplers import partial_mask
 
