@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from .boxes import normalize_box
 from .encode_ahead import EncodeAhead, ThreadBalance, ahead_threads, split_threads
 from .errors import PromptError
-from .mask_geometry import edge_snap_subsample, snap_to_edges, steady_hotspot
+from .mask_geometry import centroid, edge_snap_subsample, snap_to_edges, steady_hotspot
 from .models.adaptation import ADAPTED_PARTS, TrackerAdapter
 from .models.backbone import FrameFeatures, frame_to_tensor
 from .models.guidance import make_guidance
@@ -118,12 +118,11 @@ class _SteadyHotspots:
 
     def start_at(self, object_id: int, anchor: _Anchor) -> None:
         """A sweep leaves a keyframe: smooth from its own hotspot's offset (the prompt's, or a correction's)."""
-        fg = (anchor.mask_work > 0.5).numpy()
-        if anchor.hotspot_work is None or not fg.any():
+        centre = None if anchor.hotspot_work is None else centroid((anchor.mask_work > 0.5).numpy())
+        if centre is None:
             self._offsets.pop(object_id, None)
             return
-        ys, xs = np.nonzero(fg)
-        self._offsets[object_id] = np.asarray(anchor.hotspot_work, float) - np.array([xs.mean(), ys.mean()])
+        self._offsets[object_id] = np.asarray(anchor.hotspot_work, float) - centre
 
     def forget(self, object_id: int) -> None:
         """The object left (or was found again): its next hotspot starts afresh."""
