@@ -61,7 +61,8 @@ def run_once(manifest: Path, out: Path, workers: int, long_side: int, adapt: flo
     try:
         client.wait_for_workers(workers)
         startup = time.perf_counter() - start
-        summary = run_batch(items, out, client, options=TrackingOptions(long_side=long_side, adapt_seconds=adapt), log=None)
+        options = TrackingOptions(long_side=long_side, adapt_seconds=adapt)
+        summary = run_batch(items, out, client, options=options, log=None)
         peak = max(client.run(_peak_rss_mib).values())
     finally:
         client.close()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_hotspot.data_paths import davis_annotations_dir
-from napari_hotspot.evaluation.hotspot import temporal_jitter
+from napari_hotspot.evaluation.hotspot import point_inside, temporal_jitter
 from napari_hotspot.evaluation.report import read_label_png
 from napari_hotspot.evaluation.tracker_eval import read_hotspots
 from napari_hotspot.mask_geometry import steady_hotspot
@@ -57,7 +57,7 @@ def main(argv=None) -> None:
             cells = []
             for a in args.alphas:
                 track = smoothed_track(pred_dir, len(truth), a)
-                on = [bool(g[int(round(p[1])), int(round(p[0]))]) for p, g in zip(track, truth) if p is not None]
+                on = [point_inside(g, p) for p, g in zip(track, truth) if p is not None]
                 pts = np.array([(np.nan, np.nan) if p is None else p for p in track])
                 jitter, inside = temporal_jitter(pts), float(np.mean(on)) if on else float("nan")
                 rows[a].append((jitter, inside))

@@ -31,8 +31,9 @@ def test_corrections_make_the_corrected_frames_exact(davis_layout, models):
 
 
 def test_corrections_with_adaptation_use_the_adapted_tracker(davis_layout, models):
+    # a small working size: the protocol, not the accuracy, is tested
     rows = correction_curve(davis_layout, "s", corrections=1, models=models,
-                            options=TrackingOptions(long_side=256, adapt_seconds=60, adapt_steps=1))  # a small working size: the protocol, not the accuracy, is tested
+                            options=TrackingOptions(long_side=256, adapt_seconds=60, adapt_steps=1))
     assert {r["corrections"] for r in rows} == {0, 1}
 
 

@@ -221,7 +221,6 @@ def test_deepest_point_and_hotspot_inside_object():
     assert mask_prob[int(round(xy[1])), int(round(xy[0]))] > 0.5
 
 
-
 def test_snap_into_keeps_a_point_inside_and_moves_one_outside_to_the_nearest_pixel():
     from napari_hotspot.mask_geometry import snap_into
 
@@ -230,6 +229,12 @@ def test_snap_into_keeps_a_point_inside_and_moves_one_outside_to_the_nearest_pix
     assert snap_into(m, (12.3, 7.6)) == (12.3, 7.6)
     assert snap_into(m, (2.0, 7.0)) == (10.0, 7.0)  # left of the mask: its left column
     assert snap_into(m, (-50.0, 99.0)) == (10.0, 9.0)  # far off the image: the nearest corner
+    # A mask along the image's border: a point off the image is never kept, even where the rounded
+    # pixel it would clip to is on the mask.
+    edge = np.zeros((20, 30), bool)
+    edge[5:15, 0:3] = True
+    assert snap_into(edge, (-4.3, 10.0)) == (0.0, 10.0)
+    assert snap_into(edge, (-0.4, 10.0)) == (-0.4, 10.0)  # within pixel 0
 
 
 def test_steady_hotspot_smooths_the_offset_from_the_centroid_and_stays_in_the_core():
@@ -259,6 +264,11 @@ def test_steady_hotspot_smooths_the_offset_from_the_centroid_and_stays_in_the_co
     thin[10:30, 10:20] = thin[10:30, 60:70] = True  # two parts, the centroid between them
     xy, off = steady_hotspot((15.0, 20.0), thin, thin, np.array([25.0, 0.5]), 0.5)
     assert thin[int(round(xy[1])), int(round(xy[0]))] and np.allclose(off, np.array(xy) - (39.5, 19.5))
+    # An object at the image's border with an offset pointing out of the image: the point stays on it.
+    strip = np.zeros((40, 80), bool)
+    strip[10:30, 0:6] = True
+    xy, off = steady_hotspot((3.0, 20.0), strip, strip, np.array([-25.0, 0.0]), 0.3)
+    assert 0 <= xy[0] <= 5 and strip[int(round(xy[1])), int(round(xy[0]))]
     assert steady_hotspot(None, m, core, off, 0.3) == (None, None)
     assert steady_hotspot((1.0, 1.0), np.zeros_like(m), core, off, 0.3) == (None, None)
 

@@ -674,6 +674,7 @@ def test_adaptation_frames_one_at_a_time_then_chunked_training(sample, models):
 
 # ---- completing sparse prompts (round trip) ----------------------------------------------------
 
+
 def _answer_every_step(session_module, monkeypatch, answer, frames_seen):
     """Make every tracker step answer `answer` (working-size mask) and record its frames' features."""
     from napari_hotspot.models.tracking import StepResult, make_reference
@@ -782,6 +783,7 @@ def test_completion_off_or_on_a_one_frame_video(sample, models, session):
 
 # ---- the preflight: what propagate does first (options) -----------------------------------------
 
+
 def test_propagate_completes_then_adapts_as_the_options_say(sample, models, monkeypatch):
     """`propagate` runs the session's preflight first: the click's mask is completed over
     `complete_frames`, then the object is adapted (at most `adapt_steps` steps) and judged; a
@@ -837,6 +839,7 @@ def test_preflight_returns_the_completed_masks_and_skips_adaptation_with_nothing
 
 
 # ---- the hotspot's smoothing (TrackingOptions.hotspot_smoothing) --------------------------------
+
 
 def test_the_hotspot_smoothing_changes_the_hotspots_only(sample, models):
     """An output filter: the masks are the same as without it (the tracker's templates keep each frame's
@@ -911,6 +914,11 @@ def test_every_command_that_tracks_takes_hotspot_smoothing_and_eval_passes_on_it
             parser.parse_args([*argv, "--hotspot-smoothing", "1"])
     batch = batch_cli.build_parser().parse_args(["m.csv", "--out", "o", "--hotspot-smoothing", "0.5"])
     assert tracking_options(batch).hotspot_smoothing == 0.5
+    from napari_hotspot.options import TrackingOptions
+
+    for bad in (1.0, -0.1, float("nan")):  # a library caller is refused too
+        with pytest.raises(ValueError, match="hotspot_smoothing"):
+            TrackingOptions(hotspot_smoothing=bad)
 
     class Stop(Exception):
         pass

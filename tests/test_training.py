@@ -310,7 +310,6 @@ def test_merge_keeps_each_heads_run_report_also_from_a_merged_file(tmp_path):
     assert float(bundle.gaze2mask.out.bias) == 0.5
 
 
-
 def test_merge_averages_several_trackers_and_keeps_what_each_trained_on(tmp_path):
     from napari_hotspot.models.heads import Gaze2MaskNet, WCSTracker
     from napari_hotspot.models.training.merge import main as merge_main
@@ -335,6 +334,7 @@ def test_merge_averages_several_trackers_and_keeps_what_each_trained_on(tmp_path
     with pytest.raises(ValueError, match="shapes differ"):
         merge_main(["--egnet", files[0], "--gaze2mask", files[0], "--tracker", files[0], str(tmp_path / "slim.pt"),
                     "--out", str(tmp_path / "bad.pt")])
+
 
 def test_partial_masks_are_parts_around_the_click_never_empty():
     from napari_hotspot.models.training.samplers import partial_mask

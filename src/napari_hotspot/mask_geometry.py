@@ -40,11 +40,13 @@ def centroid(mask: np.ndarray) -> np.ndarray | None:
 
 
 def snap_into(mask: np.ndarray, xy) -> tuple[float, float]:
-    """(x, y) itself where its pixel (rounded, clipped to the image) is in the non-empty bool `mask`,
+    """(x, y) itself where it lies on the image and its pixel (rounded) is in the non-empty bool `mask`,
     else the mask's nearest pixel to it."""
     x, y = float(xy[0]), float(xy[1])
-    xi, yi = int(round(min(max(x, 0), mask.shape[1] - 1))), int(round(min(max(y, 0), mask.shape[0] - 1)))
-    if mask[yi, xi]:
+    h, w = mask.shape
+    # On the image (pixel centres are integers, so -0.5 to w - 0.5) and on the mask at its pixel.
+    on_image = -0.5 <= x <= w - 0.5 and -0.5 <= y <= h - 0.5
+    if on_image and mask[min(max(round(y), 0), h - 1), min(max(round(x), 0), w - 1)]:
         return x, y
     ys, xs = np.nonzero(mask)
     k = int(np.argmin((xs - x) ** 2 + (ys - y) ** 2))

@@ -96,9 +96,14 @@ class TrackingOptions:
     #: object's core (0: each frame's own heat-map peak; the tracker itself always sees its own)
     hotspot_smoothing: float = HOTSPOT_SMOOTHING
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.hotspot_smoothing < 1.0:  # (NaN too) 1 would never move, a negative overshoots
+            raise ValueError(f"hotspot_smoothing must be at least 0 and below 1, not {self.hotspot_smoothing}")
+
     @classmethod
     def propagate_only(cls, long_side: int = DEFAULT_LONG_SIDE) -> TrackingOptions:
-        """No completion and no adaptation: ``propagate`` only propagates."""
+        """No completion and no adaptation: ``propagate`` only propagates (its hotspots smoothed as by
+        default)."""
         return cls(complete_frames=0, adapt_seconds=0.0, long_side=long_side)
 
     def with_(self, **changes) -> TrackingOptions:
@@ -141,8 +146,9 @@ FIELDS = {
         "hotspot_smoothing", "steady hotspot", 0.0, 0.9, 0.1, 1,
         "How much of the previous frame's hotspot each tracked frame keeps: the hotspot's place relative to "
         "the object's centre is blended with the previous frame's, so it follows the object without hopping "
-        f"between two salient spots. 0 = each frame's own peak; default {HOTSPOT_SMOOTHING:g}. Applies to the "
-        "next run; prompted and corrected frames keep their own hotspot."),
+        f"between two salient spots. 0 = each frame's own peak; default {HOTSPOT_SMOOTHING:g}. A change applies "
+        "from the next sweep (a run going both ways has two); prompted and corrected frames keep their own "
+        "hotspot."),
 }
 assert set(FIELDS) <= {f.name for f in fields(TrackingOptions)}
 

@@ -1148,7 +1148,7 @@ class HotspotSession:
         ahead = EncodeAhead(self._encode_for_tracking, threads) if threads else None
         balance = ThreadBalance()  # which of the two threads computes the anchor correlations
         searching = self.options.reacquire  # past an absence, look for the object again (`_absent_state`)
-        # Each object's smoothed hotspot offset from its centroid, carried frame to frame (`_steady_hotspot`).
+        # Each object's smoothed hotspot offset from its centroid, carried frame to frame (`_SteadyHotspots`).
         steady = _SteadyHotspots(self.options.hotspot_smoothing)
         try:
             for t in range(start_frame, end + step, step):
@@ -1248,9 +1248,10 @@ class HotspotSession:
             anchor_corr = self._anchor_correlation(anchor_ref, keys, corrs, balance)
             r = track_step(self._tracker_for(i, t), feats, anchor_ref, prev_ref, self.work_size, keys=keys,
                            anchor_corr=anchor_corr, evidence=self.collect_evidence, windowed=self.search_window)
+            hotspot = steady.step(i, r)
             self.timings["heads"] += time.perf_counter() - t0
             state[i] = (anchor_ref, r.reference)  # the next step's template keeps the heat map's own peak
-            results.append(TrackResult(t, i, self._mask_to_frame(r.mask_prob, t), self._to_frame(steady.step(i, r)),
+            results.append(TrackResult(t, i, self._mask_to_frame(r.mask_prob, t), self._to_frame(hotspot),
                                        r.confidence, r.evidence))
         return results
 

@@ -37,8 +37,6 @@ def sample():
     return make_sample_video(num_frames=T, height=H, width=W)
 
 
-
-
 def deepest(mask: np.ndarray) -> tuple[float, float]:
     """(x, y) of the pixel deepest inside a mask: where a user clicks."""
     depth = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]  # the frame border counts as outside
@@ -456,7 +454,6 @@ def test_the_search_window_setting_reaches_the_session_and_a_run_follows_it(setu
     assert c.session.search_window and len(set(grids)) > 1  # windows beside the prompt's whole frame
 
 
-
 def test_the_steady_hotspot_setting_reaches_the_session_and_changes_only_the_hotspots(setup, sample):
     from napari_hotspot.options import HOTSPOT_SMOOTHING
 
@@ -478,6 +475,7 @@ def test_the_steady_hotspot_setting_reaches_the_session_and_changes_only_the_hot
         if steady.hotspot is not None:
             moved += not np.allclose((raw.hotspot.x, raw.hotspot.y), (steady.hotspot.x, steady.hotspot.y))
     assert moved > 0
+
 
 def test_a_run_finds_an_erased_object_again_and_says_where(setup, sample):
     """By default a forward run looks for an object past the frame where it was erased: here it never

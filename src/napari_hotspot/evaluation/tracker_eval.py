@@ -138,7 +138,8 @@ def correction_curve(
     Propagate from the prompt; then `corrections` times: replace the worst-scoring frame's mask with
     the ground truth (a keyframe), adapt to it when adaptation is on, and re-propagate from it in
     both directions up to the neighbouring keyframes. Returns one row per step (0 = no correction)
-    with the DAVIS J/F statistics of the whole sequence at that point.
+    with the DAVIS J/F statistics of the whole sequence at that point. `options`: how to track (None:
+    the command line's defaults, adaptation included).
     """
     from .davis import boundary_f, jaccard, scores_from_per_frame
 
