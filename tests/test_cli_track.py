@@ -173,6 +173,29 @@ def test_eval_tracker_and_predictions_on_a_davis_layout(tmp_path, sample_folder,
     assert capsys.readouterr().out.strip().splitlines()[-1] == line
 
 
+
+def test_eval_refuses_unknown_sequences_and_an_empty_first_frame_clearly(tmp_path, sample_folder, capsys):
+    import cv2
+    import numpy as np
+
+    root = tmp_path / "davis"
+    (root / "JPEGImages" / "480p").mkdir(parents=True)
+    (root / "Annotations" / "480p" / "late").mkdir(parents=True)
+    (root / "JPEGImages" / "480p" / "sample").symlink_to(sample_folder.frames)
+    (root / "Annotations" / "480p" / "sample").symlink_to(sample_folder.annotations)
+    (root / "JPEGImages" / "480p" / "late").symlink_to(sample_folder.frames)
+    for i, png in enumerate(sorted(sample_folder.annotations.glob("*.png"))):  # the object only from frame 1
+        labels = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(root / "Annotations" / "480p" / "late" / png.name), labels if i else np.zeros_like(labels))
+    base = ["eval", "--davis-root", str(root), "--adapt", "0", "--out", str(tmp_path / "o")]
+    assert main([*base, "--sequences", "sample", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert "nosuch" in err and "Traceback" not in err and not (tmp_path / "o" / "predictions" / "sample").exists()
+    for extra in ([], ["--corrections", "1"]):
+        assert main([*base, "--sequences", "late", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "contains no object" in err and "Traceback" not in err
+
 def test_eval_warns_when_the_weights_trained_on_a_scored_sequence(tmp_path, sample_folder, capsys):
     from napari_hotspot.models.weights import ModelBundle
 
@@ -320,6 +343,31 @@ def test_a_failed_track_keeps_the_previous_output_and_a_new_one_replaces_it_whol
     assert main(["track", str(sample_folder.frames), "--out", str(out), "--mask", str(mask), "--adapt", "0"]) == 0
     assert {p.name for p in (out / "masks").iterdir()} == set(before)
 
+
+
+def test_track_refuses_an_output_folder_that_is_a_project_or_holds_other_masks(tmp_path, sample_folder, capsys):
+    """Replacing masks/ and hotspots.csv is only for an earlier track output: a project folder (its
+    annotations) or a masks/ holding other files is refused before any work, and left as it was."""
+    args = ["track", str(sample_folder.frames), "--mask", str(sample_folder.annotations / "00000.png"), "--adapt", "0"]
+    project = tmp_path / "project"
+    (project / "masks").mkdir(parents=True)
+    (project / "project.json").write_text("{}")
+    (project / "masks" / "object_00001.npz").write_bytes(b"annotations")
+    assert main([*args, "--out", str(project)]) == 2
+    assert "is a napari-hotspot project folder" in capsys.readouterr().err
+    assert (project / "masks" / "object_00001.npz").read_bytes() == b"annotations"
+    mine = tmp_path / "mine"
+    (mine / "masks").mkdir(parents=True)
+    (mine / "masks" / "important.txt").write_text("keep")
+    assert main([*args, "--out", str(mine)]) == 2
+    assert "holds files a track output does not (important.txt)" in capsys.readouterr().err
+    assert (mine / "masks" / "important.txt").read_text() == "keep"
+    as_file = tmp_path / "as_file"
+    as_file.mkdir()
+    (as_file / "masks").write_text("a file")
+    assert main([*args, "--out", str(as_file)]) == 2
+    assert "is a file, not an earlier track output" in capsys.readouterr().err
+    assert (as_file / "masks").read_text() == "a file"
 
 def test_bad_weights_and_numeric_options_fail_clearly(tmp_path, sample_folder, capsys):
     import torch

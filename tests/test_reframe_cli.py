@@ -194,6 +194,30 @@ def test_cli_runs_the_tracker_from_a_mask_prompt(tmp_path, sample_mp4, sample):
     assert probe(out)["frames"] == 4
 
 
+
+def test_out_and_report_may_not_overwrite_the_source_or_each_other(tmp_path, sample_mp4, track_folder, monkeypatch):
+    """Refused before any work, the source left as it was; a bad --cuts or --height fails before tracking."""
+    source = tmp_path / "source.mp4"
+    shutil.copy(sample_mp4.frames, source)
+    before = source.read_bytes()
+    tracks = ["--aspect", "1:1", "--tracks", str(track_folder)]
+    with pytest.raises(ProjectIOError, match="is the source video"):
+        reframe_cli.run(parse([str(source), "--out", str(source), *tracks]))
+    with pytest.raises(ProjectIOError, match="is the source video"):
+        reframe_cli.run(parse([str(source), "--out", str(tmp_path / "o.mp4"), "--report", str(source), *tracks]))
+    with pytest.raises(ProjectIOError, match="is the --out video"):
+        reframe_cli.run(parse([str(source), "--out", str(tmp_path / "o.mp4"), "--report", str(tmp_path / "o.mp4"),
+                               *tracks]))
+    assert source.read_bytes() == before and not (tmp_path / "o.mp4").exists()
+    monkeypatch.setattr(reframe_cli, "_tracks", lambda *a: pytest.fail("tracked before checking the options"))
+    with pytest.raises(HotspotError, match="--cuts"):
+        reframe_cli.run(parse([str(source), "--out", str(tmp_path / "o.mp4"), *tracks, "--cuts", "abc"]))
+    with pytest.raises(HotspotError, match="at least 2 pixels"):
+        reframe_cli.run(parse([str(source), "--out", str(tmp_path / "o.mp4"), *tracks, "--height", "1"]))
+    with pytest.raises(HotspotError, match="less extreme aspect"):
+        reframe_cli.run(parse([str(source), "--out", str(tmp_path / "o.mp4"), "--aspect", "1000:1",
+                               "--tracks", str(track_folder)]))
+
 def test_cli_errors_are_clear(tmp_path, sample_mp4, track_folder, capsys):
     base = [str(sample_mp4.frames), "--out", str(tmp_path / "x.mp4")]
     with pytest.raises(HotspotError, match="aspect"):

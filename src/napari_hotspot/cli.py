@@ -39,6 +39,10 @@ def cmd_track(args) -> int:
     if both:
         x, y = sorted(both)[0]
         raise PromptError(f"{x:g},{y:g} is given both as --click and as --negative: which is it?")
+    if Path(args.out).is_dir():  # a project or someone's masks/ is refused before any work
+        from . import track_output
+
+        track_output.check_replaceable(args.out)
     source = open_source(args.source, cache_bytes=TRACK_CACHE_BYTES)
     require_complete(source, args.accept_truncated)  # before the earlier output could be replaced
     options = tracking_options(args)
@@ -88,6 +92,10 @@ def cmd_eval(args) -> int:
     if args.hotspot_maps is not None:
         return _eval_hotspot_maps(args)
     root = args.davis_root or davis_root()
+    if args.sequences and args.predictions is None:  # a typo fails now, not after the other sequences' work
+        from .evaluation.tracker_eval import check_sequences
+
+        check_sequences(root, args.sequences)
     if args.corrections:
         return _eval_corrections(args, root)
     note = None

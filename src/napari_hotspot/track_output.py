@@ -43,10 +43,43 @@ def _alive_elsewhere(pid: int | None) -> bool:
     return pid is not None and pid != os.getpid() and pid_alive(pid)
 
 
+# A project folder's own file (`annotations.project.PROJECT_FILE`; not imported: this module stays light).
+_PROJECT_FILE = "project.json"
+
+
+def check_replaceable(out_dir: str | os.PathLike) -> None:
+    """Refuse an output folder whose ``masks/`` or ``hotspots.csv`` a run would replace but that are not an
+    earlier run's output: a saved project (its annotations would be lost), or a ``masks`` that is a file or
+    holds anything but label PNGs. A folder without them, or with an earlier run's, passes."""
+    out_dir = Path(out_dir)
+    if (out_dir / _PROJECT_FILE).exists():
+        raise ProjectIOError(f"{out_dir} is a napari-hotspot project folder ({_PROJECT_FILE}): writing the track "
+                             f"output there would replace its masks; choose another output folder")
+    masks, hotspots = out_dir / MASKS, out_dir / HOTSPOTS
+    if masks.exists() or masks.is_symlink():
+        if not masks.is_dir():
+            raise ProjectIOError(f"{masks} is a file, not an earlier track output's masks folder: not replacing "
+                                 "it; choose another output folder")
+        try:
+            other = sorted(e.name for e in masks.iterdir() if not (e.is_file() and e.suffix.lower() == ".png"))
+        except OSError as exc:
+            raise ProjectIOError(f"cannot read {masks}: {describe_os_error(exc)}") from exc
+        if other:
+            shown = ", ".join(other[:3]) + (", ..." if len(other) > 3 else "")
+            raise ProjectIOError(f"{masks} holds files a track output does not ({shown}): not replacing it; "
+                                 "choose another output folder")
+    if hotspots.exists() and not hotspots.is_file():
+        raise ProjectIOError(f"{hotspots} is not a file: not replacing it; choose another output folder")
+
+
 def new_partial(out_dir: str | os.PathLike) -> Path:
     """A fresh hidden folder in ``out_dir`` to write a run's ``masks/`` and ``hotspots.csv`` into
-    (after recovering what an earlier killed run left; creating it checks the folder is writable)."""
+    (after recovering what an earlier killed run left; creating it checks the folder is writable).
+    Refuses a folder whose outputs are not an earlier run's (`check_replaceable`)."""
     out_dir = Path(out_dir)
+    if out_dir.is_dir():
+        recover_track_dir(out_dir)  # a killed run's half-done commit is completed before the check
+        check_replaceable(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         recover_track_dir(out_dir)

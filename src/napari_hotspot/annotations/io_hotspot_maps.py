@@ -522,7 +522,8 @@ def read_track_csv(path: str | os.PathLike, num_frames: int) -> dict[int, np.nda
         recover_track_dir(path.parent)
     tracks: dict[int, np.ndarray] = {}
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
+        # utf-8-sig: a CSV saved by a spreadsheet often starts with a byte-order mark
+        with open(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)
             missing = [c for c in ("frame", "object_id", "x", "y") if c not in (reader.fieldnames or [])]
             if missing:
@@ -538,6 +539,8 @@ def read_track_csv(path: str | os.PathLike, num_frames: int) -> dict[int, np.nda
                                          f"({err})") from None
                 if not 0 <= frame < num_frames:
                     raise ProjectIOError(f"{where}: frame {frame} is outside 0..{num_frames - 1}")
+                if obj_id < 1:  # 0 is the background of every label image
+                    raise ProjectIOError(f"{where}: object_id {obj_id} is not an object id (1 or more)")
                 track = tracks.setdefault(obj_id, np.full((num_frames, 2), np.nan))
                 track[frame] = (x, y) if visible else (math.nan, math.nan)
     except FileNotFoundError:

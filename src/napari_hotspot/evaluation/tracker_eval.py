@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..data_paths import davis_annotations_dir, davis_frames_dir
-from ..errors import ProjectIOError
+from ..errors import AnnotationError, ProjectIOError
 from ..models.tracking import deepest_point
 from ..models.weights import ModelBundle
 from ..options import ADAPT_REACH_FRAMES, TrackingOptions
@@ -63,6 +63,24 @@ def hotspot_columns(hotspots: dict, gt_masks: Sequence[np.ndarray]) -> dict:
             "hs_jitter_px": float(temporal_jitter(track))}
 
 
+def check_sequences(davis_root: Path, sequences: Sequence[str]) -> None:
+    """Refuse, before any work, sequences without frames or ground truth under `davis_root`."""
+    missing = [seq for seq in sequences if not davis_frames_dir(davis_root, seq).is_dir()
+               or not any(davis_annotations_dir(davis_root, seq).glob("*.png"))]
+    if missing:
+        raise ProjectIOError(f"no frames or no ground truth for sequence(s) {', '.join(missing)} under {davis_root} "
+                             f"(expected JPEGImages/<resolution>/<sequence>/ and Annotations/<resolution>/<sequence>/)")
+
+
+def _first_frame_objects(labels: np.ndarray, path: Path) -> list[int]:
+    """The object ids of a sequence's first ground-truth frame, where every simulated prompt is taken."""
+    ids = [int(v) for v in np.unique(labels) if v != 0]
+    if not ids:
+        raise AnnotationError(f"the first ground-truth frame {path} contains no object: the simulated prompt is "
+                              "taken from it")
+    return ids
+
+
 def evaluate_tracker(
     davis_root: Path,
     out_dir: Path,
@@ -88,7 +106,7 @@ def evaluate_tracker(
         if not gt_files:
             raise ProjectIOError(f"no ground truth for sequence {seq!r} in {gt_dir}")
         gt_labels = [read_label_png(p, ground_truth=True) for p in gt_files]
-        ids = [int(v) for v in np.unique(gt_labels[0]) if v != 0]
+        ids = _first_frame_objects(gt_labels[0], gt_files[0])
         # One prompt per object of the first frame (one tracking pass per object); auto finds one.
         prompts = [prompt_from_ground_truth(gt_labels[0] == oid, init, 0, oid)
                    for oid in (ids if init != "auto" else ids[:1])]
@@ -146,8 +164,11 @@ def correction_curve(
     davis_root = Path(davis_root)
     models = models or ModelBundle.load()
     gt_files = sorted(davis_annotations_dir(davis_root, sequence).glob("*.png"))
+    if not gt_files:
+        where = davis_annotations_dir(davis_root, sequence)
+        raise ProjectIOError(f"no ground truth for sequence {sequence!r} in {where}")
     gt = [read_label_png(p, ground_truth=True) for p in gt_files]
-    ids = [int(v) for v in np.unique(gt[0]) if v != 0]
+    ids = _first_frame_objects(gt[0], gt_files[0])
     with open_source(davis_frames_dir(davis_root, sequence)) as source:
         session = HotspotSession(source, models, options=options or TrackingOptions())
         session.guard_adaptation = adapt_guard

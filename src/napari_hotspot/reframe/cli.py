@@ -115,6 +115,21 @@ def _cuts(args, source) -> list[int]:
     return cuts
 
 
+def _check_distinct_paths(args) -> None:
+    """--out and --report must not name the source video or each other: one would overwrite the other."""
+    def same(a: Path, b: Path) -> bool:
+        return a.resolve() == b.resolve()
+
+    if same(args.out, args.source):
+        raise ProjectIOError(f"--out {args.out} is the source video: writing there would replace it; give another "
+                             "file name")
+    if args.report is not None:
+        if same(args.report, args.source):
+            raise ProjectIOError(f"--report {args.report} is the source video: give a .json file name")
+        if same(args.report, args.out):
+            raise ProjectIOError(f"--report {args.report} is the --out video: give a .json file name")
+
+
 def _check_keyframes(keyframes, source) -> None:
     """A keyframe's frame must lie in the video, its centre on the image, its height within the frame."""
     for k in keyframes:
@@ -186,6 +201,7 @@ def run(args) -> int:
         raise ProjectIOError(f"--out {args.out} is a folder: give a video file name")
     if args.report is not None and args.report.is_dir():
         raise ProjectIOError(f"--report {args.report} is a folder: give a .json file name")
+    _check_distinct_paths(args)
     # Both folders checked before any work: the report is written after the video has replaced --out.
     prepare_output_dir(args.out.parent, "--out folder")
     if args.report is not None:
@@ -196,9 +212,13 @@ def run(args) -> int:
         if not 0 <= args.frame < source.num_frames:
             raise PromptError(f"--frame {args.frame} is outside the video (frames 0..{source.num_frames - 1})")
         _check_keyframes(args.keyframe, source)
+        # A bad --cuts, --height or --aspect fails before the tracking, not after it.
+        t_cuts = time.perf_counter()
+        cuts = _cuts(args, source)
+        output_size((source.height, source.width), config.aspect, args.height)
+        t_cuts = time.perf_counter() - t_cuts
         tracks = _tracks(args, source)
         t_tracks = time.perf_counter()
-        cuts = _cuts(args, source)
         path = plan_crop_path(tracks, (source.height, source.width), config, cuts, args.keyframe)
         t_plan = time.perf_counter()
         size = output_size(path.frame_size, config.aspect, args.height)
@@ -219,7 +239,8 @@ def run(args) -> int:
         "frame_size": list(path.frame_size), "output_size": [summary["width"], summary["height"]],
         "fps": summary["fps"], "audio": summary["audio"], "render_notes": summary["notes"],
         "cuts": path.cuts, "shots": [s.as_dict() for s in path.shots],
-        "seconds": {"tracks": t_tracks - t0, "plan": t_plan - t_tracks, "render": t_render - t_plan},
+        "seconds": {"tracks": t_tracks - t0 - t_cuts, "plan": t_plan - t_tracks + t_cuts,
+                    "render": t_render - t_plan},
         "windows": [[round(float(v), 3) for v in row] for row in path.windows],
         "hotspots": [None if not np.isfinite(p).all() else [round(float(v), 2) for v in p]
                      for p in primary_hotspots(tracks)],

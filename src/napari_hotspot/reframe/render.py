@@ -45,6 +45,9 @@ def output_size(frame_size: tuple[int, int], aspect: float, height: int | None =
     """(width, height) of the output video: the zoom-1 window's size (or ``height``), both even."""
     h = base_window_height(frame_size, aspect) if height is None else float(height)
     if h < 2:
+        if height is None:
+            raise VideoError(f"the aspect {aspect:g} leaves an output {h:.1f} pixels high, under 2: choose a less "
+                             "extreme aspect")
         raise VideoError(f"output height must be at least 2 pixels, got {height!r}")
     out_h = max(2, int(round(h / 2)) * 2)
     out_w = max(2, int(round(out_h * aspect / 2)) * 2)
