@@ -394,6 +394,9 @@ def test_a_point_both_positive_and_negative_is_refused(tmp_path, sample_folder, 
     assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), "--click", "100,100",
                  "--negative", "100,100"]) == 2
     assert "both as --click and as --negative" in capsys.readouterr().err
+    assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), "--click", "100,100",
+                 "--negative", "9999,3"]) == 2
+    assert "negative click (9999, 3) is off the image" in capsys.readouterr().err
 
 
 def test_a_one_frame_video_is_not_adapted(tmp_path, sample_folder, capsys):

@@ -224,6 +224,10 @@ def test_cli_errors_are_clear(tmp_path, sample_mp4, track_folder, capsys):
         reframe_cli.run(parse(base + ["--aspect", "wide", "--tracks", str(track_folder)]))
     with pytest.raises(ProjectIOError, match="neither a napari-hotspot project"):
         reframe_cli.run(parse(base + ["--aspect", "1:1", "--tracks", str(tmp_path)]))
+    with pytest.raises(ProjectIOError, match="does not exist"):
+        reframe_cli.run(parse(base + ["--aspect", "1:1", "--tracks", str(tmp_path / "nothere")]))
+    with pytest.raises(PromptError, match="both as --click and as --negative"):  # as track refuses it
+        reframe_cli.run(parse(base + ["--aspect", "1:1", "--click", "40,70", "--negative", "40,70"]))
     with pytest.raises(ProjectIOError, match=r"no object\(s\) \[7\]"):
         reframe_cli.run(parse(base + ["--aspect", "1:1", "--tracks", str(track_folder), "--objects", "7"]))
     with pytest.raises(PromptError, match="--frame 99"):

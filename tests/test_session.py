@@ -930,6 +930,9 @@ def test_every_command_that_tracks_takes_hotspot_smoothing_and_eval_passes_on_it
         raise Stop
 
     monkeypatch.setattr(tracker_eval, "evaluate_tracker", fake_eval)
+    (tmp_path / "JPEGImages" / "480p" / "s").mkdir(parents=True)  # a sequence `eval` finds (checked first)
+    (tmp_path / "Annotations" / "480p" / "s").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "Annotations" / "480p" / "s" / "00000.png"), np.ones((4, 4), np.uint8))
     with pytest.raises(Stop):
         cli.main(["eval", "--davis-root", str(tmp_path), "--sequences", "s", "--out", str(tmp_path / "o"),
                   "--adapt", "3", "--adapt-steps", "7", "--complete", "2", "--whole-frame",

@@ -33,12 +33,6 @@ def cmd_track(args) -> int:
     from .session import HotspotSession
     from .video import open_source, require_complete
 
-    if args.negative and not args.click:
-        raise PromptError("--negative needs at least one --click")
-    both = set(args.click or []) & set(args.negative)
-    if both:
-        x, y = sorted(both)[0]
-        raise PromptError(f"{x:g},{y:g} is given both as --click and as --negative: which is it?")
     if Path(args.out).is_dir():  # a project or someone's masks/ is refused before any work
         from . import track_output
 
@@ -92,6 +86,8 @@ def cmd_eval(args) -> int:
     if args.hotspot_maps is not None:
         return _eval_hotspot_maps(args)
     root = args.davis_root or davis_root()
+    if args.sequences:  # each scored once, however often it is named
+        args.sequences = list(dict.fromkeys(args.sequences))
     if args.sequences and args.predictions is None:  # a typo fails now, not after the other sequences' work
         from .evaluation.tracker_eval import check_sequences
 

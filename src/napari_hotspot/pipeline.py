@@ -43,7 +43,7 @@ class Prompt:
     def check(self, session: HotspotSession) -> None:
         """Raise PromptError now for a frame off the video, a click off the image or a box with nothing
         on it, as `apply` would later (after a command has announced its adaptation)."""
-        session.check_prompt(self.frame, [*self.points, *self.negative], self.box)
+        session.check_prompt(self.frame, list(self.points), self.box, negative=list(self.negative))
 
     def apply(self, session: HotspotSession):
         if self.kind == "mask":
@@ -65,6 +65,12 @@ def prompt_from_args(args, frame_size) -> Prompt:
     """The Prompt of a parsed command line's --mask / --click / --box / --auto (options.add_prompt_args)."""
     from .boxes import normalize_box
 
+    if args.negative and not args.click:
+        raise PromptError("--negative needs at least one --click")
+    both = set(args.click or []) & set(args.negative)
+    if both:
+        x, y = sorted(both)[0]
+        raise PromptError(f"{x:g},{y:g} is given both as --click and as --negative: which is it?")
     if args.mask is not None:
         return Prompt("mask", args.frame, mask=read_prompt_mask(args.mask, frame_size))
     if args.click:

@@ -404,13 +404,15 @@ class HotspotSession:
             raise PromptError(f"{what} ({x:g}, {y:g}) is off the image: x must be in [0, {W - 1}], y in [0, {H - 1}]")
 
     def check_prompt(self, frame: int, points: Sequence[Sequence[float]] = (),
-                     box: Sequence[float] | None = None) -> None:
+                     box: Sequence[float] | None = None, negative: Sequence[Sequence[float]] = ()) -> None:
         """Raise PromptError for what `add_prompt` would refuse before running a model: a frame off the
-        video, a click off the image, a box with nothing on the image (the same rules, so a command can
-        refuse a prompt before it announces work)."""
+        video, a click (or `negative` click) off the image, a box with nothing on the image (the same
+        rules, so a command can refuse a prompt before it announces work)."""
         self._check_frame(frame)
         for x, y in np.asarray(points, float).reshape(-1, 2):
             self._check_point(x, y, "click")
+        for x, y in np.asarray(negative, float).reshape(-1, 2):
+            self._check_point(x, y, "negative click")
         if box is not None:
             self._box_on_image(box)
 
@@ -653,7 +655,7 @@ class HotspotSession:
                 if len(lab) != len(pts):
                     raise PromptError(f"{len(pts)} clicks but {len(lab)} labels")
                 for (x, y), lb in zip(pts, lab):
-                    self._check_point(x, y, "click")
+                    self._check_point(x, y, "click" if lb > 0 else "negative click")
                     (pos if lb > 0 else neg).append(self._to_work(x, y))
                 if not pos:
                     raise PromptError("at least one positive click is needed to pick an object")

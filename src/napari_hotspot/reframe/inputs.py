@@ -66,6 +66,10 @@ def load_tracks(path: Path, frame_names: Sequence[str], frame_size: tuple[int, i
     from napari_hotspot.annotations.project import is_project_dir, load_project
 
     path = Path(path)
+    if not path.exists():
+        raise ProjectIOError(f"--tracks {path} does not exist")
+    if not path.is_dir():
+        raise ProjectIOError(f"--tracks {path} is a file: give a saved project folder or a track output folder")
     if is_project_dir(path):
         store, _meta = load_project(path)
         if (store.num_frames, store.height, store.width) != (len(frame_names), *frame_size):
