@@ -65,16 +65,17 @@ def prompt_from_args(args, frame_size) -> Prompt:
     """The Prompt of a parsed command line's --mask / --click / --box / --auto (options.add_prompt_args)."""
     from .boxes import normalize_box
 
-    if args.negative and not args.click:
+    negative = list(getattr(args, "negative", None) or [])
+    if negative and not args.click:
         raise PromptError("--negative needs at least one --click")
-    both = set(args.click or []) & set(args.negative)
+    both = set(args.click or []) & set(negative)
     if both:
         x, y = sorted(both)[0]
         raise PromptError(f"{x:g},{y:g} is given both as --click and as --negative: which is it?")
     if args.mask is not None:
         return Prompt("mask", args.frame, mask=read_prompt_mask(args.mask, frame_size))
     if args.click:
-        return Prompt("click", args.frame, points=list(args.click), negative=list(args.negative))
+        return Prompt("click", args.frame, points=list(args.click), negative=negative)
     if args.box is not None:
         return Prompt("box", args.frame, box=normalize_box(args.box))  # the rule of every entry point
     return Prompt("auto", args.frame)
