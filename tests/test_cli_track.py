@@ -91,6 +91,7 @@ def test_track_empty_and_wrong_size_masks(tmp_path, sample_folder, capsys):
     cv2.imwrite(str(empty), np.zeros((240, 320), np.uint8))
     assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), "--mask", str(empty)]) == 2
     assert "empty" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # a failed first run leaves no empty output folder
     small = tmp_path / "small.png"
     cv2.imwrite(str(small), np.ones((10, 10), np.uint8))
     assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), "--mask", str(small)]) == 2

@@ -97,6 +97,7 @@ def writing(out_dir: str | os.PathLike):
     ...)``; a clean exit commits them, an exception removes the partial folder (unless its commit
     record was written: then the next recovery rolls it forward)."""
     out_dir = Path(out_dir)
+    made = not out_dir.exists()
     partial = new_partial(out_dir)
     try:
         yield partial
@@ -105,6 +106,9 @@ def writing(out_dir: str | os.PathLike):
         record = _read_record(out_dir) if out_dir.is_dir() else None
         if not (record and record.get("partial") == partial.name):
             shutil.rmtree(partial, ignore_errors=True)
+            if made:  # a failed first run leaves no empty output folder behind
+                with contextlib.suppress(OSError):
+                    out_dir.rmdir()
         raise
 
 
