@@ -296,7 +296,7 @@ def test_absent_frames_are_empty_keyframes_and_the_object_is_found_again(videos,
     assert not any(store.get(1, t).mask.any() for t in range(4, FRAMES))
     off = replace(item, absent=(40,), name="off")
     result = process_video(off, tmp_path, options=OPTIONS)
-    assert result.status == "failed" and "frame 40 is out of range" in result.error
+    assert result.status == "failed" and "absent frame 40: frame 40 is out of range" in result.error
 
 
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):

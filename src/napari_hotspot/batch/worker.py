@@ -179,7 +179,10 @@ def track_into_store(session, prompt, absent: tuple[int, ...] = ()) -> Annotatio
     store.add_object(obj_id=OBJECT_ID)
     r = prompt.apply(session)
     for t in absent:
-        session.mark_absent(t, OBJECT_ID)  # a frame off the video fails this video alone
+        try:
+            session.mark_absent(t, OBJECT_ID)  # a frame off the video fails this video alone
+        except PromptError as err:
+            raise PromptError(f"the manifest's absent frame {t}: {err}") from None
         store.set_frame(OBJECT_ID, t, mask=np.zeros((H, W), bool), hotspot=None, confidence=1.0,
                         provenance=Provenance.KEYFRAME)
     # A given mask is the annotator's keyframe; a mask the model made from a click/box/gaze is not.
