@@ -189,6 +189,8 @@ def test_eval_refuses_unknown_sequences_and_an_empty_first_frame_clearly(tmp_pat
         labels = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
         cv2.imwrite(str(root / "Annotations" / "480p" / "late" / png.name), labels if i else np.zeros_like(labels))
     base = ["eval", "--davis-root", str(root), "--adapt", "0", "--out", str(tmp_path / "o")]
+    assert main([*base, "--hotspots", str(tmp_path / "h.csv")]) == 2
+    assert "--hotspots is scored against --hotspot-maps" in capsys.readouterr().err
     assert main([*base, "--sequences", "sample", "nosuch"]) == 2
     err = capsys.readouterr().err
     assert "nosuch" in err and "Traceback" not in err and not (tmp_path / "o" / "predictions" / "sample").exists()

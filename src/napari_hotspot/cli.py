@@ -85,6 +85,10 @@ def cmd_eval(args) -> int:
     prepare_output_dir(args.out, "--out folder")
     if args.hotspot_maps is not None:
         return _eval_hotspot_maps(args)
+    if args.hotspots is not None:  # it would be ignored: say so rather than score something else
+        from .errors import PromptError
+
+        raise PromptError("--hotspots is scored against --hotspot-maps EXPORT_DIR (a hotspot ground-truth export)")
     root = args.davis_root or davis_root()
     if args.sequences:  # each scored once, however often it is named
         args.sequences = list(dict.fromkeys(args.sequences))
