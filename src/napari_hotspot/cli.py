@@ -33,10 +33,9 @@ def cmd_track(args) -> int:
     from .session import HotspotSession
     from .video import open_source, require_complete
 
-    if Path(args.out).is_dir():  # a project or someone's masks/ is refused before any work
-        from . import track_output
+    from . import track_output
 
-        track_output.check_replaceable(args.out)
+    track_output.check_replaceable(args.out)  # a project or someone's masks/ is refused before any work
     source = open_source(args.source, cache_bytes=TRACK_CACHE_BYTES)
     require_complete(source, args.accept_truncated)  # before the earlier output could be replaced
     options = tracking_options(args)

@@ -163,10 +163,10 @@ def correction_curve(
 
     davis_root = Path(davis_root)
     models = models or ModelBundle.load()
-    gt_files = sorted(davis_annotations_dir(davis_root, sequence).glob("*.png"))
+    gt_dir = davis_annotations_dir(davis_root, sequence)
+    gt_files = sorted(gt_dir.glob("*.png"))
     if not gt_files:
-        where = davis_annotations_dir(davis_root, sequence)
-        raise ProjectIOError(f"no ground truth for sequence {sequence!r} in {where}")
+        raise ProjectIOError(f"no ground truth for sequence {sequence!r} in {gt_dir}")
     gt = [read_label_png(p, ground_truth=True) for p in gt_files]
     ids = _first_frame_objects(gt[0], gt_files[0])
     with open_source(davis_frames_dir(davis_root, sequence)) as source:

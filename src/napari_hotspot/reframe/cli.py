@@ -215,13 +215,12 @@ def run(args) -> int:
         # A bad --cuts, --height or --aspect fails before the tracking, not after it.
         t_cuts = time.perf_counter()
         cuts = _cuts(args, source)
-        output_size((source.height, source.width), config.aspect, args.height)
+        size = output_size((source.height, source.width), config.aspect, args.height)  # the crop path's frame size
         t_cuts = time.perf_counter() - t_cuts
         tracks = _tracks(args, source)
         t_tracks = time.perf_counter()
         path = plan_crop_path(tracks, (source.height, source.width), config, cuts, args.keyframe)
         t_plan = time.perf_counter()
-        size = output_size(path.frame_size, config.aspect, args.height)
         fps = source.fps or args.fps
         audio = source.path if source.path.is_file() else None
         progress, close = terminal_progress("render")
