@@ -380,8 +380,14 @@ def test_bad_weights_and_numeric_options_fail_clearly(tmp_path, sample_folder, c
     empty.write_bytes(b"")
     other = tmp_path / "other.pt"
     torch.save({"state": 1}, other)
+    from napari_hotspot.models.weights import DEFAULT_WEIGHTS
+
+    zeroed = tmp_path / "zeroed.pt"  # a bad copy: torch.load reads it, its weights are garbage
+    data = bytearray(DEFAULT_WEIGHTS.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 100] = bytes(100)
+    zeroed.write_bytes(bytes(data))
     for weights, message in ((empty, "not a readable napari-hotspot weights file"),
-                             (other, "not a napari-hotspot weights file")):
+                             (other, "not a napari-hotspot weights file"), (zeroed, "is damaged")):
         assert main(["track", str(sample_folder.frames), "--out", str(tmp_path / "o"), "--mask", str(mask),
                      "--weights", str(weights)]) == 2
         err = capsys.readouterr().err

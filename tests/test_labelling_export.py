@@ -197,7 +197,8 @@ def test_eval_cli_scores_a_track_csv_against_the_export_without_conversion(tmp_p
 
 @pytest.mark.parametrize("row, message", [("3.5,1,2,3", "not a whole number"), ("1,,2,3", "whole numbers"),
                                           ("1,1,abc,3", "x and y numbers"), ("1,0,2,3", "not an object id"),
-                                          ("1,-3,2,3", "not an object id")])
+                                          ("1,-3,2,3", "not an object id"), ("1,1,nan,3", "finite numbers"),
+                                          ("1,1,2,inf", "finite numbers"), ("1,1,2,-Infinity,1", "finite numbers")])
 def test_track_csv_rows_that_are_not_whole_frames_or_numbers_are_refused_clearly(tmp_path, row, message):
     bad = tmp_path / "h.csv"
     bad.write_text(f"frame,object_id,x,y\n{row}\n")
@@ -208,7 +209,8 @@ def test_track_csv_rows_that_are_not_whole_frames_or_numbers_are_refused_clearly
 def test_track_csv_takes_spreadsheet_integers_short_rows_and_hidden_frames(tmp_path):
     path = tmp_path / "h.csv"
     # as a spreadsheet saves it: a byte-order mark and CRLF line ends
-    path.write_bytes("frame,object_id,x,y,visible\r\n1.0,2,4.5,6,1\r\n2,2\r\n3,2,7,8,0\r\n".encode("utf-8-sig"))
+    path.write_bytes("frame,object_id,x,y,visible\r\n1.0,2,4.5,6,1\r\n2,2\r\n3,2,7,8,0\r\n4,2,nan,nan,0\r\n"
+                     .encode("utf-8-sig"))
     track = read_track_csv(path, 5)[2]
     assert track[1].tolist() == [4.5, 6.0]
     assert np.isnan(track[[0, 2, 3, 4]]).all()  # not given, a short row, hidden

@@ -340,3 +340,23 @@ def test_a_project_with_frames_kept_as_tracked_is_version_2_and_round_trips(tmp_
     loaded, meta = load_project(path)
     assert meta["version"] == project_module.FORMAT_VERSION == 2
     assert loaded.get(oid, frame).provenance is Provenance.ACCEPTED and frame in loaded.keyframes(oid)
+
+
+def test_a_damaged_adapted_tracker_file_is_a_problem_not_garbage_weights(tmp_path):
+    import torch
+
+    from napari_hotspot.annotations.project import WIDGET_EXTRA_KEY, load_adaptation_states
+
+    store = make_store()
+    state = {"model": {"w": torch.arange(4096, dtype=torch.float32)}, "frames": [0, 5]}
+    for oid in (1, 2):
+        torch.save(state, tmp_path / f"tracker_{oid}.pt")
+    damaged = bytearray((tmp_path / "tracker_2.pt").read_bytes())
+    middle = len(damaged) // 2  # inside the tensor's bytes: torch.load still reads the file
+    damaged[middle: middle + 64] = bytes(64)
+    (tmp_path / "tracker_2.pt").write_bytes(bytes(damaged))
+    assert torch.load(tmp_path / "tracker_2.pt", weights_only=True)["frames"] == [0, 5]
+    extra = {WIDGET_EXTRA_KEY: {"adaptation": {str(o): {"file": f"tracker_{o}.pt"} for o in (1, 2)}}}
+    states, problems = load_adaptation_states(tmp_path, extra, store)
+    assert list(states) == [1] and torch.equal(states[1]["model"]["w"], state["model"]["w"])
+    assert len(problems) == 1 and "boat" in problems[0] and "damaged" in problems[0]

@@ -334,6 +334,11 @@ def test_merge_averages_several_trackers_and_keeps_what_each_trained_on(tmp_path
     with pytest.raises(ValueError, match="shapes differ"):
         merge_main(["--egnet", files[0], "--gaze2mask", files[0], "--tracker", files[0], str(tmp_path / "slim.pt"),
                     "--out", str(tmp_path / "bad.pt")])
+    save_weights(tmp_path / "no_tracker.pt", {"egnet": EGNet()}, {})
+    with pytest.raises(SystemExit):  # argparse's one-line error, not a KeyError's traceback
+        merge_main(["--egnet", files[0], "--gaze2mask", files[0], "--tracker", str(tmp_path / "no_tracker.pt"),
+                    "--out", str(tmp_path / "bad.pt")])
+    assert not (tmp_path / "bad.pt").exists()
 
 
 def test_partial_masks_are_parts_around_the_click_never_empty():

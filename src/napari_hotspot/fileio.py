@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+import zipfile
 from pathlib import Path
 
 from .errors import ProjectIOError
@@ -143,6 +144,17 @@ def write_png_checked(path: str | os.PathLike, image, *, fsync: bool = False) ->
         write_bytes_checked(path, data, fsync=fsync)
     except OSError as err:
         raise ProjectIOError(f"cannot write {path}: {describe_os_error(err)}") from err
+
+
+def damaged_zip_member(path: str | os.PathLike) -> str | None:
+    """The first member of a zip file (torch.save's format) whose CRC-32 does not match; None when all
+    match or the file is no zip. torch.load does not check them, so bytes overwritten in a tensor (zeros
+    from a bad copy) would load as weights that silently track badly. About 5 ms for a 4 MB file."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, OSError):  # the caller's own reader says what is wrong with it
+        return None
 
 
 def pid_alive(pid: int) -> bool:

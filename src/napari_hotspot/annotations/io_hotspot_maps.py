@@ -513,7 +513,7 @@ def read_track_csv(path: str | os.PathLike, num_frames: int) -> dict[int, np.nda
     """Hotspot tracks ``{object_id: (T, 2)}`` from a CSV with columns frame, object_id, x, y[, visible].
 
     Reads both ``napari-hotspot track`` output and io_hotspots CSVs; other columns are ignored;
-    empty x/y or visible = 0 give NaN.
+    empty x/y or visible = 0 give NaN; a visible row's x or y written as nan or inf is refused.
     """
     path = Path(path)
     if (path.parent / ".track-commit.json").exists():  # a `track` folder a killed run left mid-commit
@@ -541,6 +541,11 @@ def read_track_csv(path: str | os.PathLike, num_frames: int) -> dict[int, np.nda
                     raise ProjectIOError(f"{where}: frame {frame} is outside 0..{num_frames - 1}")
                 if obj_id < 1:  # 0 is the background of every label image
                     raise ProjectIOError(f"{where}: object_id {obj_id} is not an object id (1 or more)")
+                # An empty x or y means no hotspot on that frame; a written "nan" or "inf" is a broken
+                # export, not an absence, and would quietly fall back to the mask's hotspot.
+                if visible and any(not math.isfinite(v) for v, c in ((x, "x"), (y, "y")) if (row[c] or "").strip()):
+                    raise ProjectIOError(f"{where}: x and y must be finite numbers or empty (no hotspot), "
+                                         f"got x={row['x']!r}, y={row['y']!r}")
                 track = tracks.setdefault(obj_id, np.full((num_frames, 2), np.nan))
                 track[frame] = (x, y) if visible else (math.nan, math.nan)
     except FileNotFoundError:

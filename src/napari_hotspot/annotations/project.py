@@ -29,7 +29,8 @@ import numpy as np
 from napari_hotspot.annotations.masks import CompressedMask
 from napari_hotspot.annotations.model import AnnotationStore, Hotspot, Provenance
 from napari_hotspot.errors import AnnotationError, ProjectIOError
-from napari_hotspot.fileio import crash_point, describe_write_error, fsync_dir, pid_alive, write_bytes_checked
+from napari_hotspot.fileio import (crash_point, damaged_zip_member, describe_write_error, fsync_dir, pid_alive,
+                                  write_bytes_checked)
 
 PROJECT_FILE = "project.json"
 MASK_DIR = "masks"
@@ -577,6 +578,9 @@ def load_adaptation_states(path: Path, extra: Any, store: AnnotationStore) -> tu
             continue
         try:
             state = torch.load(path / relative, map_location="cpu", weights_only=True)
+            if damaged_zip_member(path / relative):  # zeros from a bad copy load as garbage weights
+                problems.append(f"{label}: the file is damaged (a checksum fails)")
+                continue
         except FileNotFoundError:
             problems.append(f"{label}: the file is missing")
             continue

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsError
+from ..fileio import damaged_zip_member
 from .allocator import keep_freed_memory
 from .backbone import Encoder
 from .heads import EGNet, Gaze2MaskNet, WCSTracker
@@ -26,6 +27,10 @@ def read_weights(path: Path) -> dict:
     except Exception as exc:  # truncated, not a torch file, or pickled objects weights_only refuses
         raise WeightsError(f"{path} is not a readable napari-hotspot weights file (corrupt, truncated or "
                            f"not a torch file: {type(exc).__name__})") from exc
+    damaged = damaged_zip_member(path)
+    if damaged:
+        raise WeightsError(f"{path} is damaged: its part {damaged!r} fails its checksum (a bad copy or disk); "
+                           "copy it again, or reinstall for the shipped weights")
     if not isinstance(blob, dict) or not isinstance(blob.get("heads"), dict):
         raise WeightsError(f"{path} is not a napari-hotspot weights file (no 'heads'): train one with "
                            "`napari-hotspot train`, or leave --weights out for the shipped weights")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from ...errors import WeightsError
+from ..weights import read_weights
 from .data import torch_save_atomic
 
 
@@ -37,7 +39,9 @@ def merge(parts: dict[str, Path | list[Path]], out: Path) -> dict:
 
 
 def _head_and_report(path: Path, name: str) -> tuple[dict, dict]:
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = read_weights(path)  # a clear error for a missing, damaged or foreign file
+    if name not in blob["heads"]:
+        raise WeightsError(f"{path} holds no {name} head (it has {', '.join(sorted(blob['heads'])) or 'none'})")
     part_meta = blob.get("meta", {})
     # A head taken from an already merged file keeps its own run's report, not the whole file's.
     return blob["heads"][name], part_meta["runs"].get(name, {}) if "runs" in part_meta else part_meta
@@ -64,7 +68,10 @@ def main(argv=None):
                     help="the tracker's file, or several whose trackers are averaged")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
-    merge({"egnet": a.egnet, "gaze2mask": a.gaze2mask, "tracker": a.tracker}, a.out)
+    try:
+        merge({"egnet": a.egnet, "gaze2mask": a.gaze2mask, "tracker": a.tracker}, a.out)
+    except (WeightsError, FileNotFoundError) as err:
+        ap.error(str(err))
     print(f"wrote {a.out}")
 
 
