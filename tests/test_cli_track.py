@@ -75,6 +75,7 @@ def test_track_box_and_auto(tmp_path, sample_folder, short_sample):
         (["--mask", "missing.png"], "not found"),
         (["--mask", "."], "is a folder"),
         (["--click", "-5,100"], "off the image"),  # a value with a minus sign is a value, not an option
+        (["--click", "-inf,3"], "off the image"),
         (["--click", "5,5", "--negative", "-1,3"], "off the image"),
         (["--box", "-50,-50,-10,-10"], "off the image"),
     ],

@@ -17,10 +17,11 @@ COORDINATE_OPTIONS = ("--click", "--negative", "--box", "--keyframe")
 
 
 def attach_signed_values(argv: list[str]) -> list[str]:
-    """`--click -5,100` as `--click=-5,100`, so that it reaches the command's own check ("off the image")."""
+    """`--click -5,100` (or `-inf,3`) as `--click=-5,100`, so that it reaches the command's own check
+    ("off the image") instead of argparse's "expected one argument"."""
     out, i = [], 0
     while i < len(argv):
-        if argv[i] in COORDINATE_OPTIONS and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
+        if argv[i] in COORDINATE_OPTIONS and i + 1 < len(argv) and re.match(r"-([\d.]|inf|nan)", argv[i + 1], re.I):
             out.append(f"{argv[i]}={argv[i + 1]}")
             i += 2
         else:
