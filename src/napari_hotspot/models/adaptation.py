@@ -30,6 +30,11 @@ DEFAULT_VIEWS = 6
 # step (docs/benchmarks.md, "Adaptation: parts and steps").
 ADAPTED_PARTS = ("block8b", "block4", "mask8", "mask4", "hot_block", "hot_out")
 
+# With several learnt frames (a prompt and corrections), this share of the training triples takes its
+# template from another learnt frame than its search view: tracking's own situation, the object's
+# real change of look between frames, which views of one frame cannot show.
+CROSS_FRAME_SHARE = 0.0
+
 
 @dataclass
 class _Example:
@@ -61,9 +66,12 @@ class TrackerAdapter:
     """A per-object copy of the tracker head and the examples it learns from."""
 
     def __init__(self, base: WCSTracker, size: tuple[int, int], seed: int = 0, lr: float = 5e-4,
-                 parts: tuple[str, ...] | None = ADAPTED_PARTS):
-        """parts: top-level module names of the tracker head to fine-tune (None: all of it)."""
+                 parts: tuple[str, ...] | None = ADAPTED_PARTS, cross_frame: float | None = None):
+        """parts: top-level module names of the tracker head to fine-tune (None: all of it);
+        cross_frame: the share of training triples whose template is another learnt frame
+        (None: CROSS_FRAME_SHARE)."""
         self.size = size
+        self.cross_frame = CROSS_FRAME_SHARE if cross_frame is None else float(cross_frame)
         self.model = copy.deepcopy(base)
         self.model.requires_grad_(False)
         trained = [p for name, p in self.model.named_parameters() if parts is None or name.split(".")[0] in parts]
@@ -86,16 +94,20 @@ class TrackerAdapter:
     def _batch(self, batch_size: int):
         feats, keys, refs_a, refs_p, targets, hot_xy, hot_ok = [], [], [], [], [], [], []
         for _ in range(batch_size):
-            ex = self.examples[int(self.rng.integers(len(self.examples)))]
+            i = int(self.rng.integers(len(self.examples)))
+            ex = src = self.examples[i]
+            if self.cross_frame > 0 and len(self.examples) > 1 and self.rng.random() < self.cross_frame:
+                # Another learnt frame is the template, as in tracking: the object's real change in look.
+                src = self.examples[(i + int(self.rng.integers(1, len(self.examples)))) % len(self.examples)]
             n = len(ex.feats)
-            va = 0 if self.rng.random() < 0.7 else int(self.rng.integers(n))
+            va = 0 if self.rng.random() < 0.7 else int(self.rng.integers(len(src.feats)))
             vp, vt = (int(v) for v in self.rng.integers(0, n, 2))
             prev = _perturb(ex.masks[vp], self.rng)
-            hot_a = _map(ex.affines[0], ex.affines[va], ex.hotspot) if ex.hotspot else None
+            hot_a = _map(src.affines[0], src.affines[va], src.hotspot) if src.hotspot else None
             hot_p = _map(ex.affines[0], ex.affines[vp], ex.hotspot) if ex.hotspot else None
             hot_t = _map(ex.affines[0], ex.affines[vt], ex.hotspot) if ex.hotspot else None
-            refs_a.append(make_reference(ex.feats[va], torch.from_numpy(ex.masks[va].astype(np.float32)), hot_a,
-                                         keys=ex.keys[va]))
+            refs_a.append(make_reference(src.feats[va], torch.from_numpy(src.masks[va].astype(np.float32)), hot_a,
+                                         keys=src.keys[va]))
             refs_p.append(make_reference(ex.feats[vp], torch.from_numpy(prev.astype(np.float32)), hot_p,
                                          keys=ex.keys[vp]))
             feats.append(ex.feats[vt])
