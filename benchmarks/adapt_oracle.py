@@ -128,6 +128,7 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             s.add_adaptation_frames(1)  # frame 0, as the shipped adaptation learns it
             adapter = s._adapters[1]
+            adapter.cross_frame = 0.0  # the recipe as measured (2026-12-05): single-frame triples, or the script's own
             if cross:
                 cross_frame_adapter(adapter)
             h, w = s.work_size

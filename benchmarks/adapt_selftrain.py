@@ -94,6 +94,7 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             s.add_adaptation_frames(1)
             adapter = s._adapters[1]
+            adapter.cross_frame = 0.0  # as measured: the script's own cross-frame triples (adapt_oracle.py)
             if not args.within:
                 cross_frame_adapter(adapter)
             h, w = s.work_size

@@ -21,10 +21,20 @@ def _adapter_with_two_frames(sample, models, cross_frame):
 
 def _template_and_search_frames(adapter, monkeypatch, batches=6):
     """Per triple: (learnt frame of its template, learnt frame of its previous mask and search view)."""
-    owner = {id(ft): i for i, ex in enumerate(adapter.examples) for ft in ex.feats}
+    owner = {id(ft): (i, v) for i, ex in enumerate(adapter.examples) for v, ft in enumerate(ex.feats)}
     calls = []
     real = adaptation.make_reference
-    monkeypatch.setattr(adaptation, "make_reference", lambda feats, *a, **k: calls.append(owner[id(feats)]) or real(feats, *a, **k))
+
+    def recording(feats, mask, hotspot, **kw):
+        i, v = owner[id(feats)]
+        ex = adapter.examples[i]
+        # the reference's mask and hotspot are those of the same learnt frame's same view
+        assert np.array_equal(mask.numpy() > 0.5, ex.masks[v]) or len(calls) % 2 == 1  # a previous mask is perturbed
+        assert np.allclose(hotspot, adaptation._map(ex.affines[0], ex.affines[v], ex.hotspot))
+        calls.append(i)
+        return real(feats, mask, hotspot, **kw)
+
+    monkeypatch.setattr(adaptation, "make_reference", recording)
     for _ in range(batches):
         adapter._batch(4)
     return list(zip(calls[0::2], calls[1::2]))  # each triple makes the template's reference, then the previous one's

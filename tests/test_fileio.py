@@ -48,3 +48,26 @@ def test_os_errors_become_project_errors_naming_the_file(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         with atomic_write(tmp_path / "x", "a"):
             pass
+
+
+def test_damaged_zip_member_finds_overwritten_bytes_and_passes_files_without_checksums(tmp_path):
+    import torch
+
+    from napari_hotspot.fileio import damaged_zip_member
+
+    state = {"w": torch.arange(8192, dtype=torch.float32)}
+    good = tmp_path / "good.pt"
+    torch.save(state, good)
+    assert damaged_zip_member(good) is None
+    data = bytearray(good.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = bytes(64)
+    (tmp_path / "zeroed.pt").write_bytes(bytes(data))
+    assert damaged_zip_member(tmp_path / "zeroed.pt") is not None
+    torch.serialization.set_crc32_options(False)  # a writer that stores no checksums (each CRC 0)
+    try:
+        torch.save(state, tmp_path / "no_crc.pt")
+    finally:
+        torch.serialization.set_crc32_options(True)
+    assert damaged_zip_member(tmp_path / "no_crc.pt") is None
+    (tmp_path / "text.pt").write_text("not a zip")
+    assert damaged_zip_member(tmp_path / "text.pt") is None  # the reader's own error names it

@@ -310,7 +310,7 @@ def test_merge_keeps_each_heads_run_report_also_from_a_merged_file(tmp_path):
     assert float(bundle.gaze2mask.out.bias) == 0.5
 
 
-def test_merge_averages_several_trackers_and_keeps_what_each_trained_on(tmp_path):
+def test_merge_averages_several_trackers_and_keeps_what_each_trained_on(tmp_path, capsys):
     from napari_hotspot.models.heads import Gaze2MaskNet, WCSTracker
     from napari_hotspot.models.training.merge import main as merge_main
     from napari_hotspot.models.training.train import save_weights
@@ -331,14 +331,14 @@ def test_merge_averages_several_trackers_and_keeps_what_each_trained_on(tmp_path
     assert bundle.trained_sequences() == {"bear", "boat"}
     slim = WCSTracker(fine_channels=16)
     save_weights(tmp_path / "slim.pt", {"egnet": EGNet(), "gaze2mask": Gaze2MaskNet(), "tracker": slim}, {})
-    with pytest.raises(ValueError, match="shapes differ"):
-        merge_main(["--egnet", files[0], "--gaze2mask", files[0], "--tracker", files[0], str(tmp_path / "slim.pt"),
-                    "--out", str(tmp_path / "bad.pt")])
     save_weights(tmp_path / "no_tracker.pt", {"egnet": EGNet()}, {})
-    with pytest.raises(SystemExit):  # argparse's one-line error, not a KeyError's traceback
-        merge_main(["--egnet", files[0], "--gaze2mask", files[0], "--tracker", str(tmp_path / "no_tracker.pt"),
-                    "--out", str(tmp_path / "bad.pt")])
-    assert not (tmp_path / "bad.pt").exists()
+    for trackers, message in (([files[0], str(tmp_path / "slim.pt")], "shapes differ"),
+                              ([str(tmp_path / "no_tracker.pt")], "holds no tracker head")):
+        with pytest.raises(SystemExit):  # argparse's one-line error, not a traceback
+            merge_main(["--egnet", files[0], "--gaze2mask", files[0], "--tracker", *trackers,
+                        "--out", str(tmp_path / "bad.pt")])
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "bad.pt").exists()
 
 
 def test_partial_masks_are_parts_around_the_click_never_empty():

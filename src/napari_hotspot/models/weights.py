@@ -30,7 +30,7 @@ def read_weights(path: Path) -> dict:
     damaged = damaged_zip_member(path)
     if damaged:
         raise WeightsError(f"{path} is damaged: its part {damaged!r} fails its checksum (a bad copy or disk); "
-                           "copy it again, or reinstall for the shipped weights")
+                           "copy the file again (for the shipped weights: reinstall napari-hotspot)")
     if not isinstance(blob, dict) or not isinstance(blob.get("heads"), dict):
         raise WeightsError(f"{path} is not a napari-hotspot weights file (no 'heads'): train one with "
                            "`napari-hotspot train`, or leave --weights out for the shipped weights")

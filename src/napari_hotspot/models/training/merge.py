@@ -70,7 +70,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     try:
         merge({"egnet": a.egnet, "gaze2mask": a.gaze2mask, "tracker": a.tracker}, a.out)
-    except (WeightsError, FileNotFoundError) as err:
+    except (WeightsError, FileNotFoundError, ValueError) as err:  # ValueError: trackers of two shapes
         ap.error(str(err))
     print(f"wrote {a.out}")
 
