@@ -940,3 +940,17 @@ def test_every_command_that_tracks_takes_hotspot_smoothing_and_eval_passes_on_it
     o = seen["options"]
     assert (o.adapt_seconds, o.adapt_steps, o.complete_frames, o.search_window, o.distractor_memory,
             o.hotspot_smoothing, o.long_side) == (3.0, 7, 2, False, False, 0.5, 320)
+
+
+def test_a_frame_smaller_than_the_working_size_shows_no_hotspot_without_a_mask(models):
+    # 4 px high: the working size is larger than the frame, so a tracked mask can vanish when it is
+    # resized back; its hotspot must then be hidden too, not a visible point on an empty mask.
+    frames = np.zeros((5, 4, 64, 3), np.uint8)
+    for t in range(5):
+        frames[t, :, 20 + t: 30 + t] = 255
+    s = HotspotSession(frames, models)
+    s.add_prompt(0, 1, points=[(25, 2)], labels=[1])
+    results = list(s.propagate([1], start_frame=0, end_frame=4))
+    assert len(results) == 4
+    assert all(r.hotspot is None for r in results if not r.mask.any())
+    assert all(r.hotspot is not None for r in results if r.mask.any())

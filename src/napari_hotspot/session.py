@@ -1253,7 +1253,9 @@ class HotspotSession:
             hotspot = steady.step(i, r)
             self.timings["heads"] += time.perf_counter() - t0
             state[i] = (anchor_ref, r.reference)  # the next step's template keeps the heat map's own peak
-            results.append(TrackResult(t, i, self._mask_to_frame(r.mask_prob, t), self._to_frame(hotspot),
+            mask = self._mask_to_frame(r.mask_prob, t)
+            # A mask that vanishes at the frame's size (a frame smaller than the working size) has no hotspot.
+            results.append(TrackResult(t, i, mask, self._to_frame(hotspot) if mask.any() else None,
                                        r.confidence, r.evidence))
         return results
 
@@ -1322,7 +1324,8 @@ class HotspotSession:
             mask = self._mask_to_frame(r.mask_prob, t)  # snapped to the frame's edges: only where it is used
         if search.streak >= REACQUIRE_FRAMES:
             state[object_id] = (search.anchor, r.reference)  # found again: tracked from here on
-            return TrackResult(t, object_id, mask, self._to_frame(r.hotspot_xy), r.confidence, evidence, found_again=True)
+            return TrackResult(t, object_id, mask, self._to_frame(r.hotspot_xy) if mask.any() else None, r.confidence,
+                               evidence, found_again=True)
         # Still away: the next frame's search compares with this frame's keys, again with an empty mask.
         search.prev = self._empty_reference(keys)
         return TrackResult(t, object_id, np.zeros(self.frame_size, bool), None,
