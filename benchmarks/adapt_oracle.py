@@ -144,16 +144,23 @@ def main(argv=None) -> int:
                 + " / ".join(f"{t:.0f}" for t in train_s) + " |")
         lines.append(line)
         print(line, flush=True)
+    finish_table(lines, rows, 1, args.out)
+    return 0
+
+
+def finish_table(lines: list[str], rows: list[list[float]], skipped: int, out: Path | None) -> None:
+    """Add the mean row (each J's change against the first, `--adapt 0`) and the worst per-sequence
+    change, print them, and write the table to `out`. skipped: columns between the name and the first J."""
     a = np.array(rows)
     mean = a.mean(axis=0)
-    lines.append("| **mean** | | " + " | ".join(f"**{m:.3f}** ({m - mean[0]:+.3f})" for m in mean) + " | |")
-    lines.append("| worst change against adapt 0 | | | "
+    gap = "| " * skipped
+    lines.append(f"| **mean** | {gap}" + " | ".join(f"**{m:.3f}** ({m - mean[0]:+.3f})" for m in mean) + " | |")
+    lines.append(f"| worst change against adapt 0 | {gap}| "
                  + " | ".join(f"{d:+.3f}" for d in (a[:, 1:] - a[:, :1]).min(axis=0)) + " | |")
     print("\n".join(lines[-2:]), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("\n".join(lines) + "\n")
-    return 0
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     from napari_hotspot.session import HotspotSession
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from adapt_oracle import cross_frame_adapter
+    from adapt_oracle import cross_frame_adapter, finish_table
     from bench_corrective_clicks import _load
 
     models = ModelBundle.load(args.weights) if args.weights else ModelBundle.load()
@@ -115,15 +115,7 @@ def main(argv=None) -> int:
         line = f"| {seq} | " + " | ".join(cells) + " | " + " / ".join(f"{t:.0f}" for t in train_s) + f" | {picked}"
         lines.append(line)
         print(line, flush=True)
-    a = np.array(rows)
-    mean = a.mean(axis=0)
-    lines.append("| **mean** | " + " | ".join(f"**{m:.3f}** ({m - mean[0]:+.3f})" for m in mean) + " | |")
-    lines.append("| worst change against adapt 0 | | "
-                 + " | ".join(f"{d:+.3f}" for d in (a[:, 1:] - a[:, :1]).min(axis=0)) + " | |")
-    print("\n".join(lines[-2:]), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("\n".join(lines) + "\n")
+    finish_table(lines, rows, 0, args.out)
     return 0
 
 
