@@ -72,13 +72,19 @@ def check_sequences(davis_root: Path, sequences: Sequence[str]) -> None:
                              f"(expected JPEGImages/<resolution>/<sequence>/ and Annotations/<resolution>/<sequence>/)")
 
 
-def _first_frame_objects(labels: np.ndarray, path: Path) -> list[int]:
-    """The object ids of a sequence's first ground-truth frame, where every simulated prompt is taken."""
-    ids = [int(v) for v in np.unique(labels) if v != 0]
+def _ground_truth(davis_root: Path, sequence: str) -> tuple[list[np.ndarray], list[int]]:
+    """A sequence's ground-truth label images and the object ids of its first frame, where every
+    simulated prompt is taken (refused clearly when there is none, or the first frame has no object)."""
+    gt_dir = davis_annotations_dir(davis_root, sequence)
+    gt_files = sorted(gt_dir.glob("*.png"))
+    if not gt_files:
+        raise ProjectIOError(f"no ground truth for sequence {sequence!r} in {gt_dir}")
+    labels = [read_label_png(p, ground_truth=True) for p in gt_files]
+    ids = [int(v) for v in np.unique(labels[0]) if v != 0]
     if not ids:
-        raise AnnotationError(f"the first ground-truth frame {path} contains no object: the simulated prompt is "
-                              "taken from it")
-    return ids
+        raise AnnotationError(f"the first ground-truth frame {gt_files[0]} contains no object: the simulated prompt "
+                              "is taken from it")
+    return labels, ids
 
 
 def evaluate_tracker(
@@ -101,12 +107,7 @@ def evaluate_tracker(
     rows = []
     for seq in sequences or list_sequences(davis_root):
         img_dir = davis_frames_dir(davis_root, seq)
-        gt_dir = davis_annotations_dir(davis_root, seq)
-        gt_files = sorted(gt_dir.glob("*.png"))
-        if not gt_files:
-            raise ProjectIOError(f"no ground truth for sequence {seq!r} in {gt_dir}")
-        gt_labels = [read_label_png(p, ground_truth=True) for p in gt_files]
-        ids = _first_frame_objects(gt_labels[0], gt_files[0])
+        gt_labels, ids = _ground_truth(davis_root, seq)
         # One prompt per object of the first frame (one tracking pass per object); auto finds one.
         prompts = [prompt_from_ground_truth(gt_labels[0] == oid, init, 0, oid)
                    for oid in (ids if init != "auto" else ids[:1])]
@@ -120,7 +121,7 @@ def evaluate_tracker(
         for png in (pred_dir / "masks").glob("*.png"):
             png.replace(pred_dir / png.name)
         (pred_dir / "masks").rmdir()
-        seq_rows = evaluate_sequence(gt_dir, pred_dir)
+        seq_rows = evaluate_sequence(davis_annotations_dir(davis_root, seq), pred_dir)
         hotspots = read_hotspots(pred_dir / "hotspots.csv")
         for r in seq_rows:
             hs = hotspot_columns(hotspots.get(r["object_id"], {}), [g == r["object_id"] for g in gt_labels])
@@ -163,12 +164,7 @@ def correction_curve(
 
     davis_root = Path(davis_root)
     models = models or ModelBundle.load()
-    gt_dir = davis_annotations_dir(davis_root, sequence)
-    gt_files = sorted(gt_dir.glob("*.png"))
-    if not gt_files:
-        raise ProjectIOError(f"no ground truth for sequence {sequence!r} in {gt_dir}")
-    gt = [read_label_png(p, ground_truth=True) for p in gt_files]
-    ids = _first_frame_objects(gt[0], gt_files[0])
+    gt, ids = _ground_truth(davis_root, sequence)
     with open_source(davis_frames_dir(davis_root, sequence)) as source:
         session = HotspotSession(source, models, options=options or TrackingOptions())
         session.guard_adaptation = adapt_guard
