@@ -880,7 +880,8 @@ def test_the_smoothing_starts_from_each_keyframes_own_hotspot(session, monkeypat
     def fake_step(tracker, feats, anchor, prev, size, **_kw):
         xy = spots[len(steps) % 2]
         steps.append(xy)
-        return StepResult(prob.clone(), xy, 1.0, make_reference(feats, prob, xy), torch.zeros(1), None, core)
+        return StepResult(prob.clone(), xy, 1.0, make_reference(feats, prob, xy), torch.zeros(1), None, core,
+                          prob.numpy() > 0.5)
 
     monkeypatch.setattr(session_module, "track_step", fake_step)
     # (without the distractor memory, whose look at each keyframe would be a step too)

@@ -133,7 +133,7 @@ class _SteadyHotspots:
         if self.keep <= 0 or r.core is None:
             self.forget(object_id)
             return r.hotspot_xy
-        xy, self._offsets[object_id] = steady_hotspot(r.hotspot_xy, (r.mask_prob > 0.5).numpy(), r.core,
+        xy, self._offsets[object_id] = steady_hotspot(r.hotspot_xy, r.foreground, r.core,
                                                       self._offsets.get(object_id), self.keep)
         return xy
 

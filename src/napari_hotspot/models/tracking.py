@@ -190,6 +190,7 @@ class StepResult:
     heat: torch.Tensor  # (h8, w8) hotspot heat map (softmax)
     evidence: dict | None = None  # the tracker's own per-frame evidence (`step_evidence`), where asked for
     core: np.ndarray | None = None  # (h, w) bool: the mask without its rim (`mask_core`), where it has a hotspot
+    foreground: np.ndarray | None = None  # (h, w) bool: mask_prob > 0.5, where it has a hotspot
 
 
 def mask_core(mask: np.ndarray, rim_px: float = HOTSPOT_RIM_PX, rim_fraction: float = HOTSPOT_RIM_FRACTION) -> np.ndarray:
@@ -201,18 +202,18 @@ def mask_core(mask: np.ndarray, rim_px: float = HOTSPOT_RIM_PX, rim_fraction: fl
 
 def hotspot_from_heat(heat_logits: torch.Tensor, mask_prob: torch.Tensor, stride: int = 8):
     """Peak of the hotspot heat map, constrained to the object's core: returns (heat, (x, y) working px)."""
-    heat, xy, _core = hotspot_and_core(heat_logits, mask_prob, stride)
+    heat, xy, _core, _fg = hotspot_and_core(heat_logits, mask_prob, stride)
     return heat, xy
 
 
 def hotspot_and_core(heat_logits: torch.Tensor, mask_prob: torch.Tensor, stride: int = 8):
-    """`hotspot_from_heat` and the object's core it chose in (`mask_core` of the mask; None where there is
-    no hotspot): (heat, (x, y) working px, core)."""
+    """`hotspot_from_heat`, the object's core it chose in (`mask_core` of the mask) and the mask itself
+    (mask_prob > 0.5), both None where there is no hotspot: (heat, (x, y) working px, core, mask)."""
     h8, w8 = heat_logits.shape[-2:]
     heat = torch.softmax(heat_logits.flatten(), 0).reshape(h8, w8)
     fg = (mask_prob > 0.5).numpy()
     if not fg.any() or float(mask_to_grid(mask_prob, (h8, w8))[0, 0].max()) < 0.5:
-        return heat, None, None  # no object (or only a sliver): no hotspot
+        return heat, None, None, None  # no object (or only a sliver): no hotspot
     core = mask_core(fg)
     inside = mask_to_grid(torch.from_numpy(core).float(), (h8, w8))[0, 0]
     score = heat * (inside >= 0.5 * float(inside.max())).float()
@@ -227,7 +228,7 @@ def hotspot_and_core(heat_logits: torch.Tensor, mask_prob: torch.Tensor, stride:
     cx = float((win * xx).sum()) / s if s > 0 else x
     xy = ((cx + 0.5) * stride - 0.5, (cy + 0.5) * stride - 0.5)
     # The point must lie in the core at full resolution too.
-    return heat, snap_into(core, xy), core
+    return heat, snap_into(core, xy), core, fg
 
 
 # Confidence = P(IoU >= 0.5) from the mask's certainty, a logistic fitted on the validation split of
@@ -437,7 +438,7 @@ def _step_in(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, prev:
     mask_prob[ys, xs] = prob_w
     heat_logits = torch.full(grid8, float("-inf"))
     crop_cells(heat_logits, window, 2).copy_(hot[0, 0])
-    heat, xy, core = hotspot_and_core(heat_logits, mask_prob)
+    heat, xy, core, fg = hotspot_and_core(heat_logits, mask_prob)
     # A compact next template takes its look-alike cells from this step's correlation (in the window).
     likeness = torch.full(grid8, float("-inf"))
     crop_cells(likeness, window, 2).copy_(object_match(corr))
@@ -454,7 +455,7 @@ def _step_in(tracker: WCSTracker, feats: FrameFeatures, anchor: Reference, prev:
     else:
         ev, conf = None, confidence_score(mask_prob)
     return StepResult(mask_prob, xy, conf, make_reference(feats, mask_prob, xy, keys=keys, likeness=likeness), heat, ev,
-                      core)
+                      core, fg)
 
 
 @torch.no_grad()
