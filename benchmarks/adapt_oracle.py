@@ -82,37 +82,54 @@ def cross_frame_adapter(adapter):
     return adapter
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def study_parser(doc: str, frames: int, frames_help: str, steps: list[int], steps_help: str):
+    """The arguments this study and `adapt_selftrain.py` share."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--davis-root", type=Path, required=True)
     parser.add_argument("--sequences", nargs="+", default=None, help="default: every sequence")
     parser.add_argument("--weights", type=Path, default=None, help="default: the shipped weights")
-    parser.add_argument("--frames", type=int, default=8, help="ground-truth frames the oracle learns (K)")
-    parser.add_argument("--steps", type=int, nargs="+", default=[40, 120], help="oracle training steps")
-    parser.add_argument("--cross", type=int, default=None, metavar="STEPS",
-                        help="also a cross-frame oracle (frame-0 template, other frames as search) of STEPS steps")
+    parser.add_argument("--frames", type=int, default=frames, help=frames_help)
+    parser.add_argument("--steps", type=int, nargs="+", default=steps, help=steps_help)
     parser.add_argument("--out", type=Path, default=None, help="also write the table here (markdown)")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def study_inputs(args):
+    """The models, and per sequence (name, frames (T, H, W, 3), ground-truth masks (T, H, W) bool)."""
     from napari_hotspot.data_paths import davis_annotations_dir, davis_frames_dir
     from napari_hotspot.evaluation.report import list_sequences
     from napari_hotspot.models.weights import ModelBundle
-    from napari_hotspot.options import TrackingOptions
-    from napari_hotspot.session import HotspotSession
 
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_corrective_clicks import _load
 
     models = ModelBundle.load(args.weights) if args.weights else ModelBundle.load()
-    sequences = args.sequences or list_sequences(args.davis_root)
+
+    def sequences():
+        for seq in args.sequences or list_sequences(args.davis_root):
+            yield (seq, *_load(davis_frames_dir(args.davis_root, seq), davis_annotations_dir(args.davis_root, seq),
+                               10**6))
+
+    return models, sequences()
+
+
+def main(argv=None) -> int:
+    parser = study_parser(__doc__, 8, "ground-truth frames the oracle learns (K)", [40, 120], "oracle training steps")
+    parser.add_argument("--cross", type=int, default=None, metavar="STEPS",
+                        help="also a cross-frame oracle (frame-0 template, other frames as search) of STEPS steps")
+    args = parser.parse_args(argv)
+
+    from napari_hotspot.options import TrackingOptions
+    from napari_hotspot.session import HotspotSession
+
+    models, sequences = study_inputs(args)
     head = ("| sequence | frames | J, adapt 0 | J, default | "
             + " | ".join(f"J, oracle {s} steps" for s in args.steps)
             + (f" | J, cross-frame oracle {args.cross} steps" if args.cross else "") + " | oracle train s |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     print("\n".join(lines), flush=True)
     rows = []
-    for seq in sequences:
-        video, gt = _load(davis_frames_dir(args.davis_root, seq), davis_annotations_dir(args.davis_root, seq), 10**6)
+    for seq, video, gt in sequences:
         n = len(video)
         row = []
         for options in (TrackingOptions(adapt_seconds=0.0), TrackingOptions()):

@@ -20,7 +20,6 @@ are the tracker's own (no ground truth): per sequence,
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -41,36 +40,24 @@ def confident_frames(confidence: dict[int, float], n: int, k: int) -> list[int]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--davis-root", type=Path, required=True)
-    parser.add_argument("--sequences", nargs="+", default=None, help="default: every sequence")
-    parser.add_argument("--weights", type=Path, default=None, help="default: the shipped weights")
-    parser.add_argument("--frames", type=int, default=4, help="tracked frames learnt (K)")
-    parser.add_argument("--steps", type=int, nargs="+", default=[40, 80], help="training steps")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from adapt_oracle import cross_frame_adapter, finish_table, study_inputs, study_parser
+
+    parser = study_parser(__doc__, 4, "tracked frames learnt (K)", [40, 80], "training steps")
     parser.add_argument("--within", action="store_true", help="single-frame triples only (no cross-frame)")
-    parser.add_argument("--out", type=Path, default=None, help="also write the table here (markdown)")
     args = parser.parse_args(argv)
 
-    from napari_hotspot.data_paths import davis_annotations_dir, davis_frames_dir
     from napari_hotspot.evaluation.davis import evaluated_frames, jaccard
-    from napari_hotspot.evaluation.report import list_sequences
-    from napari_hotspot.models.weights import ModelBundle
     from napari_hotspot.options import TrackingOptions
     from napari_hotspot.session import HotspotSession
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from adapt_oracle import cross_frame_adapter, finish_table
-    from bench_corrective_clicks import _load
-
-    models = ModelBundle.load(args.weights) if args.weights else ModelBundle.load()
-    sequences = args.sequences or list_sequences(args.davis_root)
+    models, sequences = study_inputs(args)
     head = ("| sequence | J, adapt 0 | J, default | "
             + " | ".join(f"J, self-trained {s} steps | guarded (kept)" for s in args.steps) + " | train s |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     print("\n".join(lines), flush=True)
     rows = []
-    for seq in sequences:
-        video, gt = _load(davis_frames_dir(args.davis_root, seq), davis_annotations_dir(args.davis_root, seq), 10**6)
+    for seq, video, gt in sequences:
         n = len(video)
         scored = range(n)[evaluated_frames(n)]
 
