@@ -53,7 +53,7 @@ def main(argv=None) -> int:
 
     models, sequences = study_inputs(args)
     head = ("| sequence | J, adapt 0 | J, default | "
-            + " | ".join(f"J, self-trained {s} steps | guarded (kept)" for s in args.steps) + " | train s |")
+            + " | ".join(f"J, self-trained {s} steps | guarded (kept)" for s in args.steps) + " | train s | frames learnt |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     print("\n".join(lines), flush=True)
     rows = []
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
             row += [j, guarded]
             cells += [f"{j:.3f}", f"{guarded:.3f} ({'yes' if verdict.kept else 'no'})"]
         rows.append(row)
-        line = f"| {seq} | " + " | ".join(cells) + " | " + " / ".join(f"{t:.0f}" for t in train_s) + f" | {picked}"
+        line = f"| {seq} | " + " | ".join(cells) + " | " + " / ".join(f"{t:.0f}" for t in train_s) + f" | {picked} |"
         lines.append(line)
         print(line, flush=True)
     finish_table(lines, rows, 0, args.out)
